@@ -1,0 +1,134 @@
+# sluice -- one plain GNU Makefile. Every dependency comes from pkg-config.
+#
+#   make            build/sluice and build/libsluice.a
+#   make test       install missing packages, build, run unit + integration
+#   make unit       unit tests only (no Redis needed)
+#   make run        local redis-server (if none answers on 6379) + the pool
+#   make asan       the whole test suite under ASan+UBSan (build/asan/)
+#   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
+#   make bench      the benchmark table
+
+PKGS      = hiredis libevent jansson
+TEST_PKGS = check
+
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2
+WERROR   ?= 1
+SAN      ?=
+
+CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g $(OPT) \
+	-Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wpointer-arith \
+	-fno-strict-aliasing
+ifeq ($(WERROR),1)
+CFLAGS_BASE += -Werror
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHK_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+CHK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+ALL_CFLAGS = $(CFLAGS_BASE) $(SAN) -Iframework $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+FW_SRC   := $(wildcard framework/*.c)
+WK_SRC   := $(filter-out workers/main.c,$(wildcard workers/*.c))
+UNIT_SRC := $(wildcard tests/unit/*.c)
+INT_SRC  := $(wildcard tests/integration/*.c)
+SUP_SRC  := $(wildcard tests/support/*.c)
+BENCH_SRC:= $(wildcard tests/bench/*.c)
+
+FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o)
+WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
+SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
+
+LIB      := $(BUILD)/libsluice.a
+BIN      := $(BUILD)/sluice
+UNIT_BIN := $(BUILD)/check_unit
+INT_BIN  := $(BUILD)/check_integration
+BENCH_BIN:= $(BUILD)/sluice-bench
+
+.PHONY: all deps test test-run unit unit-run integration-run run asan valgrind \
+	valgrind-run bench bench-run clean install
+
+all: $(BIN) $(LIB)
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard tests/support/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHK_CFLAGS) -Itests/support -c -o $@ $<
+
+$(LIB): $(FW_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/workers/main.o $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+$(INT_BIN): $(INT_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+$(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/%.o) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The test targets install what is missing first, then re-enter make so
+# that the pkg-config flags above are read with the packages present.
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: $(BIN) $(UNIT_BIN) $(INT_BIN)
+	$(UNIT_BIN)
+	SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
+
+unit: deps
+	@$(MAKE) --no-print-directory unit-run
+
+unit-run: $(UNIT_BIN)
+	$(UNIT_BIN)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@sh scripts/run-local.sh $(BIN)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		test-run
+
+# valgrind follows each forked `sluice` child too, so a leak or an invalid
+# read in a worker process fails the run like one in the test binary.
+VG = valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite
+valgrind: deps
+	@command -v valgrind >/dev/null || apt-get install -y -q valgrind
+	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
+
+valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN)
+	CK_FORK=no $(VG) $(UNIT_BIN)
+	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) \
+		SLUICE_WRAP="$(VG)" $(VG) $(INT_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: $(BIN) $(BENCH_BIN)
+	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sluice
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.a
+	install -m 644 framework/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' framework/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+
+clean:
+	rm -rf build

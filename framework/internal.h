@@ -1,0 +1,186 @@
+/* internal.h -- declarations shared by framework/*.c only.
+ *
+ * Nothing here is part of the public interface: struct layouts may change
+ * at any time. Workers and main() include sluice.h alone.
+ */
+#ifndef SL_INTERNAL_H
+#define SL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include "sluice.h"
+
+#define SL_ASSERT(cond) \
+    ((cond) ? (void)0 : sl__assert_fail(#cond, __FILE__, __LINE__))
+void sl__assert_fail(const char *expr, const char *file, int line)
+    __attribute__((noreturn));
+
+/* ---------------------------------------------------------------------
+ * Configuration (config.c)
+ * ------------------------------------------------------------------ */
+
+#define SL_TRIM_NONE  0
+#define SL_TRIM_ACKED 1
+
+/* The tunables of section 3's "defaults", also settable per worker. */
+struct sl_tunables {
+    long long batch;              /* COUNT of one XREADGROUP, 1..10000 */
+    long long block_ms;           /* BLOCK of one XREADGROUP, ms, >= 1 */
+    long long reclaim_idle_ms;    /* idle time after which a peer reclaims, ms */
+    long long reclaim_interval_ms;/* period of the reclaim sweep, ms */
+    long long max_deliveries;     /* failed attempts before dead-lettering */
+    long long max_fields;         /* more fields than this: too_large */
+    long long heartbeat_ms;       /* period of the worker heartbeat, ms */
+    long long retry_backoff_ms[2];/* first retry delay and cap, ms */
+    long long handler_timeout_ms; /* a handler running longer is killed, ms */
+    long long shutdown_timeout_ms;/* graceful stop budget, ms */
+    long long message_ttl_ms;     /* 0 = none; older entries are "expired", ms */
+    long long max_payload_bytes;  /* largest accepted `data`, bytes */
+    int trim;                     /* SL_TRIM_ACKED or SL_TRIM_NONE */
+};
+
+/* One entry of "workers". */
+struct sl_worker_conf {
+    char *handler;                /* handler name (owned) */
+    char *stream;                 /* stream key (owned) */
+    char *group;                  /* consumer group (owned) */
+    int processes;                /* children to run, >= 1 */
+    struct sl_tunables t;         /* defaults merged with the worker's own keys */
+};
+
+/* A parsed redis:// URL. */
+struct sl_redis_url {
+    char host[256];               /* host name or address */
+    int port;                     /* TCP port */
+    char password[256];           /* empty when none */
+    int db;                       /* database index */
+};
+
+struct sl_config {
+    char *path;                   /* file read (owned), NULL for built-in defaults */
+    char *redis_url;              /* effective URL text (owned) */
+    struct sl_redis_url redis;    /* redis_url parsed */
+    long long connect_timeout_ms; /* connect deadline, ms */
+    long long command_timeout_ms; /* reply deadline (BLOCK excluded), ms */
+    struct sl_tunables defaults;  /* the "defaults" object */
+    struct sl_worker_conf *workers; /* array of nworkers (owned) */
+    size_t nworkers;
+    char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
+};
+
+/* Loads `path`. When the file does not exist and `must_exist` is 0, the
+ * built-in defaults are returned (path NULL). Every problem gives NULL and
+ * a message "FILE:LINE:COL: KEY.PATH: what was expected" in err. New:
+ * free with sl__config_free(). */
+struct sl_config *sl__config_load(const char *path, int must_exist,
+                                  char *err, size_t errlen);
+
+/* Returns the built-in defaults of SPEC section 3. New. */
+struct sl_config *sl__config_default(void);
+
+/* Replaces the Redis URL (from --redis or SLUICE_REDIS_URL); `origin`
+ * names the source in the error message. Returns 0 or -1 with err set. */
+int sl__config_set_url(struct sl_config *cfg, const char *url,
+                       const char *origin, char *err, size_t errlen);
+
+/* Parses redis://[:password@]host:port[/db]. Returns 0 or -1 with err. */
+int sl__url_parse(const char *url, struct sl_redis_url *out,
+                  char *err, size_t errlen);
+
+void sl__config_free(struct sl_config *cfg);
+
+/* ---------------------------------------------------------------------
+ * Logging (log.c): one logfmt line per event on stderr.
+ * ------------------------------------------------------------------ */
+
+#define SL_LOG_DEBUG 0
+#define SL_LOG_INFO  1
+#define SL_LOG_WARN  2
+#define SL_LOG_ERROR 3
+
+extern int sl__log_level;         /* lines below this level are dropped */
+extern const char *sl__log_role;  /* "supervisor", or the consumer name */
+
+/* Logs `event` with extra key=value pairs formatted from fmt (which must
+ * already be logfmt, values quoted with sl__logq where needed). */
+void sl__log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Returns `s` quoted for logfmt in a rotating static buffer (up to 8
+ * results stay valid at once; long values are cut). */
+const char *sl__logq(const char *s);
+
+/* ---------------------------------------------------------------------
+ * Small helpers (util.c)
+ * ------------------------------------------------------------------ */
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t sl__now_ms(void);
+/* Milliseconds since the epoch. */
+uint64_t sl__wall_ms(void);
+
+/* Capped exponential backoff with jitter: base * 2^(step), at most cap,
+ * then a random 50-100% of that. Returns ms. */
+long long sl__backoff_ms(long long base, long long cap, int step);
+
+/* The delay before retry number `attempts` (>= 1) of SPEC section 5:
+ * first * 2^(attempts-1), at most cap, without overflow. */
+long long sl__retry_delay_ms(long long first, long long cap, long long attempts);
+
+/* The key under which sluice keeps its per-entry bookkeeping for one
+ * stream and group: "sluice:attempts:<len>:<stream>:<group>". The length
+ * keeps names that contain ':' apart. Writes at most size bytes; returns
+ * the length it needed. */
+int sl__attempts_key(char *buf, size_t size, const char *stream, const char *group);
+
+/* ---------------------------------------------------------------------
+ * The per-entry context and message checks (ctx.c, message.c)
+ * ------------------------------------------------------------------ */
+
+#define SL_ERRLEN 512
+
+/* What a handler (or the framework's checks) decided about one entry.
+ * One context serves every entry of a process: sl__ctx_reset() between
+ * entries keeps its buffers, so the hot path allocates nothing. */
+struct sl_ctx {
+    const struct sl_handler *handler; /* borrowed, static */
+    char err[SL_ERRLEN];          /* "code" or "code: detail"; "" when none */
+    int dead_trim_fields;         /* too_large by field count: the dead letter keeps type and data only */
+    long long dropped_fields;     /* fields left out of such a dead letter */
+    int script;                   /* index in handler->scripts of the effect, -1 when none */
+    int nkeys;                    /* keys of the effect */
+    int nargs;                    /* arguments of the effect */
+    char *buf;                    /* keys then arguments, NUL-separated (owned) */
+    size_t buflen, bufcap;        /* bytes used / allocated in buf */
+    size_t *offs;                 /* start of each key/argument in buf (owned) */
+    size_t offcap;                /* entries allocated in offs */
+};
+
+/* Returns a context for handler h (borrowed, must outlive it), or NULL.
+ * New: sl__ctx_free(). */
+struct sl_ctx *sl__ctx_new(const struct sl_handler *h);
+/* Forgets the previous entry's error and effect, keeping the buffers. */
+void sl__ctx_reset(struct sl_ctx *ctx);
+void sl__ctx_free(struct sl_ctx *ctx);
+/* Returns key or argument i of the declared effect (keys first), borrowed
+ * until the next reset, with its length in *len. */
+const char *sl__ctx_effect_arg(const struct sl_ctx *ctx, int i, size_t *len);
+/* Sets the error text directly (no disposition), printf-style. */
+void sl__ctx_seterr(struct sl_ctx *ctx, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Runs the checks of SPEC section 5's dead-letter table that come before
+ * the handler, in the table's order, on an entry whose id, stream, fields
+ * and nfields are set in msg: expired (when ttl_ms > 0, against now_ms,
+ * ms since the epoch), missing_payload, too_large, invalid_encoding,
+ * invalid_json, invalid_schema, unknown_type (against `types` when not
+ * NULL). On success fills msg->type, raw_data, raw_data_len and, unless
+ * `raw`, msg->data (new reference: the caller json_decref()s it after
+ * `handle`) and returns 0. On failure records the error on ctx (and the
+ * field-trimming flags for too_large) and returns -1. */
+int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
+                    const struct sl_tunables *t, int raw,
+                    const char *const *types, uint64_t now_ms);
+
+#endif /* SL_INTERNAL_H */

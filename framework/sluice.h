@@ -1,0 +1,173 @@
+/* sluice.h -- the public interface of libsluice.
+ *
+ * A worker is a `const struct sl_handler` (a vtable) listed in a
+ * NULL-terminated registry that main() hands to sl_main(). The framework
+ * reads entries from a Redis stream through a consumer group, validates
+ * them, calls the handler's `handle` hook for each one and applies the
+ * disposition the hook returns: SL_ACK, SL_RETRY or SL_DEAD.
+ *
+ * A handler never writes to Redis itself. Effects that live in Redis are
+ * *declared* on the context with sl_ctx_effect(): a Lua script registered
+ * in the handler's `scripts` table plus its keys and arguments. The
+ * framework runs that script, the XACK and its own bookkeeping as one
+ * atomic step, fenced by ownership of the entry (see README, "Effects").
+ */
+#ifndef SL_SLUICE_H
+#define SL_SLUICE_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#define SL_VERSION "0.1.0"
+#define SL_ABI_VERSION 1          /* bumped on any change to the structs below */
+
+/* Error codes: functions that can fail return 0 or one of these. */
+#define SL_OK       0
+#define SL_ERR     -1             /* generic failure, see the context's errstr */
+#define SL_ENOMEM  -2             /* allocation failed */
+#define SL_EINVAL  -3             /* bad argument */
+#define SL_EEXIST  -4             /* something was already declared */
+
+/* What the framework does with an entry once `handle` returns. */
+enum sl_disposition {
+    SL_ACK = 0,                   /* done: apply declared effects, then XACK */
+    SL_RETRY = 1,                 /* failed this time: deliver again after backoff */
+    SL_DEAD = 2                   /* permanent failure: move to <stream>:dead */
+};
+
+/* Handler flags. */
+#define SL_HANDLER_RAW 0x1        /* do not parse `data`: msg->data is NULL */
+
+struct sl_ctx;                    /* per-entry handling context, opaque */
+
+/* One field of a stream entry. Names and values are binary-safe: use the
+ * lengths. Both pointers are borrowed, valid until `handle` returns. */
+struct sl_field {
+    const char *name;             /* borrowed; not NUL-terminated in general */
+    size_t name_len;              /* bytes */
+    const char *value;            /* borrowed; not NUL-terminated in general */
+    size_t value_len;             /* bytes */
+};
+
+/* A message handed to `handle`. The struct and everything it points to are
+ * borrowed and valid only until `handle` returns: copy what you keep, or
+ * json_incref() the parts of `data` you keep. */
+struct sl_msg {
+    const char *id;               /* borrowed: entry ID "ms-seq", NUL-terminated */
+    const char *stream;           /* borrowed: stream name, NUL-terminated */
+    const char *type;             /* borrowed: the `type` field, NUL-terminated, never empty */
+    const struct sl_field *fields;/* borrowed: every field of the entry, in order */
+    size_t nfields;               /* number of entries in `fields` */
+    json_t *data;                 /* borrowed: the parsed `data` object, NULL with SL_HANDLER_RAW */
+    const char *raw_data;         /* borrowed: the `data` bytes as stored */
+    size_t raw_data_len;          /* bytes in raw_data */
+    long long deliveries;         /* Redis's delivery count of the entry */
+    int attempts;                 /* failed attempts before this one (0 the first time) */
+};
+
+/* What a worker process runs as; passed to `init`. Every pointer is
+ * borrowed and valid for the life of the process. */
+struct sl_worker_info {
+    const char *handler;          /* handler name, e.g. "payment" */
+    const char *stream;           /* stream consumed */
+    const char *group;            /* consumer group */
+    const char *consumer;         /* this process's consumer name */
+};
+
+/* A Lua script a handler may declare as its effect. `body` is ordinary
+ * Redis Lua that uses KEYS and ARGV as given to sl_ctx_effect(); it runs
+ * atomically with the entry's XACK, and only while the entry is still
+ * pending for this consumer. It must do every read and check before its
+ * first write (Lua has no rollback). Its return value decides the entry:
+ *   - anything but the two forms below: SL_ACK;
+ *   - {'retry', 'reason'}: SL_RETRY (write nothing before returning it);
+ *   - {'dead', 'code: detail'}: SL_DEAD (write nothing before returning it).
+ * The framework loads each script once per connection and again after a
+ * NOSCRIPT reply. */
+struct sl_script {
+    const char *name;             /* for logs and metrics */
+    const char *body;             /* Lua source, without a shebang line */
+};
+
+/* The vtable a worker exports. Fill it with designated initializers. */
+struct sl_handler {
+    int abi_version;              /* SL_ABI_VERSION */
+    const char *name;             /* registry name, as in the config's "handler" */
+    unsigned flags;               /* SL_HANDLER_* */
+    const char *const *types;     /* NULL-terminated accepted `type`s; NULL accepts any */
+    const struct sl_script *const *scripts; /* NULL-terminated scripts for sl_ctx_effect(), or NULL */
+
+    /* Optional. Called once per worker process before the first entry.
+     * Stores the worker's state in *privdata (new: freed by `destroy`).
+     * Returns 0, or a negative SL_E* code to make the process exit. */
+    int (*init)(const struct sl_worker_info *info, void **privdata);
+
+    /* Required. Decides what happens to one entry. `ctx` and `msg` are
+     * borrowed until it returns. May block (the framework renews the
+     * entry's lease meanwhile); must not write to Redis itself. */
+    enum sl_disposition (*handle)(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                  void *privdata);
+
+    /* Optional. Frees what `init` stored. */
+    void (*destroy)(void *privdata);
+};
+
+/* Declares the entry's effect: `script` (which must be listed in the
+ * handler's `scripts`) with `nkeys` keys and `nargs` arguments. Keys and
+ * arguments are NUL-terminated strings, copied before the call returns
+ * (the caller keeps ownership). At most one effect per entry. Returns 0,
+ * SL_EEXIST when an effect was already declared, SL_EINVAL for a script
+ * the handler did not list, SL_ENOMEM. */
+int sl_ctx_effect(struct sl_ctx *ctx, const struct sl_script *script,
+                  int nkeys, const char *const *keys,
+                  int nargs, const char *const *args);
+
+/* Records why the entry is being retried or dead-lettered: the error is
+ * `code`, or `code: detail` when fmt is not NULL. Strings are copied; a
+ * later call replaces an earlier one. Returns the disposition `d`, so a
+ * handler can write `return sl_ctx_fail(ctx, SL_DEAD, "invalid_id", ...)`. */
+enum sl_disposition sl_ctx_fail(struct sl_ctx *ctx, enum sl_disposition d,
+                                const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Returns the value of the first field named `name`, or NULL when the
+ * entry has none; the length goes to *len when len is not NULL. The
+ * result is borrowed from msg. */
+const char *sl_msg_field(const struct sl_msg *msg, const char *name, size_t *len);
+
+/* ---------------------------------------------------------------------
+ * Validation helpers for handlers. Each looks up `key` in the JSON object
+ * `data`, checks it against the rule of SPEC section 5, and on failure
+ * records the SPEC error code on ctx and returns -1; on success stores the
+ * value and returns 0. Strings stored are borrowed from `data`.
+ * ------------------------------------------------------------------ */
+
+/* A required string of 1-64 characters of [A-Za-z0-9_.:-]: missing_field,
+ * wrong_type (string) or invalid_id. */
+int sl_get_id(struct sl_ctx *ctx, json_t *data, const char *key, const char **out);
+
+/* A required JSON integer with lo <= v <= hi: missing_field, wrong_type
+ * (integer; 1e2 and "100" are not integers) or invalid_amount. */
+int sl_get_amount(struct sl_ctx *ctx, json_t *data, const char *key,
+                  long long lo, long long hi, long long *out);
+
+/* A required string of three upper-case letters: missing_field, wrong_type
+ * or invalid_currency. */
+int sl_get_currency(struct sl_ctx *ctx, json_t *data, const char *key, const char **out);
+
+/* A required string (any content, may be empty when allow_empty):
+ * missing_field or wrong_type. */
+int sl_get_string(struct sl_ctx *ctx, json_t *data, const char *key,
+                  int allow_empty, const char **out);
+
+/* Returns a canonical text of a JSON value (sorted keys, compact): two
+ * values that are equal whatever their key order and white space give the
+ * same text. New: free() it. NULL on allocation failure. */
+char *sl_json_canonical(const json_t *value);
+
+/* The entry point of the `sluice` binary: parses the command line and runs
+ * a subcommand with the given registry (borrowed; NULL-terminated, static).
+ * Returns the process exit code. */
+int sl_main(int argc, char **argv, const struct sl_handler *const *registry);
+
+#endif /* SL_SLUICE_H */
