@@ -59,7 +59,7 @@ all: $(BIN) $(LIB)
 deps:
 	@sh scripts/install-deps.sh
 
-$(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard tests/support/*.h)
+$(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard workers/*.h) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHK_CFLAGS) -Itests/support -c -o $@ $<
 

@@ -1,4 +1,4 @@
-/* internal.h -- declarations shared by framework/*.c only.
+/* internal.h -- declarations shared by the framework/ sources only.
  *
  * Nothing here is part of the public interface: struct layouts may change
  * at any time. Workers and main() include sluice.h alone.
@@ -139,6 +139,7 @@ int sl__attempts_key(char *buf, size_t size, const char *stream, const char *gro
  * ------------------------------------------------------------------ */
 
 #define SL_ERRLEN 512
+#define SL_TYPELEN 256           /* bytes for a `type` and its NUL; longer types are unknown_type */
 
 /* What a handler (or the framework's checks) decided about one entry.
  * One context serves every entry of a process: sl__ctx_reset() between
@@ -155,6 +156,7 @@ struct sl_ctx {
     size_t buflen, bufcap;        /* bytes used / allocated in buf */
     size_t *offs;                 /* start of each key/argument in buf (owned) */
     size_t offcap;                /* entries allocated in offs */
+    char type[SL_TYPELEN];        /* the entry's `type`, NUL-terminated; "" until sl__msg_prepare() copies it */
 };
 
 /* Returns a context for handler h (borrowed, must outlive it), or NULL.
@@ -182,5 +184,88 @@ void sl__ctx_seterr(struct sl_ctx *ctx, const char *code, const char *fmt, ...)
 int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
                     const struct sl_tunables *t, int raw,
                     const char *const *types, uint64_t now_ms);
+
+/* ---------------------------------------------------------------------
+ * Lua (scripts.c)
+ * ------------------------------------------------------------------ */
+
+#define SL_SCRIPT_COMMIT 0        /* ack / retry / dead of one entry, fenced */
+#define SL_SCRIPT_FAIL   1        /* a failed attempt recorded by the supervisor */
+#define SL_SCRIPT_CLAIM  2        /* own recovery, due retries, reclaim from peers */
+#define SL_SCRIPT_RENEW  3        /* lease renewal */
+#define SL_SCRIPT_REPLAY 4        /* dlq replay of one entry */
+#define SL_NSCRIPTS      5
+
+#define SL_FW_KEYS 3              /* framework keys before an effect's own */
+#define SL_FW_ARGS 9              /* framework arguments before an effect's own */
+
+/* Commit/effect script return values. */
+#define SL_COMMIT_NOT_OWNER 0
+#define SL_COMMIT_ACKED     1
+#define SL_COMMIT_RETRIED   2
+#define SL_COMMIT_DEAD      3
+
+char *sl__script_source(int which);
+char *sl__script_effect_source(const struct sl_script *s);
+
+/* ---------------------------------------------------------------------
+ * The slot a child shares with its supervisor (pool.c, worker.c)
+ *
+ * One per child, in a MAP_SHARED mapping made before fork. The child is
+ * the only writer; the supervisor reads it to renew leases, enforce
+ * handler_timeout_ms, learn which entry a crashed child held, and serve
+ * /metrics. Strings are guarded by a sequence counter (odd while the
+ * child writes); counters are single-writer and read with relaxed atomics.
+ * ------------------------------------------------------------------ */
+
+#define SL_IDLEN 48               /* room for "18446744073709551615-18446744073709551615" */
+#define SL_HIST_N 12              /* handler-duration histogram buckets */
+
+extern const double sl__hist_bounds[SL_HIST_N]; /* upper bounds, seconds */
+
+enum sl_counter {
+    SL_C_PROCESSED,               /* entries whose fate was decided */
+    SL_C_ACKED,                   /* acked, with or without effects */
+    SL_C_RETRIED,                 /* left pending for a retry */
+    SL_C_DEAD,                    /* dead-lettered */
+    SL_C_FAILED,                  /* retried + dead: attempts that failed */
+    SL_C_RECLAIMED,               /* taken from another consumer */
+    SL_C_DELETED,                 /* pending entries whose data was gone: acked */
+    SL_C_DISCARDED,               /* commits refused by the ownership fence */
+    SL_C_RECONNECTS,              /* Redis connections re-established */
+    SL_C_HANDLER_US,              /* total handler time, microseconds */
+    SL_NCOUNTERS
+};
+
+struct sl_slot {
+    uint32_t seq;                 /* even: stable; odd: child is writing the strings */
+    int32_t pid;                  /* child pid, 0 when none */
+    char cur_id[SL_IDLEN];        /* entry whose handler runs now, "" when none */
+    uint64_t cur_started_ms;      /* sl__now_ms() when that handler started */
+    char first_id[SL_IDLEN];      /* lowest ID of the batch in hand, "" when none */
+    char last_id[SL_IDLEN];       /* highest ID of the batch in hand */
+    uint64_t batch_started_ms;    /* sl__now_ms() when the batch was received */
+    uint32_t batch_len;           /* entries in the batch in hand */
+    int32_t redis_up;             /* 1 while the child's connections are ready */
+    uint64_t counters[SL_NCOUNTERS]; /* enum sl_counter */
+    uint64_t hist[SL_HIST_N + 1]; /* handler durations per bucket, last = +Inf */
+};
+
+/* Runs one worker process until it is told to stop (SIGTERM/SIGINT) or
+ * fails for good. `slot` may be NULL (no supervisor). Returns the exit
+ * code for the process. */
+int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
+                   const struct sl_handler *h, const char *consumer,
+                   struct sl_slot *slot);
+
+/* Runs `sluice run`: the supervisor. Returns the exit code. */
+int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
+                 const char *redis_override, const char *workers_override,
+                 const char *metrics_override,
+                 const struct sl_handler *const *registry);
+
+/* Finds a handler by name in a NULL-terminated registry, or NULL. */
+const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
+                                           const char *name);
 
 #endif /* SL_INTERNAL_H */

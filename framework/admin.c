@@ -1,0 +1,557 @@
+/* admin.c -- the admin subcommands: enqueue, dlq, pending, workers.
+ *
+ * They use a synchronous connection with the configured connect and
+ * command timeouts: an admin command that cannot reach Redis exits 1
+ * with the reason, never hangs. Tables are aligned text; --json prints
+ * one JSON document built with jansson.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "admin.h"
+
+/* Connects with the configured timeouts; prints why and returns NULL
+ * when Redis cannot be reached. New: redisFree(). */
+static redisContext *admin_connect(const struct sl_config *cfg)
+{
+    struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
+    struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
+    redisContext *c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, ct);
+    redisReply *r;
+
+    if (c == NULL || c->err) {
+        fprintf(stderr, "sluice: cannot reach redis at %s:%d: %s\n", cfg->redis.host,
+                cfg->redis.port, c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, rt);
+    if (cfg->redis.password[0]) {
+        r = redisCommand(c, "AUTH %s", cfg->redis.password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "sluice: redis AUTH failed: %s\n", r ? r->str : c->errstr);
+            freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if (cfg->redis.db != 0) {
+        r = redisCommand(c, "SELECT %d", cfg->redis.db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "sluice: redis SELECT failed: %s\n", r ? r->str : c->errstr);
+            freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return c;
+}
+
+/* Runs a command; prints the error and returns NULL when it failed
+ * (connection or error reply). New: freeReplyObject(). */
+static redisReply *run(redisContext *c, int argc, const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+
+    if (r == NULL) {
+        fprintf(stderr, "sluice: redis: %s\n", c->errstr);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "sluice: redis: %s\n", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Prints a JSON document and frees it. */
+static void print_json(json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+    if (s != NULL) {
+        puts(s);
+        free(s);
+    }
+    json_decref(doc);
+}
+
+/* Parses a non-negative integer option; returns -1 when malformed. */
+static long long opt_int(const char *s, long long dflt)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL)
+        return dflt;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < 0)
+        return -1;
+    return v;
+}
+
+/* Returns a flat field array of a stream entry as a JSON object (values
+ * as strings; invalid UTF-8 is replaced so the output stays JSON). */
+static json_t *fields_json(const redisReply *f)
+{
+    json_t *o = json_object();
+    size_t i;
+
+    for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        json_t *v = json_stringn(f->element[i + 1]->str, (size_t)f->element[i + 1]->len);
+        if (v == NULL)
+            v = json_string("(not UTF-8)");
+        json_object_set_new(o, f->element[i]->str, v);
+    }
+    return o;
+}
+
+/* Returns the value of field name in a flat field array, or "". */
+static const char *field(const redisReply *f, const char *name)
+{
+    size_t i;
+
+    for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, name) == 0)
+            return f->element[i + 1]->str;
+    return "";
+}
+
+/* ------------------------------------------------------------------ */
+/* enqueue                                                             */
+/* ------------------------------------------------------------------ */
+
+/* sluice enqueue STREAM TYPE JSON: checks that JSON is an object before
+ * anything is sent, then XADDs it with `*`. */
+static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+{
+    json_error_t jerr;
+    json_t *data;
+    redisReply *r;
+    const char *argv[7];
+
+    if (a->npos != 4) {
+        fprintf(stderr, "sluice: usage: sluice enqueue STREAM TYPE JSON\n");
+        return 2;
+    }
+    data = json_loadb(a->pos[3], strlen(a->pos[3]), JSON_REJECT_DUPLICATES, &jerr);
+    if (data == NULL) {
+        fprintf(stderr, "sluice: JSON: %s at line %d column %d\n", jerr.text, jerr.line, jerr.column);
+        return 2;
+    }
+    if (!json_is_object(data)) {
+        fprintf(stderr, "sluice: JSON: data must be a JSON object\n");
+        json_decref(data);
+        return 2;
+    }
+    json_decref(data);
+    if (a->pos[2][0] == '\0') {
+        fprintf(stderr, "sluice: TYPE must not be empty\n");
+        return 2;
+    }
+    if ((*cp = admin_connect(cfg)) == NULL)
+        return 1;
+    argv[0] = "XADD"; argv[1] = a->pos[1]; argv[2] = "*";
+    argv[3] = "type"; argv[4] = a->pos[2]; argv[5] = "data"; argv[6] = a->pos[3];
+    if ((r = run(*cp, 7, argv)) == NULL)
+        return 1;
+    printf("%s\n", r->str);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* dlq                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* sluice dlq list|show ID|replay [ID|--all]|purge STREAM. STREAM is the
+ * source stream; its dead letters are in STREAM:dead. */
+static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+{
+    const char *verb = a->npos > 1 ? a->pos[1] : "";
+    const char *id = NULL, *stream;
+    char dkey[1024];
+    redisReply *r;
+    int want;
+    size_t i;
+
+    want = !strcmp(verb, "show") || (!strcmp(verb, "replay") && !a->all) ? 4 : 3;
+    if ((strcmp(verb, "list") && strcmp(verb, "show") && strcmp(verb, "replay") &&
+         strcmp(verb, "purge")) || a->npos != want) {
+        fprintf(stderr, "sluice: usage: sluice dlq list|show ID|replay [ID|--all]|purge STREAM [--json]\n");
+        return 2;
+    }
+    if (want == 4) {
+        id = a->pos[2];
+        stream = a->pos[3];
+    } else {
+        stream = a->pos[2];
+    }
+    snprintf(dkey, sizeof(dkey), "%s:dead", stream);
+    if ((*cp = admin_connect(cfg)) == NULL)
+        return 1;
+
+    if (!strcmp(verb, "list") || !strcmp(verb, "show")) {
+        const char *argv[] = { "XRANGE", dkey, id ? id : "-", id ? id : "+", "COUNT", "" };
+        char cnt[24];
+        long long n = opt_int(a->count, 1000);
+        json_t *doc = json_array();
+
+        if (n <= 0) {
+            fprintf(stderr, "sluice: --count: expected a positive integer\n");
+            json_decref(doc);
+            return 2;
+        }
+        snprintf(cnt, sizeof(cnt), "%lld", n);
+        argv[5] = cnt;
+        if ((r = run(*cp, 6, argv)) == NULL) {
+            json_decref(doc);
+            return 1;
+        }
+        if (id != NULL && r->elements == 0) {
+            fprintf(stderr, "sluice: no dead letter %s in %s\n", id, dkey);
+            freeReplyObject(r);
+            json_decref(doc);
+            return 1;
+        }
+        if (!a->json && id == NULL)
+            printf("%-22s %-22s %-20s %-10s %s\n", "ID", "SOURCE_ID", "TYPE", "DELIVERIES", "ERROR");
+        for (i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            const redisReply *f = e->element[1];
+            if (a->json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "id", json_string(e->element[0]->str));
+                json_object_set_new(o, "fields", fields_json(f));
+                json_array_append_new(doc, o);
+            } else if (id == NULL) {
+                printf("%-22s %-22s %-20.20s %-10s %s\n", e->element[0]->str, field(f, "source_id"),
+                       field(f, "type"), field(f, "deliveries"), field(f, "error"));
+            } else {
+                size_t j;
+                printf("id: %s\n", e->element[0]->str);
+                for (j = 0; j + 1 < f->elements; j += 2)
+                    printf("%s: %.*s\n", f->element[j]->str, (int)f->element[j + 1]->len,
+                           f->element[j + 1]->str);
+            }
+        }
+        if (a->json)
+            print_json(id ? json_incref(json_array_get(doc, 0)) : json_incref(doc));
+        json_decref(doc);
+        freeReplyObject(r);
+        return 0;
+    }
+
+    if (!strcmp(verb, "purge")) {
+        const char *argv[] = { "DEL", dkey };
+        const char *len[] = { "XLEN", dkey };
+        long long n;
+        if ((r = run(*cp, 2, len)) == NULL)
+            return 1;
+        n = r->integer;
+        freeReplyObject(r);
+        if ((r = run(*cp, 2, argv)) == NULL)
+            return 1;
+        freeReplyObject(r);
+        if (a->json)
+            print_json(json_pack("{s:I}", "purged", (json_int_t)n));
+        else
+            printf("purged %lld dead letters from %s\n", n, dkey);
+        return 0;
+    }
+
+    /* replay: one atomic script per entry (re-add, then XDEL). */
+    {
+        char *src = sl__script_source(SL_SCRIPT_REPLAY);
+        json_t *doc = json_array();
+        long long replayed = 0;
+        int rc = 0;
+
+        if (src == NULL) {
+            json_decref(doc);
+            return 1;
+        }
+        for (;;) {
+            const char *rng[] = { "XRANGE", dkey, "-", "+", "COUNT", "100" };
+            redisReply *lr = NULL;
+            size_t nids = 0, k;
+
+            if (id != NULL) {
+                nids = 1;
+            } else {
+                if ((lr = run(*cp, 6, rng)) == NULL) {
+                    rc = 1;
+                    break;
+                }
+                nids = lr->elements;
+            }
+            for (k = 0; k < nids; k++) {
+                const char *one = id ? id : lr->element[k]->element[0]->str;
+                const char *argv[] = { "EVAL", src, "2", dkey, stream, one };
+                if ((r = run(*cp, 6, argv)) == NULL) {
+                    rc = 1;
+                    break;
+                }
+                if (r->type == REDIS_REPLY_NIL) {
+                    fprintf(stderr, "sluice: no dead letter %s in %s\n", one, dkey);
+                    rc = 1;
+                } else {
+                    replayed++;
+                    if (a->json)
+                        json_array_append_new(doc, json_pack("{s:s,s:s}", "dead_id", one,
+                                                             "new_id", r->str));
+                    else
+                        printf("replayed %s as %s in %s\n", one, r->str, stream);
+                }
+                freeReplyObject(r);
+            }
+            freeReplyObject(lr);
+            if (id != NULL || nids == 0 || rc != 0)
+                break;
+        }
+        if (a->json)
+            print_json(json_incref(doc));
+        else if (id == NULL)
+            printf("replayed %lld dead letters\n", replayed);
+        json_decref(doc);
+        free(src);
+        return rc;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* pending                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Prints the pending view of one group; adds it to doc with --json. */
+static int pending_group(redisContext *c, const struct sl_args *a, const char *stream,
+                         const char *group, long long idle, long long count, json_t *doc)
+{
+    const char *sum[] = { "XPENDING", stream, group };
+    char idle_s[24], count_s[24];
+    const char *ext[] = { "XPENDING", stream, group, "IDLE", idle_s, "-", "+", count_s };
+    redisReply *s, *e;
+    json_t *g = json_object(), *cons = json_array(), *ents = json_array();
+    size_t i;
+
+    snprintf(idle_s, sizeof(idle_s), "%lld", idle);
+    snprintf(count_s, sizeof(count_s), "%lld", count);
+    if ((s = run(c, 3, sum)) == NULL || (e = run(c, 8, ext)) == NULL) {
+        freeReplyObject(s);
+        json_decref(g);
+        json_decref(cons);
+        json_decref(ents);
+        return 1;
+    }
+    json_object_set_new(g, "stream", json_string(stream));
+    json_object_set_new(g, "group", json_string(group));
+    json_object_set_new(g, "pending", json_integer(s->element[0]->integer));
+    json_object_set_new(g, "min_id", s->element[1]->type == REDIS_REPLY_STRING ?
+                        json_string(s->element[1]->str) : json_null());
+    json_object_set_new(g, "max_id", s->element[2]->type == REDIS_REPLY_STRING ?
+                        json_string(s->element[2]->str) : json_null());
+    if (s->element[3]->type == REDIS_REPLY_ARRAY)
+        for (i = 0; i < s->element[3]->elements; i++) {
+            const redisReply *p = s->element[3]->element[i];
+            json_array_append_new(cons, json_pack("{s:s,s:I}", "consumer", p->element[0]->str,
+                                  "pending", (json_int_t)strtoll(p->element[1]->str, NULL, 10)));
+        }
+    for (i = 0; i < e->elements; i++) {
+        const redisReply *p = e->element[i];
+        json_array_append_new(ents, json_pack("{s:s,s:s,s:I,s:I}", "id", p->element[0]->str,
+                              "consumer", p->element[1]->str,
+                              "idle_ms", (json_int_t)p->element[2]->integer,
+                              "deliveries", (json_int_t)p->element[3]->integer));
+    }
+    json_object_set_new(g, "consumers", cons);
+    json_object_set_new(g, "entries", ents);
+    if (!a->json) {
+        printf("stream %s group %s: %lld pending", stream, group, s->element[0]->integer);
+        if (s->element[1]->type == REDIS_REPLY_STRING)
+            printf(" (%s .. %s)", s->element[1]->str, s->element[2]->str);
+        printf("\n");
+        if (json_array_size(cons) > 0) {
+            printf("  %-40s %s\n", "CONSUMER", "PENDING");
+            for (i = 0; i < json_array_size(cons); i++) {
+                json_t *o = json_array_get(cons, i);
+                printf("  %-40s %lld\n", json_string_value(json_object_get(o, "consumer")),
+                       (long long)json_integer_value(json_object_get(o, "pending")));
+            }
+        }
+        if (json_array_size(ents) > 0) {
+            printf("  %-24s %-40s %10s %10s\n", "ID", "CONSUMER", "IDLE_MS", "DELIVERIES");
+            for (i = 0; i < json_array_size(ents); i++) {
+                json_t *o = json_array_get(ents, i);
+                printf("  %-24s %-40s %10lld %10lld\n",
+                       json_string_value(json_object_get(o, "id")),
+                       json_string_value(json_object_get(o, "consumer")),
+                       (long long)json_integer_value(json_object_get(o, "idle_ms")),
+                       (long long)json_integer_value(json_object_get(o, "deliveries")));
+            }
+        }
+    }
+    json_array_append_new(doc, g);
+    freeReplyObject(s);
+    freeReplyObject(e);
+    return 0;
+}
+
+/* sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]. */
+static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+{
+    long long idle = opt_int(a->idle, 0), count = opt_int(a->count, 10);
+    json_t *doc;
+    int rc = 0;
+    size_t i;
+
+    if (a->npos < 2 || a->npos > 3) {
+        fprintf(stderr, "sluice: usage: sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]\n");
+        return 2;
+    }
+    if (idle < 0 || count <= 0) {
+        fprintf(stderr, "sluice: %s: expected a %s integer\n", idle < 0 ? "--idle" : "--count",
+                idle < 0 ? "non-negative" : "positive");
+        return 2;
+    }
+    if ((*cp = admin_connect(cfg)) == NULL)
+        return 1;
+    doc = json_array();
+    if (a->npos == 3) {
+        rc = pending_group(*cp, a, a->pos[1], a->pos[2], idle, count, doc);
+    } else {
+        const char *argv[] = { "XINFO", "GROUPS", a->pos[1] };
+        redisReply *r = run(*cp, 3, argv);
+        if (r == NULL) {
+            json_decref(doc);
+            return 1;
+        }
+        for (i = 0; i < r->elements && rc == 0; i++) {
+            const redisReply *g = r->element[i];
+            size_t j;
+            for (j = 0; j + 1 < g->elements; j += 2)
+                if (!strcmp(g->element[j]->str, "name"))
+                    rc = pending_group(*cp, a, a->pos[1], g->element[j + 1]->str, idle, count, doc);
+        }
+        freeReplyObject(r);
+    }
+    if (a->json && rc == 0)
+        print_json(json_incref(doc));
+    json_decref(doc);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* workers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* sluice workers [--json]: every live heartbeat, sorted by name. */
+static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+{
+    static const char *const cols[] = { "pid", "host", "handler", "stream", "group",
+                                        "started_at", "last_beat", "processed", "failed" };
+    char cursor[32] = "0";
+    json_t *doc = json_array();
+    uint64_t now = sl__wall_ms();
+    size_t i, j;
+
+    if (a->npos != 1) {
+        fprintf(stderr, "sluice: usage: sluice workers [--json]\n");
+        json_decref(doc);
+        return 2;
+    }
+    if ((*cp = admin_connect(cfg)) == NULL) {
+        json_decref(doc);
+        return 1;
+    }
+    do {
+        const char *scan[] = { "SCAN", cursor, "MATCH", "sluice:worker:*", "COUNT", "500" };
+        redisReply *r = run(*cp, 6, scan);
+        if (r == NULL) {
+            json_decref(doc);
+            return 1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (i = 0; i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str;
+            const char *hm[] = { "HMGET", key, cols[0], cols[1], cols[2], cols[3], cols[4],
+                                 cols[5], cols[6], cols[7], cols[8] };
+            redisReply *h = run(*cp, 11, hm);
+            json_t *o;
+            if (h == NULL || h->elements != 9 || h->element[0]->type != REDIS_REPLY_STRING) {
+                freeReplyObject(h);
+                continue;
+            }
+            o = json_object();
+            json_object_set_new(o, "consumer", json_string(key + strlen("sluice:worker:")));
+            for (j = 0; j < 9; j++) {
+                const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
+                if (j == 0 || j >= 5)
+                    json_object_set_new(o, cols[j], json_integer(strtoll(v, NULL, 10)));
+                else
+                    json_object_set_new(o, cols[j], json_string(v));
+            }
+            json_array_append_new(doc, o);
+            freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+
+    /* Sort by consumer name so the table is stable. */
+    for (i = 1; i < json_array_size(doc); i++)
+        for (j = i; j > 0 && strcmp(json_string_value(json_object_get(json_array_get(doc, j - 1), "consumer")),
+                                    json_string_value(json_object_get(json_array_get(doc, j), "consumer"))) > 0; j--) {
+            json_t *x = json_incref(json_array_get(doc, j));
+            json_array_remove(doc, j);
+            json_array_insert_new(doc, j - 1, x);
+        }
+    if (a->json) {
+        print_json(json_incref(doc));
+    } else {
+        printf("%-36s %8s %-10s %-12s %-18s %8s %8s %10s %8s\n", "CONSUMER", "PID", "HANDLER",
+               "STREAM", "GROUP", "UP_S", "BEAT_MS", "PROCESSED", "FAILED");
+        for (i = 0; i < json_array_size(doc); i++) {
+            json_t *o = json_array_get(doc, i);
+            long long started = json_integer_value(json_object_get(o, "started_at"));
+            long long beat = json_integer_value(json_object_get(o, "last_beat"));
+            printf("%-36s %8lld %-10s %-12s %-18s %8lld %8lld %10lld %8lld\n",
+                   json_string_value(json_object_get(o, "consumer")),
+                   (long long)json_integer_value(json_object_get(o, "pid")),
+                   json_string_value(json_object_get(o, "handler")),
+                   json_string_value(json_object_get(o, "stream")),
+                   json_string_value(json_object_get(o, "group")),
+                   ((long long)now - started) / 1000, (long long)now - beat,
+                   (long long)json_integer_value(json_object_get(o, "processed")),
+                   (long long)json_integer_value(json_object_get(o, "failed")));
+        }
+    }
+    json_decref(doc);
+    return 0;
+}
+
+int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg)
+{
+    redisContext *c = NULL;
+    int rc;
+
+    if (!strcmp(cmd, "enqueue"))
+        rc = cmd_enqueue(a, &c, cfg);
+    else if (!strcmp(cmd, "dlq"))
+        rc = cmd_dlq(a, &c, cfg);
+    else if (!strcmp(cmd, "pending"))
+        rc = cmd_pending(a, &c, cfg);
+    else if (!strcmp(cmd, "workers"))
+        rc = cmd_workers(a, &c, cfg);
+    else if (!strcmp(cmd, "stats"))
+        rc = sl__stats(a, cfg);
+    else
+        rc = 2;
+    redisFree(c);
+    return rc;
+}

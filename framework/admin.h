@@ -1,0 +1,33 @@
+/* admin.h -- the command line's parsed arguments and the admin
+ * subcommands (cli.c, admin.c). */
+#ifndef SL_ADMIN_H
+#define SL_ADMIN_H
+
+#include "internal.h"
+
+#define SL_MAXPOS 8
+
+/* The command line, split (all pointers borrowed from argv). */
+struct sl_args {
+    const char *pos[SL_MAXPOS];   /* positionals: subcommand first */
+    int npos;
+    const char *config;           /* -c FILE */
+    const char *redis;            /* --redis URL */
+    const char *workers;          /* --workers NAME[:N],... */
+    const char *metrics;          /* --metrics ADDR */
+    const char *idle;             /* --idle MS */
+    const char *count;            /* --count N */
+    const char *watch;            /* --watch SECONDS */
+    int json;                     /* --json */
+    int all;                      /* --all */
+    int help;                     /* -h, --help */
+    int version;                  /* --version */
+};
+
+/* Runs pending, stats, workers, dlq or enqueue. Returns the exit code. */
+int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg);
+
+/* sluice stats (stats.c). Returns the exit code. */
+int sl__stats(const struct sl_args *a, const struct sl_config *cfg);
+
+#endif /* SL_ADMIN_H */

@@ -1,0 +1,200 @@
+/* cli.c -- sl_main(): the `sluice` command line (SPEC section 2).
+ *
+ * Options may come before or after positional arguments. Every
+ * subcommand reads the configuration the same way: -c FILE (default
+ * config/sluice.json, then the built-in defaults when that file does not
+ * exist), then SLUICE_REDIS_URL, then --redis; a flag beats the
+ * environment, which beats the file. Exit codes: 0 success, 1 runtime
+ * failure, 2 usage or configuration error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "admin.h"
+
+#define DEFAULT_CONFIG "config/sluice.json"
+
+static const char usage_text[] =
+"usage:\n"
+"  sluice run     [-c FILE] [--redis URL] [--workers NAME[:N],...] [--metrics ADDR]\n"
+"  sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]\n"
+"  sluice stats   [--json] [--watch SECONDS]\n"
+"  sluice workers [--json]\n"
+"  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
+"  sluice enqueue STREAM TYPE JSON\n"
+"  sluice --help | --version\n"
+"\n"
+"Every subcommand takes -c FILE (default config/sluice.json) and --redis URL\n"
+"(redis://[:password@]host:port[/db]; also SLUICE_REDIS_URL).\n";
+
+/* Finds a handler by name in a NULL-terminated registry. */
+const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
+                                           const char *name)
+{
+    for (; reg != NULL && *reg != NULL; reg++)
+        if (strcmp((*reg)->name, name) == 0)
+            return *reg;
+    return NULL;
+}
+
+/* Prints a usage error and returns 2. */
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sluice: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage_text);
+    return 2;
+}
+
+/* Options that take a value, and those that do not. */
+static const char *const value_opts[] = { "-c", "--config", "--redis", "--workers",
+                                          "--metrics", "--idle", "--count", "--watch", NULL };
+static const char *const flag_opts[] = { "--json", "--all", "-h", "--help", "--version", NULL };
+
+/* Returns 1 when s is in the NULL-terminated list. */
+static int in_list(const char *const *list, const char *s)
+{
+    for (; *list; list++)
+        if (strcmp(*list, s) == 0)
+            return 1;
+    return 0;
+}
+
+/* Splits argv into options and positionals. Returns 0 or 2 (usage). */
+static int parse_args(int argc, char **argv, struct sl_args *a)
+{
+    int i;
+
+    memset(a, 0, sizeof(*a));
+    for (i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *val = NULL;
+        char name[32];
+        const char *eq = strchr(s, '=');
+
+        if (strcmp(s, "--") == 0) {
+            for (i++; i < argc && a->npos < SL_MAXPOS; i++)
+                a->pos[a->npos++] = argv[i];
+            break;
+        }
+        if (s[0] != '-' || s[1] == '\0') {
+            if (a->npos >= SL_MAXPOS)
+                return usage_error("too many arguments at \"%s\"", s);
+            a->pos[a->npos++] = s;
+            continue;
+        }
+        if (eq != NULL && s[1] == '-' && (size_t)(eq - s) < sizeof(name)) {
+            memcpy(name, s, (size_t)(eq - s));
+            name[eq - s] = '\0';
+            val = eq + 1;
+        } else {
+            snprintf(name, sizeof(name), "%s", s);
+        }
+        if (in_list(value_opts, name)) {
+            if (val == NULL) {
+                if (i + 1 >= argc)
+                    return usage_error("option %s needs a value", name);
+                val = argv[++i];
+            }
+            if (!strcmp(name, "-c") || !strcmp(name, "--config"))
+                a->config = val;
+            else if (!strcmp(name, "--redis"))
+                a->redis = val;
+            else if (!strcmp(name, "--workers"))
+                a->workers = val;
+            else if (!strcmp(name, "--metrics"))
+                a->metrics = val;
+            else if (!strcmp(name, "--idle"))
+                a->idle = val;
+            else if (!strcmp(name, "--count"))
+                a->count = val;
+            else if (!strcmp(name, "--watch"))
+                a->watch = val;
+        } else if (in_list(flag_opts, name) && val == NULL) {
+            if (!strcmp(name, "--json"))
+                a->json = 1;
+            else if (!strcmp(name, "--all"))
+                a->all = 1;
+            else if (!strcmp(name, "--version"))
+                a->version = 1;
+            else
+                a->help = 1;
+        } else {
+            return usage_error("unknown option \"%s\"", s);
+        }
+    }
+    return 0;
+}
+
+/* Loads the configuration with its overrides. Returns NULL after printing
+ * the error (exit code 2). */
+static struct sl_config *load_config(const struct sl_args *a)
+{
+    char err[512];
+    const char *path = a->config ? a->config : DEFAULT_CONFIG;
+    const char *env = getenv("SLUICE_REDIS_URL");
+    struct sl_config *cfg = sl__config_load(path, a->config != NULL, err, sizeof(err));
+
+    if (cfg == NULL) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return NULL;
+    }
+    if ((env != NULL && *env && sl__config_set_url(cfg, env, "SLUICE_REDIS_URL", err, sizeof(err)) < 0) ||
+        (a->redis != NULL && sl__config_set_url(cfg, a->redis, "--redis", err, sizeof(err)) < 0)) {
+        fprintf(stderr, "sluice: %s\n", err);
+        sl__config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
+{
+    struct sl_args a;
+    struct sl_config *cfg;
+    const char *cmd;
+    const char *lvl = getenv("SLUICE_LOG_LEVEL");
+    int rc;
+    size_t i;
+
+    if (lvl != NULL)
+        sl__log_level = !strcmp(lvl, "debug") ? SL_LOG_DEBUG : !strcmp(lvl, "warn") ? SL_LOG_WARN :
+                        !strcmp(lvl, "error") ? SL_LOG_ERROR : SL_LOG_INFO;
+    if ((rc = parse_args(argc, argv, &a)) != 0)
+        return rc;
+    if (a.version) {
+        printf("sluice %s\n", SL_VERSION);
+        return 0;
+    }
+    if (a.help || a.npos == 0) {
+        fputs(usage_text, a.help ? stdout : stderr);
+        return a.help ? 0 : 2;
+    }
+    for (i = 0; registry != NULL && registry[i] != NULL; i++)
+        if (registry[i]->abi_version != SL_ABI_VERSION) {
+            fprintf(stderr, "sluice: handler %s was built for ABI %d, this is %d\n",
+                    registry[i]->name, registry[i]->abi_version, SL_ABI_VERSION);
+            return 2;
+        }
+    cmd = a.pos[0];
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "pending") != 0 && strcmp(cmd, "stats") != 0 &&
+        strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0)
+        return usage_error("unknown command \"%s\"", cmd);
+    if ((cfg = load_config(&a)) == NULL)
+        return 2;
+    if (strcmp(cmd, "run") == 0) {
+        if (a.npos != 1)
+            rc = usage_error("run takes no arguments, got \"%s\"", a.pos[1]);
+        else
+            rc = sl__pool_run(cfg, a.config ? a.config : DEFAULT_CONFIG, a.config != NULL,
+                              a.redis, a.workers, a.metrics, registry);
+    } else {
+        rc = sl__admin(cmd, &a, cfg);
+    }
+    sl__config_free(cfg);
+    return rc;
+}

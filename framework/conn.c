@@ -1,0 +1,381 @@
+/* conn.c -- one asynchronous Redis connection with deadlines.
+ *
+ * hiredis 0.14 has no timeouts of its own (REDIS-NOTES 2.3), so each
+ * connection carries a libevent timer that is armed while a command is
+ * outstanding: when no reply arrives in time (a SIGSTOPped or black-holed
+ * server), the context is freed, every pending callback gets a NULL reply,
+ * and the owner is told the connection was lost. The owner is always told
+ * from a deferred event, never from inside a hiredis callback, so it may
+ * close, free and reconnect freely.
+ *
+ * This is the only file that includes adapters/libevent.h (its functions
+ * are static and would break -Werror elsewhere).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include <hiredis.h>
+#include <async.h>
+#include <adapters/libevent.h>
+#include "internal.h"
+#include "conn.h"
+
+/* One outstanding command. Recycled through a free list so that the hot
+ * path does not allocate. */
+struct cmd {
+    struct sl_conn *c;            /* connection it was sent on */
+    sl_conn_cb *cb;               /* owner's callback, may be NULL */
+    void *priv;                   /* owner's argument */
+    long long timeout_ms;         /* deadline for this reply, ms */
+    struct cmd *next;             /* free list link */
+};
+
+struct sl_conn {
+    struct event_base *base;      /* loop it runs on (borrowed) */
+    redisAsyncContext *ac;        /* NULL when not connected */
+    struct event *deadline;       /* fires when a reply is overdue */
+    struct event *lost_ev;        /* deferred "connection lost" notice */
+    struct event *setup_ev;       /* deferred AUTH/SELECT after connect */
+    struct sl_redis_url url;      /* where to connect */
+    long long connect_timeout_ms; /* deadline of the connect phase, ms */
+    long long command_timeout_ms; /* default reply deadline, ms */
+    int inflight;                 /* commands awaiting a reply */
+    int ready;                    /* connected, authenticated, db selected */
+    int closing;                  /* we are freeing the context ourselves */
+    int setup_pending;            /* AUTH/SELECT replies still expected */
+    sl_conn_event *on_ready;      /* called once the connection is usable */
+    sl_conn_event *on_lost;       /* called once when it is lost */
+    void *arg;                    /* argument of both */
+    struct cmd *free_cmds;        /* recycled command records */
+    char name[16];                /* "reader", "cmd": for logs */
+    char errstr[160];             /* why it was lost */
+};
+
+static void notify_lost(struct sl_conn *c, const char *why);
+
+/* Returns a command record, from the free list when possible. */
+static struct cmd *cmd_get(struct sl_conn *c)
+{
+    struct cmd *k = c->free_cmds;
+
+    if (k != NULL) {
+        c->free_cmds = k->next;
+        return k;
+    }
+    return malloc(sizeof(*k));
+}
+
+/* Re-arms the deadline for the oldest outstanding reply, or disarms it. */
+static void arm(struct sl_conn *c, long long ms)
+{
+    struct timeval tv;
+
+    if (c->inflight <= 0 && !c->setup_pending && c->ready) {
+        event_del(c->deadline);
+        return;
+    }
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    event_add(c->deadline, &tv);
+}
+
+/* hiredis reply callback for every command: accounts for the reply, keeps
+ * the deadline honest, then hands the reply (NULL when the connection
+ * went away) to the owner. */
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct cmd *k = privdata;
+    struct sl_conn *c = k->c;
+    sl_conn_cb *cb = k->cb;
+    void *priv = k->priv;
+
+    (void)ac;
+    c->inflight--;
+    k->next = c->free_cmds;
+    c->free_cmds = k;
+    if (r != NULL && !c->closing)
+        arm(c, c->command_timeout_ms);
+    if (cb != NULL)
+        cb(c, (redisReply *)r, priv);
+}
+
+/* Fires when a reply (or the connect) is overdue: the server is hung or
+ * unreachable. Freeing here is safe: this is a libevent timer, not a
+ * hiredis callback. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    notify_lost(c, c->ready ? "reply timed out" : "connect timed out");
+    sl__conn_close(c);
+}
+
+/* Delivers the deferred "lost" notice to the owner. */
+static void on_lost_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->on_lost != NULL)
+        c->on_lost(c, c->arg);
+}
+
+/* Records why the connection is gone and schedules the owner's notice.
+ * Only the first reason is kept. */
+static void notify_lost(struct sl_conn *c, const char *why)
+{
+    if (event_pending(c->lost_ev, EV_TIMEOUT, NULL) || c->closing)
+        return;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", why);
+    c->ready = 0;
+    event_active(c->lost_ev, EV_TIMEOUT, 0);
+}
+
+/* Reply to AUTH or SELECT sent during setup. */
+static void on_setup_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    (void)priv;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "setup failed: %.120s", r->str);
+        notify_lost(c, buf);
+        return;
+    }
+    if (--c->setup_pending == 0) {
+        c->ready = 1;
+        arm(c, c->command_timeout_ms);
+        if (c->on_ready != NULL)
+            c->on_ready(c, c->arg);
+    }
+}
+
+/* Sends AUTH and SELECT as needed, outside of the connect callback
+ * (hiredis 0.14 must not be driven from inside onConnect, #835). */
+static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_conn *c = arg;
+    char db[16];
+
+    (void)fd;
+    (void)what;
+    if (c->ac == NULL)
+        return;
+    c->setup_pending = 1;            /* guards against an early "ready" */
+    if (c->url.password[0] != '\0') {
+        const char *argv[] = { "AUTH", c->url.password };
+        c->setup_pending++;
+        sl__conn_command(c, on_setup_reply, NULL, 0, 2, argv, NULL);
+    }
+    if (c->url.db != 0) {
+        const char *argv[] = { "SELECT", db };
+        snprintf(db, sizeof(db), "%d", c->url.db);
+        c->setup_pending++;
+        sl__conn_command(c, on_setup_reply, NULL, 0, 2, argv, NULL);
+    }
+    if (--c->setup_pending == 0) {
+        c->ready = 1;
+        arm(c, c->command_timeout_ms);
+        if (c->on_ready != NULL)
+            c->on_ready(c, c->arg);
+    }
+}
+
+/* hiredis connect callback. On failure hiredis frees the context after we
+ * return and never calls the disconnect callback (REDIS-NOTES 2.2.6). */
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct sl_conn *c = ac->data;
+
+    if (c == NULL)
+        return;
+    if (status != REDIS_OK) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "connect failed: %.120s",
+                 ac->c.errstr[0] ? ac->c.errstr : "unknown error");
+        c->ac = NULL;
+        notify_lost(c, buf);
+        return;
+    }
+    event_active(c->setup_ev, EV_TIMEOUT, 0);
+}
+
+/* hiredis disconnect callback. The context is freed when it returns, so
+ * the pointer is forgotten here (STYLE 5). */
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct sl_conn *c = ac->data;
+    char buf[160];
+
+    if (c == NULL)
+        return;
+    c->ac = NULL;
+    c->ready = 0;
+    if (c->closing)
+        return;
+    snprintf(buf, sizeof(buf), "disconnected: %.120s",
+             status == REDIS_OK ? "closed" : (ac->errstr ? ac->errstr : "error"));
+    notify_lost(c, buf);
+}
+
+/* Creates an unconnected connection. New: sl__conn_free(). */
+struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
+                             const struct sl_config *cfg,
+                             sl_conn_event *on_ready, sl_conn_event *on_lost,
+                             void *arg)
+{
+    struct sl_conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->base = base;
+    c->url = cfg->redis;
+    c->connect_timeout_ms = cfg->connect_timeout_ms;
+    c->command_timeout_ms = cfg->command_timeout_ms;
+    c->on_ready = on_ready;
+    c->on_lost = on_lost;
+    c->arg = arg;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->deadline = evtimer_new(base, on_deadline, c);
+    c->lost_ev = event_new(base, -1, 0, on_lost_ev, c);
+    c->setup_ev = event_new(base, -1, 0, on_setup_ev, c);
+    if (c->deadline == NULL || c->lost_ev == NULL || c->setup_ev == NULL) {
+        sl__conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Starts connecting. The outcome arrives as on_ready or on_lost. Returns
+ * 0, or -1 when even the attempt could not start (on_lost follows). */
+int sl__conn_connect(struct sl_conn *c)
+{
+    redisAsyncContext *ac;
+
+    SL_ASSERT(c->ac == NULL);
+    c->closing = 0;
+    c->ready = 0;
+    c->errstr[0] = '\0';
+    ac = redisAsyncConnect(c->url.host, c->url.port);
+    if (ac == NULL) {
+        notify_lost(c, "connect failed: out of memory");
+        return -1;
+    }
+    if (ac->err) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "connect failed: %.120s", ac->errstr);
+        redisAsyncFree(ac);
+        notify_lost(c, buf);
+        return -1;
+    }
+    ac->data = c;
+    if (redisLibeventAttach(ac, c->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        notify_lost(c, "connect failed: cannot attach to the event loop");
+        return -1;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    arm(c, c->connect_timeout_ms);
+    return 0;
+}
+
+/* Sends one command, binary-safe (argvlen may be NULL for C strings).
+ * timeout_ms 0 means the connection's command timeout; a blocking command
+ * passes its BLOCK time plus that. Returns 0 and the callback runs
+ * exactly once (reply NULL if the connection is lost); or -1 and it never
+ * runs. */
+int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                     long long timeout_ms, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    struct cmd *k;
+
+    if (c->ac == NULL || c->closing)
+        return -1;
+    k = cmd_get(c);
+    if (k == NULL)
+        return -1;
+    k->c = c;
+    k->cb = cb;
+    k->priv = priv;
+    k->timeout_ms = timeout_ms > 0 ? timeout_ms : c->command_timeout_ms;
+    if (redisAsyncCommandArgv(c->ac, on_reply, k, argc, argv, argvlen) != REDIS_OK) {
+        k->next = c->free_cmds;
+        c->free_cmds = k;
+        return -1;
+    }
+    c->inflight++;
+    /* A longer deadline (BLOCK) replaces a shorter one; otherwise the
+     * armed deadline, counted from the last reply, already covers it. */
+    if (c->inflight == 1 || k->timeout_ms > c->command_timeout_ms)
+        arm(c, k->timeout_ms);
+    return 0;
+}
+
+/* Closes the connection now. Pending callbacks run with a NULL reply
+ * before this returns; on_lost is not called for a close we asked for.
+ * Must not be called from inside one of this connection's callbacks. */
+void sl__conn_close(struct sl_conn *c)
+{
+    redisAsyncContext *ac = c->ac;
+
+    if (c == NULL)
+        return;
+    c->ready = 0;
+    c->setup_pending = 0;
+    event_del(c->deadline);
+    event_del(c->setup_ev);
+    if (ac == NULL)
+        return;
+    c->closing = 1;
+    redisAsyncFree(ac);          /* runs on_disconnect, which clears c->ac */
+    c->ac = NULL;
+    c->inflight = 0;
+}
+
+/* Returns 1 when commands can be sent. */
+int sl__conn_ready(const struct sl_conn *c)
+{
+    return c != NULL && c->ac != NULL && c->ready && !c->closing;
+}
+
+/* Returns the number of commands awaiting a reply. */
+int sl__conn_inflight(const struct sl_conn *c)
+{
+    return c->inflight;
+}
+
+/* Returns the reason the connection was last lost ("" when none). */
+const char *sl__conn_error(const struct sl_conn *c)
+{
+    return c->errstr;
+}
+
+/* Closes and frees the connection. Accepts NULL. */
+void sl__conn_free(struct sl_conn *c)
+{
+    struct cmd *k;
+
+    if (c == NULL)
+        return;
+    sl__conn_close(c);
+    while ((k = c->free_cmds) != NULL) {
+        c->free_cmds = k->next;
+        free(k);
+    }
+    if (c->deadline)
+        event_free(c->deadline);
+    if (c->lost_ev)
+        event_free(c->lost_ev);
+    if (c->setup_ev)
+        event_free(c->setup_ev);
+    free(c);
+}

@@ -1,0 +1,33 @@
+/* conn.h -- an asynchronous Redis connection with deadlines (conn.c).
+ * Shared by framework files only; hides hiredis's async context so that
+ * no other file needs adapters/libevent.h. */
+#ifndef SL_CONN_H
+#define SL_CONN_H
+
+#include <hiredis.h>
+
+struct event_base;
+struct sl_conn;
+struct sl_config;
+
+/* A reply callback: reply is NULL when the connection was lost or closed
+ * before the reply came; it is freed when the callback returns. */
+typedef void sl_conn_cb(struct sl_conn *c, redisReply *reply, void *priv);
+/* Connection events: ready (usable) and lost (deferred, outside hiredis). */
+typedef void sl_conn_event(struct sl_conn *c, void *arg);
+
+struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
+                             const struct sl_config *cfg,
+                             sl_conn_event *on_ready, sl_conn_event *on_lost,
+                             void *arg);
+int sl__conn_connect(struct sl_conn *c);
+int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                     long long timeout_ms, int argc, const char **argv,
+                     const size_t *argvlen);
+void sl__conn_close(struct sl_conn *c);
+int sl__conn_ready(const struct sl_conn *c);
+int sl__conn_inflight(const struct sl_conn *c);
+const char *sl__conn_error(const struct sl_conn *c);
+void sl__conn_free(struct sl_conn *c);
+
+#endif /* SL_CONN_H */

@@ -1,0 +1,606 @@
+/* pool.c -- `sluice run`: the supervisor of a pool of worker processes.
+ *
+ * Like nginx's master, the supervisor handles no entries itself. It forks
+ * `processes` children per configured worker, each under its stable
+ * consumer name <host>:<handler>:<slot>, restarts any that die (with a
+ * per-slot backoff so a crash loop costs little), and watches them through
+ * a shared-memory slot each child writes:
+ *   - a handler running past handler_timeout_ms gets its process killed;
+ *   - a batch in hand for long gets its lease renewed (idle time reset
+ *     without raising the delivery count), since a handler that blocks
+ *     cannot renew its own;
+ *   - when a child dies holding an entry, that counts as a failed attempt
+ *     of the entry, with the exit status or signal as its reason, so a
+ *     poison entry that crashes every worker ends in the dead-letter
+ *     stream instead of crash-looping the pool.
+ * The supervisor's own Redis connection is synchronous with timeouts: it
+ * makes a few small calls a second at most.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "pool.h"
+
+#define TICK_MS 50                /* supervisor timer period */
+#define RESTART_BASE_MS 100       /* first restart delay of a crashing slot */
+#define RESTART_CAP_MS 10000      /* longest restart delay */
+#define STABLE_MS 10000           /* a child that lived this long resets its backoff */
+#define MAX_CHILDREN 1024         /* slots in the shared mapping */
+
+/* Reads a child's slot consistently (seqlock): its current entry, its
+ * batch range and their start times. Returns 0, or -1 if it kept
+ * changing. */
+int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v)
+{
+    int tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        uint32_t a = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+        if (a & 1)
+            continue;
+        memcpy(v->cur_id, s->cur_id, SL_IDLEN);
+        v->cur_started_ms = s->cur_started_ms;
+        memcpy(v->first_id, s->first_id, SL_IDLEN);
+        memcpy(v->last_id, s->last_id, SL_IDLEN);
+        v->batch_started_ms = s->batch_started_ms;
+        v->batch_len = s->batch_len;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == a) {
+            v->cur_id[SL_IDLEN - 1] = v->first_id[SL_IDLEN - 1] = v->last_id[SL_IDLEN - 1] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The supervisor's Redis connection                                   */
+/* ------------------------------------------------------------------ */
+
+/* Returns a usable synchronous connection, connecting when needed, or
+ * NULL while Redis is unreachable (retried at most once per backoff). */
+redisContext *sl__pool_redis(struct sl_pool *p)
+{
+    struct timeval ct, rt;
+    uint64_t now = sl__now_ms();
+    redisReply *r;
+
+    if (p->rc != NULL && !p->rc->err)
+        return p->rc;
+    if (p->rc != NULL) {
+        redisFree(p->rc);
+        p->rc = NULL;
+    }
+    if (now < p->redis_retry_at)
+        return NULL;
+    ct.tv_sec = p->cfg->connect_timeout_ms / 1000;
+    ct.tv_usec = (p->cfg->connect_timeout_ms % 1000) * 1000;
+    rt.tv_sec = p->cfg->command_timeout_ms / 1000;
+    rt.tv_usec = (p->cfg->command_timeout_ms % 1000) * 1000;
+    p->rc = redisConnectWithTimeout(p->cfg->redis.host, p->cfg->redis.port, ct);
+    if (p->rc == NULL || p->rc->err) {
+        goto fail;
+    }
+    redisSetTimeout(p->rc, rt);
+    if (p->cfg->redis.password[0]) {
+        r = redisCommand(p->rc, "AUTH %s", p->cfg->redis.password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(r);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    if (p->cfg->redis.db != 0) {
+        r = redisCommand(p->rc, "SELECT %d", p->cfg->redis.db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(r);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    p->redis_fails = 0;
+    return p->rc;
+fail:
+    if (p->redis_fails == 0 || (p->redis_fails & (p->redis_fails - 1)) == 0)
+        sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->redis_fails + 1,
+                sl__logq(p->rc ? p->rc->errstr : "out of memory"));
+    p->redis_fails++;
+    if (p->rc != NULL) {
+        redisFree(p->rc);
+        p->rc = NULL;
+    }
+    p->redis_retry_at = now + (uint64_t)sl__backoff_ms(200, 5000, p->redis_fails);
+    return NULL;
+}
+
+/* Runs one command (argv form); returns the reply (new: freeReplyObject)
+ * or NULL when Redis is unreachable or the connection broke. */
+redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
+{
+    redisContext *c = sl__pool_redis(p);
+    redisReply *r;
+
+    if (c == NULL)
+        return NULL;
+    r = redisCommandArgv(c, argc, argv, NULL);
+    if (r == NULL) {
+        redisFree(p->rc);
+        p->rc = NULL;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Children                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Forks the child of slot i. In the child this never returns. */
+void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
+{
+    pid_t pid;
+
+    memset(ch->slot, 0, sizeof(*ch->slot));
+    pid = fork();
+    if (pid < 0) {
+        sl__log(SL_LOG_ERROR, "fork_failed", "consumer=%s error=%s",
+                sl__logq(ch->consumer), sl__logq(strerror(errno)));
+        ch->restart_at = sl__now_ms() + 1000;
+        return;
+    }
+    if (pid == 0) {
+        int rc;
+        sigset_t none;
+
+        /* Die with the supervisor: no orphan may keep consuming under a
+         * name the next supervisor will reuse. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != p->pid)
+            _exit(0);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGHUP, SIG_IGN);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (p->rc != NULL) {
+            close(p->rc->fd);
+        }
+        sl__pool_child_cleanup(p);
+        rc = sl__worker_run(ch->cfg, ch->wc, ch->h, ch->consumer, ch->slot);
+        _exit(rc);
+    }
+    ch->pid = pid;
+    ch->started_ms = sl__now_ms();
+    ch->timed_out = 0;
+    ch->last_renew_ms = 0;
+    sl__log(SL_LOG_INFO, "child_started", "consumer=%s child=%ld",
+            sl__logq(ch->consumer), (long)pid);
+}
+
+/* Records a failed attempt of the entry a dead child held, with reason.
+ * Returns 0 when recorded (or nothing to record), -1 to try again. */
+static int record_failure(struct sl_pool *p, struct sl_child *ch)
+{
+    char akey[512], dkey[512], maxd[24], first[24], cap[24];
+    const struct sl_tunables *t = &ch->wc->t;
+    const char *argv[16];
+    char *src;
+    redisReply *r;
+    int rc = -1;
+
+    if (ch->failed_id[0] == '\0')
+        return 0;
+    src = sl__script_source(SL_SCRIPT_FAIL);
+    if (src == NULL)
+        return -1;
+    sl__attempts_key(akey, sizeof(akey), ch->wc->stream, ch->wc->group);
+    snprintf(dkey, sizeof(dkey), "%s:dead", ch->wc->stream);
+    snprintf(maxd, sizeof(maxd), "%lld", t->max_deliveries);
+    snprintf(first, sizeof(first), "%lld", t->retry_backoff_ms[0]);
+    snprintf(cap, sizeof(cap), "%lld", t->retry_backoff_ms[1]);
+    argv[0] = "EVAL"; argv[1] = src; argv[2] = "3";
+    argv[3] = ch->wc->stream; argv[4] = akey; argv[5] = dkey;
+    argv[6] = ch->wc->group; argv[7] = ch->consumer; argv[8] = ch->failed_id;
+    argv[9] = maxd; argv[10] = first; argv[11] = cap; argv[12] = "retry";
+    argv[13] = ch->failed_why; argv[14] = "0";
+    r = sl__pool_cmd(p, 15, argv);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        sl__log(SL_LOG_INFO, "attempt_failed", "consumer=%s id=%s reason=%s outcome=%s",
+                sl__logq(ch->consumer), ch->failed_id, sl__logq(ch->failed_why),
+                r->integer == SL_COMMIT_DEAD ? "dead_letter" :
+                r->integer == SL_COMMIT_RETRIED ? "retry" : "not_pending");
+        ch->failed_id[0] = '\0';
+        rc = 0;
+    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        sl__log(SL_LOG_WARN, "attempt_record_failed", "id=%s error=%s",
+                ch->failed_id, sl__logq(r->str));
+    }
+    freeReplyObject(r);
+    free(src);
+    return rc;
+}
+
+/* Reaps every child that exited and decides what follows. */
+static void reap(struct sl_pool *p)
+{
+    int status;
+    pid_t pid;
+    size_t i;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct sl_child *ch = NULL;
+        struct sl_slot_view v;
+        uint64_t now = sl__now_ms();
+        int abnormal;
+
+        for (i = 0; i < p->nchildren; i++)
+            if (p->children[i].pid == pid)
+                ch = &p->children[i];
+        for (i = 0; i < p->nold; i++)
+            if (p->old[i].pid == pid)
+                ch = &p->old[i];
+        if (ch == NULL)
+            continue;
+        ch->pid = 0;
+        abnormal = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        if (WIFSIGNALED(status))
+            sl__log(p->stopping ? SL_LOG_INFO : SL_LOG_WARN, "child_exited",
+                    "consumer=%s child=%ld signal=%d", sl__logq(ch->consumer),
+                    (long)pid, WTERMSIG(status));
+        else
+            sl__log(abnormal && !p->stopping ? SL_LOG_WARN : SL_LOG_INFO, "child_exited",
+                    "consumer=%s child=%ld status=%d", sl__logq(ch->consumer),
+                    (long)pid, WEXITSTATUS(status));
+        if (abnormal && sl__slot_read(ch->slot, &v) == 0 && v.cur_id[0] != '\0') {
+            snprintf(ch->failed_id, sizeof(ch->failed_id), "%s", v.cur_id);
+            if (ch->timed_out)
+                snprintf(ch->failed_why, sizeof(ch->failed_why),
+                         "last attempt timed out after %lld ms", ch->wc->t.handler_timeout_ms);
+            else if (WIFSIGNALED(status))
+                snprintf(ch->failed_why, sizeof(ch->failed_why), "last crash signal %d",
+                         WTERMSIG(status));
+            else
+                snprintf(ch->failed_why, sizeof(ch->failed_why), "last crash exit status %d",
+                         WEXITSTATUS(status));
+            ch->record_tries = 0;
+        }
+        if (ch->retired)
+            continue;
+        if (abnormal && now - ch->started_ms < STABLE_MS)
+            ch->crashes++;
+        else
+            ch->crashes = 0;
+        ch->restart_at = now + (abnormal ?
+            (uint64_t)sl__retry_delay_ms(RESTART_BASE_MS, RESTART_CAP_MS, ch->crashes) : 0);
+    }
+}
+
+/* Renews the lease of a child's batch in hand. */
+static void renew(struct sl_pool *p, struct sl_child *ch, const struct sl_slot_view *v)
+{
+    char cnt[24];
+    const char *argv[10];
+    char *src = sl__script_source(SL_SCRIPT_RENEW);
+    redisReply *r;
+
+    if (src == NULL)
+        return;
+    snprintf(cnt, sizeof(cnt), "%u", v->batch_len > 0 ? v->batch_len : 1);
+    argv[0] = "EVAL"; argv[1] = src; argv[2] = "1"; argv[3] = ch->wc->stream;
+    argv[4] = ch->wc->group; argv[5] = ch->consumer; argv[6] = v->first_id;
+    argv[7] = v->last_id; argv[8] = cnt;
+    r = sl__pool_cmd(p, 9, argv);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        sl__log(SL_LOG_DEBUG, "lease_renewed", "consumer=%s count=%lld",
+                sl__logq(ch->consumer), r->integer);
+    freeReplyObject(r);
+    free(src);
+}
+
+/* Looks after one running child: handler timeout and lease renewal. */
+void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
+{
+    struct sl_slot_view v;
+    const struct sl_tunables *t = &ch->wc->t;
+    uint64_t every = (uint64_t)(t->reclaim_idle_ms / 3 > 0 ? t->reclaim_idle_ms / 3 : 1);
+
+    if (sl__slot_read(ch->slot, &v) < 0)
+        return;
+    if (v.cur_id[0] != '\0' && !ch->timed_out &&
+        now - v.cur_started_ms > (uint64_t)t->handler_timeout_ms) {
+        sl__log(SL_LOG_WARN, "handler_timeout", "consumer=%s child=%ld id=%s timeout_ms=%lld",
+                sl__logq(ch->consumer), (long)ch->pid, v.cur_id, t->handler_timeout_ms);
+        ch->timed_out = 1;
+        kill(ch->pid, SIGKILL);
+        return;
+    }
+    if (v.first_id[0] != '\0' && now - v.batch_started_ms >= every &&
+        now - ch->last_renew_ms >= every) {
+        ch->last_renew_ms = now;
+        renew(p, ch, &v);
+    }
+}
+
+/* Returns the number of children still running. */
+static size_t running(const struct sl_pool *p)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < p->nchildren; i++)
+        n += p->children[i].pid > 0;
+    for (i = 0; i < p->nold; i++)
+        n += p->old[i].pid > 0;
+    return n;
+}
+
+/* Sends sig to every running child. */
+static void signal_all(struct sl_pool *p, int sig)
+{
+    size_t i;
+
+    for (i = 0; i < p->nchildren; i++)
+        if (p->children[i].pid > 0)
+            kill(p->children[i].pid, sig);
+    for (i = 0; i < p->nold; i++)
+        if (p->old[i].pid > 0)
+            kill(p->old[i].pid, sig);
+}
+
+/* The supervisor's timer: restarts, timeouts, leases, shutdown. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_pool *p = arg;
+    uint64_t now = sl__now_ms();
+    size_t i;
+
+    (void)fd;
+    (void)what;
+    reap(p);
+    for (i = 0; i < p->nold; i++) {
+        struct sl_child *ch = &p->old[i];
+        if (ch->pid > 0)
+            sl__pool_watch(p, ch, now);
+        else if (ch->failed_id[0] != '\0' &&
+                 record_failure(p, ch) < 0 && ++ch->record_tries >= 40)
+            ch->failed_id[0] = '\0';
+    }
+    for (i = 0; i < p->nchildren; i++) {
+        struct sl_child *ch = &p->children[i];
+        if (ch->failed_id[0] != '\0' && ch->pid == 0) {
+            /* Record the crash before the slot restarts, so the new
+             * process already sees the attempt; give up after a while
+             * when Redis stays away (the backstop counter remains). */
+            if (record_failure(p, ch) < 0 && ++ch->record_tries < 40)
+                continue;
+            ch->failed_id[0] = '\0';
+        }
+        if (ch->pid > 0)
+            sl__pool_watch(p, ch, now);
+        else if (!p->stopping && !ch->retired && p->started && now >= ch->restart_at)
+            sl__pool_spawn(p, ch);
+    }
+    sl__pool_roll(p);
+    if (!p->started)
+        sl__pool_try_start(p);
+    if (p->started)
+        sl__pool_housekeeping(p, now);
+    if (p->stopping && running(p) == 0) {
+        event_base_loopbreak(p->base);
+        return;
+    }
+    if (p->stopping && now >= p->stop_deadline) {
+        sl__log(SL_LOG_WARN, "shutdown_timeout", "running=%zu", running(p));
+        signal_all(p, SIGKILL);
+        p->exit_code = 1;
+        p->stop_deadline = UINT64_MAX;
+    }
+}
+
+/* SIGTERM / SIGINT: the first stops gracefully, the second at once. */
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct sl_pool *p = arg;
+    long long budget = 0;
+    size_t i;
+
+    (void)what;
+    if (p->stopping) {
+        sl__log(SL_LOG_WARN, "stop_now", "signal=%d", (int)sig);
+        signal_all(p, SIGKILL);
+        p->exit_code = 1;
+        return;
+    }
+    for (i = 0; i < p->cfg->nworkers; i++)
+        if (p->cfg->workers[i].t.shutdown_timeout_ms > budget)
+            budget = p->cfg->workers[i].t.shutdown_timeout_ms;
+    sl__log(SL_LOG_INFO, "stopping", "signal=%d running=%zu timeout_ms=%lld",
+            (int)sig, running(p), budget);
+    p->stopping = 1;
+    p->stop_deadline = sl__now_ms() + (uint64_t)budget;
+    signal_all(p, SIGTERM);
+}
+
+/* SIGCHLD: reap now rather than at the next tick. */
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    reap(arg);
+}
+
+/* SIGHUP: reload the configuration and roll the children. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sl__pool_reload(arg);
+}
+
+/* Builds the children of a configuration: `processes` per worker, or the
+ * counts of --workers. Returns 0 or -1 with err set. */
+int sl__pool_plan(struct sl_pool *p, struct sl_config *cfg, struct sl_child **out,
+                  size_t *nout, char *err, size_t errlen)
+{
+    struct sl_child *c;
+    size_t i, n = 0, k = 0;
+    int j;
+
+    for (i = 0; i < cfg->nworkers; i++)
+        n += (size_t)cfg->workers[i].processes;
+    if (n > MAX_CHILDREN) {
+        snprintf(err, errlen, "%zu processes in all: at most %d", n, MAX_CHILDREN);
+        return -1;
+    }
+    c = calloc(n + 1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < cfg->nworkers; i++) {
+        const struct sl_handler *h = sl__registry_find(p->registry, cfg->workers[i].handler);
+        if (h == NULL) {
+            snprintf(err, errlen, "workers[%zu].handler: unknown handler \"%s\"", i,
+                     cfg->workers[i].handler);
+            free(c);
+            return -1;
+        }
+        for (j = 0; j < cfg->workers[i].processes; j++, k++) {
+            c[k].cfg = cfg;
+            c[k].wc = &cfg->workers[i];
+            c[k].h = h;
+            if (cfg->nworkers > 1 && sl__pool_name_taken(cfg, i))
+                snprintf(c[k].consumer, sizeof(c[k].consumer), "%s:%s:%zu.%d",
+                         p->host, h->name, i, j);
+            else
+                snprintf(c[k].consumer, sizeof(c[k].consumer), "%s:%s:%d",
+                         p->host, h->name, j);
+        }
+    }
+    *out = c;
+    *nout = n;
+    return 0;
+}
+
+/* Returns 1 when another worker entry before or after i uses the same
+ * handler name, so slot numbers alone would not keep consumer names of
+ * one stream apart... only where the streams are the same. */
+int sl__pool_name_taken(const struct sl_config *cfg, size_t i)
+{
+    size_t j;
+
+    for (j = 0; j < cfg->nworkers; j++)
+        if (j != i && strcmp(cfg->workers[j].handler, cfg->workers[i].handler) == 0)
+            return 1;
+    return 0;
+}
+
+/* Assigns shared slots to children, in order. */
+void sl__pool_bind_slots(struct sl_pool *p, struct sl_child *c, size_t n, size_t first)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        c[i].slot = &p->slots[(first + i) % MAX_CHILDREN];
+}
+
+int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
+                 const char *redis_override, const char *workers_override,
+                 const char *metrics_override,
+                 const struct sl_handler *const *registry)
+{
+    struct sl_pool pool, *p = &pool;
+    struct event *ev_term = NULL, *ev_int = NULL, *ev_chld = NULL, *ev_hup = NULL, *tick = NULL;
+    struct timeval tv = { 0, TICK_MS * 1000 };
+    char err[512];
+    int rc = 1;
+
+    memset(p, 0, sizeof(*p));
+    p->cfg = cfg;
+    p->cfg_path = cfg_path;
+    p->cfg_explicit = cfg_explicit;
+    p->redis_override = redis_override;
+    p->workers_override = workers_override;
+    p->metrics_override = metrics_override;
+    p->registry = registry;
+    p->pid = getpid();
+    p->http_fd = -1;
+    sl__log_role = "supervisor";
+    if (gethostname(p->host, sizeof(p->host)) < 0)
+        snprintf(p->host, sizeof(p->host), "localhost");
+    p->host[sizeof(p->host) - 1] = '\0';
+
+    if (sl__pool_apply_overrides(p, cfg, err, sizeof(err)) < 0 ||
+        sl__pool_plan(p, cfg, &p->children, &p->nchildren, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 2;
+    }
+    p->slots = mmap(NULL, MAX_CHILDREN * sizeof(struct sl_slot), PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p->slots == MAP_FAILED) {
+        fprintf(stderr, "sluice: cannot map shared memory: %s\n", strerror(errno));
+        free(p->children);
+        return 1;
+    }
+    sl__pool_bind_slots(p, p->children, p->nchildren, 0);
+    p->next_slot = p->nchildren;
+
+    signal(SIGPIPE, SIG_IGN);
+    p->base = event_base_new();
+    if (p->base == NULL)
+        goto out;
+    ev_term = evsignal_new(p->base, SIGTERM, on_stop, p);
+    ev_int = evsignal_new(p->base, SIGINT, on_stop, p);
+    ev_chld = evsignal_new(p->base, SIGCHLD, on_sigchld, p);
+    ev_hup = evsignal_new(p->base, SIGHUP, on_sighup, p);
+    tick = event_new(p->base, -1, EV_PERSIST, on_tick, p);
+    if (ev_term == NULL || ev_int == NULL || ev_chld == NULL || ev_hup == NULL || tick == NULL)
+        goto out;
+    event_add(ev_term, NULL);
+    event_add(ev_int, NULL);
+    event_add(ev_chld, NULL);
+    event_add(ev_hup, NULL);
+    event_add(tick, &tv);
+    if (sl__metrics_start(p) < 0)
+        goto out;
+    sl__log(SL_LOG_INFO, "pool_starting", "children=%zu redis=%s:%d", p->nchildren,
+            sl__logq(cfg->redis.host), cfg->redis.port);
+    sl__pool_try_start(p);
+    if (p->exit_code == 0)
+        event_base_dispatch(p->base);
+    /* Last reap: children killed just before the loop ended. */
+    while (running(p) > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        size_t i;
+        if (pid < 0)
+            break;
+        for (i = 0; i < p->nchildren; i++)
+            if (p->children[i].pid == pid)
+                p->children[i].pid = 0;
+        for (i = 0; i < p->nold; i++)
+            if (p->old[i].pid == pid)
+                p->old[i].pid = 0;
+    }
+    rc = p->exit_code;
+    sl__log(SL_LOG_INFO, "pool_stopped", "exit_code=%d", rc);
+out:
+    sl__metrics_stop(p);
+    if (ev_term) event_free(ev_term);
+    if (ev_int) event_free(ev_int);
+    if (ev_chld) event_free(ev_chld);
+    if (ev_hup) event_free(ev_hup);
+    if (tick) event_free(tick);
+    if (p->base) event_base_free(p->base);
+    if (p->rc) redisFree(p->rc);
+    sl__pool_free_retired(p);
+    free(p->children);
+    munmap(p->slots, MAX_CHILDREN * sizeof(struct sl_slot));
+    return rc;
+}

@@ -1,0 +1,98 @@
+/* pool.h -- the supervisor's state, shared by pool.c, poolctl.c and
+ * metrics.c only. */
+#ifndef SL_POOL_H
+#define SL_POOL_H
+
+#include <sys/types.h>
+#include <hiredis.h>
+#include "internal.h"
+
+struct event_base;
+struct evhttp;
+
+/* A consistent copy of the strings of a child's slot. */
+struct sl_slot_view {
+    char cur_id[SL_IDLEN];        /* entry whose handler runs, "" when none */
+    uint64_t cur_started_ms;      /* when that handler started (monotonic ms) */
+    char first_id[SL_IDLEN];      /* batch in hand: lowest ID, "" when none */
+    char last_id[SL_IDLEN];       /* batch in hand: highest ID */
+    uint64_t batch_started_ms;    /* when the batch arrived (monotonic ms) */
+    uint32_t batch_len;           /* entries in the batch */
+};
+
+/* One child process slot. */
+struct sl_child {
+    struct sl_config *cfg;        /* configuration it runs with (borrowed) */
+    const struct sl_worker_conf *wc; /* its worker entry in cfg */
+    const struct sl_handler *h;   /* its handler */
+    char consumer[320];           /* stable consumer name */
+    struct sl_slot *slot;         /* shared memory with the child */
+    pid_t pid;                    /* 0 when not running */
+    uint64_t started_ms;          /* when it was forked (monotonic ms) */
+    uint64_t restart_at;          /* when to fork again (monotonic ms) */
+    int crashes;                  /* consecutive early crashes: restart backoff step */
+    int timed_out;                /* killed by us for handler_timeout_ms */
+    uint64_t last_renew_ms;       /* last lease renewal (monotonic ms) */
+    char failed_id[SL_IDLEN];     /* entry held at a crash, to record; "" when none */
+    char failed_why[128];         /* its reason: "last crash signal 11" */
+    int record_tries;             /* attempts to record it */
+    int retired;                  /* replaced by a reload: not restarted */
+};
+
+struct sl_pool {
+    struct sl_config *cfg;        /* current configuration (owned after a reload) */
+    const char *cfg_path;         /* file to re-read on SIGHUP */
+    int cfg_explicit;             /* -c was given: the file must exist */
+    const char *redis_override;   /* --redis, or NULL */
+    const char *workers_override; /* --workers, or NULL */
+    const char *metrics_override; /* --metrics, or NULL */
+    const struct sl_handler *const *registry;
+    pid_t pid;                    /* the supervisor's pid */
+    char host[256];               /* gethostname() */
+    struct event_base *base;
+    redisContext *rc;             /* synchronous connection, NULL when down */
+    int redis_fails;              /* consecutive connect failures */
+    uint64_t redis_retry_at;      /* next connect attempt (monotonic ms) */
+    struct sl_slot *slots;        /* MAP_SHARED array of slots */
+    size_t next_slot;             /* next free slot index (wraps) */
+    struct sl_child *children;    /* current children (owned) */
+    size_t nchildren;
+    struct sl_child *old;         /* children being rolled out by a reload (owned) */
+    size_t nold;
+    size_t roll_next;             /* next old child to stop */
+    struct sl_config *old_cfg;    /* configuration the old children run (owned) */
+    int started;                  /* the start check passed; children run */
+    int stopping;                 /* SIGTERM/SIGINT received */
+    uint64_t stop_deadline;       /* when to SIGKILL the rest (monotonic ms) */
+    int exit_code;                /* process exit code */
+    uint64_t next_housekeeping;   /* janitor and trim (monotonic ms) */
+    struct evhttp *http;          /* metrics server, NULL when disabled */
+    int http_fd;                  /* its listening socket, -1 when none */
+};
+
+int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v);
+redisContext *sl__pool_redis(struct sl_pool *p);
+redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv);
+int sl__pool_plan(struct sl_pool *p, struct sl_config *cfg, struct sl_child **out,
+                  size_t *nout, char *err, size_t errlen);
+int sl__pool_name_taken(const struct sl_config *cfg, size_t i);
+void sl__pool_bind_slots(struct sl_pool *p, struct sl_child *c, size_t n, size_t first);
+
+void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch);
+void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now);
+
+/* poolctl.c */
+int sl__pool_apply_overrides(struct sl_pool *p, struct sl_config *cfg,
+                             char *err, size_t errlen);
+void sl__pool_try_start(struct sl_pool *p);
+void sl__pool_housekeeping(struct sl_pool *p, uint64_t now);
+void sl__pool_reload(struct sl_pool *p);
+void sl__pool_roll(struct sl_pool *p);
+void sl__pool_free_retired(struct sl_pool *p);
+void sl__pool_child_cleanup(struct sl_pool *p);
+
+/* metrics.c */
+int sl__metrics_start(struct sl_pool *p);
+void sl__metrics_stop(struct sl_pool *p);
+
+#endif /* SL_POOL_H */

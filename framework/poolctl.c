@@ -1,0 +1,389 @@
+/* poolctl.c -- the supervisor's slower duties: the start check, SIGHUP
+ * reloads with a rolling restart, and housekeeping (the janitor that
+ * removes dead consumers, and safe trimming). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "internal.h"
+#include "pool.h"
+
+#define HOUSEKEEPING_MS 5000      /* janitor and trim period */
+
+/* Removes one consumer when it has nothing pending and no heartbeat, in
+ * one atomic step (XGROUP DELCONSUMER drops pending entries, so the check
+ * and the delete must not be separable). KEYS: stream, heartbeat key.
+ * ARGV: group, consumer. Returns 1 when removed. */
+static const char janitor_src[] =
+"#!lua\n"
+"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
+"local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])\n"
+"if #p > 0 then return 0 end\n"
+"redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
+"return 1\n";
+
+/* Trims a stream below the oldest entry any group still needs: its
+ * oldest pending entry, or the first entry after its last-delivered-id.
+ * Every group counts, sluice's or not. A stream without groups is left
+ * alone. KEYS: stream. Returns the number of entries removed. */
+static const char trim_src[] =
+"#!lua\n"
+"local function parse(id)\n"
+"  local ms, seq = string.match(id, '^(%d+)-(%d+)$')\n"
+"  return tonumber(ms), tonumber(seq)\n"
+"end\n"
+"local function less(a, b)\n"
+"  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])\n"
+"end\n"
+"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+"local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
+"if #groups == 0 then return 0 end\n"
+"local floor = nil\n"
+"for _, g in ipairs(groups) do\n"
+"  local name, last\n"
+"  for i = 1, #g, 2 do\n"
+"    if g[i] == 'name' then name = g[i+1] end\n"
+"    if g[i] == 'last-delivered-id' then last = g[i+1] end\n"
+"  end\n"
+"  local ms, seq = parse(last)\n"
+"  local need = {ms, seq + 1}\n"
+"  local s = redis.call('XPENDING', KEYS[1], name)\n"
+"  if s[1] > 0 then\n"
+"    local pms, pseq = parse(s[2])\n"
+"    if less({pms, pseq}, need) then need = {pms, pseq} end\n"
+"  end\n"
+"  if floor == nil or less(need, floor) then floor = need end\n"
+"end\n"
+"return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', floor[1], floor[2]))\n";
+
+/* Applies --workers NAME[:N],... (process counts per handler; a handler
+ * not named keeps its count, a handler named but not configured is an
+ * error) and --metrics ADDR. Returns 0 or -1 with err. */
+int sl__pool_apply_overrides(struct sl_pool *p, struct sl_config *cfg,
+                             char *err, size_t errlen)
+{
+    char *list, *tok, *save = NULL;
+    int rc = 0;
+
+    if (p->metrics_override != NULL) {
+        free(cfg->metrics_listen);
+        cfg->metrics_listen = strcmp(p->metrics_override, "none") == 0 ? NULL :
+                              strdup(p->metrics_override);
+    }
+    if (p->workers_override == NULL)
+        return 0;
+    list = strdup(p->workers_override);
+    if (list == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        long n = 1;
+        size_t i;
+        int found = 0;
+
+        if (colon != NULL) {
+            char *end;
+            *colon = '\0';
+            errno = 0;
+            n = strtol(colon + 1, &end, 10);
+            if (errno || *end || end == colon + 1 || n < 0 || n > 256) {
+                snprintf(err, errlen, "--workers: \"%s\": expected a count from 0 to 256",
+                         colon + 1);
+                rc = -1;
+                break;
+            }
+        }
+        for (i = 0; i < cfg->nworkers; i++)
+            if (strcmp(cfg->workers[i].handler, tok) == 0) {
+                cfg->workers[i].processes = (int)n;
+                found = 1;
+            }
+        if (!found) {
+            snprintf(err, errlen, "--workers: \"%s\": no worker with that handler in the configuration",
+                     tok);
+            rc = -1;
+            break;
+        }
+    }
+    free(list);
+    return rc;
+}
+
+/* The start check, repeated every tick until Redis answers: refuses to
+ * start when another live process holds one of our consumer names, takes
+ * over stale heartbeats of dead processes on this host. */
+void sl__pool_try_start(struct sl_pool *p)
+{
+    size_t i;
+
+    if (p->started || p->stopping || sl__pool_redis(p) == NULL)
+        return;
+    for (i = 0; i < p->nchildren; i++) {
+        char key[400];
+        const char *argv[] = { "HMGET", key, "host", "pid", "last_beat" };
+        redisReply *r;
+        long pid;
+
+        snprintf(key, sizeof(key), "sluice:worker:%s", p->children[i].consumer);
+        r = sl__pool_cmd(p, 5, argv);
+        if (r == NULL)
+            return;             /* Redis went away: try again next tick */
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            continue;           /* no heartbeat: the name is free */
+        }
+        pid = strtol(r->element[1]->str, NULL, 10);
+        if (strcmp(r->element[0]->str, p->host) == 0 && pid > 0 &&
+            kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            const char *del[] = { "DEL", key };
+            redisReply *d = sl__pool_cmd(p, 2, del);
+            freeReplyObject(d);
+            sl__log(SL_LOG_INFO, "stale_heartbeat", "consumer=%s old_pid=%ld",
+                    sl__logq(p->children[i].consumer), pid);
+        } else {
+            fprintf(stderr, "sluice: consumer %s is held by a live process (pid %ld on host %s); "
+                    "is another `sluice run` using this configuration?\n",
+                    p->children[i].consumer, pid, r->element[0]->str);
+            freeReplyObject(r);
+            p->exit_code = 1;
+            p->stopping = 1;
+            event_base_loopbreak(p->base);
+            return;
+        }
+        freeReplyObject(r);
+    }
+    p->started = 1;
+    sl__log(SL_LOG_INFO, "pool_started", "children=%zu", p->nchildren);
+}
+
+/* Runs the janitor over one group: consumers idle longer than `idle_ms`
+ * with nothing pending and no heartbeat are removed. */
+static void janitor(struct sl_pool *p, const struct sl_worker_conf *wc)
+{
+    const char *argv[] = { "XINFO", "CONSUMERS", wc->stream, wc->group };
+    long long idle_ms = wc->t.reclaim_idle_ms > 10 * wc->t.heartbeat_ms ?
+                        wc->t.reclaim_idle_ms : 10 * wc->t.heartbeat_ms;
+    redisReply *r = sl__pool_cmd(p, 4, argv);
+    size_t i, j;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return;
+    }
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle = 0;
+
+        if (c->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (j = 0; j + 1 < c->elements; j += 2) {
+            const redisReply *k = c->element[j], *v = c->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+                name = v->str;
+            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if (strcmp(k->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+                idle = v->integer;
+        }
+        if (name != NULL && pending == 0 && idle > idle_ms) {
+            char key[400];
+            const char *jargv[] = { "EVAL", janitor_src, "2", wc->stream, key,
+                                    wc->group, name };
+            redisReply *d;
+
+            snprintf(key, sizeof(key), "sluice:worker:%s", name);
+            d = sl__pool_cmd(p, 7, jargv);
+            if (d != NULL && d->type == REDIS_REPLY_INTEGER && d->integer == 1)
+                sl__log(SL_LOG_INFO, "consumer_removed", "stream=%s group=%s consumer=%s idle_ms=%lld",
+                        sl__logq(wc->stream), sl__logq(wc->group), sl__logq(name), idle);
+            freeReplyObject(d);
+        }
+    }
+    freeReplyObject(r);
+}
+
+/* Trims one stream safely (see trim_src). */
+static void trim(struct sl_pool *p, const char *stream)
+{
+    const char *argv[] = { "EVAL", trim_src, "1", stream };
+    redisReply *r = sl__pool_cmd(p, 4, argv);
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        sl__log(SL_LOG_DEBUG, "trimmed", "stream=%s count=%lld", sl__logq(stream), r->integer);
+    else if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        sl__log(SL_LOG_WARN, "trim_failed", "stream=%s error=%s", sl__logq(stream),
+                sl__logq(r->str));
+    freeReplyObject(r);
+}
+
+/* Janitor and trimming, every HOUSEKEEPING_MS (or the shortest
+ * reclaim_interval_ms when that is shorter). */
+void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
+{
+    long long every = HOUSEKEEPING_MS;
+    size_t i, j;
+
+    for (i = 0; i < p->cfg->nworkers; i++)
+        if (p->cfg->workers[i].t.reclaim_interval_ms < every)
+            every = p->cfg->workers[i].t.reclaim_interval_ms;
+    if (now < p->next_housekeeping || p->stopping)
+        return;
+    p->next_housekeeping = now + (uint64_t)every;
+    if (sl__pool_redis(p) == NULL)
+        return;
+    for (i = 0; i < p->cfg->nworkers; i++) {
+        const struct sl_worker_conf *wc = &p->cfg->workers[i];
+        int first = 1;
+
+        janitor(p, wc);
+        for (j = 0; j < i; j++)
+            if (strcmp(p->cfg->workers[j].stream, wc->stream) == 0)
+                first = 0;
+        if (first && wc->t.trim == SL_TRIM_ACKED)
+            trim(p, wc->stream);
+    }
+}
+
+/* Picks a shared slot that no child, current or old, is bound to. */
+static struct sl_slot *free_slot(struct sl_pool *p, struct sl_child *fresh, size_t nfresh)
+{
+    size_t tries, i;
+
+    for (tries = 0; tries < 1024; tries++) {
+        struct sl_slot *s = &p->slots[p->next_slot++ % 1024];
+        int used = 0;
+        for (i = 0; i < p->nchildren && !used; i++)
+            used = p->children[i].slot == s;
+        for (i = 0; i < p->nold && !used; i++)
+            used = p->old[i].slot == s;
+        for (i = 0; i < nfresh && !used; i++)
+            used = fresh[i].slot == s;
+        if (!used)
+            return s;
+    }
+    return NULL;
+}
+
+/* SIGHUP: re-reads the configuration. A bad one is refused with its error
+ * and the running pool stays as it is; a good one replaces the children
+ * one at a time (sl__pool_roll), each new child starting only after the
+ * old one holding its consumer name has exited. */
+void sl__pool_reload(struct sl_pool *p)
+{
+    char err[512];
+    struct sl_config *cfg;
+    struct sl_child *fresh;
+    size_t nfresh, i, j;
+    const char *env = getenv("SLUICE_REDIS_URL");
+
+    if (p->stopping)
+        return;
+    if (p->old != NULL) {
+        sl__log(SL_LOG_WARN, "reload_refused", "reason=%s", sl__logq("a rolling restart is still running"));
+        return;
+    }
+    cfg = sl__config_load(p->cfg_path, p->cfg_explicit, err, sizeof(err));
+    if (cfg != NULL && env != NULL && *env &&
+        sl__config_set_url(cfg, env, "SLUICE_REDIS_URL", err, sizeof(err)) < 0) {
+        sl__config_free(cfg);
+        cfg = NULL;
+    }
+    if (cfg != NULL && p->redis_override != NULL &&
+        sl__config_set_url(cfg, p->redis_override, "--redis", err, sizeof(err)) < 0) {
+        sl__config_free(cfg);
+        cfg = NULL;
+    }
+    if (cfg != NULL && (sl__pool_apply_overrides(p, cfg, err, sizeof(err)) < 0 ||
+                        sl__pool_plan(p, cfg, &fresh, &nfresh, err, sizeof(err)) < 0)) {
+        sl__config_free(cfg);
+        cfg = NULL;
+    }
+    if (cfg == NULL) {
+        sl__log(SL_LOG_ERROR, "reload_failed", "error=%s", sl__logq(err));
+        fprintf(stderr, "sluice: reload refused: %s\n", err);
+        return;
+    }
+    for (i = 0; i < nfresh; i++) {
+        fresh[i].restart_at = UINT64_MAX;   /* held until its turn */
+        for (j = 0; j < p->nchildren; j++)
+            if (strcmp(p->children[j].consumer, fresh[i].consumer) == 0)
+                fresh[i].slot = p->children[j].slot;
+    }
+    for (i = 0; i < nfresh; i++)
+        if (fresh[i].slot == NULL)
+            fresh[i].slot = free_slot(p, fresh, nfresh);
+    p->old = p->children;
+    p->nold = p->nchildren;
+    for (i = 0; i < p->nold; i++)
+        p->old[i].retired = 1;
+    p->old_cfg = p->cfg;
+    p->children = fresh;
+    p->nchildren = nfresh;
+    p->cfg = cfg;
+    p->roll_next = 0;
+    sl__log(SL_LOG_INFO, "reloading", "children=%zu", nfresh);
+}
+
+/* One step of a rolling restart, run every tick: stops the next old child,
+ * and once it is gone releases the new child of the same name. */
+void sl__pool_roll(struct sl_pool *p)
+{
+    size_t i;
+
+    if (p->old == NULL)
+        return;
+    while (p->roll_next < p->nold) {
+        struct sl_child *o = &p->old[p->roll_next];
+        if (o->pid > 0) {
+            if (!o->timed_out && o->restart_at != UINT64_MAX - 1) {
+                kill(o->pid, SIGTERM);
+                o->restart_at = UINT64_MAX - 1;   /* marks "asked to stop" */
+            }
+            return;
+        }
+        if (o->failed_id[0] != '\0')
+            return;                 /* its crash is still to be recorded */
+        for (i = 0; i < p->nchildren; i++)
+            if (strcmp(p->children[i].consumer, o->consumer) == 0 &&
+                p->children[i].restart_at == UINT64_MAX) {
+                p->children[i].restart_at = 0;
+                return;             /* wait for it to start before the next */
+            }
+        p->roll_next++;
+    }
+    for (i = 0; i < p->nchildren; i++) {
+        if (p->children[i].restart_at == UINT64_MAX)
+            p->children[i].restart_at = 0;
+        if (p->children[i].pid == 0)
+            return;                 /* not all new children run yet */
+    }
+    sl__pool_free_retired(p);
+    sl__log(SL_LOG_INFO, "reloaded", "children=%zu", p->nchildren);
+}
+
+/* Frees the children and configuration a finished reload left behind. */
+void sl__pool_free_retired(struct sl_pool *p)
+{
+    free(p->old);
+    p->old = NULL;
+    p->nold = 0;
+    sl__config_free(p->old_cfg);
+    p->old_cfg = NULL;
+}
+
+/* In a freshly forked child: closes what belongs to the supervisor. */
+void sl__pool_child_cleanup(struct sl_pool *p)
+{
+    if (p->http_fd >= 0)
+        close(p->http_fd);
+}

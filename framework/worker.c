@@ -1,0 +1,1140 @@
+/* worker.c -- one worker process: read, handle, commit.
+ *
+ * A worker owns two connections (REDIS-NOTES 1.3): the reader, which only
+ * ever runs the blocking XREADGROUP, and the command connection, which
+ * carries acks, commits, claims and heartbeats, so an ack never waits
+ * behind a BLOCK. Its life is a small state machine:
+ *
+ *   DOWN --connect both--> INIT --scripts, group, reader id--> RECOVER
+ *   RECOVER --own pending entries, page by page--> RUN
+ *   any error in any state --> reset: close both, back off, DOWN
+ *
+ * Recovery takes this consumer's own pending entries first (after a
+ * restart or a reconnect they may have been assigned without ever
+ * arriving), then RUN reads new entries with ">". In RUN, timers sweep
+ * for due retries and reclaim entries left by dead peers.
+ *
+ * A batch is handled entry by entry inside the reply callback; the
+ * outcomes go out on the command connection pipelined in one write (one
+ * XACK for all plain acks, one EVALSHA per entry that needs a script),
+ * and the next read is already on its way meanwhile.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "internal.h"
+#include "conn.h"
+
+#define W_DOWN    0               /* no usable connections */
+#define W_INIT    1               /* loading scripts, creating the group */
+#define W_RECOVER 2               /* taking own pending entries */
+#define W_RUN     3               /* reading new entries */
+
+#define CLAIM_OWN   0
+#define CLAIM_RETRY 1
+#define CLAIM_ANY   2
+
+#define MAX_COMMIT_BATCHES 3      /* batches whose commits may be in flight */
+#define BACKOFF_BASE_MS 100       /* first reconnect delay */
+#define BACKOFF_CAP_MS 5000       /* longest reconnect delay */
+
+/* One entry to handle, pointing into a reply that lives until the batch
+ * is handled. */
+struct entry {
+    const redisReply *id;         /* the entry ID (string reply) */
+    const redisReply *fields;     /* flat name/value array, or a NIL reply */
+    long long deliveries;         /* Redis's delivery count */
+    long long attempts;           /* failed attempts recorded by sluice */
+    const char *why;              /* last failure reason, "" when none */
+};
+
+/* The outcomes of one batch awaiting their replies. Allocated once per
+ * batch with one record per scripted commit. */
+struct batch {
+    struct worker *w;             /* owner */
+    int outstanding;              /* replies still expected */
+    int failed;                   /* an infrastructure error was seen */
+    int n;                        /* records in use */
+    struct commit {
+        struct batch *b;          /* back pointer */
+        char id[SL_IDLEN];        /* entry ID */
+        int effect;               /* 1 for an effect script, 0 commit, -1 plain XACK */
+        int count;                /* plain XACK: IDs sent */
+    } c[];
+};
+
+struct worker {
+    const struct sl_config *cfg;  /* borrowed, outlives the worker */
+    const struct sl_worker_conf *wc; /* borrowed */
+    const struct sl_tunables *t;  /* &wc->t */
+    const struct sl_handler *h;   /* borrowed, static */
+    void *priv;                   /* the handler's state from init */
+    struct sl_ctx *ctx;           /* per-entry context, reused */
+    const char *consumer;         /* this process's consumer name */
+    struct sl_slot *slot;         /* shared with the supervisor */
+    struct event_base *base;
+    struct sl_conn *rd;           /* blocking reads only */
+    struct sl_conn *cmd;          /* everything else */
+    int state;                    /* W_* */
+    int init_pending;             /* INIT replies still expected */
+    int fails;                    /* consecutive failures: the backoff step */
+    int reading;                  /* an XREADGROUP is in flight */
+    int claiming;                 /* a claim script is in flight */
+    int claim_mode;               /* CLAIM_* of that claim */
+    int claim_pages;              /* pages left in this sweep */
+    int commit_batches;           /* batches whose commits are in flight */
+    int stopping;                 /* asked to stop: finish and exit */
+    int exit_code;                /* returned by sl__worker_run */
+    long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
+    char akey[512];               /* attempts hash key */
+    char dkey[512];               /* dead-letter stream key */
+    char hkey[512];               /* heartbeat key */
+    char host[256];               /* gethostname() */
+    char sha[SL_NSCRIPTS][41];    /* SHA1 of the framework scripts */
+    char (*esha)[41];             /* SHA1 of each handler script */
+    char **esrc;                  /* source of each handler script (owned) */
+    int nesha;                    /* handler scripts */
+    char *src[SL_NSCRIPTS];       /* framework script sources (owned) */
+    uint64_t started_wall_ms;     /* process start, ms since the epoch */
+    struct event *reconnect_ev;   /* fires after the backoff delay */
+    struct event *reset_ev;       /* deferred reset */
+    struct event *retry_ev;       /* due-retry sweep period */
+    struct event *reclaim_ev;     /* reclaim sweep period */
+    struct event *beat_ev;        /* heartbeat period */
+    struct event *sig_ev;         /* self-pipe of the stop signals */
+    struct entry *ents;           /* batch being handled (reused) */
+    size_t entcap;                /* entries allocated */
+    struct sl_field *fields;      /* fields of the entry being handled (reused) */
+    size_t fieldcap;              /* fields allocated */
+    const char **argv;            /* argument vector being built (reused) */
+    size_t *argvlen;              /* its lengths */
+    size_t argcap;                /* entries allocated in both */
+    const char **ackv;            /* XACK stream group id... (reused) */
+    size_t *acklen;               /* its lengths */
+    size_t ackcap;                /* entries allocated in both */
+    struct sl_slot local;         /* used when no supervisor gave a slot */
+};
+
+static volatile sig_atomic_t stop_signalled; /* set by the signal handler */
+static int sig_pipe[2] = { -1, -1 };         /* wakes the loop on a signal */
+
+static void reset(struct worker *w, const char *why);
+static void read_next(struct worker *w);
+static void claim_next(struct worker *w, const char *start);
+static void maybe_exit(struct worker *w);
+
+/* ------------------------------------------------------------------ */
+/* Slot: what the supervisor sees                                      */
+/* ------------------------------------------------------------------ */
+
+/* Adds n to one of the slot's counters. Single writer: relaxed is enough. */
+static void count(struct worker *w, enum sl_counter k, uint64_t n)
+{
+    __atomic_fetch_add(&w->slot->counters[k], n, __ATOMIC_RELAXED);
+}
+
+/* Begins a write of the slot's strings (the seq counter becomes odd). */
+static void slot_begin(struct sl_slot *s)
+{
+    __atomic_fetch_add(&s->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Ends a write of the slot's strings (the seq counter becomes even). */
+static void slot_end(struct sl_slot *s)
+{
+    __atomic_fetch_add(&s->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Copies a reply string into a fixed slot field, cut to fit. */
+static void copy_id(char *dst, const redisReply *r)
+{
+    size_t n = (size_t)r->len < SL_IDLEN - 1 ? (size_t)r->len : SL_IDLEN - 1;
+
+    memcpy(dst, r->str, n);
+    dst[n] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* Argument vectors                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Makes room for n arguments. Returns 0 or -1. */
+static int argv_reserve(struct worker *w, size_t n)
+{
+    const char **a;
+    size_t *l;
+
+    if (n <= w->argcap)
+        return 0;
+    a = realloc(w->argv, n * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    w->argv = a;
+    l = realloc(w->argvlen, n * sizeof(*l));
+    if (l == NULL)
+        return -1;
+    w->argvlen = l;
+    w->argcap = n;
+    return 0;
+}
+
+/* Sets argument i to s (NUL-terminated, borrowed until the send). */
+static void arg_set(struct worker *w, size_t i, const char *s)
+{
+    w->argv[i] = s;
+    w->argvlen[i] = strlen(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Returns 1 when an error reply means the group or stream is gone. */
+static int group_lost(const redisReply *r)
+{
+    return strncmp(r->str, "NOGROUP", 7) == 0 || strncmp(r->str, "UNBLOCKED", 9) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commits                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Called when every reply of a batch has arrived (or was lost). */
+static void batch_done(struct batch *b)
+{
+    struct worker *w = b->w;
+
+    w->commit_batches--;
+    if (!b->failed)
+        w->fails = 0;
+    free(b);
+    if (w->state == W_RUN && !w->reading)
+        read_next(w);
+    maybe_exit(w);
+}
+
+static void send_commit(struct worker *w, struct batch *b, struct commit *k,
+                        const char *kind, const char *err, int trim);
+
+/* Reply to one commit of a batch. A refused commit (OOM, LOADING, BUSY,
+ * MISCONF, NOSCRIPT, a lost group) is never the entry's fault: the
+ * connection is reset and the entry, still pending, is recovered and
+ * handled again after the backoff. A Lua runtime error inside a handler's
+ * effect is the effect's fault: it counts as a failed attempt. */
+static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct commit *k = priv;
+    struct batch *b = k->b;
+    struct worker *w = b->w;
+
+    (void)c;
+    if (r == NULL) {
+        b->failed = 1;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        if (k->effect == 1 && strncmp(r->str, "ERR", 3) == 0) {
+            char err[SL_ERRLEN];
+            snprintf(err, sizeof(err), "effect_failed: %.400s", r->str);
+            sl__log(SL_LOG_WARN, "effect_failed", "id=%s error=%s", k->id, sl__logq(r->str));
+            k->effect = 0;
+            b->outstanding++;
+            send_commit(w, b, k, "retry", err, 0);
+        } else {
+            b->failed = 1;
+            sl__log(SL_LOG_WARN, "commit_refused", "id=%s error=%s",
+                    k->effect < 0 ? "(acks)" : k->id, sl__logq(r->str));
+            reset(w, r->str);
+        }
+    } else if (r->type == REDIS_REPLY_INTEGER) {
+        if (k->effect < 0) {
+            count(w, SL_C_ACKED, (uint64_t)r->integer);
+        } else {
+            switch (r->integer) {
+            case SL_COMMIT_NOT_OWNER: count(w, SL_C_DISCARDED, 1); break;
+            case SL_COMMIT_ACKED:     count(w, SL_C_ACKED, 1); break;
+            case SL_COMMIT_RETRIED:   count(w, SL_C_RETRIED, 1); count(w, SL_C_FAILED, 1); break;
+            case SL_COMMIT_DEAD:      count(w, SL_C_DEAD, 1); count(w, SL_C_FAILED, 1); break;
+            default: break;
+            }
+            if (r->integer == SL_COMMIT_NOT_OWNER)
+                sl__log(SL_LOG_INFO, "commit_discarded", "id=%s reason=not_owner", k->id);
+        }
+    }
+    if (--b->outstanding == 0)
+        batch_done(b);
+}
+
+/* Sends the commit script (kind "ack", "retry" or "dead") or, when the
+ * context declared one, the effect script of one entry. */
+static void send_commit(struct worker *w, struct batch *b, struct commit *k,
+                        const char *kind, const char *err, int trim)
+{
+    char nk[16], maxd[24], first[24], cap[24];
+    int script = k->effect == 1 ? w->ctx->script : -1;
+    int extra = script >= 0 ? w->ctx->nkeys + w->ctx->nargs : 0;
+    size_t n = 0;
+    int i;
+
+    if (argv_reserve(w, 3 + SL_FW_KEYS + SL_FW_ARGS + (size_t)extra) < 0) {
+        b->failed = 1;
+        b->outstanding--;
+        reset(w, "out of memory");
+        return;
+    }
+    snprintf(nk, sizeof(nk), "%d", SL_FW_KEYS + (script >= 0 ? w->ctx->nkeys : 0));
+    snprintf(maxd, sizeof(maxd), "%lld", w->t->max_deliveries);
+    snprintf(first, sizeof(first), "%lld", w->t->retry_backoff_ms[0]);
+    snprintf(cap, sizeof(cap), "%lld", w->t->retry_backoff_ms[1]);
+    arg_set(w, n++, "EVALSHA");
+    arg_set(w, n++, script >= 0 ? w->esha[script] : w->sha[SL_SCRIPT_COMMIT]);
+    arg_set(w, n++, nk);
+    arg_set(w, n++, w->wc->stream);
+    arg_set(w, n++, w->akey);
+    arg_set(w, n++, w->dkey);
+    if (script >= 0)
+        for (i = 0; i < w->ctx->nkeys; i++, n++)
+            w->argv[n] = sl__ctx_effect_arg(w->ctx, i, &w->argvlen[n]);
+    arg_set(w, n++, w->wc->group);
+    arg_set(w, n++, w->consumer);
+    arg_set(w, n++, k->id);
+    arg_set(w, n++, maxd);
+    arg_set(w, n++, first);
+    arg_set(w, n++, cap);
+    arg_set(w, n++, kind);
+    arg_set(w, n++, err);
+    arg_set(w, n++, trim ? "1" : "0");
+    if (script >= 0)
+        for (i = 0; i < w->ctx->nargs; i++, n++)
+            w->argv[n] = sl__ctx_effect_arg(w->ctx, w->ctx->nkeys + i, &w->argvlen[n]);
+    if (sl__conn_command(w->cmd, on_commit, k, 0, (int)n, w->argv, w->argvlen) < 0) {
+        b->failed = 1;
+        if (--b->outstanding == 0)
+            batch_done(b);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Handling a batch                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Makes room for n entries. Returns 0 or -1. */
+static int ents_reserve(struct worker *w, size_t n)
+{
+    struct entry *e;
+
+    if (n <= w->entcap)
+        return 0;
+    e = realloc(w->ents, n * sizeof(*e));
+    if (e == NULL)
+        return -1;
+    w->ents = e;
+    w->entcap = n;
+    return 0;
+}
+
+/* Fills w->fields from a flat reply array. Returns the count, or -1. */
+static long fill_fields(struct worker *w, const redisReply *f)
+{
+    size_t n = f->elements / 2, i;
+
+    if (n > w->fieldcap) {
+        struct sl_field *nf = realloc(w->fields, n * sizeof(*nf));
+        if (nf == NULL)
+            return -1;
+        w->fields = nf;
+        w->fieldcap = n;
+    }
+    for (i = 0; i < n; i++) {
+        const redisReply *k = f->element[2 * i], *v = f->element[2 * i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return -1;
+        w->fields[i].name = k->str;
+        w->fields[i].name_len = (size_t)k->len;
+        w->fields[i].value = v->str;
+        w->fields[i].value_len = (size_t)v->len;
+    }
+    return (long)n;
+}
+
+/* Records a handler's duration in the histogram. */
+static void observe(struct worker *w, uint64_t us)
+{
+    int i;
+
+    count(w, SL_C_HANDLER_US, us);
+    for (i = 0; i < SL_HIST_N; i++)
+        if ((double)us / 1e6 <= sl__hist_bounds[i])
+            break;
+    __atomic_fetch_add(&w->slot->hist[i], 1, __ATOMIC_RELAXED);
+}
+
+/* Decides one entry: the checks that come before the handler (delivery
+ * limits, then SPEC's table via sl__msg_prepare), then the handler.
+ * Returns the disposition; the context holds the error and effect. */
+static enum sl_disposition decide(struct worker *w, struct entry *e,
+                                  struct sl_msg *msg, int *trim)
+{
+    long long backstop = 4 * w->t->max_deliveries + 10;
+    enum sl_disposition d;
+    struct timespec t0, t1;
+    long nf;
+
+    *trim = 0;
+    if (e->attempts >= w->t->max_deliveries)
+        return sl_ctx_fail(w->ctx, SL_DEAD, "max_deliveries_exceeded", "%s",
+                           e->why[0] ? e->why : "attempts exhausted");
+    if (e->deliveries > backstop)
+        return sl_ctx_fail(w->ctx, SL_DEAD, "max_deliveries_exceeded",
+                           "delivered %lld times", e->deliveries);
+    nf = fill_fields(w, e->fields);
+    if (nf < 0)
+        return sl_ctx_fail(w->ctx, SL_DEAD, "invalid_encoding", "%s",
+                           "unreadable fields");
+    msg->id = w->slot->cur_id;
+    msg->stream = w->wc->stream;
+    msg->fields = w->fields;
+    msg->nfields = (size_t)nf;
+    msg->deliveries = e->deliveries;
+    msg->attempts = (int)e->attempts;
+    msg->data = NULL;
+    if (sl__msg_prepare(w->ctx, msg, w->t, (w->h->flags & SL_HANDLER_RAW) != 0,
+                        w->h->types, sl__wall_ms()) < 0) {
+        *trim = w->ctx->dead_trim_fields;
+        return SL_DEAD;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    d = w->h->handle(w->ctx, msg, w->priv);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    observe(w, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL +
+                          (t1.tv_nsec - t0.tv_nsec) / 1000));
+    if (msg->data != NULL)
+        json_decref(msg->data);
+    if (d == SL_RETRY && w->ctx->err[0] == '\0')
+        sl_ctx_fail(w->ctx, SL_RETRY, "handler_retry", NULL);
+    if (d == SL_DEAD && w->ctx->err[0] == '\0')
+        sl_ctx_fail(w->ctx, SL_DEAD, "handler_dead", NULL);
+    return d;
+}
+
+/* Makes room for n plain acks after the three fixed XACK arguments. */
+static int ackv_reserve(struct worker *w, size_t n)
+{
+    const char **a;
+    size_t *l;
+
+    if (n + 3 <= w->ackcap)
+        return 0;
+    a = realloc(w->ackv, (n + 3) * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    w->ackv = a;
+    l = realloc(w->acklen, (n + 3) * sizeof(*l));
+    if (l == NULL)
+        return -1;
+    w->acklen = l;
+    w->ackcap = n + 3;
+    return 0;
+}
+
+/* Handles n entries of w->ents and sends their outcomes pipelined: one
+ * EVALSHA per entry that needs a script, then one XACK for every entry
+ * that was simply done. The entries point into a reply that stays valid
+ * until this returns. */
+static void handle_batch(struct worker *w, size_t n)
+{
+    struct batch *b;
+    struct sl_msg msg;
+    size_t i, nplain = 0;
+    int trim;
+
+    if (n == 0)
+        return;
+    b = calloc(1, sizeof(*b) + (n + 1) * sizeof(b->c[0]));
+    if (b == NULL || ackv_reserve(w, n) < 0) {
+        free(b);
+        reset(w, "out of memory");
+        return;
+    }
+    b->w = w;
+    b->outstanding = 1;             /* held until every command is sent */
+    w->commit_batches++;
+
+    slot_begin(w->slot);
+    copy_id(w->slot->first_id, w->ents[0].id);
+    copy_id(w->slot->last_id, w->ents[n - 1].id);
+    w->slot->batch_started_ms = sl__now_ms();
+    w->slot->batch_len = (uint32_t)n;
+    slot_end(w->slot);
+
+    for (i = 0; i < n; i++) {
+        struct entry *e = &w->ents[i];
+        struct commit *k;
+        enum sl_disposition d;
+
+        if (stop_signalled)
+            w->stopping = 1;
+        if (w->stopping)
+            break;              /* the rest stays pending: recovered later */
+        count(w, SL_C_PROCESSED, 1);
+        if (e->fields->type != REDIS_REPLY_ARRAY) {
+            /* Trimmed or deleted while pending: ack, count, never handle. */
+            count(w, SL_C_DELETED, 1);
+            w->ackv[3 + nplain] = e->id->str;
+            w->acklen[3 + nplain] = (size_t)e->id->len;
+            nplain++;
+            continue;
+        }
+        sl__ctx_reset(w->ctx);
+        slot_begin(w->slot);
+        copy_id(w->slot->cur_id, e->id);
+        w->slot->cur_started_ms = sl__now_ms();
+        slot_end(w->slot);
+        d = decide(w, e, &msg, &trim);
+        slot_begin(w->slot);
+        w->slot->cur_id[0] = '\0';
+        slot_end(w->slot);
+
+        if (d == SL_ACK && w->ctx->script < 0 && e->attempts == 0) {
+            w->ackv[3 + nplain] = e->id->str;
+            w->acklen[3 + nplain] = (size_t)e->id->len;
+            nplain++;
+            continue;
+        }
+        k = &b->c[b->n++];
+        k->b = b;
+        copy_id(k->id, e->id);
+        b->outstanding++;
+        if (d == SL_ACK) {
+            k->effect = w->ctx->script >= 0 ? 1 : 0;
+            send_commit(w, b, k, "ack", "", 0);
+        } else {
+            k->effect = 0;
+            if (d == SL_DEAD)
+                sl__log(SL_LOG_INFO, "dead_letter", "id=%s error=%s", k->id,
+                        sl__logq(w->ctx->err));
+            send_commit(w, b, k, d == SL_RETRY ? "retry" : "dead", w->ctx->err, trim);
+        }
+    }
+    if (nplain > 0) {
+        struct commit *p = &b->c[b->n++];
+        p->b = b;
+        p->effect = -1;
+        p->count = (int)nplain;
+        w->ackv[0] = "XACK";
+        w->acklen[0] = 4;
+        w->ackv[1] = w->wc->stream;
+        w->acklen[1] = strlen(w->wc->stream);
+        w->ackv[2] = w->wc->group;
+        w->acklen[2] = strlen(w->wc->group);
+        b->outstanding++;
+        if (sl__conn_command(w->cmd, on_commit, p, 0, (int)(3 + nplain),
+                             w->ackv, w->acklen) < 0) {
+            b->failed = 1;
+            b->outstanding--;
+        }
+    }
+    slot_begin(w->slot);
+    w->slot->first_id[0] = '\0';
+    w->slot->batch_len = 0;
+    slot_end(w->slot);
+    if (--b->outstanding == 0)
+        batch_done(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Reply to XREADGROUP ... >. */
+static void on_read(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct worker *w = priv;
+    const redisReply *list;
+    size_t i, n = 0;
+
+    (void)c;
+    w->reading = 0;
+    if (r == NULL)
+        return;                    /* the lost-connection path takes over */
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (group_lost(r))
+            sl__log(SL_LOG_WARN, "group_lost", "stream=%s group=%s error=%s",
+                    sl__logq(w->wc->stream), sl__logq(w->wc->group), sl__logq(r->str));
+        reset(w, r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_NIL) {
+        w->fails = 0;               /* a quiet, healthy round trip */
+        read_next(w);
+        maybe_exit(w);
+        return;
+    }
+    /* [[stream, [[id, fields], ...]]] */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements < 2 ||
+        r->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
+        reset(w, "unexpected XREADGROUP reply");
+        return;
+    }
+    list = r->element[0]->element[1];
+    if (ents_reserve(w, list->elements) < 0) {
+        reset(w, "out of memory");
+        return;
+    }
+    for (i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        w->ents[n].id = e->element[0];
+        w->ents[n].fields = e->element[1];
+        w->ents[n].deliveries = 1;
+        w->ents[n].attempts = 0;
+        w->ents[n].why = "";
+        n++;
+    }
+    handle_batch(w, n);
+    read_next(w);
+    maybe_exit(w);
+}
+
+/* Issues the next blocking read unless one is in flight, the worker is
+ * stopping, or too many commits are still unanswered (back-pressure). */
+static void read_next(struct worker *w)
+{
+    char count_s[24], block_s[24];
+    const char *argv[] = { "XREADGROUP", "GROUP", w->wc->group, w->consumer,
+                           "COUNT", count_s, "BLOCK", block_s,
+                           "STREAMS", w->wc->stream, ">" };
+
+    if (w->state != W_RUN || w->reading || w->stopping || stop_signalled ||
+        w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->rd))
+        return;
+    snprintf(count_s, sizeof(count_s), "%lld", w->t->batch);
+    snprintf(block_s, sizeof(block_s), "%lld", w->t->block_ms);
+    if (sl__conn_command(w->rd, on_read, w, w->t->block_ms + w->cfg->command_timeout_ms,
+                         11, argv, NULL) == 0)
+        w->reading = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Claims: recovery, due retries, reclaim                              */
+/* ------------------------------------------------------------------ */
+
+/* Reply to the claim script: {next, deleted, {{id, deliveries, attempts,
+ * why, fields}...}}. Handles what was claimed, then pages on. */
+static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct worker *w = priv;
+    const redisReply *list;
+    char next[SL_IDLEN + 2] = "";
+    size_t i, n = 0;
+    int mode = w->claim_mode;
+
+    (void)c;
+    w->claiming = 0;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        reset(w, r->str);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[2]->type != REDIS_REPLY_ARRAY) {
+        reset(w, "unexpected claim reply");
+        return;
+    }
+    if (r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len > 0)
+        snprintf(next, sizeof(next), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+    if (r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0) {
+        count(w, SL_C_DELETED, (uint64_t)r->element[1]->integer);
+        sl__log(SL_LOG_INFO, "deleted_pending", "count=%lld", r->element[1]->integer);
+    }
+    list = r->element[2];
+    if (ents_reserve(w, list->elements) < 0) {
+        reset(w, "out of memory");
+        return;
+    }
+    for (i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 5 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        w->ents[n].id = e->element[0];
+        w->ents[n].deliveries = e->element[1]->integer;
+        w->ents[n].attempts = e->element[2]->integer;
+        w->ents[n].why = e->element[3]->type == REDIS_REPLY_STRING ? e->element[3]->str : "";
+        w->ents[n].fields = e->element[4];
+        n++;
+    }
+    if (mode == CLAIM_ANY && n > 0) {
+        count(w, SL_C_RECLAIMED, n);
+        sl__log(SL_LOG_INFO, "reclaimed", "count=%zu", n);
+    }
+    handle_batch(w, n);
+    if (w->state == W_DOWN)
+        return;
+    if (next[0] != '\0' && !w->stopping && --w->claim_pages > 0) {
+        claim_next(w, next);
+        return;
+    }
+    if (w->state == W_RECOVER) {
+        w->state = W_RUN;
+        w->slot->redis_up = 1;
+        sl__log(SL_LOG_INFO, "running", "stream=%s group=%s",
+                sl__logq(w->wc->stream), sl__logq(w->wc->group));
+        read_next(w);
+    }
+    maybe_exit(w);
+}
+
+/* Sends one page of the claim script in w->claim_mode from `start`. */
+static void claim_next(struct worker *w, const char *start)
+{
+    char minidle[24], cnt[24];
+    const char *mode = w->claim_mode == CLAIM_OWN ? "own" :
+                       w->claim_mode == CLAIM_RETRY ? "retry" : "any";
+    const char *argv[] = { "EVALSHA", w->sha[SL_SCRIPT_CLAIM], "2",
+                           w->wc->stream, w->akey, w->wc->group, w->consumer,
+                           mode, minidle, start, cnt };
+
+    snprintf(minidle, sizeof(minidle), "%lld",
+             w->claim_mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
+    snprintf(cnt, sizeof(cnt), "%lld", w->t->batch);
+    if (sl__conn_command(w->cmd, on_claim, w, 0, 11, argv, NULL) == 0)
+        w->claiming = 1;
+}
+
+/* Starts a sweep in `mode` unless another claim is in flight. */
+static void sweep(struct worker *w, int mode)
+{
+    if (w->claiming || w->stopping || !sl__conn_ready(w->cmd))
+        return;
+    if (mode != CLAIM_OWN && (w->state != W_RUN || w->commit_batches >= MAX_COMMIT_BATCHES))
+        return;
+    w->claim_mode = mode;
+    w->claim_pages = mode == CLAIM_OWN ? 1 << 30 : 10;
+    claim_next(w, "-");
+}
+
+/* Timer: retries whose delay has passed. */
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sweep(arg, CLAIM_RETRY);
+}
+
+/* Timer: entries that dead or hung peers left behind. */
+static void on_reclaim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sweep(arg, CLAIM_ANY);
+}
+
+/* ------------------------------------------------------------------ */
+/* Heartbeat                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Reply to the heartbeat commands: failures are harmless (the next beat
+ * tries again), a lost connection is handled elsewhere. */
+static void on_beat(struct sl_conn *c, redisReply *r, void *priv)
+{
+    (void)c;
+    (void)r;
+    (void)priv;
+}
+
+/* Timer: refreshes sluice:worker:<consumer>. */
+static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char pid[24], started[24], beat[24], processed[24], failed[24], ttl[24];
+    const char *hset[] = { "HSET", w->hkey, "pid", pid, "host", w->host,
+                           "handler", w->h->name, "stream", w->wc->stream,
+                           "group", w->wc->group, "started_at", started,
+                           "last_beat", beat, "processed", processed,
+                           "failed", failed };
+    const char *exp[] = { "PEXPIRE", w->hkey, ttl };
+
+    (void)fd;
+    (void)what;
+    if (w->state != W_RUN || !sl__conn_ready(w->cmd))
+        return;
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    snprintf(started, sizeof(started), "%llu", (unsigned long long)w->started_wall_ms);
+    snprintf(beat, sizeof(beat), "%llu", (unsigned long long)sl__wall_ms());
+    snprintf(processed, sizeof(processed), "%llu",
+             (unsigned long long)w->slot->counters[SL_C_PROCESSED]);
+    snprintf(failed, sizeof(failed), "%llu",
+             (unsigned long long)w->slot->counters[SL_C_FAILED]);
+    snprintf(ttl, sizeof(ttl), "%lld", 3 * w->t->heartbeat_ms);
+    sl__conn_command(w->cmd, on_beat, w, 0, 20, hset, NULL);
+    sl__conn_command(w->cmd, on_beat, w, 0, 3, exp, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connecting and initialising                                         */
+/* ------------------------------------------------------------------ */
+
+static struct worker *the_worker; /* one per process; for INIT replies */
+
+/* Reply to one command of the INIT sequence: SCRIPT LOADs, XGROUP
+ * CREATE, CLIENT ID. priv says which: >= 0 a framework script, <= -10 a
+ * handler script, -1 the group, -2 the reader's id. */
+static void on_init_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct worker *w = the_worker;
+    long which = (long)(intptr_t)priv;
+
+    (void)c;
+    if (r == NULL || w->state != W_INIT)
+        return;
+    if (r->type == REDIS_REPLY_ERROR &&
+        !(which == -1 && strncmp(r->str, "BUSYGROUP", 9) == 0)) {
+        reset(w, r->str);
+        return;
+    }
+    if (which >= 0 && r->type == REDIS_REPLY_STRING)
+        snprintf(w->sha[which], sizeof(w->sha[which]), "%.40s", r->str);
+    else if (which <= -10 && r->type == REDIS_REPLY_STRING)
+        snprintf(w->esha[-which - 10], 41, "%.40s", r->str);
+    else if (which == -2 && r->type == REDIS_REPLY_INTEGER)
+        w->reader_id = r->integer;
+    if (--w->init_pending == 0) {
+        w->state = W_RECOVER;
+        sweep(w, CLAIM_OWN);
+        if (!w->claiming)
+            reset(w, "cannot send the recovery claim");
+    }
+}
+
+/* Both connections are usable: load the scripts, create the group (at 0,
+ * with MKSTREAM, so entries added before any worker ran are processed),
+ * and learn the reader's client id. */
+static void start_init(struct worker *w)
+{
+    const char *grp[] = { "XGROUP", "CREATE", w->wc->stream, w->wc->group, "0", "MKSTREAM" };
+    const char *cid[] = { "CLIENT", "ID" };
+    int i, ok = 1;
+
+    w->state = W_INIT;
+    w->init_pending = 0;
+    for (i = 0; i < SL_NSCRIPTS && ok; i++) {
+        const char *argv[] = { "SCRIPT", "LOAD", w->src[i] };
+        ok = sl__conn_command(w->cmd, on_init_reply, (void *)(intptr_t)i, 0, 3, argv, NULL) == 0;
+        w->init_pending += ok;
+    }
+    for (i = 0; i < w->nesha && ok; i++) {
+        const char *argv[] = { "SCRIPT", "LOAD", w->esrc[i] };
+        ok = sl__conn_command(w->cmd, on_init_reply, (void *)(intptr_t)(-10 - i), 0, 3, argv, NULL) == 0;
+        w->init_pending += ok;
+    }
+    if (ok) {
+        ok = sl__conn_command(w->cmd, on_init_reply, (void *)(intptr_t)-1, 0, 6, grp, NULL) == 0;
+        w->init_pending += ok;
+    }
+    if (ok) {
+        ok = sl__conn_command(w->rd, on_init_reply, (void *)(intptr_t)-2, 0, 2, cid, NULL) == 0;
+        w->init_pending += ok;
+    }
+    if (!ok)
+        reset(w, "cannot send the init sequence");
+}
+
+/* A connection became usable; INIT starts once both are. */
+static void on_ready(struct sl_conn *c, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    if (w->state == W_DOWN && sl__conn_ready(w->rd) && sl__conn_ready(w->cmd))
+        start_init(w);
+}
+
+/* A connection was lost (its own deadline, the server, the network). */
+static void on_lost(struct sl_conn *c, void *arg)
+{
+    reset(arg, sl__conn_error(c));
+}
+
+/* Timer: the backoff is over; connect both. */
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->stopping)
+        return;
+    count(w, SL_C_RECONNECTS, w->fails > 0);
+    sl__conn_connect(w->rd);
+    sl__conn_connect(w->cmd);
+}
+
+/* Deferred part of reset(): runs outside every hiredis callback. */
+static void on_reset_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    long long delay;
+    struct timeval tv;
+
+    (void)fd;
+    (void)what;
+    sl__conn_close(w->rd);
+    sl__conn_close(w->cmd);
+    w->reading = 0;
+    w->claiming = 0;
+    if (w->stopping || stop_signalled) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    delay = sl__backoff_ms(BACKOFF_BASE_MS, BACKOFF_CAP_MS, w->fails);
+    w->fails++;
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    event_add(w->reconnect_ev, &tv);
+}
+
+/* Gives up the connections after an error, logs why once, and schedules a
+ * reconnect after a capped, jittered backoff. Safe from any callback: the
+ * closing itself is deferred. Nothing is acked or dead-lettered here:
+ * whatever was in hand stays pending and is recovered afterwards. */
+static void reset(struct worker *w, const char *why)
+{
+    if (w->state == W_DOWN && event_pending(w->reset_ev, EV_TIMEOUT, NULL))
+        return;
+    if (w->state != W_DOWN || !event_pending(w->reconnect_ev, EV_TIMEOUT, NULL))
+        sl__log(SL_LOG_WARN, "redis_unavailable", "step=%d error=%s", w->fails,
+                sl__logq(why));
+    w->state = W_DOWN;
+    w->slot->redis_up = 0;
+    event_active(w->reset_ev, EV_TIMEOUT, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stopping                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Reply to CLIENT UNBLOCK: nothing to do, the read returns by itself. */
+static void on_unblock(struct sl_conn *c, redisReply *r, void *priv)
+{
+    (void)c;
+    (void)r;
+    (void)priv;
+}
+
+/* Exits the loop once nothing is in flight: no read, claim or commit. */
+static void maybe_exit(struct worker *w)
+{
+    if (!w->stopping)
+        return;
+    if (w->state != W_RUN && w->state != W_RECOVER) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    if (!w->reading && !w->claiming && w->commit_batches == 0)
+        event_base_loopbreak(w->base);
+}
+
+/* SIGTERM/SIGINT arrived (through the self-pipe): stop reading, let the
+ * blocked read return at once (CLIENT UNBLOCK), flush commits, exit. */
+static void on_signal_pipe(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char buf[16];
+
+    (void)what;
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    if (w->stopping)
+        return;
+    w->stopping = 1;
+    sl__log(SL_LOG_INFO, "stopping", NULL);
+    if (w->reading && w->reader_id > 0 && sl__conn_ready(w->cmd)) {
+        char id[24];
+        const char *argv[] = { "CLIENT", "UNBLOCK", id };
+        snprintf(id, sizeof(id), "%lld", w->reader_id);
+        sl__conn_command(w->cmd, on_unblock, w, 0, 3, argv, NULL);
+    }
+    maybe_exit(w);
+}
+
+/* Async-signal-safe handler: set the flag, wake the loop. */
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+
+    (void)sig;
+    stop_signalled = 1;
+    if (sig_pipe[1] >= 0 && write(sig_pipe[1], "x", 1) < 0) {
+        /* The pipe is full: the loop is already being woken. */
+    }
+    errno = saved;
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Adds a persistent timer of period ms. Returns the event or NULL. */
+static struct event *periodic(struct worker *w, long long ms,
+                              void (*cb)(evutil_socket_t, short, void *))
+{
+    struct event *ev = event_new(w->base, -1, EV_PERSIST, cb, w);
+    struct timeval tv;
+
+    if (ev == NULL)
+        return NULL;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    event_add(ev, &tv);
+    return ev;
+}
+
+/* Frees everything the worker owns. */
+static void worker_free(struct worker *w)
+{
+    int i;
+
+    sl__conn_free(w->rd);
+    sl__conn_free(w->cmd);
+    if (w->reconnect_ev) event_free(w->reconnect_ev);
+    if (w->reset_ev) event_free(w->reset_ev);
+    if (w->retry_ev) event_free(w->retry_ev);
+    if (w->reclaim_ev) event_free(w->reclaim_ev);
+    if (w->beat_ev) event_free(w->beat_ev);
+    if (w->sig_ev) event_free(w->sig_ev);
+    if (w->base) event_base_free(w->base);
+    for (i = 0; i < SL_NSCRIPTS; i++)
+        free(w->src[i]);
+    for (i = 0; i < w->nesha; i++)
+        free(w->esrc[i]);
+    free(w->esrc);
+    free(w->esha);
+    free(w->ents);
+    free(w->fields);
+    free(w->argv);
+    free(w->argvlen);
+    free(w->ackv);
+    free(w->acklen);
+    sl__ctx_free(w->ctx);
+}
+
+/* Prepares the scripts' sources: the framework's and the handler's. */
+static int load_sources(struct worker *w)
+{
+    int i, n = 0;
+
+    for (i = 0; i < SL_NSCRIPTS; i++)
+        if ((w->src[i] = sl__script_source(i)) == NULL)
+            return -1;
+    if (w->h->scripts != NULL)
+        while (w->h->scripts[n] != NULL)
+            n++;
+    w->nesha = n;
+    w->esha = calloc((size_t)n + 1, sizeof(*w->esha));
+    w->esrc = calloc((size_t)n + 1, sizeof(*w->esrc));
+    if (w->esha == NULL || w->esrc == NULL)
+        return -1;
+    for (i = 0; i < n; i++)
+        if ((w->esrc[i] = sl__script_effect_source(w->h->scripts[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
+                   const struct sl_handler *h, const char *consumer,
+                   struct sl_slot *slot)
+{
+    static struct worker wk;
+    struct worker *w = &wk;
+    struct sigaction sa;
+    long long retry_tick;
+    int rc = 1;
+
+    memset(w, 0, sizeof(*w));
+    the_worker = w;
+    w->cfg = cfg;
+    w->wc = wc;
+    w->t = &wc->t;
+    w->h = h;
+    w->consumer = consumer;
+    w->slot = slot != NULL ? slot : &w->local;
+    w->slot->pid = (int32_t)getpid();
+    w->started_wall_ms = sl__wall_ms();
+    sl__log_role = consumer;
+    srandom((unsigned)(getpid() ^ sl__now_ms()));
+    if (gethostname(w->host, sizeof(w->host)) < 0)
+        snprintf(w->host, sizeof(w->host), "localhost");
+    sl__attempts_key(w->akey, sizeof(w->akey), wc->stream, wc->group);
+    snprintf(w->dkey, sizeof(w->dkey), "%s:dead", wc->stream);
+    snprintf(w->hkey, sizeof(w->hkey), "sluice:worker:%s", consumer);
+
+    if (pipe(sig_pipe) < 0 || fcntl(sig_pipe[0], F_SETFL, O_NONBLOCK) < 0 ||
+        fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+        sl__log(SL_LOG_ERROR, "startup_failed", "error=%s", sl__logq(strerror(errno)));
+        return 1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    w->ctx = sl__ctx_new(h);
+    w->base = event_base_new();
+    if (w->ctx == NULL || w->base == NULL || load_sources(w) < 0)
+        goto out;
+    w->rd = sl__conn_new(w->base, "reader", cfg, on_ready, on_lost, w);
+    w->cmd = sl__conn_new(w->base, "cmd", cfg, on_ready, on_lost, w);
+    w->reconnect_ev = evtimer_new(w->base, on_reconnect, w);
+    w->reset_ev = event_new(w->base, -1, 0, on_reset_ev, w);
+    w->sig_ev = event_new(w->base, sig_pipe[0], EV_READ | EV_PERSIST, on_signal_pipe, w);
+    retry_tick = w->t->retry_backoff_ms[0] / 4;
+    if (retry_tick < 10)
+        retry_tick = 10;
+    if (retry_tick > 1000)
+        retry_tick = 1000;
+    w->retry_ev = periodic(w, retry_tick, on_retry_timer);
+    w->reclaim_ev = periodic(w, w->t->reclaim_interval_ms, on_reclaim_timer);
+    w->beat_ev = periodic(w, w->t->heartbeat_ms, on_beat_timer);
+    if (w->rd == NULL || w->cmd == NULL || w->reconnect_ev == NULL ||
+        w->reset_ev == NULL || w->sig_ev == NULL || w->retry_ev == NULL ||
+        w->reclaim_ev == NULL || w->beat_ev == NULL)
+        goto out;
+    event_add(w->sig_ev, NULL);
+
+    if (h->init != NULL) {
+        struct sl_worker_info info = { h->name, wc->stream, wc->group, consumer };
+        if (h->init(&info, &w->priv) < 0) {
+            sl__log(SL_LOG_ERROR, "handler_init_failed", "handler=%s", h->name);
+            goto out;
+        }
+    }
+    sl__log(SL_LOG_INFO, "worker_started", "handler=%s stream=%s group=%s",
+            h->name, sl__logq(wc->stream), sl__logq(wc->group));
+    if (!stop_signalled)
+        event_active(w->reconnect_ev, EV_TIMEOUT, 0);
+    else
+        w->stopping = 1;
+    event_base_dispatch(w->base);
+    sl__log(SL_LOG_INFO, "worker_stopped", "processed=%llu",
+            (unsigned long long)w->slot->counters[SL_C_PROCESSED]);
+    rc = 0;
+    if (h->destroy != NULL)
+        h->destroy(w->priv);
+out:
+    worker_free(w);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    sig_pipe[0] = sig_pipe[1] = -1;
+    return rc;
+}

@@ -1,0 +1,664 @@
+/* check_config.c -- unit tests of config.c: the built-in defaults, loading
+ * config/sluice.json with every validation message (exact text, line and
+ * column included), per-worker overrides and redis:// URLs.
+ *
+ * Each test writes its configuration to a mkstemp() file, so messages
+ * start with that file's name; expect_error() puts it in front of the
+ * expected "LINE:COL: KEY.PATH: message" part.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <check.h>
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------------
+ * Fixture: a temporary configuration file
+ * ------------------------------------------------------------------ */
+
+static char path[64];             /* the current test's file, "" when none */
+static char err[1024];            /* the last error message */
+static struct sl_config *cfg;     /* the last configuration loaded */
+
+/* Starts each test with no file, no error and no configuration. */
+static void setup(void)
+{
+    path[0] = '\0';
+    err[0] = '\0';
+    cfg = NULL;
+}
+
+/* Removes the test's file and frees its configuration. */
+static void teardown(void)
+{
+    if (path[0] != '\0')
+        unlink(path);
+    sl__config_free(cfg);
+    cfg = NULL;
+}
+
+/* Writes `text` to a fresh temporary file whose name goes to `path`. */
+static void write_config(const char *text)
+{
+    size_t len = strlen(text);
+    int fd;
+
+    if (path[0] != '\0')
+        unlink(path);
+    snprintf(path, sizeof(path), "/tmp/sluice-config-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Loads `text` and asserts that it is accepted; the result is in cfg. */
+static void expect_ok(const char *text)
+{
+    write_config(text);
+    sl__config_free(cfg);
+    cfg = sl__config_load(path, 1, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "unexpected error: %s", err);
+}
+
+/* Loads `text` and asserts that it fails with "<file>:<rest>". */
+static void expect_error(const char *text, const char *rest)
+{
+    char want[1024];
+
+    write_config(text);
+    sl__config_free(cfg);
+    cfg = sl__config_load(path, 1, err, sizeof(err));
+    ck_assert_msg(cfg == NULL, "accepted: %s", text);
+    snprintf(want, sizeof(want), "%s:%s", path, rest);
+    ck_assert_str_eq(err, want);
+}
+
+/* Asserts that t holds the built-in defaults of SPEC section 3. */
+static void assert_builtin_tunables(const struct sl_tunables *t)
+{
+    ck_assert_int_eq(t->batch, 64);
+    ck_assert_int_eq(t->block_ms, 2000);
+    ck_assert_int_eq(t->reclaim_idle_ms, 30000);
+    ck_assert_int_eq(t->reclaim_interval_ms, 5000);
+    ck_assert_int_eq(t->max_deliveries, 5);
+    ck_assert_int_eq(t->max_fields, 1024);
+    ck_assert_int_eq(t->heartbeat_ms, 1000);
+    ck_assert_int_eq(t->retry_backoff_ms[0], 1000);
+    ck_assert_int_eq(t->retry_backoff_ms[1], 60000);
+    ck_assert_int_eq(t->handler_timeout_ms, 60000);
+    ck_assert_int_eq(t->shutdown_timeout_ms, 10000);
+    ck_assert_int_eq(t->message_ttl_ms, 0);
+    ck_assert_int_eq(t->max_payload_bytes, 1048576);
+    ck_assert_int_eq(t->trim, SL_TRIM_ACKED);
+}
+
+/* Asserts that c is the built-in configuration apart from its path. */
+static void assert_builtin(const struct sl_config *c)
+{
+    static const char *const want[3][3] = {
+        { "user", "users", "user-workers" },
+        { "order", "orders", "order-workers" },
+        { "payment", "payments", "payment-workers" },
+    };
+    static const int procs[3] = { 1, 2, 2 };
+    size_t i;
+
+    ck_assert_str_eq(c->redis_url, "redis://127.0.0.1:6379/0");
+    ck_assert_str_eq(c->redis.host, "127.0.0.1");
+    ck_assert_int_eq(c->redis.port, 6379);
+    ck_assert_int_eq(c->redis.db, 0);
+    ck_assert_str_eq(c->redis.password, "");
+    ck_assert_int_eq(c->connect_timeout_ms, 2000);
+    ck_assert_int_eq(c->command_timeout_ms, 5000);
+    assert_builtin_tunables(&c->defaults);
+    ck_assert_uint_eq(c->nworkers, 3);
+    for (i = 0; i < 3; i++) {
+        ck_assert_str_eq(c->workers[i].handler, want[i][0]);
+        ck_assert_str_eq(c->workers[i].stream, want[i][1]);
+        ck_assert_str_eq(c->workers[i].group, want[i][2]);
+        ck_assert_int_eq(c->workers[i].processes, procs[i]);
+        assert_builtin_tunables(&c->workers[i].t);
+    }
+    ck_assert_str_eq(c->metrics_listen, "127.0.0.1:9121");
+}
+
+/* ---------------------------------------------------------------------
+ * defaults
+ * ------------------------------------------------------------------ */
+
+START_TEST(test_config_builtin_defaults)
+{
+    cfg = sl__config_default();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_ptr_null(cfg->path);
+    assert_builtin(cfg);
+}
+END_TEST
+
+START_TEST(test_config_missing_file_gives_defaults)
+{
+    cfg = sl__config_load("/nonexistent/sluice.json", 0, err, sizeof(err));
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_ptr_null(cfg->path);
+    assert_builtin(cfg);
+}
+END_TEST
+
+START_TEST(test_config_missing_file_must_exist)
+{
+    cfg = sl__config_load("/nonexistent/sluice.json", 1, err, sizeof(err));
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err, "/nonexistent/sluice.json: cannot open: No such file or directory");
+}
+END_TEST
+
+START_TEST(test_config_empty_object_gives_defaults)
+{
+    expect_ok("{}");
+    ck_assert_str_eq(cfg->path, path);
+    assert_builtin(cfg);
+}
+END_TEST
+
+START_TEST(test_config_spec_example_file)
+{
+    /* The file of SPEC section 3, comments removed. */
+    expect_ok("{\n"
+              "  \"redis\":   { \"url\": \"redis://127.0.0.1:6379/0\",\n"
+              "               \"connect_timeout_ms\": 2000,\n"
+              "               \"command_timeout_ms\": 5000 },\n"
+              "  \"defaults\": {\n"
+              "    \"batch\": 64, \"block_ms\": 2000, \"reclaim_idle_ms\": 30000,\n"
+              "    \"reclaim_interval_ms\": 5000, \"max_deliveries\": 5, \"max_fields\": 1024,\n"
+              "    \"heartbeat_ms\": 1000, \"retry_backoff_ms\": [1000, 60000],\n"
+              "    \"handler_timeout_ms\": 60000, \"shutdown_timeout_ms\": 10000,\n"
+              "    \"message_ttl_ms\": 0, \"max_payload_bytes\": 1048576, \"trim\": \"acked\"\n"
+              "  },\n"
+              "  \"workers\": [\n"
+              "    { \"handler\": \"user\",    \"stream\": \"users\",    \"group\": \"user-workers\",    \"processes\": 1 },\n"
+              "    { \"handler\": \"order\",   \"stream\": \"orders\",   \"group\": \"order-workers\",   \"processes\": 2 },\n"
+              "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"payment-workers\", \"processes\": 2 }\n"
+              "  ],\n"
+              "  \"metrics\": { \"listen\": \"127.0.0.1:9121\" }\n"
+              "}\n");
+    assert_builtin(cfg);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * overrides
+ * ------------------------------------------------------------------ */
+
+START_TEST(test_config_worker_overrides_defaults)
+{
+    /* "workers" before "defaults": workers still start from the file's defaults. */
+    expect_ok("{\"workers\": [\n"
+              "  {\"handler\": \"order\", \"stream\": \"o\", \"group\": \"g\", \"batch\": 7,\n"
+              "   \"retry_backoff_ms\": [5, 5], \"trim\": \"none\", \"processes\": 256},\n"
+              "  {\"handler\": \"order\", \"stream\": \"o\", \"group\": \"g2\"}\n"
+              "],\n"
+              "\"defaults\": {\"batch\": 100, \"message_ttl_ms\": 60000, \"shutdown_timeout_ms\": 0}}");
+    ck_assert_int_eq(cfg->defaults.batch, 100);
+    ck_assert_int_eq(cfg->defaults.block_ms, 2000);
+    ck_assert_uint_eq(cfg->nworkers, 2);
+    ck_assert_int_eq(cfg->workers[0].t.batch, 7);
+    ck_assert_int_eq(cfg->workers[0].t.message_ttl_ms, 60000);
+    ck_assert_int_eq(cfg->workers[0].t.shutdown_timeout_ms, 0);
+    ck_assert_int_eq(cfg->workers[0].t.retry_backoff_ms[0], 5);
+    ck_assert_int_eq(cfg->workers[0].t.retry_backoff_ms[1], 5);
+    ck_assert_int_eq(cfg->workers[0].t.trim, SL_TRIM_NONE);
+    ck_assert_int_eq(cfg->workers[0].processes, 256);
+    ck_assert_int_eq(cfg->workers[1].t.batch, 100);
+    ck_assert_int_eq(cfg->workers[1].t.trim, SL_TRIM_ACKED);
+    ck_assert_int_eq(cfg->workers[1].t.retry_backoff_ms[0], 1000);
+    ck_assert_int_eq(cfg->workers[1].processes, 1);
+}
+END_TEST
+
+START_TEST(test_config_defaults_reach_builtin_workers)
+{
+    expect_ok("{\"defaults\": {\"max_deliveries\": 9}}");
+    ck_assert_uint_eq(cfg->nworkers, 3);
+    ck_assert_int_eq(cfg->workers[2].t.max_deliveries, 9);
+    ck_assert_int_eq(cfg->workers[2].processes, 2);
+}
+END_TEST
+
+START_TEST(test_config_redis_and_metrics)
+{
+    expect_ok("{\"redis\": {\"url\": \"redis://:s3cret@db.local:6380/3\", \"command_timeout_ms\": 1},"
+              " \"metrics\": {\"listen\": null}}");
+    ck_assert_str_eq(cfg->redis_url, "redis://:s3cret@db.local:6380/3");
+    ck_assert_str_eq(cfg->redis.host, "db.local");
+    ck_assert_str_eq(cfg->redis.password, "s3cret");
+    ck_assert_int_eq(cfg->redis.port, 6380);
+    ck_assert_int_eq(cfg->redis.db, 3);
+    ck_assert_int_eq(cfg->command_timeout_ms, 1);
+    ck_assert_int_eq(cfg->connect_timeout_ms, 2000);
+    ck_assert_ptr_null(cfg->metrics_listen);
+    expect_ok("{\"metrics\": {\"listen\": \"0.0.0.0:0\"}}");
+    ck_assert_str_eq(cfg->metrics_listen, "0.0.0.0:0");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * errors: syntax and structure
+ * ------------------------------------------------------------------ */
+
+START_TEST(test_config_syntax_error)
+{
+    expect_error("{\"a\": }", "1:7: unexpected token near '}'");
+    expect_error("{\n  \"defaults\": {\"batch\": 1,}\n}", "2:27: string or '}' expected near '}'");
+}
+END_TEST
+
+START_TEST(test_config_duplicate_key)
+{
+    expect_error("{\"defaults\": {\"batch\": 1, \"batch\": 2}}",
+                 "1:33: duplicate object key near '\"batch\"'");
+}
+END_TEST
+
+START_TEST(test_config_root_not_object)
+{
+    expect_error("[1]", "1:1: expected an object");
+    expect_error("\n  5", "2:3: expected an object");
+}
+END_TEST
+
+START_TEST(test_config_unknown_keys)
+{
+    expect_error("{\"defaults\": {\"bacth\": 1}}", "1:15: defaults.bacth: unknown key");
+    expect_error("{\n  \"redis\": {},\n  \"worker\": []\n}", "3:3: worker: unknown key");
+    expect_error("{\"redis\": {\"host\": \"x\"}}", "1:12: redis.host: unknown key");
+    expect_error("{\"metrics\": {\"port\": 1}}", "1:14: metrics.port: unknown key");
+    expect_error("{\"workers\": [{\"handler\": \"a\", \"stream\": \"s\", \"group\": \"g\"},\n"
+                 "  {\"handler\": \"b\", \"stream\": \"s\", \"group\": \"g\", \"bacth\": 3}]}",
+                 "2:49: workers[1].bacth: unknown key");
+}
+END_TEST
+
+START_TEST(test_config_escaped_key_position)
+{
+    /* "\u0062atch" is "batch": the scanner decodes keys as jansson does. */
+    expect_error("{\n  \"defaults\": {\n    \"\\u0062atch\": 0\n  }\n}",
+                 "3:19: defaults.batch: expected an integer from 1 to 10000");
+}
+END_TEST
+
+START_TEST(test_config_column_counts_characters)
+{
+    expect_error("{\"workers\": [{\"handler\": \"\xc3\xa9\xe2\x82\xac\", \"stream\": \"s\", "
+                 "\"group\": \"g\", \"processes\": 0}]}",
+                 "1:74: workers[0].processes: expected a positive integer");
+}
+END_TEST
+
+START_TEST(test_config_spec_message_example)
+{
+    expect_error("{\n"
+                 "  \"redis\": {\n"
+                 "    \"url\": \"redis://127.0.0.1:6379/0\"\n"
+                 "  },\n"
+                 "  \"defaults\": {\n"
+                 "    \"batch\": 64\n"
+                 "  },\n"
+                 "  \"workers\": [\n"
+                 "    { \"handler\": \"user\", \"stream\": \"users\", \"group\": \"user-workers\" },\n"
+                 "    {\n"
+                 "      \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"order-workers\",\n"
+                 "      \"processes\": 0\n"
+                 "    }\n"
+                 "  ]\n"
+                 "}\n",
+                 "12:20: workers[1].processes: expected a positive integer");
+}
+END_TEST
+
+START_TEST(test_config_sections_must_be_objects)
+{
+    expect_error("{\"defaults\": []}", "1:14: defaults: expected an object");
+    expect_error("{\"redis\": \"redis://x\"}", "1:11: redis: expected an object");
+    expect_error("{\"metrics\": null}", "1:13: metrics: expected an object");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * errors: values
+ * ------------------------------------------------------------------ */
+
+/* Expects `{"defaults": {<member>}}` to fail at column 15 + the key's
+ * length + 3 with "defaults.<key>: <what>". */
+static void expect_default_error(const char *key, const char *value, const char *what)
+{
+    char text[256], rest[256];
+
+    snprintf(text, sizeof(text), "{\"defaults\": {\"%s\": %s}}", key, value);
+    snprintf(rest, sizeof(rest), "1:%zu: defaults.%s: %s", strlen(key) + 19, key, what);
+    expect_error(text, rest);
+}
+
+START_TEST(test_config_integer_ranges)
+{
+    expect_default_error("batch", "0", "expected an integer from 1 to 10000");
+    expect_default_error("batch", "10001", "expected an integer from 1 to 10000");
+    expect_default_error("batch", "5.0", "expected an integer from 1 to 10000");
+    expect_default_error("batch", "\"64\"", "expected an integer from 1 to 10000");
+    expect_default_error("batch", "true", "expected an integer from 1 to 10000");
+    expect_default_error("block_ms", "3600001", "expected an integer from 1 to 3600000");
+    expect_default_error("reclaim_idle_ms", "0", "expected a positive integer");
+    expect_default_error("reclaim_interval_ms", "-1", "expected a positive integer");
+    expect_default_error("heartbeat_ms", "1e3", "expected a positive integer");
+    expect_default_error("handler_timeout_ms", "null", "expected a positive integer");
+    expect_default_error("max_deliveries", "1001", "expected an integer from 1 to 1000");
+    expect_default_error("max_deliveries", "0", "expected an integer from 1 to 1000");
+    expect_default_error("max_fields", "0", "expected a positive integer");
+    expect_default_error("shutdown_timeout_ms", "-1", "expected an integer >= 0");
+    expect_default_error("message_ttl_ms", "-5", "expected an integer >= 0");
+    expect_default_error("message_ttl_ms", "0.5", "expected an integer >= 0");
+    expect_default_error("max_payload_bytes", "536870913",
+                         "expected an integer from 1 to 536870912");
+    expect_default_error("max_payload_bytes", "0", "expected an integer from 1 to 536870912");
+}
+END_TEST
+
+START_TEST(test_config_integer_bounds_accepted)
+{
+    expect_ok("{\"defaults\": {\"batch\": 10000, \"block_ms\": 3600000, \"max_deliveries\": 1000,"
+              " \"max_payload_bytes\": 536870912, \"shutdown_timeout_ms\": 0, \"max_fields\": 1,"
+              " \"reclaim_idle_ms\": 1}}");
+    ck_assert_int_eq(cfg->defaults.batch, 10000);
+    ck_assert_int_eq(cfg->defaults.block_ms, 3600000);
+    ck_assert_int_eq(cfg->defaults.max_deliveries, 1000);
+    ck_assert_int_eq(cfg->defaults.max_payload_bytes, 536870912);
+    ck_assert_int_eq(cfg->defaults.max_fields, 1);
+}
+END_TEST
+
+START_TEST(test_config_retry_backoff)
+{
+    static const char *const bad[] = {
+        "[5, 1]", "[0, 1]", "[1]", "[1, 2, 3]", "\"1000\"", "[1.0, 2]", "[1, \"2\"]", "[]", "{}",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_default_error("retry_backoff_ms", bad[i],
+                             "expected [first, cap] with 1 <= first <= cap");
+    expect_ok("{\"defaults\": {\"retry_backoff_ms\": [1, 1]}}");
+    ck_assert_int_eq(cfg->defaults.retry_backoff_ms[0], 1);
+    ck_assert_int_eq(cfg->defaults.retry_backoff_ms[1], 1);
+}
+END_TEST
+
+START_TEST(test_config_trim)
+{
+    expect_default_error("trim", "\"all\"", "expected \"acked\" or \"none\"");
+    expect_default_error("trim", "0", "expected \"acked\" or \"none\"");
+    expect_ok("{\"defaults\": {\"trim\": \"none\"}}");
+    ck_assert_int_eq(cfg->defaults.trim, SL_TRIM_NONE);
+}
+END_TEST
+
+START_TEST(test_config_redis_values)
+{
+    expect_error("{\"redis\": {\"url\": \"http://x:1\"}}",
+                 "1:19: redis.url: redis URL \"http://x:1\": expected redis://[:password@]host:port[/db]");
+    expect_error("{\"redis\": {\"url\": 6379}}", "1:19: redis.url: expected a string");
+    expect_error("{\"redis\": {\"connect_timeout_ms\": 0}}",
+                 "1:34: redis.connect_timeout_ms: expected a positive integer");
+    expect_error("{\"redis\": {\"command_timeout_ms\": 5.5}}",
+                 "1:34: redis.command_timeout_ms: expected a positive integer");
+}
+END_TEST
+
+START_TEST(test_config_metrics_values)
+{
+    expect_error("{\"metrics\": {\"listen\": 9121}}",
+                 "1:24: metrics.listen: expected \"host:port\" or null");
+    expect_error("{\"metrics\": {\"listen\": \"localhost\"}}",
+                 "1:24: metrics.listen: expected \"host:port\" or null");
+    expect_error("{\"metrics\": {\"listen\": \":9121\"}}",
+                 "1:24: metrics.listen: expected \"host:port\" or null");
+    expect_error("{\"metrics\": {\"listen\": \"h:65536\"}}",
+                 "1:24: metrics.listen: expected \"host:port\" or null");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * errors: workers
+ * ------------------------------------------------------------------ */
+
+START_TEST(test_config_workers_array)
+{
+    expect_error("{\"workers\": []}", "1:13: workers: expected a non-empty array");
+    expect_error("{\"workers\": {}}", "1:13: workers: expected a non-empty array");
+    expect_error("{\"workers\": [\"user\"]}", "1:14: workers[0]: expected an object");
+}
+END_TEST
+
+START_TEST(test_config_worker_names)
+{
+    expect_error("{\"workers\": [{\"handler\": \"\", \"stream\": \"s\", \"group\": \"g\"}]}",
+                 "1:26: workers[0].handler: expected a non-empty string");
+    expect_error("{\"workers\": [{\"handler\": \"h\", \"stream\": 5, \"group\": \"g\"}]}",
+                 "1:41: workers[0].stream: expected a non-empty string");
+    expect_error("{\"workers\": [{\"handler\": \"h\", \"stream\": \"s\", \"group\": null}]}",
+                 "1:55: workers[0].group: expected a non-empty string");
+    expect_error("{\"workers\": [{\"handler\": \"a\", \"stream\": \"s\"}]}",
+                 "1:14: workers[0]: missing \"group\" (expected a non-empty string)");
+    expect_error("{\"workers\": [{\"stream\": \"s\", \"group\": \"g\"}]}",
+                 "1:14: workers[0]: missing \"handler\" (expected a non-empty string)");
+}
+END_TEST
+
+START_TEST(test_config_worker_processes)
+{
+    static const char *const head = "{\"workers\": [{\"handler\": \"h\", \"stream\": \"s\", "
+                                    "\"group\": \"g\", \"processes\": ";
+    char text[256];
+
+    snprintf(text, sizeof(text), "%s0}]}", head);
+    expect_error(text, "1:73: workers[0].processes: expected a positive integer");
+    snprintf(text, sizeof(text), "%s2.0}]}", head);
+    expect_error(text, "1:73: workers[0].processes: expected a positive integer");
+    snprintf(text, sizeof(text), "%s\"2\"}]}", head);
+    expect_error(text, "1:73: workers[0].processes: expected a positive integer");
+    snprintf(text, sizeof(text), "%s257}]}", head);
+    expect_error(text, "1:73: workers[0].processes: expected an integer from 1 to 256");
+}
+END_TEST
+
+START_TEST(test_config_worker_tunable_error)
+{
+    expect_error("{\"workers\": [{\"handler\": \"h\", \"stream\": \"s\", \"group\": \"g\",\n"
+                 "               \"block_ms\": 0}]}",
+                 "2:28: workers[0].block_ms: expected an integer from 1 to 3600000");
+}
+END_TEST
+
+START_TEST(test_config_duplicate_worker)
+{
+    expect_error("{\"workers\": [\n"
+                 "  {\"handler\": \"a\", \"stream\": \"s\", \"group\": \"g\"},\n"
+                 "  {\"handler\": \"a\", \"stream\": \"t\", \"group\": \"g\"},\n"
+                 "  {\"group\": \"g\", \"stream\": \"s\", \"handler\": \"a\", \"processes\": 3}\n"
+                 "]}",
+                 "4:3: workers[2]: duplicate worker (same handler, stream and group as workers[0])");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * URLs
+ * ------------------------------------------------------------------ */
+
+START_TEST(test_config_url_good)
+{
+    struct sl_redis_url u;
+
+    ck_assert_int_eq(sl__url_parse("redis://127.0.0.1:6379/0", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "127.0.0.1");
+    ck_assert_int_eq(u.port, 6379);
+    ck_assert_int_eq(u.db, 0);
+    ck_assert_str_eq(u.password, "");
+
+    ck_assert_int_eq(sl__url_parse("redis://:p@ss:w/rd@cache:7000/15", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.password, "p@ss:w/rd");
+    ck_assert_str_eq(u.host, "cache");
+    ck_assert_int_eq(u.port, 7000);
+    ck_assert_int_eq(u.db, 15);
+
+    ck_assert_int_eq(sl__url_parse("redis://cache", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "cache");
+    ck_assert_int_eq(u.port, 6379);
+    ck_assert_int_eq(u.db, 0);
+
+    ck_assert_int_eq(sl__url_parse("redis://cache:6390", &u, err, sizeof(err)), 0);
+    ck_assert_int_eq(u.port, 6390);
+    ck_assert_int_eq(u.db, 0);
+
+    ck_assert_int_eq(sl__url_parse("redis://cache/4", &u, err, sizeof(err)), 0);
+    ck_assert_int_eq(u.port, 6379);
+    ck_assert_int_eq(u.db, 4);
+
+    ck_assert_int_eq(sl__url_parse("redis://[::1]:6380/2", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "::1");
+    ck_assert_int_eq(u.port, 6380);
+    ck_assert_int_eq(u.db, 2);
+
+    ck_assert_int_eq(sl__url_parse("redis://h:1/", &u, err, sizeof(err)), 0);
+    ck_assert_int_eq(u.port, 1);
+    ck_assert_int_eq(u.db, 0);
+}
+END_TEST
+
+START_TEST(test_config_url_bad)
+{
+    static const char *const bad[] = {
+        "", "http://h:1", "redis:/h:1", "redis://", "redis://:6379", "redis://pw@host:1",
+        "redis://user:pw@host:1", "redis://h:0", "redis://h:65536", "redis://h:", "redis://h:abc",
+        "redis://h:1/x", "redis://h:1/0?timeout=1", "redis://h:1/0/1", "redis://h:-1",
+        "redis://[::1", "redis://[]:1", "redis://h h:1", "redis://h:1/99999999999",
+    };
+    struct sl_redis_url u;
+    char want[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(sl__url_parse(bad[i], &u, err, sizeof(err)) == -1, "accepted %s", bad[i]);
+        snprintf(want, sizeof(want),
+                 "redis URL \"%s\": expected redis://[:password@]host:port[/db]", bad[i]);
+        ck_assert_str_eq(err, want);
+    }
+    ck_assert_int_eq(sl__url_parse(NULL, &u, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(test_config_url_error_hides_password)
+{
+    struct sl_redis_url u;
+
+    ck_assert_int_eq(sl__url_parse("redis://:hunter2@h:99999", &u, err, sizeof(err)), -1);
+    ck_assert_str_eq(err,
+                     "redis URL \"redis://:***@h:99999\": expected redis://[:password@]host:port[/db]");
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+}
+END_TEST
+
+START_TEST(test_config_set_url)
+{
+    cfg = sl__config_default();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(sl__config_set_url(cfg, "redis://10.0.0.5:7001/1", "--redis",
+                                        err, sizeof(err)), 0);
+    ck_assert_str_eq(cfg->redis_url, "redis://10.0.0.5:7001/1");
+    ck_assert_str_eq(cfg->redis.host, "10.0.0.5");
+    ck_assert_int_eq(cfg->redis.port, 7001);
+    ck_assert_int_eq(cfg->redis.db, 1);
+
+    ck_assert_int_eq(sl__config_set_url(cfg, "localhost:6379", "SLUICE_REDIS_URL",
+                                        err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "SLUICE_REDIS_URL: redis URL \"localhost:6379\": "
+                          "expected redis://[:password@]host:port[/db]");
+    /* A failed replacement leaves the previous URL in place. */
+    ck_assert_str_eq(cfg->redis_url, "redis://10.0.0.5:7001/1");
+    ck_assert_int_eq(cfg->redis.port, 7001);
+
+    ck_assert_int_eq(sl__config_set_url(cfg, "redis://x:1/2x", "--redis", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "--redis: redis URL \"redis://x:1/2x\": "
+                          "expected redis://[:password@]host:port[/db]");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Suite
+ * ------------------------------------------------------------------ */
+
+/* Returns the config suite: defaults, overrides, syntax, values, workers
+ * and URLs. New: the runner frees it. */
+Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc;
+
+    tc = tcase_create("defaults");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_builtin_defaults);
+    tcase_add_test(tc, test_config_missing_file_gives_defaults);
+    tcase_add_test(tc, test_config_missing_file_must_exist);
+    tcase_add_test(tc, test_config_empty_object_gives_defaults);
+    tcase_add_test(tc, test_config_spec_example_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("overrides");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_worker_overrides_defaults);
+    tcase_add_test(tc, test_config_defaults_reach_builtin_workers);
+    tcase_add_test(tc, test_config_redis_and_metrics);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("syntax");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_syntax_error);
+    tcase_add_test(tc, test_config_duplicate_key);
+    tcase_add_test(tc, test_config_root_not_object);
+    tcase_add_test(tc, test_config_unknown_keys);
+    tcase_add_test(tc, test_config_escaped_key_position);
+    tcase_add_test(tc, test_config_column_counts_characters);
+    tcase_add_test(tc, test_config_spec_message_example);
+    tcase_add_test(tc, test_config_sections_must_be_objects);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("values");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_integer_ranges);
+    tcase_add_test(tc, test_config_integer_bounds_accepted);
+    tcase_add_test(tc, test_config_retry_backoff);
+    tcase_add_test(tc, test_config_trim);
+    tcase_add_test(tc, test_config_redis_values);
+    tcase_add_test(tc, test_config_metrics_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("workers");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_workers_array);
+    tcase_add_test(tc, test_config_worker_names);
+    tcase_add_test(tc, test_config_worker_processes);
+    tcase_add_test(tc, test_config_worker_tunable_error);
+    tcase_add_test(tc, test_config_duplicate_worker);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("url");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_url_good);
+    tcase_add_test(tc, test_config_url_bad);
+    tcase_add_test(tc, test_config_url_error_hides_password);
+    tcase_add_test(tc, test_config_set_url);
+    suite_add_tcase(s, tc);
+
+    return s;
+}

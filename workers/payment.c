@@ -1,0 +1,209 @@
+/* payment.c -- the "payment" worker of the payment flow (SPEC section 6).
+ *
+ * It consumes the `payments` stream:
+ *   payment.requested {payment_id, order_id, user_id, amount_cents, currency}
+ *       once per payment_id: an unknown user is declined unknown_user; a
+ *       balance below the amount is declined insufficient_funds; else the
+ *       balance is debited (with a ledger entry ref payment:<id>) and the
+ *       payment succeeds. Either way payment:<id> is written and the
+ *       result goes to `orders` as payment.succeeded {payment_id, order_id}
+ *       or payment.declined {payment_id, order_id, reason}.
+ *
+ * The decision depends on the balance, which only the script can read
+ * atomically with the debit, so the handler passes the `data` of all
+ * three possible follow-ups (built in C, where integers stay integers)
+ * and the script picks one.
+ *
+ * Idempotency: the fingerprint under sluice:fp:payment:<payment_id>.
+ * The same request again acks with no effect and no second follow-up;
+ * a different one is DEAD idempotency_conflict. So each payment_id
+ * moves money at most once, whatever is redelivered.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sluice.h"
+#include "schema.h"
+
+/* Where payment results and balance changes go (SPEC section 6). */
+#define PAYMENT_ORDERS_STREAM "orders"
+#define PAYMENT_LEDGER_STREAM "ledger"
+
+/* ---------------------------------------------------------------------
+ * Effect script
+ * ------------------------------------------------------------------ */
+
+/* payment.requested.
+ * KEYS: 1 payment:<id>, 2 sluice:fp:payment:<id>, 3 user:<user_id>,
+ *       4 ledger, 5 orders.
+ * ARGV: 1 fingerprint, 2 payment_id, 3 order_id, 4 user_id,
+ *       5 amount_cents, 6 currency, 7 data of payment.succeeded,
+ *       8 data of payment.declined for unknown_user,
+ *       9 data of payment.declined for insufficient_funds.
+ * Returns 'succeeded', 'declined' or 'duplicate', or a dead or retry
+ * reply. Every read and check (fingerprint, user, balance) comes before
+ * the first write. The balance is compared with the amount as decimal
+ * text (dec_ge), never through tonumber(), and the debit is HINCRBY, so
+ * no double ever touches money. A balance that is not a plain
+ * non-negative integer was corrupted outside sluice: RETRY, so that an
+ * operator can repair it before the entry is dead-lettered. */
+static const struct sl_script payment_requested_script = {
+    .name = "payment_requested",
+    .body = SCHEMA_LUA_PRELUDE
+        "local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'hash'},\n"
+        "                        {KEYS[4], 'stream'}, {KEYS[5], 'stream'}})\n"
+        "if bad then return bad end\n"
+        "local fp = redis.call('GET', KEYS[2])\n"
+        "if fp then\n"
+        "  if fp == ARGV[1] then return 'duplicate' end\n"
+        "  return conflict('payment', ARGV[2])\n"
+        "end\n"
+        "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+        "  return {'dead', 'idempotency_conflict: payment ' .. ARGV[2] .. ' exists but was not created by sluice'}\n"
+        "end\n"
+        "local reason, follow = nil, ARGV[7]\n"
+        "if redis.call('EXISTS', KEYS[3]) == 0 then\n"
+        "  reason, follow = 'unknown_user', ARGV[8]\n"
+        "else\n"
+        "  local bal = redis.call('HGET', KEYS[3], 'balance_cents')\n"
+        "  if not is_dec(bal) then\n"
+        "    return {'retry', 'corrupt_balance: ' .. KEYS[3] .. ' balance_cents is not a non-negative integer'}\n"
+        "  end\n"
+        "  if not dec_ge(bal, ARGV[5]) then\n"
+        "    reason, follow = 'insufficient_funds', ARGV[9]\n"
+        "  end\n"
+        "end\n"
+        "if reason then\n"
+        "  redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],\n"
+        "             'amount_cents', ARGV[5], 'currency', ARGV[6],\n"
+        "             'status', 'declined', 'reason', reason)\n"
+        "  redis.call('XADD', KEYS[5], '*', 'type', 'payment.declined', 'data', follow)\n"
+        "  redis.call('SET', KEYS[2], ARGV[1])\n"
+        "  return 'declined'\n"
+        "end\n"
+        "redis.call('HINCRBY', KEYS[3], 'balance_cents', '-' .. ARGV[5])\n"
+        "redis.call('XADD', KEYS[4], '*', 'user_id', ARGV[4], 'delta_cents', '-' .. ARGV[5],\n"
+        "           'ref', 'payment:' .. ARGV[2])\n"
+        "redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],\n"
+        "           'amount_cents', ARGV[5], 'currency', ARGV[6], 'status', 'succeeded')\n"
+        "redis.call('XADD', KEYS[5], '*', 'type', 'payment.succeeded', 'data', follow)\n"
+        "redis.call('SET', KEYS[2], ARGV[1])\n"
+        "return 'succeeded'\n"
+};
+
+/* The scripts this handler may declare, NULL-terminated. */
+static const struct sl_script *const payment_scripts[] = {
+    &payment_requested_script,
+    NULL
+};
+
+/* The event types of the payments stream. */
+static const char *const payment_types[] = {
+    "payment.requested",
+    NULL
+};
+
+/* ---------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------ */
+
+/* The fields of payment.requested. */
+static const struct schema_field payment_requested_fields[] = {
+    { "payment_id", SCHEMA_ID },
+    { "order_id", SCHEMA_ID },
+    { "user_id", SCHEMA_ID },
+    { "amount_cents", SCHEMA_AMOUNT },
+    { "currency", SCHEMA_CURRENCY },
+};
+#define PAYMENT_REQUESTED_NFIELDS \
+    (sizeof payment_requested_fields / sizeof payment_requested_fields[0])
+
+/* Returns the `data` text of payment.declined for payment_id, order_id
+ * and reason (all borrowed). New: free(); NULL when memory ran out. */
+static char *declined_data(const char *payment_id, const char *order_id, const char *reason)
+{
+    return schema_dumps(json_pack("{s:s, s:s, s:s}", "payment_id", payment_id,
+                                  "order_id", order_id, "reason", reason));
+}
+
+/* Validates a payment.requested event in data (borrowed) and declares its
+ * effect with the three possible follow-ups. Returns SL_ACK with the
+ * effect declared, SL_DEAD with the validation error, or SL_RETRY when
+ * memory ran out. */
+static enum sl_disposition payment_requested(struct sl_ctx *ctx, json_t *data)
+{
+    struct schema_value v[PAYMENT_REQUESTED_NFIELDS];
+    char k_pay[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
+    char amount[24];
+    const char *keys[5], *args[9];
+    char *fp, *ok, *no_user, *no_funds;
+    enum sl_disposition d = SL_ACK;
+
+    if (schema_check(ctx, data, payment_requested_fields, PAYMENT_REQUESTED_NFIELDS, v) < 0)
+        return SL_DEAD;
+    fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I, s:s}",
+                                      "payment_id", v[0].s, "order_id", v[1].s,
+                                      "user_id", v[2].s,
+                                      "amount_cents", (json_int_t)v[3].n,
+                                      "currency", v[4].s));
+    ok = schema_dumps(json_pack("{s:s, s:s}", "payment_id", v[0].s, "order_id", v[1].s));
+    no_user = declined_data(v[0].s, v[1].s, "unknown_user");
+    no_funds = declined_data(v[0].s, v[1].s, "insufficient_funds");
+    if (fp == NULL || ok == NULL || no_user == NULL || no_funds == NULL) {
+        d = sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "payment.requested effect");
+        goto cleanup;
+    }
+    snprintf(amount, sizeof amount, "%lld", v[3].n);
+    keys[0] = schema_key(k_pay, "payment:", v[0].s);
+    keys[1] = schema_key(k_fp, "sluice:fp:payment:", v[0].s);
+    keys[2] = schema_key(k_user, "user:", v[2].s);
+    keys[3] = PAYMENT_LEDGER_STREAM;
+    keys[4] = PAYMENT_ORDERS_STREAM;
+    args[0] = fp;
+    args[1] = v[0].s;
+    args[2] = v[1].s;
+    args[3] = v[2].s;
+    args[4] = amount;
+    args[5] = v[4].s;
+    args[6] = ok;
+    args[7] = no_user;
+    args[8] = no_funds;
+    if (sl_ctx_effect(ctx, &payment_requested_script, 5, keys, 9, args) != 0)
+        d = sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the payment.requested effect");
+
+cleanup:
+    free(fp);
+    free(ok);
+    free(no_user);
+    free(no_funds);
+    return d;
+}
+
+/* ---------------------------------------------------------------------
+ * The handler
+ * ------------------------------------------------------------------ */
+
+/* The `handle` hook. msg is borrowed until return; privdata is unused.
+ * The framework has already refused types other than payment.requested;
+ * the last line guards a framework that forgot. */
+static enum sl_disposition payment_handle(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                          void *privdata)
+{
+    (void)privdata;
+    if (!json_is_object(msg->data))
+        return sl_ctx_fail(ctx, SL_DEAD, "invalid_schema", "data is not an object");
+    if (strcmp(msg->type, "payment.requested") == 0)
+        return payment_requested(ctx, msg->data);
+    return sl_ctx_fail(ctx, SL_DEAD, "unknown_type", "%s", msg->type);
+}
+
+const struct sl_handler payment_handler = {
+    .abi_version = SL_ABI_VERSION,
+    .name = "payment",
+    .flags = 0,
+    .types = payment_types,
+    .scripts = payment_scripts,
+    .init = NULL,
+    .handle = payment_handle,
+    .destroy = NULL,
+};

@@ -1,0 +1,75 @@
+/* probe.c -- a handler whose behaviour each entry chooses, for the
+ * integration tests of the delivery rules. The `data` object may hold:
+ *   "retry": N      return SL_RETRY while fewer than N attempts failed
+ *   "sleep_ms": N   block N ms in the handler before deciding
+ *   "crash": true   abort() the process (every attempt)
+ *   "dead": "code"  return SL_DEAD with that error
+ *   "effect": true  declare an effect that INCRs probe:count:<id>
+ *                   and RPUSHes the consumer name to probe:by:<id>,
+ *                   so a test sees exactly how often it was applied. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "sluice.h"
+
+static const struct sl_script probe_effect = {
+    .name = "probe_effect",
+    .body = "redis.call('INCR', KEYS[1])\n"
+            "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+            "return 'ok'\n",
+};
+
+static const struct sl_script *const probe_scripts[] = { &probe_effect, NULL };
+
+/* Remembers the consumer name for the effect's argument. */
+static int probe_init(const struct sl_worker_info *info, void **privdata)
+{
+    *privdata = (void *)info->consumer;
+    return 0;
+}
+
+/* Sleeps ms milliseconds, resuming after signals. */
+static void sleep_ms(long long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+/* Does what the entry asks. */
+static enum sl_disposition probe_handle(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                        void *privdata)
+{
+    json_t *v;
+
+    if ((v = json_object_get(msg->data, "sleep_ms")) != NULL && json_is_integer(v))
+        sleep_ms(json_integer_value(v));
+    if (json_is_true(json_object_get(msg->data, "crash")))
+        abort();
+    if ((v = json_object_get(msg->data, "dead")) != NULL && json_is_string(v))
+        return sl_ctx_fail(ctx, SL_DEAD, json_string_value(v), NULL);
+    if ((v = json_object_get(msg->data, "retry")) != NULL && json_is_integer(v) &&
+        msg->attempts < json_integer_value(v))
+        return sl_ctx_fail(ctx, SL_RETRY, "probe_retry", "attempt %d", msg->attempts + 1);
+    if (json_is_true(json_object_get(msg->data, "effect"))) {
+        char k1[128], k2[128];
+        const char *keys[] = { k1, k2 };
+        const char *args[] = { privdata };
+        snprintf(k1, sizeof(k1), "probe:count:%s", msg->id);
+        snprintf(k2, sizeof(k2), "probe:by:%s", msg->id);
+        if (sl_ctx_effect(ctx, &probe_effect, 2, keys, 1, args) != 0)
+            return sl_ctx_fail(ctx, SL_RETRY, "probe_effect", "cannot declare");
+    }
+    return SL_ACK;
+}
+
+const struct sl_handler probe_handler = {
+    .abi_version = SL_ABI_VERSION,
+    .name = "probe",
+    .scripts = probe_scripts,
+    .init = probe_init,
+    .handle = probe_handle,
+};

@@ -1,0 +1,195 @@
+/* schema.h -- what the three built-in workers share: checking an event's
+ * fields in the order of SPEC section 5's dead-letter table, small text
+ * helpers, and the Lua helpers every effect script starts with.
+ *
+ * Everything here is `static inline`, so each worker file still exports
+ * exactly one symbol (its handler) and no worker depends on another.
+ * Only the worker files include this header; it includes sluice.h alone.
+ */
+#ifndef SL_WORKERS_SCHEMA_H
+#define SL_WORKERS_SCHEMA_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <jansson.h>
+#include "sluice.h"
+
+/* The largest amount and opening balance of SPEC section 6, in cents. */
+#define SCHEMA_MAX_CENTS 1000000000000LL
+
+/* Big enough for "payment:" plus a 64-character identifier, and for any
+ * of the `sluice:fp:...:` keys the workers build. */
+#define SCHEMA_KEYLEN 128
+
+/* What one field of an event must be. The order of this enum is also the
+ * order in which the third pass checks values (SPEC's table: invalid_id,
+ * then invalid_amount, then invalid_currency; plain strings last, since
+ * they can only fail on emptiness). */
+enum schema_kind {
+    SCHEMA_ID = 0,                /* identifier: 1-64 of [A-Za-z0-9_.:-] */
+    SCHEMA_AMOUNT,                /* JSON integer, 1 .. 10^12 */
+    SCHEMA_BALANCE,               /* JSON integer, 0 .. 10^12 */
+    SCHEMA_CURRENCY,              /* three upper-case letters */
+    SCHEMA_TEXT,                  /* non-empty string (name, email, reason) */
+    SCHEMA_NKINDS                 /* number of kinds, not a kind */
+};
+
+/* One required field of an event's `data`. */
+struct schema_field {
+    const char *key;              /* JSON member name */
+    enum schema_kind kind;        /* what its value must be */
+};
+
+/* A checked value: `s` for string kinds, `n` for the integer kinds. */
+struct schema_value {
+    const char *s;                /* borrowed from the event's data; NULL for integers */
+    long long n;                  /* the integer, 0 for string kinds */
+};
+
+/* Runs the framework validator that matches f's kind on data, storing the
+ * value in *out. Returns 0 when the value is acceptable, or -1 after the
+ * validator has recorded the SPEC error on ctx. */
+static inline int schema_get(struct sl_ctx *ctx, json_t *data,
+                             const struct schema_field *f,
+                             struct schema_value *out)
+{
+    out->s = NULL;
+    out->n = 0;
+    switch (f->kind) {
+    case SCHEMA_ID:
+        return sl_get_id(ctx, data, f->key, &out->s);
+    case SCHEMA_AMOUNT:
+        return sl_get_amount(ctx, data, f->key, 1, SCHEMA_MAX_CENTS, &out->n);
+    case SCHEMA_BALANCE:
+        return sl_get_amount(ctx, data, f->key, 0, SCHEMA_MAX_CENTS, &out->n);
+    case SCHEMA_CURRENCY:
+        return sl_get_currency(ctx, data, f->key, &out->s);
+    case SCHEMA_TEXT:
+    default:
+        return sl_get_string(ctx, data, f->key, 0, &out->s);
+    }
+}
+
+/* Returns 1 when v has the JSON type that f's kind needs (integer for
+ * amounts, string for everything else), else 0. A real such as 1e2 or
+ * 100.0 is not an integer. */
+static inline int schema_type_ok(const struct schema_field *f, const json_t *v)
+{
+    if (f->kind == SCHEMA_AMOUNT || f->kind == SCHEMA_BALANCE)
+        return json_is_integer(v);
+    return json_is_string(v);
+}
+
+/* Checks every field of fields[0..n) in data and stores the values in
+ * vals (same order). SPEC section 5 says the first failing check *in the
+ * table's order* names the error, so an event missing one field and
+ * holding a bad identifier in another is missing_field, not invalid_id.
+ * Hence three passes: presence of every field, then the JSON type of
+ * every field, then the values kind by kind. Each failure is reported by
+ * the framework's own validator, so codes and texts are the framework's.
+ * Returns 0 when everything is valid, or -1 with the error on ctx. */
+static inline int schema_check(struct sl_ctx *ctx, json_t *data,
+                               const struct schema_field *fields, size_t n,
+                               struct schema_value *vals)
+{
+    size_t i;
+    int kind;
+
+    for (i = 0; i < n; i++)
+        if (json_object_get(data, fields[i].key) == NULL &&
+            schema_get(ctx, data, &fields[i], &vals[i]) < 0)
+            return -1;
+    for (i = 0; i < n; i++)
+        if (!schema_type_ok(&fields[i], json_object_get(data, fields[i].key)) &&
+            schema_get(ctx, data, &fields[i], &vals[i]) < 0)
+            return -1;
+    for (kind = 0; kind < SCHEMA_NKINDS; kind++)
+        for (i = 0; i < n; i++)
+            if ((int)fields[i].kind == kind &&
+                schema_get(ctx, data, &fields[i], &vals[i]) < 0)
+                return -1;
+    return 0;
+}
+
+/* Returns the canonical JSON text of obj (sorted keys, compact) and drops
+ * the caller's reference to obj, which may be NULL (a failed json_pack).
+ * New: free() the result. NULL when memory ran out. Used for the
+ * idempotency fingerprints. */
+static inline char *schema_fingerprint(json_t *obj)
+{
+    char *fp;
+
+    if (obj == NULL)
+        return NULL;
+    fp = sl_json_canonical(obj);
+    json_decref(obj);
+    return fp;
+}
+
+/* Returns the compact, key-sorted JSON text of obj for a follow-up
+ * event's `data` and drops the caller's reference to obj (which may be
+ * NULL). Integers stay integers: cjson.encode inside Lua would print
+ * 10^12 as 1e+12, which a consumer must reject as wrong_type, so
+ * follow-up data is always built here in C. New: free() the result. */
+static inline char *schema_dumps(json_t *obj)
+{
+    char *s;
+
+    if (obj == NULL)
+        return NULL;
+    s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(obj);
+    return s;
+}
+
+/* Writes prefix followed by id into buf (SCHEMA_KEYLEN bytes). Returns
+ * buf. Identifiers are at most 64 characters, so nothing is cut. */
+static inline const char *schema_key(char buf[SCHEMA_KEYLEN], const char *prefix,
+                                     const char *id)
+{
+    snprintf(buf, SCHEMA_KEYLEN, "%s%s", prefix, id);
+    return buf;
+}
+
+/* The Lua every effect script starts with. The framework runs the body
+ * inside `local function effect(KEYS, ARGV) ... end`, so these locals are
+ * private to one call.
+ *   wrong_types(list): list holds {key, redis type} pairs; returns a
+ *     {'retry', ...} reply for the first key that exists with another
+ *     type, else nil. Checked before any write: a WRONGTYPE error after
+ *     a write would leave half an effect (Lua has no rollback), and a
+ *     retry lets an operator repair the key before the entry is
+ *     dead-lettered.
+ *   is_dec(s): true when s is a decimal integer >= 0 without leading
+ *     zeros, the only form a balance is ever written in.
+ *   dec_ge(a, b): a >= b for two such strings, compared as text (length,
+ *     then digit by digit) because Lua numbers are doubles and lose
+ *     precision above 2^53; money arithmetic itself stays in HINCRBY.
+ *   conflict(what, id): the idempotency_conflict dead-letter reply. */
+#define SCHEMA_LUA_PRELUDE \
+    "local function wrong_types(list)\n" \
+    "  for _, kt in ipairs(list) do\n" \
+    "    local t = redis.call('TYPE', kt[1])['ok']\n" \
+    "    if t ~= 'none' and t ~= kt[2] then\n" \
+    "      return {'retry', 'wrong_key_type: ' .. kt[1] .. ' is a ' .. t .. ', expected a ' .. kt[2]}\n" \
+    "    end\n" \
+    "  end\n" \
+    "  return nil\n" \
+    "end\n" \
+    "local function is_dec(s)\n" \
+    "  return type(s) == 'string' and (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)\n" \
+    "end\n" \
+    "local function dec_ge(a, b)\n" \
+    "  if #a ~= #b then return #a > #b end\n" \
+    "  for i = 1, #a do\n" \
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n" \
+    "    if x ~= y then return x > y end\n" \
+    "  end\n" \
+    "  return true\n" \
+    "end\n" \
+    "local function conflict(what, id)\n" \
+    "  return {'dead', 'idempotency_conflict: ' .. what .. ' ' .. id .. ' was first seen with different data'}\n" \
+    "end\n"
+
+#endif /* SL_WORKERS_SCHEMA_H */
