@@ -5,8 +5,9 @@
  *   "crash": true   abort() the process (every attempt)
  *   "dead": "code"  return SL_DEAD with that error
  *   "effect": true  declare an effect that INCRs probe:count:<id>
- *                   and RPUSHes the consumer name to probe:by:<id>,
- *                   so a test sees exactly how often it was applied. */
+ *                   RPUSHes the consumer name to probe:by:<id> and
+ *                   the ID to probe:order, so a test sees exactly how
+ *                   often, by whom and in which order it was applied. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ static const struct sl_script probe_effect = {
     .name = "probe_effect",
     .body = "redis.call('INCR', KEYS[1])\n"
             "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+            "redis.call('RPUSH', KEYS[3], ARGV[2])\n"
             "return 'ok'\n",
 };
 
@@ -56,11 +58,11 @@ static enum sl_disposition probe_handle(struct sl_ctx *ctx, const struct sl_msg 
         return sl_ctx_fail(ctx, SL_RETRY, "probe_retry", "attempt %d", msg->attempts + 1);
     if (json_is_true(json_object_get(msg->data, "effect"))) {
         char k1[128], k2[128];
-        const char *keys[] = { k1, k2 };
-        const char *args[] = { privdata };
+        const char *keys[] = { k1, k2, "probe:order" };
+        const char *args[] = { privdata, msg->id };
         snprintf(k1, sizeof(k1), "probe:count:%s", msg->id);
         snprintf(k2, sizeof(k2), "probe:by:%s", msg->id);
-        if (sl_ctx_effect(ctx, &probe_effect, 2, keys, 1, args) != 0)
+        if (sl_ctx_effect(ctx, &probe_effect, 3, keys, 2, args) != 0)
             return sl_ctx_fail(ctx, SL_RETRY, "probe_effect", "cannot declare");
     }
     return SL_ACK;
