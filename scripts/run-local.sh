@@ -1,0 +1,42 @@
+#!/bin/sh
+# Used by `make run`: makes sure a Redis answers on 127.0.0.1:6379 (starting
+# one with its data under var/ when none does), then runs the pool in the
+# foreground with config/sluice.json. A Redis started here is stopped again
+# when the pool exits; one that was already running is left alone.
+set -eu
+
+bin=${1:-build/sluice}
+port=6379
+started=""
+
+if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+    echo "run-local: using the redis-server already answering on 127.0.0.1:$port" >&2
+else
+    mkdir -p var
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$(pwd)/var" \
+        --appendonly yes --appendfsync everysec --save "" \
+        --daemonize yes --pidfile "$(pwd)/var/redis.pid" --logfile "$(pwd)/var/redis.log"
+    i=0
+    until redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; do
+        i=$((i + 1))
+        if [ "$i" -gt 100 ]; then
+            echo "run-local: redis-server did not answer; see var/redis.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    started=$(cat var/redis.pid)
+    echo "run-local: started redis-server (pid $started) on 127.0.0.1:$port, data in var/" >&2
+fi
+
+stop_redis() {
+    if [ -n "$started" ]; then
+        kill "$started" 2>/dev/null || true
+        echo "run-local: stopped redis-server (pid $started)" >&2
+    fi
+}
+trap stop_redis EXIT
+trap 'exit 130' INT TERM
+
+# Not exec: the trap must run after the pool exits.
+"$bin" run -c config/sluice.json --redis "redis://127.0.0.1:$port/0" || exit $?
