@@ -304,7 +304,32 @@ static void renew(struct sl_pool *p, struct sl_child *ch, const struct sl_slot_v
     free(src);
 }
 
-/* Looks after one running child: handler timeout and lease renewal. */
+/* Returns 1 when the kernel reports pid stopped ('T', by SIGSTOP or a
+ * job-control signal) or stopped under a tracer ('t'), else 0. The state
+ * is the field after the parenthesised command name, which may itself
+ * hold spaces and parentheses, so it is found after the last ')'. */
+static int child_stopped(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+/* Looks after one running child: handler timeout and lease renewal. A
+ * stopped child is not renewed: renewal vouches for a handler that is
+ * alive and working, and a process frozen by SIGSTOP is neither, so its
+ * entries must become idle and be reclaimed by a peer like those of a
+ * hung process (the ownership fence discards its late commit if it is
+ * ever continued). The handler timeout still applies to it. */
 void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
 {
     struct sl_slot_view v;
@@ -322,7 +347,7 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         return;
     }
     if (v.first_id[0] != '\0' && now - v.batch_started_ms >= every &&
-        now - ch->last_renew_ms >= every) {
+        now - ch->last_renew_ms >= every && !child_stopped(ch->pid)) {
         ch->last_renew_ms = now;
         renew(p, ch, &v);
     }

@@ -29,6 +29,7 @@ else
     echo "run-local: started redis-server (pid $started) on 127.0.0.1:$port, data in var/" >&2
 fi
 
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 stop_redis() {
     if [ -n "$started" ]; then
         kill "$started" 2>/dev/null || true
@@ -36,7 +37,11 @@ stop_redis() {
     fi
 }
 trap stop_redis EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C reaches the pool too, which stops gracefully; the shell only
+# waits for it and then stops the Redis it started.
+trap ':' INT TERM
 
 # Not exec: the trap must run after the pool exits.
-"$bin" run -c config/sluice.json --redis "redis://127.0.0.1:$port/0" || exit $?
+rc=0
+"$bin" run -c config/sluice.json --redis "redis://127.0.0.1:$port/0" || rc=$?
+exit "$rc"
