@@ -85,9 +85,13 @@ $(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/%.o) $(WK_OBJ) $(LIB)
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
+# Sanitizer and valgrind reports of every process under test land in
+# REPORTS; the integration runner fails when any is there.
+REPORTS = $(abspath $(BUILD))/reports
 test-run: $(BIN) $(UNIT_BIN) $(INT_BIN)
+	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
-	SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
+	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
 
 unit: deps
 	@$(MAKE) --no-print-directory unit-run
@@ -112,9 +116,10 @@ valgrind: deps
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
 
 valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN)
+	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
-	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) \
-		SLUICE_WRAP="$(VG)" $(VG) $(INT_BIN)
+	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) SLUICE_REPORT_DIR=$(REPORTS) \
+		SLUICE_WRAP="$(VG) --log-file=$(REPORTS)/vg.%p" $(VG) $(INT_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

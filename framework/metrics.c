@@ -4,10 +4,18 @@
  *                 from Redis at scrape time;
  *   GET /healthz  200 "ok" when every child is up and Redis answers,
  *                 503 and a one-line reason otherwise.
+ *
+ * Each worker entry of the configuration is one label set
+ * {worker, stream, group}; entries that share all three are summed into
+ * one, since the text format allows no duplicate series. A child counts
+ * as up while its process runs: not when it has exited (or not yet been
+ * restarted), and not while it is stopped (SIGSTOP, a debugger), since a
+ * stopped process handles nothing however long it keeps its pid.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
