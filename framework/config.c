@@ -567,18 +567,25 @@ struct tunable_def {
     long long lo, hi;             /* accepted range, inclusive */
 };
 
+/* The longest period any *_ms key accepts: a week. Longer values are
+ * surely typos, and the bound keeps sums like 3 x heartbeat_ms and
+ * now + handler_timeout_ms far from overflow. */
+#define MS_MAX 604800000LL
+/* The longest message_ttl_ms: a hundred years. */
+#define TTL_MAX 3153600000000LL
+
 /* The integer tunables; retry_backoff_ms and trim are handled apart. */
 static const struct tunable_def tunable_defs[] = {
     { "batch",               offsetof(struct sl_tunables, batch),               1, 10000 },
     { "block_ms",            offsetof(struct sl_tunables, block_ms),            1, 3600000 },
-    { "reclaim_idle_ms",     offsetof(struct sl_tunables, reclaim_idle_ms),     1, LLONG_MAX },
-    { "reclaim_interval_ms", offsetof(struct sl_tunables, reclaim_interval_ms), 1, LLONG_MAX },
+    { "reclaim_idle_ms",     offsetof(struct sl_tunables, reclaim_idle_ms),     1, MS_MAX },
+    { "reclaim_interval_ms", offsetof(struct sl_tunables, reclaim_interval_ms), 1, MS_MAX },
     { "max_deliveries",      offsetof(struct sl_tunables, max_deliveries),      1, 1000 },
     { "max_fields",          offsetof(struct sl_tunables, max_fields),          1, LLONG_MAX },
-    { "heartbeat_ms",        offsetof(struct sl_tunables, heartbeat_ms),        1, LLONG_MAX },
-    { "handler_timeout_ms",  offsetof(struct sl_tunables, handler_timeout_ms),  1, LLONG_MAX },
-    { "shutdown_timeout_ms", offsetof(struct sl_tunables, shutdown_timeout_ms), 0, LLONG_MAX },
-    { "message_ttl_ms",      offsetof(struct sl_tunables, message_ttl_ms),      0, LLONG_MAX },
+    { "heartbeat_ms",        offsetof(struct sl_tunables, heartbeat_ms),        1, MS_MAX },
+    { "handler_timeout_ms",  offsetof(struct sl_tunables, handler_timeout_ms),  1, MS_MAX },
+    { "shutdown_timeout_ms", offsetof(struct sl_tunables, shutdown_timeout_ms), 0, MS_MAX },
+    { "message_ttl_ms",      offsetof(struct sl_tunables, message_ttl_ms),      0, TTL_MAX },
     { "max_payload_bytes",   offsetof(struct sl_tunables, max_payload_bytes),   1, 536870912 },
 };
 
@@ -601,8 +608,9 @@ static int load_tunable(struct loader *ld, const char *key, json_t *v, struct sl
         b = json_array_get(v, 1);
         if (!json_is_array(v) || json_array_size(v) != 2 ||
             !json_is_integer(a) || !json_is_integer(b) ||
-            json_integer_value(a) < 1 || json_integer_value(a) > json_integer_value(b))
-            return fail(ld, 0, "expected [first, cap] with 1 <= first <= cap");
+            json_integer_value(a) < 1 || json_integer_value(a) > json_integer_value(b) ||
+            json_integer_value(b) > MS_MAX)
+            return fail(ld, 0, "expected [first, cap] with 1 <= first <= cap <= %lld", MS_MAX);
         t->retry_backoff_ms[0] = (long long)json_integer_value(a);
         t->retry_backoff_ms[1] = (long long)json_integer_value(b);
         return 0;
@@ -667,9 +675,9 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
             cfg->redis = u;
             rc = 0;
         } else if (strcmp(key, "connect_timeout_ms") == 0) {
-            rc = get_int(ld, v, 1, LLONG_MAX, &cfg->connect_timeout_ms);
+            rc = get_int(ld, v, 1, MS_MAX, &cfg->connect_timeout_ms);
         } else if (strcmp(key, "command_timeout_ms") == 0) {
-            rc = get_int(ld, v, 1, LLONG_MAX, &cfg->command_timeout_ms);
+            rc = get_int(ld, v, 1, MS_MAX, &cfg->command_timeout_ms);
         } else {
             rc = fail(ld, 1, "unknown key");
         }

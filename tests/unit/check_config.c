@@ -350,16 +350,17 @@ START_TEST(test_config_integer_ranges)
     expect_default_error("batch", "\"64\"", "expected an integer from 1 to 10000");
     expect_default_error("batch", "true", "expected an integer from 1 to 10000");
     expect_default_error("block_ms", "3600001", "expected an integer from 1 to 3600000");
-    expect_default_error("reclaim_idle_ms", "0", "expected a positive integer");
-    expect_default_error("reclaim_interval_ms", "-1", "expected a positive integer");
-    expect_default_error("heartbeat_ms", "1e3", "expected a positive integer");
-    expect_default_error("handler_timeout_ms", "null", "expected a positive integer");
+    expect_default_error("reclaim_idle_ms", "0", "expected an integer from 1 to 604800000");
+    expect_default_error("reclaim_interval_ms", "-1", "expected an integer from 1 to 604800000");
+    expect_default_error("heartbeat_ms", "1e3", "expected an integer from 1 to 604800000");
+    expect_default_error("handler_timeout_ms", "null", "expected an integer from 1 to 604800000");
     expect_default_error("max_deliveries", "1001", "expected an integer from 1 to 1000");
     expect_default_error("max_deliveries", "0", "expected an integer from 1 to 1000");
     expect_default_error("max_fields", "0", "expected a positive integer");
-    expect_default_error("shutdown_timeout_ms", "-1", "expected an integer >= 0");
-    expect_default_error("message_ttl_ms", "-5", "expected an integer >= 0");
-    expect_default_error("message_ttl_ms", "0.5", "expected an integer >= 0");
+    expect_default_error("heartbeat_ms", "604800001", "expected an integer from 1 to 604800000");
+    expect_default_error("shutdown_timeout_ms", "-1", "expected an integer from 0 to 604800000");
+    expect_default_error("message_ttl_ms", "-5", "expected an integer from 0 to 3153600000000");
+    expect_default_error("message_ttl_ms", "0.5", "expected an integer from 0 to 3153600000000");
     expect_default_error("max_payload_bytes", "536870913",
                          "expected an integer from 1 to 536870912");
     expect_default_error("max_payload_bytes", "0", "expected an integer from 1 to 536870912");
@@ -383,12 +384,13 @@ START_TEST(test_config_retry_backoff)
 {
     static const char *const bad[] = {
         "[5, 1]", "[0, 1]", "[1]", "[1, 2, 3]", "\"1000\"", "[1.0, 2]", "[1, \"2\"]", "[]", "{}",
+        "[1, 604800001]",
     };
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_default_error("retry_backoff_ms", bad[i],
-                             "expected [first, cap] with 1 <= first <= cap");
+                             "expected [first, cap] with 1 <= first <= cap <= 604800000");
     expect_ok("{\"defaults\": {\"retry_backoff_ms\": [1, 1]}}");
     ck_assert_int_eq(cfg->defaults.retry_backoff_ms[0], 1);
     ck_assert_int_eq(cfg->defaults.retry_backoff_ms[1], 1);
@@ -410,9 +412,9 @@ START_TEST(test_config_redis_values)
                  "1:19: redis.url: redis URL \"http://x:1\": expected redis://[:password@]host:port[/db]");
     expect_error("{\"redis\": {\"url\": 6379}}", "1:19: redis.url: expected a string");
     expect_error("{\"redis\": {\"connect_timeout_ms\": 0}}",
-                 "1:34: redis.connect_timeout_ms: expected a positive integer");
+                 "1:34: redis.connect_timeout_ms: expected an integer from 1 to 604800000");
     expect_error("{\"redis\": {\"command_timeout_ms\": 5.5}}",
-                 "1:34: redis.command_timeout_ms: expected a positive integer");
+                 "1:34: redis.command_timeout_ms: expected an integer from 1 to 604800000");
 }
 END_TEST
 
