@@ -38,6 +38,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
+CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 
 FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o)
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o)
@@ -50,9 +51,11 @@ BIN      := $(BUILD)/sluice
 UNIT_BIN := $(BUILD)/check_unit
 INT_BIN  := $(BUILD)/check_integration
 BENCH_BIN:= $(BUILD)/sluice-bench
+CHAOS_BIN:= $(BUILD)/sluice-chaos
+CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run bench bench-run clean install
+	valgrind-run bench bench-run chaos chaos-run clean install
 
 all: $(BIN) $(LIB)
 
@@ -80,6 +83,13 @@ $(INT_BIN): $(INT_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 $(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/%.o) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(CHAOS_BIN): $(CHAOS_SRC:%.c=$(BUILD)/%.o) $(SUP_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+# The invariant checker of SPEC section 6, runnable against any Redis.
+$(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
 # The test targets install what is missing first, then re-enter make so
 # that the pkg-config flags above are read with the packages present.
 test: deps
@@ -88,7 +98,7 @@ test: deps
 # Sanitizer and valgrind reports of every process under test land in
 # REPORTS; the integration runner fails when any is there.
 REPORTS = $(abspath $(BUILD))/reports
-test-run: $(BIN) $(UNIT_BIN) $(INT_BIN)
+test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
@@ -110,7 +120,7 @@ asan: deps
 
 # valgrind follows each forked `sluice` child too, so a leak or an invalid
 # read in a worker process fails the run like one in the test binary.
-VG = valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite
+VG = valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite --show-leak-kinds=definite
 valgrind: deps
 	@command -v valgrind >/dev/null || apt-get install -y -q valgrind
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
@@ -126,6 +136,12 @@ bench: deps
 
 bench-run: $(BIN) $(BENCH_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
+
+chaos: deps
+	@$(MAKE) --no-print-directory chaos-run
+
+chaos-run: $(BIN) $(CHAOS_BIN) $(CHECK_BIN)
+	SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN)
 
 PREFIX ?= /usr/local
 install: all

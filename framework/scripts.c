@@ -140,9 +140,14 @@ static const char fail_body[] =
  *   mode "any":   entries of any consumer idle >= min idle, fresh or due
  *                 (the reclaim of entries left by a dead or hung peer).
  * An entry waiting for its retry delay is never taken early, by anyone.
- * Own entries are re-taken with JUSTID so Redis's delivery counter does
- * not rise for what is not the entry's fault; an entry taken from a peer
- * counts as a delivery. Entries whose data is gone are acked and counted.
+ * A due retry of one's own is re-taken with JUSTID: the failed attempt is
+ * already counted where it belongs. Everything else counts as a delivery
+ * on Redis's counter: an entry taken from a peer, and an own entry taken
+ * back by a process after a restart or reconnect (as XREADGROUP ... 0
+ * would), because that counter is the backstop of SPEC section 5 for an
+ * entry whose process died where no supervisor saw it, and such an entry
+ * only ever comes back this way. Entries whose data is gone are acked and
+ * counted.
  * Returns {next start or "", deleted count, {{id, deliveries, attempts,
  * last reason, fields}...}}. */
 static const char claim_body[] =
@@ -168,7 +173,7 @@ static const char claim_body[] =
 "      finish(id)\n"
 "      deleted = deleted + 1\n"
 "    else\n"
-"      if owner ~= ME then\n"
+"      if owner ~= ME or MODE == 'own' then\n"
 "        redis.call('XCLAIM', S, G, ME, MINIDLE, id)\n"
 "        cnt = cnt + 1\n"
 "      else\n"

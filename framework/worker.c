@@ -201,6 +201,26 @@ static int group_lost(const redisReply *r)
     return strncmp(r->str, "NOGROUP", 7) == 0 || strncmp(r->str, "UNBLOCKED", 9) == 0;
 }
 
+/* Returns 1 when an error reply says Redis cannot run the command now
+ * (SPEC section 5: never the message's fault), 0 when the command itself
+ * failed. Inside a script, Redis 7 passes a failing call's own error code
+ * through ("WRONGTYPE ... script: ..."), so a handler's effect can fail
+ * with codes other than ERR; only this list is transient. */
+static int transient(const redisReply *r)
+{
+    static const char *const codes[] = {
+        "LOADING", "BUSY", "OOM", "MISCONF", "NOSCRIPT", "NOGROUP", "UNBLOCKED",
+        "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOAUTH",
+        "NOPERM", NULL
+    };
+    int i;
+
+    for (i = 0; codes[i] != NULL; i++)
+        if (strncmp(r->str, codes[i], strlen(codes[i])) == 0)
+            return 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Commits                                                             */
 /* ------------------------------------------------------------------ */
@@ -225,8 +245,9 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
 /* Reply to one commit of a batch. A refused commit (OOM, LOADING, BUSY,
  * MISCONF, NOSCRIPT, a lost group) is never the entry's fault: the
  * connection is reset and the entry, still pending, is recovered and
- * handled again after the backoff. A Lua runtime error inside a handler's
- * effect is the effect's fault: it counts as a failed attempt. */
+ * handled again after the backoff. Any other error of a handler's effect
+ * (a Lua runtime error, a call refused with WRONGTYPE...) is the effect's
+ * fault: it counts as a failed attempt. */
 static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
 {
     struct commit *k = priv;
@@ -237,7 +258,7 @@ static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
     if (r == NULL) {
         b->failed = 1;
     } else if (r->type == REDIS_REPLY_ERROR) {
-        if (k->effect == 1 && strncmp(r->str, "ERR", 3) == 0) {
+        if (k->effect == 1 && !transient(r)) {
             char err[SL_ERRLEN];
             snprintf(err, sizeof(err), "effect_failed: %.400s", r->str);
             sl__log(SL_LOG_WARN, "effect_failed", "id=%s error=%s", k->id, sl__logq(r->str));
