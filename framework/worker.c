@@ -66,6 +66,7 @@ struct batch {
         char id[SL_IDLEN];        /* entry ID */
         int effect;               /* 1 for an effect script, 0 commit, -1 plain XACK */
         int count;                /* plain XACK: IDs sent */
+        char err[160];            /* retry/dead reason, cut, for the log */
     } c[];
 };
 
@@ -279,7 +280,11 @@ static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
             case SL_COMMIT_NOT_OWNER: count(w, SL_C_DISCARDED, 1); break;
             case SL_COMMIT_ACKED:     count(w, SL_C_ACKED, 1); break;
             case SL_COMMIT_RETRIED:   count(w, SL_C_RETRIED, 1); count(w, SL_C_FAILED, 1); break;
-            case SL_COMMIT_DEAD:      count(w, SL_C_DEAD, 1); count(w, SL_C_FAILED, 1); break;
+            case SL_COMMIT_DEAD:
+                count(w, SL_C_DEAD, 1);
+                count(w, SL_C_FAILED, 1);
+                sl__log(SL_LOG_INFO, "dead_letter", "id=%s error=%s", k->id, sl__logq(k->err));
+                break;
             default: break;
             }
             if (r->integer == SL_COMMIT_NOT_OWNER)
@@ -532,12 +537,16 @@ static void handle_batch(struct worker *w, size_t n)
         b->outstanding++;
         if (d == SL_ACK) {
             k->effect = w->ctx->script >= 0 ? 1 : 0;
+            snprintf(k->err, sizeof(k->err), "see the dead-letter entry (decided by the effect)");
             send_commit(w, b, k, "ack", "", 0);
         } else {
             k->effect = 0;
             if (d == SL_DEAD)
-                sl__log(SL_LOG_INFO, "dead_letter", "id=%s error=%s", k->id,
+                sl__log(SL_LOG_DEBUG, "dead_letter_decided", "id=%s error=%s", k->id,
                         sl__logq(w->ctx->err));
+            /* A retry that used up the attempts comes back dead. */
+            snprintf(k->err, sizeof(k->err), "%s%.120s",
+                     d == SL_RETRY ? "max_deliveries_exceeded: " : "", w->ctx->err);
             send_commit(w, b, k, d == SL_RETRY ? "retry" : "dead", w->ctx->err, trim);
         }
     }
