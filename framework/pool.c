@@ -148,8 +148,23 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
 {
     pid_t pid;
 
+    sigset_t block, saved;
+
     memset(ch->slot, 0, sizeof(*ch->slot));
+    /* The child inherits libevent's handlers, which would write a signal
+     * meant for the child into the supervisor's own signal socket (a
+     * SIGTERM to a fresh child read as a second SIGTERM to the pool). So
+     * the stop signals stay blocked across fork until the child has reset
+     * them; the worker unblocks them once its own handler is in place. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, &saved);
     pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         sl__log(SL_LOG_ERROR, "fork_failed", "consumer=%s error=%s",
                 sl__logq(ch->consumer), sl__logq(strerror(errno)));
@@ -167,10 +182,19 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
             _exit(0);
         signal(SIGCHLD, SIG_DFL);
         signal(SIGHUP, SIG_IGN);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        /* SIGTERM and SIGINT stay blocked: sl__worker_run unblocks them
+         * after installing its handler, so one sent now is not lost. */
         sigemptyset(&none);
+        sigaddset(&none, SIGTERM);
+        sigaddset(&none, SIGINT);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (p->rc != NULL) {
-            close(p->rc->fd);
+            /* The supervisor's connection: redisFree() only closes our
+             * copy of the socket and frees the buffers (no I/O). */
+            redisFree(p->rc);
+            p->rc = NULL;
         }
         sl__pool_child_cleanup(p);
         rc = sl__worker_run(ch->cfg, ch->wc, ch->h, ch->consumer, ch->slot);
@@ -353,6 +377,53 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
     }
 }
 
+/* Keeps the heartbeat of a child that is busy with a batch from lapsing.
+ * The child refreshes sluice:worker:<consumer> itself only between
+ * entries, so a handler that blocks for longer than three beats would let
+ * the key expire: the child would vanish from `sluice workers`, and a
+ * second supervisor would see its name as free and run another process
+ * under it. Like the lease, the supervisor keeps it alive meanwhile: it
+ * extends the expiry, and writes the identifying fields when the child had
+ * not published a heartbeat yet (its own next beat completes them). */
+static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
+{
+    const struct sl_tunables *t = &ch->wc->t;
+    struct sl_slot_view v;
+    char key[400], ttl[24], pid[24];
+    const char *exp[] = { "PEXPIRE", key, ttl };
+    const char *set[] = { "HSET", key, "pid", pid, "host", p->host, "handler", ch->h->name,
+                          "stream", ch->wc->stream, "group", ch->wc->group };
+    redisReply *r;
+
+    if (now - ch->last_beat_ms < (uint64_t)t->heartbeat_ms || sl__slot_read(ch->slot, &v) < 0 ||
+        (v.cur_id[0] == '\0' && v.first_id[0] == '\0'))
+        return;
+    ch->last_beat_ms = now;
+    snprintf(key, sizeof(key), "sluice:worker:%s", ch->consumer);
+    snprintf(ttl, sizeof(ttl), "%lld", 3 * t->heartbeat_ms);
+    snprintf(pid, sizeof(pid), "%ld", (long)ch->pid);
+    r = sl__pool_cmd(p, 3, exp);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        freeReplyObject(r);
+        freeReplyObject(sl__pool_cmd(p, 12, set));
+        r = sl__pool_cmd(p, 3, exp);
+    }
+    freeReplyObject(r);
+}
+
+/* Looks after one running child: its handler timeout and lease
+ * (sl__pool_watch), then its heartbeat. Each reads the clock afresh: the
+ * Redis calls made earlier in the same tick take time, and a handler that
+ * a child started meanwhile has a start time later than a clock read at
+ * the beginning of the tick, which the unsigned "now - start" of the
+ * timeout check would turn into an enormous running time. */
+static void watch_and_beat(struct sl_pool *p, struct sl_child *ch)
+{
+    sl__pool_watch(p, ch, sl__now_ms());
+    if (ch->pid > 0 && !ch->timed_out)
+        keep_beat(p, ch, sl__now_ms());
+}
+
 /* Returns the number of children still running. */
 static size_t running(const struct sl_pool *p)
 {
@@ -391,7 +462,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (i = 0; i < p->nold; i++) {
         struct sl_child *ch = &p->old[i];
         if (ch->pid > 0)
-            sl__pool_watch(p, ch, now);
+            watch_and_beat(p, ch);
         else if (ch->failed_id[0] != '\0' &&
                  record_failure(p, ch) < 0 && ++ch->record_tries >= 40)
             ch->failed_id[0] = '\0';
@@ -407,7 +478,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             ch->failed_id[0] = '\0';
         }
         if (ch->pid > 0)
-            sl__pool_watch(p, ch, now);
+            watch_and_beat(p, ch);
         else if (!p->stopping && !ch->retired && p->started && now >= ch->restart_at)
             sl__pool_spawn(p, ch);
     }
@@ -548,6 +619,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
 
     memset(p, 0, sizeof(*p));
     p->cfg = cfg;
+    p->cfg_caller = cfg;
     p->cfg_path = cfg_path;
     p->cfg_explicit = cfg_explicit;
     p->redis_override = redis_override;
@@ -626,6 +698,8 @@ out:
     if (p->rc) redisFree(p->rc);
     sl__pool_free_retired(p);
     free(p->children);
+    if (p->cfg != cfg)
+        sl__config_free(p->cfg);        /* loaded by a reload: ours */
     munmap(p->slots, MAX_CHILDREN * sizeof(struct sl_slot));
     return rc;
 }

@@ -901,7 +901,7 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->stopping)
+    if (w->stopping || stop_signalled)
         return;
     count(w, SL_C_RECONNECTS, w->fails > 0);
     sl__conn_connect(w->rd);
@@ -1118,6 +1118,10 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The supervisor forks with the stop signals blocked; one that came
+     * meanwhile is delivered here, to the handler just installed. */
+    sigemptyset(&sa.sa_mask);
+    sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
 
     w->ctx = sl__ctx_new(h);
     w->base = event_base_new();
@@ -1151,10 +1155,9 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     }
     sl__log(SL_LOG_INFO, "worker_started", "handler=%s stream=%s group=%s",
             h->name, sl__logq(wc->stream), sl__logq(wc->group));
-    if (!stop_signalled)
-        event_active(w->reconnect_ev, EV_TIMEOUT, 0);
-    else
-        w->stopping = 1;
+    /* A stop signal that came before this point has left a byte in the
+     * pipe: the loop sees it at once and exits without connecting. */
+    event_active(w->reconnect_ev, EV_TIMEOUT, 0);
     event_base_dispatch(w->base);
     sl__log(SL_LOG_INFO, "worker_stopped", "processed=%llu",
             (unsigned long long)w->slot->counters[SL_C_PROCESSED]);

@@ -310,6 +310,41 @@ START_TEST(test_worker_stops_cleanly_on_sigterm)
 }
 END_TEST
 
+/* Returns 1 when the pool's log has a line containing needle. */
+static int log_has(const char *needle)
+{
+    char log[512];
+
+    snprintf(log, sizeof(log), "%s/sluice.log", dir);
+    return sl_test_file_contains(log, needle);
+}
+
+START_TEST(test_worker_sigterm_at_start_is_one_graceful_stop)
+{
+    char log[512];
+    int i, status;
+
+    /* A SIGTERM that reaches the pool while it is still forking once made
+     * a fresh child pass the signal on to the supervisor (read there as a
+     * second signal: stop_now) or enter its loop unaware of it (stuck
+     * until shutdown_timeout). Each try below hit one of those about one
+     * time in ten. */
+    snprintf(log, sizeof(log), "%s/sluice.log", dir);
+    for (i = 0; i < 30; i++) {
+        unlink(log);
+        start_pool("noop", 8, "\"shutdown_timeout_ms\": 5000");
+        SL_TEST_ASSERT_EVENTUALLY(10000, log_has("event=child_started"));
+        sl_test_kill(pool, SIGTERM);
+        ck_assert(sl_test_wait_exit(pool, 15000, &status));
+        pool = 0;
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "try %d: pool exited with status %d", i, status);
+        ck_assert_msg(!log_has("event=stop_now") && !log_has("event=shutdown_timeout"),
+                      "try %d: the stop was not graceful", i);
+    }
+}
+END_TEST
+
 /* Runs the sluice binary with argv (NULL-terminated after the program)
  * to completion; returns its exit status and leaves its output in
  * dir/out.log. */
@@ -400,6 +435,7 @@ Suite *worker_suite(void)
     tcase_add_test(core, test_worker_acks_exactly_what_the_handler_acked);
     tcase_add_test(core, test_worker_recovers_its_own_pending_entries_first);
     tcase_add_test(core, test_worker_stops_cleanly_on_sigterm);
+    tcase_add_test(core, test_worker_sigterm_at_start_is_one_graceful_stop);
     suite_add_tcase(s, core);
 
     tcase_add_unchecked_fixture(faults, server_up, server_down);
