@@ -427,11 +427,19 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
         rc = pending_group(*cp, a, a->pos[1], a->pos[2], idle, count, doc);
     } else {
         const char *argv[] = { "XINFO", "GROUPS", a->pos[1] };
-        redisReply *r = run(*cp, 3, argv);
-        if (r == NULL) {
+        redisReply *r = redisCommandArgv(*cp, 3, argv, NULL);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+            if (r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such key") != NULL)
+                fprintf(stderr, "sluice: no stream %s\n", a->pos[1]);
+            else
+                fprintf(stderr, "sluice: redis: %s\n", r == NULL ? (*cp)->errstr :
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to XINFO GROUPS");
+            freeReplyObject(r);
             json_decref(doc);
             return 1;
         }
+        if (r->elements == 0 && !a->json)
+            printf("stream %s has no consumer groups\n", a->pos[1]);
         for (i = 0; i < r->elements && rc == 0; i++) {
             const redisReply *g = r->element[i];
             size_t j;
@@ -458,7 +466,7 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
                                         "started_at", "last_beat", "processed", "failed" };
     char cursor[32] = "0";
     json_t *doc = json_array();
-    uint64_t now = sl__wall_ms();
+    long long now;
     size_t i, j;
 
     if (a->npos != 1) {
@@ -511,6 +519,10 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
             json_array_remove(doc, j);
             json_array_insert_new(doc, j - 1, x);
         }
+    /* The clock is read after every heartbeat was, so a beat that landed
+     * during the scan cannot look younger than now; a worker on a host
+     * whose clock is ahead shows 0, not a negative age. */
+    now = (long long)sl__wall_ms();
     if (a->json) {
         print_json(json_incref(doc));
     } else {
@@ -526,7 +538,7 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
                    json_string_value(json_object_get(o, "handler")),
                    json_string_value(json_object_get(o, "stream")),
                    json_string_value(json_object_get(o, "group")),
-                   ((long long)now - started) / 1000, (long long)now - beat,
+                   now > started ? (now - started) / 1000 : 0, now > beat ? now - beat : 0,
                    (long long)json_integer_value(json_object_get(o, "processed")),
                    (long long)json_integer_value(json_object_get(o, "failed")));
         }
@@ -535,6 +547,8 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
     return 0;
 }
 
+/* Runs the admin subcommand cmd with its connection, which is closed
+ * whatever happened. Returns the exit code. */
 int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg)
 {
     redisContext *c = NULL;

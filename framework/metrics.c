@@ -72,28 +72,98 @@ static void labels(struct evbuffer *b, const struct sl_worker_conf *wc, const ch
     evbuffer_add(b, "}", 1);
 }
 
-/* Sums counter k over the running and retired children of worker wc. */
+/* Returns 1 when worker entries a and b have the same label set. */
+static int same_labels(const struct sl_worker_conf *a, const struct sl_worker_conf *b)
+{
+    return strcmp(a->handler, b->handler) == 0 && strcmp(a->stream, b->stream) == 0 &&
+           strcmp(a->group, b->group) == 0;
+}
+
+/* Returns 1 when worker entry w is the first one of its label set, so
+ * each label set is listed once: two series with the same name and
+ * labels would make the whole exposition invalid. */
+static int first_of_labels(const struct sl_config *cfg, size_t w)
+{
+    size_t i;
+
+    for (i = 0; i < w; i++)
+        if (same_labels(&cfg->workers[i], &cfg->workers[w]))
+            return 0;
+    return 1;
+}
+
+/* Sums counter k (or histogram bucket k when hist) over the children of
+ * every worker entry with wc's label set. */
 static uint64_t sum(const struct sl_pool *p, const struct sl_worker_conf *wc, int k, int hist)
 {
     uint64_t n = 0;
     size_t i;
 
     for (i = 0; i < p->nchildren; i++)
-        if (p->children[i].wc == wc)
+        if (same_labels(p->children[i].wc, wc))
             n += __atomic_load_n(hist ? &p->children[i].slot->hist[k]
                                       : &p->children[i].slot->counters[k], __ATOMIC_RELAXED);
     return n;
 }
 
-/* Reads pending and lag of a group from Redis; -1 when unknown. */
+/* Returns the state letter of process pid from /proc/<pid>/stat ('R',
+ * 'S', 'T' for stopped, 'Z' for a zombie, ...), or 0 when it cannot be
+ * read (no /proc on this system, or the process is already gone). */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    const char *paren;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may hold spaces and parentheses, so the
+     * state follows the last ')'. */
+    if ((paren = strrchr(buf, ')')) == NULL || paren[1] != ' ')
+        return 0;
+    return paren[2];
+}
+
+/* Returns why child ch is not up ("is down", "is stopped"), or NULL when
+ * its process runs. A process whose state cannot be read counts as
+ * running: only what is known to be wrong makes the pool unhealthy. */
+static const char *child_down(const struct sl_child *ch)
+{
+    char st;
+
+    if (ch->pid <= 0)
+        return "is down";
+    st = proc_state(ch->pid);
+    if (st == 'T' || st == 't')
+        return "is stopped";
+    if (st == 'Z' || st == 'X')
+        return "is down";
+    return NULL;
+}
+
+/* Reads pending and lag of wc's group from Redis into *pending and *lag,
+ * -1 when unknown. *redis_ok starts at 1; once a call of this scrape has
+ * found Redis unreachable it is 0 and no further call is made, so a
+ * scrape during an outage waits for one timeout at most, not one per
+ * worker. */
 static void group_gauges(struct sl_pool *p, const struct sl_worker_conf *wc,
-                         long long *pending, long long *lag)
+                         long long *pending, long long *lag, int *redis_ok)
 {
     const char *argv[] = { "XINFO", "GROUPS", wc->stream };
-    redisReply *r = sl__pool_cmd(p, 3, argv);
+    redisReply *r;
     size_t i, j;
 
     *pending = *lag = -1;
+    if (!*redis_ok)
+        return;
+    r = sl__pool_cmd(p, 3, argv);
+    if (r == NULL)
+        *redis_ok = 0;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return;
@@ -123,34 +193,65 @@ static void group_gauges(struct sl_pool *p, const struct sl_worker_conf *wc,
     freeReplyObject(r);
 }
 
-/* GET /metrics. */
+/* Appends one gauge family (HELP, TYPE, then one sample per label set
+ * whose value is known, >= 0). vals holds a value per worker entry. */
+static void gauge_family(struct evbuffer *b, const struct sl_config *cfg, const char *name,
+                         const char *help, const long long *vals)
+{
+    size_t w;
+
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (w = 0; w < cfg->nworkers; w++) {
+        if (!first_of_labels(cfg, w) || vals[w] < 0)
+            continue;
+        evbuffer_add_printf(b, "%s", name);
+        labels(b, &cfg->workers[w], NULL);
+        evbuffer_add_printf(b, " %lld\n", vals[w]);
+    }
+}
+
+/* GET /metrics. Every family is written as one block (HELP, TYPE, its
+ * samples), as the text format requires. */
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
     struct sl_pool *p = arg;
+    const struct sl_config *cfg = p->cfg;
     struct evbuffer *b = evbuffer_new();
+    long long *vals = calloc(3 * cfg->nworkers + 1, sizeof(*vals));
+    long long *up, *pending, *lag;    /* per worker entry, in vals */
+    int redis_ok = 1;
     size_t w, i;
     int k;
 
-    if (b == NULL) {
+    if (b == NULL || vals == NULL) {
+        if (b != NULL)
+            evbuffer_free(b);
+        free(vals);
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
+    up = vals;
+    pending = vals + cfg->nworkers;
+    lag = vals + 2 * cfg->nworkers;
     for (k = 0; counters[k].name != NULL; k++) {
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n", counters[k].name,
                             counters[k].help, counters[k].name);
-        for (w = 0; w < p->cfg->nworkers; w++) {
+        for (w = 0; w < cfg->nworkers; w++) {
+            if (!first_of_labels(cfg, w))
+                continue;
             evbuffer_add_printf(b, "%s", counters[k].name);
-            labels(b, &p->cfg->workers[w], NULL);
-            evbuffer_add_printf(b, " %llu\n",
-                                (unsigned long long)sum(p, &p->cfg->workers[w], k, 0));
+            labels(b, &cfg->workers[w], NULL);
+            evbuffer_add_printf(b, " %llu\n", (unsigned long long)sum(p, &cfg->workers[w], k, 0));
         }
     }
     evbuffer_add_printf(b, "# HELP sluice_handler_duration_seconds Time spent in handle().\n"
                            "# TYPE sluice_handler_duration_seconds histogram\n");
-    for (w = 0; w < p->cfg->nworkers; w++) {
-        const struct sl_worker_conf *wc = &p->cfg->workers[w];
+    for (w = 0; w < cfg->nworkers; w++) {
+        const struct sl_worker_conf *wc = &cfg->workers[w];
         uint64_t cum = 0;
         char le[48];
+        if (!first_of_labels(cfg, w))
+            continue;
         for (i = 0; i <= SL_HIST_N; i++) {
             cum += sum(p, wc, (int)i, 1);
             if (i < SL_HIST_N)
@@ -168,46 +269,33 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         labels(b, wc, NULL);
         evbuffer_add_printf(b, " %llu\n", (unsigned long long)cum);
     }
-    evbuffer_add_printf(b, "# HELP sluice_children_up Worker processes running.\n"
-                           "# TYPE sluice_children_up gauge\n");
-    for (w = 0; w < p->cfg->nworkers; w++) {
-        size_t up = 0;
+    for (w = 0; w < cfg->nworkers; w++) {
         for (i = 0; i < p->nchildren; i++)
-            up += p->children[i].wc == &p->cfg->workers[w] && p->children[i].pid > 0;
-        evbuffer_add_printf(b, "sluice_children_up");
-        labels(b, &p->cfg->workers[w], NULL);
-        evbuffer_add_printf(b, " %zu\n", up);
+            up[w] += same_labels(p->children[i].wc, &cfg->workers[w]) &&
+                     child_down(&p->children[i]) == NULL;
+        if (first_of_labels(cfg, w))
+            group_gauges(p, &cfg->workers[w], &pending[w], &lag[w], &redis_ok);
     }
-    evbuffer_add_printf(b, "# HELP sluice_pending Entries delivered to the group and not yet acknowledged.\n"
-                           "# TYPE sluice_pending gauge\n"
-                           "# HELP sluice_lag Entries not yet delivered to the group.\n"
-                           "# TYPE sluice_lag gauge\n");
-    for (w = 0; w < p->cfg->nworkers; w++) {
-        long long pending, lag;
-        group_gauges(p, &p->cfg->workers[w], &pending, &lag);
-        if (pending >= 0) {
-            evbuffer_add_printf(b, "sluice_pending");
-            labels(b, &p->cfg->workers[w], NULL);
-            evbuffer_add_printf(b, " %lld\n", pending);
-        }
-        if (lag >= 0) {
-            evbuffer_add_printf(b, "sluice_lag");
-            labels(b, &p->cfg->workers[w], NULL);
-            evbuffer_add_printf(b, " %lld\n", lag);
-        }
-    }
+    gauge_family(b, cfg, "sluice_children_up", "Worker processes running (not exited, not stopped).", up);
+    gauge_family(b, cfg, "sluice_pending", "Entries delivered to the group and not yet acknowledged.",
+                 pending);
+    gauge_family(b, cfg, "sluice_lag", "Entries not yet delivered to the group.", lag);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
+    free(vals);
 }
 
-/* GET /healthz. */
+/* GET /healthz: 200 "ok" when the pool runs, every child is up and
+ * connected, and Redis answers the supervisor's PING; else 503 with the
+ * first reason found. */
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
     struct sl_pool *p = arg;
     struct evbuffer *b = evbuffer_new();
     const char *ping[] = { "PING" };
+    const char *why;
     redisReply *r;
     size_t i;
     int code = 200;
@@ -216,9 +304,16 @@ static void on_healthz(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
+    if (p->stopping) {
+        evbuffer_add_printf(b, "pool is stopping\n");
+        code = 503;
+    } else if (!p->started) {
+        evbuffer_add_printf(b, "pool has not started its children yet\n");
+        code = 503;
+    }
     for (i = 0; i < p->nchildren && code == 200; i++) {
-        if (p->children[i].pid <= 0) {
-            evbuffer_add_printf(b, "child %s is down\n", p->children[i].consumer);
+        if ((why = child_down(&p->children[i])) != NULL) {
+            evbuffer_add_printf(b, "child %s %s\n", p->children[i].consumer, why);
             code = 503;
         } else if (!__atomic_load_n(&p->children[i].slot->redis_up, __ATOMIC_RELAXED)) {
             evbuffer_add_printf(b, "child %s is not connected to redis\n", p->children[i].consumer);

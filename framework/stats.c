@@ -7,6 +7,12 @@
  * stream and group, so any machine that runs `stats` sees the same. Then
  * ρ = λ/μ, L = lag + pending, and W = L/λ by Little's law ("-" when λ is
  * 0: an idle queue has no mean time in system to speak of).
+ *
+ * A worker's processed counter starts again from 0 when its process is
+ * restarted, so μ is summed per consumer: a consumer seen in both samples
+ * with the same start time adds its difference; one that started during
+ * the window adds all it has done; anything else adds nothing. A restart
+ * therefore never makes μ negative.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +23,8 @@
 #include "internal.h"
 #include "admin.h"
 
-#define MAXROWS 256
+#define MAXROWS 256               /* stream/group rows shown */
+#define MAXBEATS 1024             /* worker heartbeats read per sample */
 
 /* One stream and group at one instant. */
 struct row {
@@ -32,6 +39,23 @@ struct row {
     long long dead;               /* XLEN <stream>:dead */
     long long processed;          /* sum of the workers' processed counters */
     double t;                     /* sample time, seconds */
+};
+
+/* One worker heartbeat at one instant. */
+struct beat {
+    char consumer[320];           /* consumer name (the key without its prefix) */
+    int row;                      /* index of its stream/group in the same sample, -1 none */
+    long long started;            /* started_at: process start, ms since the epoch */
+    long long processed;          /* its processed counter */
+};
+
+/* Everything one sample saw. */
+struct sample {
+    struct row rows[MAXROWS];     /* stream/group rows */
+    int nrows;
+    struct beat beats[MAXBEATS];  /* heartbeats of workers of those rows */
+    int nbeats;
+    double t;                     /* when the sample started, seconds since the epoch */
 };
 
 /* Returns the integer of field `name` in a flat name/value reply, or dflt. */
@@ -62,14 +86,60 @@ static double now_s(void)
     return (double)sl__wall_ms() / 1000.0;
 }
 
-/* Samples every group of every configured stream. Returns the row count,
- * or -1 when Redis failed. */
-static int sample(redisContext *c, const struct sl_config *cfg, struct row *rows)
+/* Reads every heartbeat into s->beats and adds each processed counter to
+ * its row. Returns 0, or -1 when Redis failed. */
+static int sample_beats(redisContext *c, struct sample *s)
 {
-    int n = 0;
-    size_t w, i, j;
     char cursor[32] = "0";
+    size_t i;
+    int j;
 
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH sluice:worker:* COUNT 500", cursor);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (i = 0; i < r->element[1]->elements && s->nbeats < MAXBEATS; i++) {
+            const char *key = r->element[1]->element[i]->str;
+            redisReply *h = redisCommand(c, "HMGET %s stream group processed started_at", key);
+            struct beat *b = &s->beats[s->nbeats];
+            if (h == NULL) {
+                freeReplyObject(r);
+                return -1;
+            }
+            if (h->type == REDIS_REPLY_ARRAY && h->elements == 4 &&
+                h->element[0]->type == REDIS_REPLY_STRING && h->element[1]->type == REDIS_REPLY_STRING &&
+                h->element[2]->type == REDIS_REPLY_STRING && h->element[3]->type == REDIS_REPLY_STRING) {
+                snprintf(b->consumer, sizeof(b->consumer), "%s", key + strlen("sluice:worker:"));
+                b->processed = strtoll(h->element[2]->str, NULL, 10);
+                b->started = strtoll(h->element[3]->str, NULL, 10);
+                b->row = -1;
+                for (j = 0; j < s->nrows; j++)
+                    if (!strcmp(s->rows[j].stream, h->element[0]->str) &&
+                        !strcmp(s->rows[j].group, h->element[1]->str)) {
+                        b->row = j;
+                        s->rows[j].processed += b->processed;
+                    }
+                if (b->row >= 0)
+                    s->nbeats++;
+            }
+            freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* Samples every group of every configured stream into s. Returns 0, or
+ * -1 when Redis failed (a stream that does not exist yet is no failure). */
+static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s)
+{
+    size_t w, i;
+
+    s->nrows = s->nbeats = 0;
+    s->t = now_s();
     for (w = 0; w < cfg->nworkers; w++) {
         const char *stream = cfg->workers[w].stream;
         redisReply *info, *groups;
@@ -83,17 +153,22 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct row *rows
         if (info == NULL)
             return -1;
         if (info->type == REDIS_REPLY_ERROR) {
+            int missing = strstr(info->str, "no such key") != NULL;
+            if (!missing)
+                fprintf(stderr, "sluice: redis: XINFO STREAM %s: %s\n", stream, info->str);
             freeReplyObject(info);
-            continue;           /* no such stream yet */
+            if (missing)
+                continue;       /* no such stream yet */
+            return -1;
         }
         groups = redisCommand(c, "XINFO GROUPS %s", stream);
         if (groups == NULL) {
             freeReplyObject(info);
             return -1;
         }
-        for (i = 0; groups->type == REDIS_REPLY_ARRAY && i < groups->elements && n < MAXROWS; i++) {
+        for (i = 0; groups->type == REDIS_REPLY_ARRAY && i < groups->elements && s->nrows < MAXROWS; i++) {
             const redisReply *g = groups->element[i];
-            struct row *r = &rows[n++];
+            struct row *r = &s->rows[s->nrows++];
             redisReply *x;
 
             memset(r, 0, sizeof(*r));
@@ -106,7 +181,8 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct row *rows
             r->consumers = fint(g, "consumers", 0);
             r->oldest_ms = -1;
             x = redisCommand(c, "XPENDING %s %s - + 1", stream, r->group);
-            if (x != NULL && x->type == REDIS_REPLY_ARRAY && x->elements == 1)
+            if (x != NULL && x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
+                x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 4)
                 r->oldest_ms = x->element[0]->element[2]->integer;
             freeReplyObject(x);
             x = redisCommand(c, "XLEN %s:dead", stream);
@@ -118,33 +194,34 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct row *rows
         freeReplyObject(groups);
         freeReplyObject(info);
     }
-    /* The workers' processed counters, from their heartbeats. */
-    do {
-        redisReply *s = redisCommand(c, "SCAN %s MATCH sluice:worker:* COUNT 500", cursor);
-        if (s == NULL || s->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(s);
-            return -1;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", s->element[0]->str);
-        for (i = 0; i < s->element[1]->elements; i++) {
-            redisReply *h = redisCommand(c, "HMGET %s stream group processed",
-                                         s->element[1]->element[i]->str);
-            if (h != NULL && h->type == REDIS_REPLY_ARRAY && h->elements == 3 &&
-                h->element[0]->type == REDIS_REPLY_STRING && h->element[1]->type == REDIS_REPLY_STRING &&
-                h->element[2]->type == REDIS_REPLY_STRING)
-                for (j = 0; j < (size_t)n; j++)
-                    if (!strcmp(rows[j].stream, h->element[0]->str) &&
-                        !strcmp(rows[j].group, h->element[1]->str))
-                        rows[j].processed += strtoll(h->element[2]->str, NULL, 10);
-            freeReplyObject(h);
-        }
-        freeReplyObject(s);
-    } while (strcmp(cursor, "0") != 0);
+    return sample_beats(c, s);
+}
+
+/* Returns the entries processed between samples a and b by the workers of
+ * row `rb` of b, counted per consumer (see the file comment). */
+static long long processed_between(const struct sample *a, const struct sample *b, int rb)
+{
+    long long n = 0;
+    int i, j;
+
+    for (i = 0; i < b->nbeats; i++) {
+        const struct beat *nb = &b->beats[i];
+        const struct beat *ob = NULL;
+        if (nb->row != rb)
+            continue;
+        for (j = 0; j < a->nbeats && ob == NULL; j++)
+            if (!strcmp(a->beats[j].consumer, nb->consumer))
+                ob = &a->beats[j];
+        if (ob != NULL && ob->started == nb->started)
+            n += nb->processed > ob->processed ? nb->processed - ob->processed : 0;
+        else if ((double)nb->started / 1000.0 >= a->t)
+            n += nb->processed;     /* started during the window */
+    }
     return n;
 }
 
-/* Prints (or adds to doc) the figures between two samples. */
-static void report(const struct row *a, int na, const struct row *b, int nb, int json, json_t *doc)
+/* Prints (or adds to doc) the figures between samples a and b. */
+static void report(const struct sample *a, const struct sample *b, int json, json_t *doc)
 {
     int i, j;
 
@@ -152,19 +229,21 @@ static void report(const struct row *a, int na, const struct row *b, int nb, int
         printf("%-16s %-18s %8s %8s %8s %5s %10s %6s %9s %9s %6s %8s %9s\n", "STREAM", "GROUP",
                "LENGTH", "LAG", "PENDING", "CONS", "OLDEST_MS", "DEAD", "LAMBDA/s", "MU/s", "RHO",
                "L", "W_s");
-    for (i = 0; i < nb; i++) {
-        const struct row *r = &b[i];
+    for (i = 0; i < b->nrows; i++) {
+        const struct row *r = &b->rows[i];
         const struct row *o = NULL;
         double dt, lambda = 0, mu = 0, rho = -1, w = -1;
-        long long l;
+        long long l, added;
         char rho_s[16] = "-", w_s[24] = "-";
 
-        for (j = 0; j < na; j++)
-            if (!strcmp(a[j].stream, r->stream) && !strcmp(a[j].group, r->group))
-                o = &a[j];
+        for (j = 0; j < a->nrows; j++)
+            if (!strcmp(a->rows[j].stream, r->stream) && !strcmp(a->rows[j].group, r->group))
+                o = &a->rows[j];
         if (o != NULL && (dt = r->t - o->t) > 0) {
-            lambda = (double)(r->added - o->added) / dt;
-            mu = (double)(r->processed - o->processed) / dt;
+            /* A stream deleted and created again restarts entries-added. */
+            added = r->added >= o->added ? r->added - o->added : r->added;
+            lambda = (double)added / dt;
+            mu = (double)processed_between(a, b, i) / dt;
         }
         l = (r->lag > 0 ? r->lag : 0) + r->pending;
         if (mu > 0) {
@@ -183,6 +262,8 @@ static void report(const struct row *a, int na, const struct row *b, int nb, int
                                    "dead", (json_int_t)r->dead, "entries_added", (json_int_t)r->added,
                                    "processed", (json_int_t)r->processed,
                                    "lambda", lambda, "mu", mu, "L", (json_int_t)l);
+            if (o2 == NULL)
+                continue;
             json_object_set_new(o2, "lag", r->lag >= 0 ? json_integer(r->lag) : json_null());
             json_object_set_new(o2, "oldest_pending_ms",
                                 r->oldest_ms >= 0 ? json_integer(r->oldest_ms) : json_null());
@@ -209,14 +290,31 @@ static void nap(double s)
         ;
 }
 
+/* Runs AUTH or SELECT during the connection set-up; prints why and
+ * returns -1 when it fails. */
+static int setup_cmd(redisContext *c, const char *what, const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(c, fmt, arg);
+    int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+
+    if (rc < 0)
+        fprintf(stderr, "sluice: redis %s failed: %s\n", what, r ? r->str : c->errstr);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* sluice stats [--json] [--watch SECONDS]: one report over a 1 s window,
+ * or with --watch one every SECONDS (the window) until interrupted.
+ * Returns the exit code: 0, 1 when Redis fails, 2 for bad usage. */
 int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
 {
-    static struct row before[MAXROWS], after[MAXROWS];
+    static struct sample s1, s2;
+    struct sample *before = &s1, *after = &s2, *tmp;
     struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
     struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
     double window = 1.0;
+    char db[24];
     redisContext *c;
-    int na, nb, rc = 0;
 
     if (a->npos != 1) {
         fprintf(stderr, "sluice: usage: sluice stats [--json] [--watch SECONDS]\n");
@@ -238,22 +336,24 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         return 1;
     }
     redisSetTimeout(c, rt);
-    if (cfg->redis.password[0])
-        freeReplyObject(redisCommand(c, "AUTH %s", cfg->redis.password));
-    if (cfg->redis.db)
-        freeReplyObject(redisCommand(c, "SELECT %d", cfg->redis.db));
-    if ((na = sample(c, cfg, before)) < 0)
+    snprintf(db, sizeof(db), "%d", cfg->redis.db);
+    if ((cfg->redis.password[0] && setup_cmd(c, "AUTH", "AUTH %s", cfg->redis.password) < 0) ||
+        (cfg->redis.db && setup_cmd(c, "SELECT", "SELECT %s", db) < 0)) {
+        redisFree(c);
+        return 1;
+    }
+    if (sample(c, cfg, before) < 0)
         goto fail;
     for (;;) {
         json_t *doc = json_array();
-        nap(a->watch ? window : 1.0);
-        if ((nb = sample(c, cfg, after)) < 0) {
+        nap(window);
+        if (sample(c, cfg, after) < 0) {
             json_decref(doc);
             goto fail;
         }
         if (a->watch && !a->json)
             printf("\033[H\033[2J");
-        report(before, na, after, nb, a->json, doc);
+        report(before, after, a->json, doc);
         if (a->json) {
             char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
             if (s)
@@ -264,11 +364,12 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         fflush(stdout);
         if (!a->watch)
             break;
-        memcpy(before, after, sizeof(after));
-        na = nb;
+        tmp = before;
+        before = after;
+        after = tmp;
     }
     redisFree(c);
-    return rc;
+    return 0;
 fail:
     fprintf(stderr, "sluice: redis: %s\n", c->errstr[0] ? c->errstr : "unexpected reply");
     redisFree(c);

@@ -8,6 +8,27 @@
  * exclusive ranges, so a Redis of any size is read in bounded replies.
  * Amounts are parsed as 64-bit integers and summed with overflow checks,
  * never as doubles.
+ *
+ * Reading a running system. The reads are not one snapshot, so they are
+ * ordered to be sound while workers keep writing, using what every
+ * effect script guarantees: a balance changes only together with its
+ * ledger XADD, payment and credit hashes are written once, together with
+ * their ledger entry, an order exists before its payment and is paid or
+ * failed only after it, and the ledger only grows. Hence:
+ *   1. the ledger's last ID now, C0;
+ *   2. orders, then payments (an order seen paid or failed has its
+ *      payment seen), then credits;
+ *   3. users, each SCAN page's HMGETs in one MULTI/EXEC together with the
+ *      ledger's last ID at that instant, the cut of those balances;
+ *   4. the whole ledger, which now holds every entry of every payment,
+ *      credit and balance read before.
+ * Each balance is compared with its ledger entries up to its own cut; a
+ * ledger entry after C0 may name a user, credit or payment written after
+ * its scan went by, so only entries up to C0 must find theirs; and the
+ * global sum (balances = openings + credits - payments), which needs one
+ * instant, is compared only in the quiet check. The per-object checks
+ * (each balance against its ledger, each ledger entry against its
+ * credit or payment and back) add up to the same conservation.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +51,8 @@ struct ent {
     long long n[4];               /* numbers (cents, counts) */
     char *s[NSTR];                /* owned strings, NULL when absent */
     unsigned flags;               /* ENT_* bits */
+    unsigned long long cut_ms;    /* users: the ledger's last ID when the */
+    unsigned long long cut_seq;   /*   balance was read (ms and sequence) */
 };
 
 #define ENT_EXISTS   0x1          /* the Redis hash exists and parsed */
@@ -131,7 +154,8 @@ struct chk {
     size_t pos;                   /* bytes written so far */
     int nviol;                    /* violations found */
     int failed;                   /* Redis could not be read, or no memory */
-    struct table users;           /* user_id: n0 balance, n1 ledger replay sum, n2 open entries */
+    struct table users;           /* user_id: n0 balance, n1 ledger sum up to the cut,
+                                     n2 open entries, n3 running ledger sum */
     struct table credits;         /* credit_id: n0 amount, n1 ledger entries, n2 their sum; s0 user_id */
     struct table pays;            /* payment_id: n0 amount, n1 ledger debits, n2 their sum;
                                      s0 status, s1 order_id, s2 reason, s3 user_id */
@@ -140,6 +164,10 @@ struct chk {
     long long credit_sum;         /* cents credited, from credit: hashes */
     long long paid_sum;           /* cents of succeeded payments, from payment: hashes */
     long long balance_sum;        /* cents in every balance now */
+    unsigned long long c0_ms;     /* the ledger's last ID before any hash */
+    unsigned long long c0_seq;    /*   was read (ms and sequence) */
+    unsigned long long page_ms;   /* the cut of the user page being read */
+    unsigned long long page_seq;
 };
 
 /* Appends one formatted line to the report (cut with "..." when full). */
@@ -214,6 +242,27 @@ static int parse_cents(const char *s, long long *out)
     return 0;
 }
 
+/* Parses a stream ID "ms-seq" into two numbers. Returns 0 or -1. */
+static int parse_id(const char *s, unsigned long long *ms, unsigned long long *seq)
+{
+    char *end;
+
+    if (s == NULL)
+        return -1;
+    *ms = strtoull(s, &end, 10);
+    if (*end != '-')
+        return -1;
+    *seq = strtoull(end + 1, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+/* Tells whether stream ID ms-seq comes after cut_ms-cut_seq. */
+static int after(unsigned long long ms, unsigned long long seq,
+                 unsigned long long cut_ms, unsigned long long cut_seq)
+{
+    return ms > cut_ms || (ms == cut_ms && seq > cut_seq);
+}
+
 /* Adds b to *a, recording a failure instead of overflowing. */
 static void add(struct chk *k, long long *a, long long b, const char *what)
 {
@@ -246,13 +295,108 @@ static const char *rstr(const redisReply *r)
  * prefix, `v` the HMGET reply values in the order asked. */
 typedef void (*hash_cb)(struct chk *k, const char *id, redisReply **v);
 
+/* Parses the reply of XREVRANGE <stream> + - COUNT 1 into the ID of the
+ * stream's last entry (0-0 when it has none). Returns 0 or -1. */
+static int last_id(const redisReply *r, unsigned long long *ms, unsigned long long *seq)
+{
+    *ms = 0;
+    *seq = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    if (r->elements == 0)
+        return 0;
+    if (r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements < 1)
+        return -1;
+    return parse_id(rstr(r->element[0]->element[0]), ms, seq);
+}
+
+/* Reads the ledger's last ID into k->c0_ms/c0_seq. */
+static void ledger_c0(struct chk *k)
+{
+    redisReply *r = redisCommand(k->c, "XREVRANGE ledger + - COUNT 1");
+
+    if (r == NULL || r->type == REDIS_REPLY_ERROR || last_id(r, &k->c0_ms, &k->c0_seq) < 0)
+        failure(k, "XREVRANGE ledger: %s", r == NULL ? k->c->errstr :
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* Reads the replies of one page: the HMGET of each of the n keys, and,
+ * when `cut` is set, wrapped in MULTI/EXEC with the ledger's last ID as
+ * the page's last command. Calls cb for each key. Returns 0, or -1 after
+ * recording a failure (the connection is then unusable). */
+static int read_page(struct chk *k, const redisReply *keys, size_t plen, int nf,
+                     int cut, hash_cb cb)
+{
+    redisReply **vals;
+    redisReply *x = NULL;
+    void *vp;
+    size_t i, nq = keys->elements + (cut ? 2 : 0);
+    int rc = 0;
+
+    for (i = 0; i < nq + (cut ? 1 : 0); i++) {
+        vp = NULL;
+        if (redisGetReply(k->c, &vp) != REDIS_OK || vp == NULL) {
+            failure(k, "HMGET: %s", k->c->errstr);
+            if (x != NULL && x != vp)
+                freeReplyObject(x);
+            return -1;
+        }
+        if (!cut) {
+            redisReply *v = vp;
+
+            if (v->type == REDIS_REPLY_ARRAY && v->elements == (size_t)nf && !k->failed)
+                cb(k, keys->element[i]->str + plen, v->element);
+            else if (!k->failed)
+                failure(k, "HMGET %s: %s", keys->element[i]->str,
+                        v->type == REDIS_REPLY_ERROR ? v->str : "unexpected reply");
+            freeReplyObject(v);
+        } else if (i < nq) {
+            /* +OK of MULTI, then +QUEUED for each command. */
+            if (((redisReply *)vp)->type == REDIS_REPLY_ERROR && !k->failed)
+                failure(k, "MULTI: %s", ((redisReply *)vp)->str);
+            freeReplyObject(vp);
+        } else {
+            x = vp;
+        }
+    }
+    if (!cut || k->failed) {
+        if (x != NULL)
+            freeReplyObject(x);
+        return k->failed ? -1 : 0;
+    }
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != keys->elements + 1 ||
+        last_id(x->element[keys->elements], &k->page_ms, &k->page_seq) < 0) {
+        failure(k, "EXEC: %s", x->type == REDIS_REPLY_ERROR ? x->str : "unexpected reply");
+        freeReplyObject(x);
+        return -1;
+    }
+    vals = x->element;
+    for (i = 0; i < keys->elements && !k->failed; i++) {
+        if (vals[i]->type == REDIS_REPLY_ARRAY && vals[i]->elements == (size_t)nf)
+            cb(k, keys->element[i]->str + plen, vals[i]->element);
+        else
+            failure(k, "HMGET %s: unexpected reply", keys->element[i]->str);
+    }
+    if (k->failed)
+        rc = -1;
+    freeReplyObject(x);
+    return rc;
+}
+
 /* Visits every hash whose key starts with prefix (SCAN MATCH prefix*,
  * TYPE hash), reading `nf` fields of each with HMGET, pipelined one SCAN
  * page at a time, and calls cb for each. `fields` is a space-free list of
- * field names. Sets k->failed on a Redis error. */
+ * field names. With `cut`, each page's HMGETs run in one MULTI/EXEC that
+ * ends with the ledger's last ID, stored in k->page_ms/page_seq before
+ * cb is called for that page. Sets k->failed on a Redis error. */
 static void scan_hashes(struct chk *k, const char *prefix, const char *const *fields,
-                        int nf, hash_cb cb)
+                        int nf, int cut, hash_cb cb)
 {
+    const char *multi[] = { "MULTI" };
+    const char *exec[] = { "EXEC" };
+    const char *tail[] = { "XREVRANGE", "ledger", "+", "-", "COUNT", "1" };
     char cursor[32] = "0", pattern[64];
     const char *argv[16];
     size_t plen = strlen(prefix), i;
@@ -273,6 +417,12 @@ static void scan_hashes(struct chk *k, const char *prefix, const char *const *fi
         }
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         keys = r->element[1];
+        if (keys->elements == 0) {
+            freeReplyObject(r);
+            continue;
+        }
+        if (cut)
+            redisAppendCommandArgv(k->c, 1, multi, NULL);
         for (i = 0; i < keys->elements; i++) {
             argv[0] = "HMGET";
             argv[1] = keys->element[i]->str;
@@ -280,22 +430,11 @@ static void scan_hashes(struct chk *k, const char *prefix, const char *const *fi
                 argv[2 + j] = fields[j];
             redisAppendCommandArgv(k->c, 2 + nf, argv, NULL);
         }
-        for (i = 0; i < keys->elements; i++) {
-            void *vp = NULL;
-            redisReply *v;
-
-            if (redisGetReply(k->c, &vp) != REDIS_OK || vp == NULL) {
-                failure(k, "HMGET: %s", k->c->errstr);
-                freeReplyObject(r);
-                return;
-            }
-            v = vp;
-            if (v->type == REDIS_REPLY_ARRAY && v->elements == (size_t)nf && !k->failed)
-                cb(k, keys->element[i]->str + plen, v->element);
-            else if (!k->failed)
-                failure(k, "HMGET %s: unexpected reply", keys->element[i]->str);
-            freeReplyObject(v);
+        if (cut) {
+            redisAppendCommandArgv(k->c, 6, tail, NULL);
+            redisAppendCommandArgv(k->c, 1, exec, NULL);
         }
+        read_page(k, keys, plen, nf, cut, cb);
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0 && !k->failed);
 }
@@ -319,6 +458,8 @@ static void on_user(struct chk *k, const char *id, redisReply **v)
     if (bal < 0)
         violation(k, "user:%s: balance_cents %lld is below 0", id, bal);
     e->n[0] = bal;
+    e->cut_ms = k->page_ms;
+    e->cut_seq = k->page_seq;
     e->flags |= ENT_EXISTS;
 }
 
@@ -425,31 +566,42 @@ static void scan_stream(struct chk *k, const char *stream, entry_cb cb)
 }
 
 /* Replays one ledger entry {user_id, delta_cents, ref}: adds the delta to
- * the user's running sum (which must never go below 0), and counts it
- * against the opening, credit or payment that its ref names. */
+ * the user's running sum (which must never go below 0) and, when the
+ * entry is not after the cut of the user's balance, to the sum that must
+ * equal that balance; then counts it against the opening, credit or
+ * payment that its ref names. The user, credit or payment of an entry
+ * after C0 may have been written after its scan went by: such an entry
+ * is only counted when they were seen (see the top of this file). */
 static void on_ledger(struct chk *k, const char *id, const redisReply *fv)
 {
     const char *user = entry_field(fv, "user_id");
     const char *delta_s = entry_field(fv, "delta_cents");
     const char *ref = entry_field(fv, "ref");
+    unsigned long long ms, seq;
     struct ent *u, *x;
     long long delta;
+    int strict;
 
-    if (user == NULL || ref == NULL || parse_cents(delta_s, &delta) < 0) {
+    if (user == NULL || ref == NULL || parse_cents(delta_s, &delta) < 0 ||
+        parse_id(id, &ms, &seq) < 0) {
         violation(k, "ledger %s: malformed entry (user_id, delta_cents, ref)", id);
         return;
     }
+    strict = !after(ms, seq, k->c0_ms, k->c0_seq);
     if (delta == 0)
         violation(k, "ledger %s: a zero balance change", id);
     u = table_get(&k->users, user, 0);
     if (u == NULL || !(u->flags & ENT_EXISTS)) {
-        violation(k, "ledger %s: user %s does not exist", id, user);
+        if (strict)
+            violation(k, "ledger %s: user %s does not exist", id, user);
         return;
     }
-    add(k, &u->n[1], delta, "ledger deltas");
-    if (u->n[1] < 0 && !(u->flags & ENT_NEGATIVE)) {
+    add(k, &u->n[3], delta, "ledger deltas");
+    if (!after(ms, seq, u->cut_ms, u->cut_seq))
+        add(k, &u->n[1], delta, "ledger deltas");
+    if (u->n[3] < 0 && !(u->flags & ENT_NEGATIVE)) {
         u->flags |= ENT_NEGATIVE;
-        violation(k, "ledger %s: the balance of user %s goes below 0 (%lld)", id, user, u->n[1]);
+        violation(k, "ledger %s: the balance of user %s goes below 0 (%lld)", id, user, u->n[3]);
     }
     if (strncmp(ref, "open:", 5) == 0) {
         if (strcmp(ref + 5, user) != 0 || delta < 0)
@@ -461,7 +613,8 @@ static void on_ledger(struct chk *k, const char *id, const redisReply *fv)
     } else if (strncmp(ref, "credit:", 7) == 0) {
         x = table_get(&k->credits, ref + 7, 0);
         if (x == NULL || !(x->flags & ENT_EXISTS)) {
-            violation(k, "ledger %s: %s does not exist", id, ref);
+            if (strict)
+                violation(k, "ledger %s: %s does not exist", id, ref);
             return;
         }
         if (x->s[0] == NULL || strcmp(x->s[0], user) != 0)
@@ -472,7 +625,8 @@ static void on_ledger(struct chk *k, const char *id, const redisReply *fv)
     } else if (strncmp(ref, "payment:", 8) == 0) {
         x = table_get(&k->pays, ref + 8, 0);
         if (x == NULL || !(x->flags & ENT_EXISTS)) {
-            violation(k, "ledger %s: %s does not exist", id, ref);
+            if (strict)
+                violation(k, "ledger %s: %s does not exist", id, ref);
             return;
         }
         if (x->s[3] == NULL || strcmp(x->s[3], user) != 0)
@@ -561,8 +715,8 @@ static void check_money(struct chk *k)
             violation(k, "payment:%s has status %s", p->key, st);
         }
     }
-    if (k->failed)
-        return;
+    if (k->failed || !k->quiet)
+        return;                    /* the sums need one instant: quiet only */
     add(k, &expect, k->open_sum, "money");
     add(k, &expect, k->credit_sum, "money");
     add(k, &expect, -k->paid_sum, "money");
@@ -640,20 +794,6 @@ static void check_orders(struct chk *k)
     }
 }
 
-/* Parses a stream ID "ms-seq" into two numbers. Returns 0 or -1. */
-static int parse_id(const char *s, unsigned long long *ms, unsigned long long *seq)
-{
-    char *end;
-
-    if (s == NULL)
-        return -1;
-    *ms = strtoull(s, &end, 10);
-    if (*end != '-')
-        return -1;
-    *seq = strtoull(end + 1, &end, 10);
-    return *end == '\0' ? 0 : -1;
-}
-
 /* Returns the value after `name` in a flat key/value reply, or NULL. */
 static const redisReply *kv(const redisReply *r, const char *name)
 {
@@ -729,13 +869,16 @@ static int run(redisContext *c, int quiet, char *report, size_t len)
     k.len = len;
     if (len > 0)
         report[0] = '\0';
-    scan_hashes(&k, "user:", ufields, 1, on_user);
+    /* The order of these reads matters; see the top of this file. */
+    ledger_c0(&k);
     if (!k.failed)
-        scan_hashes(&k, "credit:", cfields, 2, on_credit);
+        scan_hashes(&k, "order:", ofields, 4, 0, on_order);
     if (!k.failed)
-        scan_hashes(&k, "payment:", pfields, 5, on_payment);
+        scan_hashes(&k, "payment:", pfields, 5, 0, on_payment);
     if (!k.failed)
-        scan_hashes(&k, "order:", ofields, 4, on_order);
+        scan_hashes(&k, "credit:", cfields, 2, 0, on_credit);
+    if (!k.failed)
+        scan_hashes(&k, "user:", ufields, 1, 1, on_user);
     if (!k.failed)
         scan_stream(&k, "ledger", on_ledger);
     if (!k.failed)
