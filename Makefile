@@ -54,13 +54,16 @@ BENCH_BIN:= $(BUILD)/sluice-bench
 CHAOS_BIN:= $(BUILD)/sluice-chaos
 CHECK_BIN:= $(BUILD)/sluice-check
 
-.PHONY: all deps test test-run unit unit-run integration-run run asan valgrind \
+.PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run bench bench-run chaos chaos-run clean install
 
 all: $(BIN) $(LIB)
 
 deps:
 	@sh scripts/install-deps.sh
+
+test-deps:
+	@sh scripts/install-deps.sh --test
 
 $(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard workers/*.h) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
@@ -92,7 +95,7 @@ $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 
 # The test targets install what is missing first, then re-enter make so
 # that the pkg-config flags above are read with the packages present.
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
 # Sanitizer and valgrind reports of every process under test land in
@@ -113,7 +116,7 @@ run: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@sh scripts/run-local.sh $(BIN)
 
-asan: deps
+asan: test-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		test-run
@@ -121,11 +124,11 @@ asan: deps
 # valgrind follows each forked `sluice` child too, so a leak or an invalid
 # read in a worker process fails the run like one in the test binary.
 VG = valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite --show-leak-kinds=definite
-valgrind: deps
-	@command -v valgrind >/dev/null || apt-get install -y -q valgrind
+valgrind: test-deps
+	@sh scripts/install-deps.sh --test --valgrind
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
 
-valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN)
+valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
 	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) SLUICE_REPORT_DIR=$(REPORTS) \

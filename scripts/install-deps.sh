@@ -1,21 +1,46 @@
 #!/bin/sh
 # Installs the Debian packages sluice needs, and only those that are
-# missing, so a machine that has everything pays for one pkg-config call.
-# Used by `make test` and `make run`; safe to run again at any time.
+# missing, so a machine that has everything pays for a few lookups.
+# Used by `make test`, `make run` and the other targets; safe to run again.
+#
+#   install-deps.sh            build and run: libraries, pkg-config, redis
+#   install-deps.sh --test     also what the tests use (shellcheck, docker-compose,
+#                              promtool from prometheus)
+#   install-deps.sh --valgrind also valgrind
 set -eu
 
 missing=""
+want() { missing="$missing $1"; }
+
 for pc in hiredis:libhiredis-dev libevent:libevent-dev jansson:libjansson-dev check:check; do
     mod=${pc%%:*}
     pkg=${pc#*:}
-    if ! pkg-config --exists "$mod" 2>/dev/null; then
-        missing="$missing $pkg"
+    if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$mod" 2>/dev/null; then
+        want "$pkg"
     fi
 done
-command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
-command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
-command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
-command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v pkg-config >/dev/null 2>&1 || want pkg-config
+command -v redis-server >/dev/null 2>&1 || want redis-server
+command -v redis-cli >/dev/null 2>&1 || want redis-tools
+command -v cc >/dev/null 2>&1 || want gcc
+command -v make >/dev/null 2>&1 || want make
+
+for arg in "$@"; do
+    case "$arg" in
+    --test)
+        command -v shellcheck >/dev/null 2>&1 || want shellcheck
+        command -v docker-compose >/dev/null 2>&1 || want docker-compose
+        command -v promtool >/dev/null 2>&1 || want prometheus
+        ;;
+    --valgrind)
+        command -v valgrind >/dev/null 2>&1 || want valgrind
+        ;;
+    *)
+        echo "install-deps: unknown option $arg" >&2
+        exit 2
+        ;;
+    esac
+done
 
 [ -z "$missing" ] && exit 0
 
