@@ -128,6 +128,10 @@ long long sl__backoff_ms(long long base, long long cap, int step);
  * first * 2^(attempts-1), at most cap, without overflow. */
 long long sl__retry_delay_ms(long long first, long long cap, long long attempts);
 
+/* Returns the /proc state letter of a process ('T' stopped, 'Z' zombie,
+ * ...), or 0 when it cannot be read. */
+char sl__proc_state(long pid);
+
 /* The key under which sluice keeps its per-entry bookkeeping for one
  * stream and group: "sluice:attempts:<len>:<stream>:<group>". The length
  * keeps names that contain ':' apart. Writes at most size bytes; returns

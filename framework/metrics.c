@@ -102,31 +102,9 @@ static uint64_t sum(const struct sl_pool *p, const struct sl_worker_conf *wc, in
     for (i = 0; i < p->nchildren; i++)
         if (same_labels(p->children[i].wc, wc))
             n += __atomic_load_n(hist ? &p->children[i].slot->hist[k]
-                                      : &p->children[i].slot->counters[k], __ATOMIC_RELAXED);
+                                      : &p->children[i].slot->counters[k], __ATOMIC_RELAXED) +
+                 (hist ? p->children[i].carried_hist[k] : p->children[i].carried[k]);
     return n;
-}
-
-/* Returns the state letter of process pid from /proc/<pid>/stat ('R',
- * 'S', 'T' for stopped, 'Z' for a zombie, ...), or 0 when it cannot be
- * read (no /proc on this system, or the process is already gone). */
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    const char *paren;
-    size_t n;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* "pid (comm) S ...": comm may hold spaces and parentheses, so the
-     * state follows the last ')'. */
-    if ((paren = strrchr(buf, ')')) == NULL || paren[1] != ' ')
-        return 0;
-    return paren[2];
 }
 
 /* Returns why child ch is not up ("is down", "is stopped"), or NULL when
@@ -138,7 +116,7 @@ static const char *child_down(const struct sl_child *ch)
 
     if (ch->pid <= 0)
         return "is down";
-    st = proc_state(ch->pid);
+    st = sl__proc_state((long)ch->pid);
     if (st == 'T' || st == 't')
         return "is stopped";
     if (st == 'Z' || st == 'X')

@@ -147,9 +147,16 @@ redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
 void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
 {
     pid_t pid;
+    int i;
 
     sigset_t block, saved;
 
+    /* The slot starts from zero for the new process; what the previous
+     * one counted is carried, so /metrics counters never go backwards. */
+    for (i = 0; i < SL_NCOUNTERS; i++)
+        ch->carried[i] += ch->slot->counters[i];
+    for (i = 0; i <= SL_HIST_N; i++)
+        ch->carried_hist[i] += ch->slot->hist[i];
     memset(ch->slot, 0, sizeof(*ch->slot));
     /* The child inherits libevent's handlers, which would write a signal
      * meant for the child into the supervisor's own signal socket (a
@@ -329,23 +336,12 @@ static void renew(struct sl_pool *p, struct sl_child *ch, const struct sl_slot_v
 }
 
 /* Returns 1 when the kernel reports pid stopped ('T', by SIGSTOP or a
- * job-control signal) or stopped under a tracer ('t'), else 0. The state
- * is the field after the parenthesised command name, which may itself
- * hold spaces and parentheses, so it is found after the last ')'. */
+ * job-control signal) or stopped under a tracer ('t'), else 0. */
 static int child_stopped(pid_t pid)
 {
-    char path[64], buf[512], *p;
-    FILE *f;
-    size_t n;
+    char st = sl__proc_state((long)pid);
 
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+    return st == 'T' || st == 't';
 }
 
 /* Looks after one running child: handler timeout and lease renewal. A
@@ -362,7 +358,9 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
 
     if (sl__slot_read(ch->slot, &v) < 0)
         return;
-    if (v.cur_id[0] != '\0' && !ch->timed_out &&
+    /* The child may have stamped its clock after `now` was read: such a
+     * handler has not run long, however large the unsigned difference. */
+    if (v.cur_id[0] != '\0' && !ch->timed_out && v.cur_started_ms <= now &&
         now - v.cur_started_ms > (uint64_t)t->handler_timeout_ms) {
         sl__log(SL_LOG_WARN, "handler_timeout", "consumer=%s child=%ld id=%s timeout_ms=%lld",
                 sl__logq(ch->consumer), (long)ch->pid, v.cur_id, t->handler_timeout_ms);
@@ -370,7 +368,7 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         kill(ch->pid, SIGKILL);
         return;
     }
-    if (v.first_id[0] != '\0' && now - v.batch_started_ms >= every &&
+    if (v.first_id[0] != '\0' && v.batch_started_ms <= now && now - v.batch_started_ms >= every &&
         now - ch->last_renew_ms >= every && !child_stopped(ch->pid)) {
         ch->last_renew_ms = now;
         renew(p, ch, &v);

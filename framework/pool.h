@@ -33,14 +33,18 @@ struct sl_child {
     int crashes;                  /* consecutive early crashes: restart backoff step */
     int timed_out;                /* killed by us for handler_timeout_ms */
     uint64_t last_renew_ms;       /* last lease renewal (monotonic ms) */
+    uint64_t last_beat_ms;        /* last heartbeat kept alive for it (monotonic ms) */
     char failed_id[SL_IDLEN];     /* entry held at a crash, to record; "" when none */
     char failed_why[128];         /* its reason: "last crash signal 11" */
     int record_tries;             /* attempts to record it */
     int retired;                  /* replaced by a reload: not restarted */
+    uint64_t carried[SL_NCOUNTERS]; /* counters of this slot's earlier processes */
+    uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
 };
 
 struct sl_pool {
     struct sl_config *cfg;        /* current configuration (owned after a reload) */
+    struct sl_config *cfg_caller; /* the one sl__pool_run was given (borrowed: never freed here) */
     const char *cfg_path;         /* file to re-read on SIGHUP */
     int cfg_explicit;             /* -c was given: the file must exist */
     const char *redis_override;   /* --redis, or NULL */
@@ -60,7 +64,7 @@ struct sl_pool {
     struct sl_child *old;         /* children being rolled out by a reload (owned) */
     size_t nold;
     size_t roll_next;             /* next old child to stop */
-    struct sl_config *old_cfg;    /* configuration the old children run (owned) */
+    struct sl_config *old_cfg;    /* configuration the old children run (owned unless cfg_caller) */
     int started;                  /* the start check passed; children run */
     int stopping;                 /* SIGTERM/SIGINT received */
     uint64_t stop_deadline;       /* when to SIGKILL the rest (monotonic ms) */

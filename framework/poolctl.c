@@ -28,15 +28,36 @@ static const char janitor_src[] =
 /* Trims a stream below the oldest entry any group still needs: its
  * oldest pending entry, or the first entry after its last-delivered-id.
  * Every group counts, sluice's or not. A stream without groups is left
- * alone. KEYS: stream. Returns the number of entries removed. */
+ * alone. KEYS: stream. Returns the number of entries removed.
+ * The two parts of an ID are 64-bit and Lua's numbers are doubles, which
+ * round above 2^53 (an explicit ID 1-9007199254740995 would become ...996
+ * and its entry be trimmed), so IDs are compared and incremented as
+ * decimal strings. */
 static const char trim_src[] =
 "#!lua\n"
+"local MAX = '18446744073709551615'\n"
 "local function parse(id)\n"
-"  local ms, seq = string.match(id, '^(%d+)-(%d+)$')\n"
-"  return tonumber(ms), tonumber(seq)\n"
+"  return string.match(id, '^(%d+)-(%d+)$')\n"
+"end\n"
+"local function numless(a, b)\n"
+"  if #a ~= #b then return #a < #b end\n"
+"  return a < b\n"
 "end\n"
 "local function less(a, b)\n"
-"  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])\n"
+"  if a[1] ~= b[1] then return numless(a[1], b[1]) end\n"
+"  return numless(a[2], b[2])\n"
+"end\n"
+"local function incr(s)\n"
+"  local i = #s\n"
+"  while i > 0 and string.sub(s, i, i) == '9' do i = i - 1 end\n"
+"  if i == 0 then return '1' .. string.rep('0', #s) end\n"
+"  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) ..\n"
+"         string.rep('0', #s - i)\n"
+"end\n"
+"local function after(ms, seq)\n"
+"  if seq ~= MAX then return {ms, incr(seq)} end\n"
+"  if ms ~= MAX then return {incr(ms), '0'} end\n"
+"  return {ms, seq}\n"
 "end\n"
 "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
 "local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
@@ -49,7 +70,7 @@ static const char trim_src[] =
 "    if g[i] == 'last-delivered-id' then last = g[i+1] end\n"
 "  end\n"
 "  local ms, seq = parse(last)\n"
-"  local need = {ms, seq + 1}\n"
+"  local need = after(ms, seq)\n"
 "  local s = redis.call('XPENDING', KEYS[1], name)\n"
 "  if s[1] > 0 then\n"
 "    local pms, pseq = parse(s[2])\n"
@@ -57,7 +78,7 @@ static const char trim_src[] =
 "  end\n"
 "  if floor == nil or less(need, floor) then floor = need end\n"
 "end\n"
-"return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', floor[1], floor[2]))\n";
+"return redis.call('XTRIM', KEYS[1], 'MINID', floor[1] .. '-' .. floor[2])\n";
 
 /* Applies --workers NAME[:N],... (process counts per handler; a handler
  * not named keeps its count, a handler named but not configured is an
@@ -140,8 +161,11 @@ void sl__pool_try_start(struct sl_pool *p)
             continue;           /* no heartbeat: the name is free */
         }
         pid = strtol(r->element[1]->str, NULL, 10);
+        /* Gone, or a zombie that init has not reaped yet (the children of
+         * a SIGKILLed supervisor linger so for a moment): stale. */
         if (strcmp(r->element[0]->str, p->host) == 0 && pid > 0 &&
-            kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+            ((kill((pid_t)pid, 0) < 0 && errno == ESRCH) ||
+             sl__proc_state(pid) == 'Z' || sl__proc_state(pid) == 'X')) {
             const char *del[] = { "DEL", key };
             redisReply *d = sl__pool_cmd(p, 2, del);
             freeReplyObject(d);
@@ -268,8 +292,10 @@ static struct sl_slot *free_slot(struct sl_pool *p, struct sl_child *fresh, size
             used = p->old[i].slot == s;
         for (i = 0; i < nfresh && !used; i++)
             used = fresh[i].slot == s;
-        if (!used)
+        if (!used) {
+            memset(s, 0, sizeof(*s));   /* a retired child's counts */
             return s;
+        }
     }
     return NULL;
 }
@@ -316,8 +342,12 @@ void sl__pool_reload(struct sl_pool *p)
     for (i = 0; i < nfresh; i++) {
         fresh[i].restart_at = UINT64_MAX;   /* held until its turn */
         for (j = 0; j < p->nchildren; j++)
-            if (strcmp(p->children[j].consumer, fresh[i].consumer) == 0)
+            if (strcmp(p->children[j].consumer, fresh[i].consumer) == 0) {
                 fresh[i].slot = p->children[j].slot;
+                memcpy(fresh[i].carried, p->children[j].carried, sizeof(fresh[i].carried));
+                memcpy(fresh[i].carried_hist, p->children[j].carried_hist,
+                       sizeof(fresh[i].carried_hist));
+            }
     }
     for (i = 0; i < nfresh; i++)
         if (fresh[i].slot == NULL)
@@ -371,13 +401,16 @@ void sl__pool_roll(struct sl_pool *p)
     sl__log(SL_LOG_INFO, "reloaded", "children=%zu", p->nchildren);
 }
 
-/* Frees the children and configuration a finished reload left behind. */
+/* Frees the children and configuration a finished reload left behind.
+ * The configuration of the first generation belongs to sl__pool_run's
+ * caller, which frees it itself. */
 void sl__pool_free_retired(struct sl_pool *p)
 {
     free(p->old);
     p->old = NULL;
     p->nold = 0;
-    sl__config_free(p->old_cfg);
+    if (p->old_cfg != p->cfg_caller)
+        sl__config_free(p->old_cfg);
     p->old_cfg = NULL;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/types.h>
 #include "internal.h"
 
 /* Reports a violated programmer assumption and aborts. Never used for
@@ -65,4 +66,26 @@ int sl__attempts_key(char *buf, size_t size, const char *stream, const char *gro
 {
     return snprintf(buf, size, "sluice:attempts:%zu:%s:%s",
                     strlen(stream), stream, group);
+}
+
+/* Returns the state letter of process pid from /proc/<pid>/stat ('R',
+ * 'S', 'T' stopped, 't' stopped by a tracer, 'Z' zombie, ...), or 0 when
+ * it cannot be read (no /proc, or the process is gone). The state follows
+ * the last ')', since the command name may hold spaces and parentheses. */
+char sl__proc_state(long pid)
+{
+    char path[64], buf[512];
+    const char *paren;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if ((paren = strrchr(buf, ')')) == NULL || paren[1] != ' ')
+        return 0;
+    return paren[2];
 }

@@ -1965,6 +1965,33 @@ START_TEST(test_ops_metrics_counters_move)
 }
 END_TEST
 
+START_TEST(test_ops_metrics_counters_survive_restarts)
+{
+    struct pool p;
+    pid_t kid;
+    int i;
+
+    /* A restarted child starts counting from zero in its shared slot; the
+     * supervisor carries what the dead one counted, so a Prometheus
+     * counter never goes backwards (which rate() would read as a reset). */
+    pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"m\", \"group\": \"mg\", \"processes\": 1}",
+               "", 1, 1);
+    for (i = 0; i < 25; i++)
+        freeReplyObject(sl_test_cmd(rc, "XADD m * type t data {}"));
+    SL_TEST_ASSERT_EVENTUALLY(10000, scrape_value(&p, "sluice_processed_total", "noop", "m", "mg") == 25);
+    kid = child_pid(&p, "noop:0");
+    ck_assert_int_gt(kid, 0);
+    sl_test_kill(kid, SIGKILL);
+    SL_TEST_ASSERT_EVENTUALLY(10000, child_pid(&p, "noop:0") != kid && child_pid(&p, "noop:0") > 0);
+    ck_assert(scrape_value(&p, "sluice_processed_total", "noop", "m", "mg") == 25);
+    for (i = 0; i < 5; i++)
+        freeReplyObject(sl_test_cmd(rc, "XADD m * type t data {}"));
+    SL_TEST_ASSERT_EVENTUALLY(10000, scrape_value(&p, "sluice_processed_total", "noop", "m", "mg") == 30);
+    ck_assert(scrape_value(&p, "sluice_acked_total", "noop", "m", "mg") == 30);
+    pool_stop(&p);
+}
+END_TEST
+
 /* GETs /healthz; stores the status and returns the body (new). */
 static char *healthz(const struct pool *p, int *status)
 {
@@ -2571,6 +2598,7 @@ Suite *ops_suite(void)
     tc = server_case(s, "metrics", 60);
     tcase_add_test(tc, test_ops_metrics_checker_rejects_bad_text);
     tcase_add_test(tc, test_ops_metrics_counters_move);
+    tcase_add_test(tc, test_ops_metrics_counters_survive_restarts);
     tcase_add_test(tc, test_ops_healthz_child_killed);
     tcase_add_test(tc, test_ops_healthz_child_stopped);
 
