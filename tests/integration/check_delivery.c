@@ -1467,11 +1467,13 @@ START_TEST(test_delivery_oom_while_dead_lettering)
     for (i = 0; i < 5; i++)
         orig[i] = entry("s", oom_ids[i]);
     SL_TEST_ASSERT_EVENTUALLY(10000, log_count("event=commit_refused", "OOM") >= 1);
-    ck_assert_int_ge(log_count("event=dead_letter", "invalid_json"), 1);
     assert_nothing_moves(1000);
+    /* A refused step is not reported as done. */
+    ck_assert_int_eq(log_count("event=dead_letter", NULL), 0);
 
     freeReplyObject(sl_test_cmd(rc, "CONFIG SET maxmemory 0"));
     SL_TEST_ASSERT_EVENTUALLY(15000, dead_len("s") == 5);
+    SL_TEST_ASSERT_EVENTUALLY(5000, log_count("event=dead_letter", "invalid_json") == 5);
     SL_TEST_ASSERT_EVENTUALLY(5000, pending("s", "g") == 0);
     for (i = 0; i < 5; i++) {
         assert_dead("s", oom_ids[i], fields_of(orig[i]), 0, "invalid_json", since);
