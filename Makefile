@@ -101,10 +101,16 @@ test: test-deps
 # Sanitizer and valgrind reports of every process under test land in
 # REPORTS; the integration runner fails when any is there.
 REPORTS = $(abspath $(BUILD))/reports
-test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
+CHAOS_SECONDS ?= 60
+CHAOS_SEEDS ?= 1 2
+test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN)
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
+	@for s in $(CHAOS_SEEDS); do \
+		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
+		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN) || exit 1; \
+	done
 
 unit: deps
 	@$(MAKE) --no-print-directory unit-run

@@ -107,7 +107,6 @@ redisContext *sl__pool_redis(struct sl_pool *p)
         }
         freeReplyObject(r);
     }
-    p->redis_fails = 0;
     return p->rc;
 fail:
     if (p->redis_fails == 0 || (p->redis_fails & (p->redis_fails - 1)) == 0)
@@ -133,8 +132,21 @@ redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
         return NULL;
     r = redisCommandArgv(c, argc, argv, NULL);
     if (r == NULL) {
+        /* A hung server (SIGSTOP, a black hole) still accepts connections:
+         * reconnecting at once would block the supervisor's loop for
+         * another command timeout per call, and a tick makes many calls,
+         * delaying signals, reaping and the shutdown deadline. So a
+         * timeout backs off like a failed connect, growing until a reply
+         * comes. */
+        if ((p->redis_fails & (p->redis_fails - 1)) == 0)
+            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->redis_fails + 1,
+                    sl__logq(c->errstr[0] ? c->errstr : "no reply"));
         redisFree(p->rc);
         p->rc = NULL;
+        p->redis_fails++;
+        p->redis_retry_at = sl__now_ms() + (uint64_t)sl__backoff_ms(200, 5000, p->redis_fails);
+    } else {
+        p->redis_fails = 0;
     }
     return r;
 }
