@@ -341,6 +341,22 @@ void sl__conn_close(struct sl_conn *c)
     c->inflight = 0;
 }
 
+/* Writes what is queued on the connection now, instead of at the next
+ * turn of the event loop, so that a command issued inside a reply
+ * callback reaches Redis before the callback's own work is done. Only
+ * redisBufferWrite() is called: unlike redisAsyncHandleWrite() it never
+ * frees the context, so this is safe inside this connection's own
+ * callbacks. A write error stays in the context, and the next turn of the
+ * loop reports the connection lost as usual. */
+void sl__conn_flush(struct sl_conn *c)
+{
+    int done = 0;
+
+    if (c == NULL || c->ac == NULL || c->closing || c->ac->c.err)
+        return;
+    (void)redisBufferWrite(&c->ac->c, &done);
+}
+
 /* Returns 1 when commands can be sent. */
 int sl__conn_ready(const struct sl_conn *c)
 {

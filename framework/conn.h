@@ -24,6 +24,7 @@ int sl__conn_connect(struct sl_conn *c);
 int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                      long long timeout_ms, int argc, const char **argv,
                      const size_t *argvlen);
+void sl__conn_flush(struct sl_conn *c);
 void sl__conn_close(struct sl_conn *c);
 int sl__conn_ready(const struct sl_conn *c);
 int sl__conn_inflight(const struct sl_conn *c);

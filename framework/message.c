@@ -85,6 +85,35 @@ static size_t escaped_nul_at(const char *s, size_t len)
     return len;
 }
 
+/* Returns 1 when s[0..len) is plain ASCII holding no NUL byte and no
+ * backslash, 0 otherwise. Such text is valid UTF-8 and can hold neither a
+ * NUL nor a \u0000 escape, so the byte-by-byte checks of the encoding can
+ * be skipped for it; nearly every payload is such text. Eight bytes are
+ * tested at a time: a byte is non-ASCII when its high bit is set, and
+ * (x - 0x01..) & ~x has a high bit set exactly when some byte of x is zero
+ * (x = v for NUL, x = v ^ 0x5c.. for a backslash). */
+static int plain_ascii(const char *s, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const uint64_t bslash = 0x5c5c5c5c5c5c5c5cULL;
+    uint64_t v, x, acc = 0;
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&v, s + i, 8);
+        x = v ^ bslash;
+        acc |= v | ((v - ones) & ~v) | ((x - ones) & ~x);
+    }
+    if (acc & highs)
+        return 0;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0 || c >= 0x80 || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
 /* Parses the milliseconds part of an entry ID "ms-seq" into *ms.
  * Returns 0, or -1 when the ID does not start with a decimal number
  * followed by '-' or its end, or the number overflows. */
@@ -218,22 +247,24 @@ int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
     /* invalid_encoding: the raw text, before jansson sees it. jansson
      * would report a \u0000 escape as invalid_json, but SPEC files it
      * under encoding, so it is looked for here. */
-    bad = utf8_invalid_at((const unsigned char *)data, dlen);
-    for (i = 0; i < bad; i++)
-        if (data[i] == '\0')
-            break;
-    if (i < bad) {
-        sl__ctx_seterr(ctx, "invalid_encoding", "data holds a NUL byte at offset %zu", i);
-        goto fail;
-    }
-    if (bad < dlen) {
-        sl__ctx_seterr(ctx, "invalid_encoding", "data is not valid UTF-8 at offset %zu", bad);
-        goto fail;
-    }
-    bad = escaped_nul_at(data, dlen);
-    if (bad < dlen) {
-        sl__ctx_seterr(ctx, "invalid_encoding", "data holds \\u0000 at offset %zu", bad);
-        goto fail;
+    if (!plain_ascii(data, dlen)) {
+        bad = utf8_invalid_at((const unsigned char *)data, dlen);
+        for (i = 0; i < bad; i++)
+            if (data[i] == '\0')
+                break;
+        if (i < bad) {
+            sl__ctx_seterr(ctx, "invalid_encoding", "data holds a NUL byte at offset %zu", i);
+            goto fail;
+        }
+        if (bad < dlen) {
+            sl__ctx_seterr(ctx, "invalid_encoding", "data is not valid UTF-8 at offset %zu", bad);
+            goto fail;
+        }
+        bad = escaped_nul_at(data, dlen);
+        if (bad < dlen) {
+            sl__ctx_seterr(ctx, "invalid_encoding", "data holds \\u0000 at offset %zu", bad);
+            goto fail;
+        }
     }
 
     if (!raw) {

@@ -41,6 +41,7 @@
 #define CLAIM_ANY   2
 
 #define MAX_COMMIT_BATCHES 3      /* batches whose commits may be in flight */
+#define READ_AHEAD_MAX_US 5000    /* read ahead only after batches handled faster, us */
 #define BACKOFF_BASE_MS 100       /* first reconnect delay */
 #define BACKOFF_CAP_MS 5000       /* longest reconnect delay */
 
@@ -91,6 +92,9 @@ struct worker {
     int claim_pages;              /* pages left in this sweep */
     int commit_batches;           /* batches whose commits are in flight */
     int stopping;                 /* asked to stop: finish and exit */
+    int read_ahead;               /* the read in flight went out before the batch before it was handled */
+    int ahead_ok;                 /* the last batch took < READ_AHEAD_MAX_US: reading ahead is allowed */
+    int finish_batch;             /* the batch in hand came from a read-ahead: finish it even when stopping */
     int exit_code;                /* returned by sl__worker_run */
     long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
     char akey[512];               /* attempts hash key */
@@ -103,6 +107,7 @@ struct worker {
     int nesha;                    /* handler scripts */
     char *src[SL_NSCRIPTS];       /* framework script sources (owned) */
     uint64_t started_wall_ms;     /* process start, ms since the epoch */
+    uint64_t clock_ms;            /* last monotonic clock reading of handle_batch, ms */
     struct event *reconnect_ev;   /* fires after the backoff delay */
     struct event *reset_ev;       /* deferred reset */
     struct event *retry_ev;       /* due-retry sweep period */
@@ -134,22 +139,36 @@ static void maybe_exit(struct worker *w);
 /* Slot: what the supervisor sees                                      */
 /* ------------------------------------------------------------------ */
 
-/* Adds n to one of the slot's counters. Single writer: relaxed is enough. */
-static void count(struct worker *w, enum sl_counter k, uint64_t n)
+/* Adds n to a counter of the slot. This process is its only writer, so
+ * an atomic load and store (the supervisor never reads a torn value) is
+ * enough: no locked read-modify-write on the per-entry path. */
+static void add_counter(uint64_t *c, uint64_t n)
 {
-    __atomic_fetch_add(&w->slot->counters[k], n, __ATOMIC_RELAXED);
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
 }
 
-/* Begins a write of the slot's strings (the seq counter becomes odd). */
+/* Adds n to one of the slot's counters. */
+static void count(struct worker *w, enum sl_counter k, uint64_t n)
+{
+    add_counter(&w->slot->counters[k], n);
+}
+
+/* Begins a write of the slot's strings (the seq counter becomes odd).
+ * Single writer: a store, then a release fence so that the strings
+ * written next cannot be seen before the odd value (the writer's side of
+ * a seqlock; on x86 neither costs a locked instruction). */
 static void slot_begin(struct sl_slot *s)
 {
-    __atomic_fetch_add(&s->seq, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&s->seq, __atomic_load_n(&s->seq, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
 /* Ends a write of the slot's strings (the seq counter becomes even). */
 static void slot_end(struct sl_slot *s)
 {
-    __atomic_fetch_add(&s->seq, 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&s->seq, __atomic_load_n(&s->seq, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELEASE);
 }
 
 /* Copies a reply string into a fixed slot field, cut to fit. */
@@ -396,7 +415,7 @@ static void observe(struct worker *w, uint64_t us)
     for (i = 0; i < SL_HIST_N; i++)
         if ((double)us / 1e6 <= sl__hist_bounds[i])
             break;
-    __atomic_fetch_add(&w->slot->hist[i], 1, __ATOMIC_RELAXED);
+    add_counter(&w->slot->hist[i], 1);
 }
 
 /* Decides one entry: the checks that come before the handler (delivery
@@ -429,13 +448,14 @@ static enum sl_disposition decide(struct worker *w, struct entry *e,
     msg->attempts = (int)e->attempts;
     msg->data = NULL;
     if (sl__msg_prepare(w->ctx, msg, w->t, (w->h->flags & SL_HANDLER_RAW) != 0,
-                        w->h->types, sl__wall_ms()) < 0) {
+                        w->h->types, w->t->message_ttl_ms > 0 ? sl__wall_ms() : 0) < 0) {
         *trim = w->ctx->dead_trim_fields;
         return SL_DEAD;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     d = w->h->handle(w->ctx, msg, w->priv);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    w->clock_ms = (uint64_t)t1.tv_sec * 1000u + (uint64_t)t1.tv_nsec / 1000000u;
     observe(w, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL +
                           (t1.tv_nsec - t0.tv_nsec) / 1000));
     if (msg->data != NULL)
@@ -493,7 +513,7 @@ static void handle_batch(struct worker *w, size_t n)
     slot_begin(w->slot);
     copy_id(w->slot->first_id, w->ents[0].id);
     copy_id(w->slot->last_id, w->ents[n - 1].id);
-    w->slot->batch_started_ms = sl__now_ms();
+    w->slot->batch_started_ms = w->clock_ms = sl__now_ms();
     w->slot->batch_len = (uint32_t)n;
     slot_end(w->slot);
 
@@ -504,7 +524,7 @@ static void handle_batch(struct worker *w, size_t n)
 
         if (stop_signalled)
             w->stopping = 1;
-        if (w->stopping)
+        if (w->stopping && !w->finish_batch)
             break;              /* the rest stays pending: recovered later */
         count(w, SL_C_PROCESSED, 1);
         if (e->fields->type != REDIS_REPLY_ARRAY) {
@@ -518,7 +538,10 @@ static void handle_batch(struct worker *w, size_t n)
         sl__ctx_reset(w->ctx);
         slot_begin(w->slot);
         copy_id(w->slot->cur_id, e->id);
-        w->slot->cur_started_ms = sl__now_ms();
+        /* The last clock reading (the batch's start or the previous
+         * handler's end) is at most microseconds old: one clock read
+         * less per entry. */
+        w->slot->cur_started_ms = w->clock_ms;
         slot_end(w->slot);
         d = decide(w, e, &msg, &trim);
         slot_begin(w->slot);
@@ -585,10 +608,13 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
 {
     struct worker *w = priv;
     const redisReply *list;
+    struct timespec t0, t1;
     size_t i, n = 0;
+    int ahead = w->read_ahead;
 
     (void)c;
     w->reading = 0;
+    w->read_ahead = 0;
     if (r == NULL)
         return;                    /* the lost-connection path takes over */
     if (r->type == REDIS_REPLY_ERROR) {
@@ -628,7 +654,29 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
         w->ents[n].why = "";
         n++;
     }
+    /* Read ahead: after a full batch more entries are probably waiting, so
+     * the next read is written at once, before this batch is handled, and
+     * Redis serves it while the handler runs. Still at most one read is in
+     * flight, so BLOCK, the deadline and CLIENT UNBLOCK work as before.
+     * Only after a batch that was handled fast: for a slow handler it gains
+     * nothing, and a stop must then find nothing read that is not in hand.
+     * A read-ahead batch that arrives after a stop is finished (it was
+     * read, and it is fast), so a graceful stop leaves nothing pending. */
+    if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled &&
+        list->elements >= (size_t)w->t->batch) {
+        read_next(w);
+        if (w->reading) {
+            w->read_ahead = 1;
+            sl__conn_flush(w->rd);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    w->finish_batch = ahead;
     handle_batch(w, n);
+    w->finish_batch = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    w->ahead_ok = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000 <
+                  READ_AHEAD_MAX_US;
     read_next(w);
     maybe_exit(w);
 }
@@ -920,6 +968,7 @@ static void on_reset_ev(evutil_socket_t fd, short what, void *arg)
     sl__conn_close(w->rd);
     sl__conn_close(w->cmd);
     w->reading = 0;
+    w->read_ahead = 0;
     w->claiming = 0;
     if (w->stopping || stop_signalled) {
         event_base_loopbreak(w->base);
@@ -1028,6 +1077,23 @@ static struct event *periodic(struct worker *w, long long ms,
     return ev;
 }
 
+/* Returns a new event base. hiredis's libevent adapter adds the write
+ * event with every command and deletes it once the output is written, so
+ * every command costs two epoll_ctl calls; with libevent's changelist
+ * those are coalesced and made at most once per turn of the loop. */
+static struct event_base *new_base(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base;
+
+    if (ec == NULL)
+        return NULL;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
 /* Frees everything the worker owns. */
 static void worker_free(struct worker *w)
 {
@@ -1124,7 +1190,7 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     sigprocmask(SIG_SETMASK, &sa.sa_mask, NULL);
 
     w->ctx = sl__ctx_new(h);
-    w->base = event_base_new();
+    w->base = new_base();
     if (w->ctx == NULL || w->base == NULL || load_sources(w) < 0)
         goto out;
     w->rd = sl__conn_new(w->base, "reader", cfg, on_ready, on_lost, w);

@@ -2131,7 +2131,7 @@ START_TEST(test_ops_scripts_shellcheck)
         return;
     }
     o = run(argv);
-    ck_assert_msg(o.code == 0, "shellcheck: %s%s", o.out, o.err);
+    ck_assert_msg(o.code == 0, "shellcheck: %.3000s%.3000s", o.out, o.err);
     out_free(&o);
 }
 END_TEST
@@ -2491,7 +2491,7 @@ START_TEST(test_ops_install_out_of_tree)
     snprintf(prefix_arg, sizeof(prefix_arg), "PREFIX=%s", prefix);
     make[3] = prefix_arg;
     o = run_env(make, env_make, NULL, 180000);
-    ck_assert_msg(o.code == 0, "make install: %s%s", o.out, o.err);
+    ck_assert_msg(o.code == 0, "make install: %.3000s%.3000s", o.out, o.err);
     out_free(&o);
     for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", prefix, files[i]);
@@ -2506,7 +2506,7 @@ START_TEST(test_ops_install_out_of_tree)
              "tests/install/main.c tests/install/hello.c $(pkg-config --libs sluice)",
              SL_VERSION, bin);
     o = run_env(sh, env_pc, NULL, 120000);
-    ck_assert_msg(o.code == 0, "out-of-tree build: %s%s", o.out, o.err);
+    ck_assert_msg(o.code == 0, "out-of-tree build: %.3000s%.3000s", o.out, o.err);
     out_free(&o);
 
     o = run(version);
