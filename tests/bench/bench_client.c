@@ -1,0 +1,517 @@
+/* bench_client.c -- the ceiling: minimal clients of our own.
+ *
+ * Each child is this binary re-executed (`sluice-bench --child ...`, by
+ * posix_spawn, so that no page of the parent is counted in its RSS;
+ * behind the words of $BENCH_CEILING_WRAP when set, e.g. a profiler). It
+ * connects with hiredis's synchronous API, tells the parent it is ready,
+ * waits for the start byte, and then loops:
+ *
+ *   noop:    [XACK of the previous batch] + XREADGROUP COUNT n ... >
+ *            written in one go, both replies read back (the shape of the
+ *            issue's ceiling);
+ *   ahead:   the same commands, but the read of batch k+1 goes out before
+ *            batch k is acked (shown for information);
+ *   payment: the payment worker's own effect script per entry
+ *            (sl__script_effect_source() of payment_handler.scripts[0],
+ *            fenced, with the framework's keys and arguments) as EVALSHA,
+ *            reading one batch ahead so that the client's work overlaps
+ *            Redis's (without it a single sluice process, which overlaps
+ *            them too, beat this "ceiling"). The script's arguments come
+ *            from the payment handler itself, called directly on a
+ *            context, so the ceiling sends exactly what sluice sends: only
+ *            the framework is missing;
+ *   block:   like noop with BLOCK 100, until SIGTERM (latency rows).
+ *
+ * It stops when a read returns nothing (the pre-filled stream is drained),
+ * and reports "done hwm_kb cpu_us" on stdout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <jansson.h>
+#include "internal.h"
+#include "bench.h"
+
+extern char **environ;
+extern const struct sl_handler payment_handler;
+
+/* ---------------------------------------------------------------------
+ * The child
+ * ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t child_stop; /* SIGTERM seen (block mode) */
+
+/* Async-signal-safe: remember that we were asked to stop. */
+static void on_term(int sig)
+{
+    (void)sig;
+    child_stop = 1;
+}
+
+/* What one child needs while it runs. */
+struct child {
+    redisContext *c;              /* its only connection */
+    const char *stream, *group, *consumer; /* from argv */
+    char count[16];               /* COUNT as text */
+    int mode;                     /* SL_BENCH_MODE_* */
+    long long done;               /* entries acked */
+    struct sl_ctx *ctx;           /* payment: the handler's context */
+    char esha[41];                /* payment: SHA1 of the effect script */
+    char akey[512], dkey[512];    /* payment: attempts hash, dead letters */
+    const char **argv;            /* payment: EVALSHA argument vector */
+    size_t *argvlen;              /* its lengths */
+    size_t argcap;                /* entries allocated in both */
+};
+
+/* Appends XREADGROUP ... > (with BLOCK 100 in block mode). */
+static void append_read(struct child *ch)
+{
+    const char *argv[] = { "XREADGROUP", "GROUP", ch->group, ch->consumer, "COUNT",
+                           ch->count, "BLOCK", "100", "STREAMS", ch->stream, ">" };
+    const char *nb[] = { "XREADGROUP", "GROUP", ch->group, ch->consumer, "COUNT",
+                         ch->count, "STREAMS", ch->stream, ">" };
+
+    if (ch->mode == SL_BENCH_MODE_BLOCK)
+        redisAppendCommandArgv(ch->c, 11, argv, NULL);
+    else
+        redisAppendCommandArgv(ch->c, 9, nb, NULL);
+}
+
+/* Returns the list of [id, fields] entries of an XREADGROUP reply, or
+ * NULL when it holds none. */
+static const redisReply *entries_of(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return NULL;
+    r = r->element[0];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements == 0)
+        return NULL;
+    return r->element[1];
+}
+
+/* Appends one XACK for every entry of `list`. */
+static void append_ack(struct child *ch, const redisReply *list)
+{
+    size_t n = list->elements, i;
+    const char **argv = malloc((n + 3) * sizeof(*argv));
+    size_t *len = malloc((n + 3) * sizeof(*len));
+
+    if (argv == NULL || len == NULL)
+        sl_bench_die("out of memory");
+    argv[0] = "XACK";
+    len[0] = 4;
+    argv[1] = ch->stream;
+    len[1] = strlen(ch->stream);
+    argv[2] = ch->group;
+    len[2] = strlen(ch->group);
+    for (i = 0; i < n; i++) {
+        const redisReply *id = list->element[i]->element[0];
+        argv[3 + i] = id->str;
+        len[3 + i] = (size_t)id->len;
+    }
+    redisAppendCommandArgv(ch->c, (int)(n + 3), argv, len);
+    free(argv);
+    free(len);
+}
+
+/* Makes room for n EVALSHA arguments. */
+static void args_reserve(struct child *ch, size_t n)
+{
+    if (n <= ch->argcap)
+        return;
+    ch->argv = realloc(ch->argv, n * sizeof(*ch->argv));
+    ch->argvlen = realloc(ch->argvlen, n * sizeof(*ch->argvlen));
+    if (ch->argv == NULL || ch->argvlen == NULL)
+        sl_bench_die("out of memory");
+    ch->argcap = n;
+}
+
+/* Sets argument i to a C string. */
+static void arg(struct child *ch, size_t i, const char *s)
+{
+    ch->argv[i] = s;
+    ch->argvlen[i] = strlen(s);
+}
+
+/* Appends the payment effect script of one entry: parses its data,
+ * lets the payment handler declare the effect, and sends the declared
+ * keys and arguments behind the framework's, as the worker does. */
+static void append_payment(struct child *ch, const redisReply *e)
+{
+    const redisReply *id = e->element[0], *f = e->element[1];
+    struct sl_msg msg;
+    json_t *data = NULL;
+    const char *type = NULL;
+    char nk[16];
+    size_t i, n = 0;
+    int k;
+
+    memset(&msg, 0, sizeof(msg));
+    for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        const redisReply *name = f->element[i], *v = f->element[i + 1];
+        if (strcmp(name->str, "type") == 0)
+            type = v->str;
+        else if (strcmp(name->str, "data") == 0) {
+            msg.raw_data = v->str;
+            msg.raw_data_len = (size_t)v->len;
+            data = json_loadb(v->str, (size_t)v->len, JSON_REJECT_DUPLICATES, NULL);
+        }
+    }
+    if (type == NULL || data == NULL)
+        sl_bench_die("payment entry %s: no type or unparsable data", id->str);
+    msg.id = id->str;
+    msg.stream = ch->stream;
+    msg.type = type;
+    msg.data = data;
+    msg.deliveries = 1;
+    sl__ctx_reset(ch->ctx);
+    if (payment_handler.handle(ch->ctx, &msg, NULL) != SL_ACK || ch->ctx->script < 0)
+        sl_bench_die("payment entry %s: handler refused it: %s", id->str, ch->ctx->err);
+    json_decref(data);
+
+    args_reserve(ch, 3 + SL_FW_KEYS + SL_FW_ARGS +
+                 (size_t)(ch->ctx->nkeys + ch->ctx->nargs));
+    snprintf(nk, sizeof(nk), "%d", SL_FW_KEYS + ch->ctx->nkeys);
+    arg(ch, n++, "EVALSHA");
+    arg(ch, n++, ch->esha);
+    arg(ch, n++, nk);
+    arg(ch, n++, ch->stream);
+    arg(ch, n++, ch->akey);
+    arg(ch, n++, ch->dkey);
+    for (k = 0; k < ch->ctx->nkeys; k++, n++)
+        ch->argv[n] = sl__ctx_effect_arg(ch->ctx, k, &ch->argvlen[n]);
+    arg(ch, n++, ch->group);
+    arg(ch, n++, ch->consumer);
+    ch->argv[n] = id->str;
+    ch->argvlen[n++] = (size_t)id->len;
+    arg(ch, n++, "5");
+    arg(ch, n++, "1000");
+    arg(ch, n++, "60000");
+    arg(ch, n++, "ack");
+    arg(ch, n++, "");
+    arg(ch, n++, "0");
+    for (k = 0; k < ch->ctx->nargs; k++, n++)
+        ch->argv[n] = sl__ctx_effect_arg(ch->ctx, ch->ctx->nkeys + k, &ch->argvlen[n]);
+    redisAppendCommandArgv(ch->c, (int)n, ch->argv, ch->argvlen);
+}
+
+/* Reads one reply; dies on a lost connection or an error reply. */
+static redisReply *get_reply(struct child *ch, const char *what)
+{
+    redisReply *r;
+
+    if (redisGetReply(ch->c, (void **)&r) != REDIS_OK)
+        sl_bench_die("child %s: %s: %s", ch->consumer, what, ch->c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        sl_bench_die("child %s: %s: %s", ch->consumer, what, r->str);
+    return r;
+}
+
+/* Loads the payment effect script and prepares the framework's keys. */
+static void payment_setup(struct child *ch)
+{
+    char *src = sl__script_effect_source(payment_handler.scripts[0]);
+    redisReply *r;
+
+    ch->ctx = sl__ctx_new(&payment_handler);
+    if (src == NULL || ch->ctx == NULL)
+        sl_bench_die("out of memory");
+    r = redisCommand(ch->c, "SCRIPT LOAD %s", src);
+    if (r == NULL || r->type != REDIS_REPLY_STRING)
+        sl_bench_die("SCRIPT LOAD of the payment script failed");
+    snprintf(ch->esha, sizeof(ch->esha), "%s", r->str);
+    freeReplyObject(r);
+    free(src);
+    sl__attempts_key(ch->akey, sizeof(ch->akey), ch->stream, ch->group);
+    snprintf(ch->dkey, sizeof(ch->dkey), "%s:dead", ch->stream);
+}
+
+/* Appends the commits of one batch: one XACK for all its entries, or
+ * the payment script per entry. Returns the number of replies owed. */
+static size_t append_commits(struct child *ch, const redisReply *list)
+{
+    size_t i;
+
+    if (ch->mode != SL_BENCH_MODE_PAYMENT) {
+        append_ack(ch, list);
+        return 1;
+    }
+    for (i = 0; i < list->elements; i++)
+        append_payment(ch, list->element[i]);
+    return list->elements;
+}
+
+/* Reads n commit replies and counts the entries they acked. */
+static void collect(struct child *ch, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        redisReply *r = get_reply(ch, "ack");
+        if (ch->mode == SL_BENCH_MODE_PAYMENT)
+            ch->done += r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        else if (r->type == REDIS_REPLY_INTEGER)
+            ch->done += r->integer;
+        freeReplyObject(r);
+    }
+}
+
+/* Writes everything appended so far to the socket. */
+static void flush_out(struct child *ch)
+{
+    int done = 0;
+
+    do {
+        if (redisBufferWrite(ch->c, &done) != REDIS_OK)
+            sl_bench_die("child %s: write: %s", ch->consumer, ch->c->errstr);
+    } while (!done);
+}
+
+/* The loop the issue prescribes: each round trip carries the previous
+ * batch's commits and the next read, so the client's work and Redis's
+ * work on one connection alternate. */
+static void serial_loop(struct child *ch)
+{
+    redisReply *prev = NULL;      /* the batch whose acks go out next */
+
+    for (;;) {
+        const redisReply *list = prev ? entries_of(prev) : NULL;
+        size_t owed = list != NULL ? append_commits(ch, list) : 0;
+
+        append_read(ch);
+        collect(ch, owed);
+        if (prev != NULL)
+            freeReplyObject(prev);
+        prev = get_reply(ch, "XREADGROUP");
+        if (entries_of(prev) == NULL) {
+            freeReplyObject(prev);
+            prev = NULL;
+            if (ch->mode != SL_BENCH_MODE_BLOCK || child_stop)
+                return;
+        }
+    }
+}
+
+/* The read-ahead loop: the read of batch k+1 goes out before the client
+ * works on batch k, and batch k's commits go out before the replies of
+ * batch k-1's are read, so the client's work (parsing, the handler)
+ * overlaps Redis's. The order of replies on the connection is then
+ * C(k-1), READ(k+1), C(k). */
+static void ahead_loop(struct child *ch)
+{
+    redisReply *cur;
+    size_t owed = 0;              /* commit replies sent, not yet read */
+
+    append_read(ch);
+    cur = get_reply(ch, "XREADGROUP");
+    while (entries_of(cur) != NULL) {
+        redisReply *next;
+        size_t n;
+
+        append_read(ch);
+        flush_out(ch);
+        n = append_commits(ch, entries_of(cur));
+        flush_out(ch);
+        collect(ch, owed);
+        next = get_reply(ch, "XREADGROUP");
+        freeReplyObject(cur);
+        cur = next;
+        owed = n;
+    }
+    freeReplyObject(cur);
+    collect(ch, owed);
+}
+
+/* argv: mode port stream group consumer count. stdin carries the start
+ * byte, stdout the ready byte and then the result line. */
+int sl_bench_child_main(int argc, char **argv)
+{
+    struct child ch;
+    struct rusage ru;
+    struct sl_bench_proc self;
+    struct sigaction sa;
+    char b;
+    int port;
+
+    if (argc != 6)
+        sl_bench_die("--child: expected mode port stream group consumer count");
+    memset(&ch, 0, sizeof(ch));
+    ch.mode = atoi(argv[0]);
+    port = atoi(argv[1]);
+    ch.stream = argv[2];
+    ch.group = argv[3];
+    ch.consumer = argv[4];
+    snprintf(ch.count, sizeof(ch.count), "%s", argv[5]);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+
+    ch.c = redisConnect("127.0.0.1", port);
+    if (ch.c == NULL || ch.c->err)
+        sl_bench_die("child: cannot connect to port %d", port);
+    if (ch.mode == SL_BENCH_MODE_PAYMENT)
+        payment_setup(&ch);
+    if (write(1, "R", 1) != 1 || read(0, &b, 1) != 1)
+        return 1;
+    if (ch.mode == SL_BENCH_MODE_PAYMENT || ch.mode == SL_BENCH_MODE_AHEAD)
+        ahead_loop(&ch);
+    else
+        serial_loop(&ch);
+
+    getrusage(RUSAGE_SELF, &ru);
+    sl_bench_proc_read(getpid(), &self);
+    printf("%lld %lld %lld\n", ch.done, self.hwm_kb,
+           (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+           ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    fflush(stdout);
+    sl__ctx_free(ch.ctx);
+    free(ch.argv);
+    free(ch.argvlen);
+    redisFree(ch.c);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * The parent's side
+ * ------------------------------------------------------------------ */
+
+/* Makes a pipe whose both ends close on exec. Returns 0 or -1. */
+static int cloexec_pipe(int fd[2])
+{
+    if (pipe(fd) < 0)
+        return -1;
+    fcntl(fd[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fd[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Reads exactly one byte from fd within timeout_ms. Returns 0 or -1. */
+static int read_byte(int fd, long long timeout_ms)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    char b;
+
+    if (poll(&p, 1, (int)timeout_ms) != 1)
+        return -1;
+    return read(fd, &b, 1) == 1 ? 0 : -1;
+}
+
+/* Spawns the children and waits until each is connected. */
+int sl_bench_clients_start(struct sl_bench_clients *cl, const struct sl_bench_redis *r,
+                           int n, int mode, const char *stream, const char *group,
+                           int count)
+{
+    int go[2], i, nw = 0;
+    char smode[16], sport[16], scount[16], consumer[64], exe[512] = "";
+    char *argv[32], *wrap = NULL, *tok, *save = NULL;
+
+    memset(cl, 0, sizeof(*cl));
+    if (n < 1 || n > 8 || cloexec_pipe(go) < 0)
+        return -1;
+    cl->go_fd = go[1];
+    snprintf(smode, sizeof(smode), "%d", mode);
+    snprintf(sport, sizeof(sport), "%d", r->port);
+    snprintf(scount, sizeof(scount), "%d", count);
+    if (readlink("/proc/self/exe", exe, sizeof(exe) - 1) < 0)
+        return -1;
+    if (getenv("BENCH_CEILING_WRAP") != NULL)
+        wrap = strdup(getenv("BENCH_CEILING_WRAP"));
+    for (tok = wrap ? strtok_r(wrap, " ", &save) : NULL; tok != NULL && nw < 16;
+         tok = strtok_r(NULL, " ", &save))
+        argv[nw++] = tok;
+    argv[nw + 0] = exe;
+    argv[nw + 1] = (char *)"--child";
+    argv[nw + 2] = smode;
+    argv[nw + 3] = sport;
+    argv[nw + 4] = (char *)stream;
+    argv[nw + 5] = (char *)group;
+    argv[nw + 6] = consumer;
+    argv[nw + 7] = scount;
+    argv[nw + 8] = NULL;
+    for (i = 0; i < n; i++) {
+        posix_spawn_file_actions_t fa;
+        int out[2], rc;
+
+        snprintf(consumer, sizeof(consumer), "ceiling-%d", i);
+        if (cloexec_pipe(out) < 0)
+            return -1;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, go[0], 0);
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+        rc = posix_spawnp(&cl->pid[i], argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(out[1]);
+        if (rc != 0) {
+            close(out[0]);
+            fprintf(stderr, "sluice-bench: posix_spawn: %s\n", strerror(rc));
+            return -1;
+        }
+        cl->out_fd[i] = out[0];
+        cl->n++;
+    }
+    close(go[0]);
+    free(wrap);
+    for (i = 0; i < n; i++)
+        if (read_byte(cl->out_fd[i], 60000) < 0) {
+            fprintf(stderr, "sluice-bench: ceiling child %d did not get ready\n", i);
+            return -1;
+        }
+    return 0;
+}
+
+/* Writes one start byte per child. */
+void sl_bench_clients_go(struct sl_bench_clients *cl)
+{
+    char buf[8] = { 'g', 'g', 'g', 'g', 'g', 'g', 'g', 'g' };
+
+    if (write(cl->go_fd, buf, (size_t)cl->n) != (ssize_t)cl->n)
+        sl_bench_die("cannot start the ceiling children");
+}
+
+/* Collects every child's result line and exit status. */
+int sl_bench_clients_finish(struct sl_bench_clients *cl, int stop,
+                            long long timeout_ms, struct sl_bench_child_result *sum)
+{
+    int i, rc = 0;
+
+    memset(sum, 0, sizeof(*sum));
+    for (i = 0; i < cl->n && stop; i++)
+        kill(cl->pid[i], SIGTERM);
+    for (i = 0; i < cl->n; i++) {
+        struct pollfd p = { cl->out_fd[i], POLLIN, 0 };
+        char line[128];
+        ssize_t got = 0;
+        long long done, hwm, cpu;
+        int status;
+
+        if (poll(&p, 1, (int)timeout_ms) == 1)
+            got = read(cl->out_fd[i], line, sizeof(line) - 1);
+        line[got > 0 ? got : 0] = '\0';
+        if (sscanf(line, "%lld %lld %lld", &done, &hwm, &cpu) == 3) {
+            sum->done += done;
+            sum->cpu_us += cpu;
+            if (hwm > sum->hwm_kb)
+                sum->hwm_kb = hwm;
+        } else {
+            fprintf(stderr, "sluice-bench: ceiling child %d reported nothing\n", i);
+            kill(cl->pid[i], SIGKILL);
+            rc = -1;
+        }
+        if (waitpid(cl->pid[i], &status, 0) == cl->pid[i] &&
+            !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            rc = -1;
+        close(cl->out_fd[i]);
+    }
+    close(cl->go_fd);
+    cl->n = 0;
+    return rc;
+}

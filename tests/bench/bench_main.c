@@ -1,0 +1,713 @@
+/* bench_main.c -- `sluice-bench`: sluice against the ceiling, one table.
+ *
+ *   sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]
+ *                [--only noop,payment,aof,latency,scaling] [--batch B]
+ *                [--keep] [--perf DIR]
+ *
+ * N (default 1,000,000, or $BENCH_N) entries of ~150-byte JSON are
+ * pre-filled once per server with pipelined XADDs; every drain then uses
+ * a fresh consumer group on the same stream, so the ceiling and sluice
+ * drain exactly the same entries.
+ *
+ * What a drain row measures: from the moment the entries are released
+ * to the first poll of XINFO GROUPS (every 1 ms) that shows the group's
+ * last-delivered-id at the stream's last entry and nothing pending.
+ *   - ceiling: the children are connected and waiting on a pipe; the
+ *     release is the byte that starts them.
+ *   - sluice: the group is created at "$" before `sluice run` starts, so
+ *     its workers start up, recover and block on an empty group; once
+ *     every worker is blocked in XREADGROUP, the group is moved back to
+ *     0 (XGROUP SETID) and one more entry is added, which wakes them.
+ * Neither process start-up nor connection set-up is measured.
+ *
+ * Worker RSS is the largest VmHWM of a worker process; worker CPU is the
+ * utime + stime the worker processes spent in the drain, per entry (for
+ * the ceiling, its whole life: it does nothing else); Redis CPU is the
+ * same for redis-server. Each sluice row shows its ratio to the ceiling
+ * row with the same processes in the same section of the same run.
+ *
+ * Profiling hooks: --perf DIR records `perf record -e cpu-clock -g` of the
+ * worker processes of every drain; $BENCH_SLUICE_WRAP and
+ * $BENCH_CEILING_WRAP put words (e.g. valgrind --tool=callgrind ...) in
+ * front of `sluice run` and of the ceiling clients.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include "bench.h"
+
+#define PAYMENT_USERS 10000       /* users the payments are spread over */
+#define SCALE_BUDGET (512LL << 20)/* bytes of payload per scaling stream */
+#define TUNED_BATCH 500           /* sluice's tuned COUNT, the ceiling's COUNT */
+#define DEFAULT_BATCH 64          /* sluice's default COUNT (SPEC 3) */
+
+/* What a run asked for on the command line. */
+struct opts {
+    long long n;                  /* entries per drain */
+    long long payment_n;          /* entries per payment drain */
+    double latency_secs;          /* seconds per latency run */
+    int repeat;                   /* runs per row; the median is shown */
+    int keep;                     /* keep sluice's temp dirs */
+    char only[256];               /* sections to run, "" = all */
+    const char *perf;             /* directory for perf profiles, or NULL */
+    int batch;                    /* sluice's tuned batch (second noop rows) */
+};
+
+/* One line of the table. */
+struct row {
+    char section[16];             /* "noop", "payment", ... */
+    char name[48];                /* what ran */
+    int procs;                    /* worker processes */
+    int batch;                    /* COUNT of one read */
+    long long n;                  /* entries drained or sent */
+    double rate;                  /* msgs/s (drain) or achieved offered rate */
+    double ratio;                 /* vs the ceiling row; 0 for the ceiling itself */
+    int latency;                  /* 1: p50/p99/p999 are set */
+    double p50, p99, p999;        /* enqueue-to-ack, us */
+    double rss_mib;               /* peak RSS of a worker process, MiB */
+    double cpu_us;                /* worker CPU per message, us */
+    double redis_us;              /* redis-server CPU per message, us */
+    int ok;                       /* 0 when the run failed */
+};
+
+#define MAX_ROWS 64
+static struct row rows[MAX_ROWS];
+static int nrows;
+static int group_seq;             /* makes group names unique */
+
+/* ---------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------ */
+
+/* Returns 1 when the section is selected by --only. */
+static int selected(const struct opts *o, const char *section)
+{
+    char buf[256], *tok, *save = NULL;
+
+    if (o->only[0] == '\0')
+        return 1;
+    snprintf(buf, sizeof(buf), "%s", o->only);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        if (strcmp(tok, section) == 0)
+            return 1;
+    return 0;
+}
+
+/* Returns the number of entries in a stream. */
+static long long xlen(redisContext *c, const char *stream)
+{
+    redisReply *r = sl_bench_cmd(c, 0, "XLEN %s", stream);
+    long long n = r->integer;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* Returns the ID of the stream's last entry into id. */
+static void last_entry(redisContext *c, const char *stream, char *id)
+{
+    redisReply *r = sl_bench_cmd(c, 0, "XREVRANGE %s + - COUNT 1", stream);
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+        sl_bench_die("%s is empty", stream);
+    snprintf(id, SL_BENCH_IDLEN, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+}
+
+/* Runs a command whose reply does not matter beyond not being an error. */
+static void run(redisContext *c, const char *fmt, const char *a, const char *b)
+{
+    redisReply *r = sl_bench_cmd(c, 0, fmt, a, b);
+
+    freeReplyObject(r);
+}
+
+/* Returns redis-server's CPU time so far, us. */
+static long long redis_cpu(const struct sl_bench_redis *r)
+{
+    struct sl_bench_proc p;
+
+    if (sl_bench_proc_read(r->pid, &p) < 0)
+        return 0;
+    return p.cpu_us;
+}
+
+/* Starts `perf record` on the given pids into dir/<tag>.data when --perf
+ * was given. Returns its pid, or 0. */
+static pid_t perf_start(const struct opts *o, const char *tag, const pid_t *pids, int n)
+{
+    char out[512], list[256] = "";
+    size_t len = 0;
+    pid_t pid;
+    int i;
+
+    if (o->perf == NULL)
+        return 0;
+    for (i = 0; i < n; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%ld", i ? "," : "",
+                                (long)pids[i]);
+    snprintf(out, sizeof(out), "%s/", o->perf);
+    for (i = 0, len = strlen(out); tag[i] != '\0' && len + 6 < sizeof(out); i++)
+        out[len++] = isalnum((unsigned char)tag[i]) || tag[i] == '-' ? tag[i] : '_';
+    snprintf(out + len, sizeof(out) - len, ".data");
+    pid = fork();
+    if (pid == 0) {
+        execlp("perf", "perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g",
+               "-o", out, "-p", list, (char *)NULL);
+        _exit(127);
+    }
+    sl_bench_pause_ms(300);       /* perf needs a moment to attach */
+    return pid > 0 ? pid : 0;
+}
+
+/* Stops a perf record started by perf_start(). */
+static void perf_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGINT);
+    waitpid(pid, NULL, 0);
+}
+
+/* Returns a timeout for one drain of n entries, ms: generous, since a
+ * run under valgrind or on a loaded machine may be very slow. */
+static long long drain_timeout_ms(long long n)
+{
+    return 120000 + n / 2;
+}
+
+/* ---------------------------------------------------------------------
+ * Drains
+ * ------------------------------------------------------------------ */
+
+/* Drains `stream` with ceiling children. The row gets the results. */
+static void drain_ceiling(const struct opts *o, const struct sl_bench_redis *srv,
+                          redisContext *c, const char *stream, int mode, int procs,
+                          struct row *rw)
+{
+    struct sl_bench_clients cl;
+    struct sl_bench_child_result res;
+    char group[32], last[SL_BENCH_IDLEN], tag[160];
+    long long n = xlen(c, stream), rcpu0;
+    int64_t t0, t1;
+    pid_t perf;
+
+    snprintf(group, sizeof(group), "g%d", ++group_seq);
+    last_entry(c, stream, last);
+    run(c, "XGROUP CREATE %s %s 0", stream, group);
+    if (sl_bench_clients_start(&cl, srv, procs, mode, stream, group, TUNED_BATCH) < 0)
+        sl_bench_die("cannot start the ceiling clients");
+    snprintf(tag, sizeof(tag), "%.15s-%.47s-%dp", rw->section, rw->name, procs);
+    perf = perf_start(o, tag, cl.pid, cl.n);
+    rcpu0 = redis_cpu(srv);
+    t0 = sl_bench_mono_us();
+    sl_bench_clients_go(&cl);
+    t1 = sl_bench_wait_drained(c, stream, group, last, drain_timeout_ms(n));
+    perf_stop(perf);
+    rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+    rw->ok = sl_bench_clients_finish(&cl, 0, 60000, &res) == 0 && t1 > 0;
+    if (res.done != n) {
+        fprintf(stderr, "sluice-bench: %s: the ceiling acked %lld of %lld\n",
+                rw->name, res.done, n);
+        rw->ok = 0;
+    }
+    rw->n = n;
+    rw->rate = t1 > t0 ? (double)n * 1e6 / (double)(t1 - t0) : 0;
+    rw->rss_mib = (double)res.hwm_kb / 1024.0;
+    rw->cpu_us = (double)res.cpu_us / (double)n;
+}
+
+/* The entry added to release the sluice workers: what `add` appends. */
+typedef void add_fn(redisContext *c, const char *stream, long long index, char *last_id);
+
+/* Drains `stream` (plus one entry that `add` appends) with `sluice run`. */
+static void drain_sluice(const struct opts *o, const struct sl_bench_redis *srv,
+                         redisContext *c, const char *stream, const char *handler,
+                         int procs, int batch, add_fn *add, struct row *rw)
+{
+    struct sl_bench_sluice s;
+    struct sl_bench_proc p0, p1;
+    char group[32], last[SL_BENCH_IDLEN], tag[160];
+    long long n, rcpu0;
+    int64_t t0, t1;
+    pid_t perf;
+    redisReply *r;
+
+    snprintf(group, sizeof(group), "g%d", ++group_seq);
+    run(c, "XGROUP CREATE %s %s $", stream, group);
+    if (sl_bench_sluice_start(&s, srv, c, handler, stream, group, procs, batch) < 0)
+        sl_bench_die("cannot start sluice run");
+    snprintf(tag, sizeof(tag), "%.15s-%.47s-%dp-b%d", rw->section, handler, procs, batch);
+    perf = perf_start(o, tag, s.child, s.nchild);
+    if (sl_bench_sluice_proc(&s, &p0) < 0)
+        sl_bench_die("cannot read the workers' /proc");
+    n = xlen(c, stream) + 1;
+    rcpu0 = redis_cpu(srv);
+    t0 = sl_bench_mono_us();
+    r = sl_bench_cmd(c, 0, "XGROUP SETID %s %s 0", stream, group);
+    freeReplyObject(r);
+    add(c, stream, n - 1, last);
+    t1 = sl_bench_wait_drained(c, stream, group, last, drain_timeout_ms(n));
+    rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+    perf_stop(perf);
+    rw->ok = sl_bench_sluice_proc(&s, &p1) == 0 && t1 > 0;
+    if (sl_bench_sluice_stop(&s, o->keep) != 0)
+        rw->ok = 0;
+    if (t1 <= 0)
+        fprintf(stderr, "sluice-bench: %s: not drained in time\n", rw->name);
+    rw->n = n;
+    rw->rate = t1 > t0 ? (double)n * 1e6 / (double)(t1 - t0) : 0;
+    rw->rss_mib = (double)p1.hwm_kb / 1024.0;
+    rw->cpu_us = (double)(p1.cpu_us - p0.cpu_us) / (double)n;
+}
+
+/* Appends one ~150-byte noop entry. */
+static void add_noop(redisContext *c, const char *stream, long long index, char *last_id)
+{
+    sl_bench_prefill(c, stream, "bench.noop", index, 1, 150, last_id);
+}
+
+/* Appends one payment.requested entry. */
+static void add_payment(redisContext *c, const char *stream, long long index, char *last_id)
+{
+    sl_bench_prefill_payments(c, stream, index, 1, PAYMENT_USERS, last_id);
+}
+
+/* Payload size of the scaling section's current stream, for add_sized(). */
+static size_t sized_len;
+
+/* Appends one entry of sized_len bytes. */
+static void add_sized(redisContext *c, const char *stream, long long index, char *last_id)
+{
+    sl_bench_prefill(c, stream, "bench.noop", index, 1, sized_len, last_id);
+}
+
+/* ---------------------------------------------------------------------
+ * Rows, repetitions, medians
+ * ------------------------------------------------------------------ */
+
+/* Adds a row and returns it. */
+static struct row *new_row(const char *section, const char *name, int procs, int batch)
+{
+    struct row *rw;
+
+    if (nrows == MAX_ROWS)
+        sl_bench_die("too many rows");
+    rw = &rows[nrows++];
+    memset(rw, 0, sizeof(*rw));
+    snprintf(rw->section, sizeof(rw->section), "%s", section);
+    snprintf(rw->name, sizeof(rw->name), "%s", name);
+    rw->procs = procs;
+    rw->batch = batch;
+    return rw;
+}
+
+/* Compares rows by rate for qsort. */
+static int cmp_rate(const void *a, const void *b)
+{
+    double x = ((const struct row *)a)->rate, y = ((const struct row *)b)->rate;
+
+    return (x > y) - (x < y);
+}
+
+/* Replaces dst with the median (by rate) of the k samples. */
+static void keep_median(struct row *dst, struct row *samples, int k)
+{
+    qsort(samples, (size_t)k, sizeof(*samples), cmp_rate);
+    *dst = samples[k / 2];
+}
+
+/* Prints one finished row as progress on stderr. */
+static void progress(const struct row *rw)
+{
+    if (rw->latency)
+        fprintf(stderr, "  %-8s %-26s %dp  %7.0f msgs/s offered  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms%s\n",
+                rw->section, rw->name, rw->procs, rw->rate, rw->p50 / 1000, rw->p99 / 1000,
+                rw->p999 / 1000, rw->ok ? "" : "  FAILED");
+    else
+        fprintf(stderr, "  %-8s %-26s %dp  %9.0f msgs/s  rss %.1f MiB  cpu %.2f us/msg  redis %.2f us/msg%s\n",
+                rw->section, rw->name, rw->procs, rw->rate, rw->rss_mib, rw->cpu_us,
+                rw->redis_us, rw->ok ? "" : "  FAILED");
+}
+
+/* ---------------------------------------------------------------------
+ * Sections
+ * ------------------------------------------------------------------ */
+
+/* A drain to run: the ceiling (handler NULL) or sluice with a handler. */
+struct drain {
+    const char *name;             /* row name */
+    const char *handler;          /* NULL: the ceiling */
+    int mode;                     /* ceiling mode */
+    int procs;                    /* processes */
+    int batch;                    /* COUNT */
+    int ref;                      /* 1: the ceiling the other rows are compared with */
+};
+
+/* Runs a list of drains on one pre-filled stream, `repeat` times each in
+ * interleaved order, and adds the median of each as a row. `refill`
+ * (may be NULL) is called before every drain to rebuild the stream from
+ * scratch (for payments, whose effects must not be applied twice). */
+static void run_drains(const struct opts *o, const struct sl_bench_redis *srv,
+                       redisContext *c, const char *section, const char *stream,
+                       const struct drain *d, int nd, add_fn *add,
+                       void (*refill)(redisContext *c, const char *stream, long long n,
+                                      int for_sluice),
+                       long long n)
+{
+    struct row samples[16][8];
+    int i, k, first = nrows;
+
+    if (nd > 16)
+        sl_bench_die("too many drains in a section");
+    for (k = 0; k < o->repeat; k++) {
+        for (i = 0; i < nd; i++) {
+            struct row *rw = &samples[i][k];
+            memset(rw, 0, sizeof(*rw));
+            snprintf(rw->section, sizeof(rw->section), "%s", section);
+            snprintf(rw->name, sizeof(rw->name), "%s", d[i].name);
+            rw->procs = d[i].procs;
+            rw->batch = d[i].batch;
+            if (refill != NULL)
+                refill(c, stream, n, d[i].handler != NULL);
+            if (d[i].handler == NULL)
+                drain_ceiling(o, srv, c, stream, d[i].mode, d[i].procs, rw);
+            else
+                drain_sluice(o, srv, c, stream, d[i].handler, d[i].procs, d[i].batch,
+                             add, rw);
+            progress(rw);
+        }
+    }
+    for (i = 0; i < nd; i++) {
+        struct row *rw = new_row(section, d[i].name, d[i].procs, d[i].batch);
+        keep_median(rw, samples[i], o->repeat);
+    }
+    /* Ratios against the reference ceiling with the same processes. */
+    for (i = first; i < nrows; i++) {
+        int j;
+        if (d[i - first].ref)
+            continue;
+        for (j = first; j < nrows; j++)
+            if (d[j - first].ref && rows[j].procs == rows[i].procs && rows[j].rate > 0)
+                rows[i].ratio = rows[i].rate / rows[j].rate;
+    }
+}
+
+/* Rebuilds the payment stream from nothing: FLUSHALL, the users, and n
+ * entries (n - 1 for sluice, whose release adds the last one). */
+static void refill_payments(redisContext *c, const char *stream, long long n, int for_sluice)
+{
+    char last[SL_BENCH_IDLEN];
+    redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
+
+    freeReplyObject(r);
+    sl_bench_create_users(c, PAYMENT_USERS);
+    sl_bench_prefill_payments(c, stream, 0, for_sluice ? n - 1 : n, PAYMENT_USERS, last);
+}
+
+/* The no-op drains: the ceiling and sluice at batch 64 and 500, 1 and 2
+ * processes. With aof, the same on a server with appendonly yes. */
+static void section_noop(const struct opts *o, const struct sl_bench_redis *srv,
+                         redisContext *c, const char *section)
+{
+    const struct drain d[] = {
+        { "ceiling", NULL, SL_BENCH_MODE_NOOP, 1, TUNED_BATCH, 1 },
+        { "ceiling, read-ahead", NULL, SL_BENCH_MODE_AHEAD, 1, TUNED_BATCH, 0 },
+        { "sluice noop", "noop", 0, 1, DEFAULT_BATCH, 0 },
+        { "sluice noop", "noop", 0, 1, o->batch, 0 },
+        { "ceiling", NULL, SL_BENCH_MODE_NOOP, 2, TUNED_BATCH, 1 },
+        { "ceiling, read-ahead", NULL, SL_BENCH_MODE_AHEAD, 2, TUNED_BATCH, 0 },
+        { "sluice noop", "noop", 0, 2, DEFAULT_BATCH, 0 },
+        { "sluice noop", "noop", 0, 2, o->batch, 0 },
+    };
+    char last[SL_BENCH_IDLEN];
+    const char *stream = "bench:noop";
+
+    fprintf(stderr, "%s: pre-filling %lld entries...\n", section, o->n - 1);
+    sl_bench_prefill(c, stream, "bench.noop", 0, o->n - 1, 150, last);
+    run_drains(o, srv, c, section, stream, d, 8, add_noop, NULL, o->n);
+}
+
+/* The payment drains: ceiling and sluice payment, 1 and 2 processes,
+ * each on a freshly built stream and user set. */
+static void section_payment(const struct opts *o, const struct sl_bench_redis *srv,
+                            redisContext *c, const char *section)
+{
+    static const struct drain d[] = {
+        { "payment ceiling", NULL, SL_BENCH_MODE_PAYMENT, 1, TUNED_BATCH, 1 },
+        { "sluice payment", "payment", 0, 1, DEFAULT_BATCH, 0 },
+        { "payment ceiling", NULL, SL_BENCH_MODE_PAYMENT, 2, TUNED_BATCH, 1 },
+        { "sluice payment", "payment", 0, 2, DEFAULT_BATCH, 0 },
+    };
+
+    fprintf(stderr, "%s: %lld payment.requested entries, %d users\n", section,
+            o->payment_n, PAYMENT_USERS);
+    run_drains(o, srv, c, section, "payments", d, 4, add_payment, refill_payments,
+               o->payment_n);
+}
+
+/* Drains of 100 B, 1 KB and 10 KB payloads, 1 process, at most
+ * SCALE_BUDGET bytes of payload per stream. */
+static void section_scaling(const struct opts *o, const struct sl_bench_redis *srv,
+                            redisContext *c)
+{
+    static const size_t sizes[] = { 100, 1024, 10240 };
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        struct drain d[2] = {
+            { NULL, NULL, SL_BENCH_MODE_NOOP, 1, TUNED_BATCH, 1 },
+            { NULL, "noop", 0, 1, DEFAULT_BATCH, 0 },
+        };
+        char stream[64], cname[48], sname[48], section[16], last[SL_BENCH_IDLEN];
+        long long n = o->n;
+        redisReply *r;
+
+        if (n > SCALE_BUDGET / (long long)sizes[i])
+            n = SCALE_BUDGET / (long long)sizes[i];
+        snprintf(stream, sizeof(stream), "bench:size:%zu", sizes[i]);
+        snprintf(section, sizeof(section), "%s", sizes[i] < 1024 ? "100 B" :
+                 sizes[i] < 10240 ? "1 KB" : "10 KB");
+        snprintf(cname, sizeof(cname), "ceiling");
+        snprintf(sname, sizeof(sname), "sluice noop");
+        d[0].name = cname;
+        d[1].name = sname;
+        sized_len = sizes[i];
+        fprintf(stderr, "scaling: pre-filling %lld entries of %zu bytes...\n", n - 1, sizes[i]);
+        sl_bench_prefill(c, stream, "bench.noop", 0, n - 1, sizes[i], last);
+        run_drains(o, srv, c, section, stream, d, 2, add_sized, NULL, n);
+        r = sl_bench_cmd(c, 0, "DEL %s", stream);
+        freeReplyObject(r);
+    }
+}
+
+/* Latency at 2,000 and 20,000 msgs/s offered: the ceiling (a BLOCKing
+ * client, COUNT 500, ack pipelined with the next read) and sluice noop
+ * with its default batch, 1 process each. */
+static void section_latency(const struct opts *o, const struct sl_bench_redis *srv,
+                            redisContext *c)
+{
+    static const double rates[] = { 2000, 20000 };
+    size_t i;
+    int sluice;
+
+    for (i = 0; i < 2; i++) {
+        struct row *ceil = NULL;
+        for (sluice = 0; sluice < 2; sluice++) {
+            char stream[64], group[32], name[48];
+            struct sl_bench_lat lat;
+            struct sl_bench_clients cl;
+            struct sl_bench_child_result res;
+            struct sl_bench_sluice s;
+            struct row *rw;
+            redisReply *r;
+            int rc;
+
+            snprintf(stream, sizeof(stream), "bench:lat:%d", ++group_seq);
+            snprintf(group, sizeof(group), "g%d", group_seq);
+            snprintf(name, sizeof(name), "%s @ %.0f/s", sluice ? "sluice noop" : "ceiling",
+                     rates[i]);
+            rw = new_row("latency", name, 1, sluice ? DEFAULT_BATCH : TUNED_BATCH);
+            rw->latency = 1;
+            if (sluice) {
+                if (sl_bench_sluice_start(&s, srv, c, "noop", stream, group, 1,
+                                          DEFAULT_BATCH) < 0)
+                    sl_bench_die("cannot start sluice run");
+            } else {
+                run(c, "XGROUP CREATE %s %s $ MKSTREAM", stream, group);
+                if (sl_bench_clients_start(&cl, srv, 1, SL_BENCH_MODE_BLOCK, stream, group,
+                                           TUNED_BATCH) < 0)
+                    sl_bench_die("cannot start the ceiling client");
+                sl_bench_clients_go(&cl);
+                if (sl_bench_wait_blocked(c, 1, 10000) < 0)
+                    sl_bench_die("the ceiling client did not block");
+            }
+            rc = sl_bench_latency_run(srv, stream, rates[i], o->latency_secs, &lat);
+            if (sluice)
+                rw->ok = sl_bench_sluice_stop(&s, o->keep) == 0;
+            else
+                rw->ok = sl_bench_clients_finish(&cl, 1, 10000, &res) == 0;
+            rw->ok = rw->ok && rc == 0;
+            rw->n = lat.sent;
+            rw->rate = lat.rate;
+            rw->p50 = lat.p50;
+            rw->p99 = lat.p99;
+            rw->p999 = lat.p999;
+            if (!sluice)
+                ceil = rw;
+            else if (ceil != NULL && ceil->p99 > 0)
+                rw->ratio = rw->p99 / ceil->p99;
+            if (lat.seen != lat.sent)
+                fprintf(stderr, "sluice-bench: %s: %lld of %lld acks seen\n", name,
+                        lat.seen, lat.sent);
+            progress(rw);
+            r = sl_bench_cmd(c, 0, "DEL %s", stream);
+            freeReplyObject(r);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * The table
+ * ------------------------------------------------------------------ */
+
+/* Prints every row as one Markdown table on stdout. */
+static void print_table(const struct opts *o)
+{
+    int i;
+
+    printf("\nsluice-bench: N=%lld, payment N=%lld, %d run(s) per row (median), "
+           "redis-server %s\n\n",
+           o->n, o->payment_n, o->repeat, "on loopback");
+    printf("| section | row | procs | batch | entries | msgs/s | vs ceiling "
+           "| p50 ms | p99 ms | p99.9 ms | worker RSS MiB | worker CPU µs/msg | redis CPU µs/msg |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (i = 0; i < nrows; i++) {
+        const struct row *rw = &rows[i];
+        char ratio[32] = "", p50[16] = "", p99[16] = "", p999[16] = "";
+        char rss[16] = "", cpu[16] = "", rcpu[16] = "";
+
+        if (rw->latency) {
+            snprintf(p50, sizeof(p50), "%.3f", rw->p50 / 1000);
+            snprintf(p99, sizeof(p99), "%.3f", rw->p99 / 1000);
+            snprintf(p999, sizeof(p999), "%.3f", rw->p999 / 1000);
+            if (rw->ratio > 0)
+                snprintf(ratio, sizeof(ratio), "p99 %.2f×", rw->ratio);
+            else
+                snprintf(ratio, sizeof(ratio), "(ceiling)");
+        } else {
+            if (rw->ratio > 0)
+                snprintf(ratio, sizeof(ratio), "%.2f×", rw->ratio);
+            else
+                snprintf(ratio, sizeof(ratio), "(ceiling)");
+            snprintf(rss, sizeof(rss), "%.1f", rw->rss_mib);
+            snprintf(cpu, sizeof(cpu), "%.2f", rw->cpu_us);
+            snprintf(rcpu, sizeof(rcpu), "%.2f", rw->redis_us);
+        }
+        printf("| %s | %s%s | %d | %d | %lld | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+               rw->section, rw->name, rw->ok ? "" : " (FAILED)", rw->procs, rw->batch,
+               rw->n, rw->rate, ratio, p50, p99, p999, rss, cpu, rcpu);
+    }
+    printf("\nvs ceiling: msgs/s of the row / msgs/s of the ceiling row with the same "
+           "processes in the same section; for latency rows, p99 of sluice / p99 of "
+           "the ceiling at the same rate (lower is better). Latency rows: msgs/s is "
+           "the offered rate achieved, entries the number sent.\n");
+    fflush(stdout);
+}
+
+/* ---------------------------------------------------------------------
+ * main
+ * ------------------------------------------------------------------ */
+
+/* Prints the usage and exits with status 2. */
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
+            "                    [--only noop,payment,aof,latency,scaling] [--batch B]\n"
+            "                    [--keep] [--perf DIR]\n"
+            "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
+            "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
+            "  batch in the noop rows, defaults to 500 (the ceiling's COUNT).\n");
+    exit(2);
+}
+
+/* Parses a positive integer option value or exits. */
+static long long positive(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || v <= 0)
+        usage();
+    return v;
+}
+
+/* Runs the child body when re-executed as a ceiling client; otherwise
+ * parses the options, runs the selected sections on a fresh server (and
+ * the AOF rows on a second one), prints the table, and returns 1 when any
+ * row failed (a drain that did not finish, a worker that died, a ceiling
+ * that acked the wrong count), 0 otherwise. Speed is never judged. */
+int main(int argc, char **argv)
+{
+    struct opts o;
+    struct sl_bench_redis srv, aof;
+    redisContext *c;
+    int i, failed = 0;
+
+    if (argc >= 2 && strcmp(argv[1], "--child") == 0)
+        return sl_bench_child_main(argc - 2, argv + 2);
+
+    memset(&o, 0, sizeof(o));
+    o.n = getenv("BENCH_N") && *getenv("BENCH_N") ? positive(getenv("BENCH_N")) : 1000000;
+    o.repeat = 1;
+    o.batch = TUNED_BATCH;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
+            o.n = positive(argv[++i]);
+        else if (strcmp(argv[i], "--payment-n") == 0 && i + 1 < argc)
+            o.payment_n = positive(argv[++i]);
+        else if (strcmp(argv[i], "--latency-secs") == 0 && i + 1 < argc)
+            o.latency_secs = atof(argv[++i]);
+        else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+            o.repeat = (int)positive(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            snprintf(o.only, sizeof(o.only), "%s", argv[++i]);
+        else if (strcmp(argv[i], "--perf") == 0 && i + 1 < argc)
+            o.perf = argv[++i];
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            o.batch = (int)positive(argv[++i]);
+        else if (strcmp(argv[i], "--keep") == 0)
+            o.keep = 1;
+        else
+            usage();
+    }
+    if (o.n < 2 || o.repeat > 8 || o.batch > 10000)
+        usage();
+    if (o.payment_n == 0)
+        o.payment_n = o.n < 200000 ? o.n : 200000;
+    if (o.latency_secs <= 0)
+        o.latency_secs = o.n < 100000 ? 1 : 3;
+    signal(SIGPIPE, SIG_IGN);
+
+    if (sl_bench_redis_start(&srv, 0) < 0)
+        return 1;
+    if ((c = sl_bench_connect(&srv)) == NULL)
+        sl_bench_die("cannot connect to redis-server");
+    fprintf(stderr, "sluice-bench: redis-server pid %ld on port %d, N=%lld\n",
+            (long)srv.pid, srv.port, o.n);
+    if (selected(&o, "noop"))
+        section_noop(&o, &srv, c, "noop");
+    if (selected(&o, "payment"))
+        section_payment(&o, &srv, c, "payment");
+    if (selected(&o, "latency") || selected(&o, "scaling")) {
+        redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
+        freeReplyObject(r);
+    }
+    if (selected(&o, "latency"))
+        section_latency(&o, &srv, c);
+    if (selected(&o, "scaling"))
+        section_scaling(&o, &srv, c);
+    redisFree(c);
+    sl_bench_redis_stop(&srv);
+
+    if (selected(&o, "aof")) {
+        if (sl_bench_redis_start(&aof, 1) < 0)
+            return 1;
+        if ((c = sl_bench_connect(&aof)) == NULL)
+            sl_bench_die("cannot connect to redis-server");
+        section_noop(&o, &aof, c, "aof");
+        redisFree(c);
+        sl_bench_redis_stop(&aof);
+    }
+
+    print_table(&o);
+    for (i = 0; i < nrows; i++)
+        failed |= !rows[i].ok;
+    return failed ? 1 : 0;
+}
