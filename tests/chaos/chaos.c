@@ -5,8 +5,9 @@
  *
  * One run:
  *   1. starts its own redis-server (appendonly yes) through the test
- *      harness, a loopback TCP proxy (a forked poll() forwarder with the
- *      modes pass, black hole and reset) and `sluice run` with the user,
+ *      harness, the loopback TCP proxy of tests/support/proxy.c (a forked
+ *      poll() forwarder with the modes pass, black hole, partial black
+ *      hole and reset) and `sluice run` with the user,
  *      order and payment workers pointed at the proxy, with short timings;
  *   2. creates the users, then forks a seeded producer that XADDs orders,
  *      credits, identical duplicates (some with their keys reordered),
@@ -53,10 +54,6 @@
  * can only be counted among the entries not yet trimmed (the ledger
  * still shows every debit).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -65,15 +62,15 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <hiredis.h>
 #include <jansson.h>
 #include "harness.h"
 #include "invariants.h"
+#include "proxy.h"
+#include "sut.h"
 
 #define C_USERS 16                /* users created before the run */
 #define C_BALANCE 200000LL        /* each one's opening balance, cents */
@@ -83,8 +80,6 @@
 #define C_START_MS 30000          /* a pool's children all running */
 #define C_MAX_OPS 200000          /* history capacity */
 #define C_SHOW 12                 /* problems printed per kind */
-#define PROXY_MAX 256             /* connections the proxy holds at once */
-#define PROXY_BUF 65536           /* bytes buffered per direction */
 
 /* ---------------------------------------------------------------------
  * Seeded randomness (xorshift64*), separate for producer and nemesis
@@ -117,6 +112,7 @@ static char histpath[600];        /* <rundir>/history.log */
 static FILE *nemlog;              /* <rundir>/nemesis.log */
 static pid_t pool_pid;            /* the running `sluice run`, 0 if none */
 static int anomalies;             /* unexpected pool exits, failed heals */
+static struct sl_test_proxy px;   /* the proxy between the pool and Redis */
 
 /* Writes a timestamped line to the nemesis log and to stdout. */
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -176,272 +172,15 @@ static redisReply *once(const char *fmt, ...)
 }
 
 /* ---------------------------------------------------------------------
- * The proxy (the same forwarder as tests/integration/check_faults.c)
+ * The proxy (tests/support/proxy.c)
  * ------------------------------------------------------------------ */
 
-/* One forwarded connection inside the proxy process. */
-struct pconn {
-    int cfd;                      /* the client's side (the pool) */
-    int ufd;                      /* the upstream side (redis-server) */
-    char c2u[PROXY_BUF];          /* read from cfd, not yet written */
-    size_t c2u_len;               /* bytes in c2u */
-    char u2c[PROXY_BUF];          /* read from ufd, not yet written */
-    size_t u2c_len;               /* bytes in u2c */
-    int held;                     /* black-holed: nothing moves */
-};
-
-/* The proxy as the runner sees it. */
-static struct {
-    pid_t pid;                    /* the forwarder process */
-    int port;                     /* its loopback listening port */
-    int ctl;                      /* pipe to it: one command byte */
-    int ack;                      /* pipe from it: one byte per command */
-} px;
-
-/* Closes both sockets of a proxied connection, with RST when asked. */
-static void pconn_close(struct pconn *p, int rst)
-{
-    struct linger lg = { 1, 0 };
-
-    if (rst) {
-        setsockopt(p->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        setsockopt(p->ufd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    close(p->cfd);
-    close(p->ufd);
-    p->cfd = p->ufd = -1;
-    p->c2u_len = p->u2c_len = 0;
-}
-
-/* Closes a connection after one side ended: what the client had sent
- * still goes to Redis first (blocking, bounded by a 1 s send timeout),
- * as TCP would deliver it after a partition heals, so a command whose
- * client already gave up on it can still run: a late commit that the
- * fencing must cope with. */
-static void pconn_drain_close(struct pconn *p)
-{
-    struct timeval tv = { 1, 0 };
-    size_t off = 0;
-
-    if (p->c2u_len > 0) {
-        fcntl(p->ufd, F_SETFL, fcntl(p->ufd, F_GETFL) & ~O_NONBLOCK);
-        setsockopt(p->ufd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        while (off < p->c2u_len) {
-            ssize_t n = write(p->ufd, p->c2u + off, p->c2u_len - off);
-
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-    }
-    pconn_close(p, 0);
-}
-
-/* Moves bytes from fd into buf. Returns 0, or -1 on EOF or error. */
-static int pump_in(int fd, char *buf, size_t *len)
-{
-    ssize_t n;
-
-    if (*len == PROXY_BUF)
-        return 0;
-    n = read(fd, buf + *len, PROXY_BUF - *len);
-    if (n > 0) {
-        *len += (size_t)n;
-        return 0;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    return -1;
-}
-
-/* Writes what buf holds to fd and keeps the rest. Returns 0 or -1. */
-static int pump_out(int fd, char *buf, size_t *len)
-{
-    ssize_t n = write(fd, buf, *len);
-
-    if (n > 0) {
-        memmove(buf, buf + n, *len - (size_t)n);
-        *len -= (size_t)n;
-        return 0;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    return -1;
-}
-
-/* Connects to 127.0.0.1:port (blocking, local), then makes the socket
- * non-blocking. Returns the fd, or -1 (refused while Redis is down). */
-static int upstream_connect(int port)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((unsigned short)port);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
-
-/* The proxy process's loop; never returns. Commands on ctl: 'p' pass,
- * 'h' black hole (nothing moves, nothing is accepted, every socket stays
- * open), 'H' partial black hole (every other open connection is held,
- * the rest and new ones pass: some of a worker's connections hang while
- * others, and other workers, go on), 'r' reset (every connection closed with RST, then pass), 'q'
- * quit; each acknowledged with one byte on ack once in effect. */
-static void proxy_loop(int lfd, int ctl, int ack, int target)
-{
-    static struct pconn conns[PROXY_MAX];
-    struct pollfd pfd[2 + 2 * PROXY_MAX];
-    int map[2 + 2 * PROXY_MAX];
-    int hole = 0;
-    size_t i;
-
-    for (i = 0; i < PROXY_MAX; i++)
-        conns[i].cfd = conns[i].ufd = -1;
-    signal(SIGPIPE, SIG_IGN);
-    for (;;) {
-        nfds_t n = 0;
-
-        pfd[n].fd = ctl;
-        pfd[n].events = POLLIN;
-        map[n++] = -1;
-        pfd[n].fd = lfd;
-        pfd[n].events = hole ? 0 : POLLIN;
-        map[n++] = -1;
-        for (i = 0; i < PROXY_MAX && !hole; i++) {
-            struct pconn *p = &conns[i];
-
-            if (p->cfd < 0 || p->held)
-                continue;
-            pfd[n].fd = p->cfd;
-            pfd[n].events = (p->c2u_len < PROXY_BUF ? POLLIN : 0) | (p->u2c_len ? POLLOUT : 0);
-            map[n++] = (int)i;
-            pfd[n].fd = p->ufd;
-            pfd[n].events = (p->u2c_len < PROXY_BUF ? POLLIN : 0) | (p->c2u_len ? POLLOUT : 0);
-            map[n++] = (int)i;
-        }
-        if (poll(pfd, n, 100) < 0 && errno != EINTR)
-            _exit(1);
-        if (pfd[0].revents) {
-            char cmd;
-
-            if (read(ctl, &cmd, 1) != 1 || cmd == 'q')
-                _exit(0);
-            hole = cmd == 'h';
-            for (i = 0; i < PROXY_MAX; i++)
-                conns[i].held = cmd == 'H' && conns[i].cfd >= 0 && i % 2 == 1;
-            if (cmd == 'r')
-                for (i = 0; i < PROXY_MAX; i++)
-                    if (conns[i].cfd >= 0)
-                        pconn_close(&conns[i], 1);
-            if (write(ack, &cmd, 1) != 1)
-                _exit(1);
-            continue;
-        }
-        if (hole)
-            continue;
-        if (pfd[1].revents & POLLIN) {
-            int cfd = accept(lfd, NULL, NULL);
-
-            if (cfd >= 0) {
-                int ufd = upstream_connect(target);
-
-                for (i = 0; i < PROXY_MAX && conns[i].cfd >= 0; i++)
-                    ;
-                if (ufd < 0 || i == PROXY_MAX) {
-                    struct linger lg = { 1, 0 };
-
-                    setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-                    close(cfd);
-                    if (ufd >= 0)
-                        close(ufd);
-                } else {
-                    fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
-                    conns[i].cfd = cfd;
-                    conns[i].ufd = ufd;
-                    conns[i].c2u_len = conns[i].u2c_len = 0;
-                    conns[i].held = 0;
-                }
-            }
-        }
-        for (i = 2; i < n; i++) {
-            struct pconn *p = &conns[map[i]];
-            int bad = 0;
-
-            if (p->cfd < 0 || pfd[i].revents == 0)
-                continue;
-            if (pfd[i].fd == p->cfd) {
-                if (pfd[i].revents & POLLOUT)
-                    bad |= pump_out(p->cfd, p->u2c, &p->u2c_len);
-                if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-                    bad |= pump_in(p->cfd, p->c2u, &p->c2u_len);
-            } else {
-                if (pfd[i].revents & POLLOUT)
-                    bad |= pump_out(p->ufd, p->c2u, &p->c2u_len);
-                if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-                    bad |= pump_in(p->ufd, p->u2c, &p->u2c_len);
-            }
-            if (bad)
-                pconn_drain_close(p);
-        }
-    }
-}
-
-/* Starts the proxy to the run's Redis on a free loopback port; the child
- * dies with the runner. Returns 0 or -1. */
-static int proxy_start(int target)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int to[2], from[2], lfd;
-    pid_t parent = getpid();
-
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 64) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &len) < 0 || pipe(to) < 0 || pipe(from) < 0) {
-        close(lfd);
-        return -1;
-    }
-    px.pid = fork();
-    if (px.pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(0);
-        close(to[1]);
-        close(from[0]);
-        proxy_loop(lfd, to[0], from[1], target);
-    }
-    close(lfd);
-    close(to[0]);
-    close(from[1]);
-    px.ctl = to[1];
-    px.ack = from[0];
-    px.port = ntohs(a.sin_port);
-    return px.pid > 0 ? 0 : -1;
-}
-
-/* Sends a command byte to the proxy and waits for it to take effect.
- * Returns 0, or -1 (counted as an anomaly) when the proxy is silent. */
+/* Sends a command (SL_TEST_PROXY_...) to the proxy and waits for it to
+ * take effect. Returns 0, or -1 (counted as an anomaly) when the proxy
+ * is silent. */
 static int proxy_cmd(char cmd)
 {
-    struct pollfd pf = { px.ack, POLLIN, 0 };
-    char got = 0;
-
-    if (write(px.ctl, &cmd, 1) != 1 || poll(&pf, 1, 5000) != 1 ||
-        read(px.ack, &got, 1) != 1 || got != cmd) {
+    if (sl_test_proxy_cmd(&px, cmd) != 0) {
         note("anomaly: the proxy did not apply '%c'", cmd);
         anomalies++;
         return -1;
@@ -489,64 +228,19 @@ static int write_config(void)
         "}\n", px.port, trim_acked() ? "acked" : "none");
 }
 
-/* Returns how many times needle occurs in the pool's log. */
-static int log_count(const char *needle)
-{
-    char *s = sl_test_read_file(poollog);
-    const char *p;
-    int n = 0;
-
-    if (s == NULL)
-        return 0;
-    for (p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(s);
-    return n;
-}
-
-/* Reads the PIDs of the pool's children from /proc. Returns how many. */
-static int pool_children(pid_t *pids, int max)
-{
-    char path[64];
-    char *s, *p, *end;
-    int n = 0;
-
-    if (pool_pid <= 0)
-        return 0;
-    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)pool_pid,
-             (long)pool_pid);
-    s = sl_test_read_file(path);
-    if (s == NULL)
-        return 0;
-    for (p = s; n < max; p = end) {
-        long v = strtol(p, &end, 10);
-
-        if (end == p)
-            break;
-        pids[n++] = (pid_t)v;
-    }
-    free(s);
-    return n;
-}
-
 /* Starts `sluice run` (log appended to the pool log) and waits until C_PROCS
  * more children have logged event=running. Returns 0 or -1. */
 static int pool_start(void)
 {
-    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, NULL };
-    int before = log_count(" event=running ");
-    long long deadline;
+    int before = sl_test_log_count(poollog, " event=running ");
 
-    pool_pid = sl_test_spawn(argv, poollog);
+    pool_pid = sl_test_pool_spawn(cfgpath, poollog);
     if (pool_pid <= 0)
         return -1;
-    deadline = sl_test_deadline(C_START_MS);
-    while (log_count(" event=running ") < before + C_PROCS) {
-        if (!sl_test_pid_alive(pool_pid) || !sl_test_tick(deadline)) {
-            note("anomaly: a new pool did not get its %d children running", C_PROCS);
-            anomalies++;
-            return -1;
-        }
+    if (sl_test_pool_wait_running(pool_pid, poollog, before + C_PROCS, C_START_MS) != 0) {
+        note("anomaly: a new pool did not get its %d children running", C_PROCS);
+        anomalies++;
+        return -1;
     }
     return 0;
 }
@@ -957,7 +651,7 @@ static void inject(enum fault f, uint64_t *s, long long hold_ms)
     fault_count[f]++;
     switch (f) {
     case F_KILL_WORKER:
-        n = pool_children(kids, 16);
+        n = sl_test_pool_children(pool_pid, kids, 16);
         if (n > 0) {
             i = (int)rnd_in(s, 0, n - 1);
             note("nemesis: SIGKILL worker %ld", (long)kids[i]);
@@ -966,7 +660,7 @@ static void inject(enum fault f, uint64_t *s, long long hold_ms)
         pause_ms(hold_ms);
         break;
     case F_KILL_SUPERVISOR:
-        n = pool_children(kids, 16);
+        n = sl_test_pool_children(pool_pid, kids, 16);
         note("nemesis: SIGKILL supervisor %ld", (long)pool_pid);
         sl_test_kill(pool_pid, SIGKILL);
         sl_test_wait_exit(pool_pid, 5000, NULL);
@@ -1028,19 +722,19 @@ static void inject(enum fault f, uint64_t *s, long long hold_ms)
     }
     case F_PROXY_HOLE:
         note("nemesis: proxy black hole for %lld ms", hold_ms);
-        proxy_cmd('h');
+        proxy_cmd(SL_TEST_PROXY_HOLE);
         pause_ms(hold_ms);
-        proxy_cmd('p');
+        proxy_cmd(SL_TEST_PROXY_PASS);
         break;
     case F_PROXY_PARTIAL:
         note("nemesis: proxy partial black hole for %lld ms", hold_ms);
-        proxy_cmd('H');
+        proxy_cmd(SL_TEST_PROXY_PARTIAL);
         pause_ms(hold_ms);
-        proxy_cmd('p');
+        proxy_cmd(SL_TEST_PROXY_PASS);
         break;
     case F_PROXY_RESET:
         note("nemesis: proxy reset");
-        proxy_cmd('r');
+        proxy_cmd(SL_TEST_PROXY_RESET);
         pause_ms(hold_ms);
         break;
     case F_NFAULTS:
@@ -1063,7 +757,7 @@ static void heal_all(void)
         sl_test_redis_sigcont(&srv);
     }
     must("CONFIG SET maxmemory 0", "CONFIG SET maxmemory 0");
-    proxy_cmd('p');
+    proxy_cmd(SL_TEST_PROXY_PASS);
     pool_ensure();
 }
 
@@ -1389,19 +1083,6 @@ static void check_unexpected_keys(redisContext *c, const char *pattern, size_t p
     } while (strcmp(cursor, "0") != 0);
 }
 
-/* Returns the value after `name` in a flat name/value reply, or NULL. */
-static const redisReply *kv(const redisReply *r, const char *name)
-{
-    size_t i;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
-            return r->element[i + 1];
-    return NULL;
-}
-
 static const char *const flow_streams[] = { "users", "orders", "payments" };
 
 /* Returns how many of the three groups are not quiet (something pending
@@ -1430,7 +1111,7 @@ static int unquiet(int report)
     }
     for (i = 0; i < 3; i++) {
         const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
-        const redisReply *last = kv(s, "last-generated-id");
+        const redisReply *last = sl_test_kv(s, "last-generated-id");
 
         if (last == NULL || gs->type != REDIS_REPLY_ARRAY || gs->elements == 0) {
             bad++;
@@ -1439,9 +1120,9 @@ static int unquiet(int report)
             continue;
         }
         for (g = 0; g < gs->elements; g++) {
-            const redisReply *pend = kv(gs->element[g], "pending");
-            const redisReply *ld = kv(gs->element[g], "last-delivered-id");
-            const redisReply *name = kv(gs->element[g], "name");
+            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
+            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
+            const redisReply *name = sl_test_kv(gs->element[g], "name");
 
             if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
                 ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0) {
@@ -1586,7 +1267,7 @@ static void check(void)
     if (pool_pid <= 0 || !sl_test_pid_alive(pool_pid)) {
         printf("  unhealthy: the pool is not running\n");
         v.unhealthy++;
-    } else if ((bad = pool_children(kids, 16)) != C_PROCS) {
+    } else if ((bad = sl_test_pool_children(pool_pid, kids, 16)) != C_PROCS) {
         printf("  unhealthy: the pool runs %d children, expected %d\n", bad, C_PROCS);
         v.unhealthy++;
     }
@@ -1641,7 +1322,7 @@ int main(void)
     note("sluice-chaos: seed %llu, %lld s, dir %s, sluice %s", (unsigned long long)seed, seconds,
          rundir, sl_test_bin());
     if (sl_test_redis_start(&srv, "--appendonly yes --enable-protected-configs local") != 0 ||
-        proxy_start(srv.port) != 0 || write_config() != 0) {
+        sl_test_proxy_start(&px, srv.port) != 0 || write_config() != 0) {
         note("setup failed");
         return 2;
     }
@@ -1743,13 +1424,7 @@ int main(void)
            v.invariants, v.unhealthy, anomalies, valid || keep ? (keep ? rundir : "(removed)") : rundir);
 
     pool_term();
-    if (px.pid > 0) {
-        char q = 'q';
-
-        if (write(px.ctl, &q, 1) != 1)
-            sl_test_kill(px.pid, SIGKILL);
-        sl_test_wait_exit(px.pid, 3000, NULL);
-    }
+    sl_test_proxy_stop(&px);
     if (nemlog != NULL)
         fclose(nemlog);
     if (valid && !keep) {

@@ -10,10 +10,11 @@
  * fault really reached the pool (a child died, a connection dropped,
  * a command was refused), so a fault that silently missed cannot pass.
  *
- * TCase "runtime" (a server with an append-only file) puts a loopback
- * TCP proxy of this file between the pool and Redis, so that network
- * faults can be injected: black hole (the proxy stops forwarding but
- * keeps every socket) and reset (it closes every connection with RST).
+ * TCase "runtime" (a server with an append-only file) puts the loopback
+ * TCP proxy of tests/support/proxy.c between the pool and Redis, so that
+ * network faults can be injected: black hole (the proxy stops
+ * forwarding but keeps every socket) and reset (it closes every
+ * connection with RST).
  * The other faults are SIGKILL of a worker, SIGKILL of the supervisor,
  * SIGTERM of the pool, SIGSTOP/SIGCONT and SIGKILL of redis-server,
  * CLIENT KILL, CLIENT PAUSE and maxmemory; then two that need the proxy
@@ -28,25 +29,20 @@
  * These single-fault tests come before the randomized run of
  * tests/chaos/, so that a failure there can be traced to one cause here.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <check.h>
 #include <hiredis.h>
 #include "harness.h"
 #include "invariants.h"
+#include "proxy.h"
+#include "sut.h"
 
 #define F_USERS 4                 /* users every test creates */
 #define F_BALANCE 1000000000LL    /* opening balance of each, cents */
@@ -58,8 +54,6 @@
 #define F_HOLD_MS 2000            /* how long a fault is held */
 #define F_PROCS 5                 /* children: 1 user, 2 order, 2 payment */
 #define F_REPORT 8192             /* bytes of an invariant report */
-#define PROXY_MAX 256             /* connections the proxy holds at once */
-#define PROXY_BUF 65536           /* bytes buffered per direction */
 
 static struct sl_test_redis srv;  /* one server per TCase (unchecked fixture) */
 static redisContext *rc;          /* this test's direct connection */
@@ -68,307 +62,15 @@ static char cfgpath[512];         /* <dir>/sluice.json */
 static char logpath[512];         /* <dir>/sluice.log: the pool's stderr */
 static pid_t pool_pid;            /* the running `sluice run`, 0 if none */
 static const char *trim = "none"; /* the pool's trim policy */
+static struct sl_test_proxy px;   /* this test's proxy (runtime TCase) */
 
-/* ---------------------------------------------------------------------
- * The proxy: a forked poll() forwarder between the pool and Redis
- * ------------------------------------------------------------------ */
-
-/* One forwarded connection inside the proxy process. */
-struct pconn {
-    int cfd;                      /* the client's side (the pool) */
-    int ufd;                      /* the upstream side (redis-server) */
-    char c2u[PROXY_BUF];          /* bytes read from cfd, not yet written */
-    size_t c2u_len;               /* bytes in c2u */
-    char u2c[PROXY_BUF];          /* bytes read from ufd, not yet written */
-    size_t u2c_len;               /* bytes in u2c */
-};
-
-/* The proxy as the test sees it. */
-struct proxy {
-    pid_t pid;                    /* the forwarder process, 0 if none */
-    int port;                     /* its loopback listening port */
-    int ctl;                      /* pipe to it: one command byte */
-    int ack;                      /* pipe from it: one byte per command done */
-    char url[64];                 /* redis://127.0.0.1:<port> */
-};
-
-static struct proxy px;           /* this test's proxy (runtime TCase) */
-
-/* Closes both sockets of a proxied connection. With `rst` the client
- * side is closed with SO_LINGER 0, so the pool sees a reset. */
-static void pconn_close(struct pconn *p, int rst)
-{
-    struct linger lg = { 1, 0 };
-
-    if (rst) {
-        setsockopt(p->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        setsockopt(p->ufd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    close(p->cfd);
-    close(p->ufd);
-    p->cfd = p->ufd = -1;
-    p->c2u_len = p->u2c_len = 0;
-}
-
-/* Closes a connection after one side ended: what the client had sent
- * still goes to Redis first (blocking, bounded by a 1 s send timeout),
- * as TCP would deliver it after a partition heals, so a command whose
- * client already gave up on it can still run: a late commit that the
- * fencing must cope with. */
-static void pconn_drain_close(struct pconn *p)
-{
-    struct timeval tv = { 1, 0 };
-    size_t off = 0;
-
-    if (p->c2u_len > 0) {
-        fcntl(p->ufd, F_SETFL, fcntl(p->ufd, F_GETFL) & ~O_NONBLOCK);
-        setsockopt(p->ufd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        while (off < p->c2u_len) {
-            ssize_t n = write(p->ufd, p->c2u + off, p->c2u_len - off);
-
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-    }
-    pconn_close(p, 0);
-}
-
-/* Moves bytes from fd into buf (up to its free space). Returns 0, or -1
- * on EOF or a hard error. */
-static int pump_in(int fd, char *buf, size_t *len)
-{
-    ssize_t n;
-
-    if (*len == PROXY_BUF)
-        return 0;
-    n = read(fd, buf + *len, PROXY_BUF - *len);
-    if (n > 0) {
-        *len += (size_t)n;
-        return 0;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    return -1;
-}
-
-/* Writes what buf holds to fd and keeps the rest. Returns 0 or -1. */
-static int pump_out(int fd, char *buf, size_t *len)
-{
-    ssize_t n = write(fd, buf, *len);
-
-    if (n > 0) {
-        memmove(buf, buf + n, *len - (size_t)n);
-        *len -= (size_t)n;
-        return 0;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return 0;
-    return -1;
-}
-
-/* Connects to the upstream port on loopback (blocking: local and quick),
- * then makes the socket non-blocking. Returns the fd or -1 (refused
- * while redis-server is down). */
-static int upstream_connect(int port)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((unsigned short)port);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
-
-/* The proxy process's loop; never returns. Commands on ctl: 'p' pass,
- * 'h' black hole (no byte moves, no connection is accepted, every
- * socket stays open), 'r' reset (every connection closed with RST, then
- * pass), 'q' quit. Each command is acknowledged with one byte on ack
- * once it has taken effect. */
-static void proxy_loop(int lfd, int ctl, int ack, int target)
-{
-    static struct pconn conns[PROXY_MAX];
-    struct pollfd pfd[2 + 2 * PROXY_MAX];
-    int map[2 + 2 * PROXY_MAX];
-    int hole = 0;
-    size_t i;
-
-    for (i = 0; i < PROXY_MAX; i++)
-        conns[i].cfd = conns[i].ufd = -1;
-    signal(SIGPIPE, SIG_IGN);
-    for (;;) {
-        nfds_t n = 0;
-
-        pfd[n].fd = ctl;
-        pfd[n].events = POLLIN;
-        map[n++] = -1;
-        pfd[n].fd = lfd;
-        pfd[n].events = hole ? 0 : POLLIN;
-        map[n++] = -1;
-        for (i = 0; i < PROXY_MAX && !hole; i++) {
-            struct pconn *p = &conns[i];
-
-            if (p->cfd < 0)
-                continue;
-            pfd[n].fd = p->cfd;
-            pfd[n].events = (p->c2u_len < PROXY_BUF ? POLLIN : 0) | (p->u2c_len ? POLLOUT : 0);
-            map[n++] = (int)i;
-            pfd[n].fd = p->ufd;
-            pfd[n].events = (p->u2c_len < PROXY_BUF ? POLLIN : 0) | (p->c2u_len ? POLLOUT : 0);
-            map[n++] = (int)i;
-        }
-        if (poll(pfd, n, 100) < 0 && errno != EINTR)
-            _exit(1);
-        if (pfd[0].revents) {
-            char cmd;
-
-            if (read(ctl, &cmd, 1) != 1)
-                _exit(0);
-            if (cmd == 'q')
-                _exit(0);
-            hole = cmd == 'h';
-            if (cmd == 'r')
-                for (i = 0; i < PROXY_MAX; i++)
-                    if (conns[i].cfd >= 0)
-                        pconn_close(&conns[i], 1);
-            if (write(ack, &cmd, 1) != 1)
-                _exit(1);
-            continue;
-        }
-        if (hole)
-            continue;
-        if (pfd[1].revents & POLLIN) {
-            int cfd = accept(lfd, NULL, NULL);
-
-            if (cfd >= 0) {
-                int ufd = upstream_connect(target);
-
-                for (i = 0; i < PROXY_MAX && conns[i].cfd >= 0; i++)
-                    ;
-                if (ufd < 0 || i == PROXY_MAX) {
-                    struct linger lg = { 1, 0 };
-
-                    setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-                    close(cfd);
-                    if (ufd >= 0)
-                        close(ufd);
-                } else {
-                    fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
-                    conns[i].cfd = cfd;
-                    conns[i].ufd = ufd;
-                    conns[i].c2u_len = conns[i].u2c_len = 0;
-                }
-            }
-        }
-        for (i = 2; i < n; i++) {
-            struct pconn *p = &conns[map[i]];
-            int bad = 0;
-
-            if (p->cfd < 0 || pfd[i].revents == 0)
-                continue;
-            if (pfd[i].fd == p->cfd) {
-                if (pfd[i].revents & POLLOUT)
-                    bad |= pump_out(p->cfd, p->u2c, &p->u2c_len);
-                if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-                    bad |= pump_in(p->cfd, p->c2u, &p->c2u_len);
-            } else {
-                if (pfd[i].revents & POLLOUT)
-                    bad |= pump_out(p->ufd, p->c2u, &p->c2u_len);
-                if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-                    bad |= pump_in(p->ufd, p->u2c, &p->u2c_len);
-            }
-            if (bad)
-                pconn_drain_close(p);
-        }
-    }
-}
-
-/* Starts a proxy to 127.0.0.1:target on a free loopback port. The
- * listening socket is bound here, before the fork, so the port is known
- * and taken. The child dies with this process. Returns 0 or -1. */
-static int proxy_start(struct proxy *p, int target)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int to[2], from[2], lfd;
-    pid_t parent = getpid();
-
-    memset(p, 0, sizeof *p);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 64) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &len) < 0 || pipe(to) < 0) {
-        close(lfd);
-        return -1;
-    }
-    if (pipe(from) < 0) {
-        close(to[0]);
-        close(to[1]);
-        close(lfd);
-        return -1;
-    }
-    p->pid = fork();
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(0);
-        close(to[1]);
-        close(from[0]);
-        proxy_loop(lfd, to[0], from[1], target);
-    }
-    close(lfd);
-    close(to[0]);
-    close(from[1]);
-    p->ctl = to[1];
-    p->ack = from[0];
-    p->port = ntohs(a.sin_port);
-    snprintf(p->url, sizeof p->url, "redis://127.0.0.1:%d", p->port);
-    return p->pid > 0 ? 0 : -1;
-}
-
-/* Sends one command byte to the proxy and waits (up to 5 s) for it to
+/* Sends one command (SL_TEST_PROXY_...) to the proxy and waits for it to
  * take effect. Fails the test when the proxy does not answer. */
-static void proxy_cmd(struct proxy *p, char cmd)
+static void proxy_cmd(char cmd)
 {
-    struct pollfd pf = { p->ack, POLLIN, 0 };
-    char got = 0;
-
-    ck_assert_int_eq(write(p->ctl, &cmd, 1), 1);
-    ck_assert_msg(poll(&pf, 1, 5000 * sl_test_slow_factor()) == 1 &&
-                  read(p->ack, &got, 1) == 1 && got == cmd,
-                  "the proxy did not apply command %c", cmd);
+    ck_assert_msg(sl_test_proxy_cmd(&px, cmd) == 0, "the proxy did not apply command %c", cmd);
 }
 
-/* Stops the proxy, if one runs, and reaps it. */
-static void proxy_stop(struct proxy *p)
-{
-    char q = 'q';
-
-    if (p->pid <= 0)
-        return;
-    if (write(p->ctl, &q, 1) != 1)
-        sl_test_kill(p->pid, SIGKILL);
-    if (!sl_test_wait_exit(p->pid, 3000, NULL)) {
-        sl_test_kill(p->pid, SIGKILL);
-        sl_test_wait_exit(p->pid, 3000, NULL);
-    }
-    close(p->ctl);
-    close(p->ack);
-    memset(p, 0, sizeof *p);
-}
 
 /* ---------------------------------------------------------------------
  * Fixtures
@@ -396,19 +98,6 @@ static void server_up_plain(void)
 static void server_down(void)
 {
     sl_test_redis_cleanup(&srv);
-}
-
-/* Stops the pool, if one runs: SIGTERM, a grace period, then SIGKILL. */
-static void pool_kill(void)
-{
-    if (pool_pid <= 0)
-        return;
-    sl_test_kill(pool_pid, SIGTERM);
-    if (!sl_test_wait_exit(pool_pid, F_STOP_MS, NULL)) {
-        sl_test_kill(pool_pid, SIGKILL);
-        sl_test_wait_exit(pool_pid, 5000, NULL);
-    }
-    pool_pid = 0;
 }
 
 /* Connects and empties the server (starting it again if an earlier test
@@ -440,7 +129,7 @@ static void test_up(void)
 static void test_up_proxy(void)
 {
     test_up();
-    ck_assert_int_eq(proxy_start(&px, srv.port), 0);
+    ck_assert_int_eq(sl_test_proxy_start(&px, srv.port), 0);
 }
 
 /* Stops the pool and the proxy, closes the connection and removes the
@@ -448,8 +137,8 @@ static void test_up_proxy(void)
  * die with it through their parent-death signals. */
 static void test_down(void)
 {
-    pool_kill();
-    proxy_stop(&px);
+    sl_test_pool_kill(&pool_pid, F_STOP_MS);
+    sl_test_proxy_stop(&px);
     if (rc != NULL)
         redisFree(rc);
     rc = NULL;
@@ -464,22 +153,6 @@ static void test_down(void)
  * The pool and its log
  * ------------------------------------------------------------------ */
 
-/* Prints the last `lines` lines of the pool's log to stderr. */
-static void dump_log(int lines)
-{
-    char *s = sl_test_read_file(logpath);
-    char *p;
-    int n = 0;
-
-    if (s == NULL)
-        return;
-    for (p = s + strlen(s); p > s; p--)
-        if (p[-1] == '\n' && ++n > lines)
-            break;
-    fprintf(stderr, "---- last lines of %s ----\n%s---- end ----\n", logpath, p);
-    free(s);
-}
-
 /* Fails the test with a formatted message after dumping the log. */
 static _Noreturn void fail_log(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -491,23 +164,8 @@ static _Noreturn void fail_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    dump_log(60);
+    sl_test_log_tail(logpath, 60);
     ck_abort_msg("%s", msg);
-}
-
-/* Returns how many times needle occurs in the pool's log. */
-static int log_count(const char *needle)
-{
-    char *s = sl_test_read_file(logpath);
-    const char *p;
-    int n = 0;
-
-    if (s == NULL)
-        return 0;
-    for (p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(s);
-    return n;
 }
 
 /* Returns how many children exited abnormally (by a signal, or with a
@@ -559,31 +217,27 @@ static void write_config(const char *url)
  * waiting for it. */
 static void pool_spawn(const char *url)
 {
-    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, NULL };
-
     write_config(url);
-    pool_pid = sl_test_spawn(argv, logpath);
+    pool_pid = sl_test_pool_spawn(cfgpath, logpath);
     ck_assert_int_gt(pool_pid, 0);
 }
 
 /* Waits until the log shows `want` event=running lines in all. */
 static void wait_running(int want)
 {
-    long long deadline = sl_test_deadline(F_START_MS);
+    int rv = sl_test_pool_wait_running(pool_pid, logpath, want, F_START_MS);
 
-    while (log_count(" event=running ") < want) {
-        if (!sl_test_pid_alive(pool_pid))
-            fail_log("sluice run exited during start-up");
-        if (!sl_test_tick(deadline))
-            fail_log("%d children not running within %d ms", want, F_START_MS);
-    }
+    if (rv == -1)
+        fail_log("sluice run exited during start-up");
+    if (rv == -2)
+        fail_log("%d children not running within %d ms", want, F_START_MS);
 }
 
 /* Spawns the pool and waits until every child runs (counting the
  * running lines already in the log from an earlier pool). */
 static void pool_start(const char *url)
 {
-    int before = log_count(" event=running ");
+    int before = sl_test_log_count(logpath, " event=running ");
 
     pool_spawn(url);
     wait_running(before + F_PROCS);
@@ -600,30 +254,6 @@ static void pool_stop(void)
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "the pool stopped with wait status %#x", status);
     pool_pid = 0;
-}
-
-/* Reads the PIDs of the pool's children from /proc into pids (up to
- * max). Returns how many. */
-static int pool_children(pid_t *pids, int max)
-{
-    char path[64];
-    char *s, *p, *end;
-    int n = 0;
-
-    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)pool_pid,
-             (long)pool_pid);
-    s = sl_test_read_file(path);
-    if (s == NULL)
-        return 0;
-    for (p = s; n < max; p = end) {
-        long v = strtol(p, &end, 10);
-
-        if (end == p)
-            break;
-        pids[n++] = (pid_t)v;
-    }
-    free(s);
-    return n;
 }
 
 /* ---------------------------------------------------------------------
@@ -697,19 +327,6 @@ static void users_with_pool(const char *url)
     pool_stop();
 }
 
-/* Returns the value after `name` in a flat name/value reply, or NULL. */
-static const redisReply *kv(const redisReply *r, const char *name)
-{
-    size_t i;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
-            return r->element[i + 1];
-    return NULL;
-}
-
 /* The flow's input streams. */
 static const char *const flow_streams[] = { "users", "orders", "payments" };
 
@@ -736,15 +353,15 @@ static int quiet(void *arg)
     }
     for (i = 0; i < 3 && ok; i++) {
         const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
-        const redisReply *last = kv(s, "last-generated-id");
+        const redisReply *last = sl_test_kv(s, "last-generated-id");
 
         if (last == NULL || gs->type != REDIS_REPLY_ARRAY || gs->elements != 1) {
             ok = 0;
             break;
         }
         for (g = 0; g < gs->elements && ok; g++) {
-            const redisReply *pend = kv(gs->element[g], "pending");
-            const redisReply *ld = kv(gs->element[g], "last-delivered-id");
+            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
+            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
 
             if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
                 ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0)
@@ -824,7 +441,7 @@ static void wait_log_more(const char *needle, int before, int timeout_ms)
 {
     long long deadline = sl_test_deadline(timeout_ms);
 
-    while (log_count(needle) <= before)
+    while (sl_test_log_count(logpath, needle) <= before)
         if (!sl_test_tick(deadline))
             fail_log("no new \"%s\" in the log within %d ms", needle, timeout_ms);
 }
@@ -866,7 +483,8 @@ static void scenario(int (*fault)(void))
 static int fault_worker_sigkill(void)
 {
     pid_t kids[16];
-    int n = pool_children(kids, 16), before = log_count(" signal=9");
+    int n = sl_test_pool_children(pool_pid, kids, 16);
+    int before = sl_test_log_count(logpath, " signal=9");
 
     ck_assert_int_eq(n, F_PROCS);
     sl_test_kill(kids[1], SIGKILL);
@@ -889,7 +507,7 @@ END_TEST
 static int fault_supervisor_sigkill(void)
 {
     pid_t kids[16];
-    int n = pool_children(kids, 16), i;
+    int n = sl_test_pool_children(pool_pid, kids, 16), i;
 
     ck_assert_int_eq(n, F_PROCS);
     sl_test_kill(pool_pid, SIGKILL);
@@ -905,7 +523,7 @@ static int fault_supervisor_sigkill(void)
 START_TEST(test_faults_supervisor_sigkill)
 {
     scenario(fault_supervisor_sigkill);
-    ck_assert_int_eq(log_count(" event=pool_started"), 2);
+    ck_assert_int_eq(sl_test_log_count(logpath, " event=pool_started"), 2);
 }
 END_TEST
 
@@ -927,7 +545,7 @@ END_TEST
  * every worker must notice, reconnect, and lose nothing. */
 static int fault_redis_sigstop(void)
 {
-    int before = log_count(" event=redis_unavailable");
+    int before = sl_test_log_count(logpath, " event=redis_unavailable");
 
     ck_assert_int_eq(sl_test_redis_sigstop(&srv), 0);
     hold(F_HOLD_MS);
@@ -946,7 +564,7 @@ END_TEST
  * file after a while: nothing acknowledged may be lost, nothing doubled. */
 static int fault_redis_sigkill(void)
 {
-    int before = log_count(" event=redis_unavailable");
+    int before = sl_test_log_count(logpath, " event=redis_unavailable");
 
     redisFree(rc);
     rc = NULL;
@@ -969,7 +587,7 @@ END_TEST
  * default). Each child holds two connections. */
 static int fault_client_kill(void)
 {
-    int before = log_count(" event=redis_unavailable");
+    int before = sl_test_log_count(logpath, " event=redis_unavailable");
     long long killed = sl_test_int(rc, "CLIENT KILL TYPE normal");
 
     ck_assert_int_ge(killed, 2 * F_PROCS);
@@ -987,7 +605,7 @@ END_TEST
  * connection is paused too, so the hold is the pause itself. */
 static int fault_client_pause(void)
 {
-    int before = log_count(" event=redis_unavailable");
+    int before = sl_test_log_count(logpath, " event=redis_unavailable");
 
     freeReplyObject(sl_test_cmd(rc, "CLIENT PAUSE %d ALL", F_HOLD_MS * sl_test_slow_factor()));
     hold(F_HOLD_MS);
@@ -1012,7 +630,7 @@ END_TEST
 static int fault_maxmemory(void)
 {
     pid_t kids[16];
-    int n = pool_children(kids, 16), i;
+    int n = sl_test_pool_children(pool_pid, kids, 16), i;
     long long paid;
 
     ck_assert_int_eq(n, F_PROCS);
@@ -1026,7 +644,7 @@ static int fault_maxmemory(void)
     paid = sl_test_int(rc, "XLEN ledger") - F_USERS;
     freeReplyObject(sl_test_cmd(rc, "CONFIG SET maxmemory 0"));
     ck_assert_msg(paid == 0, "%lld orders went through despite maxmemory", paid);
-    ck_assert_msg(log_count("OOM") > 0, "no worker met -OOM");
+    ck_assert_msg(sl_test_log_count(logpath, "OOM") > 0, "no worker met -OOM");
     return F_FIRST;
 }
 
@@ -1047,12 +665,12 @@ END_TEST
  * (this connection does not go through the proxy). */
 static int fault_proxy_blackhole(void)
 {
-    int before = log_count(" event=redis_unavailable");
+    int before = sl_test_log_count(logpath, " event=redis_unavailable");
 
-    proxy_cmd(&px, 'h');
+    proxy_cmd(SL_TEST_PROXY_HOLE);
     enqueue_orders(F_FIRST, F_ORDERS);
     hold(F_HOLD_MS);
-    proxy_cmd(&px, 'p');
+    proxy_cmd(SL_TEST_PROXY_PASS);
     wait_log_more(" event=redis_unavailable", before, 5000);
     return F_ORDERS;
 }
@@ -1066,9 +684,9 @@ END_TEST
 /* Resets every proxied connection at once (RST), mid-work. */
 static int fault_proxy_reset(void)
 {
-    int before = log_count(" event=redis_unavailable");
+    int before = sl_test_log_count(logpath, " event=redis_unavailable");
 
-    proxy_cmd(&px, 'r');
+    proxy_cmd(SL_TEST_PROXY_RESET);
     wait_log_more(" event=redis_unavailable", before, 5000);
     return F_FIRST;
 }
@@ -1084,12 +702,12 @@ END_TEST
  * crash-looping, then work once the network heals. */
 START_TEST(test_faults_blackhole_at_start)
 {
-    proxy_cmd(&px, 'h');
+    proxy_cmd(SL_TEST_PROXY_HOLE);
     pool_spawn(px.url);
     hold(2 * F_HOLD_MS);
     ck_assert_msg(sl_test_pid_alive(pool_pid), "the pool gave up on a silent Redis");
-    ck_assert_int_eq(log_count(" event=running "), 0);
-    proxy_cmd(&px, 'p');
+    ck_assert_int_eq(sl_test_log_count(logpath, " event=running "), 0);
+    proxy_cmd(SL_TEST_PROXY_PASS);
     wait_running(F_PROCS);
     enqueue_users();
     wait_users();
@@ -1223,7 +841,7 @@ START_TEST(test_faults_loading_at_start)
     wait_running(2 * F_PROCS);
     assert_exactly_once(0, 50);
     ck_assert_int_eq(crashes(), 0);
-    pool_kill();
+    sl_test_pool_kill(&pool_pid, F_STOP_MS);
     redisFree(rc);
     rc = saved;
     sl_test_redis_cleanup(&big);
@@ -1325,7 +943,7 @@ START_TEST(test_faults_restart_without_persistence)
     wait_users();
     enqueue_orders(0, 50);
     assert_exactly_once(0, 50);
-    before = log_count(" event=redis_unavailable");
+    before = sl_test_log_count(logpath, " event=redis_unavailable");
     redisFree(rc);
     rc = NULL;
     ck_assert_int_eq(sl_test_redis_restart(&srv), 0);
@@ -1346,6 +964,7 @@ END_TEST
  * The suite
  * ------------------------------------------------------------------ */
 
+/* Returns the suite of single-fault tests: TCases runtime and start. */
 Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");

@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include "harness.h"
 #include "invariants.h"
+#include "sut.h"
 
 #define FLOW_REPORT 4000          /* bytes of an invariant report: Check's messages
                                      must stay below 8192 */
@@ -73,20 +74,6 @@ static void server_down(void)
     sl_test_redis_cleanup(&srv);
 }
 
-/* Stops the pool started by this test, if any: SIGTERM, a grace period,
- * then SIGKILL (its children die with it). Never fails the test. */
-static void pool_kill(void)
-{
-    if (pool_pid <= 0)
-        return;
-    sl_test_kill(pool_pid, SIGTERM);
-    if (!sl_test_wait_exit(pool_pid, FLOW_STOP_MS, NULL)) {
-        sl_test_kill(pool_pid, SIGKILL);
-        sl_test_wait_exit(pool_pid, 5000, NULL);
-    }
-    pool_pid = 0;
-}
-
 /* Connects, empties the server and makes this test's directory. */
 static void test_up(void)
 {
@@ -107,7 +94,7 @@ static void test_up(void)
  * harness spawns with a parent-death signal) and its log stays behind. */
 static void test_down(void)
 {
-    pool_kill();
+    sl_test_pool_kill(&pool_pid, FLOW_STOP_MS);
     if (rc != NULL)
         redisFree(rc);
     rc = NULL;
@@ -121,36 +108,6 @@ static void test_down(void)
 /* ---------------------------------------------------------------------
  * Failing with the pool's log
  * ------------------------------------------------------------------ */
-
-/* Prints the last `lines` lines of the pool's log to stderr, so a failure
- * says what the workers did. */
-static void dump_log(int lines)
-{
-    char *s = sl_test_read_file(logpath);
-    char *p;
-    int n = 0;
-
-    if (s == NULL)
-        return;
-    for (p = s + strlen(s); p > s; p--)
-        if (p[-1] == '\n' && ++n > lines)
-            break;
-    fprintf(stderr, "---- last lines of %s ----\n%s---- end ----\n", logpath, p);
-    free(s);
-}
-
-/* Returns the value after `name` in a flat name/value reply, or NULL. */
-static const redisReply *kv(const redisReply *r, const char *name)
-{
-    size_t i;
-
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
-            return r->element[i + 1];
-    return NULL;
-}
 
 /* Prints one reply to stderr, nested arrays indented, for dump_state(). */
 static void print_reply(const redisReply *r, int depth)
@@ -200,7 +157,8 @@ static void dump_state(void)
 
         fprintf(stderr, "---- %s: ", streams[i]);
         if (r != NULL) {
-            const redisReply *len = kv(r, "length"), *last = kv(r, "last-generated-id");
+            const redisReply *len = sl_test_kv(r, "length");
+            const redisReply *last = sl_test_kv(r, "last-generated-id");
 
             fprintf(stderr, "length %lld last %s", len != NULL ? len->integer : -1,
                     last != NULL && last->str != NULL ? last->str : "?");
@@ -232,24 +190,9 @@ static _Noreturn void fail_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    dump_log(40);
+    sl_test_log_tail(logpath, 40);
     dump_state();
     ck_abort_msg("%s", msg);
-}
-
-/* Returns how many times needle occurs in the pool's log. */
-static int log_count(const char *needle)
-{
-    char *s = sl_test_read_file(logpath);
-    const char *p;
-    int n = 0;
-
-    if (s == NULL)
-        return 0;
-    for (p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(s);
-    return n;
 }
 
 /* ---------------------------------------------------------------------
@@ -300,20 +243,17 @@ static void write_config(const struct pool_opts *o)
  * has logged event=running. */
 static void pool_start(const struct pool_opts *o)
 {
-    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, NULL };
     int procs = o->users + o->orders + o->payments;
-    long long deadline;
+    int rv;
 
     write_config(o);
-    pool_pid = sl_test_spawn(argv, logpath);
+    pool_pid = sl_test_pool_spawn(cfgpath, logpath);
     ck_assert_int_gt(pool_pid, 0);
-    deadline = sl_test_deadline(FLOW_START_MS);
-    while (log_count(" event=running ") < procs) {
-        if (!sl_test_pid_alive(pool_pid))
-            fail_log("sluice run exited during start-up");
-        if (!sl_test_tick(deadline))
-            fail_log("%d children not running within %d ms", procs, FLOW_START_MS);
-    }
+    rv = sl_test_pool_wait_running(pool_pid, logpath, procs, FLOW_START_MS);
+    if (rv == -1)
+        fail_log("sluice run exited during start-up");
+    if (rv == -2)
+        fail_log("%d children not running within %d ms", procs, FLOW_START_MS);
 }
 
 /* Stops the pool with SIGTERM and asserts that it exits 0 in time, that
@@ -332,7 +272,7 @@ static void pool_stop(void)
     if (status != -1 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         fail_log("sluice run stopped with wait status %#x, not exit 0", status);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (log_count(bad[i]) > 0)
+        if (sl_test_log_count(logpath, bad[i]) > 0)
             fail_log("the pool's log reports \"%s\"", bad[i]);
 }
 
@@ -502,7 +442,7 @@ static int quiet(void *arg)
     ck_assert_int_eq(x->elements, 6);
     for (i = 0; i < 3 && ok; i++) {
         const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
-        const redisReply *last = kv(s, "last-generated-id");
+        const redisReply *last = sl_test_kv(s, "last-generated-id");
 
         if (s->type != REDIS_REPLY_ARRAY)
             continue;                   /* no such stream: nothing to read */
@@ -511,8 +451,8 @@ static int quiet(void *arg)
             break;
         }
         for (g = 0; g < gs->elements && ok; g++) {
-            const redisReply *pend = kv(gs->element[g], "pending");
-            const redisReply *ld = kv(gs->element[g], "last-delivered-id");
+            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
+            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
 
             if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
                 ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0)
@@ -1486,7 +1426,7 @@ START_TEST(test_flow_under_fire)
         int nv = sl_test_invariants(rc, report, sizeof report);
 
         if (nv != 0)
-            dump_log(60);
+            sl_test_log_tail(logpath, 60);
         ck_assert_msg(nv == 0, "invariant check returned %d:\n%s", nv, report);
     }
     assert_dead_is_poison("users");
@@ -1508,11 +1448,11 @@ START_TEST(test_flow_under_fire)
     ck_assert_int_eq(xlen("ledger"), nonzero + FIRE_CREDITS + succeeded);
 
     /* The supervisor restarted every child it lost. */
-    ck_assert_int_ge(log_count(" event=child_exited "), kills);
-    ck_assert_int_ge(log_count(" signal=9"), kills);
+    ck_assert_int_ge(sl_test_log_count(logpath, " event=child_exited "), kills);
+    ck_assert_int_ge(sl_test_log_count(logpath, " signal=9"), kills);
     if (!sl_test_wait_for(FLOW_START_MS, all_children_running, NULL))
         fail_log("the supervisor did not restart every child");
-    ck_assert_int_ge(log_count(" event=child_started "), 5 + kills);
+    ck_assert_int_ge(sl_test_log_count(logpath, " event=child_started "), 5 + kills);
     pool_stop();
 }
 END_TEST

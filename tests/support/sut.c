@@ -1,0 +1,112 @@
+/* sut.c -- the helpers of sut.h for the pool under test and its log. */
+#include "sut.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "harness.h"
+
+/* Spawns `sluice run -c cfgpath` with its output appended to logpath. */
+pid_t sl_test_pool_spawn(const char *cfgpath, const char *logpath)
+{
+    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, NULL };
+
+    return sl_test_spawn(argv, logpath);
+}
+
+/* Polls the log until `want` event=running lines are there, the pool
+ * exited (-1) or the deadline passed (-2). */
+int sl_test_pool_wait_running(pid_t pid, const char *logpath, int want, int timeout_ms)
+{
+    long long deadline = sl_test_deadline(timeout_ms);
+
+    while (sl_test_log_count(logpath, " event=running ") < want) {
+        if (!sl_test_pid_alive(pid))
+            return -1;
+        if (!sl_test_tick(deadline))
+            return -2;
+    }
+    return 0;
+}
+
+/* SIGTERM, a grace period, then SIGKILL; clears *pid. */
+void sl_test_pool_kill(pid_t *pid, int grace_ms)
+{
+    if (*pid <= 0)
+        return;
+    sl_test_kill(*pid, SIGTERM);
+    if (!sl_test_wait_exit(*pid, grace_ms, NULL)) {
+        sl_test_kill(*pid, SIGKILL);
+        sl_test_wait_exit(*pid, 5000, NULL);
+    }
+    *pid = 0;
+}
+
+/* Parses the space-separated PIDs the kernel lists as pid's children. */
+int sl_test_pool_children(pid_t pid, pid_t *pids, int max)
+{
+    char path[64];
+    char *s, *p, *end;
+    int n = 0;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)pid, (long)pid);
+    s = sl_test_read_file(path);
+    if (s == NULL)
+        return 0;
+    for (p = s; n < max; p = end) {
+        long v = strtol(p, &end, 10);
+
+        if (end == p)
+            break;
+        pids[n++] = (pid_t)v;
+    }
+    free(s);
+    return n;
+}
+
+/* Counts the (non-overlapping) occurrences of needle in the file. */
+int sl_test_log_count(const char *path, const char *needle)
+{
+    char *s = sl_test_read_file(path);
+    const char *p;
+    int n = 0;
+
+    if (s == NULL)
+        return 0;
+    for (p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(s);
+    return n;
+}
+
+/* Finds the start of the last `lines` lines and prints from there. */
+void sl_test_log_tail(const char *path, int lines)
+{
+    char *s = sl_test_read_file(path);
+    char *p;
+    int n = 0;
+
+    if (s == NULL)
+        return;
+    for (p = s + strlen(s); p > s; p--)
+        if (p[-1] == '\n' && ++n > lines)
+            break;
+    fprintf(stderr, "---- last lines of %s ----\n%s---- end ----\n", path, p);
+    free(s);
+}
+
+/* Scans the reply's even elements for a string equal to name. */
+const redisReply *sl_test_kv(const redisReply *r, const char *name)
+{
+    size_t i;
+
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
+            return r->element[i + 1];
+    return NULL;
+}
