@@ -127,8 +127,10 @@ asan: test-deps
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		test-run
 
-# valgrind follows each forked `sluice` child too, so a leak or an invalid
-# read in a worker process fails the run like one in the test binary.
+# Every `sluice` the tests start runs under valgrind too (SLUICE_WRAP), and
+# valgrind follows its forked workers, so a leak or an invalid read in a
+# worker process fails the run like one in the test binary. The test
+# binary's own forks only exec other programs: their reports are noise.
 VG = valgrind -q --leak-check=full --error-exitcode=99 --errors-for-leak-kinds=definite --show-leak-kinds=definite
 valgrind: test-deps
 	@sh scripts/install-deps.sh --test --valgrind
@@ -138,7 +140,8 @@ valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
 	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) SLUICE_REPORT_DIR=$(REPORTS) \
-		SLUICE_WRAP="$(VG) --log-file=$(REPORTS)/vg.%p" $(VG) $(INT_BIN)
+		SLUICE_WRAP="$(VG) --log-file=$(REPORTS)/vg.%p" \
+		$(VG) --child-silent-after-fork=yes $(INT_BIN)
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-run

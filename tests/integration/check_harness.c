@@ -413,6 +413,8 @@ START_TEST(test_harness_spawn_log_and_stdin)
         "echo out; echo err >&2; read x; echo \"stdin=[$x]\"", NULL };
     const char *const two[] = { "/bin/sh", "-c", "echo second", NULL };
     const char *const bad[] = { "/nonexistent/sluice-prog", NULL };
+    /* These are the harness's own processes: no valgrind in front. */
+    char *wrap = set_env("SLUICE_WRAP", NULL);
     char *dir = sl_test_tmpdir();
     char log[512];
     int status;
@@ -438,6 +440,7 @@ START_TEST(test_harness_spawn_log_and_stdin)
 
     ck_assert_int_eq(sl_test_rmtree(dir), 0);
     free(dir);
+    restore_env("SLUICE_WRAP", wrap);
 }
 END_TEST
 
@@ -533,9 +536,11 @@ START_TEST(test_harness_cpu_ms)
     const char *const spin[] = { "/bin/sh", "-c", "while :; do :; done",
                                  NULL };
     const char *const idle[] = { "sleep", "30", NULL };
+    char *wrap = set_env("SLUICE_WRAP", NULL);    /* valgrind's start-up is not idle */
     pid_t busy = sl_test_spawn(spin, NULL);
     pid_t lazy = sl_test_spawn(idle, NULL);
 
+    restore_env("SLUICE_WRAP", wrap);
     ck_assert_int_gt(busy, 0);
     ck_assert_int_gt(lazy, 0);
     ck_assert_int_ge(sl_test_cpu_ms(getpid()), 0);
