@@ -97,6 +97,33 @@ static long long opt_int(const char *s, long long dflt)
     return v;
 }
 
+/* Returns the len bytes at s as a JSON string. Keys and values in Redis
+ * are binary: when they are not UTF-8 (jansson refuses them, returning
+ * NULL) every non-ASCII or NUL byte becomes '?', so a stray key is still
+ * shown, and never reaches a sort or a printf as a NULL string. */
+static json_t *safe_string(const char *s, size_t len)
+{
+    json_t *v = json_stringn(s, len);
+    char *copy;
+    size_t i;
+
+    if (v != NULL || (copy = malloc(len + 1)) == NULL)
+        return v;
+    for (i = 0; i < len; i++)
+        copy[i] = (s[i] & 0x80) || s[i] == '\0' ? '?' : s[i];
+    copy[len] = '\0';
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
+/* Returns 1 when r is a string reply (the only kind with a usable str
+ * besides errors, which run() already turned away). */
+static int is_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
+}
+
 /* Returns a flat field array of a stream entry as a JSON object (values
  * as strings; invalid UTF-8 is replaced so the output stays JSON). */
 static json_t *fields_json(const redisReply *f)
@@ -105,10 +132,19 @@ static json_t *fields_json(const redisReply *f)
     size_t i;
 
     for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
-        json_t *v = json_stringn(f->element[i + 1]->str, (size_t)f->element[i + 1]->len);
+        const redisReply *k = f->element[i], *fv = f->element[i + 1];
+        json_t *name, *v;
+        if (!is_str(k) || !is_str(fv))
+            continue;
+        v = json_stringn(fv->str, (size_t)fv->len);
         if (v == NULL)
             v = json_string("(not UTF-8)");
-        json_object_set_new(o, f->element[i]->str, v);
+        /* A name that is not UTF-8 would make jansson drop the field. */
+        if ((name = safe_string(k->str, (size_t)k->len)) != NULL)
+            json_object_set_new(o, json_string_value(name), v);
+        else
+            json_decref(v);
+        json_decref(name);
     }
     return o;
 }
@@ -119,7 +155,8 @@ static const char *field(const redisReply *f, const char *name)
     size_t i;
 
     for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
-        if (strcmp(f->element[i]->str, name) == 0)
+        if (is_str(f->element[i]) && is_str(f->element[i + 1]) &&
+            strcmp(f->element[i]->str, name) == 0)
             return f->element[i + 1]->str;
     return "";
 }
@@ -162,6 +199,11 @@ static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct 
     argv[3] = "type"; argv[4] = a->pos[2]; argv[5] = "data"; argv[6] = a->pos[3];
     if ((r = run(*cp, 7, argv)) == NULL)
         return 1;
+    if (!is_str(r)) {
+        fprintf(stderr, "sluice: redis: unexpected reply to XADD\n");
+        freeReplyObject(r);
+        return 1;
+    }
     printf("%s\n", r->str);
     freeReplyObject(r);
     return 0;
@@ -215,6 +257,12 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
             json_decref(doc);
             return 1;
         }
+        if (r->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "sluice: redis: unexpected reply to XRANGE\n");
+            freeReplyObject(r);
+            json_decref(doc);
+            return 1;
+        }
         if (id != NULL && r->elements == 0) {
             fprintf(stderr, "sluice: no dead letter %s in %s\n", id, dkey);
             freeReplyObject(r);
@@ -225,7 +273,11 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
             printf("%-22s %-22s %-20s %-10s %s\n", "ID", "SOURCE_ID", "TYPE", "DELIVERIES", "ERROR");
         for (i = 0; i < r->elements; i++) {
             const redisReply *e = r->element[i];
-            const redisReply *f = e->element[1];
+            const redisReply *f;
+            /* [id, fields]; the fields of a deleted entry can be nil. */
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0]))
+                continue;
+            f = e->element[1];
             if (a->json) {
                 json_t *o = json_object();
                 json_object_set_new(o, "id", json_string(e->element[0]->str));
@@ -237,9 +289,10 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
             } else {
                 size_t j;
                 printf("id: %s\n", e->element[0]->str);
-                for (j = 0; j + 1 < f->elements; j += 2)
-                    printf("%s: %.*s\n", f->element[j]->str, (int)f->element[j + 1]->len,
-                           f->element[j + 1]->str);
+                for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2)
+                    if (is_str(f->element[j]) && is_str(f->element[j + 1]))
+                        printf("%.*s: %.*s\n", (int)f->element[j]->len, f->element[j]->str,
+                               (int)f->element[j + 1]->len, f->element[j + 1]->str);
             }
         }
         if (a->json)
@@ -255,7 +308,7 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
         long long n;
         if ((r = run(*cp, 2, len)) == NULL)
             return 1;
-        n = r->integer;
+        n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
         freeReplyObject(r);
         if ((r = run(*cp, 2, argv)) == NULL)
             return 1;
@@ -290,10 +343,19 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
                     rc = 1;
                     break;
                 }
-                nids = lr->elements;
+                nids = lr->type == REDIS_REPLY_ARRAY ? lr->elements : 0;
             }
             for (k = 0; k < nids; k++) {
-                const char *one = id ? id : lr->element[k]->element[0]->str;
+                const redisReply *le = id ? NULL : lr->element[k];
+                const char *one;
+                if (le != NULL && (le->type != REDIS_REPLY_ARRAY || le->elements < 1 ||
+                                   !is_str(le->element[0]))) {
+                    /* Not an entry: stop rather than loop over it for ever. */
+                    fprintf(stderr, "sluice: redis: unexpected reply to XRANGE\n");
+                    rc = 1;
+                    break;
+                }
+                one = id ? id : le->element[0]->str;
                 const char *argv[] = { "EVAL", src, "2", dkey, stream, one };
                 if ((r = run(*cp, 6, argv)) == NULL) {
                     rc = 1;
@@ -301,6 +363,9 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
                 }
                 if (r->type == REDIS_REPLY_NIL) {
                     fprintf(stderr, "sluice: no dead letter %s in %s\n", one, dkey);
+                    rc = 1;
+                } else if (!is_str(r)) {
+                    fprintf(stderr, "sluice: redis: unexpected reply to the replay script\n");
                     rc = 1;
                 } else {
                     replayed++;
@@ -350,6 +415,17 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
         json_decref(ents);
         return 1;
     }
+    /* Summary: [count, min id, max id, [[consumer, count]...] or nil]. */
+    if (s->type != REDIS_REPLY_ARRAY || s->elements < 4 ||
+        s->element[0]->type != REDIS_REPLY_INTEGER || e->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "sluice: redis: unexpected reply to XPENDING\n");
+        freeReplyObject(s);
+        freeReplyObject(e);
+        json_decref(g);
+        json_decref(cons);
+        json_decref(ents);
+        return 1;
+    }
     json_object_set_new(g, "stream", json_string(stream));
     json_object_set_new(g, "group", json_string(group));
     json_object_set_new(g, "pending", json_integer(s->element[0]->integer));
@@ -360,11 +436,19 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
     if (s->element[3]->type == REDIS_REPLY_ARRAY)
         for (i = 0; i < s->element[3]->elements; i++) {
             const redisReply *p = s->element[3]->element[i];
+            if (p->type != REDIS_REPLY_ARRAY || p->elements < 2 || !is_str(p->element[0]) ||
+                !is_str(p->element[1]))
+                continue;
             json_array_append_new(cons, json_pack("{s:s,s:I}", "consumer", p->element[0]->str,
                                   "pending", (json_int_t)strtoll(p->element[1]->str, NULL, 10)));
         }
     for (i = 0; i < e->elements; i++) {
         const redisReply *p = e->element[i];
+        /* [id, consumer, idle ms, deliveries] */
+        if (p->type != REDIS_REPLY_ARRAY || p->elements < 4 || !is_str(p->element[0]) ||
+            !is_str(p->element[1]) || p->element[2]->type != REDIS_REPLY_INTEGER ||
+            p->element[3]->type != REDIS_REPLY_INTEGER)
+            continue;
         json_array_append_new(ents, json_pack("{s:s,s:s,s:I,s:I}", "id", p->element[0]->str,
                               "consumer", p->element[1]->str,
                               "idle_ms", (json_int_t)p->element[2]->integer,
@@ -374,7 +458,7 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
     json_object_set_new(g, "entries", ents);
     if (!a->json) {
         printf("stream %s group %s: %lld pending", stream, group, s->element[0]->integer);
-        if (s->element[1]->type == REDIS_REPLY_STRING)
+        if (is_str(s->element[1]) && is_str(s->element[2]))
             printf(" (%s .. %s)", s->element[1]->str, s->element[2]->str);
         printf("\n");
         if (json_array_size(cons) > 0) {
@@ -443,8 +527,9 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
         for (i = 0; i < r->elements && rc == 0; i++) {
             const redisReply *g = r->element[i];
             size_t j;
-            for (j = 0; j + 1 < g->elements; j += 2)
-                if (!strcmp(g->element[j]->str, "name"))
+            for (j = 0; g->type == REDIS_REPLY_ARRAY && j + 1 < g->elements; j += 2)
+                if (is_str(g->element[j]) && is_str(g->element[j + 1]) &&
+                    !strcmp(g->element[j]->str, "name"))
                     rc = pending_group(*cp, a, a->pos[1], g->element[j + 1]->str, idle, count, doc);
         }
         freeReplyObject(r);
@@ -485,25 +570,40 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
             json_decref(doc);
             return 1;
         }
+        /* [next cursor, [key...]]: anything else would leave the cursor
+         * unchanged, so stop instead of scanning for ever. */
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]) ||
+            r->element[1]->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "sluice: redis: unexpected reply to SCAN\n");
+            freeReplyObject(r);
+            json_decref(doc);
+            return 1;
+        }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         for (i = 0; i < r->element[1]->elements; i++) {
-            const char *key = r->element[1]->element[i]->str;
+            const redisReply *kr = r->element[1]->element[i];
+            const char *key = kr->str;
             const char *hm[] = { "HMGET", key, cols[0], cols[1], cols[2], cols[3], cols[4],
                                  cols[5], cols[6], cols[7], cols[8] };
-            redisReply *h = run(*cp, 11, hm);
+            redisReply *h;
             json_t *o;
-            if (h == NULL || h->elements != 9 || h->element[0]->type != REDIS_REPLY_STRING) {
+            if (!is_str(kr) || (size_t)kr->len != strlen(key))
+                continue;           /* not a name hiredis can pass as %s */
+            h = run(*cp, 11, hm);
+            if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 9 ||
+                h->element[0]->type != REDIS_REPLY_STRING) {
                 freeReplyObject(h);
                 continue;
             }
             o = json_object();
-            json_object_set_new(o, "consumer", json_string(key + strlen("sluice:worker:")));
+            json_object_set_new(o, "consumer", safe_string(key + strlen("sluice:worker:"),
+                                                           strlen(key) - strlen("sluice:worker:")));
             for (j = 0; j < 9; j++) {
                 const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
                 if (j == 0 || j >= 5)
                     json_object_set_new(o, cols[j], json_integer(strtoll(v, NULL, 10)));
                 else
-                    json_object_set_new(o, cols[j], json_string(v));
+                    json_object_set_new(o, cols[j], safe_string(v, strlen(v)));
             }
             json_array_append_new(doc, o);
             freeReplyObject(h);

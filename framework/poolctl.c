@@ -154,6 +154,14 @@ void sl__pool_try_start(struct sl_pool *p)
         r = sl__pool_cmd(p, 5, argv);
         if (r == NULL)
             return;             /* Redis went away: try again next tick */
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
+            /* LOADING, BUSY, NOPERM...: the heartbeat was not read, so the
+             * name is not known to be free; try again next tick. */
+            sl__log(SL_LOG_DEBUG, "start_check_failed", "consumer=%s error=%s",
+                    sl__logq(p->children[i].consumer), sl__logq(r->str));
+            freeReplyObject(r);
+            return;
+        }
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
             r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_STRING) {

@@ -96,15 +96,21 @@ static int sample_beats(redisContext *c, struct sample *s)
 
     do {
         redisReply *r = redisCommand(c, "SCAN %s MATCH sluice:worker:* COUNT 500", cursor);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        /* [next cursor, [key...]]; anything else would stall the cursor. */
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
             return -1;
         }
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         for (i = 0; i < r->element[1]->elements && s->nbeats < MAXBEATS; i++) {
-            const char *key = r->element[1]->element[i]->str;
-            redisReply *h = redisCommand(c, "HMGET %s stream group processed started_at", key);
+            const redisReply *kr = r->element[1]->element[i];
+            const char *key = kr->str;
+            redisReply *h;
             struct beat *b = &s->beats[s->nbeats];
+            if (kr->type != REDIS_REPLY_STRING || (size_t)kr->len != strlen(key))
+                continue;       /* not a name %s can pass */
+            h = redisCommand(c, "HMGET %s stream group processed started_at", key);
             if (h == NULL) {
                 freeReplyObject(r);
                 return -1;
@@ -182,7 +188,8 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
             r->oldest_ms = -1;
             x = redisCommand(c, "XPENDING %s %s - + 1", stream, r->group);
             if (x != NULL && x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
-                x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 4)
+                x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 4 &&
+                x->element[0]->element[2]->type == REDIS_REPLY_INTEGER)
                 r->oldest_ms = x->element[0]->element[2]->integer;
             freeReplyObject(x);
             x = redisCommand(c, "XLEN %s:dead", stream);

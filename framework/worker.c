@@ -740,8 +740,12 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
     }
     for (i = 0; i < list->elements; i++) {
         const redisReply *e = list->element[i];
+        /* An entry of another shape is skipped: it stays pending, and is
+         * neither handled nor acked on counts that were not read. */
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 5 ||
-            e->element[0]->type != REDIS_REPLY_STRING)
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_INTEGER)
             continue;
         w->ents[n].id = e->element[0];
         w->ents[n].deliveries = e->element[1]->integer;

@@ -1844,6 +1844,93 @@ START_TEST(test_ops_workers_table_and_json)
 }
 END_TEST
 
+/* Keys under sluice:worker: that no worker wrote: a heartbeat whose name
+ * is not UTF-8 is listed with '?' for its odd bytes (before, jansson
+ * refused the name and the sort crashed on a NULL string: exit 139), and
+ * a key of the wrong type is reported and skipped; the command exits 0
+ * with exactly the two hashes, sorted. */
+START_TEST(test_ops_workers_odd_keys)
+{
+    const char *jargv[] = { sl_test_bin(), "workers", "--json", "--redis", srv.url, NULL };
+    const char *targv[] = { sl_test_bin(), "workers", "--redis", srv.url, NULL };
+    static const char bad[] = "sluice:worker:\xff\xfe";
+    struct out o;
+    json_t *doc;
+
+    freeReplyObject(sl_test_cmd(rc, "HSET %b pid 11 host h handler x stream s group g "
+                                "started_at 1 last_beat 2 processed 3 failed 4", bad, sizeof(bad) - 1));
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:zz pid 12 host h handler x stream s "
+                                "group g started_at 1 last_beat 2 processed 5 failed 0"));
+    freeReplyObject(sl_test_cmd(rc, "SET sluice:worker:str x"));
+    o = run(jargv);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    ck_assert_msg(strstr(o.err, "WRONGTYPE") != NULL, "%s", o.err);
+    doc = parse_json(o.out);
+    out_free(&o);
+    ck_assert_int_eq(json_array_size(doc), 2);
+    ck_assert_str_eq(jstr(json_array_get(doc, 0), "consumer"), "??");
+    ck_assert_int_eq(jint(json_array_get(doc, 0), "pid"), 11);
+    ck_assert_int_eq(jint(json_array_get(doc, 0), "processed"), 3);
+    ck_assert_str_eq(jstr(json_array_get(doc, 1), "consumer"), "zz");
+    ck_assert_int_eq(jint(json_array_get(doc, 1), "pid"), 12);
+    json_decref(doc);
+    o = run(targv);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    ck_assert_msg(strstr(o.out, "\n??  ") != NULL && strstr(o.out, "\nzz  ") != NULL, "%s", o.out);
+    out_free(&o);
+}
+END_TEST
+
+/* Admin commands against keys of the wrong type print Redis's reason
+ * and exit 1 (never crash, never report success); a dead letter whose
+ * field name is not UTF-8 keeps that field in --json, its odd byte
+ * shown as '?'. */
+START_TEST(test_ops_admin_wrong_type_keys)
+{
+    static const char *const cmds[][4] = {
+        { "pending", "str", NULL, NULL }, { "pending", "str", "g", NULL },
+        { "pending", "hash", NULL, NULL }, { "dlq", "list", "str", NULL },
+        { "dlq", "show", "1-0", "str" }, { "dlq", "purge", "str", NULL },
+        { "dlq", "replay", "str", "--all" }, { "dlq", "replay", "1-0", "str" },
+        { "enqueue", "str", "t", "{}" },
+    };
+    const char *lst[] = { sl_test_bin(), "dlq", "list", "bin", "--json", "--redis", srv.url, NULL };
+    static const char fname[] = "\xfftype";
+    struct out o;
+    json_t *doc, *f;
+    size_t i;
+
+    freeReplyObject(sl_test_cmd(rc, "SET str x"));
+    freeReplyObject(sl_test_cmd(rc, "SET str:dead x"));
+    freeReplyObject(sl_test_cmd(rc, "HSET hash a b"));
+    for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        const char *argv[10];
+        int n = 0, j;
+        argv[n++] = sl_test_bin();
+        for (j = 0; j < 4 && cmds[i][j] != NULL; j++)
+            argv[n++] = cmds[i][j];
+        argv[n++] = "--redis";
+        argv[n++] = srv.url;
+        argv[n] = NULL;
+        o = run(argv);
+        ck_assert_msg(o.code == 1, "%s %s: exit %d: %s", cmds[i][0], cmds[i][1], o.code, o.err);
+        ck_assert_msg(strstr(o.err, "WRONGTYPE") != NULL, "%s %s: %s", cmds[i][0], cmds[i][1], o.err);
+        out_free(&o);
+    }
+    freeReplyObject(sl_test_cmd(rc, "XADD bin:dead 5-1 %b v error boom", fname, sizeof(fname) - 1));
+    o = run(lst);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    out_free(&o);
+    ck_assert_int_eq(json_array_size(doc), 1);
+    f = json_object_get(json_array_get(doc, 0), "fields");
+    ck_assert_int_eq(json_object_size(f), 2);
+    ck_assert_str_eq(jstr(f, "?type"), "v");
+    ck_assert_str_eq(jstr(f, "error"), "boom");
+    json_decref(doc);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * /metrics and /healthz
  * ------------------------------------------------------------------ */
@@ -2594,6 +2681,8 @@ Suite *ops_suite(void)
 
     tc = server_case(s, "workers", 40);
     tcase_add_test(tc, test_ops_workers_table_and_json);
+    tcase_add_test(tc, test_ops_workers_odd_keys);
+    tcase_add_test(tc, test_ops_admin_wrong_type_keys);
 
     tc = server_case(s, "metrics", 60);
     tcase_add_test(tc, test_ops_metrics_checker_rejects_bad_text);
