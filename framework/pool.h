@@ -66,6 +66,7 @@ struct sl_pool {
     size_t roll_next;             /* next old child to stop */
     struct sl_config *old_cfg;    /* configuration the old children run (owned unless cfg_caller) */
     int started;                  /* the start check passed; children run */
+    int start_fails;              /* start checks refused so far (LOADING...) */
     int stopping;                 /* SIGTERM/SIGINT received */
     uint64_t stop_deadline;       /* when to SIGKILL the rest (monotonic ms) */
     int exit_code;                /* process exit code */

@@ -157,8 +157,10 @@ void sl__pool_try_start(struct sl_pool *p)
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
             /* LOADING, BUSY, NOPERM...: the heartbeat was not read, so the
              * name is not known to be free; try again next tick. */
-            sl__log(SL_LOG_DEBUG, "start_check_failed", "consumer=%s error=%s",
-                    sl__logq(p->children[i].consumer), sl__logq(r->str));
+            if ((p->start_fails & (p->start_fails - 1)) == 0)
+                sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d phase=start_check error=%s",
+                        p->start_fails + 1, sl__logq(r->str));
+            p->start_fails++;
             freeReplyObject(r);
             return;
         }

@@ -818,7 +818,9 @@ START_TEST(test_faults_loading_at_start)
     rc = sl_test_connect(&big);
     ck_assert_ptr_nonnull(rc);
     users_with_pool(big.url);
-    freeReplyObject(sl_test_cmd(rc, "DEBUG POPULATE 30000 filler 16"));
+    /* About 3 s of loading, longer when everything runs slower (under
+     * valgrind the pool needs longer to start and must still meet it). */
+    freeReplyObject(sl_test_cmd(rc, "DEBUG POPULATE %d filler 16", 30000 * sl_test_slow_factor()));
     enqueue_orders(0, 50);
     freeReplyObject(sl_test_cmd(rc, "SAVE"));
     redisFree(rc);
