@@ -15,7 +15,7 @@
 
 /* Connects with the configured timeouts; prints why and returns NULL
  * when Redis cannot be reached. New: redisFree(). */
-static redisContext *admin_connect(const struct sl_config *cfg)
+redisContext *sl__admin_connect(const struct sl_config *cfg)
 {
     struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
     struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
@@ -193,7 +193,7 @@ static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct 
         fprintf(stderr, "sluice: TYPE must not be empty\n");
         return 2;
     }
-    if ((*cp = admin_connect(cfg)) == NULL)
+    if ((*cp = sl__admin_connect(cfg)) == NULL)
         return 1;
     argv[0] = "XADD"; argv[1] = a->pos[1]; argv[2] = "*";
     argv[3] = "type"; argv[4] = a->pos[2]; argv[5] = "data"; argv[6] = a->pos[3];
@@ -237,7 +237,7 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
         stream = a->pos[2];
     }
     snprintf(dkey, sizeof(dkey), "%s:dead", stream);
-    if ((*cp = admin_connect(cfg)) == NULL)
+    if ((*cp = sl__admin_connect(cfg)) == NULL)
         return 1;
 
     if (!strcmp(verb, "list") || !strcmp(verb, "show")) {
@@ -504,7 +504,7 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
                 idle < 0 ? "non-negative" : "positive");
         return 2;
     }
-    if ((*cp = admin_connect(cfg)) == NULL)
+    if ((*cp = sl__admin_connect(cfg)) == NULL)
         return 1;
     doc = json_array();
     if (a->npos == 3) {
@@ -559,7 +559,7 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
         json_decref(doc);
         return 2;
     }
-    if ((*cp = admin_connect(cfg)) == NULL) {
+    if ((*cp = sl__admin_connect(cfg)) == NULL) {
         json_decref(doc);
         return 1;
     }

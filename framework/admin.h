@@ -27,6 +27,11 @@ struct sl_args {
 /* Runs pending, stats, workers, dlq or enqueue. Returns the exit code. */
 int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg);
 
+/* Connects with the configured timeouts, AUTH and SELECT; prints why and
+ * returns NULL when that fails. New: redisFree(). (admin.c) */
+struct redisContext;
+struct redisContext *sl__admin_connect(const struct sl_config *cfg);
+
 /* sluice stats (stats.c). Returns the exit code. */
 int sl__stats(const struct sl_args *a, const struct sl_config *cfg);
 

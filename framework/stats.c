@@ -297,19 +297,6 @@ static void nap(double s)
         ;
 }
 
-/* Runs AUTH or SELECT during the connection set-up; prints why and
- * returns -1 when it fails. */
-static int setup_cmd(redisContext *c, const char *what, const char *fmt, const char *arg)
-{
-    redisReply *r = redisCommand(c, fmt, arg);
-    int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;
-
-    if (rc < 0)
-        fprintf(stderr, "sluice: redis %s failed: %s\n", what, r ? r->str : c->errstr);
-    freeReplyObject(r);
-    return rc;
-}
-
 /* sluice stats [--json] [--watch SECONDS]: one report over a 1 s window,
  * or with --watch one every SECONDS (the window) until interrupted.
  * Returns the exit code: 0, 1 when Redis fails, 2 for bad usage. */
@@ -317,10 +304,7 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
 {
     static struct sample s1, s2;
     struct sample *before = &s1, *after = &s2, *tmp;
-    struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
-    struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
     double window = 1.0;
-    char db[24];
     redisContext *c;
 
     if (a->npos != 1) {
@@ -335,20 +319,8 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
             return 2;
         }
     }
-    c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, ct);
-    if (c == NULL || c->err) {
-        fprintf(stderr, "sluice: cannot reach redis at %s:%d: %s\n", cfg->redis.host,
-                cfg->redis.port, c ? c->errstr : "out of memory");
-        redisFree(c);
+    if ((c = sl__admin_connect(cfg)) == NULL)
         return 1;
-    }
-    redisSetTimeout(c, rt);
-    snprintf(db, sizeof(db), "%d", cfg->redis.db);
-    if ((cfg->redis.password[0] && setup_cmd(c, "AUTH", "AUTH %s", cfg->redis.password) < 0) ||
-        (cfg->redis.db && setup_cmd(c, "SELECT", "SELECT %s", db) < 0)) {
-        redisFree(c);
-        return 1;
-    }
     if (sample(c, cfg, before) < 0)
         goto fail;
     for (;;) {
