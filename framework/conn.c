@@ -325,10 +325,11 @@ int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
  * Must not be called from inside one of this connection's callbacks. */
 void sl__conn_close(struct sl_conn *c)
 {
-    redisAsyncContext *ac = c->ac;
+    redisAsyncContext *ac;
 
     if (c == NULL)
         return;
+    ac = c->ac;
     c->ready = 0;
     c->setup_pending = 0;
     event_del(c->deadline);

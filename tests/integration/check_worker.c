@@ -187,7 +187,7 @@ START_TEST(test_worker_recovers_its_own_pending_entries_first)
     for (i = 0; i < 5; i++) {
         ck_assert_str_eq(r->element[i]->str, old[i]);
         ck_assert_str_eq(r->element[5 + i]->str, fresh[i]);
-        /* Recovery re-takes own entries without raising the counter. */
+        /* Handled once each: recovery does not hand an entry out twice. */
         ck_assert_int_eq(sl_test_int(c, "GET probe:count:%s", old[i]), 1);
         free(old[i]);
         free(fresh[i]);
@@ -430,7 +430,7 @@ Suite *worker_suite(void)
 
     tcase_add_unchecked_fixture(core, server_up, server_down);
     tcase_add_checked_fixture(core, test_up, test_down);
-    tcase_set_timeout(core, 60);
+    tcase_set_timeout(core, 60 * sl_test_slow_factor());
     tcase_add_test(core, test_worker_processes_entries_added_before_start);
     tcase_add_test(core, test_worker_acks_exactly_what_the_handler_acked);
     tcase_add_test(core, test_worker_recovers_its_own_pending_entries_first);
@@ -440,14 +440,14 @@ Suite *worker_suite(void)
 
     tcase_add_unchecked_fixture(faults, server_up, server_down);
     tcase_add_checked_fixture(faults, test_up, test_down);
-    tcase_set_timeout(faults, 90);
+    tcase_set_timeout(faults, 90 * sl_test_slow_factor());
     tcase_add_test(faults, test_worker_recreates_a_deleted_stream_and_group);
     tcase_add_test(faults, test_worker_survives_a_redis_restart_without_spinning);
     suite_add_tcase(s, faults);
 
     tcase_add_unchecked_fixture(cli, server_up, server_down);
     tcase_add_checked_fixture(cli, test_up, test_down);
-    tcase_set_timeout(cli, 60);
+    tcase_set_timeout(cli, 60 * sl_test_slow_factor());
     tcase_add_test(cli, test_worker_cli_exit_codes);
     suite_add_tcase(s, cli);
     return s;
