@@ -311,6 +311,32 @@ toolong:
     return -1;
 }
 
+/* Formats "authentication failed: <reply>" into buf for an error reply
+ * to AUTH (or a NOAUTH reply to a first command), with every occurrence
+ * of the password in the reply replaced by "***": Redis's own texts never
+ * echo it, but a proxy or a future version might. */
+void sl__auth_error(char *buf, size_t size, const char *reply, const char *password)
+{
+    size_t n = 0, pl = password != NULL ? strlen(password) : 0;
+    const char *p = reply != NULL && *reply ? reply : "no reply";
+    int w;
+
+    if (size == 0)
+        return;
+    w = snprintf(buf, size, "authentication failed: ");
+    n = w < 0 ? 0 : (size_t)w < size ? (size_t)w : size - 1;
+    while (*p != '\0' && n + 1 < size) {
+        if (pl > 0 && strncmp(p, password, pl) == 0) {
+            put_clean(buf, size, &n, "***", "***" + 3);
+            p += pl;
+        } else {
+            put_clean(buf, size, &n, p, p + 1);
+            p++;
+        }
+    }
+    buf[n] = '\0';
+}
+
 /* ---------------------------------------------------------------------
  * Positions: a scanner over valid JSON text
  * ------------------------------------------------------------------ */

@@ -100,6 +100,10 @@ int sl__host_port_valid(const char *s);
 int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
                        char *buf, size_t size, char *err, size_t errlen);
 
+/* Writes "authentication failed: <reply>" into buf (size bytes), the
+ * password, if the reply held it, replaced by "***". */
+void sl__auth_error(char *buf, size_t size, const char *reply, const char *password);
+
 /* Loads `path`. When the file does not exist and `must_exist` is 0, the
  * built-in defaults are returned (path NULL). Every problem gives NULL and
  * a message "FILE:LINE:COL: KEY.PATH: what was expected" in err. New:
