@@ -2899,6 +2899,35 @@ START_TEST(test_ops_secrets_wrong_password_logged)
 }
 END_TEST
 
+/* The same refusal with the password in the URL (the form whose log
+ * said error="" before). */
+START_TEST(test_ops_secrets_wrong_url_password_logged)
+{
+    char cfgpath[600], logpath[600], url[256];
+    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, "--redis", url, NULL };
+    pid_t pid;
+    int status;
+
+    set_password("rightpw");
+    snprintf(url, sizeof(url), "redis://:wrongpw@127.0.0.1:%d", srv.port);
+    secrets_config(cfgpath, sizeof(cfgpath), NULL, "",
+                   "{\"handler\": \"noop\", \"stream\": \"ws\", \"group\": \"wg\"}");
+    snprintf(logpath, sizeof(logpath), "%s/pool.log", tmp);
+    pid = sl_test_spawn(argv, logpath);
+    ck_assert_int_gt(pid, 0);
+    track(pid);
+    SL_TEST_ASSERT_EVENTUALLY(10000, file_count(logpath, "event=redis_unavailable") >= 2);
+    ck_assert(sl_test_pid_alive(pid));
+    ck_assert_msg(file_count(logpath, "error=\"authentication failed: WRONGPASS") >= 2,
+                  "see %s", logpath);
+    ck_assert_int_eq(file_count(logpath, "error=\"\""), 0);
+    sl_test_kill(pid, SIGTERM);
+    ck_assert(sl_test_wait_exit(pid, 10000, &status));
+    untrack(pid);
+    ck_assert_int_eq(file_count(logpath, "wrongpw"), 0);
+}
+END_TEST
+
 /* A pool whose password comes from a file keeps working across a
  * rotation: new password in the file and in Redis, every client killed,
  * and the supervisor and its children reconnect with the new one. */
@@ -3101,6 +3130,7 @@ Suite *ops_suite(void)
     tcase_add_test(tc, test_ops_secrets_bad_urls_redacted);
     tcase_add_test(tc, test_ops_secrets_password_not_in_cmdline);
     tcase_add_test(tc, test_ops_secrets_wrong_password_logged);
+    tcase_add_test(tc, test_ops_secrets_wrong_url_password_logged);
     tcase_add_test(tc, test_ops_secrets_password_file_rotation);
     suite_add_tcase(s, tc);
 
