@@ -13,42 +13,83 @@
 #include "internal.h"
 #include "admin.h"
 
-/* Connects with the configured timeouts; prints why and returns NULL
- * when Redis cannot be reached. New: redisFree(). */
-redisContext *sl__admin_connect(const struct sl_config *cfg)
+/* Connects with the configured timeouts, authenticates and selects the
+ * database (see admin.h). The password is looked up at every call (URL,
+ * SLUICE_REDIS_PASSWORD, redis.password_file), so a supervisor that
+ * reconnects picks up a rotated password file. Without a password a PING
+ * is sent, so that a server that wants one is reported as an
+ * authentication failure here rather than as a puzzling error on the
+ * first real command. Returns the context, or NULL with err set. */
+redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen)
 {
     struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
     struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
-    redisContext *c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, ct);
-    redisReply *r;
+    char pw[sizeof(cfg->redis.password)], perr[SL_ERRLEN], db[16];
+    redisContext *c = NULL;
+    redisReply *r = NULL;
 
+    if (sl__redis_password(&cfg->redis, cfg->password_file, pw, sizeof(pw),
+                           perr, sizeof(perr)) != 0) {
+        snprintf(err, errlen, "authentication failed: redis.password_file: %s", perr);
+        goto fail;
+    }
+    c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, ct);
     if (c == NULL || c->err) {
-        fprintf(stderr, "sluice: cannot reach redis at %s:%d: %s\n", cfg->redis.host,
-                cfg->redis.port, c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
+        snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
+                 cfg->redis.port, c ? c->errstr : "out of memory");
+        goto fail;
     }
     redisSetTimeout(c, rt);
-    if (cfg->redis.password[0]) {
-        r = redisCommand(c, "AUTH %s", cfg->redis.password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "sluice: redis AUTH failed: %s\n", r ? r->str : c->errstr);
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
-        }
-        freeReplyObject(r);
+    if (pw[0] != '\0') {
+        const char *argv[] = { "AUTH", pw };
+        r = redisCommandArgv(c, 2, argv, NULL);
+    } else {
+        r = redisCommand(c, "PING");
     }
+    if (r == NULL) {
+        snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
+                 cfg->redis.port, c->errstr[0] ? c->errstr : "no reply");
+        goto fail;
+    }
+    /* AUTH refused (WRONGPASS), or NOAUTH to the PING. Any other error
+     * to the PING (LOADING...) is not about credentials: the connection
+     * is kept, and the caller's own commands meet that error and report
+     * it as they always did. */
+    if (r->type == REDIS_REPLY_ERROR && (pw[0] != '\0' || strncmp(r->str, "NOAUTH", 6) == 0)) {
+        sl__auth_error(err, errlen, r->str, pw);
+        goto fail;
+    }
+    freeReplyObject(r);
+    r = NULL;
     if (cfg->redis.db != 0) {
-        r = redisCommand(c, "SELECT %d", cfg->redis.db);
+        const char *argv[] = { "SELECT", db };
+        snprintf(db, sizeof(db), "%d", cfg->redis.db);
+        r = redisCommandArgv(c, 2, argv, NULL);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "sluice: redis SELECT failed: %s\n", r ? r->str : c->errstr);
-            freeReplyObject(r);
-            redisFree(c);
-            return NULL;
+            snprintf(err, errlen, "redis SELECT failed: %s", r ? r->str : c->errstr);
+            goto fail;
         }
         freeReplyObject(r);
     }
+    memset(pw, 0, sizeof(pw));
+    return c;
+
+fail:
+    memset(pw, 0, sizeof(pw));
+    freeReplyObject(r);
+    redisFree(c);
+    return NULL;
+}
+
+/* Connects as sl__redis_connect() does; prints why and returns NULL when
+ * Redis cannot be reached or refuses us. New: redisFree(). */
+redisContext *sl__admin_connect(const struct sl_config *cfg)
+{
+    char err[SL_ERRLEN];
+    redisContext *c = sl__redis_connect(cfg, err, sizeof(err));
+
+    if (c == NULL)
+        fprintf(stderr, "sluice: %s\n", err);
     return c;
 }
 
@@ -63,7 +104,10 @@ static redisReply *run(redisContext *c, int argc, const char **argv)
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "sluice: redis: %s\n", r->str);
+        if (strncmp(r->str, "NOAUTH", 6) == 0)  /* the password was changed meanwhile */
+            fprintf(stderr, "sluice: redis: authentication failed: %s\n", r->str);
+        else
+            fprintf(stderr, "sluice: redis: %s\n", r->str);
         freeReplyObject(r);
         return NULL;
     }

@@ -32,6 +32,12 @@ int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *
 struct redisContext;
 struct redisContext *sl__admin_connect(const struct sl_config *cfg);
 
+/* The same without printing: NULL with the reason in err ("cannot reach
+ * redis at HOST:PORT: ...", "authentication failed: ...", never a
+ * password). Used by the admin commands and the supervisor. New:
+ * redisFree(). (admin.c) */
+struct redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen);
+
 /* sluice stats (stats.c). Returns the exit code. */
 int sl__stats(const struct sl_args *a, const struct sl_config *cfg);
 

@@ -29,7 +29,8 @@ static const char usage_text[] =
 "  sluice --help | --version\n"
 "\n"
 "Every subcommand takes -c FILE (default config/sluice.json) and --redis URL\n"
-"(redis://[:password@]host:port[/db]; also SLUICE_REDIS_URL).\n";
+"(redis://[:password@]host:port[/db]; also SLUICE_REDIS_URL). A password is\n"
+"better given by SLUICE_REDIS_PASSWORD or redis.password_file.\n";
 
 /* Finds a handler by name in a NULL-terminated registry. */
 const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
@@ -41,11 +42,16 @@ const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
     return NULL;
 }
 
-/* Prints a usage error and returns 2. */
+/* Prints a usage error and returns 2. The argument goes through the URL
+ * redaction, since a mistyped option may carry a password
+ * ("--redsi=redis://:pw@host"). */
 static int usage_error(const char *fmt, const char *arg)
 {
+    char shown[512];
+
+    sl__url_redact(arg, shown, sizeof(shown));
     fprintf(stderr, "sluice: ");
-    fprintf(stderr, fmt, arg);
+    fprintf(stderr, fmt, shown);
     fprintf(stderr, "\n%s", usage_text);
     return 2;
 }
@@ -130,6 +136,30 @@ static int parse_args(int argc, char **argv, struct sl_args *a)
     return 0;
 }
 
+/* Hides the password of the --redis value in place, in the memory that
+ * holds argv, so that /proc/<pid>/cmdline and `ps` show
+ * "redis://:***@host" for the supervisor and for every child (they are
+ * forked, never exec'd, and so share this memory's contents). The
+ * redacted text is never longer than what it replaces except for a
+ * password shorter than "***": then it is cut, which still leaves no
+ * password behind. The bytes left over are zeroed. Until this runs,
+ * shortly after exec, the password is visible like any argument: the
+ * README says to prefer redis.password_file or SLUICE_REDIS_PASSWORD. */
+static void scrub_arg(char *arg)
+{
+    char shown[1024];
+    size_t len = strlen(arg), n;
+
+    if (strchr(arg, '@') == NULL && strstr(arg, "://:") == NULL)
+        return;                     /* nothing that can hold a password */
+    sl__url_redact(arg, shown, sizeof(shown));
+    n = strlen(shown);
+    if (n > len)
+        n = len;
+    memcpy(arg, shown, n);
+    memset(arg + n, 0, len - n);
+}
+
 /* Loads the configuration with its overrides. Returns NULL after printing
  * the error (exit code 2). */
 static struct sl_config *load_config(const struct sl_args *a)
@@ -156,6 +186,7 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
 {
     struct sl_args a;
     struct sl_config *cfg;
+    char *redis = NULL;
     const char *cmd;
     const char *lvl = getenv("SLUICE_LOG_LEVEL");
     int rc;
@@ -166,26 +197,56 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
                         !strcmp(lvl, "error") ? SL_LOG_ERROR : SL_LOG_INFO;
     if ((rc = parse_args(argc, argv, &a)) != 0)
         return rc;
+    /* Keep our own copy of --redis (a reload reads it again), then hide
+     * the password in argv. a.redis points into argv, which main() hands
+     * us writable. */
+    if (a.redis != NULL) {
+        if ((redis = strdup(a.redis)) == NULL) {
+            fprintf(stderr, "sluice: out of memory\n");
+            return 1;
+        }
+        scrub_arg((char *)a.redis);
+        a.redis = redis;
+    }
     if (a.version) {
         printf("sluice %s\n", SL_VERSION);
-        return 0;
+        rc = 0;
+        goto out;
     }
     if (a.help || a.npos == 0) {
         fputs(usage_text, a.help ? stdout : stderr);
-        return a.help ? 0 : 2;
+        rc = a.help ? 0 : 2;
+        goto out;
     }
     for (i = 0; registry != NULL && registry[i] != NULL; i++)
         if (registry[i]->abi_version != SL_ABI_VERSION) {
             fprintf(stderr, "sluice: handler %s was built for ABI %d, this is %d\n",
                     registry[i]->name, registry[i]->abi_version, SL_ABI_VERSION);
-            return 2;
+            rc = 2;
+            goto out;
         }
     cmd = a.pos[0];
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "pending") != 0 && strcmp(cmd, "stats") != 0 &&
-        strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0)
-        return usage_error("unknown command \"%s\"", cmd);
-    if ((cfg = load_config(&a)) == NULL)
-        return 2;
+        strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0) {
+        rc = usage_error("unknown command \"%s\"", cmd);
+        goto out;
+    }
+    if (a.metrics != NULL && strcmp(a.metrics, "none") != 0 && !sl__host_port_valid(a.metrics)) {
+        rc = usage_error("--metrics \"%s\": expected host:port (port 0 to 65535) or none",
+                         a.metrics);
+        goto out;
+    }
+    /* dlq builds "<stream>:dead" from its argument: the same bound as a
+     * configured stream name. */
+    if (strcmp(cmd, "dlq") == 0 && a.npos >= 3 && strlen(a.pos[a.npos - 1]) > SL_NAME_MAX) {
+        fprintf(stderr, "sluice: STREAM: longer than %d bytes\n", SL_NAME_MAX);
+        rc = 2;
+        goto out;
+    }
+    if ((cfg = load_config(&a)) == NULL) {
+        rc = 2;
+        goto out;
+    }
     if (strcmp(cmd, "run") == 0) {
         if (a.npos != 1)
             rc = usage_error("run takes no arguments, got \"%s\"", a.pos[1]);
@@ -196,5 +257,7 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         rc = sl__admin(cmd, &a, cfg);
     }
     sl__config_free(cfg);
+out:
+    free(redis);
     return rc;
 }

@@ -17,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
 #define DEFAULT_URL     "redis://127.0.0.1:6379/0"
 #define DEFAULT_METRICS "127.0.0.1:9121"
 #define URL_FORM        "redis://[:password@]host:port[/db]"
+
+unsigned long sl__config_steps;
 
 /* ---------------------------------------------------------------------
  * Built-in defaults (SPEC section 3)
@@ -99,14 +102,71 @@ static int parse_uint(const char **pp, long long max, long long *out)
     return 0;
 }
 
-/* Parses redis://[:password@]host:port[/db] (see internal.h). The port
- * defaults to 6379 and the db to 0; an IPv6 host is written in brackets.
- * A user name ("redis://user@host", "redis://user:pw@host") is refused:
- * Redis before 6 has no users, and silently dropping one would connect
- * as someone else. The password never appears in the error text. */
+/* Appends the bytes [s, e) to buf at *n (size bytes in all), replacing
+ * control bytes with '?', and keeps buf NUL-terminated. */
+static void put_clean(char *buf, size_t size, size_t *n, const char *s, const char *e)
+{
+    for (; s < e && *n + 1 < size; s++)
+        buf[(*n)++] = (unsigned char)*s < ' ' || *s == 0x7f ? '?' : *s;
+    buf[*n] = '\0';
+}
+
+/* Writes url redacted into buf (see internal.h). The user information is
+ * everything between "scheme://" (or the start, without a scheme) and the
+ * LAST '@', since a password may itself hold '@', '/' or ':' (the parser
+ * reads it the same way). "user:secret@" keeps the user; "secret@" and a
+ * ":secret" with no '@' at all (a forgotten "@host") are hidden whole.
+ * A URL that is only cut short when printed would otherwise show a
+ * password in full, so the redaction comes first and the cut after. */
+void sl__url_redact(const char *url, char *buf, size_t size)
+{
+    const char *auth, *at, *colon, *sep, *end;
+    size_t n = 0;
+
+    if (size == 0)
+        return;
+    buf[0] = '\0';
+    if (url == NULL)
+        return;
+    end = url + strlen(url);
+    sep = strstr(url, "://");
+    auth = sep != NULL ? sep + 3 : url;
+    put_clean(buf, size, &n, url, auth);
+    at = strrchr(auth, '@');
+    if (at != NULL) {
+        colon = memchr(auth, ':', (size_t)(at - auth));
+        if (colon != NULL)
+            put_clean(buf, size, &n, auth, colon + 1);
+        put_clean(buf, size, &n, "***", "***" + 3);
+        put_clean(buf, size, &n, at, end);
+    } else if (*auth == ':') {
+        put_clean(buf, size, &n, ":***", ":***" + 4);
+    } else {
+        put_clean(buf, size, &n, auth, end);
+    }
+}
+
+/* Records "redis URL "<url redacted>": <why>" in err and returns -1. */
+static int url_fail(const char *url, const char *why, char *err, size_t errlen)
+{
+    char shown[160];
+
+    sl__url_redact(url != NULL ? url : "(null)", shown, sizeof(shown));
+    put_err(err, errlen, "redis URL \"%s\": %s", shown, why);
+    return -1;
+}
+
+/* Parses redis://[:password@]host:port[/db] (see internal.h). The scheme
+ * is case-insensitive (RFC 3986). The port defaults to 6379 and the db to
+ * 0; an IPv6 host is written in brackets. TLS (rediss://) and user names
+ * ("redis://user@host", "redis://user:pw@host", Redis 6 ACL users) are
+ * refused with their own message: silently dropping either would connect
+ * in the clear, or as someone else. No error text ever holds the
+ * password: every one shows the URL through sl__url_redact(). */
 int sl__url_parse(const char *url, struct sl_redis_url *out,
                   char *err, size_t errlen)
 {
+    static const char expected[] = "expected " URL_FORM;
     struct sl_redis_url u;
     const char *p, *at, *hs, *he;
     size_t n;
@@ -114,17 +174,20 @@ int sl__url_parse(const char *url, struct sl_redis_url *out,
 
     memset(&u, 0, sizeof(u));
     u.port = 6379;
-    if (url == NULL || strncmp(url, "redis://", 8) != 0)
-        goto bad;
+    if (url != NULL && strncasecmp(url, "rediss://", 9) == 0)
+        return url_fail(url, "TLS (rediss://) is not supported yet", err, errlen);
+    if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
+        return url_fail(url, expected, err, errlen);
     p = url + 8;
 
     at = strrchr(p, '@');
     if (at != NULL) {
         if (*p != ':')
-            goto bad;
+            return url_fail(url, "user names (ACL) are not supported yet; "
+                            "expected " URL_FORM, err, errlen);
         n = (size_t)(at - (p + 1));
         if (n >= sizeof(u.password))
-            goto bad;
+            return url_fail(url, "password longer than 255 bytes", err, errlen);
         memcpy(u.password, p + 1, n);
         u.password[n] = '\0';
         p = at + 1;
@@ -134,7 +197,7 @@ int sl__url_parse(const char *url, struct sl_redis_url *out,
         hs = p + 1;
         he = strchr(hs, ']');
         if (he == NULL)
-            goto bad;
+            return url_fail(url, expected, err, errlen);
         p = he + 1;
     } else {
         hs = p;
@@ -144,42 +207,134 @@ int sl__url_parse(const char *url, struct sl_redis_url *out,
     }
     n = (size_t)(he - hs);
     if (n == 0 || n >= sizeof(u.host))
-        goto bad;
+        return url_fail(url, expected, err, errlen);
     for (const char *q = hs; q < he; q++)
         if ((unsigned char)*q <= ' ' || *q == '?' || *q == '#' || *q == '/')
-            goto bad;
+            return url_fail(url, expected, err, errlen);
     memcpy(u.host, hs, n);
     u.host[n] = '\0';
 
     if (*p == ':') {
         p++;
         if (parse_uint(&p, 65535, &v) != 0 || v == 0)
-            goto bad;
+            return url_fail(url, expected, err, errlen);
         u.port = (int)v;
     }
     if (*p == '/') {
         p++;
         if (*p != '\0') {
             if (parse_uint(&p, INT_MAX, &v) != 0)
-                goto bad;
+                return url_fail(url, expected, err, errlen);
             u.db = (int)v;
         }
     }
     if (*p != '\0')
-        goto bad;
+        return url_fail(url, expected, err, errlen);
     if (out != NULL)
         *out = u;
     return 0;
+}
 
-bad:
-    if (url == NULL)
-        url = "(null)";
-    at = strrchr(url, '@');
-    if (strncmp(url, "redis://:", 9) == 0 && at != NULL)
-        put_err(err, errlen, "redis URL \"redis://:***%s\": expected " URL_FORM, at);
-    else
-        put_err(err, errlen, "redis URL \"%s\": expected " URL_FORM, url);
+/* Reads the password file into buf (size bytes), one final "\n" or
+ * "\r\n" removed (editors and `echo` add one). Returns 0, or -1 with a
+ * message naming the file (a password is never echoed). */
+static int read_password_file(const char *path, char *buf, size_t size,
+                              char *err, size_t errlen)
+{
+    char tmp[sizeof(((struct sl_redis_url *)0)->password) + 2];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    int failed;
+
+    if (f == NULL) {
+        put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
+        return -1;
+    }
+    errno = 0;
+    n = fread(tmp, 1, sizeof(tmp), f);
+    failed = ferror(f);
+    if (failed)
+        put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno ? errno : EIO));
+    fclose(f);
+    if (!failed && n > 0 && tmp[n - 1] == '\n')
+        n--;
+    if (!failed && n > 0 && tmp[n - 1] == '\r')
+        n--;
+    if (!failed && (n >= size || n >= sizeof(tmp) - 2)) {
+        put_err(err, errlen, "\"%s\": password longer than %zu bytes", path,
+                (size < sizeof(tmp) - 2 ? size : sizeof(tmp) - 2) - 1);
+        failed = 1;
+    } else if (!failed && memchr(tmp, '\0', n) != NULL) {
+        put_err(err, errlen, "\"%s\": the password holds a NUL byte", path);
+        failed = 1;
+    }
+    if (!failed) {
+        memcpy(buf, tmp, n);
+        buf[n] = '\0';
+    }
+    memset(tmp, 0, sizeof(tmp));
+    return failed ? -1 : 0;
+}
+
+/* Finds the Redis password (see internal.h). The order: a password
+ * written in the URL is the most specific choice, made for this one
+ * connection (--redis beats SLUICE_REDIS_URL beats the file's redis.url);
+ * then SLUICE_REDIS_PASSWORD; then redis.password_file, re-read here at
+ * every (re)connect so that a rotated password is picked up without a
+ * restart. */
+int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
+                       char *buf, size_t size, char *err, size_t errlen)
+{
+    const char *env = getenv("SLUICE_REDIS_PASSWORD");
+
+    if (size == 0)
+        return -1;
+    buf[0] = '\0';
+    if (u->password[0] != '\0') {
+        if (strlen(u->password) >= size)
+            goto toolong;
+        strcpy(buf, u->password);
+        return 0;
+    }
+    if (env != NULL && *env != '\0') {
+        if (strlen(env) >= size)
+            goto toolong;
+        strcpy(buf, env);
+        return 0;
+    }
+    if (password_file != NULL)
+        return read_password_file(password_file, buf, size, err, errlen);
+    return 0;
+
+toolong:
+    put_err(err, errlen, "password longer than %zu bytes", size - 1);
     return -1;
+}
+
+/* Formats "authentication failed: <reply>" into buf for an error reply
+ * to AUTH (or a NOAUTH reply to a first command), with every occurrence
+ * of the password in the reply replaced by "***": Redis's own texts never
+ * echo it, but a proxy or a future version might. */
+void sl__auth_error(char *buf, size_t size, const char *reply, const char *password)
+{
+    size_t n = 0, pl = password != NULL ? strlen(password) : 0;
+    const char *p = reply != NULL && *reply ? reply : "no reply";
+    int w;
+
+    if (size == 0)
+        return;
+    w = snprintf(buf, size, "authentication failed: ");
+    n = w < 0 ? 0 : (size_t)w < size ? (size_t)w : size - 1;
+    while (*p != '\0' && n + 1 < size) {
+        if (pl > 0 && strncmp(p, password, pl) == 0) {
+            put_clean(buf, size, &n, "***", "***" + 3);
+            p += pl;
+        } else {
+            put_clean(buf, size, &n, p, p + 1);
+            p++;
+        }
+    }
+    buf[n] = '\0';
 }
 
 /* ---------------------------------------------------------------------
@@ -208,6 +363,7 @@ static void sc_adv(struct scan *s)
 
     if (s->p >= s->end)
         return;
+    sl__config_steps++;
     c = (unsigned char)*s->p++;
     if (c == '\n') {
         s->line++;
@@ -544,14 +700,17 @@ static int get_int(struct loader *ld, json_t *v, long long lo, long long hi, lon
     return fail(ld, 0, "expected an integer >= %lld", lo);
 }
 
-/* Checks that v is a non-empty string and stores a copy in *out (new,
- * replacing and freeing the previous value). Returns 0 or -1. */
-static int get_name(struct loader *ld, json_t *v, char **out)
+/* Checks that v is a non-empty string of at most max bytes (0: no
+ * limit) and stores a copy in *out (new, replacing and freeing the
+ * previous value). Returns 0 or -1. */
+static int get_name(struct loader *ld, json_t *v, size_t max, char **out)
 {
     char *copy;
 
     if (!json_is_string(v) || json_string_length(v) == 0)
         return fail(ld, 0, "expected a non-empty string");
+    if (max > 0 && json_string_length(v) > max)
+        return fail(ld, 0, "longer than %zu bytes", max);
     copy = strdup(json_string_value(v));
     if (copy == NULL)
         return fail_nomem(ld);
@@ -648,8 +807,10 @@ static int load_defaults(struct loader *ld, json_t *obj, struct sl_config *cfg)
     return 0;
 }
 
-/* Loads the "redis" object: url, connect_timeout_ms, command_timeout_ms.
- * Returns 0 or -1. */
+/* Loads the "redis" object: url, password_file, connect_timeout_ms,
+ * command_timeout_ms. The password file must be readable now, so that a
+ * typo in its path stops the start (exit 2) instead of being retried
+ * forever; it is read again at every connect. Returns 0 or -1. */
 static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
 {
     char uerr[SL_ERRLEN], *copy;
@@ -674,6 +835,14 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
             cfg->redis_url = copy;
             cfg->redis = u;
             rc = 0;
+        } else if (strcmp(key, "password_file") == 0) {
+            char pw[sizeof(u.password)];
+
+            rc = get_name(ld, v, 0, &cfg->password_file);
+            if (rc == 0 && read_password_file(cfg->password_file, pw, sizeof(pw),
+                                              uerr, sizeof(uerr)) != 0)
+                rc = fail(ld, 0, "%s", uerr);
+            memset(pw, 0, sizeof(pw));
         } else if (strcmp(key, "connect_timeout_ms") == 0) {
             rc = get_int(ld, v, 1, MS_MAX, &cfg->connect_timeout_ms);
         } else if (strcmp(key, "command_timeout_ms") == 0) {
@@ -689,12 +858,18 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
 }
 
 /* Tells whether s is "host:port": a non-empty host without white space
- * (an IPv6 address in brackets) and a decimal port from 0 to 65535. */
-static int is_host_port(const char *s)
+ * (an IPv6 address in brackets) and a decimal port from 0 to 65535 (0
+ * lets the system pick a free port). Shared by metrics.listen and
+ * --metrics, so a port that does not fit 16 bits is refused instead of
+ * silently listening on another one. */
+int sl__host_port_valid(const char *s)
 {
-    const char *colon = strrchr(s, ':'), *p;
+    const char *colon, *p;
     long long port;
 
+    if (s == NULL)
+        return 0;
+    colon = strrchr(s, ':');
     if (colon == NULL || colon == s)
         return 0;
     for (p = s; p < colon; p++)
@@ -723,7 +898,7 @@ static int load_metrics(struct loader *ld, json_t *obj, struct sl_config *cfg)
         if (json_is_null(v)) {
             free(cfg->metrics_listen);
             cfg->metrics_listen = NULL;
-        } else if (json_is_string(v) && is_host_port(json_string_value(v))) {
+        } else if (json_is_string(v) && sl__host_port_valid(json_string_value(v))) {
             copy = strdup(json_string_value(v));
             if (copy == NULL)
                 return fail_nomem(ld);
@@ -772,11 +947,11 @@ static int load_worker(struct loader *ld, json_t *obj, const struct sl_config *c
     json_object_foreach(obj, key, v) {
         push_key(ld, key);
         if (strcmp(key, "handler") == 0) {
-            rc = get_name(ld, v, &w->handler);
+            rc = get_name(ld, v, 0, &w->handler);
         } else if (strcmp(key, "stream") == 0) {
-            rc = get_name(ld, v, &w->stream);
+            rc = get_name(ld, v, SL_NAME_MAX, &w->stream);
         } else if (strcmp(key, "group") == 0) {
-            rc = get_name(ld, v, &w->group);
+            rc = get_name(ld, v, SL_NAME_MAX, &w->group);
         } else if (strcmp(key, "processes") == 0) {
             /* SPEC's own example says "a positive integer" for 0; the
              * upper bound is only named when it is what was crossed. */
@@ -804,20 +979,43 @@ static int load_worker(struct loader *ld, json_t *obj, const struct sl_config *c
     return 0;
 }
 
+/* Returns a new string that names worker w's handler, stream and group
+ * unambiguously (each but the last prefixed by its length), as the key of
+ * the duplicate check, or NULL when out of memory. */
+static char *worker_id(const struct sl_worker_conf *w)
+{
+    size_t hl = strlen(w->handler), sl = strlen(w->stream), gl = strlen(w->group);
+    size_t size = hl + sl + gl + 48;
+    char *id = malloc(size);
+
+    if (id != NULL)
+        snprintf(id, size, "%zu:%s%zu:%s%s", hl, w->handler, sl, w->stream, w->group);
+    return id;
+}
+
 /* Loads the "workers" array, replacing the built-in workers. Runs after
  * "defaults" has been loaded, wherever it stands in the file, so that
- * every worker starts from the merged defaults. Returns 0 or -1. */
+ * every worker starts from the merged defaults. Duplicates are found
+ * through a hash table (a jansson object from worker to index), so that
+ * loading stays linear in the number of workers. Returns 0 or -1. */
 static int load_workers(struct loader *ld, json_t *arr, struct sl_config *cfg)
 {
     struct sl_worker_conf *w;
-    size_t n, i, j;
+    json_t *seen, *prev;
+    size_t n, i;
+    char *id;
+    int rc = -1;
 
     if (!json_is_array(arr) || json_array_size(arr) == 0)
         return fail(ld, 0, "expected a non-empty array");
     n = json_array_size(arr);
     w = calloc(n, sizeof(*w));
-    if (w == NULL)
+    seen = json_object();
+    if (w == NULL || seen == NULL) {
+        free(w);
+        json_decref(seen);
         return fail_nomem(ld);
+    }
     free_workers(cfg->workers, cfg->nworkers);
     cfg->workers = w;
     cfg->nworkers = 0;
@@ -825,16 +1023,31 @@ static int load_workers(struct loader *ld, json_t *arr, struct sl_config *cfg)
         push_index(ld, i);
         cfg->nworkers = i + 1;    /* so that sl__config_free() sees its strings */
         if (load_worker(ld, json_array_get(arr, i), cfg, &w[i]) != 0)
-            return -1;
-        for (j = 0; j < i; j++) {
-            if (strcmp(w[j].handler, w[i].handler) == 0 &&
-                strcmp(w[j].stream, w[i].stream) == 0 &&
-                strcmp(w[j].group, w[i].group) == 0)
-                return fail(ld, 0, "duplicate worker (same handler, stream and group as workers[%zu])", j);
+            goto out;
+        if ((id = worker_id(&w[i])) == NULL) {
+            fail_nomem(ld);
+            goto out;
         }
+        sl__config_steps++;
+        prev = json_object_get(seen, id);
+        if (prev != NULL) {
+            free(id);
+            fail(ld, 0, "duplicate worker (same handler, stream and group as workers[%lld])",
+                 (long long)json_integer_value(prev));
+            goto out;
+        }
+        if (json_object_set_new_nocheck(seen, id, json_integer((json_int_t)i)) != 0) {
+            free(id);
+            fail_nomem(ld);
+            goto out;
+        }
+        free(id);
         pop(ld);
     }
-    return 0;
+    rc = 0;
+out:
+    json_decref(seen);
+    return rc;
 }
 
 /* Checks the whole document and fills cfg, which holds the built-in
@@ -877,7 +1090,10 @@ static int load_root(struct loader *ld, json_t *root, struct sl_config *cfg)
 }
 
 /* Reads the whole file into a new NUL-terminated buffer (free() it) and
- * its length into *lenp. Returns NULL with errno set on failure. */
+ * its length into *lenp. Returns NULL with errno set on failure, EFBIG
+ * when it holds more than SL_CONFIG_MAX bytes. The size is checked while
+ * reading, not taken from stat(): a device or a pipe (-c /dev/zero) has
+ * no size and may never end. */
 static char *read_file(const char *path, size_t *lenp)
 {
     FILE *f;
@@ -900,6 +1116,10 @@ static char *read_file(const char *path, size_t *lenp)
         }
         got = fread(buf + len, 1, cap - len - 1, f);
         len += got;
+        if (len > SL_CONFIG_MAX) {
+            saved = EFBIG;
+            goto err;
+        }
         if (got == 0) {
             if (ferror(f)) {
                 saved = errno ? errno : EIO;
@@ -983,6 +1203,11 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
     if (text == NULL) {
         if (errno == ENOENT && !must_exist)
             return sl__config_default();
+        if (errno == EFBIG) {
+            put_err(err, errlen, "%s: larger than %d bytes, the limit of a configuration file",
+                    path, SL_CONFIG_MAX);
+            return NULL;
+        }
         put_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
@@ -1059,5 +1284,6 @@ void sl__config_free(struct sl_config *cfg)
     free(cfg->path);
     free(cfg->redis_url);
     free(cfg->metrics_listen);
+    free(cfg->password_file);
     free(cfg);
 }

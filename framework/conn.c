@@ -39,6 +39,8 @@ struct sl_conn {
     struct event *lost_ev;        /* deferred "connection lost" notice */
     struct event *setup_ev;       /* deferred AUTH/SELECT after connect */
     struct sl_redis_url url;      /* where to connect */
+    char *password_file;          /* redis.password_file (owned), NULL when none */
+    char password[256];           /* the password AUTH was sent with, for redacting its reply */
     long long connect_timeout_ms; /* deadline of the connect phase, ms */
     long long command_timeout_ms; /* default reply deadline, ms */
     int inflight;                 /* commands awaiting a reply */
@@ -136,7 +138,40 @@ static void notify_lost(struct sl_conn *c, const char *why)
     event_active(c->lost_ev, EV_TIMEOUT, 0);
 }
 
-/* Reply to AUTH or SELECT sent during setup. */
+/* Marks one setup reply received; the last one makes the connection
+ * ready. */
+static void setup_done(struct sl_conn *c)
+{
+    if (--c->setup_pending == 0) {
+        c->ready = 1;
+        arm(c, c->command_timeout_ms);
+        if (c->on_ready != NULL)
+            c->on_ready(c, c->arg);
+    }
+}
+
+/* Reply to AUTH during setup. A refusal is reported as "authentication
+ * failed: <Redis's reason>", the password never included; the owner
+ * treats it like any lost connection and retries with backoff, reading
+ * the password (file) anew each time. */
+static void on_auth_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    char buf[sizeof(c->errstr)];
+
+    (void)priv;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        sl__auth_error(buf, sizeof(buf), r->str, c->password);
+        memset(c->password, 0, sizeof(c->password));
+        notify_lost(c, buf);
+        return;
+    }
+    memset(c->password, 0, sizeof(c->password));
+    setup_done(c);
+}
+
+/* Reply to SELECT sent during setup. */
 static void on_setup_reply(struct sl_conn *c, redisReply *r, void *priv)
 {
     (void)priv;
@@ -148,30 +183,34 @@ static void on_setup_reply(struct sl_conn *c, redisReply *r, void *priv)
         notify_lost(c, buf);
         return;
     }
-    if (--c->setup_pending == 0) {
-        c->ready = 1;
-        arm(c, c->command_timeout_ms);
-        if (c->on_ready != NULL)
-            c->on_ready(c, c->arg);
-    }
+    setup_done(c);
 }
 
 /* Sends AUTH and SELECT as needed, outside of the connect callback
- * (hiredis 0.14 must not be driven from inside onConnect, #835). */
+ * (hiredis 0.14 must not be driven from inside onConnect, #835). The
+ * password is looked up now, at every connect (URL, then
+ * SLUICE_REDIS_PASSWORD, then redis.password_file), so that a rotated
+ * password file works after the next reconnect. */
 static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_conn *c = arg;
-    char db[16];
+    char db[16], perr[SL_ERRLEN], buf[sizeof(c->errstr)];
 
     (void)fd;
     (void)what;
     if (c->ac == NULL)
         return;
+    if (sl__redis_password(&c->url, c->password_file, c->password, sizeof(c->password),
+                           perr, sizeof(perr)) != 0) {
+        snprintf(buf, sizeof(buf), "authentication failed: redis.password_file: %.100s", perr);
+        notify_lost(c, buf);
+        return;
+    }
     c->setup_pending = 1;            /* guards against an early "ready" */
-    if (c->url.password[0] != '\0') {
-        const char *argv[] = { "AUTH", c->url.password };
+    if (c->password[0] != '\0') {
+        const char *argv[] = { "AUTH", c->password };
         c->setup_pending++;
-        sl__conn_command(c, on_setup_reply, NULL, 0, 2, argv, NULL);
+        sl__conn_command(c, on_auth_reply, NULL, 0, 2, argv, NULL);
     }
     if (c->url.db != 0) {
         const char *argv[] = { "SELECT", db };
@@ -179,12 +218,7 @@ static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
         c->setup_pending++;
         sl__conn_command(c, on_setup_reply, NULL, 0, 2, argv, NULL);
     }
-    if (--c->setup_pending == 0) {
-        c->ready = 1;
-        arm(c, c->command_timeout_ms);
-        if (c->on_ready != NULL)
-            c->on_ready(c, c->arg);
-    }
+    setup_done(c);
 }
 
 /* hiredis connect callback. On failure hiredis frees the context after we
@@ -236,6 +270,10 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
         return NULL;
     c->base = base;
     c->url = cfg->redis;
+    if (cfg->password_file != NULL && (c->password_file = strdup(cfg->password_file)) == NULL) {
+        free(c);
+        return NULL;
+    }
     c->connect_timeout_ms = cfg->connect_timeout_ms;
     c->command_timeout_ms = cfg->command_timeout_ms;
     c->on_ready = on_ready;
@@ -394,5 +432,7 @@ void sl__conn_free(struct sl_conn *c)
         event_free(c->lost_ev);
     if (c->setup_ev)
         event_free(c->setup_ev);
+    free(c->password_file);
+    memset(&c->url, 0, sizeof(c->url));
     free(c);
 }

@@ -49,6 +49,14 @@ struct sl_worker_conf {
     struct sl_tunables t;         /* defaults merged with the worker's own keys */
 };
 
+/* The longest stream or group name, in bytes. Keys are built from them
+ * ("<stream>:dead", "sluice:attempts:<len>:<stream>:<group>") in buffers
+ * of SL_KEYLEN bytes, which this bound makes always large enough. */
+#define SL_NAME_MAX 200
+#define SL_KEYLEN 512
+/* The largest configuration file, in bytes. */
+#define SL_CONFIG_MAX 1048576
+
 /* A parsed redis:// URL. */
 struct sl_redis_url {
     char host[256];               /* host name or address */
@@ -67,7 +75,34 @@ struct sl_config {
     struct sl_worker_conf *workers; /* array of nworkers (owned) */
     size_t nworkers;
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
+    char *password_file;          /* redis.password_file (owned), NULL when none */
 };
+
+/* Work done by the last sl__config_load() calls, in scanner and
+ * comparison steps: a test hook showing that loading is linear. */
+extern unsigned long sl__config_steps;
+
+/* Writes url into buf (size bytes, always NUL-terminated, cut to fit)
+ * with any password or user information replaced by "***" and control
+ * bytes by '?', whatever the URL's form. Every message that shows a Redis
+ * URL shows it through here. */
+void sl__url_redact(const char *url, char *buf, size_t size);
+
+/* Tells whether s is "host:port" with a port from 0 to 65535 (0: any
+ * free port). */
+int sl__host_port_valid(const char *s);
+
+/* Finds the Redis password: the URL's own when it has one, else
+ * SLUICE_REDIS_PASSWORD when set and not empty, else the content of
+ * password_file (may be NULL; read anew at each call, a final newline
+ * removed), else none (""). Returns 0 with the password in buf, or -1
+ * with a message in err (never containing a password). */
+int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
+                       char *buf, size_t size, char *err, size_t errlen);
+
+/* Writes "authentication failed: <reply>" into buf (size bytes), the
+ * password, if the reply held it, replaced by "***". */
+void sl__auth_error(char *buf, size_t size, const char *reply, const char *password);
 
 /* Loads `path`. When the file does not exist and `must_exist` is 0, the
  * built-in defaults are returned (path NULL). Every problem gives NULL and

@@ -29,6 +29,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "pool.h"
+#include "admin.h"
 
 #define TICK_MS 50                /* supervisor timer period */
 #define RESTART_BASE_MS 100       /* first restart delay of a crashing slot */
@@ -67,12 +68,13 @@ int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v)
 /* ------------------------------------------------------------------ */
 
 /* Returns a usable synchronous connection, connecting when needed, or
- * NULL while Redis is unreachable (retried at most once per backoff). */
+ * NULL while Redis is unreachable or refuses our password (retried at
+ * most once per backoff, logged once per doubling of attempts with the
+ * reason, "authentication failed: ..." included; never a password). */
 redisContext *sl__pool_redis(struct sl_pool *p)
 {
-    struct timeval ct, rt;
     uint64_t now = sl__now_ms();
-    redisReply *r;
+    char err[SL_ERRLEN];
 
     if (p->rc != NULL && !p->rc->err)
         return p->rc;
@@ -82,41 +84,13 @@ redisContext *sl__pool_redis(struct sl_pool *p)
     }
     if (now < p->redis_retry_at)
         return NULL;
-    ct.tv_sec = p->cfg->connect_timeout_ms / 1000;
-    ct.tv_usec = (p->cfg->connect_timeout_ms % 1000) * 1000;
-    rt.tv_sec = p->cfg->command_timeout_ms / 1000;
-    rt.tv_usec = (p->cfg->command_timeout_ms % 1000) * 1000;
-    p->rc = redisConnectWithTimeout(p->cfg->redis.host, p->cfg->redis.port, ct);
-    if (p->rc == NULL || p->rc->err) {
-        goto fail;
-    }
-    redisSetTimeout(p->rc, rt);
-    if (p->cfg->redis.password[0]) {
-        r = redisCommand(p->rc, "AUTH %s", p->cfg->redis.password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(r);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
-    if (p->cfg->redis.db != 0) {
-        r = redisCommand(p->rc, "SELECT %d", p->cfg->redis.db);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(r);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
-    return p->rc;
-fail:
+    p->rc = sl__redis_connect(p->cfg, err, sizeof(err));
+    if (p->rc != NULL)
+        return p->rc;
     if (p->redis_fails == 0 || (p->redis_fails & (p->redis_fails - 1)) == 0)
         sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->redis_fails + 1,
-                sl__logq(p->rc ? p->rc->errstr : "out of memory"));
+                sl__logq(err));
     p->redis_fails++;
-    if (p->rc != NULL) {
-        redisFree(p->rc);
-        p->rc = NULL;
-    }
     p->redis_retry_at = now + (uint64_t)sl__backoff_ms(200, 5000, p->redis_fails);
     return NULL;
 }

@@ -7,6 +7,7 @@
  * expected "LINE:COL: KEY.PATH: message" part.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -541,8 +542,7 @@ END_TEST
 START_TEST(test_config_url_bad)
 {
     static const char *const bad[] = {
-        "", "http://h:1", "redis:/h:1", "redis://", "redis://:6379", "redis://pw@host:1",
-        "redis://user:pw@host:1", "redis://h:0", "redis://h:65536", "redis://h:", "redis://h:abc",
+        "", "http://h:1", "redis:/h:1", "redis://", "redis://h:0", "redis://h:65536", "redis://h:", "redis://h:abc",
         "redis://h:1/x", "redis://h:1/0?timeout=1", "redis://h:1/0/1", "redis://h:-1",
         "redis://[::1", "redis://[]:1", "redis://h h:1", "redis://h:1/99999999999",
     };
@@ -593,6 +593,288 @@ START_TEST(test_config_set_url)
     ck_assert_int_eq(sl__config_set_url(cfg, "redis://x:1/2x", "--redis", err, sizeof(err)), -1);
     ck_assert_str_eq(err, "--redis: redis URL \"redis://x:1/2x\": "
                           "expected redis://[:password@]host:port[/db]");
+}
+END_TEST
+
+
+/* ---------------------------------------------------------------------
+ * Secrets: no password in any message, whatever the URL's form
+ * ------------------------------------------------------------------ */
+
+/* Asserts that parsing `url` fails with a message that shows `shown`
+ * (the URL redacted) and `why`, and never the text "hunter2". */
+static void expect_url_refused(const char *url, const char *shown, const char *why)
+{
+    struct sl_redis_url u;
+
+    err[0] = '\0';
+    ck_assert_msg(sl__url_parse(url, &u, err, sizeof(err)) == -1, "accepted %s", url);
+    ck_assert_msg(strstr(err, "hunter2") == NULL, "password shown: %s", err);
+    ck_assert_msg(strstr(err, shown) != NULL, "\"%s\" not in: %s", shown, err);
+    ck_assert_msg(strstr(err, why) != NULL, "\"%s\" not in: %s", why, err);
+}
+
+START_TEST(test_config_url_errors_never_show_the_password)
+{
+    expect_url_refused("rediss://:hunter2@h:6380", "\"rediss://:***@h:6380\"",
+                       "TLS (rediss://) is not supported");
+    expect_url_refused("REDISS://:hunter2@h", "\"REDISS://:***@h\"", "TLS (rediss://) is not supported");
+    expect_url_refused("redis://user:hunter2@h:1", "\"redis://user:***@h:1\"",
+                       "user names (ACL) are not supported");
+    expect_url_refused("redis://hunter2@h:1", "\"redis://***@h:1\"",
+                       "user names (ACL) are not supported");
+    expect_url_refused("REDIS://:hunter2@h:99999", "\"REDIS://:***@h:99999\"", "expected redis://");
+    expect_url_refused("redis://:hunter2@h:1/x", "\"redis://:***@h:1/x\"", "expected redis://");
+    expect_url_refused("redis://:hunter2", "\"redis://:***\"", "expected redis://");
+    expect_url_refused("redis://:6379", "\"redis://:***\"", "expected redis://");
+    expect_url_refused("http://:hunter2@h", "\"http://:***@h\"", "expected redis://");
+    expect_url_refused("hunter2@h:1", "\"***@h:1\"", "expected redis://");
+    expect_url_refused("redis://:pw@x:hunter2@h:0", "\"redis://:***@h:0\"", "expected redis://");
+    expect_url_refused("redis://:hunter2@", "\"redis://:***@\"", "expected redis://");
+    {
+        char longpw[400];
+
+        memset(longpw, 'p', sizeof(longpw));
+        memcpy(longpw, "redis://:hunter2", 16);
+        snprintf(longpw + 300, sizeof(longpw) - 300, "@h:1");
+        expect_url_refused(longpw, "\"redis://:***@h:1\"", "password longer than 255 bytes");
+    }
+}
+END_TEST
+
+START_TEST(test_config_url_scheme_is_case_insensitive)
+{
+    struct sl_redis_url u;
+
+    ck_assert_int_eq(sl__url_parse("REDIS://:pw@cache:7000/3", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "cache");
+    ck_assert_str_eq(u.password, "pw");
+    ck_assert_int_eq(u.port, 7000);
+    ck_assert_int_eq(u.db, 3);
+}
+END_TEST
+
+START_TEST(test_config_url_error_in_file_and_overrides_hides_password)
+{
+    expect_error("{\"redis\": {\"url\": \"rediss://:hunter2@h:1\"}}",
+                 "1:19: redis.url: redis URL \"rediss://:***@h:1\": "
+                 "TLS (rediss://) is not supported yet");
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+    cfg = sl__config_default();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(sl__config_set_url(cfg, "redis://admin:hunter2@h:1", "--redis",
+                                        err, sizeof(err)), -1);
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(err, "--redis: redis URL \"redis://admin:***@h:1\""));
+    ck_assert_int_eq(sl__config_set_url(cfg, "REDIS://:hunter2@h:0", "SLUICE_REDIS_URL",
+                                        err, sizeof(err)), -1);
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+}
+END_TEST
+
+START_TEST(test_config_url_redact_every_form)
+{
+    static const char *const cases[][2] = {
+        { "redis://:hunter2@h:1/0", "redis://:***@h:1/0" },
+        { "REDIS://:hunter2@h", "REDIS://:***@h" },
+        { "rediss://:hunter2@h", "rediss://:***@h" },
+        { "redis://user:hunter2@h", "redis://user:***@h" },
+        { "redis://hunter2@h", "redis://***@h" },
+        { "redis://:hun@ter2@h", "redis://:***@h" },
+        { "redis://:hunter2", "redis://:***" },
+        { "hunter2@h", "***@h" },
+        { "redis://h:1/0", "redis://h:1/0" },
+        { "redis://[::1]:1", "redis://[::1]:1" },
+        { "", "" },
+    };
+    char buf[64];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl__url_redact(cases[i][0], buf, sizeof(buf));
+        ck_assert_str_eq(buf, cases[i][1]);
+    }
+    /* Cut to the buffer, never past it; control bytes do not reach a
+     * terminal. */
+    sl__url_redact("redis://:hunter2@a-very-long-host-name", buf, 12);
+    ck_assert_str_eq(buf, "redis://:**");
+    sl__url_redact("redis://h\033[2J:1", buf, sizeof(buf));
+    ck_assert_str_eq(buf, "redis://h?[2J:1");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Passwords from a file or the environment
+ * ------------------------------------------------------------------ */
+
+START_TEST(test_config_password_sources)
+{
+    char pwfile[64], pw[256], text[256];
+    struct sl_redis_url u;
+    int fd;
+
+    snprintf(pwfile, sizeof(pwfile), "/tmp/sluice-pw-XXXXXX");
+    fd = mkstemp(pwfile);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "from-file\n", 10), 10);
+    close(fd);
+    snprintf(text, sizeof(text), "{\"redis\": {\"url\": \"redis://h:1\", \"password_file\": \"%s\"}}",
+             pwfile);
+    unsetenv("SLUICE_REDIS_PASSWORD");
+    expect_ok(text);
+    ck_assert_str_eq(cfg->password_file, pwfile);
+    /* The file, its final newline removed. */
+    ck_assert_int_eq(sl__redis_password(&cfg->redis, cfg->password_file, pw, sizeof(pw),
+                                        err, sizeof(err)), 0);
+    ck_assert_str_eq(pw, "from-file");
+    /* Re-read at each call: a rotated password is used. */
+    fd = open(pwfile, O_WRONLY | O_TRUNC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "rotated", 7), 7);
+    close(fd);
+    ck_assert_int_eq(sl__redis_password(&cfg->redis, cfg->password_file, pw, sizeof(pw),
+                                        err, sizeof(err)), 0);
+    ck_assert_str_eq(pw, "rotated");
+    /* The environment beats the file... */
+    setenv("SLUICE_REDIS_PASSWORD", "from-env", 1);
+    ck_assert_int_eq(sl__redis_password(&cfg->redis, cfg->password_file, pw, sizeof(pw),
+                                        err, sizeof(err)), 0);
+    ck_assert_str_eq(pw, "from-env");
+    /* ...and a password in the URL beats both. */
+    ck_assert_int_eq(sl__url_parse("redis://:from-url@h:1", &u, err, sizeof(err)), 0);
+    ck_assert_int_eq(sl__redis_password(&u, cfg->password_file, pw, sizeof(pw),
+                                        err, sizeof(err)), 0);
+    ck_assert_str_eq(pw, "from-url");
+    unsetenv("SLUICE_REDIS_PASSWORD");
+    /* A file that went away: an error naming the file, not a password. */
+    unlink(pwfile);
+    ck_assert_int_eq(sl__redis_password(&cfg->redis, cfg->password_file, pw, sizeof(pw),
+                                        err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, pwfile));
+    /* At load, an unreadable file is a configuration error. */
+    expect_error("{\"redis\": {\"password_file\": \"/nonexistent/pw\"}}",
+                 "1:29: redis.password_file: cannot read \"/nonexistent/pw\": "
+                 "No such file or directory");
+    expect_error("{\"redis\": {\"password_file\": \"\"}}",
+                 "1:29: redis.password_file: expected a non-empty string");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Limits
+ * ------------------------------------------------------------------ */
+
+/* Returns a configuration with one worker whose stream is `slen` bytes
+ * of 's' and group `glen` bytes of 'g' (new: free()). */
+static char *name_config(size_t slen, size_t glen)
+{
+    char *s = malloc(slen + 1), *g = malloc(glen + 1), *text = malloc(slen + glen + 200);
+
+    ck_assert(s != NULL && g != NULL && text != NULL);
+    memset(s, 's', slen);
+    s[slen] = '\0';
+    memset(g, 'g', glen);
+    g[glen] = '\0';
+    sprintf(text, "{\"workers\": [{\"handler\": \"h\", \"stream\": \"%s\", \"group\": \"%s\"}]}", s, g);
+    free(s);
+    free(g);
+    return text;
+}
+
+START_TEST(test_config_name_length_limit)
+{
+    char *text, attempts[600], want[128];
+
+    text = name_config(SL_NAME_MAX, SL_NAME_MAX);
+    expect_ok(text);
+    free(text);
+    ck_assert_uint_eq(strlen(cfg->workers[0].stream), SL_NAME_MAX);
+    /* A name at the maximum gives whole keys. */
+    ck_assert_int_lt(sl__attempts_key(attempts, sizeof(attempts), cfg->workers[0].stream,
+                                      cfg->workers[0].group), SL_KEYLEN);
+    text = name_config(SL_NAME_MAX + 1, 1);
+    snprintf(want, sizeof(want), "1:41: workers[0].stream: longer than %d bytes", SL_NAME_MAX);
+    expect_error(text, want);
+    free(text);
+    text = name_config(1, SL_NAME_MAX + 1);
+    snprintf(want, sizeof(want), "1:55: workers[0].group: longer than %d bytes", SL_NAME_MAX);
+    expect_error(text, want);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_config_file_size_limit)
+{
+    char *text = malloc(SL_CONFIG_MAX + 64), want[256];
+
+    ck_assert_ptr_nonnull(text);
+    /* Valid JSON padded with white space past the limit. */
+    memset(text, ' ', SL_CONFIG_MAX + 10);
+    memcpy(text, "{}", 2);
+    text[SL_CONFIG_MAX + 10] = '\0';
+    write_config(text);
+    free(text);
+    cfg = sl__config_load(path, 1, err, sizeof(err));
+    ck_assert_ptr_null(cfg);
+    snprintf(want, sizeof(want), "%s: larger than %d bytes, the limit of a configuration file",
+             path, SL_CONFIG_MAX);
+    ck_assert_str_eq(err, want);
+    /* A device that never ends fails fast instead of filling memory. */
+    cfg = sl__config_load("/dev/zero", 1, err, sizeof(err));
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err, "/dev/zero: larger than 1048576 bytes, the limit of a configuration file");
+}
+END_TEST
+
+/* Loads a generated configuration of n distinct workers and returns the
+ * loader's step count (sl__config_steps). */
+static unsigned long load_workers_steps(size_t n)
+{
+    size_t cap = n * 96 + 64, len = 0, i;
+    char *text = malloc(cap);
+    unsigned long steps;
+
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text + len, cap - len, "{\"workers\": [\n");
+    for (i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "{\"handler\": \"h\", \"stream\": \"s%zu\", \"group\": \"g\"}%s\n",
+                                i, i + 1 < n ? "," : "");
+    snprintf(text + len, cap - len, "]}\n");
+    write_config(text);
+    free(text);
+    sl__config_free(cfg);
+    sl__config_steps = 0;
+    cfg = sl__config_load(path, 1, err, sizeof(err));
+    ck_assert_msg(cfg != NULL, "unexpected error: %s", err);
+    ck_assert_uint_eq(cfg->nworkers, n);
+    steps = sl__config_steps;
+    return steps;
+}
+
+START_TEST(test_config_load_is_linear_in_workers)
+{
+    unsigned long a = load_workers_steps(1000), b = load_workers_steps(4000);
+
+    /* Four times the workers: four times the work (quadratic would be 16). */
+    ck_assert_msg(b < 8 * a, "1000 workers: %lu steps, 4000 workers: %lu", a, b);
+}
+END_TEST
+
+START_TEST(test_config_metrics_address)
+{
+    ck_assert(sl__host_port_valid("127.0.0.1:9121"));
+    ck_assert(sl__host_port_valid("127.0.0.1:0"));
+    ck_assert(sl__host_port_valid("[::1]:65535"));
+    ck_assert(!sl__host_port_valid("127.0.0.1:82838"));
+    ck_assert(!sl__host_port_valid("127.0.0.1:65536"));
+    ck_assert(!sl__host_port_valid("127.0.0.1:-1"));
+    ck_assert(!sl__host_port_valid("127.0.0.1:"));
+    ck_assert(!sl__host_port_valid("127.0.0.1:80x"));
+    ck_assert(!sl__host_port_valid(":80"));
+    ck_assert(!sl__host_port_valid("localhost"));
+    expect_error("{\"metrics\": {\"listen\": \"127.0.0.1:82838\"}}",
+                 "1:24: metrics.listen: expected \"host:port\" or null");
 }
 END_TEST
 
@@ -660,6 +942,19 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_url_bad);
     tcase_add_test(tc, test_config_url_error_hides_password);
     tcase_add_test(tc, test_config_set_url);
+    tcase_add_test(tc, test_config_url_errors_never_show_the_password);
+    tcase_add_test(tc, test_config_url_scheme_is_case_insensitive);
+    tcase_add_test(tc, test_config_url_error_in_file_and_overrides_hides_password);
+    tcase_add_test(tc, test_config_url_redact_every_form);
+    tcase_add_test(tc, test_config_password_sources);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_config_name_length_limit);
+    tcase_add_test(tc, test_config_file_size_limit);
+    tcase_add_test(tc, test_config_load_is_linear_in_workers);
+    tcase_add_test(tc, test_config_metrics_address);
     suite_add_tcase(s, tc);
 
     return s;
