@@ -1210,6 +1210,9 @@ static struct poison poisons[] = {
       "\"amount_cents\":5,\"currency\":\"USD\"}", "invalid_id", "" },
     { "payments", "payment.requested", "{\"payment_id\":\"x-10\",\"order_id\":\"x-10\"",
       "invalid_json", "" },
+    /* A forged result for a real order, with no payment behind it. */
+    { "orders", "payment.succeeded", "{\"payment_id\":\"x-11\",\"order_id\":\"o-0000\"}",
+      "payment_mismatch", "" },
 };
 #define NPOISON (sizeof poisons / sizeof poisons[0])
 
@@ -1498,7 +1501,7 @@ START_TEST(test_flow_under_fire)
     ck_assert_int_eq(count_hashes("payment:*"), FIRE_ORDERS);
     ck_assert_int_eq(count_hashes("credit:*"), FIRE_CREDITS);
     ck_assert_int_eq(count_type("payments", "payment.requested", NULL, NULL), FIRE_ORDERS + 2);
-    succeeded = count_type("orders", "payment.succeeded", NULL, NULL);
+    succeeded = count_type("orders", "payment.succeeded", NULL, NULL) - 1; /* the forged one */
     declined = count_type("orders", "payment.declined", NULL, NULL);
     ck_assert_int_eq(succeeded + declined, FIRE_ORDERS);
     ck_assert_int_gt(succeeded, 0);
