@@ -84,8 +84,8 @@ static const struct sl_script order_created_script = {
  *     DEAD payment_mismatch. Not RETRY, even when the order does not
  *     exist yet: waiting cannot make a genuine result out of this entry,
  *     since the genuine one is added with its record. (This check comes
- *     before the order's: SPEC's "an order not yet created is RETRY" is
- *     about a genuine result that overtook its order.)
+ *     before the order's: "a result for an order not created yet is
+ *     RETRY" is about a genuine result that overtook its order.)
  *   - the record's order_id, status (succeeded for payment.succeeded,
  *     declined for payment.declined) and, for a decline, reason must be
  *     the event's. The reason must match rather than be copied from the
