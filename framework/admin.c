@@ -141,26 +141,6 @@ static long long opt_int(const char *s, long long dflt)
     return v;
 }
 
-/* Returns the len bytes at s as a JSON string. Keys and values in Redis
- * are binary: when they are not UTF-8 (jansson refuses them, returning
- * NULL) every non-ASCII or NUL byte becomes '?', so a stray key is still
- * shown, and never reaches a sort or a printf as a NULL string. */
-static json_t *safe_string(const char *s, size_t len)
-{
-    json_t *v = json_stringn(s, len);
-    char *copy;
-    size_t i;
-
-    if (v != NULL || (copy = malloc(len + 1)) == NULL)
-        return v;
-    for (i = 0; i < len; i++)
-        copy[i] = (s[i] & 0x80) || s[i] == '\0' ? '?' : s[i];
-    copy[len] = '\0';
-    v = json_string(copy);
-    free(copy);
-    return v;
-}
-
 /* Returns 1 when r is a string reply (the only kind with a usable str
  * besides errors, which run() already turned away). */
 static int is_str(const redisReply *r)
@@ -169,7 +149,8 @@ static int is_str(const redisReply *r)
 }
 
 /* Returns a flat field array of a stream entry as a JSON object (values
- * as strings; invalid UTF-8 is replaced so the output stays JSON). */
+ * as strings; text that is not UTF-8 is escaped by sl__json_text, so
+ * the output stays JSON and keeps every field). */
 static json_t *fields_json(const redisReply *f)
 {
     json_t *o = json_object();
@@ -180,11 +161,9 @@ static json_t *fields_json(const redisReply *f)
         json_t *name, *v;
         if (!is_str(k) || !is_str(fv))
             continue;
-        v = json_stringn(fv->str, (size_t)fv->len);
-        if (v == NULL)
-            v = json_string("(not UTF-8)");
+        v = sl__json_text(fv->str, (size_t)fv->len);
         /* A name that is not UTF-8 would make jansson drop the field. */
-        if ((name = safe_string(k->str, (size_t)k->len)) != NULL)
+        if ((name = sl__json_text(k->str, (size_t)k->len)) != NULL)
             json_object_set_new(o, json_string_value(name), v);
         else
             json_decref(v);
@@ -193,16 +172,28 @@ static json_t *fields_json(const redisReply *f)
     return o;
 }
 
-/* Returns the value of field name in a flat field array, or "". */
-static const char *field(const redisReply *f, const char *name)
+/* Returns the value of field name in a flat field array, escaped for a
+ * table in slot i of c (see sl__cell), or "" when there is no such field. */
+static const char *field(struct sl_cells *c, int i, const redisReply *f, const char *name)
 {
-    size_t i;
+    size_t j;
 
-    for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
-        if (is_str(f->element[i]) && is_str(f->element[i + 1]) &&
-            strcmp(f->element[i]->str, name) == 0)
-            return f->element[i + 1]->str;
+    for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2)
+        if (is_str(f->element[j]) && is_str(f->element[j + 1]) &&
+            strcmp(f->element[j]->str, name) == 0)
+            return sl__cell(c, i, f->element[j + 1]->str, (size_t)f->element[j + 1]->len);
     return "";
+}
+
+/* Returns the JSON string member key of o escaped for a table in slot i
+ * of c; "" when o has no such string. */
+static const char *jcell(struct sl_cells *c, int i, const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v))
+        return "";
+    return sl__cell(c, i, json_string_value(v), json_string_length(v));
 }
 
 /* ------------------------------------------------------------------ */
@@ -289,6 +280,7 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
         char cnt[24];
         long long n = opt_int(a->count, 1000);
         json_t *doc = json_array();
+        struct sl_cells cells = { { NULL } };
 
         if (n <= 0) {
             fprintf(stderr, "sluice: --count: expected a positive integer\n");
@@ -328,19 +320,26 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
                 json_object_set_new(o, "fields", fields_json(f));
                 json_array_append_new(doc, o);
             } else if (id == NULL) {
-                printf("%-22s %-22s %-20.20s %-10s %s\n", e->element[0]->str, field(f, "source_id"),
-                       field(f, "type"), field(f, "deliveries"), field(f, "error"));
+                /* Every cell comes from the entry, which anyone who can
+                 * XADD wrote: escaped, so it cannot drive the terminal. */
+                printf("%-22s %-22s %-20.20s %-10s %s\n",
+                       sl__cell(&cells, 0, e->element[0]->str, (size_t)e->element[0]->len),
+                       field(&cells, 1, f, "source_id"), field(&cells, 2, f, "type"),
+                       field(&cells, 3, f, "deliveries"), field(&cells, 4, f, "error"));
             } else {
                 size_t j;
-                printf("id: %s\n", e->element[0]->str);
+                printf("id: %s\n", sl__cell(&cells, 0, e->element[0]->str, (size_t)e->element[0]->len));
                 for (j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2)
                     if (is_str(f->element[j]) && is_str(f->element[j + 1]))
-                        printf("%.*s: %.*s\n", (int)f->element[j]->len, f->element[j]->str,
-                               (int)f->element[j + 1]->len, f->element[j + 1]->str);
+                        printf("%s: %s\n",
+                               sl__cell(&cells, 0, f->element[j]->str, (size_t)f->element[j]->len),
+                               sl__cell(&cells, 1, f->element[j + 1]->str,
+                                        (size_t)f->element[j + 1]->len));
             }
         }
         if (a->json)
             print_json(id ? json_incref(json_array_get(doc, 0)) : json_incref(doc));
+        sl__cells_free(&cells);
         json_decref(doc);
         freeReplyObject(r);
         return 0;
@@ -470,20 +469,23 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
         json_decref(ents);
         return 1;
     }
-    json_object_set_new(g, "stream", json_string(stream));
-    json_object_set_new(g, "group", json_string(group));
+    /* Names come from Redis as bytes: sl__json_text keeps those that are
+     * not UTF-8 (json_string would refuse them and drop the member). */
+    json_object_set_new(g, "stream", sl__json_text(stream, strlen(stream)));
+    json_object_set_new(g, "group", sl__json_text(group, strlen(group)));
     json_object_set_new(g, "pending", json_integer(s->element[0]->integer));
     json_object_set_new(g, "min_id", s->element[1]->type == REDIS_REPLY_STRING ?
-                        json_string(s->element[1]->str) : json_null());
+                        sl__json_text(s->element[1]->str, (size_t)s->element[1]->len) : json_null());
     json_object_set_new(g, "max_id", s->element[2]->type == REDIS_REPLY_STRING ?
-                        json_string(s->element[2]->str) : json_null());
+                        sl__json_text(s->element[2]->str, (size_t)s->element[2]->len) : json_null());
     if (s->element[3]->type == REDIS_REPLY_ARRAY)
         for (i = 0; i < s->element[3]->elements; i++) {
             const redisReply *p = s->element[3]->element[i];
             if (p->type != REDIS_REPLY_ARRAY || p->elements < 2 || !is_str(p->element[0]) ||
                 !is_str(p->element[1]))
                 continue;
-            json_array_append_new(cons, json_pack("{s:s,s:I}", "consumer", p->element[0]->str,
+            json_array_append_new(cons, json_pack("{s:o,s:I}", "consumer",
+                                  sl__json_text(p->element[0]->str, (size_t)p->element[0]->len),
                                   "pending", (json_int_t)strtoll(p->element[1]->str, NULL, 10)));
         }
     for (i = 0; i < e->elements; i++) {
@@ -493,23 +495,29 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
             !is_str(p->element[1]) || p->element[2]->type != REDIS_REPLY_INTEGER ||
             p->element[3]->type != REDIS_REPLY_INTEGER)
             continue;
-        json_array_append_new(ents, json_pack("{s:s,s:s,s:I,s:I}", "id", p->element[0]->str,
-                              "consumer", p->element[1]->str,
+        json_array_append_new(ents, json_pack("{s:o,s:o,s:I,s:I}",
+                              "id", sl__json_text(p->element[0]->str, (size_t)p->element[0]->len),
+                              "consumer", sl__json_text(p->element[1]->str, (size_t)p->element[1]->len),
                               "idle_ms", (json_int_t)p->element[2]->integer,
                               "deliveries", (json_int_t)p->element[3]->integer));
     }
     json_object_set_new(g, "consumers", cons);
     json_object_set_new(g, "entries", ents);
     if (!a->json) {
-        printf("stream %s group %s: %lld pending", stream, group, s->element[0]->integer);
-        if (is_str(s->element[1]) && is_str(s->element[2]))
-            printf(" (%s .. %s)", s->element[1]->str, s->element[2]->str);
+        /* Group and consumer names are anyone's to choose: escaped. */
+        struct sl_cells cells = { { NULL } };
+
+        printf("stream %s group %s: %lld pending", jcell(&cells, 0, g, "stream"),
+               jcell(&cells, 1, g, "group"), s->element[0]->integer);
+        if (json_is_string(json_object_get(g, "min_id")) &&
+            json_is_string(json_object_get(g, "max_id")))
+            printf(" (%s .. %s)", jcell(&cells, 0, g, "min_id"), jcell(&cells, 1, g, "max_id"));
         printf("\n");
         if (json_array_size(cons) > 0) {
             printf("  %-40s %s\n", "CONSUMER", "PENDING");
             for (i = 0; i < json_array_size(cons); i++) {
                 json_t *o = json_array_get(cons, i);
-                printf("  %-40s %lld\n", json_string_value(json_object_get(o, "consumer")),
+                printf("  %-40s %lld\n", jcell(&cells, 0, o, "consumer"),
                        (long long)json_integer_value(json_object_get(o, "pending")));
             }
         }
@@ -518,12 +526,12 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
             for (i = 0; i < json_array_size(ents); i++) {
                 json_t *o = json_array_get(ents, i);
                 printf("  %-24s %-40s %10lld %10lld\n",
-                       json_string_value(json_object_get(o, "id")),
-                       json_string_value(json_object_get(o, "consumer")),
+                       jcell(&cells, 0, o, "id"), jcell(&cells, 1, o, "consumer"),
                        (long long)json_integer_value(json_object_get(o, "idle_ms")),
                        (long long)json_integer_value(json_object_get(o, "deliveries")));
             }
         }
+        sl__cells_free(&cells);
     }
     json_array_append_new(doc, g);
     freeReplyObject(s);
@@ -640,14 +648,14 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
                 continue;
             }
             o = json_object();
-            json_object_set_new(o, "consumer", safe_string(key + strlen("sluice:worker:"),
-                                                           strlen(key) - strlen("sluice:worker:")));
+            json_object_set_new(o, "consumer", sl__json_text(key + strlen("sluice:worker:"),
+                                                             strlen(key) - strlen("sluice:worker:")));
             for (j = 0; j < 9; j++) {
                 const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
                 if (j == 0 || j >= 5)
                     json_object_set_new(o, cols[j], json_integer(strtoll(v, NULL, 10)));
                 else
-                    json_object_set_new(o, cols[j], safe_string(v, strlen(v)));
+                    json_object_set_new(o, cols[j], sl__json_text(v, strlen(v)));
             }
             json_array_append_new(doc, o);
             freeReplyObject(h);
@@ -670,6 +678,9 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
     if (a->json) {
         print_json(json_incref(doc));
     } else {
+        /* A heartbeat is a hash anyone can write: its names are escaped. */
+        struct sl_cells cells = { { NULL } };
+
         printf("%-36s %8s %-10s %-12s %-18s %8s %8s %10s %8s\n", "CONSUMER", "PID", "HANDLER",
                "STREAM", "GROUP", "UP_S", "BEAT_MS", "PROCESSED", "FAILED");
         for (i = 0; i < json_array_size(doc); i++) {
@@ -677,15 +688,15 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
             long long started = json_integer_value(json_object_get(o, "started_at"));
             long long beat = json_integer_value(json_object_get(o, "last_beat"));
             printf("%-36s %8lld %-10s %-12s %-18s %8lld %8lld %10lld %8lld\n",
-                   json_string_value(json_object_get(o, "consumer")),
+                   jcell(&cells, 0, o, "consumer"),
                    (long long)json_integer_value(json_object_get(o, "pid")),
-                   json_string_value(json_object_get(o, "handler")),
-                   json_string_value(json_object_get(o, "stream")),
-                   json_string_value(json_object_get(o, "group")),
+                   jcell(&cells, 1, o, "handler"), jcell(&cells, 2, o, "stream"),
+                   jcell(&cells, 3, o, "group"),
                    now > started ? (now - started) / 1000 : 0, now > beat ? now - beat : 0,
                    (long long)json_integer_value(json_object_get(o, "processed")),
                    (long long)json_integer_value(json_object_get(o, "failed")));
         }
+        sl__cells_free(&cells);
     }
     json_decref(doc);
     return 0;

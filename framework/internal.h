@@ -167,6 +167,32 @@ long long sl__retry_delay_ms(long long first, long long cap, long long attempts)
  * ...), or 0 when it cannot be read. */
 char sl__proc_state(long pid);
 
+/* Returns a copy of the len bytes at s (NULs included) that a terminal
+ * shows as plain text: control bytes, DEL, C1 controls and bytes that
+ * are not UTF-8 become \xNN. New: free(). NULL when memory ran out. */
+char *sl__escape_text(const char *s, size_t len);
+
+/* Returns the len bytes at s as a JSON string, escaped as by
+ * sl__escape_text() when they are not UTF-8 (jansson refuses those).
+ * New reference; NULL only when memory ran out. */
+json_t *sl__json_text(const char *s, size_t len);
+
+/* The escaped cells of one table row (see sl__cell). Start it zeroed,
+ * and release it with sl__cells_free(). */
+#define SL_CELLS 8
+struct sl_cells {
+    char *v[SL_CELLS];            /* escaped texts (owned), NULL when unused */
+};
+
+/* Returns the escaped text of the len bytes at s in slot i (0 ..
+ * SL_CELLS-1) of c, replacing what the slot held: valid until the slot is
+ * reused or c is freed. Every cell an admin table prints from Redis goes
+ * through here. Returns "?" when memory ran out. */
+const char *sl__cell(struct sl_cells *c, int i, const char *s, size_t len);
+
+/* Frees every slot of c, leaving it empty (and reusable). */
+void sl__cells_free(struct sl_cells *c);
+
 /* The key under which sluice keeps its per-entry bookkeeping for one
  * stream and group: "sluice:attempts:<len>:<stream>:<group>". The length
  * keeps names that contain ':' apart. Writes at most size bytes; returns

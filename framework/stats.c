@@ -262,8 +262,11 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             snprintf(w_s, sizeof(w_s), "%.3f", w);
         }
         if (json) {
-            json_t *o2 = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}",
-                                   "stream", r->stream, "group", r->group,
+            /* A group name is bytes anyone can choose: sl__json_text
+             * keeps one that is not UTF-8, which "s" would refuse. */
+            json_t *o2 = json_pack("{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:I}",
+                                   "stream", sl__json_text(r->stream, strlen(r->stream)),
+                                   "group", sl__json_text(r->group, strlen(r->group)),
                                    "length", (json_int_t)r->length, "pending", (json_int_t)r->pending,
                                    "consumers", (json_int_t)r->consumers,
                                    "dead", (json_int_t)r->dead, "entries_added", (json_int_t)r->added,
@@ -279,11 +282,16 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             json_array_append_new(doc, o2);
         } else {
             char lag_s[24], old_s[24];
+            struct sl_cells cells = { { NULL } };
+
             snprintf(lag_s, sizeof(lag_s), r->lag >= 0 ? "%lld" : "-", r->lag);
             snprintf(old_s, sizeof(old_s), r->oldest_ms >= 0 ? "%lld" : "-", r->oldest_ms);
+            /* Names are escaped: a group name could drive the terminal. */
             printf("%-16s %-18s %8lld %8s %8lld %5lld %10s %6lld %9.1f %9.1f %6s %8lld %9s\n",
-                   r->stream, r->group, r->length, lag_s, r->pending, r->consumers, old_s,
-                   r->dead, lambda, mu, rho_s, l, w_s);
+                   sl__cell(&cells, 0, r->stream, strlen(r->stream)),
+                   sl__cell(&cells, 1, r->group, strlen(r->group)), r->length, lag_s, r->pending,
+                   r->consumers, old_s, r->dead, lambda, mu, rho_s, l, w_s);
+            sl__cells_free(&cells);
         }
     }
 }

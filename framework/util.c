@@ -1,5 +1,7 @@
-/* util.c -- clocks, backoff arithmetic and key names used across the
- * framework. Everything here is pure or nearly so, and unit-tested. */
+/* util.c -- clocks, backoff arithmetic, key names and the escaping of
+ * text for terminals, used across the framework. Everything here is pure
+ * or nearly so, and unit-tested. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,4 +90,123 @@ char sl__proc_state(long pid)
     if ((paren = strrchr(buf, ')')) == NULL || paren[1] != ' ')
         return 0;
     return paren[2];
+}
+
+/* ---------------------------------------------------------------------
+ * Text from Redis on a terminal
+ * ------------------------------------------------------------------ */
+
+/* Returns the length (2 to 4) of the well-formed UTF-8 sequence that
+ * starts at p, of which n bytes are available, storing its code point in
+ * *cp; or 0 when p does not start one. Well-formed as RFC 3629 says: no
+ * overlong form, no surrogate, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *p, size_t n, unsigned long *cp)
+{
+    unsigned long c, min;
+    size_t need, i;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        need = 2, c = p[0] & 0x1f, min = 0x80;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        need = 3, c = p[0] & 0x0f, min = 0x800;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        need = 4, c = p[0] & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return need;
+}
+
+/* Returns a NUL-terminated copy of the len bytes at s in which every byte
+ * a terminal could act on is written as \xNN (two lower-case hex digits):
+ * bytes below 0x20 (ESC, CR, BEL, NUL...), DEL, each byte of a C1 control
+ * (U+0080..U+009F: xterm obeys U+009B as CSI) and each byte that is not
+ * part of a well-formed UTF-8 sequence (a lone 0x9b is CSI on an 8-bit
+ * terminal). Everything else, printable UTF-8 included, stays as it is,
+ * so the result is valid UTF-8. A backslash is not doubled: the admin
+ * tables are read by people, and dead-lettered JSON full of \" would
+ * become hard to read; `--json` gives the exact text. New: free(). NULL
+ * when memory ran out. */
+char *sl__escape_text(const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    char *out, *o;
+    unsigned long cp;
+    size_t i = 0, n, k;
+
+    if (len > (SIZE_MAX - 1) / 4 || (out = malloc(len * 4 + 1)) == NULL)
+        return NULL;
+    o = out;
+    while (i < len) {
+        if (p[i] >= 0x20 && p[i] < 0x7f) {
+            *o++ = (char)p[i++];
+            continue;
+        }
+        n = p[i] >= 0x80 ? utf8_seq(p + i, len - i, &cp) : 0;
+        if (n > 0 && cp >= 0xa0) {
+            memcpy(o, p + i, n);
+            o += n;
+            i += n;
+            continue;
+        }
+        for (k = 0; k < (n > 0 ? n : 1); k++, i++) {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[p[i] >> 4];
+            *o++ = hex[p[i] & 0xf];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Returns the len bytes at s as a JSON string. Keys and values in Redis
+ * are binary, and jansson refuses text that is not UTF-8 (json_stringn
+ * returns NULL): such text is escaped by sl__escape_text() instead, so
+ * that a name or value is still shown rather than dropped, and never
+ * reaches a sort or a printf as a NULL string. Text that is UTF-8 is kept
+ * exactly (jansson escapes its control characters itself). New
+ * reference; NULL only when memory ran out. */
+json_t *sl__json_text(const char *s, size_t len)
+{
+    json_t *v = json_stringn(s, len);
+    char *copy;
+
+    if (v != NULL || (copy = sl__escape_text(s, len)) == NULL)
+        return v;
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
+/* Stores the escaped text of s (len bytes) in slot i of c and returns it;
+ * see internal.h. */
+const char *sl__cell(struct sl_cells *c, int i, const char *s, size_t len)
+{
+    SL_ASSERT(i >= 0 && i < SL_CELLS);
+    free(c->v[i]);
+    c->v[i] = sl__escape_text(s != NULL ? s : "", s != NULL ? len : 0);
+    return c->v[i] != NULL ? c->v[i] : "?";
+}
+
+/* Frees every slot of c. */
+void sl__cells_free(struct sl_cells *c)
+{
+    int i;
+
+    for (i = 0; i < SL_CELLS; i++) {
+        free(c->v[i]);
+        c->v[i] = NULL;
+    }
 }

@@ -9,6 +9,12 @@
  *   payment.declined  {payment_id, order_id, reason}
  *       move the order from pending to paid, or to failed with the reason
  *       copied. A result for an order not created yet is RETRY.
+ *       A result is applied only when payment:<payment_id> agrees with it
+ *       (same order, status and decline reason; the order's user, amount
+ *       and currency): anyone can XADD to `orders`, only the payment
+ *       worker writes payment records. Anything else is DEAD
+ *       payment_mismatch, so a forged payment.succeeded never pays an
+ *       order whose payment was declined or never made.
  *
  * Idempotency: order.created keeps a fingerprint under
  * sluice:fp:order:<order_id>, a payment result under
@@ -59,31 +65,87 @@ static const struct sl_script order_created_script = {
 };
 
 /* payment.succeeded and payment.declined (one script, two outcomes).
- * KEYS: 1 order:<order_id>, 2 sluice:fp:payres:<payment_id>.
+ * KEYS: 1 order:<order_id>, 2 sluice:fp:payres:<payment_id>,
+ *       3 payment:<payment_id>.
  * ARGV: 1 fingerprint, 2 payment_id, 3 order_id, 4 'paid' or 'failed',
  *       5 the decline reason ('' for paid).
  * Returns 'paid', 'failed' or 'duplicate', or a retry or dead reply.
- * The fingerprint is checked first, so a repeat of a result already
- * applied acks whatever happened to the order since. Without one, the
- * order's state decides: a missing order is RETRY (the result overtook
- * order.created); a final state equal to this result (same reason for a
- * decline) is an idempotent repeat; any other final state is a conflict
- * and is left untouched. */
+ *
+ * Anyone who can XADD to `orders` can write a payment result, so the
+ * event is only a claim: it is applied only when payment:<payment_id>
+ * says the same thing. The payment worker writes that record in the same
+ * script as it XADDs the result, and writes it once, so a genuine result
+ * always finds its record and the record never changes afterwards. The
+ * checks, in order:
+ *   - the fingerprint first, so a repeat of a result already applied
+ *     acks whatever happened since (a fingerprint is stored only for a
+ *     result that passed every check below);
+ *   - no payment record at all: the result was not written by a payment,
+ *     DEAD payment_mismatch. Not RETRY, even when the order does not
+ *     exist yet: waiting cannot make a genuine result out of this entry,
+ *     since the genuine one is added with its record. (This check comes
+ *     before the order's: "a result for an order not created yet is
+ *     RETRY" is about a genuine result that overtook its order.)
+ *   - the record's order_id, status (succeeded for payment.succeeded,
+ *     declined for payment.declined) and, for a decline, reason must be
+ *     the event's. The reason must match rather than be copied from the
+ *     record: a genuine decline carries its record's reason, so any other
+ *     reason marks the event as forged, and the order then copies a
+ *     reason that is both the event's and the record's;
+ *   - a different fingerprint under this payment_id is a conflict (kept
+ *     as a guard: with an unchanged record it cannot happen, since the
+ *     checks above pin every field the fingerprint covers);
+ *   - the order must exist (else RETRY: the result overtook
+ *     order.created), and its user, amount and currency must be the
+ *     payment's, so that a payment of 1 cent, or by another user, never
+ *     pays an order of 300. Amounts are compared as the decimal text
+ *     both workers write, never through tonumber().
+ * Then the order's state decides: pending moves to paid or failed; a
+ * final state equal to this result (same reason for a decline) is an
+ * idempotent repeat; any other final state is a conflict and is left
+ * untouched. Every check comes before the first write. */
 static const struct sl_script order_payment_result_script = {
     .name = "order_payment_result",
     .body = SCHEMA_LUA_PRELUDE
-        "local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}})\n"
+        "local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'hash'}})\n"
         "if bad then return bad end\n"
         "local fp = redis.call('GET', KEYS[2])\n"
-        "if fp then\n"
-        "  if fp == ARGV[1] then return 'duplicate' end\n"
-        "  return conflict('payment result', ARGV[2])\n"
+        "if fp == ARGV[1] then return 'duplicate' end\n"
+        "local function txt(v)\n"
+        "  if v then return v end\n"
+        "  return '(none)'\n"
         "end\n"
+        "local function mismatch(detail)\n"
+        "  return {'dead', 'payment_mismatch: payment ' .. ARGV[2] .. ' ' .. detail}\n"
+        "end\n"
+        "if redis.call('EXISTS', KEYS[3]) == 0 then\n"
+        "  return {'dead', 'payment_mismatch: no payment record ' .. KEYS[3]}\n"
+        "end\n"
+        "local pay = redis.call('HMGET', KEYS[3], 'order_id', 'user_id', 'amount_cents',\n"
+        "                       'currency', 'status', 'reason')\n"
+        "if pay[1] ~= ARGV[3] then\n"
+        "  return mismatch('is for order ' .. txt(pay[1]) .. ', not ' .. ARGV[3])\n"
+        "end\n"
+        "local want = 'succeeded'\n"
+        "if ARGV[4] == 'failed' then want = 'declined' end\n"
+        "if pay[5] ~= want then\n"
+        "  return mismatch('is ' .. txt(pay[5]) .. ', not ' .. want)\n"
+        "end\n"
+        "if want == 'declined' and pay[6] ~= ARGV[5] then\n"
+        "  return mismatch('was declined (' .. txt(pay[6]) .. '), not (' .. ARGV[5] .. ')')\n"
+        "end\n"
+        "if fp then return conflict('payment result', ARGV[2]) end\n"
         "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
         "  return {'retry', 'order_not_found: ' .. ARGV[3]}\n"
         "end\n"
-        "local st = redis.call('HMGET', KEYS[1], 'status', 'reason')\n"
+        "local st = redis.call('HMGET', KEYS[1], 'status', 'reason', 'user_id',\n"
+        "                      'amount_cents', 'currency')\n"
         "local status, reason = st[1], st[2]\n"
+        "if st[3] ~= pay[2] or st[4] ~= pay[3] or st[5] ~= pay[4] then\n"
+        "  return mismatch('is ' .. txt(pay[3]) .. ' ' .. txt(pay[4]) .. ' from user ' .. txt(pay[2]) ..\n"
+        "                  ', order ' .. ARGV[3] .. ' is ' .. txt(st[4]) .. ' ' .. txt(st[5]) ..\n"
+        "                  ' from user ' .. txt(st[3]))\n"
+        "end\n"
         "if status == 'pending' then\n"
         "  if ARGV[4] == 'paid' then\n"
         "    redis.call('HSET', KEYS[1], 'status', 'paid')\n"
@@ -196,15 +258,16 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, json_t *data)
 
 /* Validates a payment.succeeded (declined == 0) or payment.declined
  * (declined == 1) event in data (borrowed) and declares the order's
- * transition. The fingerprint covers the event type, so a succeeded and
- * a declined result for one payment_id never look alike. Returns like
- * order_created. */
+ * transition, which the script makes only when payment:<payment_id>
+ * agrees with the event. The fingerprint covers the event type, so a
+ * succeeded and a declined result for one payment_id never look alike.
+ * Returns like order_created. */
 static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data,
                                                 int declined)
 {
     struct schema_value v[3];
-    char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN];
-    const char *keys[2], *args[5];
+    char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
+    const char *keys[3], *args[5];
     const char *reason;
     char *fp;
     int rc;
@@ -229,12 +292,13 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "payment result fingerprint");
     keys[0] = schema_key(k_order, "order:", v[1].s);
     keys[1] = schema_key(k_fp, "sluice:fp:payres:", v[0].s);
+    keys[2] = schema_key(k_pay, "payment:", v[0].s);
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = declined ? "failed" : "paid";
     args[4] = reason;
-    rc = sl_ctx_effect(ctx, &order_payment_result_script, 2, keys, 5, args);
+    rc = sl_ctx_effect(ctx, &order_payment_result_script, 3, keys, 5, args);
     free(fp);
     if (rc != 0)
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the payment result effect");

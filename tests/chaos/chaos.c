@@ -11,11 +11,12 @@
  *      order and payment workers pointed at the proxy, with short timings;
  *   2. creates the users, then forks a seeded producer that XADDs orders,
  *      credits, identical duplicates (some with their keys reordered),
- *      conflicting duplicates and invalid entries straight to Redis, and
- *      writes every operation to a history file with its outcome: ok
- *      (with the entry ID), fail (an error reply: not applied) or unknown
- *      (no reply: may or may not have been applied). Every entry carries
- *      a field h = its operation number, which dead letters keep;
+ *      conflicting duplicates, invalid entries and forged payment
+ *      results straight to Redis, and writes every operation to a
+ *      history file with its outcome: ok (with the entry ID), fail (an
+ *      error reply: not applied) or unknown (no reply: may or may not
+ *      have been applied). Every entry carries a field h = its
+ *      operation number, which dead letters keep;
  *   3. meanwhile a seeded nemesis injects one fault at a time, holds it,
  *      heals it and lets the system breathe: SIGKILL of a worker, SIGKILL
  *      of the supervisor (then a new pool), SIGTERM of the pool (then a
@@ -392,6 +393,13 @@ static const struct bad bads[] = {
     { "orders", "order.created", "[%ld]", "invalid_schema" },
     { "orders", "order.exploded", "{\"order_id\":\"bad-%ld\"}", "unknown_type" },
     { "orders", "order.created", NULL, "missing_payload" },
+    /* Forged payment results (anyone can XADD to orders): no payment
+     * record under forged-<h>, and for o-0 a reason no payment ever has,
+     * so whatever o-0's real payment did, neither may touch an order. */
+    { "orders", "payment.succeeded", "{\"payment_id\":\"forged-%ld\",\"order_id\":\"o-0\"}",
+      "payment_mismatch" },
+    { "orders", "payment.declined", "{\"payment_id\":\"o-0\",\"order_id\":\"o-0\","
+      "\"reason\":\"forged-%ld\"}", "payment_mismatch" },
     { "users", "user.credited", "{\"credit_id\":\"bad-%ld\",", "invalid_json" },
     { "users", "user.credited", "{\"credit_id\":\"bad-%ld\",\"user_id\":\"u-1\","
       "\"amount_cents\":true}", "wrong_type" },

@@ -1259,7 +1259,8 @@ START_TEST(test_delivery_dead_letter_field_codes)
 END_TEST
 
 /* `sluice dlq` on a real dead letter: a payment result for an order that
- * does not exist yet is retried until max_deliveries and dead-lettered;
+ * does not exist yet (with its payment record, as a genuine result has)
+ * is retried until max_deliveries and dead-lettered;
  * `list` and `show` (plain and --json) describe it, `replay` puts it
  * back without the added fields once the order exists, and it is then
  * processed (the order becomes paid); `purge` empties the stream. */
@@ -1278,6 +1279,8 @@ START_TEST(test_delivery_dlq_list_show_replay_purge)
     write_config(", \"max_deliveries\": 2",
                  "{ \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"g\", \"processes\": 1 }");
     pool_start();
+    ck_assert_int_eq(sl_test_int(rc, "HSET payment:o-1 order_id o-1 user_id u-1 amount_cents 100 "
+                                     "currency USD status succeeded"), 5);
     xadd_n(src, "orders", "*", 3, fv, NULL);
     orig = entry("orders", src);
     SL_TEST_ASSERT_EVENTUALLY(10000, dead_len("orders") == 1);

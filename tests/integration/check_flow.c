@@ -835,12 +835,14 @@ START_TEST(test_flow_conflicting_duplicates)
                 "'currency':'USD'}",
                 "payment", "idempotency_conflict: payment o-1 was first seen with different data");
 
+    /* A result that contradicts its payment's record is not a repeat but
+     * a forgery: payment_mismatch (see test_flow_forged_payment_results). */
     id = xadd("orders", "payment.declined",
               "{'payment_id':'o-1','order_id':'o-1','reason':'insufficient_funds'}");
     wait_dead("orders", 2);
     assert_dead("orders", id, "payment.declined",
                 "{'payment_id':'o-1','order_id':'o-1','reason':'insufficient_funds'}", "order",
-                "idempotency_conflict: payment result o-1 was first seen with different data");
+                "payment_mismatch: payment o-1 is succeeded, not declined");
     wait_quiet(FLOW_QUIET_MS);
 
     /* The first of each stands. */
@@ -944,7 +946,10 @@ END_TEST
 /* A payment result that overtakes its order is retried (with the order
  * absent and nothing dead-lettered) and applied once the order exists;
  * one whose order never comes is dead-lettered after max_deliveries
- * failed attempts, no sooner than the backoff allows. */
+ * failed attempts, no sooner than the backoff allows. Both results are
+ * genuine: their payment records exist (written here as the payment
+ * worker writes them, since no payment worker runs), for a result
+ * without one is dead at once (test_flow_forged_payment_results). */
 START_TEST(test_flow_out_of_order)
 {
     struct pool_opts o = { 0, 1, 0, 16, 64, "none" };
@@ -954,6 +959,11 @@ START_TEST(test_flow_out_of_order)
     char *v;
 
     pool_start(&o);
+    ck_assert_int_eq(sl_test_int(rc, "HSET payment:o-late order_id o-late user_id u-9 "
+                                     "amount_cents 250 currency EUR status succeeded"), 5);
+    ck_assert_int_eq(sl_test_int(rc, "HSET payment:o-never order_id o-never user_id u-9 "
+                                     "amount_cents 5 currency EUR status declined "
+                                     "reason insufficient_funds"), 6);
     snprintf(early, sizeof early, "%s",
              xadd("orders", "payment.succeeded", "{'payment_id':'o-late','order_id':'o-late'}"));
     /* Wait for the first failed attempt, recorded with its reason. */
@@ -1007,6 +1017,54 @@ START_TEST(test_flow_out_of_order)
         ck_assert_str_eq(efield(r->element[0]->element[1], "deliveries"), "1");
         freeReplyObject(r);
     }
+    pool_stop();
+}
+END_TEST
+
+/* A forged payment result (anyone can XADD to orders) never decides an
+ * order: while o-f waits for its payment (no payment worker yet), a
+ * payment.succeeded for it, under its own payment_id or another, is
+ * dead-lettered payment_mismatch and the order stays pending; the real
+ * payment is then declined and fails the order, and a forged success
+ * afterwards is dead-lettered too. */
+START_TEST(test_flow_forged_payment_results)
+{
+    struct pool_opts no_payments = { 1, 1, 0, 5, 64, "none" };
+    const char *f3;
+    char f1[64];
+
+    pool_start(&no_payments);
+    xadd("users", "user.created",
+         "{'user_id':'u-2','name':'Bo','email':'bo@example.com','balance_cents':100}");
+    xadd("orders", "order.created",
+         "{'order_id':'o-f','user_id':'u-2','amount_cents':300,'currency':'EUR'}");
+    wait_hash("order:o-f", "status", "pending");
+    snprintf(f1, sizeof f1, "%s",
+             xadd("orders", "payment.succeeded", "{'payment_id':'o-f','order_id':'o-f'}"));
+    wait_quiet(FLOW_QUIET_MS);
+    ASSERT_HASH("order:o-f", "status", "pending");
+    assert_dead("orders", f1, "payment.succeeded", "{'payment_id':'o-f','order_id':'o-f'}",
+                "order", "payment_mismatch: no payment record payment:o-f");
+    f3 = xadd("orders", "payment.succeeded", "{'payment_id':'p-any','order_id':'o-f'}");
+    wait_quiet(FLOW_QUIET_MS);
+    ASSERT_HASH("order:o-f", "status", "pending");
+    assert_dead("orders", f3, "payment.succeeded", "{'payment_id':'p-any','order_id':'o-f'}",
+                "order", "payment_mismatch: no payment record payment:p-any");
+    pool_stop();
+
+    /* The payment worker declines the real payment (100 < 300). */
+    pool_start(&full_pool);
+    wait_hash("order:o-f", "status", "failed");
+    f3 = xadd("orders", "payment.succeeded", "{'payment_id':'o-f','order_id':'o-f'}");
+    wait_quiet(FLOW_QUIET_MS);
+    assert_dead("orders", f3, "payment.succeeded", "{'payment_id':'o-f','order_id':'o-f'}",
+                "order", "payment_mismatch: payment o-f is declined, not succeeded");
+    ASSERT_HASH("order:o-f", "status", "failed");
+    ASSERT_HASH("order:o-f", "reason", "insufficient_funds");
+    ASSERT_HASH("payment:o-f", "status", "declined");
+    ck_assert_int_eq(xlen("orders:dead"), 3);
+    ck_assert_int_eq(count_type("orders", "payment.declined", "order_id", "o-f"), 1);
+    assert_invariants();
     pool_stop();
 }
 END_TEST
@@ -1152,6 +1210,9 @@ static struct poison poisons[] = {
       "\"amount_cents\":5,\"currency\":\"USD\"}", "invalid_id", "" },
     { "payments", "payment.requested", "{\"payment_id\":\"x-10\",\"order_id\":\"x-10\"",
       "invalid_json", "" },
+    /* A forged result for a real order, with no payment behind it. */
+    { "orders", "payment.succeeded", "{\"payment_id\":\"x-11\",\"order_id\":\"o-0000\"}",
+      "payment_mismatch", "" },
 };
 #define NPOISON (sizeof poisons / sizeof poisons[0])
 
@@ -1440,7 +1501,7 @@ START_TEST(test_flow_under_fire)
     ck_assert_int_eq(count_hashes("payment:*"), FIRE_ORDERS);
     ck_assert_int_eq(count_hashes("credit:*"), FIRE_CREDITS);
     ck_assert_int_eq(count_type("payments", "payment.requested", NULL, NULL), FIRE_ORDERS + 2);
-    succeeded = count_type("orders", "payment.succeeded", NULL, NULL);
+    succeeded = count_type("orders", "payment.succeeded", NULL, NULL) - 1; /* the forged one */
     declined = count_type("orders", "payment.declined", NULL, NULL);
     ck_assert_int_eq(succeeded + declined, FIRE_ORDERS);
     ck_assert_int_gt(succeeded, 0);
@@ -1564,6 +1625,7 @@ Suite *flow_suite(void)
     tcase_add_test(tc, test_flow_conflicting_duplicates);
     tcase_add_test(tc, test_flow_concurrent_orders);
     tcase_add_test(tc, test_flow_out_of_order);
+    tcase_add_test(tc, test_flow_forged_payment_results);
     tcase_add_test(tc, test_flow_check_tool);
     tcase_add_test(tc, test_flow_live_check_under_load);
     suite_add_tcase(s, tc);

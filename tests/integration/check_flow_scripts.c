@@ -460,11 +460,29 @@ START_TEST(test_flow_duplicates_conflicting)
 }
 END_TEST
 
+/* Writes payment:<pid> as the payment worker writes it (user u-1, USD),
+ * for tests that feed the order worker results without running the
+ * payment step; reason NULL: none. */
+static void record(const char *pid, const char *oid, const char *amount, const char *status,
+                   const char *reason)
+{
+    redisReply *r;
+
+    r = sl_test_cmd(rc, "HSET payment:%s order_id %s user_id u-1 amount_cents %s currency USD "
+                    "status %s", pid, oid, amount, status);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    if (reason != NULL)
+        ck_assert_int_eq(sl_test_int(rc, "HSET payment:%s reason %s", pid, reason), 1);
+}
+
 /* Payment results: one that arrives before its order is RETRY and writes
  * nothing; a result contradicting the order's final state is a conflict;
- * a repeat of the final state under another payment_id is acked. */
+ * a repeat of the final state under another payment_id is acked. Each
+ * result has its payment record, as a genuine one always has. */
 START_TEST(test_flow_payment_results)
 {
+    record("o-9", "o-9", "10", "succeeded", NULL);
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-9','order_id':'o-9'}",
            "retry: order_not_found: o-9");
     ck_assert_int_eq(sl_test_int(rc, "EXISTS order:o-9 sluice:fp:payres:o-9"), 0);
@@ -473,24 +491,104 @@ START_TEST(test_flow_payment_results)
     EXPECT(&order_handler, "order.created",
            "{'order_id':'o-9','user_id':'u-1','amount_cents':10,'currency':'USD'}", "created");
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-9','order_id':'o-9'}", "paid");
-    EXPECT(&order_handler, "payment.declined", "{'payment_id':'o-9','order_id':'o-9','reason':'x'}",
-           CONFLICT("payment result", "o-9"));
+    record("p-2", "o-9", "10", "declined", "x");
     EXPECT(&order_handler, "payment.declined", "{'payment_id':'p-2','order_id':'o-9','reason':'x'}",
            "dead: idempotency_conflict: order o-9 is already paid, payment p-2 says declined (x)");
+    record("p-3", "o-9", "10", "succeeded", NULL);
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'p-3','order_id':'o-9'}", "duplicate");
     ck_assert_str_eq(hget("order:o-9", "status"), "paid");
 
     EXPECT(&order_handler, "order.created",
            "{'order_id':'o-8','user_id':'u-1','amount_cents':10,'currency':'USD'}", "created");
+    record("o-8", "o-8", "10", "declined", "insufficient_funds");
     EXPECT(&order_handler, "payment.declined", "{'payment_id':'o-8','order_id':'o-8','reason':'insufficient_funds'}",
            "failed");
+    record("p-5", "o-8", "10", "declined", "insufficient_funds");
     EXPECT(&order_handler, "payment.declined", "{'payment_id':'p-5','order_id':'o-8','reason':'insufficient_funds'}",
            "duplicate");
+    record("p-6", "o-8", "10", "declined", "other");
     EXPECT(&order_handler, "payment.declined", "{'payment_id':'p-6','order_id':'o-8','reason':'other'}",
            "dead: idempotency_conflict: order o-8 is already failed (insufficient_funds), payment p-6 says declined (other)");
+    record("p-7", "o-8", "10", "succeeded", NULL);
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'p-7','order_id':'o-8'}",
            "dead: idempotency_conflict: order o-8 is already failed (insufficient_funds), payment p-7 says succeeded");
     ck_assert_str_eq(hget("order:o-8", "status"), "failed");
+}
+END_TEST
+
+/* A result is applied only when payment:<payment_id> says the same
+ * thing. The real payment of o-2 is declined; forged results (anyone can
+ * XADD to orders), handled before and after the genuine decline, are
+ * dead payment_mismatch and change nothing, and the genuine decline and
+ * its repeat still work. */
+START_TEST(test_flow_forged_payment_results)
+{
+    char genuine[512], data[512];
+
+    EXPECT(&user_handler, "user.created", ANN, "created");
+    EXPECT(&user_handler, "user.created",
+           "{'user_id':'u-2','name':'Bo','email':'bo@example.com','balance_cents':100}", "created");
+    ck_assert_str_eq(run_order("{'order_id':'o-2','user_id':'u-2','amount_cents':300,'currency':'EUR'}"),
+                     "declined");
+    follow_up("orders", "payment.declined", genuine, sizeof genuine);
+
+    /* Before the genuine decline is handled: the order is still pending. */
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-2','order_id':'o-2'}",
+           "dead: payment_mismatch: payment o-2 is declined, not succeeded");
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'forged-1','order_id':'o-2'}",
+           "dead: payment_mismatch: no payment record payment:forged-1");
+    EXPECT(&order_handler, "payment.declined",
+           "{'payment_id':'o-2','order_id':'o-2','reason':'unknown_user'}",
+           "dead: payment_mismatch: payment o-2 was declined (insufficient_funds), not (unknown_user)");
+    ck_assert_str_eq(run_order(ORDER1), "succeeded");
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-1','order_id':'o-2'}",
+           "dead: payment_mismatch: payment o-1 is for order o-1, not o-2");
+    ck_assert_str_eq(hget("order:o-2", "status"), "pending");
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-2 sluice:fp:payres:forged-1 "
+                                     "sluice:fp:payres:o-1"), 0);
+
+    /* The genuine decline, its repeat, and a forged success afterwards. */
+    EXPECT(&order_handler, "payment.declined", genuine, "failed");
+    EXPECT(&order_handler, "payment.declined", genuine, "duplicate");
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-2','order_id':'o-2'}",
+           "dead: payment_mismatch: payment o-2 is declined, not succeeded");
+    ck_assert_str_eq(hget("order:o-2", "status"), "failed");
+    ck_assert_str_eq(hget("order:o-2", "reason"), "insufficient_funds");
+
+    /* The genuine success of o-1 is unchanged. */
+    follow_up("orders", "payment.succeeded", data, sizeof data);
+    EXPECT(&order_handler, "payment.succeeded", data, "paid");
+    EXPECT(&order_handler, "payment.succeeded", data, "duplicate");
+    assert_invariants();
+
+    /* A real payment for the order, but of another amount or currency
+     * (from a forged payment.requested, which the payment worker
+     * honours): its result does not pay the order. */
+    EXPECT(&order_handler, "order.created",
+           "{'order_id':'o-3','user_id':'u-1','amount_cents':1999,'currency':'USD'}", "created");
+    EXPECT(&payment_handler, "payment.requested",
+           "{'payment_id':'p-cheap','order_id':'o-3','user_id':'u-1','amount_cents':1,'currency':'USD'}",
+           "succeeded");
+    follow_up("orders", "payment.succeeded", data, sizeof data);
+    EXPECT(&order_handler, "payment.succeeded", data,
+           "dead: payment_mismatch: payment p-cheap is 1 USD from user u-1, order o-3 is 1999 USD from user u-1");
+    EXPECT(&payment_handler, "payment.requested",
+           "{'payment_id':'p-eur','order_id':'o-3','user_id':'u-1','amount_cents':1999,'currency':'EUR'}",
+           "succeeded");
+    follow_up("orders", "payment.succeeded", data, sizeof data);
+    EXPECT(&order_handler, "payment.succeeded", data,
+           "dead: payment_mismatch: payment p-eur is 1999 EUR from user u-1, order o-3 is 1999 USD from user u-1");
+    EXPECT(&user_handler, "user.credited", "{'credit_id':'c-2','user_id':'u-2','amount_cents':5000}",
+           "credited");
+    EXPECT(&payment_handler, "payment.requested",
+           "{'payment_id':'p-bo','order_id':'o-3','user_id':'u-2','amount_cents':1999,'currency':'USD'}",
+           "succeeded");
+    follow_up("orders", "payment.succeeded", data, sizeof data);
+    EXPECT(&order_handler, "payment.succeeded", data,
+           "dead: payment_mismatch: payment p-bo is 1999 USD from user u-2, order o-3 is 1999 USD from user u-1");
+    ck_assert_str_eq(hget("order:o-3", "status"), "pending");
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:p-cheap sluice:fp:payres:p-eur "
+                                     "sluice:fp:payres:p-bo"), 0);
 }
 END_TEST
 
@@ -674,6 +772,7 @@ START_TEST(test_flow_wrapped_by_framework)
     keys[2] = "orders:dead";
     pend("orders", "payment.succeeded", "{}", id, sizeof id);
     args[2] = id;
+    record("q", "q", "1", "succeeded", NULL);
     ck_assert_str_eq(step_with(&order_handler, "payment.succeeded",
                                "{'payment_id':'q','order_id':'q'}", keys, args), "2");
     ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:q order:q"), 0);
@@ -698,6 +797,7 @@ Suite *flow_scripts_suite(void)
     tcase_add_test(tc, test_flow_duplicates_identical);
     tcase_add_test(tc, test_flow_duplicates_conflicting);
     tcase_add_test(tc, test_flow_payment_results);
+    tcase_add_test(tc, test_flow_forged_payment_results);
     tcase_add_test(tc, test_flow_money_never_negative);
     tcase_add_test(tc, test_flow_refuses_bad_state);
     tcase_add_test(tc, test_flow_invariants_detect_damage);

@@ -1845,7 +1845,7 @@ START_TEST(test_ops_workers_table_and_json)
 END_TEST
 
 /* Keys under sluice:worker: that no worker wrote: a heartbeat whose name
- * is not UTF-8 is listed with '?' for its odd bytes (before, jansson
+ * is not UTF-8 is listed with \xNN for its odd bytes (before, jansson
  * refused the name and the sort crashed on a NULL string: exit 139), and
  * a key of the wrong type is reported and skipped; the command exits 0
  * with exactly the two hashes, sorted. */
@@ -1868,7 +1868,7 @@ START_TEST(test_ops_workers_odd_keys)
     doc = parse_json(o.out);
     out_free(&o);
     ck_assert_int_eq(json_array_size(doc), 2);
-    ck_assert_str_eq(jstr(json_array_get(doc, 0), "consumer"), "??");
+    ck_assert_str_eq(jstr(json_array_get(doc, 0), "consumer"), "\\xff\\xfe");
     ck_assert_int_eq(jint(json_array_get(doc, 0), "pid"), 11);
     ck_assert_int_eq(jint(json_array_get(doc, 0), "processed"), 3);
     ck_assert_str_eq(jstr(json_array_get(doc, 1), "consumer"), "zz");
@@ -1876,7 +1876,8 @@ START_TEST(test_ops_workers_odd_keys)
     json_decref(doc);
     o = run(targv);
     ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
-    ck_assert_msg(strstr(o.out, "\n??  ") != NULL && strstr(o.out, "\nzz  ") != NULL, "%s", o.out);
+    ck_assert_msg(strstr(o.out, "\n\\xff\\xfe  ") != NULL && strstr(o.out, "\nzz  ") != NULL,
+                  "%s", o.out);
     out_free(&o);
 }
 END_TEST
@@ -1884,7 +1885,7 @@ END_TEST
 /* Admin commands against keys of the wrong type print Redis's reason
  * and exit 1 (never crash, never report success); a dead letter whose
  * field name is not UTF-8 keeps that field in --json, its odd byte
- * shown as '?'. */
+ * shown as \xff. */
 START_TEST(test_ops_admin_wrong_type_keys)
 {
     static const char *const cmds[][4] = {
@@ -1925,8 +1926,131 @@ START_TEST(test_ops_admin_wrong_type_keys)
     ck_assert_int_eq(json_array_size(doc), 1);
     f = json_object_get(json_array_get(doc, 0), "fields");
     ck_assert_int_eq(json_object_size(f), 2);
-    ck_assert_str_eq(jstr(f, "?type"), "v");
+    ck_assert_str_eq(jstr(f, "\\xfftype"), "v");
     ck_assert_str_eq(jstr(f, "error"), "boom");
+    json_decref(doc);
+}
+END_TEST
+
+/* Asserts that the table text `out` of command `what` holds `want` and
+ * nothing a terminal would act on: no byte below 0x20 but '\n', no DEL,
+ * no C1 control (0x9b alone, or U+009B as 0xc2 0x9b) and no byte that
+ * is not UTF-8 (0xff). */
+static void assert_table_safe(const char *what, const char *out, const char *want)
+{
+    const unsigned char *p;
+
+    ck_assert_msg(strstr(out, want) != NULL, "%s: no \"%s\" in:\n%s", what, want, out);
+    for (p = (const unsigned char *)out; *p != '\0'; p++)
+        ck_assert_msg((*p >= 0x20 || *p == '\n') && *p != 0x7f && *p != 0x9b && *p != 0xff,
+                      "%s: raw byte 0x%02x at offset %td", what, *p, (const char *)p - out);
+    ck_assert_msg(strstr(out, "\xc2\x9b") == NULL, "%s: a raw C1 control", what);
+}
+
+/* Every admin table escapes what it prints from Redis: entry types,
+ * data, errors, consumer, group and heartbeat names holding ESC [31m,
+ * CR, BEL, DEL, C1 controls and bytes that are not UTF-8 are shown as
+ * \xNN, valid UTF-8 (é) as it is; --json stays exact JSON (jansson
+ * escapes control characters) and keeps a name that is not UTF-8 with
+ * all its odd bytes as \xNN. Before, the tables wrote the raw bytes to the
+ * terminal, and `pending` and `stats --json` dropped a consumer or group
+ * whose name is not UTF-8. */
+START_TEST(test_ops_tables_escape_control_chars)
+{
+    static const char type[] = "t\x1b[31m\r", data[] = "{\"d\":1}\x1b[31m\xc2\x9b";
+    static const char err[] = "boom\x1b[31m\x9b \xc3\xa9", cons[] = "c\x1b]0;x\x07";
+    static const char grp[] = "g\x1b[31m", grp2[] = "h\xff", reader[] = "r\x1b[31m\r\xff";
+    static const char wkey[] = "sluice:worker:w\x1b[31m\x7f", hnd[] = "x\x1b[31m";
+    const char *list[] = { sl_test_bin(), "dlq", "list", "e", "--redis", srv.url, NULL };
+    const char *show[] = { sl_test_bin(), "dlq", "show", "5-1", "e", "--redis", srv.url, NULL };
+    const char *jlist[] = { sl_test_bin(), "dlq", "list", "e", "--json", "--redis", srv.url, NULL };
+    const char *pend[] = { sl_test_bin(), "pending", "s", "--redis", srv.url, NULL };
+    const char *jpend[] = { sl_test_bin(), "pending", "s", "--json", "--redis", srv.url, NULL };
+    const char *wrk[] = { sl_test_bin(), "workers", "--redis", srv.url, NULL };
+    const char *stats[] = { sl_test_bin(), "stats", "-c", NULL, NULL };
+    char cfg[600];
+    struct out o;
+    json_t *doc, *f;
+    redisReply *r;
+
+    r = sl_test_cmd(rc, "XADD e:dead 5-1 type %b data %b error %b source_id 1-1 deliveries 1 "
+                    "consumer %b", type, sizeof(type) - 1, data, sizeof(data) - 1, err,
+                    sizeof(err) - 1, cons, sizeof(cons) - 1);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    o = run(list);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_table_safe("dlq list", o.out, "t\\x1b[31m\\x0d");
+    assert_table_safe("dlq list", o.out, "boom\\x1b[31m\\x9b \xc3\xa9");
+    out_free(&o);
+    o = run(show);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_table_safe("dlq show", o.out, "type: t\\x1b[31m\\x0d\n");
+    assert_table_safe("dlq show", o.out, "data: {\"d\":1}\\x1b[31m\\xc2\\x9b\n");
+    assert_table_safe("dlq show", o.out, "error: boom\\x1b[31m\\x9b \xc3\xa9\n");
+    assert_table_safe("dlq show", o.out, "consumer: c\\x1b]0;x\\x07\n");
+    out_free(&o);
+    o = run(jlist);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    out_free(&o);
+    f = json_object_get(json_array_get(doc, 0), "fields");
+    ck_assert_str_eq(jstr(f, "type"), type);
+    ck_assert_str_eq(jstr(f, "consumer"), cons);
+    ck_assert_str_eq(jstr(f, "error"), "boom\\x1b[31m\\x9b \xc3\xa9");
+    json_decref(doc);
+
+    /* pending: group and consumer names. */
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE s %b 0 MKSTREAM", grp, sizeof(grp) - 1));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE s %b 0", grp2, sizeof(grp2) - 1));
+    freeReplyObject(sl_test_cmd(rc, "XADD s 1-1 a b"));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP %b %b STREAMS s >", grp, sizeof(grp) - 1,
+                                reader, sizeof(reader) - 1));
+    o = run(pend);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_table_safe("pending", o.out, "stream s group g\\x1b[31m: 1 pending");
+    assert_table_safe("pending", o.out, "stream s group h\\xff: 0 pending");
+    assert_table_safe("pending", o.out, "\n  r\\x1b[31m\\x0d\\xff ");
+    assert_table_safe("pending", o.out, "\n  1-1 ");
+    out_free(&o);
+    o = run(jpend);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    out_free(&o);
+    ck_assert_int_eq(json_array_size(doc), 2);
+    f = json_array_get(doc, 0);
+    ck_assert_str_eq(jstr(f, "group"), grp);
+    ck_assert_str_eq(jstr(json_array_get(json_object_get(f, "consumers"), 0), "consumer"),
+                     "r\\x1b[31m\\x0d\\xff");
+    ck_assert_str_eq(jstr(json_array_get(json_object_get(f, "entries"), 0), "consumer"),
+                     "r\\x1b[31m\\x0d\\xff");
+    ck_assert_str_eq(jstr(json_array_get(doc, 1), "group"), "h\\xff");
+    json_decref(doc);
+
+    /* workers: the heartbeat's name and fields. */
+    freeReplyObject(sl_test_cmd(rc, "HSET %b pid 1 host h handler %b stream s group %b "
+                                "started_at 1 last_beat 2 processed 3 failed 0", wkey,
+                                sizeof(wkey) - 1, hnd, sizeof(hnd) - 1, grp, sizeof(grp) - 1));
+    o = run(wrk);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_table_safe("workers", o.out, "\nw\\x1b[31m\\x7f ");
+    assert_table_safe("workers", o.out, " x\\x1b[31m ");
+    assert_table_safe("workers", o.out, " g\\x1b[31m ");
+    out_free(&o);
+
+    /* stats: the group names of a configured stream. */
+    stats[3] = write_config(cfg, sizeof(cfg), "esc",
+                            "{\"handler\":\"noop\",\"stream\":\"s\",\"group\":\"g\",\"processes\":1}",
+                            "", 0);
+    o = run(stats);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_table_safe("stats", o.out, "\ns                g\\x1b[31m ");
+    assert_table_safe("stats", o.out, "\ns                h\\xff ");
+    out_free(&o);
+    doc = stats_json(cfg, NULL, NULL);
+    ck_assert_int_eq(json_array_size(doc), 2);
+    ck_assert_int_eq(jint(stats_row(doc, "s", grp), "pending"), 1);
+    ck_assert_int_eq(jint(stats_row(doc, "s", "h\\xff"), "pending"), 0);
     json_decref(doc);
 }
 END_TEST
@@ -3106,6 +3230,7 @@ Suite *ops_suite(void)
     tcase_add_test(tc, test_ops_workers_table_and_json);
     tcase_add_test(tc, test_ops_workers_odd_keys);
     tcase_add_test(tc, test_ops_admin_wrong_type_keys);
+    tcase_add_test(tc, test_ops_tables_escape_control_chars);
 
     tc = server_case(s, "metrics", 60);
     tcase_add_test(tc, test_ops_metrics_checker_rejects_bad_text);

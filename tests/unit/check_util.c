@@ -1,4 +1,6 @@
-/* check_util.c -- backoff arithmetic, key names, logfmt quoting. */
+/* check_util.c -- backoff arithmetic, key names, logfmt quoting, text
+ * escaped for terminals and JSON. */
+#include <stdlib.h>
 #include <string.h>
 #include <check.h>
 #include "internal.h"
@@ -63,6 +65,64 @@ START_TEST(test_util_clocks_move_forward)
 }
 END_TEST
 
+/* Escapes the len bytes at s and compares the result with want. */
+static void assert_escape(const char *s, size_t len, const char *want)
+{
+    char *got = sl__escape_text(s, len);
+
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+/* Terminal text: controls, DEL, C1 controls (raw or as UTF-8) and every
+ * byte outside a well-formed UTF-8 sequence become \xNN; printable ASCII,
+ * backslashes and valid UTF-8 from U+00A0 up stay as they are. */
+START_TEST(test_util_escape_text_for_terminals)
+{
+    assert_escape("plain \\ text", 12, "plain \\ text");
+    assert_escape("\x1b[31mred\r\n\t\x07\x7f", 13, "\\x1b[31mred\\x0d\\x0a\\x09\\x07\\x7f");
+    assert_escape("a\0b", 3, "a\\x00b");
+    assert_escape("\xc2\x9b" "2J \x9b \xc2\x80", 9, "\\xc2\\x9b2J \\x9b \\xc2\\x80");
+    assert_escape("\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 11,
+                  "\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    assert_escape("\xc0\xaf", 2, "\\xc0\\xaf");              /* overlong '/' */
+    assert_escape("\xe0\x80\xaf", 3, "\\xe0\\x80\\xaf");     /* overlong, 3 bytes */
+    assert_escape("\xed\xa0\x80", 3, "\\xed\\xa0\\x80");     /* a surrogate */
+    assert_escape("\xf4\x90\x80\x80", 4, "\\xf4\\x90\\x80\\x80"); /* above U+10FFFF */
+    assert_escape("\xe2\x82", 2, "\\xe2\\x82");              /* cut short */
+    assert_escape("\xe2\x82x", 3, "\\xe2\\x82x");
+    assert_escape("\xff\xfe", 2, "\\xff\\xfe");
+    assert_escape("", 0, "");
+}
+END_TEST
+
+/* JSON text keeps UTF-8 exactly (NUL and controls included, for jansson
+ * to escape) and escapes what is not UTF-8 instead of failing; a cell is
+ * escaped, reused slot by slot, and freed. */
+START_TEST(test_util_json_text_and_cells)
+{
+    struct sl_cells c = { { NULL } };
+    json_t *v;
+
+    v = sl__json_text("a\x1b\0b", 4);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(json_string_length(v), 4);
+    ck_assert_int_eq(memcmp(json_string_value(v), "a\x1b\0b", 4), 0);
+    json_decref(v);
+    v = sl__json_text("\xff\x1b", 2);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(json_string_value(v), "\\xff\\x1b");
+    json_decref(v);
+    ck_assert_str_eq(sl__cell(&c, 0, "x\x1by", 3), "x\\x1by");
+    ck_assert_str_eq(sl__cell(&c, 0, "z", 1), "z");
+    ck_assert_str_eq(sl__cell(&c, SL_CELLS - 1, NULL, 5), "");
+    sl__cells_free(&c);
+    ck_assert_ptr_null(c.v[0]);
+    sl__cells_free(&c);
+}
+END_TEST
+
 Suite *util_suite(void)
 {
     Suite *s = suite_create("util");
@@ -73,6 +133,8 @@ Suite *util_suite(void)
     tcase_add_test(tc, test_util_attempts_key_keeps_names_apart);
     tcase_add_test(tc, test_util_logq_quotes_only_when_needed);
     tcase_add_test(tc, test_util_clocks_move_forward);
+    tcase_add_test(tc, test_util_escape_text_for_terminals);
+    tcase_add_test(tc, test_util_json_text_and_cells);
     suite_add_tcase(s, tc);
     return s;
 }

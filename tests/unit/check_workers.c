@@ -401,11 +401,12 @@ START_TEST(test_workers_order_created_effect)
 END_TEST
 
 /* payment.succeeded and payment.declined declare order_payment_result
- * over the order and the result's fingerprint key (by payment_id), with
+ * over the order, the result's fingerprint key (by payment_id) and the
+ * payment's record, which the script checks the result against, with
  * the target status and the reason. */
 START_TEST(test_workers_payment_result_effect)
 {
-    static const char *const keys[] = { "order:o-1", "sluice:fp:payres:p-1", NULL };
+    static const char *const keys[] = { "order:o-1", "sluice:fp:payres:p-1", "payment:p-1", NULL };
     static const char *const ok_args[] = {
         "{\"order_id\":\"o-1\",\"payment_id\":\"p-1\",\"type\":\"payment.succeeded\"}",
         "p-1", "o-1", "paid", "", NULL };
