@@ -1507,6 +1507,115 @@ START_TEST(test_delivery_oom_while_applying_effects)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * TCase "defaults": orphans and big entries under a default configuration
+ * ------------------------------------------------------------------------ */
+
+/* Writes a configuration with nothing but the Redis URL, no metrics
+ * listener and the one worker `workers` (JSON members of a "workers"
+ * entry after handler, stream and group): every timing, the batch and
+ * every limit are the built-in defaults a user gets. */
+static void write_default_config(const char *workers)
+{
+    ck_assert_int_eq(sl_test_write_file(cfgpath,
+        "{\n"
+        "  \"redis\": { \"url\": \"%s\" },\n"
+        "  \"workers\": [ { \"handler\": \"probe\", \"stream\": \"s\", \"group\": \"g\"%s } ],\n"
+        "  \"metrics\": { \"listen\": null }\n"
+        "}\n", srv.url, workers), 0);
+}
+
+/* Returns the number of entries pending for consumer `name` in s/g that
+ * have been idle at least idle_ms. */
+static long long pending_of(const char *name, long long idle_ms)
+{
+    redisReply *r = sl_test_cmd(rc, "XPENDING s g IDLE %lld - + 1000000 %s", idle_ms, name);
+    long long n;
+
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    n = (long long)r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Adds n entries {type t, data `data`} to stream s (group g created at 0)
+ * and leaves them pending for the consumer "ghost", which never comes
+ * back, already idle for 60 s (XCLAIM ... IDLE fakes the idle time), all
+ * in one script so that 100,000 take well under a second. */
+static void add_orphans(long long n, const char *data)
+{
+    static const char fill[] =
+        "redis.call('XGROUP', 'CREATE', KEYS[1], 'g', '0', 'MKSTREAM')\n"
+        "local ids = {}\n"
+        "for i = 1, tonumber(ARGV[1]) do\n"
+        "  ids[i] = redis.call('XADD', KEYS[1], '*', 'type', 't', 'data', ARGV[2])\n"
+        "end\n"
+        "redis.call('XREADGROUP', 'GROUP', 'g', 'ghost', 'COUNT', ARGV[1], 'STREAMS', KEYS[1], '>')\n"
+        "for i = 1, #ids, 1000 do\n"
+        "  local args = {KEYS[1], 'g', 'ghost', 0}\n"
+        "  for j = i, math.min(i + 999, #ids) do args[#args+1] = ids[j] end\n"
+        "  args[#args+1] = 'IDLE'; args[#args+1] = 60000; args[#args+1] = 'JUSTID'\n"
+        "  redis.call('XCLAIM', unpack(args))\n"
+        "end\n"
+        "return #ids\n";
+
+    ck_assert_int_eq(sl_test_int(rc, "EVAL %s 1 s %lld %s", fill, n, data), n);
+    ck_assert_int_eq(pending("s", "g"), n);
+    ck_assert_int_eq(pending_of("ghost", 59000), n);
+}
+
+/* Orphaned entries are reclaimed with the default timings. The retry
+ * sweep (every 250 ms) and the reclaim sweep (every 5 s) used to start in
+ * step, and a reclaim tick that found the retry sweep's claim in flight
+ * was dropped, every time: 200 entries of a consumer that never came back
+ * stayed pending for good. Now they are all handled, applied once and
+ * acked within a few default reclaim intervals. */
+START_TEST(test_delivery_reclaim_default_timings)
+{
+    long long t0, took;
+    redisReply *r;
+    size_t i;
+
+    add_orphans(200, "{\"effect\":true}");
+    write_default_config("");
+    t0 = sl_test_now_ms();
+    pool_start();
+    SL_TEST_ASSERT_EVENTUALLY(4 * 5000, pending("s", "g") == 0);
+    took = sl_test_now_ms() - t0;
+    fprintf(stderr, "reclaim_default_timings: 200 orphans reclaimed in %lld ms\n", took);
+    r = sl_test_cmd(rc, "KEYS probe:count:*");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, 200);
+    for (i = 0; i < r->elements; i++)
+        ck_assert_int_eq(sl_test_int(rc, "GET %s", r->element[i]->str), 1);
+    freeReplyObject(r);
+    ck_assert_int_eq(dead_len("s"), 0);
+    ck_assert_int_eq(pending_of("ghost", 0), 0);
+}
+END_TEST
+
+/* A reclaim sweep goes on while it finds idle entries (bounded per slice
+ * by time, not by a page count): 100,000 orphaned entries are all
+ * reclaimed and acked within a few default reclaim intervals, where a cap
+ * of 10 pages of `batch` per interval took over two hours for a million. */
+START_TEST(test_delivery_reclaim_100k_orphans)
+{
+    long long t0, took;
+
+    add_orphans(100000, "{}");
+    write_default_config("");
+    t0 = sl_test_now_ms();
+    pool_start();
+    /* Generous for a loaded 2-core machine: six default intervals. */
+    SL_TEST_ASSERT_EVENTUALLY(6 * 5000, pending("s", "g") == 0);
+    took = sl_test_now_ms() - t0;
+    fprintf(stderr, "reclaim_100k_orphans: 100000 orphans reclaimed and acked in %lld ms\n",
+            took);
+    ck_assert_int_eq(dead_len("s"), 0);
+    ck_assert_int_eq(pending_of("ghost", 0), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Suite
  * ------------------------------------------------------------------------ */
 
@@ -1552,6 +1661,11 @@ Suite *delivery_suite(void)
     tc = tcase("oom", 60);
     tcase_add_test(tc, test_delivery_oom_while_dead_lettering);
     tcase_add_test(tc, test_delivery_oom_while_applying_effects);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("defaults", 90);
+    tcase_add_test(tc, test_delivery_reclaim_default_timings);
+    tcase_add_test(tc, test_delivery_reclaim_100k_orphans);
     suite_add_tcase(s, tc);
     return s;
 }
