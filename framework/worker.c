@@ -463,6 +463,7 @@ static enum sl_disposition decide(struct worker *w, struct entry *e,
     msg->deliveries = e->deliveries;
     msg->attempts = (int)e->attempts;
     msg->data = NULL;
+    w->ctx->data_left = (size_t)e->data_left;
     if (sl__msg_prepare(w->ctx, msg, w->t, (w->h->flags & SL_HANDLER_RAW) != 0,
                         w->h->types, w->t->message_ttl_ms > 0 ? sl__wall_ms() : 0) < 0) {
         *trim = w->ctx->dead_trim_fields;
@@ -619,6 +620,70 @@ static void handle_batch(struct worker *w, size_t n)
 /* Reading                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Returns the bytes an entry's fields hold in a reply (names and values),
+ * 0 for the NIL of a deleted entry. */
+static long long entry_size(const redisReply *fields)
+{
+    long long n = 0;
+    size_t i;
+
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (i = 0; i < fields->elements; i++)
+        if (fields->element[i]->type == REDIS_REPLY_STRING)
+            n += (long long)fields->element[i]->len;
+    return n;
+}
+
+/* Returns the COUNT of the next read or claim page, which is what bounds
+ * a worker's memory: one reply holds COUNT whole entries, and hiredis
+ * keeps all of them until the batch is handled, so `batch` entries of
+ * 32 MB each would be 2 GB. The count starts at 1 and doubles with every
+ * reply up to `batch`, but never beyond what keeps the entries of one
+ * reply, at the size of the largest entry of the last reply, within
+ * READ_BUDGET_PAYLOADS x max_payload_bytes. A later change can make it
+ * grow faster while the backlog is deep, or hold it down for a slow
+ * handler (a prefetch bounded in time): this function is the one place
+ * that decides.
+ * What it bounds, honestly: with entries up to max_payload_bytes (plus
+ * small other fields) a reply holds about 2 x max_payload_bytes, and
+ * hiredis's buffer at most one entry more. Claims never bring a `data`
+ * over max_payload_bytes (the script leaves it in Redis), but a read
+ * cannot leave one behind: one such entry, up to Redis's 512 MB, is held
+ * whole, once, before the count drops to 1. And a sudden jump in entry
+ * size can still bring up to `batch` entries of the new size in one
+ * reply. */
+static long long read_count(struct worker *w)
+{
+    long long budget = READ_BUDGET_PAYLOADS * w->t->max_payload_bytes;
+    long long n = w->read_n > 0 ? 2 * w->read_n : 1;
+
+    if (w->entry_bytes > 0 && n > budget / w->entry_bytes)
+        n = budget / w->entry_bytes;
+    if (n > w->t->batch)
+        n = w->t->batch;
+    if (n < 1)
+        n = 1;
+    w->read_n = n;
+    return n;
+}
+
+/* Remembers the largest of the n entries in w->ents, for read_count().
+ * A `data` the claim script left in Redis counts too: the size describes
+ * the stream's entries, which the next read would bring whole. */
+static void measure(struct worker *w, size_t n)
+{
+    long long big = 0, b;
+    size_t i;
+
+    if (n == 0)
+        return;
+    for (i = 0; i < n; i++)
+        if ((b = entry_size(w->ents[i].fields) + w->ents[i].data_left) > big)
+            big = b;
+    w->entry_bytes = big;
+}
+
 /* Reply to XREADGROUP ... >. */
 static void on_read(struct sl_conn *c, redisReply *r, void *priv)
 {
@@ -668,8 +733,10 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
         w->ents[n].deliveries = 1;
         w->ents[n].attempts = 0;
         w->ents[n].why = "";
+        w->ents[n].data_left = 0;
         n++;
     }
+    measure(w, n);
     /* Read ahead: after a full batch more entries are probably waiting, so
      * the next read is written at once, before this batch is handled, and
      * Redis serves it while the handler runs. Still at most one read is in
@@ -709,7 +776,7 @@ static void read_next(struct worker *w)
     if (w->state != W_RUN || w->reading || w->stopping || stop_signalled ||
         w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->rd))
         return;
-    snprintf(count_s, sizeof(count_s), "%lld", w->t->batch);
+    snprintf(count_s, sizeof(count_s), "%lld", read_count(w));
     snprintf(block_s, sizeof(block_s), "%lld", w->t->block_ms);
     if (sl__conn_command(w->rd, on_read, w, w->t->block_ms + w->cfg->command_timeout_ms,
                          11, argv, NULL) == 0)
@@ -758,18 +825,24 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
         const redisReply *e = list->element[i];
         /* An entry of another shape is skipped: it stays pending, and is
          * neither handled nor acked on counts that were not read. */
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 5 ||
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 6 ||
             e->element[0]->type != REDIS_REPLY_STRING ||
             e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_INTEGER)
+            e->element[2]->type != REDIS_REPLY_INTEGER ||
+            e->element[5]->type != REDIS_REPLY_INTEGER)
             continue;
         w->ents[n].id = e->element[0];
         w->ents[n].deliveries = e->element[1]->integer;
         w->ents[n].attempts = e->element[2]->integer;
         w->ents[n].why = e->element[3]->type == REDIS_REPLY_STRING ? e->element[3]->str : "";
         w->ents[n].fields = e->element[4];
+        /* The script only ever leaves a `data` over max_payload_bytes
+         * behind; anything else would be judged on the "" it sent. */
+        w->ents[n].data_left = e->element[5]->integer > w->t->max_payload_bytes ?
+                               e->element[5]->integer : 0;
         n++;
     }
+    measure(w, n);
     if (mode == CLAIM_ANY && n > 0) {
         count(w, SL_C_RECLAIMED, n);
         sl__log(SL_LOG_INFO, "reclaimed", "count=%zu", n);
@@ -798,17 +871,19 @@ static void claim_next(struct worker *w, int mode, const char *start)
 {
     char minidle[24], cnt[24];
     const char *name = mode == CLAIM_OWN ? "own" : mode == CLAIM_RETRY ? "retry" : "any";
+    char maxp[24];
     const char *argv[] = { "EVALSHA", w->sha[SL_SCRIPT_CLAIM], "2",
                            w->wc->stream, w->akey, w->wc->group, w->consumer,
-                           name, minidle, start, cnt };
+                           name, minidle, start, cnt, maxp };
 
     snprintf(minidle, sizeof(minidle), "%lld",
              mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
-    snprintf(cnt, sizeof(cnt), "%lld", w->t->batch);
+    snprintf(cnt, sizeof(cnt), "%lld", read_count(w));
+    snprintf(maxp, sizeof(maxp), "%lld", w->t->max_payload_bytes);
     w->claim_mode = mode;
     if (mode != CLAIM_OWN)
         w->last_mode = mode;
-    if (sl__conn_command(w->cmd, on_claim, w, 0, 11, argv, NULL) == 0)
+    if (sl__conn_command(w->cmd, on_claim, w, 0, 12, argv, NULL) == 0)
         w->claiming = 1;
 }
 

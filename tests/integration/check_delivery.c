@@ -1615,6 +1615,103 @@ START_TEST(test_delivery_reclaim_100k_orphans)
 }
 END_TEST
 
+/* Returns the VmHWM (peak resident set) of pid in KiB from
+ * /proc/<pid>/status, or -1. */
+static long long peak_rss_kib(pid_t pid)
+{
+    char path[64], *text, *p;
+    long long kib = -1;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    if ((text = sl_test_read_file(path)) == NULL)
+        return -1;
+    if ((p = strstr(text, "VmHWM:")) != NULL)
+        kib = strtoll(p + 6, NULL, 10);
+    free(text);
+    return kib;
+}
+
+/* Returns 1 once <stream>:dead holds n entries (for polling). */
+static int dead_is_16(void *arg)
+{
+    (void)arg;
+    return dead_len("s") == 16;
+}
+
+/* A worker's memory does not grow with `batch` times the entry size.
+ * Sixteen entries of 8 MiB (over the default max_payload_bytes of 1 MiB,
+ * so too_large) with the default batch of 64 used to be read in one reply:
+ * 128 MiB held at once, and as much again in hiredis's buffer. Half of
+ * them wait in the stream and half are orphans of a dead consumer, so
+ * both the read and the reclaim take them. The worker's peak RSS stays
+ * under the bound the README gives, 16 MiB + 4 x max_payload_bytes
+ * + 2 x the largest entry: a read takes one whole entry once it has seen
+ * a big one, the reclaim leaves their data in Redis. Each is
+ * dead-lettered as too_large with its data intact. */
+START_TEST(test_delivery_worker_memory_bounded)
+{
+    static const char fill[] =
+        "local big = string.rep('x', tonumber(ARGV[1]))\n"
+        "for i = 1, tonumber(ARGV[2]) do\n"
+        "  redis.call('XADD', KEYS[1], '*', 'type', 't', 'data', big)\n"
+        "end\n"
+        "return redis.call('XLEN', KEYS[1])\n";
+    const long long mib = 1024 * 1024, size = 8 * mib;
+    const long long bound_kib = (16 * mib + 4 * mib + 2 * size) / 1024;
+    long long kib;
+    redisReply *r;
+    pid_t pid;
+    size_t i;
+
+    /* 8 orphans, idle 60 s, then 8 entries nobody has read. */
+    ck_assert_int_eq(sl_test_int(rc, "XGROUP CREATE s g 0 MKSTREAM"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EVAL %s 1 s %lld 8", fill, size), 8);
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP g ghost COUNT 8 STREAMS s >"));
+    r = sl_test_cmd(rc, "XPENDING s g - + 8 ghost");
+    ck_assert_int_eq(r->elements, 8);
+    for (i = 0; i < r->elements; i++)
+        freeReplyObject(sl_test_cmd(rc, "XCLAIM s g ghost 0 %s IDLE 60000 JUSTID",
+                                    r->element[i]->element[0]->str));
+    freeReplyObject(r);
+    ck_assert_int_eq(sl_test_int(rc, "EVAL %s 1 s %lld 8", fill, size), 16);
+
+    write_default_config(", \"trim\": \"none\"");
+    pool_start();
+    SL_TEST_ASSERT_EVENTUALLY(10000, (pid = child_pid(1)) > 0);
+    ck_assert_msg(sl_test_wait_for(30000, dead_is_16, NULL), "dead letters: %lld",
+                  dead_len("s"));
+    SL_TEST_ASSERT_EVENTUALLY(5000, pending("s", "g") == 0);
+    kib = peak_rss_kib(pid);
+    fprintf(stderr, "worker_memory_bounded: worker peak RSS %lld KiB (bound %lld KiB)\n",
+            kib, bound_kib);
+    ck_assert_int_gt(kib, 0);
+    ck_assert_msg(kib < bound_kib, "worker peak RSS %lld KiB, bound %lld KiB", kib, bound_kib);
+
+    /* Every dead letter says too_large with the true size, and keeps the
+     * 8 MiB of data. */
+    r = sl_test_cmd(rc, "XRANGE s:dead - +");
+    ck_assert_int_eq(r->elements, 16);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        int seen = 0;
+        size_t j;
+
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            if (eq(f->element[j], "data")) {
+                ck_assert_int_eq(f->element[j + 1]->len, size);
+                seen |= 1;
+            } else if (eq(f->element[j], "error")) {
+                ck_assert_str_eq(f->element[j + 1]->str,
+                    "too_large: data is 8388608 bytes, more than max_payload_bytes 1048576");
+                seen |= 2;
+            }
+        }
+        ck_assert_int_eq(seen, 3);
+    }
+    freeReplyObject(r);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Suite
  * ------------------------------------------------------------------------ */
@@ -1666,6 +1763,7 @@ Suite *delivery_suite(void)
     tc = tcase("defaults", 90);
     tcase_add_test(tc, test_delivery_reclaim_default_timings);
     tcase_add_test(tc, test_delivery_reclaim_100k_orphans);
+    tcase_add_test(tc, test_delivery_worker_memory_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
