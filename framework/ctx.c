@@ -45,6 +45,7 @@ void sl__ctx_reset(struct sl_ctx *ctx)
     ctx->err[0] = '\0';
     ctx->dead_trim_fields = 0;
     ctx->dropped_fields = 0;
+    ctx->data_left = 0;
     ctx->script = -1;
     ctx->nkeys = 0;
     ctx->nargs = 0;

@@ -214,6 +214,7 @@ struct sl_ctx {
     char err[SL_ERRLEN];          /* "code" or "code: detail"; "" when none */
     int dead_trim_fields;         /* too_large by field count: the dead letter keeps type and data only */
     long long dropped_fields;     /* fields left out of such a dead letter */
+    size_t data_left;             /* > 0: `data` is this long but stayed in Redis (only "" was sent) */
     int script;                   /* index in handler->scripts of the effect, -1 when none */
     int nkeys;                    /* keys of the effect */
     int nargs;                    /* arguments of the effect */

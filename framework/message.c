@@ -219,6 +219,11 @@ int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
 
     /* missing_payload */
     data = sl_msg_field(msg, "data", &dlen);
+    /* A `data` over max_payload_bytes that the claim script left in Redis
+     * (it sent "" and the length) is judged on its length: it can only be
+     * too_large, and the bytes behind `data` are never read. */
+    if (data != NULL && ctx->data_left > 0)
+        dlen = ctx->data_left;
     if (data == NULL || dlen == 0) {
         sl__ctx_seterr(ctx, "missing_payload", NULL);
         goto fail;

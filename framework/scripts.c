@@ -133,7 +133,7 @@ static const char fail_body[] =
 "return decide('retry', ARGV[8], p)\n";
 
 /* Claims entries to (re)process. KEYS: stream, attempts hash.
- * ARGV: group, consumer, mode, min idle, start, count.
+ * ARGV: group, consumer, mode, min idle, start, count, max_payload_bytes.
  *   mode "own":   this consumer's entries that are fresh or due (after a
  *                 restart or reconnect: they may never have been seen);
  *   mode "retry": this consumer's entries whose retry is due;
@@ -148,10 +148,15 @@ static const char fail_body[] =
  * entry whose process died where no supervisor saw it, and such an entry
  * only ever comes back this way. Entries whose data is gone are acked and
  * counted.
+ * An entry whose (first) `data` is longer than max_payload_bytes is sent
+ * with that value replaced by "" and its length in `left`: it can only be
+ * dead-lettered as too_large, which copies it inside Redis, so its bytes
+ * never need to reach the worker's memory.
  * Returns {next start or "", deleted count, {{id, deliveries, attempts,
- * last reason, fields}...}}. */
+ * last reason, fields, left}...}}. */
 static const char claim_body[] =
 "local MODE, MINIDLE, START, COUNT = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
+"local MAXP = tonumber(ARGV[7])\n"
 "local now = now_ms()\n"
 "local p\n"
 "if MODE == 'any' then\n"
@@ -179,7 +184,14 @@ static const char claim_body[] =
 "      else\n"
 "        redis.call('XCLAIM', S, G, ME, 0, id, 'JUSTID')\n"
 "      end\n"
-"      out[#out+1] = {id, cnt, n, why, e[1][2]}\n"
+"      local f, left = e[1][2], 0\n"
+"      for i = 1, #f, 2 do\n"
+"        if f[i] == 'data' then\n"
+"          if #f[i+1] > MAXP then left = #f[i+1]; f[i+1] = '' end\n"
+"          break\n"
+"        end\n"
+"      end\n"
+"      out[#out+1] = {id, cnt, n, why, f, left}\n"
 "    end\n"
 "  end\n"
 "end\n"

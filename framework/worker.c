@@ -41,6 +41,9 @@
 #define CLAIM_ANY   2
 
 #define MAX_COMMIT_BATCHES 3      /* batches whose commits may be in flight */
+#define SWEEP_SLICE_MS 250        /* a sweep pages on for this long, then rests, ms */
+#define SWEEP_REST_MS 25          /* the rest between two slices of one sweep, ms */
+#define READ_BUDGET_PAYLOADS 2    /* one reply's entries hold at most this many max_payload_bytes */
 #define READ_AHEAD_MAX_US 5000    /* read ahead only after batches handled faster, us */
 #define BACKOFF_BASE_MS 100       /* first reconnect delay */
 #define BACKOFF_CAP_MS 5000       /* longest reconnect delay */
@@ -53,6 +56,7 @@ struct entry {
     long long deliveries;         /* Redis's delivery count */
     long long attempts;           /* failed attempts recorded by sluice */
     const char *why;              /* last failure reason, "" when none */
+    long long data_left;          /* bytes of `data` the claim script left in Redis (too_large), 0 when none */
 };
 
 /* The outcomes of one batch awaiting their replies. Allocated once per
@@ -89,7 +93,15 @@ struct worker {
     int reading;                  /* an XREADGROUP is in flight */
     int claiming;                 /* a claim script is in flight */
     int claim_mode;               /* CLAIM_* of that claim */
-    int claim_pages;              /* pages left in this sweep */
+    struct sweep {                /* one sweep mode's state, indexed by CLAIM_* */
+        int wanted;               /* its timer fired: a new sweep starts when the last one ends */
+        char cursor[SL_IDLEN + 2];/* where the sweep in progress goes on; "" when none */
+        uint64_t slice_ms;        /* monotonic start of its current slice, ms */
+        uint64_t rest_until_ms;   /* resting after a slice until then (monotonic), ms */
+    } sw[3];
+    int last_mode;                /* CLAIM_* of the last page sent, to alternate */
+    long long read_n;             /* COUNT of the last read or claim page, 0 before the first */
+    long long entry_bytes;        /* largest entry of the last non-empty reply, bytes of its fields */
     int commit_batches;           /* batches whose commits are in flight */
     int stopping;                 /* asked to stop: finish and exit */
     int read_ahead;               /* the read in flight went out before the batch before it was handled */
@@ -112,6 +124,7 @@ struct worker {
     struct event *reset_ev;       /* deferred reset */
     struct event *retry_ev;       /* due-retry sweep period */
     struct event *reclaim_ev;     /* reclaim sweep period */
+    struct event *pump_ev;        /* one-shot: a sweep's rest is over */
     struct event *beat_ev;        /* heartbeat period */
     struct event *sig_ev;         /* self-pipe of the stop signals */
     struct entry *ents;           /* batch being handled (reused) */
@@ -132,7 +145,9 @@ static int sig_pipe[2] = { -1, -1 };         /* wakes the loop on a signal */
 
 static void reset(struct worker *w, const char *why);
 static void read_next(struct worker *w);
-static void claim_next(struct worker *w, const char *start);
+static void claim_next(struct worker *w, int mode, const char *start);
+static void sweep_pump(struct worker *w);
+static void sweep_paged(struct worker *w, int mode, const char *next);
 static void maybe_exit(struct worker *w);
 
 /* ------------------------------------------------------------------ */
@@ -256,6 +271,7 @@ static void batch_done(struct batch *b)
     free(b);
     if (w->state == W_RUN && !w->reading)
         read_next(w);
+    sweep_pump(w);
     maybe_exit(w);
 }
 
@@ -447,6 +463,7 @@ static enum sl_disposition decide(struct worker *w, struct entry *e,
     msg->deliveries = e->deliveries;
     msg->attempts = (int)e->attempts;
     msg->data = NULL;
+    w->ctx->data_left = (size_t)e->data_left;
     if (sl__msg_prepare(w->ctx, msg, w->t, (w->h->flags & SL_HANDLER_RAW) != 0,
                         w->h->types, w->t->message_ttl_ms > 0 ? sl__wall_ms() : 0) < 0) {
         *trim = w->ctx->dead_trim_fields;
@@ -603,6 +620,70 @@ static void handle_batch(struct worker *w, size_t n)
 /* Reading                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Returns the bytes an entry's fields hold in a reply (names and values),
+ * 0 for the NIL of a deleted entry. */
+static long long entry_size(const redisReply *fields)
+{
+    long long n = 0;
+    size_t i;
+
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (i = 0; i < fields->elements; i++)
+        if (fields->element[i]->type == REDIS_REPLY_STRING)
+            n += (long long)fields->element[i]->len;
+    return n;
+}
+
+/* Returns the COUNT of the next read or claim page, which is what bounds
+ * a worker's memory: one reply holds COUNT whole entries, and hiredis
+ * keeps all of them until the batch is handled, so `batch` entries of
+ * 32 MB each would be 2 GB. The count starts at 1 and doubles with every
+ * reply up to `batch`, but never beyond what keeps the entries of one
+ * reply, at the size of the largest entry of the last reply, within
+ * READ_BUDGET_PAYLOADS x max_payload_bytes. A later change can make it
+ * grow faster while the backlog is deep, or hold it down for a slow
+ * handler (a prefetch bounded in time): this function is the one place
+ * that decides.
+ * What it bounds, honestly: with entries up to max_payload_bytes (plus
+ * small other fields) a reply holds about 2 x max_payload_bytes, and
+ * hiredis's buffer at most one entry more. Claims never bring a `data`
+ * over max_payload_bytes (the script leaves it in Redis), but a read
+ * cannot leave one behind: one such entry, up to Redis's 512 MB, is held
+ * whole, once, before the count drops to 1. And a sudden jump in entry
+ * size can still bring up to `batch` entries of the new size in one
+ * reply. */
+static long long read_count(struct worker *w)
+{
+    long long budget = READ_BUDGET_PAYLOADS * w->t->max_payload_bytes;
+    long long n = w->read_n > 0 ? 2 * w->read_n : 1;
+
+    if (w->entry_bytes > 0 && n > budget / w->entry_bytes)
+        n = budget / w->entry_bytes;
+    if (n > w->t->batch)
+        n = w->t->batch;
+    if (n < 1)
+        n = 1;
+    w->read_n = n;
+    return n;
+}
+
+/* Remembers the largest of the n entries in w->ents, for read_count().
+ * A `data` the claim script left in Redis counts too: the size describes
+ * the stream's entries, which the next read would bring whole. */
+static void measure(struct worker *w, size_t n)
+{
+    long long big = 0, b;
+    size_t i;
+
+    if (n == 0)
+        return;
+    for (i = 0; i < n; i++)
+        if ((b = entry_size(w->ents[i].fields) + w->ents[i].data_left) > big)
+            big = b;
+    w->entry_bytes = big;
+}
+
 /* Reply to XREADGROUP ... >. */
 static void on_read(struct sl_conn *c, redisReply *r, void *priv)
 {
@@ -652,8 +733,10 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
         w->ents[n].deliveries = 1;
         w->ents[n].attempts = 0;
         w->ents[n].why = "";
+        w->ents[n].data_left = 0;
         n++;
     }
+    measure(w, n);
     /* Read ahead: after a full batch more entries are probably waiting, so
      * the next read is written at once, before this batch is handled, and
      * Redis serves it while the handler runs. Still at most one read is in
@@ -693,7 +776,7 @@ static void read_next(struct worker *w)
     if (w->state != W_RUN || w->reading || w->stopping || stop_signalled ||
         w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->rd))
         return;
-    snprintf(count_s, sizeof(count_s), "%lld", w->t->batch);
+    snprintf(count_s, sizeof(count_s), "%lld", read_count(w));
     snprintf(block_s, sizeof(block_s), "%lld", w->t->block_ms);
     if (sl__conn_command(w->rd, on_read, w, w->t->block_ms + w->cfg->command_timeout_ms,
                          11, argv, NULL) == 0)
@@ -742,18 +825,24 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
         const redisReply *e = list->element[i];
         /* An entry of another shape is skipped: it stays pending, and is
          * neither handled nor acked on counts that were not read. */
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 5 ||
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 6 ||
             e->element[0]->type != REDIS_REPLY_STRING ||
             e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_INTEGER)
+            e->element[2]->type != REDIS_REPLY_INTEGER ||
+            e->element[5]->type != REDIS_REPLY_INTEGER)
             continue;
         w->ents[n].id = e->element[0];
         w->ents[n].deliveries = e->element[1]->integer;
         w->ents[n].attempts = e->element[2]->integer;
         w->ents[n].why = e->element[3]->type == REDIS_REPLY_STRING ? e->element[3]->str : "";
         w->ents[n].fields = e->element[4];
+        /* The script only ever leaves a `data` over max_payload_bytes
+         * behind; anything else would be judged on the "" it sent. */
+        w->ents[n].data_left = e->element[5]->integer > w->t->max_payload_bytes ?
+                               e->element[5]->integer : 0;
         n++;
     }
+    measure(w, n);
     if (mode == CLAIM_ANY && n > 0) {
         count(w, SL_C_RECLAIMED, n);
         sl__log(SL_LOG_INFO, "reclaimed", "count=%zu", n);
@@ -761,63 +850,130 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
     handle_batch(w, n);
     if (w->state == W_DOWN)
         return;
-    if (next[0] != '\0' && !w->stopping && --w->claim_pages > 0) {
-        claim_next(w, next);
+    if (mode != CLAIM_OWN) {
+        sweep_paged(w, mode, next);
+    } else if (next[0] != '\0' && !w->stopping) {
+        claim_next(w, CLAIM_OWN, next);
         return;
-    }
-    if (w->state == W_RECOVER) {
+    } else if (w->state == W_RECOVER) {
         w->state = W_RUN;
         w->slot->redis_up = 1;
         sl__log(SL_LOG_INFO, "running", "stream=%s group=%s",
                 sl__logq(w->wc->stream), sl__logq(w->wc->group));
         read_next(w);
     }
+    sweep_pump(w);
     maybe_exit(w);
 }
 
-/* Sends one page of the claim script in w->claim_mode from `start`. */
-static void claim_next(struct worker *w, const char *start)
+/* Sends one page of the claim script in `mode` from `start`. */
+static void claim_next(struct worker *w, int mode, const char *start)
 {
     char minidle[24], cnt[24];
-    const char *mode = w->claim_mode == CLAIM_OWN ? "own" :
-                       w->claim_mode == CLAIM_RETRY ? "retry" : "any";
+    const char *name = mode == CLAIM_OWN ? "own" : mode == CLAIM_RETRY ? "retry" : "any";
+    char maxp[24];
     const char *argv[] = { "EVALSHA", w->sha[SL_SCRIPT_CLAIM], "2",
                            w->wc->stream, w->akey, w->wc->group, w->consumer,
-                           mode, minidle, start, cnt };
+                           name, minidle, start, cnt, maxp };
 
     snprintf(minidle, sizeof(minidle), "%lld",
-             w->claim_mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
-    snprintf(cnt, sizeof(cnt), "%lld", w->t->batch);
-    if (sl__conn_command(w->cmd, on_claim, w, 0, 11, argv, NULL) == 0)
+             mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
+    snprintf(cnt, sizeof(cnt), "%lld", read_count(w));
+    snprintf(maxp, sizeof(maxp), "%lld", w->t->max_payload_bytes);
+    w->claim_mode = mode;
+    if (mode != CLAIM_OWN)
+        w->last_mode = mode;
+    if (sl__conn_command(w->cmd, on_claim, w, 0, 12, argv, NULL) == 0)
         w->claiming = 1;
 }
 
-/* Starts a sweep in `mode` unless another claim is in flight. */
-static void sweep(struct worker *w, int mode)
+/* Records where the sweep in `mode` goes on after a page: at `next`, or
+ * nowhere ("") when the page reached the end of the pending list. A sweep
+ * goes on for as long as it finds pending entries, not for a fixed number
+ * of pages, so a backlog of any size left by a dead peer is reclaimed in
+ * one pass; what bounds it is time. After SWEEP_SLICE_MS of paging it
+ * rests SWEEP_REST_MS, during which reads, their commits and the other
+ * mode's sweep have the command connection to themselves, then goes on
+ * from its cursor. */
+static void sweep_paged(struct worker *w, int mode, const char *next)
 {
-    if (w->claiming || w->stopping || !sl__conn_ready(w->cmd))
+    struct sweep *s = &w->sw[mode];
+    uint64_t now = sl__now_ms();
+    struct timeval tv = { 0, SWEEP_REST_MS * 1000 };
+
+    snprintf(s->cursor, sizeof(s->cursor), "%s", next);
+    if (next[0] != '\0' && now - s->slice_ms >= SWEEP_SLICE_MS) {
+        s->rest_until_ms = now + SWEEP_REST_MS;
+        s->slice_ms = s->rest_until_ms;
+        event_add(w->pump_ev, &tv);
+    }
+}
+
+/* Sends the next page of the retry or reclaim sweep, when one is due and
+ * the command connection is free for it (one claim in flight at a time,
+ * and no more than MAX_COMMIT_BATCHES batches awaiting their commits).
+ * The two modes alternate page by page, so neither waits for the other's
+ * whole sweep. A timer tick only marks its mode wanted; the sweep starts
+ * here as soon as nothing is in the way, which is why no tick is ever
+ * lost to another sweep in flight: every timer keeps its period. Called
+ * by the timers and whenever something that blocked a page ends (a
+ * claim's reply, a batch's commits, a rest, the start of RUN). */
+static void sweep_pump(struct worker *w)
+{
+    uint64_t now;
+    int i, first;
+
+    if (w->claiming || w->stopping || stop_signalled || w->state != W_RUN ||
+        w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->cmd))
         return;
-    if (mode != CLAIM_OWN && (w->state != W_RUN || w->commit_batches >= MAX_COMMIT_BATCHES))
+    now = sl__now_ms();
+    first = w->last_mode == CLAIM_RETRY ? CLAIM_ANY : CLAIM_RETRY;
+    for (i = 0; i < 2; i++) {
+        int mode = i == 0 ? first : CLAIM_RETRY + CLAIM_ANY - first;
+        struct sweep *s = &w->sw[mode];
+
+        if (now < s->rest_until_ms)
+            continue;
+        if (s->cursor[0] == '\0') {
+            if (!s->wanted)
+                continue;
+            s->wanted = 0;
+            snprintf(s->cursor, sizeof(s->cursor), "-");
+            s->slice_ms = now;
+        }
+        claim_next(w, mode, s->cursor);
         return;
-    w->claim_mode = mode;
-    w->claim_pages = mode == CLAIM_OWN ? 1 << 30 : 10;
-    claim_next(w, "-");
+    }
 }
 
 /* Timer: retries whose delay has passed. */
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 {
+    struct worker *w = arg;
+
     (void)fd;
     (void)what;
-    sweep(arg, CLAIM_RETRY);
+    w->sw[CLAIM_RETRY].wanted = 1;
+    sweep_pump(w);
 }
 
 /* Timer: entries that dead or hung peers left behind. */
 static void on_reclaim_timer(evutil_socket_t fd, short what, void *arg)
 {
+    struct worker *w = arg;
+
     (void)fd;
     (void)what;
-    sweep(arg, CLAIM_ANY);
+    w->sw[CLAIM_ANY].wanted = 1;
+    sweep_pump(w);
+}
+
+/* One-shot timer: a sweep's rest is over. */
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sweep_pump(arg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -891,7 +1047,8 @@ static void on_init_reply(struct sl_conn *c, redisReply *r, void *priv)
         w->reader_id = r->integer;
     if (--w->init_pending == 0) {
         w->state = W_RECOVER;
-        sweep(w, CLAIM_OWN);
+        if (!w->stopping && sl__conn_ready(w->cmd))
+            claim_next(w, CLAIM_OWN, "-");
         if (!w->claiming)
             reset(w, "cannot send the recovery claim");
     }
@@ -1109,6 +1266,7 @@ static void worker_free(struct worker *w)
     if (w->reset_ev) event_free(w->reset_ev);
     if (w->retry_ev) event_free(w->retry_ev);
     if (w->reclaim_ev) event_free(w->reclaim_ev);
+    if (w->pump_ev) event_free(w->pump_ev);
     if (w->beat_ev) event_free(w->beat_ev);
     if (w->sig_ev) event_free(w->sig_ev);
     if (w->base) event_base_free(w->base);
@@ -1210,9 +1368,10 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     w->retry_ev = periodic(w, retry_tick, on_retry_timer);
     w->reclaim_ev = periodic(w, w->t->reclaim_interval_ms, on_reclaim_timer);
     w->beat_ev = periodic(w, w->t->heartbeat_ms, on_beat_timer);
+    w->pump_ev = evtimer_new(w->base, on_pump, w);
     if (w->rd == NULL || w->cmd == NULL || w->reconnect_ev == NULL ||
         w->reset_ev == NULL || w->sig_ev == NULL || w->retry_ev == NULL ||
-        w->reclaim_ev == NULL || w->beat_ev == NULL)
+        w->reclaim_ev == NULL || w->beat_ev == NULL || w->pump_ev == NULL)
         goto out;
     event_add(w->sig_ev, NULL);
 

@@ -1510,6 +1510,234 @@ START_TEST(test_delivery_oom_while_applying_effects)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * TCase "defaults": orphans and big entries under a default configuration
+ * ------------------------------------------------------------------------ */
+
+/* Writes a configuration with nothing but the Redis URL, no metrics
+ * listener and the one worker `workers` (JSON members of a "workers"
+ * entry after handler, stream and group): every timing, the batch and
+ * every limit are the built-in defaults a user gets. */
+static void write_default_config(const char *workers)
+{
+    ck_assert_int_eq(sl_test_write_file(cfgpath,
+        "{\n"
+        "  \"redis\": { \"url\": \"%s\" },\n"
+        "  \"workers\": [ { \"handler\": \"probe\", \"stream\": \"s\", \"group\": \"g\"%s } ],\n"
+        "  \"metrics\": { \"listen\": null }\n"
+        "}\n", srv.url, workers), 0);
+}
+
+/* Returns the number of entries pending for consumer `name` in s/g that
+ * have been idle at least idle_ms. */
+static long long pending_of(const char *name, long long idle_ms)
+{
+    redisReply *r = sl_test_cmd(rc, "XPENDING s g IDLE %lld - + 1000000 %s", idle_ms, name);
+    long long n;
+
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    n = (long long)r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Adds n entries {type t, data `data`} to stream s (group g created at 0)
+ * and leaves them pending for the consumer "ghost", which never comes
+ * back, already idle for 60 s (XCLAIM ... IDLE fakes the idle time), all
+ * in one script so that 100,000 take well under a second. */
+static void add_orphans(long long n, const char *data)
+{
+    static const char fill[] =
+        "redis.call('XGROUP', 'CREATE', KEYS[1], 'g', '0', 'MKSTREAM')\n"
+        "local ids = {}\n"
+        "for i = 1, tonumber(ARGV[1]) do\n"
+        "  ids[i] = redis.call('XADD', KEYS[1], '*', 'type', 't', 'data', ARGV[2])\n"
+        "end\n"
+        "redis.call('XREADGROUP', 'GROUP', 'g', 'ghost', 'COUNT', ARGV[1], 'STREAMS', KEYS[1], '>')\n"
+        "for i = 1, #ids, 1000 do\n"
+        "  local args = {KEYS[1], 'g', 'ghost', 0}\n"
+        "  for j = i, math.min(i + 999, #ids) do args[#args+1] = ids[j] end\n"
+        "  args[#args+1] = 'IDLE'; args[#args+1] = 60000; args[#args+1] = 'JUSTID'\n"
+        "  redis.call('XCLAIM', unpack(args))\n"
+        "end\n"
+        "return #ids\n";
+
+    ck_assert_int_eq(sl_test_int(rc, "EVAL %s 1 s %lld %s", fill, n, data), n);
+    ck_assert_int_eq(pending("s", "g"), n);
+    ck_assert_int_eq(pending_of("ghost", 59000), n);
+}
+
+/* Orphaned entries are reclaimed with the default timings. The retry
+ * sweep (every 250 ms) and the reclaim sweep (every 5 s) used to start in
+ * step, and a reclaim tick that found the retry sweep's claim in flight
+ * was dropped, every time: 200 entries of a consumer that never came back
+ * stayed pending for good. Now they are all handled, applied once and
+ * acked within a few default reclaim intervals. */
+START_TEST(test_delivery_reclaim_default_timings)
+{
+    long long t0, took;
+    redisReply *r;
+    size_t i;
+
+    add_orphans(200, "{\"effect\":true}");
+    write_default_config("");
+    t0 = sl_test_now_ms();
+    pool_start();
+    SL_TEST_ASSERT_EVENTUALLY(4 * 5000, pending("s", "g") == 0);
+    took = sl_test_now_ms() - t0;
+    fprintf(stderr, "reclaim_default_timings: 200 orphans reclaimed in %lld ms\n", took);
+    r = sl_test_cmd(rc, "KEYS probe:count:*");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, 200);
+    for (i = 0; i < r->elements; i++)
+        ck_assert_int_eq(sl_test_int(rc, "GET %s", r->element[i]->str), 1);
+    freeReplyObject(r);
+    ck_assert_int_eq(dead_len("s"), 0);
+    ck_assert_int_eq(pending_of("ghost", 0), 0);
+}
+END_TEST
+
+/* A reclaim sweep goes on while it finds idle entries (bounded per slice
+ * by time, not by a page count): 100,000 orphaned entries are all
+ * reclaimed and acked within a few default reclaim intervals, where a cap
+ * of 10 pages of `batch` per interval took over two hours for a million. */
+START_TEST(test_delivery_reclaim_100k_orphans)
+{
+    long long t0, took;
+
+    add_orphans(100000, "{}");
+    write_default_config("");
+    t0 = sl_test_now_ms();
+    pool_start();
+    /* Generous for a loaded 2-core machine: six default intervals. */
+    SL_TEST_ASSERT_EVENTUALLY(6 * 5000, pending("s", "g") == 0);
+    took = sl_test_now_ms() - t0;
+    fprintf(stderr, "reclaim_100k_orphans: 100000 orphans reclaimed and acked in %lld ms\n",
+            took);
+    ck_assert_int_eq(dead_len("s"), 0);
+    ck_assert_int_eq(pending_of("ghost", 0), 0);
+}
+END_TEST
+
+/* Returns the VmHWM (peak resident set) of pid in KiB from
+ * /proc/<pid>/status, or -1. */
+static long long peak_rss_kib(pid_t pid)
+{
+    char path[64], *text, *p;
+    long long kib = -1;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    if ((text = sl_test_read_file(path)) == NULL)
+        return -1;
+    if ((p = strstr(text, "VmHWM:")) != NULL)
+        kib = strtoll(p + 6, NULL, 10);
+    free(text);
+    return kib;
+}
+
+/* Returns 1 when pid runs under a memory checker (AddressSanitizer's
+ * runtime or valgrind mapped in, or SLUICE_WRAP set), whose shadow
+ * memory and quarantine make its RSS say nothing about sluice's own. */
+static int instrumented(pid_t pid)
+{
+    char path[64], *maps;
+    int yes;
+
+    if (getenv("SLUICE_WRAP") != NULL && getenv("SLUICE_WRAP")[0] != '\0')
+        return 1;
+    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+    if ((maps = sl_test_read_file(path)) == NULL)
+        return 0;
+    yes = strstr(maps, "libasan") != NULL || strstr(maps, "vgpreload") != NULL;
+    free(maps);
+    return yes;
+}
+
+/* Returns 1 once <stream>:dead holds 16 entries (for polling). */
+static int dead_is_16(void *arg)
+{
+    (void)arg;
+    return dead_len("s") == 16;
+}
+
+/* A worker's memory does not grow with `batch` times the entry size.
+ * Sixteen entries of 8 MiB (over the default max_payload_bytes of 1 MiB,
+ * so too_large) with the default batch of 64 used to be read in one reply:
+ * 128 MiB held at once, and as much again in hiredis's buffer. Half of
+ * them wait in the stream and half are orphans of a dead consumer, so
+ * both the read and the reclaim take them. The worker's peak RSS stays
+ * under the bound the README gives, 16 MiB + 4 x max_payload_bytes
+ * + 2 x the largest entry: a read takes one whole entry once it has seen
+ * a big one, the reclaim leaves their data in Redis. Each is
+ * dead-lettered as too_large with its data intact. */
+START_TEST(test_delivery_worker_memory_bounded)
+{
+    static const char fill[] =
+        "local big = string.rep('x', tonumber(ARGV[1]))\n"
+        "for i = 1, tonumber(ARGV[2]) do\n"
+        "  redis.call('XADD', KEYS[1], '*', 'type', 't', 'data', big)\n"
+        "end\n"
+        "return redis.call('XLEN', KEYS[1])\n";
+    const long long mib = 1024 * 1024, size = 8 * mib;
+    const long long bound_kib = (16 * mib + 4 * mib + 2 * size) / 1024;
+    long long kib;
+    redisReply *r;
+    pid_t pid;
+    size_t i;
+
+    /* 8 orphans, idle 60 s, then 8 entries nobody has read. */
+    ck_assert_int_eq(sl_test_int(rc, "XGROUP CREATE s g 0 MKSTREAM"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EVAL %s 1 s %lld 8", fill, size), 8);
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP g ghost COUNT 8 STREAMS s >"));
+    r = sl_test_cmd(rc, "XPENDING s g - + 8 ghost");
+    ck_assert_int_eq(r->elements, 8);
+    for (i = 0; i < r->elements; i++)
+        freeReplyObject(sl_test_cmd(rc, "XCLAIM s g ghost 0 %s IDLE 60000 JUSTID",
+                                    r->element[i]->element[0]->str));
+    freeReplyObject(r);
+    ck_assert_int_eq(sl_test_int(rc, "EVAL %s 1 s %lld 8", fill, size), 16);
+
+    write_default_config(", \"trim\": \"none\"");
+    pool_start();
+    SL_TEST_ASSERT_EVENTUALLY(10000, (pid = child_pid(1)) > 0);
+    ck_assert_msg(sl_test_wait_for(30000, dead_is_16, NULL), "dead letters: %lld",
+                  dead_len("s"));
+    SL_TEST_ASSERT_EVENTUALLY(5000, pending("s", "g") == 0);
+    kib = peak_rss_kib(pid);
+    fprintf(stderr, "worker_memory_bounded: worker peak RSS %lld KiB (bound %lld KiB)\n",
+            kib, bound_kib);
+    ck_assert_int_gt(kib, 0);
+    if (instrumented(pid))
+        fprintf(stderr, "worker_memory_bounded: under a memory checker, RSS not judged\n");
+    else
+        ck_assert_msg(kib < bound_kib, "worker peak RSS %lld KiB, bound %lld KiB", kib,
+                      bound_kib);
+
+    /* Every dead letter says too_large with the true size, and keeps the
+     * 8 MiB of data. */
+    r = sl_test_cmd(rc, "XRANGE s:dead - +");
+    ck_assert_int_eq(r->elements, 16);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        int seen = 0;
+        size_t j;
+
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            if (eq(f->element[j], "data")) {
+                ck_assert_int_eq(f->element[j + 1]->len, size);
+                seen |= 1;
+            } else if (eq(f->element[j], "error")) {
+                ck_assert_str_eq(f->element[j + 1]->str,
+                    "too_large: data is 8388608 bytes, more than max_payload_bytes 1048576");
+                seen |= 2;
+            }
+        }
+        ck_assert_int_eq(seen, 3);
+    }
+    freeReplyObject(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Suite
  * ------------------------------------------------------------------------ */
 
@@ -1555,6 +1783,12 @@ Suite *delivery_suite(void)
     tc = tcase("oom", 60);
     tcase_add_test(tc, test_delivery_oom_while_dead_lettering);
     tcase_add_test(tc, test_delivery_oom_while_applying_effects);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("defaults", 90);
+    tcase_add_test(tc, test_delivery_reclaim_default_timings);
+    tcase_add_test(tc, test_delivery_reclaim_100k_orphans);
+    tcase_add_test(tc, test_delivery_worker_memory_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
