@@ -16,6 +16,7 @@
  * The supervisor's own Redis connection is synchronous with timeouts: it
  * makes a few small calls a second at most.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -155,6 +157,40 @@ redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
 /* Children                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Returns the number of descriptors this process has open, or -1 when
+ * /proc cannot tell. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;                 /* less the directory's own */
+}
+
+/* In a child whose worker returned a failure (mostly: could not start):
+ * logs why, in the pool's log format, so that the supervisor's
+ * child_exited line that follows has its reason next to it. Some start
+ * failures of the worker (an event base or its signal pipe that cannot
+ * be made) are reported only by libevent's own "[err]" lines, so the
+ * last errno and the descriptor count, the usual culprit of those, are
+ * given here. */
+static void log_child_failed(int rc, int err)
+{
+    struct rlimit rl;
+    long long limit = -1;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        limit = (long long)rl.rlim_cur;
+    sl__log(SL_LOG_ERROR, "child_failed", "status=%d error=%s open_fds=%d fd_limit=%lld", rc,
+            sl__logq(err != 0 ? strerror(err) : "none reported"), open_fds(), limit);
+}
+
 /* Forks the child of slot i. In the child this never returns. */
 void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
 {
@@ -216,7 +252,11 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
             p->rc = NULL;
         }
         sl__pool_child_cleanup(p);
+        sl__metrics_child_close(p);
+        errno = 0;
         rc = sl__worker_run(ch->cfg, ch->wc, ch->h, ch->consumer, ch->slot);
+        if (rc != 0)
+            log_child_failed(rc, errno);
         _exit(rc);
     }
     ch->pid = pid;
