@@ -2687,6 +2687,7 @@ END_TEST
  * ------------------------------------------------------------------ */
 
 #define HTTP_CAP 64               /* the listener's connection cap (metrics.c) */
+#define CHILD_FAIL_NOFILE "9"     /* descriptors enough for the supervisor (8), not a child (11) */
 
 /* Returns 1 when the server has closed the connection fd (EOF or reset
  * waiting to be read), 0 while it is open. Reads nothing. */
@@ -3058,6 +3059,34 @@ START_TEST(test_ops_http_fd_exhaustion)
 }
 END_TEST
 
+/* A child that cannot start (here: no descriptor left for its event
+ * base) logs why, in the pool's format, before the supervisor logs its
+ * exit status. (Before, libevent wrote a bare "[err] ..." line and called
+ * exit(1).) */
+START_TEST(test_ops_child_start_failure_logged)
+{
+    const char *argv[] = { "prlimit", "--nofile=" CHILD_FAIL_NOFILE, sl_test_bin(), "run", "-c",
+                           NULL, NULL };
+    struct pool p;
+
+    memset(&p, 0, sizeof(p));
+    write_config(p.cfg, sizeof(p.cfg), "pool",
+                 "{\"handler\": \"noop\", \"stream\": \"hl\", \"group\": \"g\"}", "", 1);
+    argv[5] = p.cfg;
+    snprintf(p.log, sizeof(p.log), "%s/pool.log", tmp);
+    p.pid = sl_test_spawn(argv, p.log);
+    ck_assert_int_gt(p.pid, 0);
+    track(p.pid);
+    SL_TEST_ASSERT_EVENTUALLY(10000, file_count(p.log, "event=child_exited ") >= 1 ||
+                                     !sl_test_pid_alive(p.pid));
+    ck_assert_msg(sl_test_pid_alive(p.pid), "the pool exited; see %s", p.log);
+    ck_assert_msg(file_count(p.log, "event=child_failed status=1 error=\"Too many open files\"") >= 1,
+                  "no reason logged for the child's exit; see %s", p.log);
+    ck_assert_int_eq(file_count(p.log, "[err]"), 0);
+    pool_stop(&p);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * The suite
  * ------------------------------------------------------------------ */
@@ -3111,6 +3140,7 @@ Suite *ops_suite(void)
     tcase_add_test(tc, test_ops_http_size_limits);
     tcase_add_test(tc, test_ops_http_child_closes_sockets);
     tcase_add_test(tc, test_ops_http_fd_exhaustion);
+    tcase_add_test(tc, test_ops_child_start_failure_logged);
 
     /* Kills and restarts its server: a case of its own. */
     tc = tcase_create("redis_down");
