@@ -11,17 +11,91 @@
  * as up while its process runs: not when it has exited (or not yet been
  * restarted), and not while it is stopped (SIGSTOP, a debugger), since a
  * stopped process handles nothing however long it keeps its pid.
+ *
+ * The listener faces whatever can reach its port, so it is bounded in
+ * every resource a client controls (libevent 2.1's evhttp bounds none by
+ * default):
+ *   - at most HTTP_MAX_CONNS connections; one more closes the oldest, so
+ *     a probe of /healthz still gets through while idle or slow clients
+ *     hold every slot (nginx drains its oldest idle connections the same
+ *     way when it runs out);
+ *   - HTTP_REQUEST_MS to deliver each request, from the connection's
+ *     opening or its previous request, however slowly the bytes trickle
+ *     (a header timeout, which evhttp's per-read timeout is not), and
+ *     HTTP_IO_TIMEOUT_S without any byte read or written;
+ *   - HTTP_MAX_HEADERS bytes of request line and headers, HTTP_MAX_BODY of
+ *     body: 413 or a closed connection beyond, never a buffer that grows;
+ *   - GET and HEAD only: 405 with an Allow header otherwise;
+ *   - when accept() fails (no descriptor left: EMFILE, ENFILE), the
+ *     listener pauses for HTTP_ACCEPT_PAUSE_MS instead of retrying at
+ *     once (the pending connection keeps the socket readable, so the
+ *     loop would spin), and logs once per doubling of the failures;
+ *   - a forked child closes every socket of the listener's port, accepted
+ *     connections included, since it never serves HTTP and a descriptor
+ *     it kept would hold the connection open and count against its own
+ *     descriptor limit.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <netinet/in.h>
+#include <unistd.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include "internal.h"
 #include "pool.h"
+
+#define HTTP_MAX_CONNS 64         /* open connections at most */
+#define HTTP_REQUEST_MS 10000     /* to deliver each request (header timeout, idle timeout) */
+#define HTTP_IO_TIMEOUT_S 10      /* without a byte read or written */
+#define HTTP_MAX_HEADERS 8192     /* bytes of request line and headers */
+#define HTTP_MAX_BODY 4096        /* bytes of request body */
+#define HTTP_ACCEPT_PAUSE_MS 500  /* listener pause after accept() ran out of descriptors */
+#define HTTP_SWEEP_MS 250         /* period of the request-deadline check */
+
+/* One accepted connection. evhttp owns the connection; this record
+ * follows it from evhttp's bufferevent factory (on_new_conn), the only
+ * per-connection hook of libevent 2.1's server, to the connection's close
+ * callback (on_conn_close), which is set once evhttp has built the
+ * connection: until then the record is pending and holds a reference on
+ * the bufferevent, so that it outlives a connection evhttp fails to set
+ * up and frees at once. */
+struct http_conn {
+    struct sl_http *h;            /* listener state */
+    struct bufferevent *bev;      /* evhttp's bufferevent (one reference ours while pending) */
+    struct evhttp_connection *evcon; /* evhttp's connection, NULL while pending */
+    uint64_t since_ms;            /* opened or last request dispatched (monotonic ms) */
+    struct http_conn *prev, *next; /* in h's list, oldest first */
+};
+
+/* The listener's state, beside the evhttp it drives. */
+struct sl_http {
+    struct sl_pool *p;
+    struct evconnlistener *lev;   /* evhttp's listener (evhttp's) */
+    struct event *resume_ev;      /* re-enables lev after an accept pause */
+    struct event *sweep_ev;       /* closes connections past their request deadline */
+    struct event *resolve_ev;     /* resolves pending records after an accept */
+    struct http_conn *head, *tail; /* open connections, oldest first */
+    int nconns;                   /* records in the list */
+    int family;                   /* AF_INET or AF_INET6 of the listener */
+    int port;                     /* its port */
+    unsigned long accept_fails;   /* accept() failures in the current burst */
+    unsigned long evictions;      /* connections closed by the cap in all */
+    struct http_conn *closing;    /* record conn_close is closing, until its callback */
+};
+
+/* The state of the one listener of this process (the supervisor's): the
+ * listener's error callback receives evhttp's argument, not ours, since
+ * evhttp sets the listener's callback argument to itself. */
+static struct sl_http *the_http;
 
 /* Upper bounds of the handler-duration histogram, in seconds. */
 const double sl__hist_bounds[SL_HIST_N] = {
@@ -188,6 +262,245 @@ static void gauge_family(struct evbuffer *b, const struct sl_config *cfg, const 
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* Connections: cap, deadlines, accept errors                          */
+/* ------------------------------------------------------------------ */
+
+/* Returns 1 when n is a power of two: logging on those counts gives one
+ * line per doubling of a repeated failure. */
+static int doubling(unsigned long n)
+{
+    return n != 0 && (n & (n - 1)) == 0;
+}
+
+/* Removes c from the list and frees it. */
+static void conn_forget(struct sl_http *h, struct http_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        h->head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        h->tail = c->prev;
+    h->nconns--;
+    free(c);
+}
+
+/* evhttp's close callback: the connection is going away, whoever closed
+ * it (the client, a timeout, a reply with "Connection: close", or us). */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_conn *c = arg;
+
+    (void)evcon;
+    if (c->h->closing == c)
+        c->h->closing = NULL;
+    conn_forget(c->h, c);
+}
+
+/* Closes the resolved connection c now: evhttp frees it and its requests,
+ * and its close callback forgets c (which is gone on return). Never
+ * called from a callback of c's own connection: only from the accept of
+ * another one and from the sweep timer. */
+static void conn_close(struct sl_http *h, struct http_conn *c)
+{
+    h->closing = c;
+    evhttp_connection_free(c->evcon);
+    if (h->closing == c) {
+        /* No close callback came (evhttp calls it only for a connection
+         * it still counts as connected): forget c here. */
+        h->closing = NULL;
+        conn_forget(h, c);
+    }
+}
+
+/* Completes every pending record: evhttp has built its connection by now
+ * (it does so before accepting the next one), and passes the connection
+ * as its bufferevent's callback argument. A bufferevent without
+ * callbacks was freed by evhttp on a failure (bufferevent_free clears
+ * them): its record goes, and with it the last reference. */
+static void resolve_pending(struct sl_http *h)
+{
+    struct http_conn *c, *next;
+
+    for (c = h->head; c != NULL; c = next) {
+        bufferevent_data_cb rd = NULL;
+        void *evcon = NULL;
+
+        next = c->next;
+        if (c->evcon != NULL)
+            continue;
+        bufferevent_getcb(c->bev, &rd, NULL, NULL, &evcon);
+        if (rd != NULL && evcon != NULL) {
+            c->evcon = evcon;
+            evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+        }
+        bufferevent_decref(c->bev);
+        if (c->evcon == NULL)
+            conn_forget(h, c);
+    }
+}
+
+/* Deferred after an accept: resolves the record of the last connection
+ * accepted, which the next accept would otherwise resolve. */
+static void on_resolve(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    resolve_pending(arg);
+}
+
+/* evhttp's bufferevent factory, called once per accepted connection
+ * before evhttp sets it up: this is where connections are counted. Makes
+ * room under the cap by closing the oldest connections (their close
+ * callback forgets them at once), and returns a socket bufferevent
+ * (evhttp gives it the fd), or NULL when out of memory (evhttp then makes
+ * its own, uncounted). */
+static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
+{
+    struct sl_http *h = arg;
+    struct http_conn *c;
+    struct bufferevent *bev;
+
+    if (h->accept_fails > 0) {
+        sl__log(SL_LOG_INFO, "http_accept_resumed", "failures=%lu", h->accept_fails);
+        h->accept_fails = 0;
+    }
+    resolve_pending(h);
+    /* All but the one being accepted are resolved now: the oldest goes. */
+    while (h->nconns >= HTTP_MAX_CONNS && h->head != NULL && h->head->evcon != NULL) {
+        if (doubling(++h->evictions))
+            sl__log(SL_LOG_WARN, "http_connection_limit", "max=%d closed_oldest=%lu",
+                    HTTP_MAX_CONNS, h->evictions);
+        conn_close(h, h->head);
+    }
+    c = calloc(1, sizeof(*c));
+    bev = c != NULL ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (bev == NULL) {
+        free(c);
+        return NULL;
+    }
+    bufferevent_incref(bev);
+    c->h = h;
+    c->bev = bev;
+    c->since_ms = sl__now_ms();
+    c->prev = h->tail;
+    if (h->tail != NULL)
+        h->tail->next = c;
+    else
+        h->head = c;
+    h->tail = c;
+    h->nconns++;
+    event_active(h->resolve_ev, EV_TIMEOUT, 0);
+    return bev;
+}
+
+/* Marks the connection of req as having delivered a request now, which
+ * starts its next request deadline. */
+static void conn_request_seen(struct sl_http *h, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct http_conn *c;
+
+    for (c = h->head; c != NULL && evcon != NULL; c = c->next)
+        if (c->evcon == evcon) {
+            c->since_ms = sl__now_ms();
+            return;
+        }
+}
+
+/* Timer: closes every connection that has not delivered a complete
+ * request within HTTP_REQUEST_MS of its opening or its previous request,
+ * idle or trickling. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_http *h = arg;
+    uint64_t now = sl__now_ms();
+    struct http_conn *c, *next;
+
+    (void)fd;
+    (void)what;
+    for (c = h->head; c != NULL; c = next) {
+        next = c->next;
+        if (c->evcon != NULL && now - c->since_ms > HTTP_REQUEST_MS) {
+            sl__log(SL_LOG_DEBUG, "http_request_timeout", "open_ms=%llu",
+                    (unsigned long long)(now - c->since_ms));
+            conn_close(h, c);
+        }
+    }
+}
+
+/* The listener's error callback: accept() failed with something other
+ * than "try again". libevent would log every failure and retry at once,
+ * and since the connection that could not be taken keeps the socket
+ * readable, a full descriptor table made the loop spin. The listener is
+ * paused instead, and a burst of failures is logged once per doubling. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    struct sl_http *h = the_http;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { 0, HTTP_ACCEPT_PAUSE_MS * 1000 };
+
+    (void)arg;
+    if (h == NULL)
+        return;
+    if (doubling(++h->accept_fails))
+        sl__log(SL_LOG_WARN, "http_accept_failed", "error=%s failures=%lu pause_ms=%d",
+                sl__logq(evutil_socket_error_to_string(err)), h->accept_fails,
+                HTTP_ACCEPT_PAUSE_MS);
+    if (evconnlistener_disable(lev) < 0 || evtimer_add(h->resume_ev, &tv) < 0)
+        sl__log(SL_LOG_ERROR, "http_accept_pause_failed", NULL);
+}
+
+/* Timer: ends an accept pause. */
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_http *h = arg;
+
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(h->lev);
+}
+
+/* Sends req's reply with body b (borrowed, drained). A HEAD gets the
+ * headers a GET would, Content-Length included, and no body: evhttp 2.1
+ * would send the body after the headers of a HEAD reply, which the client
+ * then reads as the start of its next response. */
+static void send_reply(struct evhttp_request *req, int code, const char *reason,
+                       struct evbuffer *b)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && b != NULL) {
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", evbuffer_get_length(b));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", n);
+        evbuffer_drain(b, evbuffer_get_length(b));
+    }
+    evhttp_send_reply(req, code, reason, b);
+}
+
+/* Answers 405 with the methods allowed, and returns 1, unless req is a
+ * GET or a HEAD (evhttp leaves out the body of a HEAD reply itself). The
+ * request also counts as delivered for the connection's deadline. */
+static int refuse_method(struct sl_pool *p, struct evhttp_request *req)
+{
+    struct evbuffer *b;
+
+    conn_request_seen(p->http_state, req);
+    if (evhttp_request_get_command(req) & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD))
+        return 0;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+    b = evbuffer_new();
+    if (b != NULL)
+        evbuffer_add_printf(b, "method not allowed: GET or HEAD only\n");
+    evhttp_send_reply(req, 405, "Method Not Allowed", b);
+    if (b != NULL)
+        evbuffer_free(b);
+    return 1;
+}
+
 /* GET /metrics. Every family is written as one block (HELP, TYPE, its
  * samples), as the text format requires. */
 static void on_metrics(struct evhttp_request *req, void *arg)
@@ -201,6 +514,12 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     size_t w, i;
     int k;
 
+    if (refuse_method(p, req)) {
+        if (b != NULL)
+            evbuffer_free(b);
+        free(vals);
+        return;
+    }
     if (b == NULL || vals == NULL) {
         if (b != NULL)
             evbuffer_free(b);
@@ -260,7 +579,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     gauge_family(b, cfg, "sluice_lag", "Entries not yet delivered to the group.", lag);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, 200, "OK", b);
+    send_reply(req, 200, "OK", b);
     evbuffer_free(b);
     free(vals);
 }
@@ -278,6 +597,11 @@ static void on_healthz(struct evhttp_request *req, void *arg)
     size_t i;
     int code = 200;
 
+    if (refuse_method(p, req)) {
+        if (b != NULL)
+            evbuffer_free(b);
+        return;
+    }
     if (b == NULL) {
         evhttp_send_error(req, 500, "out of memory");
         return;
@@ -310,8 +634,65 @@ static void on_healthz(struct evhttp_request *req, void *arg)
     if (code == 200)
         evbuffer_add_printf(b, "ok\n");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
-    evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", b);
+    send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", b);
     evbuffer_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start, stop, fork                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Applies the limits of the file comment to a new evhttp and creates the
+ * state that enforces the rest. Returns the state (new: free_state), or
+ * NULL when out of memory. */
+static struct sl_http *limits_new(struct sl_pool *p)
+{
+    struct sl_http *h = calloc(1, sizeof(*h));
+    struct timeval sweep = { 0, HTTP_SWEEP_MS * 1000 };
+
+    if (h == NULL)
+        return NULL;
+    h->p = p;
+    h->resume_ev = evtimer_new(p->base, on_accept_resume, h);
+    h->sweep_ev = event_new(p->base, -1, EV_PERSIST, on_sweep, h);
+    h->resolve_ev = event_new(p->base, -1, 0, on_resolve, h);
+    if (h->resume_ev == NULL || h->sweep_ev == NULL || h->resolve_ev == NULL ||
+        event_add(h->sweep_ev, &sweep) < 0) {
+        if (h->resume_ev != NULL)
+            event_free(h->resume_ev);
+        if (h->sweep_ev != NULL)
+            event_free(h->sweep_ev);
+        if (h->resolve_ev != NULL)
+            event_free(h->resolve_ev);
+        free(h);
+        return NULL;
+    }
+    /* Every method reaches the callbacks, which answer 405 to all but GET
+     * and HEAD: a method evhttp refuses itself gets 501 Not Implemented,
+     * which tells a client the server lacks the method altogether. */
+    evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(p->http, HTTP_MAX_HEADERS);
+    evhttp_set_max_body_size(p->http, HTTP_MAX_BODY);
+    evhttp_set_timeout(p->http, HTTP_IO_TIMEOUT_S);
+    evhttp_set_bevcb(p->http, on_new_conn, h);
+    return h;
+}
+
+/* Frees the state. Called after evhttp_free, whose close callbacks have
+ * emptied the list of resolved records; none is pending (see
+ * sl__metrics_stop), but any left is freed. */
+static void free_state(struct sl_http *h)
+{
+    if (h == NULL)
+        return;
+    while (h->head != NULL)
+        conn_forget(h, h->head);
+    event_free(h->resume_ev);
+    event_free(h->sweep_ev);
+    event_free(h->resolve_ev);
+    free(h);
 }
 
 /* Starts the HTTP server on cfg->metrics_listen ("host:port"); port 0
@@ -340,28 +721,85 @@ int sl__metrics_start(struct sl_pool *p)
     p->http = evhttp_new(p->base);
     if (p->http == NULL)
         return -1;
+    p->http_state = limits_new(p);
+    if (p->http_state == NULL) {
+        fprintf(stderr, "sluice: metrics.listen \"%s\": out of memory\n", listen);
+        evhttp_free(p->http);
+        p->http = NULL;
+        return -1;
+    }
     evhttp_set_cb(p->http, "/metrics", on_metrics, p);
     evhttp_set_cb(p->http, "/healthz", on_healthz, p);
     s = evhttp_bind_socket_with_handle(p->http, host, (ev_uint16_t)port);
     if (s == NULL) {
         fprintf(stderr, "sluice: metrics.listen \"%s\": cannot listen there\n", listen);
-        evhttp_free(p->http);
-        p->http = NULL;
+        sl__metrics_stop(p);
         return -1;
     }
+    p->http_state->lev = evhttp_bound_socket_get_listener(s);
+    the_http = p->http_state;
+    evconnlistener_set_error_cb(p->http_state->lev, on_accept_error);
     p->http_fd = evhttp_bound_socket_get_fd(s);
     if (getsockname(p->http_fd, (struct sockaddr *)&ss, &len) == 0) {
+        p->http_state->family = ss.ss_family;
         if (ss.ss_family == AF_INET)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
+    p->http_state->port = port;
     sl__log(SL_LOG_INFO, "metrics_listening", "addr=%s:%d", host, port);
     return 0;
 }
 
-/* Stops the HTTP server. */
+/* Stops the HTTP server: evhttp_free closes the listener and every
+ * connection. */
 void sl__metrics_stop(struct sl_pool *p)
 {
+    /* Pending records hold a reference evhttp_free would not release. */
+    if (p->http_state != NULL)
+        resolve_pending(p->http_state);
     if (p->http != NULL)
         evhttp_free(p->http);
     p->http = NULL;
+    if (the_http == p->http_state)
+        the_http = NULL;
+    free_state(p->http_state);
+    p->http_state = NULL;
+}
+
+/* In a freshly forked child: closes every socket whose local address is
+ * the listener's port, the listener and each accepted connection alike,
+ * found through /proc/self/fd and getsockname(). Asking the kernel rather
+ * than walking our list also catches a connection evhttp has let go but
+ * libevent has not yet closed (it closes the socket when it finalizes the
+ * bufferevent, a little later). Only close() is called: any libevent call here would change the
+ * epoll set the child shares with the supervisor. */
+void sl__metrics_child_close(struct sl_pool *p)
+{
+    const struct sl_http *h = p->http_state;
+    DIR *d;
+    struct dirent *e;
+
+    if (h == NULL || (d = opendir("/proc/self/fd")) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd, port = -1;
+        char *end;
+
+        fd = (int)strtol(e->d_name, &end, 10);
+        if (*end != '\0' || end == e->d_name || fd <= STDERR_FILENO || fd == dirfd(d))
+            continue;
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != h->family)
+            continue;
+        if (ss.ss_family == AF_INET)
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (port == h->port)
+            close(fd);
+    }
+    closedir(d);
 }

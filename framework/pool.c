@@ -16,6 +16,7 @@
  * The supervisor's own Redis connection is synchronous with timeouts: it
  * makes a few small calls a second at most.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -129,6 +131,72 @@ redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
 /* Children                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Returns the number of descriptors this process has open, or -1 when
+ * /proc cannot tell. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;                 /* less the directory's own */
+}
+
+/* In a child whose worker failed (mostly: could not start): logs why, in
+ * the pool's log format, so that the supervisor's child_exited line that
+ * follows has its reason next to it. Some start failures (an event base
+ * or a pipe that cannot be made) are told only by libevent's own lines,
+ * so the last errno and the descriptor count, the usual culprit, are
+ * given here. err is an errno value, or 0. */
+static void log_child_failed(int rc, int err)
+{
+    struct rlimit rl;
+    long long limit = -1;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        limit = (long long)rl.rlim_cur;
+    sl__log(SL_LOG_ERROR, "child_failed", "status=%d error=%s open_fds=%d fd_limit=%lld", rc,
+            sl__logq(err != 0 ? strerror(err) : "none reported"), open_fds(), limit);
+}
+
+/* libevent's log callback: its warnings and errors, such as a descriptor
+ * it could not get, become lines of the pool's log (event=libevent)
+ * rather than bare "[warn] ..." lines, so that they carry the process and
+ * its role like every other line. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    int level = severity >= EVENT_LOG_ERR ? SL_LOG_ERROR :
+                severity == EVENT_LOG_WARN ? SL_LOG_WARN : SL_LOG_DEBUG;
+
+    sl__log(level, "libevent", "message=%s", sl__logq(msg));
+}
+
+/* The supervisor's pid, for on_libevent_fatal. */
+static pid_t fatal_supervisor;
+
+/* libevent's fatal-error callback, instead of its bare exit(1): a child
+ * whose worker cannot make its event base (its signal socket pair, for
+ * want of a descriptor) ends here, so the reason is logged as
+ * child_failed before the supervisor logs the exit status. code is
+ * libevent's exit code; errno still tells what failed. */
+static void on_libevent_fatal(int code)
+{
+    int err = errno;
+
+    if (getpid() != fatal_supervisor) {
+        log_child_failed(code, err);
+        _exit(code);
+    }
+    sl__log(SL_LOG_ERROR, "libevent_fatal", "code=%d error=%s", code,
+            sl__logq(err != 0 ? strerror(err) : "none reported"));
+    exit(code);
+}
+
 /* Forks the child of slot i. In the child this never returns. */
 void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
 {
@@ -190,7 +258,11 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
             p->rc = NULL;
         }
         sl__pool_child_cleanup(p);
+        sl__metrics_child_close(p);
+        errno = 0;
         rc = sl__worker_run(ch->cfg, ch->wc, ch->h, ch->consumer, ch->slot);
+        if (rc != 0)
+            log_child_failed(rc, errno);
         _exit(rc);
     }
     ch->pid = pid;
@@ -633,6 +705,9 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     p->next_slot = p->nchildren;
 
     signal(SIGPIPE, SIG_IGN);
+    fatal_supervisor = p->pid;
+    event_set_log_callback(on_libevent_log);
+    event_set_fatal_callback(on_libevent_fatal);
     p->base = event_base_new();
     if (p->base == NULL)
         goto out;

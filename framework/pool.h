@@ -9,6 +9,7 @@
 
 struct event_base;
 struct evhttp;
+struct sl_http;
 
 /* A consistent copy of the strings of a child's slot. */
 struct sl_slot_view {
@@ -73,6 +74,7 @@ struct sl_pool {
     uint64_t next_housekeeping;   /* janitor and trim (monotonic ms) */
     struct evhttp *http;          /* metrics server, NULL when disabled */
     int http_fd;                  /* its listening socket, -1 when none */
+    struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
 };
 
 int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v);
@@ -99,5 +101,6 @@ void sl__pool_child_cleanup(struct sl_pool *p);
 /* metrics.c */
 int sl__metrics_start(struct sl_pool *p);
 void sl__metrics_stop(struct sl_pool *p);
+void sl__metrics_child_close(struct sl_pool *p);
 
 #endif /* SL_POOL_H */
