@@ -7,6 +7,7 @@
 #   make asan       the whole test suite under ASan+UBSan (build/asan/)
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
+#   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
 
 PKGS      = hiredis libevent jansson
 TEST_PKGS = check
@@ -55,7 +56,7 @@ CHAOS_BIN:= $(BUILD)/sluice-chaos
 CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run bench bench-run chaos chaos-run clean install
+	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install
 
 all: $(BIN) $(LIB)
 
@@ -148,6 +149,22 @@ bench: deps
 
 bench-run: $(BIN) $(BENCH_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
+
+# The peers: installs Debian's python3-redis/hiredis and ruby-sidekiq when
+# missing and BullMQ (exact versions of tests/bench/peers/package-lock.json)
+# with npm ci into $(BUILD)/peers/node, prints the versions, then one row
+# per system and configuration, each on a fresh redis-server. Fails only
+# on a wrong count, never on speed.
+BENCH_PEERS_N ?= 200000
+BENCH_PEERS_LAT_SECS ?= 5
+PEERS_NODE = $(BUILD)/peers/node
+bench-peers: deps
+	@$(MAKE) --no-print-directory bench-peers-run
+
+bench-peers-run: $(BIN)
+	sh tests/bench/peers/install.sh $(PEERS_NODE)
+	/usr/bin/python3 tests/bench/peers/bench_peers.py --sluice $(BIN) --node-dir $(PEERS_NODE) \
+		--n $(BENCH_PEERS_N) --lat-secs $(BENCH_PEERS_LAT_SECS) $(BENCH_PEERS_ARGS)
 
 chaos: deps
 	@$(MAKE) --no-print-directory chaos-run
