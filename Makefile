@@ -65,6 +65,17 @@ deps:
 test-deps:
 	@sh scripts/install-deps.sh --test
 
+# The library and the binary get no test flags: what a user (or the
+# container image) builds must not depend on Check or tests/support.
+$(BUILD)/framework/%.o: framework/%.c $(wildcard framework/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/workers/%.o: workers/%.c $(wildcard framework/*.h) $(wildcard workers/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Everything else is test code.
 $(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard workers/*.h) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHK_CFLAGS) -Itests/support -c -o $@ $<
