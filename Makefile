@@ -7,6 +7,7 @@
 #   make asan       the whole test suite under ASan+UBSan (build/asan/)
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
+#   make container-test  the Dockerfile and docker-compose.yml under podman
 
 PKGS      = hiredis libevent jansson
 TEST_PKGS = check
@@ -55,7 +56,8 @@ CHAOS_BIN:= $(BUILD)/sluice-chaos
 CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run bench bench-run chaos chaos-run clean install
+	valgrind-run bench bench-run chaos chaos-run clean install \
+	container-test
 
 all: $(BIN) $(LIB)
 
@@ -165,6 +167,10 @@ chaos: deps
 
 chaos-run: $(BIN) $(CHAOS_BIN) $(CHECK_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN)
+
+# Builds the image and runs docker-compose.yml with podman; see the script.
+container-test:
+	@bash scripts/container-test.sh
 
 PREFIX ?= /usr/local
 install: all
