@@ -8,6 +8,7 @@
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
+#   make container-test  the Dockerfile and docker-compose.yml under podman
 
 PKGS      = hiredis libevent jansson
 TEST_PKGS = check
@@ -56,7 +57,8 @@ CHAOS_BIN:= $(BUILD)/sluice-chaos
 CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install
+	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
+	container-test
 
 all: $(BIN) $(LIB)
 
@@ -66,6 +68,17 @@ deps:
 test-deps:
 	@sh scripts/install-deps.sh --test
 
+# The library and the binary get no test flags: what a user (or the
+# container image) builds must not depend on Check or tests/support.
+$(BUILD)/framework/%.o: framework/%.c $(wildcard framework/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/workers/%.o: workers/%.c $(wildcard framework/*.h) $(wildcard workers/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Everything else is test code.
 $(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard workers/*.h) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHK_CFLAGS) -Itests/support -c -o $@ $<
@@ -171,6 +184,10 @@ chaos: deps
 
 chaos-run: $(BIN) $(CHAOS_BIN) $(CHECK_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN)
+
+# Builds the image and runs docker-compose.yml with podman; see the script.
+container-test:
+	@bash scripts/container-test.sh
 
 PREFIX ?= /usr/local
 install: all

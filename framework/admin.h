@@ -41,4 +41,10 @@ struct redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, s
 /* sluice stats (stats.c). Returns the exit code. */
 int sl__stats(const struct sl_args *a, const struct sl_config *cfg);
 
+/* sluice health (health.c): exit 0 when the local pool is healthy, else
+ * 1 with one line saying what is wrong. `metrics` overrides the
+ * configuration's metrics.listen ("none" disables it), like run's
+ * --metrics. Returns the exit code. */
+int sl__health(const struct sl_config *cfg, const char *metrics);
+
 #endif /* SL_ADMIN_H */

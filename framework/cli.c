@@ -1,22 +1,32 @@
 /* cli.c -- sl_main(): the `sluice` command line (SPEC section 2).
  *
  * Options may come before or after positional arguments. Every
- * subcommand reads the configuration the same way: -c FILE (default
- * config/sluice.json, then the built-in defaults when that file does not
- * exist), then SLUICE_REDIS_URL, then --redis; a flag beats the
- * environment, which beats the file. Exit codes: 0 success, 1 runtime
- * failure, 2 usage or configuration error.
+ * subcommand finds its configuration file the same way (sl__config_find):
+ * -c FILE, else $SLUICE_CONFIG, else ./config/sluice.json, else
+ * /etc/sluice/sluice.json, else the built-in defaults. Only the two
+ * built-in places may be missing: a file the user named must exist, so a
+ * typo is an error rather than a silent fall back to other settings. The
+ * Redis URL is then the file's, replaced by SLUICE_REDIS_URL, replaced by
+ * --redis. Exit codes: 0 success, 1 runtime failure, 2 usage or
+ * configuration error.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <hiredis.h>
 #include "internal.h"
 #include "admin.h"
 
 #define DEFAULT_CONFIG "config/sluice.json"
+#define SYSTEM_CONFIG "/etc/sluice/sluice.json"
+
+/* The places searched when neither -c nor SLUICE_CONFIG names a file:
+ * the working directory first (a checkout), then the system location (a
+ * package, the container image). */
+static const char *const config_places[] = { DEFAULT_CONFIG, SYSTEM_CONFIG, NULL };
 
 static const char usage_text[] =
 "usage:\n"
@@ -26,11 +36,14 @@ static const char usage_text[] =
 "  sluice workers [--json]\n"
 "  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
 "  sluice enqueue STREAM TYPE JSON\n"
+"  sluice health  [--metrics ADDR]\n"
 "  sluice --help | --version\n"
 "\n"
-"Every subcommand takes -c FILE (default config/sluice.json) and --redis URL\n"
+"Every subcommand takes -c FILE and --redis URL\n"
 "(redis://[:password@]host:port[/db]; also SLUICE_REDIS_URL). A password is\n"
-"better given by SLUICE_REDIS_PASSWORD or redis.password_file.\n";
+"better given by SLUICE_REDIS_PASSWORD or redis.password_file.\n"
+"Without -c: $SLUICE_CONFIG, else ./config/sluice.json, else\n"
+"/etc/sluice/sluice.json, else the built-in defaults.\n";
 
 /* Finds a handler by name in a NULL-terminated registry. */
 const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
@@ -160,19 +173,42 @@ static void scrub_arg(char *arg)
     memset(arg + n, 0, len - n);
 }
 
-/* Loads the configuration with its overrides. Returns NULL after printing
+/* Picks the configuration file (see internal.h). A place that cannot be
+ * examined for a reason other than its absence (EACCES on the folder, say)
+ * counts as found, so that loading it reports the problem instead of
+ * quietly using other settings. */
+const char *sl__config_find(const char *flag, const char *env,
+                            const char *const *places)
+{
+    struct stat st;
+
+    if (flag != NULL)
+        return flag;
+    if (env != NULL && *env != '\0')
+        return env;
+    for (; places != NULL && *places != NULL; places++)
+        if (stat(*places, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+            return *places;
+    return NULL;
+}
+
+/* Loads the configuration found by sl__config_find() (path NULL: the
+ * built-in defaults) with its URL overrides. Returns NULL after printing
  * the error (exit code 2). */
-static struct sl_config *load_config(const struct sl_args *a)
+static struct sl_config *load_config(const struct sl_args *a, const char *path)
 {
     char err[512];
-    const char *path = a->config ? a->config : DEFAULT_CONFIG;
     const char *env = getenv("SLUICE_REDIS_URL");
-    struct sl_config *cfg = sl__config_load(path, a->config != NULL, err, sizeof(err));
+    struct sl_config *cfg = path != NULL ? sl__config_load(path, 1, err, sizeof(err)) :
+                            sl__config_default();
 
     if (cfg == NULL) {
+        if (path == NULL)
+            snprintf(err, sizeof(err), "out of memory");
         fprintf(stderr, "sluice: %s\n", err);
         return NULL;
     }
+    sl__log(SL_LOG_DEBUG, "config", "path=%s", sl__logq(path != NULL ? path : "(built-in defaults)"));
     if ((env != NULL && *env && sl__config_set_url(cfg, env, "SLUICE_REDIS_URL", err, sizeof(err)) < 0) ||
         (a->redis != NULL && sl__config_set_url(cfg, a->redis, "--redis", err, sizeof(err)) < 0)) {
         fprintf(stderr, "sluice: %s\n", err);
@@ -187,7 +223,7 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
     struct sl_args a;
     struct sl_config *cfg;
     char *redis = NULL;
-    const char *cmd;
+    const char *cmd, *path;
     const char *lvl = getenv("SLUICE_LOG_LEVEL");
     int rc;
     size_t i;
@@ -227,7 +263,8 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         }
     cmd = a.pos[0];
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "pending") != 0 && strcmp(cmd, "stats") != 0 &&
-        strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0) {
+        strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0 &&
+        strcmp(cmd, "health") != 0) {
         rc = usage_error("unknown command \"%s\"", cmd);
         goto out;
     }
@@ -243,16 +280,24 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         rc = 2;
         goto out;
     }
-    if ((cfg = load_config(&a)) == NULL) {
+    path = sl__config_find(a.config, getenv("SLUICE_CONFIG"), config_places);
+    if ((cfg = load_config(&a, path)) == NULL) {
         rc = 2;
         goto out;
     }
     if (strcmp(cmd, "run") == 0) {
+        /* A reload reads the file found now; with none found, it looks at
+         * ./config/sluice.json again, falling back to the defaults. */
         if (a.npos != 1)
             rc = usage_error("run takes no arguments, got \"%s\"", a.pos[1]);
         else
-            rc = sl__pool_run(cfg, a.config ? a.config : DEFAULT_CONFIG, a.config != NULL,
+            rc = sl__pool_run(cfg, path != NULL ? path : DEFAULT_CONFIG, path != NULL,
                               a.redis, a.workers, a.metrics, registry);
+    } else if (strcmp(cmd, "health") == 0) {
+        if (a.npos != 1)
+            rc = usage_error("health takes no arguments, got \"%s\"", a.pos[1]);
+        else
+            rc = sl__health(cfg, a.metrics);
     } else {
         rc = sl__admin(cmd, &a, cfg);
     }

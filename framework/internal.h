@@ -111,6 +111,14 @@ void sl__auth_error(char *buf, size_t size, const char *reply, const char *passw
 struct sl_config *sl__config_load(const char *path, int must_exist,
                                   char *err, size_t errlen);
 
+/* Picks the configuration file of a command: `flag` (-c) when given, else
+ * `env` ($SLUICE_CONFIG) when set and not empty, else the first of the
+ * NULL-terminated `places` that exists. Returns that path (borrowed), to
+ * be loaded with must_exist set: a file the user named that is missing is
+ * an error. Returns NULL when no place exists: the built-in defaults. */
+const char *sl__config_find(const char *flag, const char *env,
+                            const char *const *places);
+
 /* Returns the built-in defaults of SPEC section 3. New. */
 struct sl_config *sl__config_default(void);
 

@@ -7,6 +7,7 @@ Suite *util_suite(void);
 Suite *config_suite(void);
 Suite *message_suite(void);
 Suite *workers_suite(void);
+Suite *cli_suite(void);
 
 int main(void)
 {
@@ -16,6 +17,7 @@ int main(void)
     srunner_add_suite(sr, config_suite());
     srunner_add_suite(sr, message_suite());
     srunner_add_suite(sr, workers_suite());
+    srunner_add_suite(sr, cli_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -1,0 +1,447 @@
+/* check_cli.c -- where every command finds its configuration (-c, then
+ * SLUICE_CONFIG, then ./config/sluice.json, then /etc/sluice/sluice.json,
+ * then the built-in defaults), and `sluice health` against a real pool
+ * and a real Redis, with and without a metrics listener.
+ *
+ * The configuration tests run the binary from a temp dir (the test
+ * process chdir()s there and back), since the search starts in the
+ * working directory. SLUICE_BIN must be absolute for that, as `make test`
+ * gives it. */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <check.h>
+#include "harness.h"
+
+static struct sl_test_redis srv;  /* one server per TCase */
+static char *dir;                 /* temp dir of the current test */
+static char cwd[PATH_MAX];        /* working dir to return to */
+static char bin[PATH_MAX];        /* the binary under test, absolute */
+static pid_t pool;                /* a `sluice run` under test, 0 when none */
+
+/* Unchecked fixture: one redis-server for the TCase. */
+static void server_up(void)
+{
+    ck_assert_int_eq(sl_test_redis_start(&srv, NULL), 0);
+}
+
+static void server_down(void)
+{
+    sl_test_redis_cleanup(&srv);
+}
+
+/* Checked fixture: a clean database, a temp dir, no configuration from
+ * the environment of whoever runs the tests. */
+static void test_up(void)
+{
+    redisContext *c = sl_test_connect(&srv);
+
+    ck_assert_ptr_nonnull(c);
+    freeReplyObject(sl_test_cmd(c, "FLUSHALL"));
+    redisFree(c);
+    dir = sl_test_tmpdir();
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+    ck_assert_ptr_nonnull(realpath(sl_test_bin(), bin));
+    unsetenv("SLUICE_CONFIG");
+    unsetenv("SLUICE_REDIS_URL");
+    unsetenv("SLUICE_LOG_LEVEL");
+    pool = 0;
+}
+
+/* Stops a pool left running, goes back to the first working dir (the
+ * tests may run unforked, CK_FORK=no), removes the temp dir. */
+static void test_down(void)
+{
+    int status;
+
+    if (pool > 0) {
+        sl_test_kill(pool, SIGTERM);
+        if (!sl_test_wait_exit(pool, 10000, &status)) {
+            sl_test_kill(pool, SIGKILL);
+            sl_test_wait_exit(pool, 5000, &status);
+        }
+        pool = 0;
+    }
+    if (chdir(cwd) != 0)
+        perror("chdir");
+    unsetenv("SLUICE_CONFIG");
+    unsetenv("SLUICE_LOG_LEVEL");
+    sl_test_rmtree(dir);
+    free(dir);
+}
+
+/* Runs the binary with args (NULL-terminated) to completion; returns its
+ * exit status and leaves its output in dir/out.log. */
+static int run_cli(const char *const *args)
+{
+    const char *argv[16];
+    char log[PATH_MAX + 16];
+    int status = -1, i;
+    pid_t pid;
+
+    argv[0] = bin;
+    for (i = 0; args[i] != NULL && i < 14; i++)
+        argv[i + 1] = args[i];
+    argv[i + 1] = NULL;
+    snprintf(log, sizeof(log), "%s/out.log", dir);
+    unlink(log);
+    pid = sl_test_spawn(argv, log);
+    ck_assert_int_gt(pid, 0);
+    ck_assert(sl_test_wait_exit(pid, 20000, &status));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Returns 1 when dir/out.log contains needle. */
+static int out_has(const char *needle)
+{
+    char log[PATH_MAX + 16];
+
+    snprintf(log, sizeof(log), "%s/out.log", dir);
+    return sl_test_file_contains(log, needle);
+}
+
+/* Returns dir/out.log (new) for a failure message. */
+static char *out_text(void)
+{
+    char log[PATH_MAX + 16];
+    char *s;
+
+    snprintf(log, sizeof(log), "%s/out.log", dir);
+    s = sl_test_read_file(log);
+    return s != NULL ? s : strdup("(no output)");
+}
+
+/* Fails with the command's output unless it exited `want`. */
+#define ASSERT_CLI(want, args)                                                  \
+    do {                                                                        \
+        int got_ = run_cli(args);                                               \
+        if (got_ != (want)) {                                                   \
+            char *o_ = out_text();                                              \
+            ck_abort_msg("exit %d, wanted %d; output:\n%s", got_, (want), o_);  \
+        }                                                                       \
+    } while (0)
+
+/* Writes dir/<name>: a configuration that reaches the test server, one
+ * noop worker, no metrics listener. */
+static void write_good(const char *name)
+{
+    char path[PATH_MAX + 64];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    ck_assert_int_eq(sl_test_write_file(path,
+        "{ \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 1000 },\n"
+        "  \"workers\": [ { \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\" } ],\n"
+        "  \"metrics\": { \"listen\": null } }\n", srv.url), 0);
+}
+
+/* Writes dir/<name>: a configuration every command refuses (exit 2),
+ * naming the file in its message. */
+static void write_bad(const char *name)
+{
+    char path[PATH_MAX + 64];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    ck_assert_int_eq(sl_test_write_file(path, "{ \"not_a_key\": 1 }\n"), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The search path                                                     */
+/* ------------------------------------------------------------------ */
+
+/* -c beats SLUICE_CONFIG, which beats ./config/sluice.json. */
+START_TEST(test_cli_config_flag_beats_env_beats_cwd)
+{
+    const char *flag[] = { "workers", "-c", "good.json", NULL };
+    const char *none[] = { "workers", NULL };
+
+    ck_assert_int_eq(chdir(dir), 0);
+    ck_assert_int_eq(mkdir("config", 0755), 0);
+    write_bad("config/sluice.json");
+    write_bad("env.json");
+    write_good("good.json");
+    setenv("SLUICE_CONFIG", "env.json", 1);
+    ASSERT_CLI(0, flag);
+    ASSERT_CLI(2, none);
+    ck_assert(out_has("env.json"));
+    ck_assert(out_has("not_a_key"));
+    setenv("SLUICE_CONFIG", "good.json", 1);
+    ASSERT_CLI(0, none);
+}
+END_TEST
+
+/* Without -c and SLUICE_CONFIG (or with it empty), ./config/sluice.json
+ * is read: a bad one is refused by name, a good one is used. */
+START_TEST(test_cli_config_cwd_file_is_read)
+{
+    const char *none[] = { "workers", NULL };
+
+    ck_assert_int_eq(chdir(dir), 0);
+    ck_assert_int_eq(mkdir("config", 0755), 0);
+    write_bad("config/sluice.json");
+    ASSERT_CLI(2, none);
+    ck_assert(out_has("config/sluice.json"));
+    setenv("SLUICE_CONFIG", "", 1);
+    ASSERT_CLI(2, none);
+    ck_assert(out_has("config/sluice.json"));
+    write_good("config/sluice.json");
+    setenv("SLUICE_LOG_LEVEL", "debug", 1);
+    ASSERT_CLI(0, none);
+    ck_assert(out_has("event=config path=config/sluice.json"));
+}
+END_TEST
+
+/* A file named by -c or SLUICE_CONFIG that does not exist is an error
+ * naming it, even when a built-in place has a good file. */
+START_TEST(test_cli_config_named_missing_file_is_an_error)
+{
+    const char *flag[] = { "workers", "-c", "nope-flag.json", NULL };
+    const char *none[] = { "stats", NULL };
+    const char *health[] = { "health", NULL };
+
+    ck_assert_int_eq(chdir(dir), 0);
+    ck_assert_int_eq(mkdir("config", 0755), 0);
+    write_good("config/sluice.json");
+    ASSERT_CLI(2, flag);
+    ck_assert(out_has("nope-flag.json: cannot open"));
+    setenv("SLUICE_CONFIG", "nope-env.json", 1);
+    ASSERT_CLI(2, none);
+    ck_assert(out_has("nope-env.json: cannot open"));
+    ASSERT_CLI(2, health);
+    ck_assert(out_has("nope-env.json: cannot open"));
+}
+END_TEST
+
+/* With no file anywhere, the built-in defaults are used (with --redis to
+ * reach the test server). /etc/sluice/sluice.json is the one place this
+ * test cannot control; the unit tests cover that step. */
+START_TEST(test_cli_config_builtin_defaults_when_no_file)
+{
+    const char *none[] = { "workers", "--redis", srv.url, NULL };
+    struct stat st;
+
+    if (stat("/etc/sluice/sluice.json", &st) == 0) {
+        fprintf(stderr, "skipped: /etc/sluice/sluice.json exists on this machine\n");
+        return;
+    }
+    ck_assert_int_eq(chdir(dir), 0);
+    setenv("SLUICE_LOG_LEVEL", "debug", 1);
+    ASSERT_CLI(0, none);
+    ck_assert(out_has("event=config path=\"(built-in defaults)\""));
+}
+END_TEST
+
+/* `sluice run` finds its file the same way, and `sluice health` with the
+ * same SLUICE_CONFIG sees its heartbeats (no listener: Redis mode). */
+START_TEST(test_cli_config_run_uses_sluice_config)
+{
+    char log[PATH_MAX + 16];
+    const char *run[] = { bin, "run", NULL };
+    const char *health[] = { "health", NULL };
+
+    ck_assert_int_eq(chdir(dir), 0);
+    write_good("pool.json");
+    setenv("SLUICE_CONFIG", "pool.json", 1);
+    snprintf(log, sizeof(log), "%s/pool.log", dir);
+    pool = sl_test_spawn(run, log);
+    ck_assert_int_gt(pool, 0);
+    SL_TEST_ASSERT_EVENTUALLY(10000, sl_test_file_contains(log, "event=running") ||
+                                     !sl_test_pid_alive(pool));
+    ck_assert_msg(sl_test_pid_alive(pool), "the pool exited; see %s", log);
+    SL_TEST_ASSERT_EVENTUALLY(10000, run_cli(health) == 0);
+    ck_assert(out_has("healthy: redis at 127.0.0.1:"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* sluice health                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Returns a loopback TCP port nothing listens on (bound, then released). */
+static int closed_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Writes dir/<name> for the test server (or `url`), one noop worker with
+ * two processes and the default timings, and metrics.listen `listen`
+ * (JSON text: "null" or a quoted address). Returns the path in buf. */
+static const char *write_cfg(char *buf, size_t len, const char *name, const char *url,
+                             const char *listen)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+    ck_assert_int_eq(sl_test_write_file(buf,
+        "{ \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 1000, \"command_timeout_ms\": 2000 },\n"
+        "  \"workers\": [ { \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 2 } ],\n"
+        "  \"metrics\": { \"listen\": %s } }\n", url != NULL ? url : srv.url, listen), 0);
+    return buf;
+}
+
+/* Starts `sluice run -c cfg` and waits for its metrics port (when it
+ * listens) or its first running child. Returns the port or 0. */
+static int start_pool(const char *cfg, int metrics)
+{
+    char log[PATH_MAX + 16];
+    const char *argv[] = { bin, "run", "-c", cfg, NULL };
+    const char *needle = "event=metrics_listening addr=127.0.0.1:";
+    const char *p;
+    char *s;
+    int port = 0;
+
+    snprintf(log, sizeof(log), "%s/pool.log", dir);
+    pool = sl_test_spawn(argv, log);
+    ck_assert_int_gt(pool, 0);
+    SL_TEST_ASSERT_EVENTUALLY(10000, sl_test_file_contains(log, metrics ? needle : "event=running") ||
+                                     !sl_test_pid_alive(pool));
+    ck_assert_msg(sl_test_pid_alive(pool), "the pool exited; see %s", log);
+    if (metrics) {
+        s = sl_test_read_file(log);
+        ck_assert_ptr_nonnull(s);
+        p = strstr(s, needle);
+        ck_assert_ptr_nonnull(p);
+        port = atoi(p + strlen(needle));
+        free(s);
+        ck_assert_int_gt(port, 0);
+    }
+    return port;
+}
+
+/* Stops the pool gracefully and checks it exited 0. */
+static void stop_pool(void)
+{
+    int status = -1;
+
+    sl_test_kill(pool, SIGTERM);
+    ck_assert(sl_test_wait_exit(pool, 15000, &status));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pool status 0x%x", status);
+    pool = 0;
+}
+
+/* A pool with a listener: health asks its /healthz. 0 once it is up
+ * (also through a wildcard address, reached over loopback); 1 with the
+ * reason when nothing listens there any more. */
+START_TEST(test_cli_health_listener_pool_up_then_down)
+{
+    char cfg[PATH_MAX + 64], hcfg[PATH_MAX + 64], addr[64], wild[64];
+    const char *hc[] = { "health", "-c", hcfg, NULL };
+    const char *hw[] = { "health", "-c", hcfg, "--metrics", wild, NULL };
+    int port;
+
+    write_cfg(cfg, sizeof(cfg), "pool.json", NULL, "\"127.0.0.1:0\"");
+    port = start_pool(cfg, 1);
+    snprintf(addr, sizeof(addr), "\"127.0.0.1:%d\"", port);
+    snprintf(wild, sizeof(wild), "0.0.0.0:%d", port);
+    write_cfg(hcfg, sizeof(hcfg), "health.json", NULL, addr);
+    SL_TEST_ASSERT_EVENTUALLY(10000, run_cli(hc) == 0);
+    ck_assert(out_has("healthy: http://127.0.0.1:"));
+    ASSERT_CLI(0, hw);
+    stop_pool();
+    ASSERT_CLI(1, hc);
+    ck_assert(out_has("sluice: unhealthy: /healthz: cannot connect to 127.0.0.1 port"));
+}
+END_TEST
+
+/* A listener that is not sluice's pool, or a pool that says 503: 1, and
+ * the pool's reason is passed on. */
+START_TEST(test_cli_health_listener_unreachable_or_503)
+{
+    char cfg[PATH_MAX + 64], hcfg[PATH_MAX + 64], addr[64], down[64];
+    const char *hc[] = { "health", "-c", hcfg, NULL };
+    int port;
+
+    /* Nothing listens. */
+    snprintf(addr, sizeof(addr), "\"127.0.0.1:%d\"", closed_port());
+    write_cfg(hcfg, sizeof(hcfg), "health.json", NULL, addr);
+    ASSERT_CLI(1, hc);
+    ck_assert(out_has("cannot connect"));
+
+    /* A pool whose Redis is gone never starts its children: 503. */
+    snprintf(down, sizeof(down), "redis://127.0.0.1:%d", closed_port());
+    write_cfg(cfg, sizeof(cfg), "pool.json", down, "\"127.0.0.1:0\"");
+    port = start_pool(cfg, 1);
+    snprintf(addr, sizeof(addr), "\"127.0.0.1:%d\"", port);
+    write_cfg(hcfg, sizeof(hcfg), "health.json", NULL, addr);
+    ASSERT_CLI(1, hc);
+    ck_assert(out_has("/healthz answered 503: "));
+}
+END_TEST
+
+/* No listener: Redis must answer and every configured worker must have a
+ * live heartbeat on this host. Pool up: 0; pool stopped: 1 naming the
+ * worker; Redis unreachable: 1. */
+START_TEST(test_cli_health_redis_mode)
+{
+    char cfg[PATH_MAX + 64], two[PATH_MAX + 64], down[64];
+    const char *hc[] = { "health", "-c", cfg, NULL };
+    const char *h2[] = { "health", "-c", two, NULL };
+    const char *hdown[] = { "health", "-c", cfg, "--redis", down, NULL };
+
+    write_cfg(cfg, sizeof(cfg), "pool.json", NULL, "null");
+    start_pool(cfg, 0);
+    SL_TEST_ASSERT_EVENTUALLY(10000, run_cli(hc) == 0);
+    ck_assert(out_has("healthy: redis at 127.0.0.1:"));
+
+    /* A second worker entry that no pool runs: unhealthy, by name. */
+    snprintf(two, sizeof(two), "%s/two.json", dir);
+    ck_assert_int_eq(sl_test_write_file(two,
+        "{ \"redis\": { \"url\": \"%s\" },\n"
+        "  \"workers\": [ { \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 2 },\n"
+        "                 { \"handler\": \"echo\", \"stream\": \"e\", \"group\": \"g\" } ],\n"
+        "  \"metrics\": { \"listen\": null } }\n", srv.url), 0);
+    ASSERT_CLI(1, h2);
+    ck_assert(out_has("sluice: unhealthy: worker echo (stream e, group g) has no live heartbeat"));
+
+    stop_pool();
+    SL_TEST_ASSERT_EVENTUALLY(10000, run_cli(hc) == 1);
+    ck_assert(out_has("sluice: unhealthy: worker noop (stream s, group g) has no live heartbeat"));
+
+    snprintf(down, sizeof(down), "redis://127.0.0.1:%d", closed_port());
+    ASSERT_CLI(1, hdown);
+    ck_assert(out_has("cannot reach redis at 127.0.0.1:"));
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *config = tcase_create("config");
+    TCase *health = tcase_create("health");
+
+    tcase_add_unchecked_fixture(config, server_up, server_down);
+    tcase_add_checked_fixture(config, test_up, test_down);
+    tcase_set_timeout(config, 60 * sl_test_slow_factor());
+    tcase_add_test(config, test_cli_config_flag_beats_env_beats_cwd);
+    tcase_add_test(config, test_cli_config_cwd_file_is_read);
+    tcase_add_test(config, test_cli_config_named_missing_file_is_an_error);
+    tcase_add_test(config, test_cli_config_builtin_defaults_when_no_file);
+    tcase_add_test(config, test_cli_config_run_uses_sluice_config);
+    suite_add_tcase(s, config);
+
+    tcase_add_unchecked_fixture(health, server_up, server_down);
+    tcase_add_checked_fixture(health, test_up, test_down);
+    tcase_set_timeout(health, 90 * sl_test_slow_factor());
+    tcase_add_test(health, test_cli_health_listener_pool_up_then_down);
+    tcase_add_test(health, test_cli_health_listener_unreachable_or_503);
+    tcase_add_test(health, test_cli_health_redis_mode);
+    suite_add_tcase(s, health);
+    return s;
+}
