@@ -103,7 +103,7 @@ $(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/%.o) $(WK_OBJ) $(LIB)
 $(CHAOS_BIN): $(CHAOS_SRC:%.c=$(BUILD)/%.o) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
-# The invariant checker of SPEC section 6, runnable against any Redis.
+# The invariant checker of docs/payment-flow.md, runnable against any Redis.
 $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 

@@ -1,4 +1,4 @@
-/* cli.c -- sl_main(): the `sluice` command line (SPEC section 2).
+/* cli.c -- sl_main(): the `sluice` command line (docs/configuration.md).
  *
  * Options may come before or after positional arguments. Every
  * subcommand finds its configuration file the same way (sl__config_find):

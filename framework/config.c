@@ -2,7 +2,7 @@
  *
  * The file is parsed with jansson and checked key by key: types, ranges,
  * and unknown keys at every level, because a typo must not pass silently
- * (SPEC section 3). Every message names the file, the line and column of
+ * (docs/configuration.md). Every message names the file, the line and column of
  * the offending value and its key path, e.g.
  *
  *     config/sluice.json:14:9: workers[1].processes: expected a positive integer
@@ -28,10 +28,10 @@
 unsigned long sl__config_steps;
 
 /* ---------------------------------------------------------------------
- * Built-in defaults (SPEC section 3)
+ * Built-in defaults (docs/configuration.md)
  * ------------------------------------------------------------------ */
 
-/* The "defaults" object of SPEC section 3. */
+/* The "defaults" object of docs/configuration.md. */
 static const struct sl_tunables builtin_tunables = {
     .batch = 64,
     .block_ms = 2000,
@@ -56,7 +56,7 @@ struct builtin_worker {
     int processes;                /* children to run */
 };
 
-/* The "workers" array of SPEC section 3. */
+/* The "workers" array of docs/configuration.md. */
 static const struct builtin_worker builtin_workers[] = {
     { "user",    "users",    "user-workers",    1 },
     { "order",   "orders",   "order-workers",   2 },
@@ -953,7 +953,7 @@ static int load_worker(struct loader *ld, json_t *obj, const struct sl_config *c
         } else if (strcmp(key, "group") == 0) {
             rc = get_name(ld, v, SL_NAME_MAX, &w->group);
         } else if (strcmp(key, "processes") == 0) {
-            /* SPEC's own example says "a positive integer" for 0; the
+            /* the documented example says "a positive integer" for 0; the
              * upper bound is only named when it is what was crossed. */
             if (!json_is_integer(v) || json_integer_value(v) < 1)
                 rc = fail(ld, 0, "expected a positive integer");
@@ -1144,7 +1144,7 @@ err:
  * Public (framework-wide) entry points
  * ------------------------------------------------------------------ */
 
-/* Returns the built-in configuration of SPEC section 3 (see internal.h),
+/* Returns the built-in configuration of docs/configuration.md (see internal.h),
  * or NULL when out of memory. New: sl__config_free(). */
 struct sl_config *sl__config_default(void)
 {

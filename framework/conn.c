@@ -1,6 +1,6 @@
 /* conn.c -- one asynchronous Redis connection with deadlines.
  *
- * hiredis 0.14 has no timeouts of its own (REDIS-NOTES 2.3), so each
+ * hiredis 0.14 has no timeouts of its own, so each
  * connection carries a libevent timer that is armed while a command is
  * outstanding: when no reply arrives in time (a SIGSTOPped or black-holed
  * server), the context is freed, every pending callback gets a NULL reply,
@@ -222,7 +222,7 @@ static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
 }
 
 /* hiredis connect callback. On failure hiredis frees the context after we
- * return and never calls the disconnect callback (REDIS-NOTES 2.2.6). */
+ * return and never calls the disconnect callback. */
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct sl_conn *c = ac->data;

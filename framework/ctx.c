@@ -7,7 +7,7 @@
  *
  * The second half of the file holds what handlers call while deciding an
  * entry: sl_ctx_effect(), sl_ctx_fail(), sl_msg_field(), the validators of
- * SPEC section 5 and sl_json_canonical().
+ * docs/semantics.md and sl_json_canonical().
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -302,7 +302,7 @@ const char *sl_msg_field(const struct sl_msg *msg, const char *name, size_t *len
 }
 
 /* ---------------------------------------------------------------------
- * Validators (SPEC section 5)
+ * Validators (docs/semantics.md)
  * ------------------------------------------------------------------ */
 
 /* Looks up `key` in the object `data` and records "missing_field: <key>"
@@ -418,7 +418,7 @@ invalid:
 
 /* Validates a required string. An empty string, when not allowed, is
  * treated like an absent field ("missing_field: <key>"), as the table of
- * SPEC section 5 treats an empty `data` or `type`. Stores the string,
+ * docs/semantics.md treats an empty `data` or `type`. Stores the string,
  * borrowed from data, in *out. */
 int sl_get_string(struct sl_ctx *ctx, json_t *data, const char *key,
                   int allow_empty, const char **out)

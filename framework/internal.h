@@ -119,7 +119,7 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
 const char *sl__config_find(const char *flag, const char *env,
                             const char *const *places);
 
-/* Returns the built-in defaults of SPEC section 3. New. */
+/* Returns the built-in defaults of docs/configuration.md. New. */
 struct sl_config *sl__config_default(void);
 
 /* Replaces the Redis URL (from --redis or SLUICE_REDIS_URL); `origin`
@@ -167,7 +167,7 @@ uint64_t sl__wall_ms(void);
  * then a random 50-100% of that. Returns ms. */
 long long sl__backoff_ms(long long base, long long cap, int step);
 
-/* The delay before retry number `attempts` (>= 1) of SPEC section 5:
+/* The delay before retry number `attempts` (>= 1) of docs/semantics.md:
  * first * 2^(attempts-1), at most cap, without overflow. */
 long long sl__retry_delay_ms(long long first, long long cap, long long attempts);
 
@@ -246,7 +246,7 @@ const char *sl__ctx_effect_arg(const struct sl_ctx *ctx, int i, size_t *len);
 void sl__ctx_seterr(struct sl_ctx *ctx, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Runs the checks of SPEC section 5's dead-letter table that come before
+/* Runs the checks of the dead-letter table (docs/dead-letters.md) that come before
  * the handler, in the table's order, on an entry whose id, stream, fields
  * and nfields are set in msg: expired (when ttl_ms > 0, against now_ms,
  * ms since the epoch), missing_payload, too_large, invalid_encoding,

@@ -1,6 +1,6 @@
 /* message.c -- the checks an entry passes before its handler sees it.
  *
- * SPEC section 5 lists the dead-letter codes in the order in which they
+ * docs/semantics.md lists the dead-letter codes in the order in which they
  * are checked; the first failing check names the code. sl__msg_prepare()
  * runs the part of that table that belongs to the framework, from
  * `expired` to `unknown_type`, on the raw fields of one entry. Everything
@@ -182,10 +182,10 @@ static int copy_type(struct sl_ctx *ctx, const struct sl_msg *msg, size_t *lenp)
 }
 
 /* ---------------------------------------------------------------------
- * The checks, in SPEC order
+ * The checks, in the documented order
  * ------------------------------------------------------------------ */
 
-/* Runs the framework's checks of SPEC section 5 on one entry (see
+/* Runs the framework's checks of docs/semantics.md on one entry (see
  * internal.h for the contract). On success msg->data holds a new
  * reference (NULL when raw) that the caller json_decref()s after the
  * handler; on failure msg->data is NULL and ctx->err names the code.
@@ -250,7 +250,7 @@ int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
     }
 
     /* invalid_encoding: the raw text, before jansson sees it. jansson
-     * would report a \u0000 escape as invalid_json, but SPEC files it
+     * would report a \u0000 escape as invalid_json, but the documented table files it
      * under encoding, so it is looked for here. */
     if (!plain_ascii(data, dlen)) {
         bad = utf8_invalid_at((const unsigned char *)data, dlen);

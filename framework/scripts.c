@@ -5,7 +5,7 @@
  *   - it is fenced: it acts only while the entry is pending for the
  *     consumer that asks (XACK alone has no ownership check);
  *   - it is all-or-nothing under OOM: a shebang script is refused whole
- *     instead of aborting half-way (REDIS-NOTES 1.15);
+ *     instead of aborting half-way;
  *   - a crash of either side never leaves half of it applied.
  *
  * Bookkeeping lives in one hash per stream and group (sl__attempts_key):
@@ -144,7 +144,7 @@ static const char fail_body[] =
  * already counted where it belongs. Everything else counts as a delivery
  * on Redis's counter: an entry taken from a peer, and an own entry taken
  * back by a process after a restart or reconnect (as XREADGROUP ... 0
- * would), because that counter is the backstop of SPEC section 5 for an
+ * would), because that counter is the backstop of docs/semantics.md for an
  * entry whose process died where no supervisor saw it, and such an entry
  * only ever comes back this way. Entries whose data is gone are acked and
  * counted.

@@ -137,8 +137,8 @@ const char *sl_msg_field(const struct sl_msg *msg, const char *name, size_t *len
 
 /* ---------------------------------------------------------------------
  * Validation helpers for handlers. Each looks up `key` in the JSON object
- * `data`, checks it against the rule of SPEC section 5, and on failure
- * records the SPEC error code on ctx and returns -1; on success stores the
+ * `data`, checks it against the rule of docs/semantics.md, and on failure
+ * records the documented error code on ctx and returns -1; on success stores the
  * value and returns 0. Strings stored are borrowed from `data`.
  * ------------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /* stats.c -- `sluice stats`: per stream and group, the numbers of
- * SPEC section 8 and the queueing view of them.
+ * docs/operations.md and the queueing view of them.
  *
  * Two samples `window` seconds apart give the rates: arrivals
  * λ = Δ entries-added / Δt (the stream's own counter), and acks

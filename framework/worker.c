@@ -1,6 +1,6 @@
 /* worker.c -- one worker process: read, handle, commit.
  *
- * A worker owns two connections (REDIS-NOTES 1.3): the reader, which only
+ * A worker owns two connections: the reader, which only
  * ever runs the blocking XREADGROUP, and the command connection, which
  * carries acks, commits, claims and heartbeats, so an ack never waits
  * behind a BLOCK. Its life is a small state machine:
@@ -237,7 +237,7 @@ static int group_lost(const redisReply *r)
 }
 
 /* Returns 1 when an error reply says Redis cannot run the command now
- * (SPEC section 5: never the message's fault), 0 when the command itself
+ * (docs/semantics.md: never the message's fault), 0 when the command itself
  * failed. Inside a script, Redis 7 passes a failing call's own error code
  * through ("WRONGTYPE ... script: ..."), so a handler's effect can fail
  * with codes other than ERR; only this list is transient. */
@@ -435,7 +435,7 @@ static void observe(struct worker *w, uint64_t us)
 }
 
 /* Decides one entry: the checks that come before the handler (delivery
- * limits, then SPEC's table via sl__msg_prepare), then the handler.
+ * limits, then the dead-letter table via sl__msg_prepare), then the handler.
  * Returns the disposition; the context holds the error and effect. */
 static enum sl_disposition decide(struct worker *w, struct entry *e,
                                   struct sl_msg *msg, int *trim)

@@ -1,4 +1,4 @@
-/* order.c -- the "order" worker of the payment flow (SPEC section 6).
+/* order.c -- the "order" worker of the payment flow (docs/payment-flow.md).
  *
  * It consumes the `orders` stream:
  *   order.created     {order_id, user_id, amount_cents, currency}
@@ -30,7 +30,7 @@
 #include "sluice.h"
 #include "schema.h"
 
-/* The stream that payment requests go to (SPEC section 6). */
+/* The stream that payment requests go to (docs/payment-flow.md). */
 #define ORDER_PAYMENTS_STREAM "payments"
 
 /* ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-/* payment.c -- the "payment" worker of the payment flow (SPEC section 6).
+/* payment.c -- the "payment" worker of the payment flow (docs/payment-flow.md).
  *
  * It consumes the `payments` stream:
  *   payment.requested {payment_id, order_id, user_id, amount_cents, currency}
@@ -25,7 +25,7 @@
 #include "sluice.h"
 #include "schema.h"
 
-/* Where payment results and balance changes go (SPEC section 6). */
+/* Where payment results and balance changes go (docs/payment-flow.md). */
 #define PAYMENT_ORDERS_STREAM "orders"
 #define PAYMENT_LEDGER_STREAM "ledger"
 

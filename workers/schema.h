@@ -1,5 +1,5 @@
 /* schema.h -- what the three built-in workers share: checking an event's
- * fields in the order of SPEC section 5's dead-letter table, small text
+ * fields in the order of the dead-letter table (docs/dead-letters.md), small text
  * helpers, and the Lua helpers every effect script starts with.
  *
  * Everything here is `static inline`, so each worker file still exports
@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include "sluice.h"
 
-/* The largest amount and opening balance of SPEC section 6, in cents. */
+/* The largest amount and opening balance of docs/payment-flow.md, in cents. */
 #define SCHEMA_MAX_CENTS 1000000000000LL
 
 /* Big enough for "payment:" plus a 64-character identifier, and for any
@@ -23,7 +23,7 @@
 #define SCHEMA_KEYLEN 128
 
 /* What one field of an event must be. The order of this enum is also the
- * order in which the third pass checks values (SPEC's table: invalid_id,
+ * order in which the third pass checks values (the dead-letter table: invalid_id,
  * then invalid_amount, then invalid_currency; plain strings last, since
  * they can only fail on emptiness). */
 enum schema_kind {
@@ -49,7 +49,7 @@ struct schema_value {
 
 /* Runs the framework validator that matches f's kind on data, storing the
  * value in *out. Returns 0 when the value is acceptable, or -1 after the
- * validator has recorded the SPEC error on ctx. */
+ * validator has recorded the documented error on ctx. */
 static inline int schema_get(struct sl_ctx *ctx, json_t *data,
                              const struct schema_field *f,
                              struct schema_value *out)
@@ -82,7 +82,7 @@ static inline int schema_type_ok(const struct schema_field *f, const json_t *v)
 }
 
 /* Checks every field of fields[0..n) in data and stores the values in
- * vals (same order). SPEC section 5 says the first failing check *in the
+ * vals (same order). docs/semantics.md says the first failing check *in the
  * table's order* names the error, so an event missing one field and
  * holding a bad identifier in another is missing_field, not invalid_id.
  * Hence three passes: presence of every field, then the JSON type of

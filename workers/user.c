@@ -1,4 +1,4 @@
-/* user.c -- the "user" worker of the payment flow (SPEC section 6).
+/* user.c -- the "user" worker of the payment flow (docs/payment-flow.md).
  *
  * It consumes the `users` stream:
  *   user.created  {user_id, name, email, balance_cents}

@@ -44,7 +44,7 @@
 #define PAYMENT_USERS 10000       /* users the payments are spread over */
 #define SCALE_BUDGET (512LL << 20)/* bytes of payload per scaling stream */
 #define TUNED_BATCH 500           /* sluice's tuned COUNT, the ceiling's COUNT */
-#define DEFAULT_BATCH 64          /* sluice's default COUNT (SPEC 3) */
+#define DEFAULT_BATCH 64          /* sluice's default COUNT (docs/configuration.md) */
 
 /* What a run asked for on the command line. */
 struct opts {

@@ -6,7 +6,7 @@
  * with `appendonly yes, appendfsync everysec` for the AOF rows (and no
  * automatic AOF rewrite, whose fork would land in some measurement).
  *
- * Drain detection follows REDIS-NOTES 1.10: `lag` can be nil, so a group
+ * Drain detection: `lag` can be nil, so a group
  * is drained when its last-delivered-id is the stream's last entry and
  * nothing is pending.
  */

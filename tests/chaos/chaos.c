@@ -1,5 +1,5 @@
 /* chaos.c -- sluice-chaos: a Jepsen-style randomized fault run of the
- * payment flow, proving that nothing is lost or doubled (SPEC 5-6).
+ * payment flow, proving that nothing is lost or doubled (docs/semantics.md, docs/payment-flow.md).
  *
  *   CHAOS_SECONDS=60 CHAOS_SEED=1 SLUICE_BIN=build/sluice build/sluice-chaos
  *
@@ -205,7 +205,7 @@ static int trim_acked(void)
  * short timings, trim none (see the file comment; CHAOS_TRIM=acked for
  * "acked"), metrics off.
  * max_deliveries is 10: a worker SIGKILLed while it holds an entry is a
- * failed attempt of that entry (SPEC 5), and the nemesis kills often. */
+ * failed attempt of that entry (docs/semantics.md), and the nemesis kills often. */
 static int write_config(void)
 {
     return sl_test_write_file(cfgpath,

@@ -1,4 +1,4 @@
-/* check_delivery.c -- the delivery guarantees of SPEC section 5, proven on
+/* check_delivery.c -- the delivery guarantees of docs/semantics.md, proven on
  * a real redis-server with the real `sluice run`.
  *
  * Each test writes a configuration into its own temporary directory,
@@ -965,7 +965,7 @@ START_TEST(test_delivery_connection_killed_ten_times)
     ck_assert_int_eq(calls_of(id, c, MAX_CALLS), 11);
     for (k = 0; k < 11; k++) {
         /* Never a failed attempt; Redis's counter does rise with each
-         * recovery after a reconnect (SPEC section 5), harmlessly: the
+         * recovery after a reconnect (docs/semantics.md), harmlessly: the
          * backstop is 4 * 3 + 10 deliveries. */
         ck_assert_int_eq(c[k].attempts, 0);
         ck_assert_int_eq(c[k].deliveries, k + 1);

@@ -189,7 +189,7 @@ static int crashes(void)
  * at url, short timings (command_timeout_ms 1000, so a frozen server is
  * noticed well within a fault's hold), metrics off. max_deliveries is
  * 10 so that a worker killed while it held an entry (a failed attempt by
- * SPEC section 5) cannot, with one fault per test, dead-letter it. */
+ * docs/semantics.md) cannot, with one fault per test, dead-letter it. */
 static void write_config(const char *url)
 {
     ck_assert_int_eq(sl_test_write_file(cfgpath,
@@ -719,7 +719,7 @@ END_TEST
 
 /* SIGTERM while redis-server is frozen: the pool must still stop within
  * shutdown_timeout_ms (3000) plus one command_timeout_ms (1000) for the
- * Redis call it may be in, plus a margin (SPEC 7: "the supervisor exits
+ * Redis call it may be in, plus a margin (docs/operations.md: "the supervisor exits
  * 0 once all have, or kills them after shutdown_timeout_ms"). The
  * supervisor's synchronous calls to a frozen server each block for
  * command_timeout_ms, so a supervisor that keeps calling in one tick

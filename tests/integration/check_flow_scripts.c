@@ -275,7 +275,7 @@ static const char *run_order(const char *order_json)
  * ------------------------------------------------------------------ */
 
 /* user.created -> order.created -> payment.requested -> payment.succeeded:
- * every key, ledger entry and follow-up event is exactly as SPEC says. */
+ * every key, ledger entry and follow-up event is exactly as docs/payment-flow.md says. */
 START_TEST(test_flow_happy_path)
 {
     char data[512];

@@ -1349,7 +1349,7 @@ START_TEST(test_ops_pending_all_groups)
 }
 END_TEST
 
-/* Errors name what is wrong, with the exit codes of SPEC section 2: a
+/* Errors name what is wrong, with the exit codes of docs/configuration.md: a
  * missing group or stream and an unreachable server are 1, bad options
  * 2; a stream without groups is no error. */
 START_TEST(test_ops_pending_errors)

@@ -1,5 +1,5 @@
 /* check_pool.c -- integration tests of `sluice run`, the supervisor
- * (SPEC section 7, issue 4), against a real redis-server.
+ * (docs/operations.md, issue 4), against a real redis-server.
  *
  * Every test drives the real build/sluice binary as a process
  * (sl_test_spawn, its logfmt lines appended to a file in the test's
@@ -33,7 +33,7 @@
 #define MAX_POOLS 8               /* supervisors one test may start */
 #define IDLEN 48                  /* room for a stream entry ID */
 
-/* The timings every test configuration starts from (SPEC section 3 keys
+/* The timings every test configuration starts from (docs/configuration.md keys
  * of "defaults"); a worker object overrides what a test needs. */
 #define BASE_DEFAULTS                                                        \
     "\"block_ms\": 300, \"reclaim_idle_ms\": 500, "                          \

@@ -1,4 +1,4 @@
-/* invariants.c -- the invariant checker of SPEC section 6 (see
+/* invariants.c -- the invariant checker of docs/payment-flow.md (see
  * invariants.h for what is checked).
  *
  * The checker reads everything first, into small string-keyed tables

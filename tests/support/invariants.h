@@ -1,4 +1,4 @@
-/* invariants.h -- checks the invariants of SPEC section 6 on a Redis.
+/* invariants.h -- checks the invariants of docs/payment-flow.md on a Redis.
  *
  * Works on any Redis holding the payment flow's keys (user:, order:,
  * payment:, credit:, the `ledger` stream), whatever produced them: a
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <hiredis.h>
 
-/* Checks every invariant of SPEC section 6, including those that hold
+/* Checks every invariant of docs/payment-flow.md, including those that hold
  * only once the system is quiet (every order paid or failed, every
  * payment's order final, every group of users/orders/payments with an
  * empty pending list and read to the end, no dead letter twice):

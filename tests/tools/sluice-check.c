@@ -1,4 +1,4 @@
-/* sluice-check.c -- checks the payment flow's invariants (SPEC section 6)
+/* sluice-check.c -- checks the payment flow's invariants (docs/payment-flow.md)
  * on any Redis and prints what is violated.
  *
  *   sluice-check [--redis URL] [--live]

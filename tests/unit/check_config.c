@@ -78,7 +78,7 @@ static void expect_error(const char *text, const char *rest)
     ck_assert_str_eq(err, want);
 }
 
-/* Asserts that t holds the built-in defaults of SPEC section 3. */
+/* Asserts that t holds the built-in defaults of docs/configuration.md. */
 static void assert_builtin_tunables(const struct sl_tunables *t)
 {
     ck_assert_int_eq(t->batch, 64);
@@ -167,7 +167,7 @@ END_TEST
 
 START_TEST(test_config_spec_example_file)
 {
-    /* The file of SPEC section 3, comments removed. */
+    /* The file of docs/configuration.md, comments removed. */
     expect_ok("{\n"
               "  \"redis\":   { \"url\": \"redis://127.0.0.1:6379/0\",\n"
               "               \"connect_timeout_ms\": 2000,\n"

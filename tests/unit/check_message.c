@@ -166,7 +166,7 @@ START_TEST(test_message_ctx_reset_clears_state)
 END_TEST
 
 /* ---------------------------------------------------------------------
- * order: the first failing check of SPEC section 5's table wins
+ * order: the first failing check of docs/semantics.md's table wins
  * ------------------------------------------------------------------ */
 
 START_TEST(test_message_expired_first)

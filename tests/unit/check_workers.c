@@ -3,7 +3,7 @@
  * Each test calls a handler's `handle` hook directly, with a message built
  * here and a context from sl__ctx_new(), the way the dispatcher would,
  * and checks what the hook decided: the disposition, the exact error text
- * (ctx->err) for every validation rule of SPEC sections 5 and 6, and for
+ * (ctx->err) for every validation rule of docs/messages.md and docs/payment-flow.md, and for
  * valid events the declared script, keys and arguments. No Redis is
  * needed; what the scripts do in Redis is checked by
  * tests/integration/check_flow_scripts.c.
@@ -31,7 +31,7 @@ extern const struct sl_handler payment_handler;
 #define INV_BAL(k) "invalid_amount: " k ": expected an integer from 0 to 1000000000000"
 #define INV_CUR(k) "invalid_currency: " k ": expected three upper-case letters"
 
-/* A 64- and a 65-character identifier, the limits of SPEC section 6. */
+/* A 64- and a 65-character identifier, the limits of docs/payment-flow.md. */
 #define ID64 "a123456789b123456789c123456789d123456789e123456789f123456789g123"
 #define ID65 ID64 "4"
 
