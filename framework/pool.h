@@ -40,6 +40,9 @@ struct sl_child {
     int retired;                  /* replaced by a reload: not restarted */
     uint64_t carried[SL_NCOUNTERS]; /* counters of this slot's earlier processes */
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
+    uint64_t held_until;          /* start check: when the heartbeat found on this name
+                                   * must have expired (monotonic ms), 0 when none seen */
+    char held_beat[32];           /* that heartbeat's last_beat when first seen */
 };
 
 struct sl_pool {
