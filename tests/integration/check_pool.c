@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1407,6 +1410,115 @@ START_TEST(test_pool_janitor_removes_only_idle_empty_consumers)
 }
 END_TEST
 
+/* GETs /healthz from the supervisor's metrics listener on 127.0.0.1:port
+ * and returns how long the answer took in milliseconds (whatever its
+ * status), or -1 when there was no answer. */
+static long long healthz_ms(int port)
+{
+    static const char req[] = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    struct sockaddr_in a;
+    struct timeval tv = { 30, 0 };
+    long long t0 = sl_test_now_ms();
+    char buf[512];
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), got = 0;
+
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1))
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+            got = 1;
+    close(fd);
+    return got ? sl_test_now_ms() - t0 : -1;
+}
+
+/* Returns the number of consumers of a group (0 when there is none). */
+static long long consumer_count(const char *stream, const char *group)
+{
+    long long n = 0;
+    char v[32];
+
+    group_field(stream, group, "consumers", v, sizeof(v));
+    n = strtoll(v, NULL, 10);
+    return n;
+}
+
+/* The janitor removes 50,000 dead consumers without holding the
+ * supervisor's loop: with the default housekeeping period (5 s) and
+ * default slices, /healthz polled every 20 ms meanwhile never takes long
+ * to answer (it once waited 3 s while every consumer was removed in one
+ * go). The one with a pending entry and the one with a heartbeat stay. */
+START_TEST(test_pool_janitor_of_many_consumers_keeps_supervisor_responsive)
+{
+    enum { N = 50000 };
+    const char *log = tpath("pool.log");
+    char e[2][IDLEN];
+    long long worst = 0, ms, dl;
+    pid_t kids[1];
+    int i, port, answers = 0;
+    redisReply *r;
+
+    write_config("{\"handler\": \"probe\", \"stream\": \"jq\", \"group\": \"jg\", "
+                 "\"processes\": 1, \"reclaim_idle_ms\": 1000, \"heartbeat_ms\": 100, "
+                 "\"reclaim_interval_ms\": 5000},\n"
+                 "{\"handler\": \"noop\", \"stream\": \"jq2\", \"group\": \"jg2\", "
+                 "\"processes\": 1, \"reclaim_interval_ms\": 5000}");
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE jq jg 0 MKSTREAM"));
+    for (i = 0; i < N; i++)
+        ck_assert_int_eq(redisAppendCommand(rc, "XGROUP CREATECONSUMER jq jg ghost-%d", i),
+                         REDIS_OK);
+    for (i = 0; i < N; i++) {
+        ck_assert_int_eq(redisGetReply(rc, (void **)&r), REDIS_OK);
+        ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 2; i++)
+        add_entry("jq", "{}", e[i]);
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP jg ghost-pending COUNT 1 STREAMS jq >"));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP jg ghost-beat COUNT 1 STREAMS jq >"));
+    ck_assert_int_eq(sl_test_int(rc, "XACK jq jg %s", e[1]), 1);
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:ghost-beat pid 1 host elsewhere.invalid"));
+    freeReplyObject(sl_test_cmd(rc, "PEXPIRE sluice:worker:ghost-beat 600000"));
+    ck_assert_int_eq(consumer_count("jq", "jg"), N + 2);
+
+    start_pool("pool.log", "--workers", "probe:0", "--metrics", "127.0.0.1:0", NULL);
+    wait_children(log, "noop", 1, kids);
+    SL_TEST_ASSERT_EVENTUALLY(5000, log_count(log, "event=metrics_listening ") == 1);
+    {
+        char *line = log_line(log, "event=metrics_listening addr=127.0.0.1:");
+        ck_assert_ptr_nonnull(line);
+        port = atoi(strstr(line, "127.0.0.1:") + 10);
+        free(line);
+    }
+    ck_assert_int_gt(port, 0);
+
+    /* Two housekeeping periods and the removal itself, generously. */
+    dl = sl_test_deadline(40000);
+    while (consumer_count("jq", "jg") > 2) {
+        ms = healthz_ms(port);
+        ck_assert_msg(ms >= 0, "no answer from /healthz");
+        answers++;
+        if (ms > worst)
+            worst = ms;
+        /* Two polls' pause: a request every 20 ms or so. */
+        ck_assert_msg(sl_test_tick(dl) && sl_test_tick(dl), "%lld consumers left",
+                      consumer_count("jq", "jg"));
+    }
+    ck_assert_msg(worst < 500 * sl_test_slow_factor(),
+                  "/healthz took %lld ms while the janitor ran (%d answers)", worst, answers);
+    ck_assert_int_eq(consumer_count("jq", "jg"), 2);
+    ck_assert(has_consumer("jq", "jg", "ghost-pending") && has_consumer("jq", "jg", "ghost-beat"));
+    ck_assert_int_eq(pending_of("jq", "jg", "ghost-pending", NULL, 0), 1);
+    SL_TEST_ASSERT_EVENTUALLY(5000, log_count(log, "event=consumer_removed ") == N);
+}
+END_TEST
+
 /* "trim": "acked" trims only what every group is done with: a lagging
  * group created at 0 that never reads keeps every entry; once it reads
  * and acks, entries below both groups' floors go, but never one that a
@@ -1575,6 +1687,7 @@ Suite *pool_suite(void)
     tcase_add_test(control, test_pool_renewed_heartbeat_of_unknown_pid_refuses_start);
     tcase_add_test(control, test_pool_stale_heartbeat_taken_over);
     tcase_add_test(control, test_pool_janitor_removes_only_idle_empty_consumers);
+    tcase_add_test(control, test_pool_janitor_of_many_consumers_keeps_supervisor_responsive);
     tcase_add_test(control, test_pool_trim_keeps_what_any_group_needs);
     tcase_add_test(control, test_pool_trim_exact_with_huge_sequence_numbers);
     tcase_add_test(control, test_pool_exit_codes_for_bad_configuration);
