@@ -408,6 +408,13 @@ int sl__conn_inflight(const struct sl_conn *c)
     return c->inflight;
 }
 
+/* Returns the connection's socket, or -1 when it has none: a forked
+ * child closes its inherited copy without touching the event loop. */
+int sl__conn_fd(const struct sl_conn *c)
+{
+    return c != NULL && c->ac != NULL ? c->ac->c.fd : -1;
+}
+
 /* Returns the reason the connection was last lost ("" when none). */
 const char *sl__conn_error(const struct sl_conn *c)
 {

@@ -28,6 +28,7 @@ void sl__conn_flush(struct sl_conn *c);
 void sl__conn_close(struct sl_conn *c);
 int sl__conn_ready(const struct sl_conn *c);
 int sl__conn_inflight(const struct sl_conn *c);
+int sl__conn_fd(const struct sl_conn *c);
 const char *sl__conn_error(const struct sl_conn *c);
 void sl__conn_free(struct sl_conn *c);
 

@@ -748,6 +748,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     sl__log(SL_LOG_INFO, "pool_stopped", "exit_code=%d", rc);
 out:
     sl__metrics_stop(p);
+    sl__pool_janitor_free(p);
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);
     if (ev_chld) event_free(ev_chld);

@@ -10,6 +10,7 @@
 struct event_base;
 struct evhttp;
 struct sl_http;
+struct sl_janitor;
 
 /* A consistent copy of the strings of a child's slot. */
 struct sl_slot_view {
@@ -41,6 +42,8 @@ struct sl_child {
     int retired;                  /* replaced by a reload: not restarted */
     uint64_t carried[SL_NCOUNTERS]; /* counters of this slot's earlier processes */
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
+    int held_seen;                /* start check: a heartbeat was found on this name */
+    char held_beat[32];           /* its last_beat then */
 };
 
 struct sl_pool {
@@ -68,10 +71,13 @@ struct sl_pool {
     struct sl_config *old_cfg;    /* configuration the old children run (owned unless cfg_caller) */
     int started;                  /* the start check passed; children run */
     int start_fails;              /* start checks refused so far (LOADING...) */
+    uint64_t held_until;          /* start check: when every heartbeat found on our
+                                   * names must have expired (monotonic ms), 0 if none */
     int stopping;                 /* SIGTERM/SIGINT received */
     uint64_t stop_deadline;       /* when to SIGKILL the rest (monotonic ms) */
     int exit_code;                /* process exit code */
     uint64_t next_housekeeping;   /* janitor and trim (monotonic ms) */
+    struct sl_janitor *janitor;   /* the janitor's state (poolctl.c), NULL until first run */
     struct evhttp *http;          /* metrics server, NULL when disabled */
     int http_fd;                  /* its listening socket, -1 when none */
     struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
@@ -97,6 +103,7 @@ void sl__pool_reload(struct sl_pool *p);
 void sl__pool_roll(struct sl_pool *p);
 void sl__pool_free_retired(struct sl_pool *p);
 void sl__pool_child_cleanup(struct sl_pool *p);
+void sl__pool_janitor_free(struct sl_pool *p);
 
 /* metrics.c */
 int sl__metrics_start(struct sl_pool *p);

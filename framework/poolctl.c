@@ -8,22 +8,33 @@
 #include <string.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include "conn.h"
 #include "internal.h"
 #include "pool.h"
 
 #define HOUSEKEEPING_MS 5000      /* janitor and trim period */
+#define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
+#define HELD_MARGIN_MS 100        /* past a heartbeat's expiry before it counts as renewed */
 
-/* Removes one consumer when it has nothing pending and no heartbeat, in
- * one atomic step (XGROUP DELCONSUMER drops pending entries, so the check
- * and the delete must not be separable). KEYS: stream, heartbeat key.
- * ARGV: group, consumer. Returns 1 when removed. */
+/* Of up to JANITOR_SLICE consumers of one group, removes each that has
+ * nothing pending and no heartbeat, each in one atomic step (XGROUP
+ * DELCONSUMER drops pending entries, so the check and the delete must not
+ * be separable). KEYS: stream, then each consumer's heartbeat key. ARGV:
+ * group, then the consumers in the same order. Returns the positions
+ * (from 1) of those removed. */
 static const char janitor_src[] =
 "#!lua\n"
-"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
-"local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])\n"
-"if #p > 0 then return 0 end\n"
-"redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
-"return 1\n";
+"local removed = {}\n"
+"for i = 2, #KEYS do\n"
+"  if redis.call('EXISTS', KEYS[i]) == 0 then\n"
+"    local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i])\n"
+"    if #p == 0 then\n"
+"      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[i])\n"
+"      removed[#removed + 1] = i - 1\n"
+"    end\n"
+"  end\n"
+"end\n"
+"return removed\n";
 
 /* Trims a stream below the oldest entry any group still needs: its
  * oldest pending entry, or the first entry after its last-delivered-id.
@@ -135,115 +146,506 @@ int sl__pool_apply_overrides(struct sl_pool *p, struct sl_config *cfg,
     return rc;
 }
 
-/* The start check, repeated every tick until Redis answers: refuses to
- * start when another live process holds one of our consumer names, takes
- * over stale heartbeats of dead processes on this host. */
+/* Start check of one consumer name. A heartbeat younger than its expiry
+ * is live, whatever its pid: a pool in another PID namespace (a second
+ * container with the same host name) has pids that do not exist here, or
+ * that belong to unrelated processes, and nothing in a heartbeat proves
+ * which namespace wrote it. So a heartbeat found on a name is waited for
+ * until it must have expired (p->held_until, the latest such time over
+ * all names, so that a refusal names the first name held). Gone by then,
+ * its writer stopped beating and the name is free; still there, someone
+ * renewed it (the process's own beats, or its supervisor's while it is
+ * busy) and the name is held. A heartbeat without an expiry (its writer
+ * died between setting it and giving it one) is stale once it has stayed
+ * unchanged for three of our beats. Returns 0 when the name is free, 1
+ * while waiting, -1 when the check cannot go on this tick (Redis trouble,
+ * or the start refused). */
+static int check_name(struct sl_pool *p, struct sl_child *ch, uint64_t now)
+{
+    char key[400];
+    const char *argv[] = { "HMGET", key, "host", "pid", "last_beat" };
+    const char *pttl[] = { "PTTL", key };
+    redisReply *r, *t;
+    const char *beat;
+    long long ttl;
+    uint64_t until;
+    long pid;
+
+    snprintf(key, sizeof(key), "sluice:worker:%s", ch->consumer);
+    r = sl__pool_cmd(p, 5, argv);
+    if (r == NULL)
+        return -1;              /* Redis went away: try again next tick */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
+        /* LOADING, BUSY, NOPERM...: the heartbeat was not read, so the
+         * name is not known to be free; try again next tick. */
+        if ((p->start_fails & (p->start_fails - 1)) == 0)
+            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d phase=start_check error=%s",
+                    p->start_fails + 1, sl__logq(r->str));
+        p->start_fails++;
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        ch->held_seen = 0;
+        return 0;               /* no heartbeat: the name is free */
+    }
+    t = sl__pool_cmd(p, 2, pttl);
+    if (t == NULL || t->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(t);
+        freeReplyObject(r);
+        return -1;              /* not known: try again next tick */
+    }
+    ttl = t->integer;
+    freeReplyObject(t);
+    if (ttl == -2) {
+        freeReplyObject(r);
+        ch->held_seen = 0;
+        return 0;               /* expired since the HMGET */
+    }
+    pid = strtol(r->element[1]->str, NULL, 10);
+    beat = r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
+    if (!ch->held_seen) {
+        until = now + (uint64_t)(ttl >= 0 ? ttl : 3 * ch->wc->t.heartbeat_ms) + HELD_MARGIN_MS;
+        if (until > p->held_until)
+            p->held_until = until;
+        ch->held_seen = 1;
+        snprintf(ch->held_beat, sizeof(ch->held_beat), "%s", beat);
+        sl__log(SL_LOG_INFO, "start_waiting", "consumer=%s old_pid=%ld old_host=%s ttl_ms=%lld",
+                sl__logq(ch->consumer), pid, sl__logq(r->element[0]->str), ttl);
+        freeReplyObject(r);
+        return 1;
+    }
+    if (ttl == -1 && strcmp(beat, ch->held_beat) == 0) {
+        const char *del[] = { "DEL", key };
+        redisReply *d = sl__pool_cmd(p, 2, del);
+
+        freeReplyObject(d);
+        sl__log(SL_LOG_INFO, "stale_heartbeat", "consumer=%s old_pid=%ld",
+                sl__logq(ch->consumer), pid);
+        freeReplyObject(r);
+        ch->held_seen = 0;
+        return 0;
+    }
+    fprintf(stderr, "sluice: consumer %s is held by a live process (pid %ld on host %s); "
+            "is another `sluice run` using this configuration?\n",
+            ch->consumer, pid, r->element[0]->str);
+    freeReplyObject(r);
+    p->exit_code = 1;
+    p->stopping = 1;
+    event_base_loopbreak(p->base);
+    return -1;
+}
+
+/* The start check, repeated every tick until it passes: every consumer
+ * name must be free (see check_name). Refuses to start when another live
+ * process holds one of them; waits while a heartbeat may still be live.
+ * Redis is not asked again before p->held_until: the heartbeats found
+ * are live until then by that rule. */
 void sl__pool_try_start(struct sl_pool *p)
 {
+    uint64_t now = sl__now_ms();
+    int waiting = 0, rc;
     size_t i;
 
-    if (p->started || p->stopping || sl__pool_redis(p) == NULL)
+    if (p->started || p->stopping || now < p->held_until || sl__pool_redis(p) == NULL)
         return;
     for (i = 0; i < p->nchildren; i++) {
-        char key[400];
-        const char *argv[] = { "HMGET", key, "host", "pid", "last_beat" };
-        redisReply *r;
-        long pid;
-
-        snprintf(key, sizeof(key), "sluice:worker:%s", p->children[i].consumer);
-        r = sl__pool_cmd(p, 5, argv);
-        if (r == NULL)
-            return;             /* Redis went away: try again next tick */
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
-            /* LOADING, BUSY, NOPERM...: the heartbeat was not read, so the
-             * name is not known to be free; try again next tick. */
-            if ((p->start_fails & (p->start_fails - 1)) == 0)
-                sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d phase=start_check error=%s",
-                        p->start_fails + 1, sl__logq(r->str));
-            p->start_fails++;
-            freeReplyObject(r);
+        rc = check_name(p, &p->children[i], now);
+        if (rc < 0)
             return;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_STRING) {
-            freeReplyObject(r);
-            continue;           /* no heartbeat: the name is free */
-        }
-        pid = strtol(r->element[1]->str, NULL, 10);
-        /* Gone, or a zombie that init has not reaped yet (the children of
-         * a SIGKILLed supervisor linger so for a moment): stale. */
-        if (strcmp(r->element[0]->str, p->host) == 0 && pid > 0 &&
-            ((kill((pid_t)pid, 0) < 0 && errno == ESRCH) ||
-             sl__proc_state(pid) == 'Z' || sl__proc_state(pid) == 'X')) {
-            const char *del[] = { "DEL", key };
-            redisReply *d = sl__pool_cmd(p, 2, del);
-            freeReplyObject(d);
-            sl__log(SL_LOG_INFO, "stale_heartbeat", "consumer=%s old_pid=%ld",
-                    sl__logq(p->children[i].consumer), pid);
-        } else {
-            fprintf(stderr, "sluice: consumer %s is held by a live process (pid %ld on host %s); "
-                    "is another `sluice run` using this configuration?\n",
-                    p->children[i].consumer, pid, r->element[0]->str);
-            freeReplyObject(r);
-            p->exit_code = 1;
-            p->stopping = 1;
-            event_base_loopbreak(p->base);
-            return;
-        }
-        freeReplyObject(r);
+        waiting |= rc;
     }
+    if (waiting)
+        return;
     p->started = 1;
     sl__log(SL_LOG_INFO, "pool_started", "children=%zu", p->nchildren);
 }
 
-/* Runs the janitor over one group: consumers idle longer than `idle_ms`
- * with nothing pending and no heartbeat are removed. */
-static void janitor(struct sl_pool *p, const struct sl_worker_conf *wc)
-{
-    const char *argv[] = { "XINFO", "CONSUMERS", wc->stream, wc->group };
-    long long idle_ms = wc->t.reclaim_idle_ms > 10 * wc->t.heartbeat_ms ?
-                        wc->t.reclaim_idle_ms : 10 * wc->t.heartbeat_ms;
-    redisReply *r = sl__pool_cmd(p, 4, argv);
-    size_t i, j;
+/* ------------------------------------------------------------------ */
+/* The janitor                                                         */
+/* ------------------------------------------------------------------ */
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
+/* One group a janitor pass goes through. Copies: a reload may free the
+ * configuration while the pass runs. */
+struct jan_group {
+    char *stream;
+    char *group;
+    long long idle_ms;            /* removes consumers idle longer than this */
+};
+
+/* The janitor removes consumers with no heartbeat and nothing pending, in
+ * slices, so that it never holds the supervisor's loop for long: with
+ * 50,000 such consumers, listing them takes tens of milliseconds of
+ * parsing and removing them one call each took seconds. It has a
+ * connection of its own, asynchronous, so the list of a group (XINFO
+ * CONSUMERS, which cannot be paged) is read and parsed a socket read at a
+ * time while the loop goes on. The consumers are then looked at
+ * JANITOR_SLICE at a time, each slice in a turn of the loop of its own and
+ * in one script call; the next slice follows the reply. */
+struct sl_janitor {
+    struct sl_pool *p;
+    struct sl_conn *conn;         /* its connection, NULL until first needed */
+    int connecting;               /* connect started, neither ready nor lost yet */
+    int closing;                  /* being freed: callbacks only return */
+    int busy;                     /* a command is in flight */
+    struct event *step_ev;        /* runs the next step in a turn of its own */
+    struct jan_group *groups;     /* the current pass's groups (owned), NULL between passes */
+    size_t ngroups, cur;          /* how many; the one being worked on */
+    redisReply **list;            /* its XINFO CONSUMERS entries, taken from the reply (owned) */
+    size_t nlist;                 /* entries in list */
+    size_t done;                  /* list[0..done) are freed already */
+    size_t next;                  /* list[done..next) are the slice in flight */
+    const char *cand[JANITOR_SLICE]; /* that slice's candidates (names inside list) */
+    long long cand_idle[JANITOR_SLICE]; /* and their idle times */
+    size_t ncand;
+    char keys[JANITOR_SLICE][400]; /* their heartbeat keys, for the script call */
+};
+
+static void jan_step(struct sl_janitor *j);
+
+/* Frees the entries of the current list from `done` to `upto`. */
+static void jan_free_entries(struct sl_janitor *j, size_t upto)
+{
+    for (; j->done < upto; j->done++) {
+        freeReplyObject(j->list[j->done]);
+        j->list[j->done] = NULL;
+    }
+}
+
+/* Drops the current group's list. */
+static void jan_drop_list(struct sl_janitor *j)
+{
+    if (j->list != NULL) {
+        jan_free_entries(j, j->nlist);
+        free(j->list);
+    }
+    j->list = NULL;
+    j->nlist = j->done = j->next = j->ncand = 0;
+}
+
+/* Ends the current pass (done, or given up until the next period). */
+static void jan_end_pass(struct sl_janitor *j)
+{
+    size_t i;
+
+    jan_drop_list(j);
+    for (i = 0; i < j->ngroups; i++) {
+        free(j->groups[i].stream);
+        free(j->groups[i].group);
+    }
+    free(j->groups);
+    j->groups = NULL;
+    j->ngroups = j->cur = 0;
+}
+
+/* Runs the next step in a turn of the loop of its own, after whatever
+ * else is ready: the loop never does two steps at once. */
+static void jan_schedule(struct sl_janitor *j)
+{
+    event_active(j->step_ev, EV_TIMEOUT, 0);
+}
+
+/* Reply to XINFO CONSUMERS: takes the entries over from the reply
+ * (the reply itself is freed when this returns, an empty array then, so
+ * freeing 50,000 entries is spread over the steps too). */
+static void jan_on_consumers(struct sl_conn *c, redisReply *r, void *arg)
+{
+    struct sl_janitor *j = arg;
+    const struct jan_group *g;
+
+    (void)c;
+    j->busy = 0;
+    if (j->closing || j->groups == NULL)
+        return;
+    if (r == NULL) {
+        jan_end_pass(j);        /* connection lost: again next period */
         return;
     }
-    for (i = 0; i < r->elements; i++) {
-        const redisReply *c = r->element[i];
+    g = &j->groups[j->cur];
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
+        j->cur++;               /* no consumers */
+    } else if (r->type == REDIS_REPLY_ARRAY) {
+        j->list = r->element;
+        j->nlist = r->elements;
+        r->element = NULL;
+        r->elements = 0;
+        j->done = j->next = 0;
+    } else {
+        /* No such stream or group yet: nothing to remove. */
+        sl__log(SL_LOG_DEBUG, "janitor_skipped", "stream=%s group=%s error=%s",
+                sl__logq(g->stream), sl__logq(g->group),
+                sl__logq(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply"));
+        j->cur++;
+    }
+    jan_schedule(j);
+}
+
+/* Reply to a slice's script call: logs each consumer removed. */
+static void jan_on_removed(struct sl_conn *c, redisReply *r, void *arg)
+{
+    struct sl_janitor *j = arg;
+    const struct jan_group *g;
+    size_t i;
+
+    (void)c;
+    j->busy = 0;
+    if (j->closing || j->groups == NULL)
+        return;
+    if (r == NULL) {
+        jan_end_pass(j);
+        return;
+    }
+    g = &j->groups[j->cur];
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements; i++) {
+            long long k = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
+            if (k >= 1 && (size_t)k <= j->ncand)
+                sl__log(SL_LOG_INFO, "consumer_removed",
+                        "stream=%s group=%s consumer=%s idle_ms=%lld", sl__logq(g->stream),
+                        sl__logq(g->group), sl__logq(j->cand[k - 1]), j->cand_idle[k - 1]);
+        }
+    } else {
+        /* The group went away meanwhile (NOGROUP), or the script failed:
+         * the rest of this group waits for the next pass. */
+        sl__log(SL_LOG_WARN, "janitor_failed", "stream=%s group=%s error=%s",
+                sl__logq(g->stream), sl__logq(g->group),
+                sl__logq(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply"));
+        jan_drop_list(j);
+        j->cur++;
+    }
+    j->ncand = 0;
+    jan_schedule(j);
+}
+
+/* Picks the candidates of the next slice of the list: consumers with
+ * nothing pending, idle past the group's threshold. */
+static void jan_pick(struct sl_janitor *j, const struct jan_group *g)
+{
+    size_t end = j->next + JANITOR_SLICE < j->nlist ? j->next + JANITOR_SLICE : j->nlist;
+    size_t k;
+
+    j->ncand = 0;
+    for (; j->next < end; j->next++) {
+        const redisReply *e = j->list[j->next];
         const char *name = NULL;
         long long pending = -1, idle = 0;
 
-        if (c->type != REDIS_REPLY_ARRAY)
+        if (e == NULL || e->type != REDIS_REPLY_ARRAY)
             continue;
-        for (j = 0; j + 1 < c->elements; j += 2) {
-            const redisReply *k = c->element[j], *v = c->element[j + 1];
-            if (k->type != REDIS_REPLY_STRING)
+        for (k = 0; k + 1 < e->elements; k += 2) {
+            const redisReply *key = e->element[k], *v = e->element[k + 1];
+            if (key->type != REDIS_REPLY_STRING)
                 continue;
-            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+            if (strcmp(key->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
                 name = v->str;
-            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+            else if (strcmp(key->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
                 pending = v->integer;
-            else if (strcmp(k->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+            else if (strcmp(key->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
                 idle = v->integer;
         }
-        if (name != NULL && pending == 0 && idle > idle_ms) {
-            char key[400];
-            const char *jargv[] = { "EVAL", janitor_src, "2", wc->stream, key,
-                                    wc->group, name };
-            redisReply *d;
-
-            snprintf(key, sizeof(key), "sluice:worker:%s", name);
-            d = sl__pool_cmd(p, 7, jargv);
-            if (d != NULL && d->type == REDIS_REPLY_INTEGER && d->integer == 1)
-                sl__log(SL_LOG_INFO, "consumer_removed", "stream=%s group=%s consumer=%s idle_ms=%lld",
-                        sl__logq(wc->stream), sl__logq(wc->group), sl__logq(name), idle);
-            freeReplyObject(d);
+        /* A name whose heartbeat key would not fit is kept: its
+         * heartbeat could not be checked. */
+        if (name != NULL && pending == 0 && idle > g->idle_ms &&
+            strlen(name) < sizeof(j->keys[0]) - sizeof("sluice:worker:")) {
+            j->cand[j->ncand] = name;
+            j->cand_idle[j->ncand] = idle;
+            j->ncand++;
         }
     }
-    freeReplyObject(r);
+}
+
+/* Sends the script call for the candidates picked. Returns 0, or -1 when
+ * it could not be sent. */
+static int jan_send_slice(struct sl_janitor *j, const struct jan_group *g)
+{
+    enum { MAXARGS = 5 + 2 * JANITOR_SLICE };
+    const char *argv[MAXARGS];
+    char nkeys[24];
+    size_t i;
+    int argc = 0;
+
+    snprintf(nkeys, sizeof(nkeys), "%zu", j->ncand + 1);
+    argv[argc++] = "EVAL";
+    argv[argc++] = janitor_src;
+    argv[argc++] = nkeys;
+    argv[argc++] = g->stream;
+    for (i = 0; i < j->ncand; i++) {
+        snprintf(j->keys[i], sizeof(j->keys[i]), "sluice:worker:%s", j->cand[i]);
+        argv[argc++] = j->keys[i];
+    }
+    argv[argc++] = g->group;
+    for (i = 0; i < j->ncand; i++)
+        argv[argc++] = j->cand[i];
+    return sl__conn_command(j->conn, jan_on_removed, j, 0, argc, argv, NULL);
+}
+
+/* One step of a pass: asks for the next group's consumers, or looks at
+ * the next slice of the current list and sends its script call. Each
+ * step is bounded (JANITOR_SLICE consumers) and waits for no reply. */
+static void jan_step(struct sl_janitor *j)
+{
+    const struct jan_group *g;
+
+    if (j->busy || j->groups == NULL || j->closing)
+        return;
+    if (j->p->stopping || !sl__conn_ready(j->conn)) {
+        jan_end_pass(j);
+        return;
+    }
+    if (j->cur >= j->ngroups) {
+        jan_end_pass(j);
+        return;
+    }
+    g = &j->groups[j->cur];
+    if (j->list == NULL) {
+        const char *argv[] = { "XINFO", "CONSUMERS", g->stream, g->group };
+        if (sl__conn_command(j->conn, jan_on_consumers, j, 0, 4, argv, NULL) < 0) {
+            jan_end_pass(j);
+            return;
+        }
+        j->busy = 1;
+        return;
+    }
+    jan_free_entries(j, j->next);       /* the last slice: its reply came */
+    if (j->next >= j->nlist) {
+        jan_drop_list(j);
+        j->cur++;
+        jan_schedule(j);
+        return;
+    }
+    jan_pick(j, g);
+    if (j->ncand == 0) {
+        jan_schedule(j);
+        return;
+    }
+    if (jan_send_slice(j, g) < 0) {
+        jan_end_pass(j);
+        return;
+    }
+    j->busy = 1;
+}
+
+/* The step event. */
+static void jan_on_step(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    jan_step(arg);
+}
+
+/* The janitor's connection is usable: the pass waiting for it begins. */
+static void jan_on_ready(struct sl_conn *c, void *arg)
+{
+    struct sl_janitor *j = arg;
+
+    (void)c;
+    j->connecting = 0;
+    jan_schedule(j);
+}
+
+/* The janitor's connection was lost (or never made): the pass is given
+ * up, and the next period connects again. */
+static void jan_on_lost(struct sl_conn *c, void *arg)
+{
+    struct sl_janitor *j = arg;
+
+    j->connecting = 0;
+    sl__log(SL_LOG_DEBUG, "janitor_disconnected", "error=%s", sl__logq(sl__conn_error(c)));
+    sl__conn_close(c);
+    jan_end_pass(j);
+}
+
+/* Starts a janitor pass over every configured group, unless the last one
+ * is still going. Returns 0, or -1 when out of memory. */
+static int jan_start(struct sl_pool *p)
+{
+    struct sl_janitor *j = p->janitor;
+    size_t i, k;
+
+    if (j == NULL) {
+        j = calloc(1, sizeof(*j));
+        if (j == NULL)
+            return -1;
+        j->p = p;
+        j->step_ev = event_new(p->base, -1, 0, jan_on_step, j);
+        if (j->step_ev == NULL) {
+            free(j);
+            return -1;
+        }
+        p->janitor = j;
+    }
+    if (j->groups != NULL)
+        return 0;
+    j->groups = calloc(p->cfg->nworkers + 1, sizeof(*j->groups));
+    if (j->groups == NULL)
+        return -1;
+    for (i = 0; i < p->cfg->nworkers; i++) {
+        const struct sl_worker_conf *wc = &p->cfg->workers[i];
+        long long idle_ms = wc->t.reclaim_idle_ms > 10 * wc->t.heartbeat_ms ?
+                            wc->t.reclaim_idle_ms : 10 * wc->t.heartbeat_ms;
+
+        /* A group served by two worker entries is gone through once,
+         * with the lower threshold. */
+        for (k = 0; k < j->ngroups; k++)
+            if (strcmp(j->groups[k].stream, wc->stream) == 0 &&
+                strcmp(j->groups[k].group, wc->group) == 0)
+                break;
+        if (k < j->ngroups) {
+            if (idle_ms < j->groups[k].idle_ms)
+                j->groups[k].idle_ms = idle_ms;
+            continue;
+        }
+        j->groups[k].stream = strdup(wc->stream);
+        j->groups[k].group = strdup(wc->group);
+        j->groups[k].idle_ms = idle_ms;
+        j->ngroups++;
+        if (j->groups[k].stream == NULL || j->groups[k].group == NULL) {
+            jan_end_pass(j);
+            return -1;
+        }
+    }
+    if (j->conn == NULL)
+        j->conn = sl__conn_new(p->base, "janitor", p->cfg, jan_on_ready, jan_on_lost, j);
+    if (j->conn == NULL) {
+        jan_end_pass(j);
+        return -1;
+    }
+    if (sl__conn_ready(j->conn))
+        jan_schedule(j);
+    else if (!j->connecting) {
+        j->connecting = 1;
+        sl__conn_connect(j->conn);      /* on_ready or on_lost follows */
+    }
+    return 0;
+}
+
+/* Stops and frees the janitor (at exit, and on a reload, whose
+ * configuration may name another server: the next pass connects anew). */
+void sl__pool_janitor_free(struct sl_pool *p)
+{
+    struct sl_janitor *j = p->janitor;
+
+    if (j == NULL)
+        return;
+    j->closing = 1;
+    sl__conn_free(j->conn);     /* callbacks in flight return at once */
+    jan_end_pass(j);
+    event_free(j->step_ev);
+    free(j);
+    p->janitor = NULL;
+}
+
+/* In a forked child: closes the inherited copy of the janitor's socket,
+ * without any I/O or change to the supervisor's loop. */
+static void jan_child_cleanup(struct sl_pool *p)
+{
+    int fd = p->janitor != NULL ? sl__conn_fd(p->janitor->conn) : -1;
+
+    if (fd >= 0)
+        close(fd);
 }
 
 /* Trims one stream safely (see trim_src). */
@@ -261,7 +663,9 @@ static void trim(struct sl_pool *p, const char *stream)
 }
 
 /* Janitor and trimming, every HOUSEKEEPING_MS (or the shortest
- * reclaim_interval_ms when that is shorter). */
+ * reclaim_interval_ms when that is shorter). The janitor's pass runs in
+ * the background (see struct sl_janitor); trimming is one call per
+ * stream. */
 void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
 {
     long long every = HOUSEKEEPING_MS;
@@ -273,13 +677,14 @@ void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
     if (now < p->next_housekeeping || p->stopping)
         return;
     p->next_housekeeping = now + (uint64_t)every;
+    if (jan_start(p) < 0)
+        sl__log(SL_LOG_WARN, "janitor_failed", "error=%s", sl__logq("out of memory"));
     if (sl__pool_redis(p) == NULL)
         return;
     for (i = 0; i < p->cfg->nworkers; i++) {
         const struct sl_worker_conf *wc = &p->cfg->workers[i];
         int first = 1;
 
-        janitor(p, wc);
         for (j = 0; j < i; j++)
             if (strcmp(p->cfg->workers[j].stream, wc->stream) == 0)
                 first = 0;
@@ -371,6 +776,7 @@ void sl__pool_reload(struct sl_pool *p)
     p->nchildren = nfresh;
     p->cfg = cfg;
     p->roll_next = 0;
+    sl__pool_janitor_free(p);
     sl__log(SL_LOG_INFO, "reloading", "children=%zu", nfresh);
 }
 
@@ -429,4 +835,5 @@ void sl__pool_child_cleanup(struct sl_pool *p)
 {
     if (p->http_fd >= 0)
         close(p->http_fd);
+    jan_child_cleanup(p);
 }

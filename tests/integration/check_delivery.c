@@ -1021,8 +1021,8 @@ START_TEST(test_delivery_backstop_after_invisible_deaths)
         sl_test_kill(pool_pid, SIGKILL);
         ck_assert(sl_test_wait_exit(pool_pid, 5000, NULL));
         pool_pid = 0;
-        /* Gone for good: the next pool's start check would take a
-         * zombie for a live holder of the name. */
+        /* Gone for good before the next pool starts: that pool's start
+         * check waits until this child's heartbeat has expired. */
         SL_TEST_ASSERT_EVENTUALLY(10000, reaped(child));
     }
     prctl(PR_SET_CHILD_SUBREAPER, 0);

@@ -502,8 +502,8 @@ END_TEST
 
 /* SIGKILLs the supervisor: its children die with it (parent-death
  * signal) and leave their entries pending and their heartbeats behind.
- * A new pool must take the stale names over at once and recover the
- * entries from its own pending lists. */
+ * A new pool must take the names over once those heartbeats have expired
+ * (three beats) and recover the entries from its own pending lists. */
 static int fault_supervisor_sigkill(void)
 {
     pid_t kids[16];

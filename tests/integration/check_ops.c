@@ -2627,15 +2627,15 @@ END_TEST
  * ------------------------------------------------------------------ */
 
 /* `docker-compose config` accepts the file (Redis with appendonly yes,
- * the pool built from the Dockerfile and pointed at the redis service)
- * and refuses a copy with a misspelt key, so the check can fail. */
+ * the pool built from the Dockerfile and pointed at the redis service,
+ * two replicas with host names and host ports of their own) and refuses a copy with a misspelt key, so the check can fail. */
 START_TEST(test_ops_compose_config_valid)
 {
     const char *argv[] = { "docker-compose", "-f", "docker-compose.yml", "config", NULL };
     char copy[600];
     const char *bad[] = { "docker-compose", "-f", copy, "config", NULL };
     struct out o;
-    char *text, *at;
+    char *text, *at, *svc, *end;
 
     if (!have("docker-compose")) {
         fprintf(stderr, "check_ops: SKIP test_ops_compose_config_valid: docker-compose not "
@@ -2649,6 +2649,25 @@ START_TEST(test_ops_compose_config_valid)
     ck_assert_msg(strstr(o.out, "SLUICE_REDIS_URL: redis://redis:6379") != NULL, "%s", o.out);
     ck_assert_msg(strstr(o.out, "dockerfile: Dockerfile") != NULL, "%s", o.out);
     ck_assert_msg(strstr(o.out, "condition: service_healthy") != NULL, "%s", o.out);
+    /* Two replicas of the pool, each under its own host name (what
+     * Docker gives a container unless the file pins one), so their
+     * consumer names differ, and each with a host port of its own. */
+    svc = strstr(o.out, "\n  sluice:\n");
+    ck_assert_msg(svc != NULL, "no sluice service: %s", o.out);
+    end = strstr(svc + 1, "\n  redis:\n");
+    if (end == NULL || end < svc)
+        end = strstr(svc + 1, "\nversion:");
+    if (end == NULL)
+        end = strstr(svc + 1, "\nvolumes:");
+    ck_assert_ptr_nonnull(end);
+    *end = '\0';
+    ck_assert_msg(strstr(svc, "\n    deploy:\n      replicas: 2\n") != NULL,
+                  "the pool does not run two replicas: %s", svc);
+    ck_assert_msg(strstr(svc, "\n    hostname:") == NULL && strstr(svc, "\n    container_name:") == NULL,
+                  "the replicas would share one host name: %s", svc);
+    /* No fixed host port: each replica's is chosen at start. */
+    ck_assert_msg(strstr(svc, "- 127.0.0.1::9121/tcp\n") != NULL,
+                  "not one host port per replica: %s", svc);
     out_free(&o);
 
     text = sl_test_read_file("docker-compose.yml");

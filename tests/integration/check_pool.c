@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1188,45 +1191,169 @@ START_TEST(test_pool_blocked_handler_keeps_name_held)
 }
 END_TEST
 
-/* A heartbeat left by a dead process on this host is stale: the pool
- * takes it over at once (long before it would expire) and logs it; a
- * heartbeat of another host cannot be checked and is respected. */
-START_TEST(test_pool_stale_heartbeat_taken_over)
+/* Returns the PID of a process that ran and is gone (reaped), so no
+ * process of this PID namespace has it now. */
+static pid_t gone_pid(void)
 {
-    const char *log = tpath("pool.log");
     const char *const tru[] = { "true", NULL };
-    const char *c0 = cname("probe", 0);
-    char want[512];
-    pid_t dead, sup, kids[1];
-    long long t0;
-    int status;
+    pid_t dead = sl_test_spawn(tru, NULL);
 
-    dead = sl_test_spawn(tru, NULL);
     ck_assert_int_gt(dead, 0);
     wait_status(dead, 5000);
     ck_assert(!sl_test_pid_alive(dead));
+    return dead;
+}
 
-    /* Another host's heartbeat: refused, whatever the PID. */
-    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:%s pid %d host elsewhere.invalid "
-                                "handler probe stream wq group wg", c0, (int)dead));
-    freeReplyObject(sl_test_cmd(rc, "PEXPIRE sluice:worker:%s 60000", c0));
+/* Writes the heartbeat of consumer as another process would (pid, host,
+ * last_beat now), expiring after ttl_ms, or never when ttl_ms is 0. */
+static void write_beat(const char *consumer, pid_t pid, const char *on_host, int ttl_ms)
+{
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:%s pid %d host %s handler probe "
+                                "stream wq group wg last_beat %lld", consumer, (int)pid,
+                                on_host, wall_ms()));
+    if (ttl_ms > 0)
+        freeReplyObject(sl_test_cmd(rc, "PEXPIRE sluice:worker:%s %d", consumer, ttl_ms));
+}
+
+/* Keeps a heartbeat of consumer alive as a live process elsewhere would
+ * (a beat every 50 ms, expiring after 450 ms) until the supervisor sup
+ * exits or timeout_ms passes. Returns its wait status; fails the test if
+ * it still runs. */
+static int beat_until_exit(pid_t sup, const char *consumer, pid_t pid, const char *on_host,
+                           int timeout_ms)
+{
+    long long dl = sl_test_deadline(timeout_ms), next = 0;
+    int status = 0;
+
+    do {
+        if (sl_test_wait_exit(sup, 0, &status))
+            return status;
+        if (sl_test_now_ms() >= next) {
+            write_beat(consumer, pid, on_host, 450);
+            next = sl_test_now_ms() + 50;
+        }
+    } while (sl_test_tick(dl));
+    ck_abort_msg("supervisor %ld still runs after %d ms", (long)sup, timeout_ms);
+    return -1;
+}
+
+/* A heartbeat younger than its expiry is live whatever its PID: a pool in
+ * another PID namespace (a second container with the same host name) has
+ * PIDs that do not exist here. So a fresh heartbeat of this host naming a
+ * PID that is gone is waited for, logged, and never taken over while it
+ * lives; once it has expired the pool starts. */
+START_TEST(test_pool_fresh_heartbeat_is_live_whatever_its_pid)
+{
+    const char *log = tpath("pool.log");
+    const char *c0 = cname("probe", 0);
+    int ttl = 3000 * sl_test_slow_factor();
+    long long last_ttl = -1, pttl, dl;
+    char want[512];
+    pid_t dead = gone_pid(), sup, kids[1];
+
+    write_beat(c0, dead, host, ttl);
+    write_config("{\"handler\": \"probe\", \"stream\": \"wq\", \"group\": \"wg\", "
+                 "\"processes\": 1}");
+    sup = start_pool("pool.log", NULL);
+    dl = sl_test_deadline(2 * ttl);
+    /* The log is read before the key: a child logged while the key still
+     * names the dead PID ran under a live name. */
+    for (;;) {
+        int started = log_count(log, "event=child_started ");
+        if (!beats_as(c0, dead))
+            break;
+        ck_assert_msg(started == 0, "a child started while the heartbeat of pid %ld lived",
+                      (long)dead);
+        pttl = sl_test_int(rc, "PTTL sluice:worker:%s", c0);
+        if (pttl > 0)
+            last_ttl = pttl;
+        ck_assert_msg(sl_test_tick(dl), "the heartbeat outlived twice its expiry");
+    }
+    /* It expired rather than being taken over early (deleted or
+     * overwritten while it had most of its life left). */
+    ck_assert_msg(last_ttl >= 0 && last_ttl < ttl / 2,
+                  "the heartbeat went away with %lld of its %d ms left", last_ttl, ttl);
+    wait_children(log, "probe", 1, kids);
+    ck_assert_int_ne(kids[0], dead);
+    snprintf(want, sizeof(want), "event=start_waiting consumer=%s old_pid=%ld old_host=%s ",
+             c0, (long)dead, host);
+    ck_assert_int_eq(log_count(log, want), 1);
+    ck_assert_int_eq(log_count(log, "event=stale_heartbeat "), 0);
+    ck_assert(sl_test_pid_alive(sup));
+}
+END_TEST
+
+/* Two pools with one host name in different PID namespaces (the shipped
+ * docker-compose scaled to two with a pinned host name): the second must
+ * not run a process under a name whose heartbeat keeps being renewed,
+ * though its PID does not exist here. It waits out one expiry, sees the
+ * heartbeat renewed, and refuses to start (exit 1, no child). */
+START_TEST(test_pool_renewed_heartbeat_of_unknown_pid_refuses_start)
+{
+    const char *c0 = cname("probe", 0);
+    char want[512];
+    pid_t dead = gone_pid(), sup;
+    int status;
+
+    write_beat(c0, dead, host, 450);
+    write_config("{\"handler\": \"probe\", \"stream\": \"wq\", \"group\": \"wg\", "
+                 "\"processes\": 1}");
+    sup = start_pool("pool.log", NULL);
+    status = beat_until_exit(sup, c0, dead, host, 8000);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "supervisor status %d: expected exit 1", status);
+    snprintf(want, sizeof(want), "consumer %s is held by a live process (pid %ld on host %s)",
+             c0, (long)dead, host);
+    ck_assert_msg(sl_test_file_contains(tpath("pool.log"), want), "no \"%s\"", want);
+    ck_assert_int_eq(log_count(tpath("pool.log"), "event=child_started "), 0);
+    ck_assert(beats_as(c0, dead));
+}
+END_TEST
+
+/* A heartbeat that is no longer renewed is taken over once it has
+ * expired, whoever wrote it: another host's kept alive is refused; one
+ * that never expires (its writer died between setting it and giving it
+ * an expiry) is stale after three beats unchanged and logged so; and a
+ * pool started right after its predecessor was SIGKILLed waits for the
+ * old children's heartbeats to expire, then starts. */
+START_TEST(test_pool_stale_heartbeat_taken_over)
+{
+    const char *log = tpath("pool.log");
+    const char *c0 = cname("probe", 0);
+    char want[512];
+    pid_t dead = gone_pid(), sup, kids[1], old[1];
+    int status;
+
+    /* Another host's heartbeat, renewed: refused, whatever the PID. */
+    write_beat(c0, dead, "elsewhere.invalid", 450);
     write_config("{\"handler\": \"probe\", \"stream\": \"wq\", \"group\": \"wg\", "
                  "\"processes\": 1}");
     sup = start_pool("refused.log", NULL);
-    status = wait_status(sup, 5000);
+    status = beat_until_exit(sup, c0, dead, "elsewhere.invalid", 8000);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     ck_assert(sl_test_file_contains(tpath("refused.log"), "on host elsewhere.invalid"));
     ck_assert_int_eq(log_count(tpath("refused.log"), "event=child_started "), 0);
 
-    /* The same heartbeat on this host, of a PID that is gone: stale. */
-    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:%s host %s", c0, host));
-    t0 = sl_test_now_ms();
-    start_pool("pool.log", NULL);
-    wait_children(log, "probe", 1, kids);
-    ck_assert_int_lt(sl_test_now_ms() - t0, 5000 * sl_test_slow_factor());
+    /* On this host, of a PID that is gone, with no expiry: stale once it
+     * has stayed unchanged for three beats (450 ms). */
+    write_beat(c0, dead, host, 0);
+    freeReplyObject(sl_test_cmd(rc, "PERSIST sluice:worker:%s", c0));
+    sup = start_pool("pool.log", NULL);
+    wait_children(log, "probe", 1, old);
     snprintf(want, sizeof(want), "event=stale_heartbeat consumer=%s old_pid=%ld", c0, (long)dead);
     ck_assert_int_eq(log_count(log, want), 1);
-    ck_assert_int_ne(kids[0], dead);
+    ck_assert_int_ne(old[0], dead);
+
+    /* Its supervisor SIGKILLed, its child dies with it; a new pool
+     * started at once waits for the old heartbeat to expire. */
+    sl_test_kill(sup, SIGKILL);
+    ck_assert(sl_test_wait_exit(sup, 5000, NULL));
+    SL_TEST_ASSERT_EVENTUALLY(5000, !sl_test_pid_alive(old[0]));
+    start_pool("pool2.log", NULL);
+    wait_children(tpath("pool2.log"), "probe", 1, kids);
+    ck_assert_int_ne(kids[0], old[0]);
+    snprintf(want, sizeof(want), "event=start_waiting consumer=%s old_pid=%ld", c0, (long)old[0]);
+    ck_assert_int_eq(log_count(tpath("pool2.log"), want), 1);
 }
 END_TEST
 
@@ -1280,6 +1407,115 @@ START_TEST(test_pool_janitor_removes_only_idle_empty_consumers)
             ck_assert_int_eq(pend[i], 1);
     ck_assert_int_eq(pending_of("jq", "jg", "ghost-pending", NULL, 0), 1);
     ck_assert_int_eq(log_count(log, "event=consumer_removed "), 1);
+}
+END_TEST
+
+/* GETs /healthz from the supervisor's metrics listener on 127.0.0.1:port
+ * and returns how long the answer took in milliseconds (whatever its
+ * status), or -1 when there was no answer. */
+static long long healthz_ms(int port)
+{
+    static const char req[] = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    struct sockaddr_in a;
+    struct timeval tv = { 30, 0 };
+    long long t0 = sl_test_now_ms();
+    char buf[512];
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), got = 0;
+
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1))
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+            got = 1;
+    close(fd);
+    return got ? sl_test_now_ms() - t0 : -1;
+}
+
+/* Returns the number of consumers of a group (0 when there is none). */
+static long long consumer_count(const char *stream, const char *group)
+{
+    long long n = 0;
+    char v[32];
+
+    group_field(stream, group, "consumers", v, sizeof(v));
+    n = strtoll(v, NULL, 10);
+    return n;
+}
+
+/* The janitor removes 50,000 dead consumers without holding the
+ * supervisor's loop: with the default housekeeping period (5 s) and
+ * default slices, /healthz polled every 20 ms meanwhile never takes long
+ * to answer (it once waited 3 s while every consumer was removed in one
+ * go). The one with a pending entry and the one with a heartbeat stay. */
+START_TEST(test_pool_janitor_of_many_consumers_keeps_supervisor_responsive)
+{
+    enum { N = 50000 };
+    const char *log = tpath("pool.log");
+    char e[2][IDLEN];
+    long long worst = 0, ms, dl;
+    pid_t kids[1];
+    int i, port, answers = 0;
+    redisReply *r;
+
+    write_config("{\"handler\": \"probe\", \"stream\": \"jq\", \"group\": \"jg\", "
+                 "\"processes\": 1, \"reclaim_idle_ms\": 1000, \"heartbeat_ms\": 100, "
+                 "\"reclaim_interval_ms\": 5000},\n"
+                 "{\"handler\": \"noop\", \"stream\": \"jq2\", \"group\": \"jg2\", "
+                 "\"processes\": 1, \"reclaim_interval_ms\": 5000}");
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE jq jg 0 MKSTREAM"));
+    for (i = 0; i < N; i++)
+        ck_assert_int_eq(redisAppendCommand(rc, "XGROUP CREATECONSUMER jq jg ghost-%d", i),
+                         REDIS_OK);
+    for (i = 0; i < N; i++) {
+        ck_assert_int_eq(redisGetReply(rc, (void **)&r), REDIS_OK);
+        ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 2; i++)
+        add_entry("jq", "{}", e[i]);
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP jg ghost-pending COUNT 1 STREAMS jq >"));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP jg ghost-beat COUNT 1 STREAMS jq >"));
+    ck_assert_int_eq(sl_test_int(rc, "XACK jq jg %s", e[1]), 1);
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:ghost-beat pid 1 host elsewhere.invalid"));
+    freeReplyObject(sl_test_cmd(rc, "PEXPIRE sluice:worker:ghost-beat 600000"));
+    ck_assert_int_eq(consumer_count("jq", "jg"), N + 2);
+
+    start_pool("pool.log", "--workers", "probe:0", "--metrics", "127.0.0.1:0", NULL);
+    wait_children(log, "noop", 1, kids);
+    SL_TEST_ASSERT_EVENTUALLY(5000, log_count(log, "event=metrics_listening ") == 1);
+    {
+        char *line = log_line(log, "event=metrics_listening addr=127.0.0.1:");
+        ck_assert_ptr_nonnull(line);
+        port = atoi(strstr(line, "127.0.0.1:") + 10);
+        free(line);
+    }
+    ck_assert_int_gt(port, 0);
+
+    /* Two housekeeping periods and the removal itself, generously. */
+    dl = sl_test_deadline(40000);
+    while (consumer_count("jq", "jg") > 2) {
+        ms = healthz_ms(port);
+        ck_assert_msg(ms >= 0, "no answer from /healthz");
+        answers++;
+        if (ms > worst)
+            worst = ms;
+        /* Two polls' pause: a request every 20 ms or so. */
+        ck_assert_msg(sl_test_tick(dl) && sl_test_tick(dl), "%lld consumers left",
+                      consumer_count("jq", "jg"));
+    }
+    ck_assert_msg(worst < 500 * sl_test_slow_factor(),
+                  "/healthz took %lld ms while the janitor ran (%d answers)", worst, answers);
+    ck_assert_int_eq(consumer_count("jq", "jg"), 2);
+    ck_assert(has_consumer("jq", "jg", "ghost-pending") && has_consumer("jq", "jg", "ghost-beat"));
+    ck_assert_int_eq(pending_of("jq", "jg", "ghost-pending", NULL, 0), 1);
+    SL_TEST_ASSERT_EVENTUALLY(5000, log_count(log, "event=consumer_removed ") == N);
 }
 END_TEST
 
@@ -1447,8 +1683,11 @@ Suite *pool_suite(void)
     tcase_add_test(control, test_pool_sighup_bad_config_keeps_pool);
     tcase_add_test(control, test_pool_second_run_refuses_to_start);
     tcase_add_test(control, test_pool_blocked_handler_keeps_name_held);
+    tcase_add_test(control, test_pool_fresh_heartbeat_is_live_whatever_its_pid);
+    tcase_add_test(control, test_pool_renewed_heartbeat_of_unknown_pid_refuses_start);
     tcase_add_test(control, test_pool_stale_heartbeat_taken_over);
     tcase_add_test(control, test_pool_janitor_removes_only_idle_empty_consumers);
+    tcase_add_test(control, test_pool_janitor_of_many_consumers_keeps_supervisor_responsive);
     tcase_add_test(control, test_pool_trim_keeps_what_any_group_needs);
     tcase_add_test(control, test_pool_trim_exact_with_huge_sequence_numbers);
     tcase_add_test(control, test_pool_exit_codes_for_bad_configuration);
