@@ -19,6 +19,10 @@ OPT      ?= -O2
 WERROR   ?= 1
 SAN      ?=
 
+# The one place the version is written is framework/sluice.h (SL_VERSION,
+# part of the installed API); the pkg-config file gets it from there.
+VERSION := $(shell sed -n 's/^\#define SL_VERSION "\(.*\)".*/\1/p' framework/sluice.h)
+
 CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g $(OPT) \
 	-Wall -Wextra -Wstrict-prototypes -Wwrite-strings -Wpointer-arith \
 	-fno-strict-aliasing
@@ -31,11 +35,19 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHK_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 CHK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-ALL_CFLAGS = $(CFLAGS_BASE) $(SAN) -Iframework $(PKG_CFLAGS) $(CFLAGS)
+# -MMD -MP: each object gets a .d file listing the headers it includes,
+# so touching one header rebuilds only the objects that use it.
+DEPFLAGS = -MMD -MP
+# What the library, the workers and the production binary are built with:
+# no Check, no tests/ include path.
+PROD_CFLAGS = $(CFLAGS_BASE) $(SAN) $(DEPFLAGS) -Iframework $(PKG_CFLAGS) $(CFLAGS)
+# What test code is built with, on top of that.
+TEST_CFLAGS = $(PROD_CFLAGS) $(CHK_CFLAGS) -Itests/support -Itests/handlers -Iworkers
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 FW_SRC   := $(wildcard framework/*.c)
 WK_SRC   := $(filter-out workers/main.c,$(wildcard workers/*.c))
+TH_SRC   := $(filter-out tests/handlers/main.c,$(wildcard tests/handlers/*.c))
 UNIT_SRC := $(wildcard tests/unit/*.c)
 INT_SRC  := $(wildcard tests/integration/*.c)
 SUP_SRC  := $(wildcard tests/support/*.c)
@@ -44,12 +56,16 @@ CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 
 FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o)
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o)
+TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
+CHAOS_OBJ:= $(CHAOS_SRC:%.c=$(BUILD)/%.o)
 
 LIB      := $(BUILD)/libsluice.a
 BIN      := $(BUILD)/sluice
+TEST_BIN := $(BUILD)/sluice-test
 UNIT_BIN := $(BUILD)/check_unit
 INT_BIN  := $(BUILD)/check_integration
 BENCH_BIN:= $(BUILD)/sluice-bench
@@ -58,7 +74,7 @@ CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
-	container-test
+	container-test check-prod-bin
 
 all: $(BIN) $(LIB)
 
@@ -68,20 +84,22 @@ deps:
 test-deps:
 	@sh scripts/install-deps.sh --test
 
-# The library and the binary get no test flags: what a user (or the
-# container image) builds must not depend on Check or tests/support.
-$(BUILD)/framework/%.o: framework/%.c $(wildcard framework/*.h)
+# The library, the workers and the production binary get no test flags:
+# what a user (or the container image) builds must not depend on Check or
+# tests/. Everything under tests/ is test code.
+$(BUILD)/framework/%.o: framework/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(PROD_CFLAGS) -c -o $@ $<
 
-$(BUILD)/workers/%.o: workers/%.c $(wildcard framework/*.h) $(wildcard workers/*.h)
+$(BUILD)/workers/%.o: workers/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(PROD_CFLAGS) -c -o $@ $<
 
-# Everything else is test code.
-$(BUILD)/%.o: %.c $(wildcard framework/*.h) $(wildcard workers/*.h) $(wildcard tests/support/*.h)
+$(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHK_CFLAGS) -Itests/support -c -o $@ $<
+	$(CC) $(TEST_CFLAGS) -c -o $@ $<
+
+-include $(wildcard $(BUILD)/framework/*.d $(BUILD)/workers/*.d $(BUILD)/tests/*/*.d)
 
 $(LIB): $(FW_OBJ)
 	@mkdir -p $(dir $@)
@@ -91,21 +109,33 @@ $(LIB): $(FW_OBJ)
 $(BIN): $(BUILD)/workers/main.o $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(WK_OBJ) $(LIB)
+# The same command line over the test registry (tests/handlers/): the
+# binary every integration test, the chaos runner and the container
+# test's pool run.
+$(TEST_BIN): $(BUILD)/tests/handlers/main.o $(TH_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(TH_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
 $(INT_BIN): $(INT_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
-$(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/%.o) $(WK_OBJ) $(LIB)
+$(BENCH_BIN): $(BENCH_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(CHAOS_BIN): $(CHAOS_SRC:%.c=$(BUILD)/%.o) $(SUP_OBJ) $(WK_OBJ) $(LIB)
+$(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
 # The invariant checker of docs/payment-flow.md, runnable against any Redis.
 $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+# The production binary holds no test handler (`probe` aborts on request).
+check-prod-bin: $(BIN) $(TEST_BIN)
+	@if nm $(BIN) | grep -E ' (probe|echo)_handler$$'; then \
+		echo "$(BIN) contains a test handler" >&2; exit 1; fi
+	@nm $(TEST_BIN) | grep -q ' probe_handler$$' || { echo "$(TEST_BIN) lacks probe" >&2; exit 1; }
 
 # The test targets install what is missing first, then re-enter make so
 # that the pkg-config flags above are read with the packages present.
@@ -117,13 +147,13 @@ test: test-deps
 REPORTS = $(abspath $(BUILD))/reports
 CHAOS_SECONDS ?= 60
 CHAOS_SEEDS ?= 1 2
-test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN)
+test-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
-	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
+	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(TEST_BIN)) $(INT_BIN)
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
-		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN) || exit 1; \
+		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN) || exit 1; \
 	done
 
 unit: deps
@@ -150,10 +180,10 @@ valgrind: test-deps
 	@sh scripts/install-deps.sh --test --valgrind
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
 
-valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
+valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
-	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) SLUICE_REPORT_DIR=$(REPORTS) \
+	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(TEST_BIN)) SLUICE_REPORT_DIR=$(REPORTS) \
 		SLUICE_WRAP="$(VG) --log-file=$(REPORTS)/vg.%p" \
 		$(VG) --child-silent-after-fork=yes $(INT_BIN)
 
@@ -182,8 +212,8 @@ bench-peers-run: $(BIN)
 chaos: deps
 	@$(MAKE) --no-print-directory chaos-run
 
-chaos-run: $(BIN) $(CHAOS_BIN) $(CHECK_BIN)
-	SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN)
+chaos-run: $(TEST_BIN) $(CHAOS_BIN) $(CHECK_BIN)
+	SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN)
 
 # Builds the image and runs docker-compose.yml with podman; see the script.
 container-test:
@@ -195,7 +225,7 @@ install: all
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sluice
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.a
 	install -m 644 framework/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' framework/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' framework/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)

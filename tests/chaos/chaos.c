@@ -1,7 +1,7 @@
 /* chaos.c -- sluice-chaos: a Jepsen-style randomized fault run of the
  * payment flow, proving that nothing is lost or doubled (docs/semantics.md, docs/payment-flow.md).
  *
- *   CHAOS_SECONDS=60 CHAOS_SEED=1 SLUICE_BIN=build/sluice build/sluice-chaos
+ *   CHAOS_SECONDS=60 CHAOS_SEED=1 SLUICE_BIN=build/sluice-test build/sluice-chaos
  *
  * One run:
  *   1. starts its own redis-server (appendonly yes) through the test

@@ -364,13 +364,14 @@ cleanup:
     return pid;
 }
 
-/* Returns $SLUICE_BIN, or "build/sluice" relative to the directory the
- * tests run from (the repository root under make). */
+/* Returns $SLUICE_BIN, or "build/sluice-test" (the binary with the test
+ * registry) relative to the directory the tests run from (the repository
+ * root under make). */
 const char *sl_test_bin(void)
 {
     const char *s = getenv("SLUICE_BIN");
 
-    return s != NULL && *s != '\0' ? s : "build/sluice";
+    return s != NULL && *s != '\0' ? s : "build/sluice-test";
 }
 
 /* ------------------------------------------------------------------------
