@@ -20,6 +20,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
+COPY scripts/embed-lua.sh scripts/
 COPY framework/ framework/
 COPY workers/ workers/
 COPY config/sluice.json config/

@@ -40,10 +40,19 @@ CHK_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 DEPFLAGS = -MMD -MP
 # What the library, the workers and the production binary are built with:
 # no Check, no tests/ include path.
-PROD_CFLAGS = $(CFLAGS_BASE) $(SAN) $(DEPFLAGS) -Iframework $(PKG_CFLAGS) $(CFLAGS)
+PROD_CFLAGS = $(CFLAGS_BASE) $(SAN) $(DEPFLAGS) -Iframework -I$(GEN) $(PKG_CFLAGS) $(CFLAGS)
 # What test code is built with, on top of that.
 TEST_CFLAGS = $(PROD_CFLAGS) $(CHK_CFLAGS) -Itests/support -Itests/handlers -Iworkers
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+# The Lua scripts: framework/lua/*.lua and workers/lua/*.lua, embedded
+# by scripts/embed-lua.sh into C files under $(GEN). lib.lua and
+# schema.lua are only included by the others.
+GEN      := $(BUILD)/gen
+LUAC     ?= luac5.1
+FW_LUA   := $(filter-out framework/lua/lib.lua,$(wildcard framework/lua/*.lua))
+WK_LUA   := $(filter-out workers/lua/schema.lua,$(wildcard workers/lua/*.lua))
+ALL_LUA  := $(wildcard framework/lua/*.lua workers/lua/*.lua)
 
 FW_SRC   := $(wildcard framework/*.c)
 WK_SRC   := $(filter-out workers/main.c,$(wildcard workers/*.c))
@@ -54,8 +63,8 @@ SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 
-FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o)
-WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o)
+FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o
+WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o) $(GEN)/wk_lua.o
 TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
@@ -74,7 +83,7 @@ CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
-	container-test check-prod-bin
+	container-test check-prod-bin lua-check
 
 all: $(BIN) $(LIB)
 
@@ -99,7 +108,31 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
--include $(wildcard $(BUILD)/framework/*.d $(BUILD)/workers/*.d $(BUILD)/tests/*/*.d)
+$(GEN)/%.o: $(GEN)/%.c
+	$(CC) $(PROD_CFLAGS) -c -o $@ $<
+
+$(GEN)/fw_lua.c: $(wildcard framework/lua/*.lua) scripts/embed-lua.sh
+	@mkdir -p $(GEN)
+	sh scripts/embed-lua.sh sl__lua_ $@ $(GEN)/fw_lua.h $(FW_LUA)
+$(GEN)/wk_lua.c: $(wildcard workers/lua/*.lua) scripts/embed-lua.sh
+	@mkdir -p $(GEN)
+	sh scripts/embed-lua.sh workers_lua_ $@ $(GEN)/wk_lua.h $(WK_LUA)
+$(GEN)/fw_lua.h: $(GEN)/fw_lua.c
+	@:
+$(GEN)/wk_lua.h: $(GEN)/wk_lua.c
+	@:
+
+# Generated headers exist before anything that may include them compiles;
+# after the first build the .d files name the real dependencies.
+$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h
+$(filter $(BUILD)/workers/%,$(WK_OBJ)) $(BUILD)/workers/main.o: | $(GEN)/wk_lua.h
+$(BUILD)/tests/%.o: | $(GEN)/fw_lua.h $(GEN)/wk_lua.h
+
+# Every script compiles (Redis 7 runs Lua 5.1).
+lua-check:
+	$(LUAC) -p $(ALL_LUA)
+
+-include $(wildcard $(BUILD)/framework/*.d $(BUILD)/workers/*.d $(BUILD)/tests/*/*.d $(GEN)/*.d)
 
 $(LIB): $(FW_OBJ)
 	@mkdir -p $(dir $@)
@@ -147,7 +180,7 @@ test: test-deps
 REPORTS = $(abspath $(BUILD))/reports
 CHAOS_SECONDS ?= 60
 CHAOS_SEEDS ?= 1 2
-test-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin
+test-run: lua-check $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(TEST_BIN)) $(INT_BIN)

@@ -12,6 +12,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "admin.h"
+#include "scripts.h"
 
 /* Connects with the configured timeouts, authenticates and selects the
  * database (see admin.h). The password is looked up at every call (URL,
@@ -93,12 +94,11 @@ redisContext *sl__admin_connect(const struct sl_config *cfg)
     return c;
 }
 
-/* Runs a command; prints the error and returns NULL when it failed
- * (connection or error reply). New: freeReplyObject(). */
-static redisReply *run(redisContext *c, int argc, const char **argv)
+/* Checks the reply r of a command on c: prints the error and returns
+ * NULL when it failed (connection or error reply, which is freed), else
+ * returns r. New: freeReplyObject(). */
+static redisReply *checked(redisContext *c, redisReply *r)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-
     if (r == NULL) {
         fprintf(stderr, "sluice: redis: %s\n", c->errstr);
         return NULL;
@@ -112,6 +112,21 @@ static redisReply *run(redisContext *c, int argc, const char **argv)
         return NULL;
     }
     return r;
+}
+
+/* Runs a command; prints the error and returns NULL when it failed
+ * (connection or error reply). New: freeReplyObject(). */
+static redisReply *run(redisContext *c, int argc, const char **argv)
+{
+    return checked(c, redisCommandArgv(c, argc, argv, NULL));
+}
+
+/* Runs framework script `which` through the one EVALSHA path of
+ * scripts.c; prints the error and returns NULL like run(). */
+static redisReply *run_script(redisContext *c, int which, int nkeys, const char *const *keys,
+                              int nargs, const char *const *args)
+{
+    return checked(c, sl__script_call(c, sl__script(which), nkeys, keys, nargs, args));
 }
 
 /* Prints a JSON document and frees it. */
@@ -365,15 +380,12 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
 
     /* replay: one atomic script per entry (re-add, then XDEL). */
     {
-        char *src = sl__script_source(SL_SCRIPT_REPLAY);
         json_t *doc = json_array();
         long long replayed = 0;
         int rc = 0;
 
-        if (src == NULL) {
-            json_decref(doc);
+        if (doc == NULL)
             return 1;
-        }
         for (;;) {
             const char *rng[] = { "XRANGE", dkey, "-", "+", "COUNT", "100" };
             redisReply *lr = NULL;
@@ -399,8 +411,10 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
                     break;
                 }
                 one = id ? id : le->element[0]->str;
-                const char *argv[] = { "EVAL", src, "2", dkey, stream, one };
-                if ((r = run(*cp, 6, argv)) == NULL) {
+                const char *keys[] = { dkey, stream };
+                const char *args[] = { one };
+                if ((r = run_script(*cp, SL_SCRIPT_REPLAY, (int)SL_NELEM(keys), keys,
+                                    (int)SL_NELEM(args), args)) == NULL) {
                     rc = 1;
                     break;
                 }
@@ -429,7 +443,6 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
         else if (id == NULL)
             printf("replayed %lld dead letters\n", replayed);
         json_decref(doc);
-        free(src);
         return rc;
     }
 }

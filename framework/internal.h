@@ -11,6 +11,9 @@
 #include <stdarg.h>
 #include "sluice.h"
 
+/* The number of elements of an array (not a pointer). */
+#define SL_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
 #define SL_ASSERT(cond) \
     ((cond) ? (void)0 : sl__assert_fail(#cond, __FILE__, __LINE__))
 void sl__assert_fail(const char *expr, const char *file, int line)
@@ -258,29 +261,6 @@ void sl__ctx_seterr(struct sl_ctx *ctx, const char *code, const char *fmt, ...)
 int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
                     const struct sl_tunables *t, int raw,
                     const char *const *types, uint64_t now_ms);
-
-/* ---------------------------------------------------------------------
- * Lua (scripts.c)
- * ------------------------------------------------------------------ */
-
-#define SL_SCRIPT_COMMIT 0        /* ack / retry / dead of one entry, fenced */
-#define SL_SCRIPT_FAIL   1        /* a failed attempt recorded by the supervisor */
-#define SL_SCRIPT_CLAIM  2        /* own recovery, due retries, reclaim from peers */
-#define SL_SCRIPT_RENEW  3        /* lease renewal */
-#define SL_SCRIPT_REPLAY 4        /* dlq replay of one entry */
-#define SL_NSCRIPTS      5
-
-#define SL_FW_KEYS 3              /* framework keys before an effect's own */
-#define SL_FW_ARGS 9              /* framework arguments before an effect's own */
-
-/* Commit/effect script return values. */
-#define SL_COMMIT_NOT_OWNER 0
-#define SL_COMMIT_ACKED     1
-#define SL_COMMIT_RETRIED   2
-#define SL_COMMIT_DEAD      3
-
-char *sl__script_source(int which);
-char *sl__script_effect_source(const struct sl_script *s);
 
 /* ---------------------------------------------------------------------
  * The slot a child shares with its supervisor (pool.c, worker.c)

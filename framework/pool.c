@@ -31,6 +31,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "pool.h"
+#include "scripts.h"
 #include "admin.h"
 
 #define TICK_MS 50                /* supervisor timer period */
@@ -99,14 +100,10 @@ redisContext *sl__pool_redis(struct sl_pool *p)
 
 /* Runs one command (argv form); returns the reply (new: freeReplyObject)
  * or NULL when Redis is unreachable or the connection broke. */
-redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
+/* Handles the outcome of one synchronous call on c: a NULL reply means
+ * the connection broke or timed out. Returns r. */
+static redisReply *after_call(struct sl_pool *p, redisContext *c, redisReply *r)
 {
-    redisContext *c = sl__pool_redis(p);
-    redisReply *r;
-
-    if (c == NULL)
-        return NULL;
-    r = redisCommandArgv(c, argc, argv, NULL);
     if (r == NULL) {
         /* A hung server (SIGSTOP, a black hole) still accepts connections:
          * reconnecting at once would block the supervisor's loop for
@@ -125,6 +122,29 @@ redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
         p->redis_fails = 0;
     }
     return r;
+}
+
+/* Runs one command (argv form); returns the reply (new: freeReplyObject)
+ * or NULL when Redis is unreachable or the connection broke. */
+redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
+{
+    redisContext *c = sl__pool_redis(p);
+
+    if (c == NULL)
+        return NULL;
+    return after_call(p, c, redisCommandArgv(c, argc, argv, NULL));
+}
+
+/* Runs framework script `which` (the one EVALSHA path of scripts.c);
+ * returns like sl__pool_cmd(). */
+redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
+                            int nargs, const char *const *args)
+{
+    redisContext *c = sl__pool_redis(p);
+
+    if (c == NULL)
+        return NULL;
+    return after_call(p, c, sl__script_call(c, sl__script(which), nkeys, keys, nargs, args));
 }
 
 /* ------------------------------------------------------------------ */
@@ -277,29 +297,16 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
  * Returns 0 when recorded (or nothing to record), -1 to try again. */
 static int record_failure(struct sl_pool *p, struct sl_child *ch)
 {
-    char akey[512], dkey[512], maxd[24], first[24], cap[24];
-    const struct sl_tunables *t = &ch->wc->t;
-    const char *argv[16];
-    char *src;
+    struct sl_commit_args ca;
     redisReply *r;
     int rc = -1;
 
     if (ch->failed_id[0] == '\0')
         return 0;
-    src = sl__script_source(SL_SCRIPT_FAIL);
-    if (src == NULL)
-        return -1;
-    sl__attempts_key(akey, sizeof(akey), ch->wc->stream, ch->wc->group);
-    snprintf(dkey, sizeof(dkey), "%s:dead", ch->wc->stream);
-    snprintf(maxd, sizeof(maxd), "%lld", t->max_deliveries);
-    snprintf(first, sizeof(first), "%lld", t->retry_backoff_ms[0]);
-    snprintf(cap, sizeof(cap), "%lld", t->retry_backoff_ms[1]);
-    argv[0] = "EVAL"; argv[1] = src; argv[2] = "3";
-    argv[3] = ch->wc->stream; argv[4] = akey; argv[5] = dkey;
-    argv[6] = ch->wc->group; argv[7] = ch->consumer; argv[8] = ch->failed_id;
-    argv[9] = maxd; argv[10] = first; argv[11] = cap; argv[12] = "retry";
-    argv[13] = ch->failed_why; argv[14] = "0";
-    r = sl__pool_cmd(p, 15, argv);
+    sl__commit_args_init(&ca, ch->wc->stream, ch->wc->group, ch->consumer, &ch->wc->t);
+    sl__commit_args_set(&ca, ch->failed_id, "retry", ch->failed_why, 0);
+    r = sl__pool_script(p, SL_SCRIPT_FAIL, (int)SL_NELEM(ca.keys), ca.keys,
+                        (int)SL_NELEM(ca.args), ca.args);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         sl__log(SL_LOG_INFO, "attempt_failed", "consumer=%s id=%s reason=%s outcome=%s",
                 sl__logq(ch->consumer), ch->failed_id, sl__logq(ch->failed_why),
@@ -312,7 +319,6 @@ static int record_failure(struct sl_pool *p, struct sl_child *ch)
                 ch->failed_id, sl__logq(r->str));
     }
     freeReplyObject(r);
-    free(src);
     return rc;
 }
 
@@ -375,22 +381,16 @@ static void reap(struct sl_pool *p)
 static void renew(struct sl_pool *p, struct sl_child *ch, const struct sl_slot_view *v)
 {
     char cnt[24];
-    const char *argv[10];
-    char *src = sl__script_source(SL_SCRIPT_RENEW);
+    const char *keys[] = { ch->wc->stream };
+    const char *args[] = { ch->wc->group, ch->consumer, v->first_id, v->last_id, cnt };
     redisReply *r;
 
-    if (src == NULL)
-        return;
     snprintf(cnt, sizeof(cnt), "%u", v->batch_len > 0 ? v->batch_len : 1);
-    argv[0] = "EVAL"; argv[1] = src; argv[2] = "1"; argv[3] = ch->wc->stream;
-    argv[4] = ch->wc->group; argv[5] = ch->consumer; argv[6] = v->first_id;
-    argv[7] = v->last_id; argv[8] = cnt;
-    r = sl__pool_cmd(p, 9, argv);
+    r = sl__pool_script(p, SL_SCRIPT_RENEW, (int)SL_NELEM(keys), keys, (int)SL_NELEM(args), args);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER)
         sl__log(SL_LOG_DEBUG, "lease_renewed", "consumer=%s count=%lld",
                 sl__logq(ch->consumer), r->integer);
     freeReplyObject(r);
-    free(src);
 }
 
 /* Returns 1 when the kernel reports pid stopped ('T', by SIGSTOP or a

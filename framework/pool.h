@@ -86,6 +86,8 @@ struct sl_pool {
 int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v);
 redisContext *sl__pool_redis(struct sl_pool *p);
 redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv);
+redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
+                            int nargs, const char *const *args);
 int sl__pool_plan(struct sl_pool *p, struct sl_config *cfg, struct sl_child **out,
                   size_t *nout, char *err, size_t errlen);
 int sl__pool_name_taken(const struct sl_config *cfg, size_t i);

@@ -11,85 +11,11 @@
 #include "conn.h"
 #include "internal.h"
 #include "pool.h"
+#include "scripts.h"
 
 #define HOUSEKEEPING_MS 5000      /* janitor and trim period */
 #define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
 #define HELD_MARGIN_MS 100        /* past a heartbeat's expiry before it counts as renewed */
-
-/* Of up to JANITOR_SLICE consumers of one group, removes each that has
- * nothing pending and no heartbeat, each in one atomic step (XGROUP
- * DELCONSUMER drops pending entries, so the check and the delete must not
- * be separable). KEYS: stream, then each consumer's heartbeat key. ARGV:
- * group, then the consumers in the same order. Returns the positions
- * (from 1) of those removed. */
-static const char janitor_src[] =
-"#!lua\n"
-"local removed = {}\n"
-"for i = 2, #KEYS do\n"
-"  if redis.call('EXISTS', KEYS[i]) == 0 then\n"
-"    local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i])\n"
-"    if #p == 0 then\n"
-"      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[i])\n"
-"      removed[#removed + 1] = i - 1\n"
-"    end\n"
-"  end\n"
-"end\n"
-"return removed\n";
-
-/* Trims a stream below the oldest entry any group still needs: its
- * oldest pending entry, or the first entry after its last-delivered-id.
- * Every group counts, sluice's or not. A stream without groups is left
- * alone. KEYS: stream. Returns the number of entries removed.
- * The two parts of an ID are 64-bit and Lua's numbers are doubles, which
- * round above 2^53 (an explicit ID 1-9007199254740995 would become ...996
- * and its entry be trimmed), so IDs are compared and incremented as
- * decimal strings. */
-static const char trim_src[] =
-"#!lua\n"
-"local MAX = '18446744073709551615'\n"
-"local function parse(id)\n"
-"  return string.match(id, '^(%d+)-(%d+)$')\n"
-"end\n"
-"local function numless(a, b)\n"
-"  if #a ~= #b then return #a < #b end\n"
-"  return a < b\n"
-"end\n"
-"local function less(a, b)\n"
-"  if a[1] ~= b[1] then return numless(a[1], b[1]) end\n"
-"  return numless(a[2], b[2])\n"
-"end\n"
-"local function incr(s)\n"
-"  local i = #s\n"
-"  while i > 0 and string.sub(s, i, i) == '9' do i = i - 1 end\n"
-"  if i == 0 then return '1' .. string.rep('0', #s) end\n"
-"  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) ..\n"
-"         string.rep('0', #s - i)\n"
-"end\n"
-"local function after(ms, seq)\n"
-"  if seq ~= MAX then return {ms, incr(seq)} end\n"
-"  if ms ~= MAX then return {incr(ms), '0'} end\n"
-"  return {ms, seq}\n"
-"end\n"
-"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-"local groups = redis.call('XINFO', 'GROUPS', KEYS[1])\n"
-"if #groups == 0 then return 0 end\n"
-"local floor = nil\n"
-"for _, g in ipairs(groups) do\n"
-"  local name, last\n"
-"  for i = 1, #g, 2 do\n"
-"    if g[i] == 'name' then name = g[i+1] end\n"
-"    if g[i] == 'last-delivered-id' then last = g[i+1] end\n"
-"  end\n"
-"  local ms, seq = parse(last)\n"
-"  local need = after(ms, seq)\n"
-"  local s = redis.call('XPENDING', KEYS[1], name)\n"
-"  if s[1] > 0 then\n"
-"    local pms, pseq = parse(s[2])\n"
-"    if less({pms, pseq}, need) then need = {pms, pseq} end\n"
-"  end\n"
-"  if floor == nil or less(need, floor) then floor = need end\n"
-"end\n"
-"return redis.call('XTRIM', KEYS[1], 'MINID', floor[1] .. '-' .. floor[2])\n";
 
 /* Applies --workers NAME[:N],... (process counts per handler; a handler
  * not named keeps its count, a handler named but not configured is an
@@ -383,6 +309,34 @@ static void jan_on_consumers(struct sl_conn *c, redisReply *r, void *arg)
     jan_schedule(j);
 }
 
+/* Reply to the SCRIPT LOAD of janitor.lua: its sha is known from now on
+ * (scripts.c keeps it for every caller), and the pass goes on. */
+static void jan_on_loaded(struct sl_conn *c, redisReply *r, void *arg)
+{
+    struct sl_janitor *j = arg;
+
+    (void)c;
+    j->busy = 0;
+    if (r != NULL && sl__script_loaded(sl__script(SL_SCRIPT_JANITOR), r) < 0)
+        sl__log(SL_LOG_WARN, "janitor_failed", "error=%s",
+                sl__logq(r->type == REDIS_REPLY_ERROR ? r->str : "SCRIPT LOAD gave no sha"));
+    if (!j->closing)
+        jan_schedule(j);
+}
+
+/* Loads janitor.lua on the janitor's connection: when it connects, and
+ * after a NOSCRIPT reply (the server forgot it). Returns 0 when sent. */
+static int jan_load(struct sl_janitor *j)
+{
+    const char *argv[3];
+
+    sl__script_load_argv(sl__script(SL_SCRIPT_JANITOR), argv);
+    if (sl__conn_command(j->conn, jan_on_loaded, j, 0, 3, argv, NULL) < 0)
+        return -1;
+    j->busy = 1;
+    return 0;
+}
+
 /* Reply to a slice's script call: logs each consumer removed. */
 static void jan_on_removed(struct sl_conn *c, redisReply *r, void *arg)
 {
@@ -399,6 +353,15 @@ static void jan_on_removed(struct sl_conn *c, redisReply *r, void *arg)
         return;
     }
     g = &j->groups[j->cur];
+    if (sl__script_noscript(r)) {
+        /* Flushed or restarted: load it again; the consumers of this
+         * slice wait for the next pass. */
+        sl__script(SL_SCRIPT_JANITOR)->sha[0] = '\0';
+        j->ncand = 0;
+        if (jan_load(j) < 0)
+            jan_end_pass(j);
+        return;
+    }
     if (r->type == REDIS_REPLY_ARRAY) {
         for (i = 0; i < r->elements; i++) {
             long long k = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
@@ -461,25 +424,28 @@ static void jan_pick(struct sl_janitor *j, const struct jan_group *g)
  * it could not be sent. */
 static int jan_send_slice(struct sl_janitor *j, const struct jan_group *g)
 {
-    enum { MAXARGS = 5 + 2 * JANITOR_SLICE };
-    const char *argv[MAXARGS];
-    char nkeys[24];
-    size_t i;
-    int argc = 0;
+    enum { MAXKA = 2 + 2 * JANITOR_SLICE };
+    const char *ka[MAXKA], *argv[3 + MAXKA];
+    size_t argvlen[3 + MAXKA];
+    char nk[16];
+    size_t i, nkeys = 0;
+    int argc;
 
-    snprintf(nkeys, sizeof(nkeys), "%zu", j->ncand + 1);
-    argv[argc++] = "EVAL";
-    argv[argc++] = janitor_src;
-    argv[argc++] = nkeys;
-    argv[argc++] = g->stream;
+    if (sl__script(SL_SCRIPT_JANITOR)->sha[0] == '\0')
+        return jan_load(j);  /* not loaded yet: this slice waits for the next pass */
+    /* KEYS: the stream, then each candidate's heartbeat key; ARGV: the
+     * group, then the candidates in the same order (janitor.lua). */
+    ka[nkeys++] = g->stream;
     for (i = 0; i < j->ncand; i++) {
         snprintf(j->keys[i], sizeof(j->keys[i]), "sluice:worker:%s", j->cand[i]);
-        argv[argc++] = j->keys[i];
+        ka[nkeys++] = j->keys[i];
     }
-    argv[argc++] = g->group;
+    ka[nkeys] = g->group;
     for (i = 0; i < j->ncand; i++)
-        argv[argc++] = j->cand[i];
-    return sl__conn_command(j->conn, jan_on_removed, j, 0, argc, argv, NULL);
+        ka[nkeys + 1 + i] = j->cand[i];
+    argc = sl__script_argv(sl__script(SL_SCRIPT_JANITOR), nk, (int)nkeys, ka, NULL,
+                           (int)j->ncand + 1, ka + nkeys, NULL, argv, argvlen);
+    return sl__conn_command(j->conn, jan_on_removed, j, 0, argc, argv, argvlen);
 }
 
 /* One step of a pass: asks for the next group's consumers, or looks at
@@ -543,7 +509,8 @@ static void jan_on_ready(struct sl_conn *c, void *arg)
 
     (void)c;
     j->connecting = 0;
-    jan_schedule(j);
+    if (jan_load(j) < 0)
+        jan_schedule(j);
 }
 
 /* The janitor's connection was lost (or never made): the pass is given
@@ -648,11 +615,11 @@ static void jan_child_cleanup(struct sl_pool *p)
         close(fd);
 }
 
-/* Trims one stream safely (see trim_src). */
+/* Trims one stream safely (see framework/lua/trim.lua). */
 static void trim(struct sl_pool *p, const char *stream)
 {
-    const char *argv[] = { "EVAL", trim_src, "1", stream };
-    redisReply *r = sl__pool_cmd(p, 4, argv);
+    const char *keys[] = { stream };
+    redisReply *r = sl__pool_script(p, SL_SCRIPT_TRIM, (int)SL_NELEM(keys), keys, 0, NULL);
 
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         sl__log(SL_LOG_DEBUG, "trimmed", "stream=%s count=%lld", sl__logq(stream), r->integer);

@@ -1,278 +1,245 @@
-/* scripts.c -- the Lua that makes sluice's steps atomic.
+/* scripts.c -- the one table of the framework's Lua scripts, the one
+ * place their framework keys and arguments are built, and the one path
+ * that runs a script: EVALSHA, reloading after NOSCRIPT.
  *
  * Every step that changes an entry's fate (ack with effects, retry, dead
- * letter, claim, lease renewal) is one `#!lua` script, so that
- *   - it is fenced: it acts only while the entry is pending for the
- *     consumer that asks (XACK alone has no ownership check);
- *   - it is all-or-nothing under OOM: a shebang script is refused whole
- *     instead of aborting half-way;
- *   - a crash of either side never leaves half of it applied.
+ * letter, claim, lease renewal) is one `#!lua` script in framework/lua/,
+ * so that it is fenced (it acts only while the entry is pending for the
+ * consumer that asks), all-or-nothing under OOM (a shebang script is
+ * refused whole), and never half applied by a crash of either side. The
+ * files say what each takes and returns; scripts/embed-lua.sh embeds
+ * them and counts the words of their `-- KEYS:` and `-- ARGV:` lines,
+ * which sl__script_argv() checks every call against.
  *
- * Bookkeeping lives in one hash per stream and group (sl__attempts_key):
- * field = entry ID, value = "<failed attempts>:<not before, ms on Redis's
- * clock>:<last failure reason>". It is written when an attempt fails and
- * deleted in the same script that acks or dead-letters the entry.
- *
- * Calling convention of the commit and effect scripts:
- *   KEYS[1] stream  KEYS[2] attempts hash  KEYS[3] dead-letter stream
- *   ARGV[1] group   ARGV[2] consumer       ARGV[3] entry ID
- *   ARGV[4] max_deliveries  ARGV[5] first retry delay  ARGV[6] retry cap
- *   ARGV[7] "ack" | "retry" | "dead"       ARGV[8] error text
- *   ARGV[9] "1" when a dead letter keeps only type and data (too_large)
- * followed, for effect scripts, by the handler's own keys and arguments.
- * They return 0 when the entry was not ours any more (nothing done),
- * 1 acked, 2 left pending for a retry, 3 dead-lettered.
+ * Line numbers: a `--@include lib` line becomes lib.lua on one line, so
+ * a Redis error "user_script:N" names line N of the .lua file (N = the
+ * include line for an error inside lib.lua). In an effect script, line N
+ * is line N-2 of the handler's body (effect.lua's first two lines come
+ * before it).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "scripts.h"
 
-/* Functions shared by every script. Field names added to a dead letter
- * replace same-named original fields ("on a name clash the added field
- * wins"). unpack() has a limit of a few thousand values, so huge field
- * lists are sent in one XADD only up to that limit: an entry with more
- * fields than that has already been refused as too_large, which keeps
- * type and data only. */
-static const char prelude[] =
-"#!lua\n"
-"local S, A, D = KEYS[1], KEYS[2], KEYS[3]\n"
-"local G, ME, ID = ARGV[1], ARGV[2], ARGV[3]\n"
-"local function now_ms()\n"
-"  local t = redis.call('TIME')\n"
-"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-"end\n"
-"local function owned(id)\n"
-"  local p = redis.call('XPENDING', S, G, id, id, 1, ME)\n"
-"  if #p == 0 then return nil end\n"
-"  return p[1]\n"
-"end\n"
-"local function finish(id)\n"
-"  redis.call('XACK', S, G, id)\n"
-"  redis.call('HDEL', A, id)\n"
-"end\n"
-"local added = {error=1, source_id=1, deliveries=1, consumer=1, failed_at=1}\n"
-"local function dead(id, err, deliveries, trim)\n"
-"  local e = redis.call('XRANGE', S, id, id)\n"
-"  local args = {D, '*'}\n"
-"  if #e > 0 then\n"
-"    local f = e[1][2]\n"
-"    if #f > 7000 then trim = '1' end\n"
-"    for i = 1, #f, 2 do\n"
-"      local k = f[i]\n"
-"      if not added[k] and (trim ~= '1' or k == 'type' or k == 'data') then\n"
-"        args[#args+1] = k; args[#args+1] = f[i+1]\n"
-"      end\n"
-"    end\n"
-"  end\n"
-"  local extra = {'error', err, 'source_id', id, 'deliveries', tostring(deliveries),\n"
-"                 'consumer', ME, 'failed_at', tostring(now_ms())}\n"
-"  for i = 1, #extra do args[#args+1] = extra[i] end\n"
-"  redis.call('XADD', unpack(args))\n"
-"  finish(id)\n"
-"end\n"
-"local function parse_att(v)\n"
-"  if not v then return 0, 0, '' end\n"
-"  local n, at, why = string.match(v, '^(%d+):(%d+):?(.*)$')\n"
-"  if not n then return 0, 0, '' end\n"
-"  return tonumber(n), tonumber(at), why\n"
-"end\n"
-"local function retry(id, why, deliveries, max, first, cap)\n"
-"  local n = parse_att(redis.call('HGET', A, id)) + 1\n"
-"  if n >= max then\n"
-"    dead(id, 'max_deliveries_exceeded: ' .. why, deliveries, '0')\n"
-"    return 3\n"
-"  end\n"
-"  local d = first\n"
-"  for i = 2, n do\n"
-"    if d >= cap then break end\n"
-"    d = d * 2\n"
-"  end\n"
-"  if d > cap then d = cap end\n"
-"  redis.call('HSET', A, id, n .. ':' .. string.format('%d', now_ms() + d) .. ':' .. why)\n"
-"  return 2\n"
-"end\n"
-"local function decide(kind, err, p)\n"
-"  local max, first, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-"  if kind == 'retry' then return retry(ID, err, p[4], max, first, cap) end\n"
-"  if kind == 'dead' then dead(ID, err, p[4], ARGV[9]); return 3 end\n"
-"  finish(ID)\n"
-"  return 1\n"
-"end\n";
+/* A table entry from the generated names of framework/lua/NAME.lua. */
+#define SCRIPT(name, NAME) \
+    { #name, sl__lua_##name, SL__LUA_##NAME##_NKEYS, SL__LUA_##NAME##_MORE_KEYS, \
+      SL__LUA_##NAME##_NARGS, SL__LUA_##NAME##_MORE_ARGS, "" }
 
-/* The commit step without a handler effect: ack, retry or dead-letter. */
-static const char commit_body[] =
-"local p = owned(ID)\n"
-"if not p then return 0 end\n"
-"return decide(ARGV[7], ARGV[8], p)\n";
+static struct sl_lua table[SL_NSCRIPTS] = {
+    [SL_SCRIPT_COMMIT] = SCRIPT(commit, COMMIT),
+    [SL_SCRIPT_FAIL] = SCRIPT(fail, FAIL),
+    [SL_SCRIPT_CLAIM] = SCRIPT(claim, CLAIM),
+    [SL_SCRIPT_RENEW] = SCRIPT(renew, RENEW),
+    [SL_SCRIPT_REPLAY] = SCRIPT(replay, REPLAY),
+    [SL_SCRIPT_JANITOR] = SCRIPT(janitor, JANITOR),
+    [SL_SCRIPT_TRIM] = SCRIPT(trim, TRIM),
+};
 
-/* Wraps a handler's effect. The body becomes a function over its own
- * KEYS and ARGV (the framework's come first and are stripped), runs only
- * when the entry is still ours, and its result picks ack, retry or dead. */
-static const char effect_head[] =
-"local function effect(KEYS, ARGV)\n";
-static const char effect_tail[] =
-"\nend\n"
-"local p = owned(ID)\n"
-"if not p then return 0 end\n"
-"local uk, ua = {}, {}\n"
-"for i = 4, #KEYS do uk[#uk+1] = KEYS[i] end\n"
-"for i = 10, #ARGV do ua[#ua+1] = ARGV[i] end\n"
-"local r = effect(uk, ua)\n"
-"if type(r) == 'table' and (r[1] == 'retry' or r[1] == 'dead') then\n"
-"  return decide(r[1], tostring(r[2] or r[1]), p)\n"
-"end\n"
-"return decide('ack', '', p)\n";
+/* commit.lua, fail.lua and effect.lua share one calling convention. */
+_Static_assert(SL__LUA_COMMIT_NKEYS == SL_FW_KEYS && SL__LUA_COMMIT_NARGS == SL_FW_ARGS &&
+               SL__LUA_FAIL_NKEYS == SL_FW_KEYS && SL__LUA_FAIL_NARGS == SL_FW_ARGS,
+               "commit.lua, fail.lua and effect.lua disagree on the framework's keys");
 
-/* Records a failed attempt the worker could not record itself (its
- * process crashed or overran handler_timeout_ms); run by the supervisor.
- * ARGV[7] is ignored, ARGV[8] the reason. */
-static const char fail_body[] =
-"local p = owned(ID)\n"
-"if not p then return 0 end\n"
-"return decide('retry', ARGV[8], p)\n";
+/* The marker in effect.lua where a handler's body goes. */
+#define BODY_MARK "--@body"
 
-/* Claims entries to (re)process. KEYS: stream, attempts hash.
- * ARGV: group, consumer, mode, min idle, start, count, max_payload_bytes.
- *   mode "own":   this consumer's entries that are fresh or due (after a
- *                 restart or reconnect: they may never have been seen);
- *   mode "retry": this consumer's entries whose retry is due;
- *   mode "any":   entries of any consumer idle >= min idle, fresh or due
- *                 (the reclaim of entries left by a dead or hung peer).
- * An entry waiting for its retry delay is never taken early, by anyone.
- * A due retry of one's own is re-taken with JUSTID: the failed attempt is
- * already counted where it belongs. Everything else counts as a delivery
- * on Redis's counter: an entry taken from a peer, and an own entry taken
- * back by a process after a restart or reconnect (as XREADGROUP ... 0
- * would), because that counter is the backstop of docs/semantics.md for an
- * entry whose process died where no supervisor saw it, and such an entry
- * only ever comes back this way. Entries whose data is gone are acked and
- * counted.
- * An entry whose (first) `data` is longer than max_payload_bytes is sent
- * with that value replaced by "" and its length in `left`: it can only be
- * dead-lettered as too_large, which copies it inside Redis, so its bytes
- * never need to reach the worker's memory.
- * Returns {next start or "", deleted count, {{id, deliveries, attempts,
- * last reason, fields, left}...}}. */
-static const char claim_body[] =
-"local MODE, MINIDLE, START, COUNT = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
-"local MAXP = tonumber(ARGV[7])\n"
-"local now = now_ms()\n"
-"local p\n"
-"if MODE == 'any' then\n"
-"  p = redis.call('XPENDING', S, G, 'IDLE', MINIDLE, START, '+', COUNT)\n"
-"else\n"
-"  p = redis.call('XPENDING', S, G, 'IDLE', MINIDLE, START, '+', COUNT, ME)\n"
-"end\n"
-"local nxt = ''\n"
-"if #p == COUNT then nxt = '(' .. p[#p][1] end\n"
-"local out, deleted = {}, 0\n"
-"for i = 1, #p do\n"
-"  local id, owner, cnt = p[i][1], p[i][2], p[i][4]\n"
-"  local n, at, why = parse_att(redis.call('HGET', A, id))\n"
-"  local take\n"
-"  if MODE == 'retry' then take = n > 0 and now >= at else take = n == 0 or now >= at end\n"
-"  if take then\n"
-"    local e = redis.call('XRANGE', S, id, id)\n"
-"    if #e == 0 then\n"
-"      finish(id)\n"
-"      deleted = deleted + 1\n"
-"    else\n"
-"      if owner ~= ME or MODE == 'own' then\n"
-"        redis.call('XCLAIM', S, G, ME, MINIDLE, id)\n"
-"        cnt = cnt + 1\n"
-"      else\n"
-"        redis.call('XCLAIM', S, G, ME, 0, id, 'JUSTID')\n"
-"      end\n"
-"      local f, left = e[1][2], 0\n"
-"      for i = 1, #f, 2 do\n"
-"        if f[i] == 'data' then\n"
-"          if #f[i+1] > MAXP then left = #f[i+1]; f[i+1] = '' end\n"
-"          break\n"
-"        end\n"
-"      end\n"
-"      out[#out+1] = {id, cnt, n, why, f, left}\n"
-"    end\n"
-"  end\n"
-"end\n"
-"return {nxt, deleted, out}\n";
-
-/* Renews the lease of the entries a worker holds: resets their idle time
- * without raising their delivery count, and only for entries still
- * pending for that consumer, so it can never steal one back from a peer
- * that reclaimed it. KEYS: stream. ARGV: group, consumer, first ID, last
- * ID, count. Returns how many were renewed. */
-static const char renew_src[] =
-"#!lua\n"
-"local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[2])\n"
-"local i = 1\n"
-"while i <= #p do\n"
-"  local args = {KEYS[1], ARGV[1], ARGV[2], 0}\n"
-"  local j = i\n"
-"  while j <= #p and j < i + 1000 do args[#args+1] = p[j][1]; j = j + 1 end\n"
-"  args[#args+1] = 'JUSTID'\n"
-"  redis.call('XCLAIM', unpack(args))\n"
-"  i = j\n"
-"end\n"
-"return #p\n";
-
-/* Moves one dead letter back to its source stream without the fields
- * sluice added, and removes it from the dead-letter stream, atomically.
- * KEYS: dead stream, source stream. ARGV: dead-letter ID. Returns the new
- * entry's ID, or false when there is no such dead letter. */
-static const char replay_src[] =
-"#!lua\n"
-"local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-"if #e == 0 then return false end\n"
-"local skip = {error=1, source_id=1, deliveries=1, consumer=1, failed_at=1}\n"
-"local args = {KEYS[2], '*'}\n"
-"local f = e[1][2]\n"
-"for i = 1, #f, 2 do\n"
-"  if not skip[f[i]] then args[#args+1] = f[i]; args[#args+1] = f[i+1] end\n"
-"end\n"
-"if #args == 2 then args[3] = 'type'; args[4] = '' end\n"
-"local id = redis.call('XADD', unpack(args))\n"
-"redis.call('XDEL', KEYS[1], ARGV[1])\n"
-"return id\n";
-
-/* Returns a new string: prelude + body. */
-static char *join3(const char *a, const char *b, const char *c)
+/* Returns framework script `which`. */
+struct sl_lua *sl__script(int which)
 {
-    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
-    char *s = malloc(la + lb + lc + 1);
-
-    if (s == NULL)
-        return NULL;
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb);
-    memcpy(s + la + lb, c, lc + 1);
-    return s;
+    SL_ASSERT(which >= 0 && which < SL_NSCRIPTS);
+    return &table[which];
 }
 
-/* Returns the source of a framework script (new: free()), or NULL on
- * allocation failure or an unknown id. */
-char *sl__script_source(int which)
-{
-    switch (which) {
-    case SL_SCRIPT_COMMIT: return join3(prelude, commit_body, "");
-    case SL_SCRIPT_FAIL:   return join3(prelude, fail_body, "");
-    case SL_SCRIPT_CLAIM:  return join3(prelude, claim_body, "");
-    case SL_SCRIPT_RENEW:  return join3(renew_src, "", "");
-    case SL_SCRIPT_REPLAY: return join3(replay_src, "", "");
-    default:               return NULL;
-    }
-}
-
-/* Returns the source of an effect script: the handler's body wrapped in
- * the fence and the disposition logic (new: free()), or NULL. */
+/* Returns effect.lua with the handler's body put at its --@body marker
+ * (new: free()), or NULL when memory ran out. */
 char *sl__script_effect_source(const struct sl_script *s)
 {
-    char *head = join3(prelude, effect_head, s->body);
-    char *all;
+    const char *mark = strstr(sl__lua_effect, BODY_MARK);
+    size_t head, blen, tlen;
+    char *src;
 
-    if (head == NULL)
+    SL_ASSERT(mark != NULL);
+    head = (size_t)(mark - sl__lua_effect);
+    blen = strlen(s->body);
+    tlen = strlen(mark + strlen(BODY_MARK));
+    if ((src = malloc(head + blen + tlen + 1)) == NULL)
         return NULL;
-    all = join3(head, effect_tail, "");
-    free(head);
-    return all;
+    memcpy(src, sl__lua_effect, head);
+    memcpy(src + head, s->body, blen);
+    memcpy(src + head + blen, mark + strlen(BODY_MARK), tlen + 1);
+    return src;
+}
+
+/* Returns a handler's effect script entry (new: sl__script_effect_free). */
+struct sl_lua *sl__script_effect_new(const struct sl_script *s)
+{
+    struct sl_lua *l = calloc(1, sizeof(*l));
+
+    if (l == NULL)
+        return NULL;
+    if ((l->src = sl__script_effect_source(s)) == NULL) {
+        free(l);
+        return NULL;
+    }
+    l->name = s->name;
+    l->nkeys = SL_FW_KEYS;
+    l->more_keys = 1;
+    l->nargs = SL_FW_ARGS;
+    l->more_args = 1;
+    return l;
+}
+
+/* Frees an effect script entry; NULL is ignored. */
+void sl__script_effect_free(struct sl_lua *l)
+{
+    if (l == NULL)
+        return;
+    free((char *)l->src);
+    free(l);
+}
+
+/* Fills the parts of the framework's keys and arguments that one worker
+ * (or one failed child) keeps for every entry. */
+void sl__commit_args_init(struct sl_commit_args *c, const char *stream, const char *group,
+                          const char *consumer, const struct sl_tunables *t)
+{
+    sl__attempts_key(c->akey, sizeof(c->akey), stream, group);
+    snprintf(c->dkey, sizeof(c->dkey), "%s:dead", stream);
+    snprintf(c->num[0], sizeof(c->num[0]), "%lld", t->max_deliveries);
+    snprintf(c->num[1], sizeof(c->num[1]), "%lld", t->retry_backoff_ms[0]);
+    snprintf(c->num[2], sizeof(c->num[2]), "%lld", t->retry_backoff_ms[1]);
+    c->keys[0] = stream;
+    c->keys[1] = c->akey;
+    c->keys[2] = c->dkey;
+    c->args[0] = group;
+    c->args[1] = consumer;
+    c->args[2] = "";
+    c->args[3] = c->num[0];
+    c->args[4] = c->num[1];
+    c->args[5] = c->num[2];
+    c->args[6] = "ack";
+    c->args[7] = "";
+    c->args[8] = "0";
+}
+
+/* Sets the per-entry arguments. */
+void sl__commit_args_set(struct sl_commit_args *c, const char *id, const char *kind,
+                         const char *err, int trim)
+{
+    c->args[2] = id;
+    c->args[6] = kind;
+    c->args[7] = err;
+    c->args[8] = trim ? "1" : "0";
+}
+
+/* Builds EVALSHA sha nkeys keys... args... (see scripts.h). */
+int sl__script_argv(const struct sl_lua *l, char nkbuf[16],
+                    int nkeys, const char *const *keys, const size_t *klen,
+                    int nargs, const char *const *args, const size_t *alen,
+                    const char **argv, size_t *argvlen)
+{
+    int i, n = 0;
+
+    SL_ASSERT(nkeys == l->nkeys || (l->more_keys && nkeys >= l->nkeys));
+    SL_ASSERT(nargs == l->nargs || (l->more_args && nargs >= l->nargs));
+    snprintf(nkbuf, 16, "%d", nkeys);
+    argv[n] = "EVALSHA";
+    argvlen[n++] = 7;
+    argv[n] = l->sha;
+    argvlen[n++] = strlen(l->sha);
+    argv[n] = nkbuf;
+    argvlen[n++] = strlen(nkbuf);
+    for (i = 0; i < nkeys; i++, n++) {
+        argv[n] = keys[i];
+        argvlen[n] = klen != NULL ? klen[i] : strlen(keys[i]);
+    }
+    for (i = 0; i < nargs; i++, n++) {
+        argv[n] = args[i];
+        argvlen[n] = alen != NULL ? alen[i] : strlen(args[i]);
+    }
+    return n;
+}
+
+/* Writes SCRIPT LOAD <source>. */
+void sl__script_load_argv(const struct sl_lua *l, const char *argv[3])
+{
+    argv[0] = "SCRIPT";
+    argv[1] = "LOAD";
+    argv[2] = l->src;
+}
+
+/* Stores the sha of a SCRIPT LOAD reply. */
+int sl__script_loaded(struct sl_lua *l, const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len != 40)
+        return -1;
+    memcpy(l->sha, r->str, 40);
+    l->sha[40] = '\0';
+    return 0;
+}
+
+/* Tells whether r is a NOSCRIPT error. */
+int sl__script_noscript(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Loads l on c. Returns NULL when it worked, else the reply to hand back
+ * (an error reply) or NULL with load_failed set for a lost connection. */
+static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
+{
+    const char *argv[3];
+    redisReply *r;
+
+    sl__script_load_argv(l, argv);
+    r = redisCommandArgv(c, 3, argv, NULL);
+    *lost = r == NULL;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        return r;
+    if (sl__script_loaded(l, r) < 0) {
+        /* Not a sha: hand back what came, the caller reports it. */
+        return r;
+    }
+    freeReplyObject(r);
+    return NULL;
+}
+
+/* Runs l on a synchronous connection (see scripts.h). */
+redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+                            int nkeys, const char *const *keys,
+                            int nargs, const char *const *args)
+{
+    const char **argv = malloc((size_t)(3 + nkeys + nargs) * sizeof(*argv));
+    size_t *argvlen = malloc((size_t)(3 + nkeys + nargs) * sizeof(*argvlen));
+    char nk[16];
+    redisReply *r = NULL;
+    int argc, tries, lost = 0;
+
+    if (argv == NULL || argvlen == NULL) {
+        free(argv);
+        free(argvlen);
+        c->err = REDIS_ERR_OOM;
+        snprintf(c->errstr, sizeof(c->errstr), "out of memory");
+        return NULL;
+    }
+    for (tries = 0; tries < 2; tries++) {
+        if (l->sha[0] == '\0' && (r = load(c, l, &lost)) != NULL)
+            break;
+        if (lost)
+            break;
+        argc = sl__script_argv(l, nk, nkeys, keys, NULL, nargs, args, NULL, argv, argvlen);
+        r = redisCommandArgv(c, argc, argv, argvlen);
+        if (!sl__script_noscript(r))
+            break;
+        /* The server forgot it (SCRIPT FLUSH, a restart without
+         * persistence): load it again and retry once. */
+        freeReplyObject(r);
+        r = NULL;
+        l->sha[0] = '\0';
+    }
+    free(argv);
+    free(argvlen);
+    return r;
 }

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include "internal.h"
 #include "conn.h"
+#include "scripts.h"
 
 #define W_DOWN    0               /* no usable connections */
 #define W_INIT    1               /* loading scripts, creating the group */
@@ -109,15 +110,11 @@ struct worker {
     int finish_batch;             /* the batch in hand came from a read-ahead: finish it even when stopping */
     int exit_code;                /* returned by sl__worker_run */
     long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
-    char akey[512];               /* attempts hash key */
-    char dkey[512];               /* dead-letter stream key */
+    struct sl_commit_args ca;     /* framework keys and arguments of the commit scripts */
     char hkey[512];               /* heartbeat key */
     char host[256];               /* gethostname() */
-    char sha[SL_NSCRIPTS][41];    /* SHA1 of the framework scripts */
-    char (*esha)[41];             /* SHA1 of each handler script */
-    char **esrc;                  /* source of each handler script (owned) */
-    int nesha;                    /* handler scripts */
-    char *src[SL_NSCRIPTS];       /* framework script sources (owned) */
+    struct sl_lua **eff;          /* each handler script, wrapped by effect.lua (owned) */
+    int neff;                     /* handler scripts */
     uint64_t started_wall_ms;     /* process start, ms since the epoch */
     uint64_t clock_ms;            /* last monotonic clock reading of handle_batch, ms */
     struct event *reconnect_ev;   /* fires after the backoff delay */
@@ -133,7 +130,9 @@ struct worker {
     size_t fieldcap;              /* fields allocated */
     const char **argv;            /* argument vector being built (reused) */
     size_t *argvlen;              /* its lengths */
-    size_t argcap;                /* entries allocated in both */
+    const char **kav;             /* keys then arguments of a script call (reused) */
+    size_t *kalen;                /* their lengths */
+    size_t argcap;                /* entries allocated in each of the four */
     const char **ackv;            /* XACK stream group id... (reused) */
     size_t *acklen;               /* its lengths */
     size_t ackcap;                /* entries allocated in both */
@@ -215,15 +214,16 @@ static int argv_reserve(struct worker *w, size_t n)
     if (l == NULL)
         return -1;
     w->argvlen = l;
+    a = realloc(w->kav, n * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    w->kav = a;
+    l = realloc(w->kalen, n * sizeof(*l));
+    if (l == NULL)
+        return -1;
+    w->kalen = l;
     w->argcap = n;
     return 0;
-}
-
-/* Sets argument i to s (NUL-terminated, borrowed until the send). */
-static void arg_set(struct worker *w, size_t i, const char *s)
-{
-    w->argv[i] = s;
-    w->argvlen[i] = strlen(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -335,43 +335,36 @@ static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
 static void send_commit(struct worker *w, struct batch *b, struct commit *k,
                         const char *kind, const char *err, int trim)
 {
-    char nk[16], maxd[24], first[24], cap[24];
+    char nk[16];
     int script = k->effect == 1 ? w->ctx->script : -1;
-    int extra = script >= 0 ? w->ctx->nkeys + w->ctx->nargs : 0;
-    size_t n = 0;
-    int i;
+    const struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
+    int ek = script >= 0 ? w->ctx->nkeys : 0, ea = script >= 0 ? w->ctx->nargs : 0;
+    int nkeys = SL_FW_KEYS + ek, nargs = SL_FW_ARGS + ea;
+    int i, n;
 
-    if (argv_reserve(w, 3 + SL_FW_KEYS + SL_FW_ARGS + (size_t)extra) < 0) {
+    if (argv_reserve(w, 3 + (size_t)(nkeys + nargs)) < 0) {
         b->failed = 1;
         b->outstanding--;
         reset(w, "out of memory");
         return;
     }
-    snprintf(nk, sizeof(nk), "%d", SL_FW_KEYS + (script >= 0 ? w->ctx->nkeys : 0));
-    snprintf(maxd, sizeof(maxd), "%lld", w->t->max_deliveries);
-    snprintf(first, sizeof(first), "%lld", w->t->retry_backoff_ms[0]);
-    snprintf(cap, sizeof(cap), "%lld", w->t->retry_backoff_ms[1]);
-    arg_set(w, n++, "EVALSHA");
-    arg_set(w, n++, script >= 0 ? w->esha[script] : w->sha[SL_SCRIPT_COMMIT]);
-    arg_set(w, n++, nk);
-    arg_set(w, n++, w->wc->stream);
-    arg_set(w, n++, w->akey);
-    arg_set(w, n++, w->dkey);
-    if (script >= 0)
-        for (i = 0; i < w->ctx->nkeys; i++, n++)
-            w->argv[n] = sl__ctx_effect_arg(w->ctx, i, &w->argvlen[n]);
-    arg_set(w, n++, w->wc->group);
-    arg_set(w, n++, w->consumer);
-    arg_set(w, n++, k->id);
-    arg_set(w, n++, maxd);
-    arg_set(w, n++, first);
-    arg_set(w, n++, cap);
-    arg_set(w, n++, kind);
-    arg_set(w, n++, err);
-    arg_set(w, n++, trim ? "1" : "0");
-    if (script >= 0)
-        for (i = 0; i < w->ctx->nargs; i++, n++)
-            w->argv[n] = sl__ctx_effect_arg(w->ctx, w->ctx->nkeys + i, &w->argvlen[n]);
+    /* Keys: the framework's, then the effect's; arguments likewise. */
+    sl__commit_args_set(&w->ca, k->id, kind, err, trim);
+    for (i = 0; i < SL_FW_KEYS; i++) {
+        w->kav[i] = w->ca.keys[i];
+        w->kalen[i] = strlen(w->ca.keys[i]);
+    }
+    for (i = 0; i < ek; i++)
+        w->kav[SL_FW_KEYS + i] = sl__ctx_effect_arg(w->ctx, i, &w->kalen[SL_FW_KEYS + i]);
+    for (i = 0; i < SL_FW_ARGS; i++) {
+        w->kav[nkeys + i] = w->ca.args[i];
+        w->kalen[nkeys + i] = strlen(w->ca.args[i]);
+    }
+    for (i = 0; i < ea; i++)
+        w->kav[nkeys + SL_FW_ARGS + i] = sl__ctx_effect_arg(w->ctx, ek + i,
+                                                            &w->kalen[nkeys + SL_FW_ARGS + i]);
+    n = sl__script_argv(l, nk, nkeys, w->kav, w->kalen, nargs, w->kav + nkeys,
+                        w->kalen + nkeys, w->argv, w->argvlen);
     if (sl__conn_command(w->cmd, on_commit, k, 0, (int)n, w->argv, w->argvlen) < 0) {
         b->failed = 1;
         if (--b->outstanding == 0)
@@ -872,9 +865,12 @@ static void claim_next(struct worker *w, int mode, const char *start)
     char minidle[24], cnt[24];
     const char *name = mode == CLAIM_OWN ? "own" : mode == CLAIM_RETRY ? "retry" : "any";
     char maxp[24];
-    const char *argv[] = { "EVALSHA", w->sha[SL_SCRIPT_CLAIM], "2",
-                           w->wc->stream, w->akey, w->wc->group, w->consumer,
-                           name, minidle, start, cnt, maxp };
+    const char *keys[] = { w->wc->stream, w->ca.akey };
+    const char *args[] = { w->wc->group, w->consumer, name, minidle, start, cnt, maxp };
+    const char *argv[3 + SL_NELEM(keys) + SL_NELEM(args)];
+    size_t argvlen[SL_NELEM(argv)];
+    char nk[16];
+    int argc;
 
     snprintf(minidle, sizeof(minidle), "%lld",
              mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
@@ -883,7 +879,9 @@ static void claim_next(struct worker *w, int mode, const char *start)
     w->claim_mode = mode;
     if (mode != CLAIM_OWN)
         w->last_mode = mode;
-    if (sl__conn_command(w->cmd, on_claim, w, 0, 12, argv, NULL) == 0)
+    argc = sl__script_argv(sl__script(SL_SCRIPT_CLAIM), nk, (int)SL_NELEM(keys), keys, NULL,
+                           (int)SL_NELEM(args), args, NULL, argv, argvlen);
+    if (sl__conn_command(w->cmd, on_claim, w, 0, argc, argv, argvlen) == 0)
         w->claiming = 1;
 }
 
@@ -1039,11 +1037,13 @@ static void on_init_reply(struct sl_conn *c, redisReply *r, void *priv)
         reset(w, r->str);
         return;
     }
-    if (which >= 0 && r->type == REDIS_REPLY_STRING)
-        snprintf(w->sha[which], sizeof(w->sha[which]), "%.40s", r->str);
-    else if (which <= -10 && r->type == REDIS_REPLY_STRING)
-        snprintf(w->esha[-which - 10], 41, "%.40s", r->str);
-    else if (which == -2 && r->type == REDIS_REPLY_INTEGER)
+    if (which >= 0 && sl__script_loaded(sl__script((int)which), r) < 0) {
+        reset(w, "SCRIPT LOAD did not answer a sha");
+        return;
+    } else if (which <= -10 && sl__script_loaded(w->eff[-which - 10], r) < 0) {
+        reset(w, "SCRIPT LOAD did not answer a sha");
+        return;
+    } else if (which == -2 && r->type == REDIS_REPLY_INTEGER)
         w->reader_id = r->integer;
     if (--w->init_pending == 0) {
         w->state = W_RECOVER;
@@ -1065,13 +1065,17 @@ static void start_init(struct worker *w)
 
     w->state = W_INIT;
     w->init_pending = 0;
-    for (i = 0; i < SL_NSCRIPTS && ok; i++) {
-        const char *argv[] = { "SCRIPT", "LOAD", w->src[i] };
-        ok = sl__conn_command(w->cmd, on_init_reply, (void *)(intptr_t)i, 0, 3, argv, NULL) == 0;
+    static const int used[] = { SL_SCRIPT_COMMIT, SL_SCRIPT_CLAIM };
+    const char *argv[3];
+
+    for (i = 0; i < (int)SL_NELEM(used) && ok; i++) {
+        sl__script_load_argv(sl__script(used[i]), argv);
+        ok = sl__conn_command(w->cmd, on_init_reply, (void *)(intptr_t)used[i], 0, 3, argv,
+                              NULL) == 0;
         w->init_pending += ok;
     }
-    for (i = 0; i < w->nesha && ok; i++) {
-        const char *argv[] = { "SCRIPT", "LOAD", w->esrc[i] };
+    for (i = 0; i < w->neff && ok; i++) {
+        sl__script_load_argv(w->eff[i], argv);
         ok = sl__conn_command(w->cmd, on_init_reply, (void *)(intptr_t)(-10 - i), 0, 3, argv, NULL) == 0;
         w->init_pending += ok;
     }
@@ -1270,39 +1274,32 @@ static void worker_free(struct worker *w)
     if (w->beat_ev) event_free(w->beat_ev);
     if (w->sig_ev) event_free(w->sig_ev);
     if (w->base) event_base_free(w->base);
-    for (i = 0; i < SL_NSCRIPTS; i++)
-        free(w->src[i]);
-    for (i = 0; i < w->nesha; i++)
-        free(w->esrc[i]);
-    free(w->esrc);
-    free(w->esha);
+    for (i = 0; i < w->neff; i++)
+        sl__script_effect_free(w->eff[i]);
+    free(w->eff);
     free(w->ents);
     free(w->fields);
     free(w->argv);
     free(w->argvlen);
+    free(w->kav);
+    free(w->kalen);
     free(w->ackv);
     free(w->acklen);
     sl__ctx_free(w->ctx);
 }
 
-/* Prepares the scripts' sources: the framework's and the handler's. */
+/* Wraps each of the handler's scripts in effect.lua. Returns 0 or -1. */
 static int load_sources(struct worker *w)
 {
     int i, n = 0;
 
-    for (i = 0; i < SL_NSCRIPTS; i++)
-        if ((w->src[i] = sl__script_source(i)) == NULL)
-            return -1;
     if (w->h->scripts != NULL)
         while (w->h->scripts[n] != NULL)
             n++;
-    w->nesha = n;
-    w->esha = calloc((size_t)n + 1, sizeof(*w->esha));
-    w->esrc = calloc((size_t)n + 1, sizeof(*w->esrc));
-    if (w->esha == NULL || w->esrc == NULL)
+    if ((w->eff = calloc((size_t)n + 1, sizeof(*w->eff))) == NULL)
         return -1;
-    for (i = 0; i < n; i++)
-        if ((w->esrc[i] = sl__script_effect_source(w->h->scripts[i])) == NULL)
+    for (i = 0; i < n; i++, w->neff++)
+        if ((w->eff[i] = sl__script_effect_new(w->h->scripts[i])) == NULL)
             return -1;
     return 0;
 }
@@ -1331,8 +1328,7 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     srandom((unsigned)(getpid() ^ sl__now_ms()));
     if (gethostname(w->host, sizeof(w->host)) < 0)
         snprintf(w->host, sizeof(w->host), "localhost");
-    sl__attempts_key(w->akey, sizeof(w->akey), wc->stream, wc->group);
-    snprintf(w->dkey, sizeof(w->dkey), "%s:dead", wc->stream);
+    sl__commit_args_init(&w->ca, wc->stream, wc->group, consumer, &wc->t);
     snprintf(w->hkey, sizeof(w->hkey), "sluice:worker:%s", consumer);
 
     if (pipe(sig_pipe) < 0 || fcntl(sig_pipe[0], F_SETFL, O_NONBLOCK) < 0 ||

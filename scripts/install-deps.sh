@@ -5,7 +5,7 @@
 #
 #   install-deps.sh            build and run: libraries, pkg-config, redis
 #   install-deps.sh --test     also what the tests use (shellcheck, docker-compose,
-#                              promtool from prometheus)
+#                              promtool from prometheus, luac5.1 from lua5.1)
 #   install-deps.sh --valgrind also valgrind
 set -eu
 
@@ -31,6 +31,7 @@ for arg in "$@"; do
         command -v shellcheck >/dev/null 2>&1 || want shellcheck
         command -v docker-compose >/dev/null 2>&1 || want docker-compose
         command -v promtool >/dev/null 2>&1 || want prometheus
+        command -v luac5.1 >/dev/null 2>&1 || want lua5.1
         ;;
     --valgrind)
         command -v valgrind >/dev/null 2>&1 || want valgrind

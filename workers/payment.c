@@ -24,6 +24,7 @@
 #include <string.h>
 #include "sluice.h"
 #include "schema.h"
+#include "wk_lua.h"           /* generated from workers/lua/ */
 
 /* Where payment results and balance changes go (docs/payment-flow.md). */
 #define PAYMENT_ORDERS_STREAM "orders"
@@ -33,62 +34,10 @@
  * Effect script
  * ------------------------------------------------------------------ */
 
-/* payment.requested.
- * KEYS: 1 payment:<id>, 2 sluice:fp:payment:<id>, 3 user:<user_id>,
- *       4 ledger, 5 orders.
- * ARGV: 1 fingerprint, 2 payment_id, 3 order_id, 4 user_id,
- *       5 amount_cents, 6 currency, 7 data of payment.succeeded,
- *       8 data of payment.declined for unknown_user,
- *       9 data of payment.declined for insufficient_funds.
- * Returns 'succeeded', 'declined' or 'duplicate', or a dead or retry
- * reply. Every read and check (fingerprint, user, balance) comes before
- * the first write. The balance is compared with the amount as decimal
- * text (dec_ge), never through tonumber(), and the debit is HINCRBY, so
- * no double ever touches money. A balance that is not a plain
- * non-negative integer was corrupted outside sluice: RETRY, so that an
- * operator can repair it before the entry is dead-lettered. */
+/* Its KEYS, ARGV and replies: workers/lua/payment_requested.lua. */
 static const struct sl_script payment_requested_script = {
     .name = "payment_requested",
-    .body = SCHEMA_LUA_PRELUDE
-        "local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'hash'},\n"
-        "                        {KEYS[4], 'stream'}, {KEYS[5], 'stream'}})\n"
-        "if bad then return bad end\n"
-        "local fp = redis.call('GET', KEYS[2])\n"
-        "if fp then\n"
-        "  if fp == ARGV[1] then return 'duplicate' end\n"
-        "  return conflict('payment', ARGV[2])\n"
-        "end\n"
-        "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-        "  return {'dead', 'idempotency_conflict: payment ' .. ARGV[2] .. ' exists but was not created by sluice'}\n"
-        "end\n"
-        "local reason, follow = nil, ARGV[7]\n"
-        "if redis.call('EXISTS', KEYS[3]) == 0 then\n"
-        "  reason, follow = 'unknown_user', ARGV[8]\n"
-        "else\n"
-        "  local bal = redis.call('HGET', KEYS[3], 'balance_cents')\n"
-        "  if not is_dec(bal) then\n"
-        "    return {'retry', 'corrupt_balance: ' .. KEYS[3] .. ' balance_cents is not a non-negative integer'}\n"
-        "  end\n"
-        "  if not dec_ge(bal, ARGV[5]) then\n"
-        "    reason, follow = 'insufficient_funds', ARGV[9]\n"
-        "  end\n"
-        "end\n"
-        "if reason then\n"
-        "  redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],\n"
-        "             'amount_cents', ARGV[5], 'currency', ARGV[6],\n"
-        "             'status', 'declined', 'reason', reason)\n"
-        "  redis.call('XADD', KEYS[5], '*', 'type', 'payment.declined', 'data', follow)\n"
-        "  redis.call('SET', KEYS[2], ARGV[1])\n"
-        "  return 'declined'\n"
-        "end\n"
-        "redis.call('HINCRBY', KEYS[3], 'balance_cents', '-' .. ARGV[5])\n"
-        "redis.call('XADD', KEYS[4], '*', 'user_id', ARGV[4], 'delta_cents', '-' .. ARGV[5],\n"
-        "           'ref', 'payment:' .. ARGV[2])\n"
-        "redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],\n"
-        "           'amount_cents', ARGV[5], 'currency', ARGV[6], 'status', 'succeeded')\n"
-        "redis.call('XADD', KEYS[5], '*', 'type', 'payment.succeeded', 'data', follow)\n"
-        "redis.call('SET', KEYS[2], ARGV[1])\n"
-        "return 'succeeded'\n"
+    .body = workers_lua_payment_requested,
 };
 
 /* The scripts this handler may declare, NULL-terminated. */
@@ -168,7 +117,7 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, json_t *data)
     args[6] = ok;
     args[7] = no_user;
     args[8] = no_funds;
-    if (sl_ctx_effect(ctx, &payment_requested_script, 5, keys, 9, args) != 0)
+    if (SCHEMA_EFFECT(ctx, &payment_requested_script, WORKERS_LUA_PAYMENT_REQUESTED, keys, args) != 0)
         d = sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the payment.requested effect");
 
 cleanup:

@@ -1,6 +1,8 @@
 /* schema.h -- what the three built-in workers share: checking an event's
  * fields in the order of the dead-letter table (docs/dead-letters.md), small text
- * helpers, and the Lua helpers every effect script starts with.
+ * helpers, and the declaration of an effect with counted keys and
+ * arguments. (The Lua helpers every effect script starts with are
+ * workers/lua/schema.lua.)
  *
  * Everything here is `static inline`, so each worker file still exports
  * exactly one symbol (its handler) and no worker depends on another.
@@ -152,44 +154,19 @@ static inline const char *schema_key(char buf[SCHEMA_KEYLEN], const char *prefix
     return buf;
 }
 
-/* The Lua every effect script starts with. The framework runs the body
- * inside `local function effect(KEYS, ARGV) ... end`, so these locals are
- * private to one call.
- *   wrong_types(list): list holds {key, redis type} pairs; returns a
- *     {'retry', ...} reply for the first key that exists with another
- *     type, else nil. Checked before any write: a WRONGTYPE error after
- *     a write would leave half an effect (Lua has no rollback), and a
- *     retry lets an operator repair the key before the entry is
- *     dead-lettered.
- *   is_dec(s): true when s is a decimal integer >= 0 without leading
- *     zeros, the only form a balance is ever written in.
- *   dec_ge(a, b): a >= b for two such strings, compared as text (length,
- *     then digit by digit) because Lua numbers are doubles and lose
- *     precision above 2^53; money arithmetic itself stays in HINCRBY.
- *   conflict(what, id): the idempotency_conflict dead-letter reply. */
-#define SCHEMA_LUA_PRELUDE \
-    "local function wrong_types(list)\n" \
-    "  for _, kt in ipairs(list) do\n" \
-    "    local t = redis.call('TYPE', kt[1])['ok']\n" \
-    "    if t ~= 'none' and t ~= kt[2] then\n" \
-    "      return {'retry', 'wrong_key_type: ' .. kt[1] .. ' is a ' .. t .. ', expected a ' .. kt[2]}\n" \
-    "    end\n" \
-    "  end\n" \
-    "  return nil\n" \
-    "end\n" \
-    "local function is_dec(s)\n" \
-    "  return type(s) == 'string' and (s == '0' or string.match(s, '^[1-9]%d*$') ~= nil)\n" \
-    "end\n" \
-    "local function dec_ge(a, b)\n" \
-    "  if #a ~= #b then return #a > #b end\n" \
-    "  for i = 1, #a do\n" \
-    "    local x, y = string.byte(a, i), string.byte(b, i)\n" \
-    "    if x ~= y then return x > y end\n" \
-    "  end\n" \
-    "  return true\n" \
-    "end\n" \
-    "local function conflict(what, id)\n" \
-    "  return {'dead', 'idempotency_conflict: ' .. what .. ' ' .. id .. ' was first seen with different data'}\n" \
-    "end\n"
+/* The number of elements of an array. */
+#define SCHEMA_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Declares `script` as the entry's effect with the arrays keys and args,
+ * whose sizes give the counts: they are never typed, and must equal the
+ * counts of the script file's `-- KEYS:` and `-- ARGV:` lines (NAME is
+ * the generated prefix, e.g. WORKERS_LUA_USER_CREATED), which the
+ * compiler checks. Evaluates to what sl_ctx_effect() returns. */
+#define SCHEMA_EFFECT(ctx, script, NAME, keys, args) \
+    ((void)sizeof(struct { \
+        _Static_assert(SCHEMA_NELEM(keys) == NAME##_NKEYS, "keys differ from the script's header"); \
+        _Static_assert(SCHEMA_NELEM(args) == NAME##_NARGS, "args differ from the script's header"); \
+        int unused; }), \
+     sl_ctx_effect((ctx), (script), (int)SCHEMA_NELEM(keys), (keys), (int)SCHEMA_NELEM(args), (args)))
 
 #endif /* SL_WORKERS_SCHEMA_H */

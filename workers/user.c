@@ -22,78 +22,22 @@
 #include <string.h>
 #include "sluice.h"
 #include "schema.h"
+#include "wk_lua.h"           /* generated from workers/lua/ */
 
 /* ---------------------------------------------------------------------
  * Effect scripts
  * ------------------------------------------------------------------ */
 
-/* user.created.
- * KEYS: 1 user:<id>, 2 sluice:fp:user:<id>, 3 ledger.
- * ARGV: 1 fingerprint, 2 user_id, 3 name, 4 email, 5 balance_cents.
- * Returns 'created' or 'duplicate' (both ack), or a dead reply. A user
- * hash that exists without a fingerprint was not made by sluice; taking
- * it over silently would break the conservation invariant (its balance
- * has no open: ledger entry), so that is a conflict too. */
+/* Its KEYS, ARGV and replies: workers/lua/user_created.lua. */
 static const struct sl_script user_created_script = {
     .name = "user_created",
-    .body = SCHEMA_LUA_PRELUDE
-        "local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'stream'}})\n"
-        "if bad then return bad end\n"
-        "local fp = redis.call('GET', KEYS[2])\n"
-        "if fp then\n"
-        "  if fp == ARGV[1] then return 'duplicate' end\n"
-        "  return conflict('user', ARGV[2])\n"
-        "end\n"
-        "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
-        "  return {'dead', 'idempotency_conflict: user ' .. ARGV[2] .. ' exists but was not created by sluice'}\n"
-        "end\n"
-        "redis.call('HSET', KEYS[1], 'name', ARGV[3], 'email', ARGV[4], 'balance_cents', ARGV[5])\n"
-        "if ARGV[5] ~= '0' then\n"
-        "  redis.call('XADD', KEYS[3], '*', 'user_id', ARGV[2], 'delta_cents', ARGV[5],\n"
-        "             'ref', 'open:' .. ARGV[2])\n"
-        "end\n"
-        "redis.call('SET', KEYS[2], ARGV[1])\n"
-        "return 'created'\n"
+    .body = workers_lua_user_created,
 };
 
-/* user.credited.
- * KEYS: 1 user:<user_id>, 2 credit:<credit_id>, 3 sluice:fp:credit:<credit_id>, 4 ledger.
- * ARGV: 1 fingerprint, 2 credit_id, 3 user_id, 4 amount_cents.
- * Returns 'credited' or 'duplicate', or a dead or retry reply. The
- * fingerprint is looked at before the user, so a repeat of an applied
- * credit acks even if the user were gone. A balance of 19 digits or more
- * could overflow HINCRBY's 64 bits after a credit of up to 10^12; that is
- * refused before any write instead of failing half-way. */
+/* Its KEYS, ARGV and replies: workers/lua/user_credited.lua. */
 static const struct sl_script user_credited_script = {
     .name = "user_credited",
-    .body = SCHEMA_LUA_PRELUDE
-        "local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'string'},\n"
-        "                        {KEYS[4], 'stream'}})\n"
-        "if bad then return bad end\n"
-        "local fp = redis.call('GET', KEYS[3])\n"
-        "if fp then\n"
-        "  if fp == ARGV[1] then return 'duplicate' end\n"
-        "  return conflict('credit', ARGV[2])\n"
-        "end\n"
-        "if redis.call('EXISTS', KEYS[2]) == 1 then\n"
-        "  return {'dead', 'idempotency_conflict: credit ' .. ARGV[2] .. ' exists but was not created by sluice'}\n"
-        "end\n"
-        "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-        "  return {'dead', 'unknown_user: ' .. ARGV[3]}\n"
-        "end\n"
-        "local bal = redis.call('HGET', KEYS[1], 'balance_cents')\n"
-        "if not is_dec(bal) then\n"
-        "  return {'retry', 'corrupt_balance: ' .. KEYS[1] .. ' balance_cents is not a non-negative integer'}\n"
-        "end\n"
-        "if #bal > 18 then\n"
-        "  return {'dead', 'invalid_amount: crediting ' .. ARGV[4] .. ' could overflow the balance of user ' .. ARGV[3]}\n"
-        "end\n"
-        "redis.call('HINCRBY', KEYS[1], 'balance_cents', ARGV[4])\n"
-        "redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4])\n"
-        "redis.call('XADD', KEYS[4], '*', 'user_id', ARGV[3], 'delta_cents', ARGV[4],\n"
-        "           'ref', 'credit:' .. ARGV[2])\n"
-        "redis.call('SET', KEYS[3], ARGV[1])\n"
-        "return 'credited'\n"
+    .body = workers_lua_user_credited,
 };
 
 /* The scripts this handler may declare, NULL-terminated. */
@@ -161,7 +105,7 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, json_t *data)
     args[2] = v[1].s;
     args[3] = v[2].s;
     args[4] = balance;
-    rc = sl_ctx_effect(ctx, &user_created_script, 3, keys, 5, args);
+    rc = SCHEMA_EFFECT(ctx, &user_created_script, WORKERS_LUA_USER_CREATED, keys, args);
     free(fp);
     if (rc != 0)
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the user.created effect");
@@ -196,7 +140,7 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, json_t *data)
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = amount;
-    rc = sl_ctx_effect(ctx, &user_credited_script, 4, keys, 4, args);
+    rc = SCHEMA_EFFECT(ctx, &user_credited_script, WORKERS_LUA_USER_CREDITED, keys, args);
     free(fp);
     if (rc != 0)
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the user.credited effect");

@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 #include <jansson.h>
 #include "internal.h"
+#include "scripts.h"
 #include "bench.h"
 
 extern char **environ;

@@ -20,6 +20,7 @@
 #include <hiredis.h>
 #include "sluice.h"
 #include "internal.h"
+#include "scripts.h"
 #include "harness.h"
 #include "invariants.h"
 

@@ -1,0 +1,103 @@
+--@include schema
+-- order_payment_result.lua -- the effect of payment.succeeded and payment.declined (one script, two outcomes) (workers/order.c).
+-- KEYS: order fp payment
+--   1 order:<order_id>, 2 sluice:fp:payres:<payment_id>,
+--       3 payment:<payment_id>.
+-- ARGV: fingerprint payment_id order_id outcome reason
+--   1 fingerprint, 2 payment_id, 3 order_id, 4 'paid' or 'failed',
+--       5 the decline reason ('' for paid).
+-- Returns 'paid', 'failed' or 'duplicate', or a retry or dead reply.
+--
+-- Anyone who can XADD to `orders` can write a payment result, so the
+-- event is only a claim: it is applied only when payment:<payment_id>
+-- says the same thing. The payment worker writes that record in the same
+-- script as it XADDs the result, and writes it once, so a genuine result
+-- always finds its record and the record never changes afterwards. The
+-- checks, in order:
+--   - the fingerprint first, so a repeat of a result already applied
+--     acks whatever happened since (a fingerprint is stored only for a
+--     result that passed every check below);
+--   - no payment record at all: the result was not written by a payment,
+--     DEAD payment_mismatch. Not RETRY, even when the order does not
+--     exist yet: waiting cannot make a genuine result out of this entry,
+--     since the genuine one is added with its record. (This check comes
+--     before the order's: "a result for an order not created yet is
+--     RETRY" is about a genuine result that overtook its order.)
+--   - the record's order_id, status (succeeded for payment.succeeded,
+--     declined for payment.declined) and, for a decline, reason must be
+--     the event's. The reason must match rather than be copied from the
+--     record: a genuine decline carries its record's reason, so any other
+--     reason marks the event as forged, and the order then copies a
+--     reason that is both the event's and the record's;
+--   - a different fingerprint under this payment_id is a conflict (kept
+--     as a guard: with an unchanged record it cannot happen, since the
+--     checks above pin every field the fingerprint covers);
+--   - the order must exist (else RETRY: the result overtook
+--     order.created), and its user, amount and currency must be the
+--     payment's, so that a payment of 1 cent, or by another user, never
+--     pays an order of 300. Amounts are compared as the decimal text
+--     both workers write, never through tonumber().
+-- Then the order's state decides: pending moves to paid or failed; a
+-- final state equal to this result (same reason for a decline) is an
+-- idempotent repeat; any other final state is a conflict and is left
+-- untouched. Every check comes before the first write.
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'hash'}})
+if bad then return bad end
+local fp = redis.call('GET', KEYS[2])
+if fp == ARGV[1] then return 'duplicate' end
+local function txt(v)
+  if v then return v end
+  return '(none)'
+end
+local function mismatch(detail)
+  return {'dead', 'payment_mismatch: payment ' .. ARGV[2] .. ' ' .. detail}
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return {'dead', 'payment_mismatch: no payment record ' .. KEYS[3]}
+end
+local pay = redis.call('HMGET', KEYS[3], 'order_id', 'user_id', 'amount_cents',
+                       'currency', 'status', 'reason')
+if pay[1] ~= ARGV[3] then
+  return mismatch('is for order ' .. txt(pay[1]) .. ', not ' .. ARGV[3])
+end
+local want = 'succeeded'
+if ARGV[4] == 'failed' then want = 'declined' end
+if pay[5] ~= want then
+  return mismatch('is ' .. txt(pay[5]) .. ', not ' .. want)
+end
+if want == 'declined' and pay[6] ~= ARGV[5] then
+  return mismatch('was declined (' .. txt(pay[6]) .. '), not (' .. ARGV[5] .. ')')
+end
+if fp then return conflict('payment result', ARGV[2]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'retry', 'order_not_found: ' .. ARGV[3]}
+end
+local st = redis.call('HMGET', KEYS[1], 'status', 'reason', 'user_id',
+                      'amount_cents', 'currency')
+local status, reason = st[1], st[2]
+if st[3] ~= pay[2] or st[4] ~= pay[3] or st[5] ~= pay[4] then
+  return mismatch('is ' .. txt(pay[3]) .. ' ' .. txt(pay[4]) .. ' from user ' .. txt(pay[2]) ..
+                  ', order ' .. ARGV[3] .. ' is ' .. txt(st[4]) .. ' ' .. txt(st[5]) ..
+                  ' from user ' .. txt(st[3]))
+end
+if status == 'pending' then
+  if ARGV[4] == 'paid' then
+    redis.call('HSET', KEYS[1], 'status', 'paid')
+  else
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'reason', ARGV[5])
+  end
+  redis.call('SET', KEYS[2], ARGV[1])
+  return ARGV[4]
+end
+if status == ARGV[4] and (status == 'paid' or reason == ARGV[5]) then
+  return 'duplicate'
+end
+local now = 'without a status'
+if status then
+  now = status
+  if status == 'failed' and reason then now = now .. ' (' .. reason .. ')' end
+end
+local said = 'succeeded'
+if ARGV[4] == 'failed' then said = 'declined (' .. ARGV[5] .. ')' end
+return {'dead', 'idempotency_conflict: order ' .. ARGV[3] .. ' is already ' .. now ..
+        ', payment ' .. ARGV[2] .. ' says ' .. said}
