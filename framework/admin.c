@@ -13,86 +13,7 @@
 #include "internal.h"
 #include "admin.h"
 #include "scripts.h"
-
-/* Connects with the configured timeouts, authenticates and selects the
- * database (see admin.h). The password is looked up at every call (URL,
- * SLUICE_REDIS_PASSWORD, redis.password_file), so a supervisor that
- * reconnects picks up a rotated password file. Without a password a PING
- * is sent, so that a server that wants one is reported as an
- * authentication failure here rather than as a puzzling error on the
- * first real command. Returns the context, or NULL with err set. */
-redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen)
-{
-    struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
-    struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
-    char pw[sizeof(cfg->redis.password)], perr[SL_ERRLEN], db[16];
-    redisContext *c = NULL;
-    redisReply *r = NULL;
-
-    if (sl__redis_password(&cfg->redis, cfg->password_file, pw, sizeof(pw),
-                           perr, sizeof(perr)) != 0) {
-        snprintf(err, errlen, "authentication failed: redis.password_file: %s", perr);
-        goto fail;
-    }
-    c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, ct);
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
-                 cfg->redis.port, c ? c->errstr : "out of memory");
-        goto fail;
-    }
-    redisSetTimeout(c, rt);
-    if (pw[0] != '\0') {
-        const char *argv[] = { "AUTH", pw };
-        r = redisCommandArgv(c, 2, argv, NULL);
-    } else {
-        r = redisCommand(c, "PING");
-    }
-    if (r == NULL) {
-        snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
-                 cfg->redis.port, c->errstr[0] ? c->errstr : "no reply");
-        goto fail;
-    }
-    /* AUTH refused (WRONGPASS), or NOAUTH to the PING. Any other error
-     * to the PING (LOADING...) is not about credentials: the connection
-     * is kept, and the caller's own commands meet that error and report
-     * it as they always did. */
-    if (r->type == REDIS_REPLY_ERROR && (pw[0] != '\0' || strncmp(r->str, "NOAUTH", 6) == 0)) {
-        sl__auth_error(err, errlen, r->str, pw);
-        goto fail;
-    }
-    freeReplyObject(r);
-    r = NULL;
-    if (cfg->redis.db != 0) {
-        const char *argv[] = { "SELECT", db };
-        snprintf(db, sizeof(db), "%d", cfg->redis.db);
-        r = redisCommandArgv(c, 2, argv, NULL);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis SELECT failed: %s", r ? r->str : c->errstr);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
-    memset(pw, 0, sizeof(pw));
-    return c;
-
-fail:
-    memset(pw, 0, sizeof(pw));
-    freeReplyObject(r);
-    redisFree(c);
-    return NULL;
-}
-
-/* Connects as sl__redis_connect() does; prints why and returns NULL when
- * Redis cannot be reached or refuses us. New: redisFree(). */
-redisContext *sl__admin_connect(const struct sl_config *cfg)
-{
-    char err[SL_ERRLEN];
-    redisContext *c = sl__redis_connect(cfg, err, sizeof(err));
-
-    if (c == NULL)
-        fprintf(stderr, "sluice: %s\n", err);
-    return c;
-}
+#include "heartbeat.h"
 
 /* Checks the reply r of a command on c: prints the error and returns
  * NULL when it failed (connection or error reply, which is freed), else
@@ -609,12 +530,42 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
 /* workers                                                             */
 /* ------------------------------------------------------------------ */
 
+/* The columns of `sluice workers`: the heartbeat's fields, in order. */
+static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "group",
+                                           "started_at", "last_beat", "processed", "failed" };
+
+/* Runs one command of the heartbeat walk, printing a failure. */
+static redisReply *worker_cmd(redisContext *c, int argc, const char **argv, void *arg)
+{
+    (void)arg;
+    return run(c, argc, argv);
+}
+
+/* Adds one heartbeat to the document (the array arg). */
+static int worker_seen(const char *consumer, size_t len, const redisReply *h, void *arg)
+{
+    json_t *doc = arg, *o;
+    size_t j;
+
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != 9 ||
+        h->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    o = json_object();
+    json_object_set_new(o, "consumer", sl__json_text(consumer, len));
+    for (j = 0; j < 9; j++) {
+        const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
+        if (j == 0 || j >= 5)
+            json_object_set_new(o, worker_cols[j], json_integer(strtoll(v, NULL, 10)));
+        else
+            json_object_set_new(o, worker_cols[j], sl__json_text(v, strlen(v)));
+    }
+    json_array_append_new(doc, o);
+    return 0;
+}
+
 /* sluice workers [--json]: every live heartbeat, sorted by name. */
 static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
 {
-    static const char *const cols[] = { "pid", "host", "handler", "stream", "group",
-                                        "started_at", "last_beat", "processed", "failed" };
-    char cursor[32] = "0";
     json_t *doc = json_array();
     long long now;
     size_t i, j;
@@ -628,53 +579,16 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
         json_decref(doc);
         return 1;
     }
-    do {
-        const char *scan[] = { "SCAN", cursor, "MATCH", "sluice:worker:*", "COUNT", "500" };
-        redisReply *r = run(*cp, 6, scan);
-        if (r == NULL) {
-            json_decref(doc);
-            return 1;
-        }
-        /* [next cursor, [key...]]: anything else would leave the cursor
-         * unchanged, so stop instead of scanning for ever. */
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]) ||
-            r->element[1]->type != REDIS_REPLY_ARRAY) {
-            fprintf(stderr, "sluice: redis: unexpected reply to SCAN\n");
-            freeReplyObject(r);
-            json_decref(doc);
-            return 1;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (i = 0; i < r->element[1]->elements; i++) {
-            const redisReply *kr = r->element[1]->element[i];
-            const char *key = kr->str;
-            const char *hm[] = { "HMGET", key, cols[0], cols[1], cols[2], cols[3], cols[4],
-                                 cols[5], cols[6], cols[7], cols[8] };
-            redisReply *h;
-            json_t *o;
-            if (!is_str(kr) || (size_t)kr->len != strlen(key))
-                continue;           /* not a name hiredis can pass as %s */
-            h = run(*cp, 11, hm);
-            if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements != 9 ||
-                h->element[0]->type != REDIS_REPLY_STRING) {
-                freeReplyObject(h);
-                continue;
-            }
-            o = json_object();
-            json_object_set_new(o, "consumer", sl__json_text(key + strlen("sluice:worker:"),
-                                                             strlen(key) - strlen("sluice:worker:")));
-            for (j = 0; j < 9; j++) {
-                const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
-                if (j == 0 || j >= 5)
-                    json_object_set_new(o, cols[j], json_integer(strtoll(v, NULL, 10)));
-                else
-                    json_object_set_new(o, cols[j], sl__json_text(v, strlen(v)));
-            }
-            json_array_append_new(doc, o);
-            freeReplyObject(h);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    switch (sl__hb_scan(*cp, worker_cols, (int)SL_NELEM(worker_cols), worker_cmd, worker_seen, doc)) {
+    case 0:
+        break;
+    case -2:
+        fprintf(stderr, "sluice: redis: unexpected reply to SCAN\n");
+        /* fall through */
+    default:
+        json_decref(doc);
+        return 1;
+    }
 
     /* Sort by consumer name so the table is stable. */
     for (i = 1; i < json_array_size(doc); i++)

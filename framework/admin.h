@@ -27,17 +27,6 @@ struct sl_args {
 /* Runs pending, stats, workers, dlq or enqueue. Returns the exit code. */
 int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg);
 
-/* Connects with the configured timeouts, AUTH and SELECT; prints why and
- * returns NULL when that fails. New: redisFree(). (admin.c) */
-struct redisContext;
-struct redisContext *sl__admin_connect(const struct sl_config *cfg);
-
-/* The same without printing: NULL with the reason in err ("cannot reach
- * redis at HOST:PORT: ...", "authentication failed: ...", never a
- * password). Used by the admin commands and the supervisor. New:
- * redisFree(). (admin.c) */
-struct redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen);
-
 /* sluice stats (stats.c). Returns the exit code. */
 int sl__stats(const struct sl_args *a, const struct sl_config *cfg);
 

@@ -45,16 +45,6 @@ static const char usage_text[] =
 "Without -c: $SLUICE_CONFIG, else ./config/sluice.json, else\n"
 "/etc/sluice/sluice.json, else the built-in defaults.\n";
 
-/* Finds a handler by name in a NULL-terminated registry. */
-const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
-                                           const char *name)
-{
-    for (; reg != NULL && *reg != NULL; reg++)
-        if (strcmp((*reg)->name, name) == 0)
-            return *reg;
-    return NULL;
-}
-
 /* Prints a usage error and returns 2. The argument goes through the URL
  * redaction, since a mistyped option may carry a password
  * ("--redsi=redis://:pw@host"). */
@@ -225,8 +215,8 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
     char *redis = NULL;
     const char *cmd, *path;
     const char *lvl = getenv("SLUICE_LOG_LEVEL");
+    char why[SL_ERRLEN];
     int rc;
-    size_t i;
 
     if (lvl != NULL)
         sl__log_level = !strcmp(lvl, "debug") ? SL_LOG_DEBUG : !strcmp(lvl, "warn") ? SL_LOG_WARN :
@@ -254,13 +244,11 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         rc = a.help ? 0 : 2;
         goto out;
     }
-    for (i = 0; registry != NULL && registry[i] != NULL; i++)
-        if (registry[i]->abi_version != SL_ABI_VERSION) {
-            fprintf(stderr, "sluice: handler %s was built for ABI %d, this is %d\n",
-                    registry[i]->name, registry[i]->abi_version, SL_ABI_VERSION);
-            rc = 2;
-            goto out;
-        }
+    if (sl__registry_check(registry, why, sizeof(why)) != 0) {
+        fprintf(stderr, "sluice: %s\n", why);
+        rc = 2;
+        goto out;
+    }
     cmd = a.pos[0];
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "pending") != 0 && strcmp(cmd, "stats") != 0 &&
         strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0 &&

@@ -1,4 +1,6 @@
-/* config.c -- config/sluice.json, the built-in defaults and redis:// URLs.
+/* config.c -- config/sluice.json and the built-in defaults. URLs and the
+ * password are url.c's, value positions jsonpos.c's, the built-in worker
+ * list builtin.c's.
  *
  * The file is parsed with jansson and checked key by key: types, ranges,
  * and unknown keys at every level, because a typo must not pass silently
@@ -7,8 +9,8 @@
  *
  *     config/sluice.json:14:9: workers[1].processes: expected a positive integer
  *
- * jansson keeps no positions once a document is parsed, so a small
- * scanner walks the (already valid) text along the key path to find them.
+ * jansson keeps no positions once a document is parsed, so jsonpos.c
+ * walks the (already valid) text along the key path to find them.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,9 +25,6 @@
 
 #define DEFAULT_URL     "redis://127.0.0.1:6379/0"
 #define DEFAULT_METRICS "127.0.0.1:9121"
-#define URL_FORM        "redis://[:password@]host:port[/db]"
-
-unsigned long sl__config_steps;
 
 /* ---------------------------------------------------------------------
  * Built-in defaults (docs/configuration.md)
@@ -48,21 +47,6 @@ static const struct sl_tunables builtin_tunables = {
     .trim = SL_TRIM_ACKED,
 };
 
-/* One worker of the built-in "workers" array. */
-struct builtin_worker {
-    const char *handler;          /* handler name */
-    const char *stream;           /* stream key */
-    const char *group;            /* consumer group */
-    int processes;                /* children to run */
-};
-
-/* The "workers" array of docs/configuration.md. */
-static const struct builtin_worker builtin_workers[] = {
-    { "user",    "users",    "user-workers",    1 },
-    { "order",   "orders",   "order-workers",   2 },
-    { "payment", "payments", "payment-workers", 2 },
-};
-
 /* Formats into err (when err is not NULL and errlen is not 0). Every
  * error path of this file goes through here, so a caller may pass a NULL
  * buffer when it does not want the text. */
@@ -80,531 +64,21 @@ static void put_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* ---------------------------------------------------------------------
- * redis:// URLs
- * ------------------------------------------------------------------ */
-
-/* Parses the decimal digits at *pp (at least one, at most `max` in
- * value) into *out and advances *pp past them. Returns 0 or -1. */
-static int parse_uint(const char **pp, long long max, long long *out)
-{
-    const char *p = *pp;
-    long long v = 0;
-
-    if (*p < '0' || *p > '9')
-        return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (*p - '0');
-        if (v > max)
-            return -1;
-    }
-    *pp = p;
-    *out = v;
-    return 0;
-}
-
-/* Appends the bytes [s, e) to buf at *n (size bytes in all), replacing
- * control bytes with '?', and keeps buf NUL-terminated. */
-static void put_clean(char *buf, size_t size, size_t *n, const char *s, const char *e)
-{
-    for (; s < e && *n + 1 < size; s++)
-        buf[(*n)++] = (unsigned char)*s < ' ' || *s == 0x7f ? '?' : *s;
-    buf[*n] = '\0';
-}
-
-/* Writes url redacted into buf (see internal.h). The user information is
- * everything between "scheme://" (or the start, without a scheme) and the
- * LAST '@', since a password may itself hold '@', '/' or ':' (the parser
- * reads it the same way). "user:secret@" keeps the user; "secret@" and a
- * ":secret" with no '@' at all (a forgotten "@host") are hidden whole.
- * A URL that is only cut short when printed would otherwise show a
- * password in full, so the redaction comes first and the cut after. */
-void sl__url_redact(const char *url, char *buf, size_t size)
-{
-    const char *auth, *at, *colon, *sep, *end;
-    size_t n = 0;
-
-    if (size == 0)
-        return;
-    buf[0] = '\0';
-    if (url == NULL)
-        return;
-    end = url + strlen(url);
-    sep = strstr(url, "://");
-    auth = sep != NULL ? sep + 3 : url;
-    put_clean(buf, size, &n, url, auth);
-    at = strrchr(auth, '@');
-    if (at != NULL) {
-        colon = memchr(auth, ':', (size_t)(at - auth));
-        if (colon != NULL)
-            put_clean(buf, size, &n, auth, colon + 1);
-        put_clean(buf, size, &n, "***", "***" + 3);
-        put_clean(buf, size, &n, at, end);
-    } else if (*auth == ':') {
-        put_clean(buf, size, &n, ":***", ":***" + 4);
-    } else {
-        put_clean(buf, size, &n, auth, end);
-    }
-}
-
-/* Records "redis URL "<url redacted>": <why>" in err and returns -1. */
-static int url_fail(const char *url, const char *why, char *err, size_t errlen)
-{
-    char shown[160];
-
-    sl__url_redact(url != NULL ? url : "(null)", shown, sizeof(shown));
-    put_err(err, errlen, "redis URL \"%s\": %s", shown, why);
-    return -1;
-}
-
-/* Parses redis://[:password@]host:port[/db] (see internal.h). The scheme
- * is case-insensitive (RFC 3986). The port defaults to 6379 and the db to
- * 0; an IPv6 host is written in brackets. TLS (rediss://) and user names
- * ("redis://user@host", "redis://user:pw@host", Redis 6 ACL users) are
- * refused with their own message: silently dropping either would connect
- * in the clear, or as someone else. No error text ever holds the
- * password: every one shows the URL through sl__url_redact(). */
-int sl__url_parse(const char *url, struct sl_redis_url *out,
-                  char *err, size_t errlen)
-{
-    static const char expected[] = "expected " URL_FORM;
-    struct sl_redis_url u;
-    const char *p, *at, *hs, *he;
-    size_t n;
-    long long v;
-
-    memset(&u, 0, sizeof(u));
-    u.port = 6379;
-    if (url != NULL && strncasecmp(url, "rediss://", 9) == 0)
-        return url_fail(url, "TLS (rediss://) is not supported yet", err, errlen);
-    if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
-        return url_fail(url, expected, err, errlen);
-    p = url + 8;
-
-    at = strrchr(p, '@');
-    if (at != NULL) {
-        if (*p != ':')
-            return url_fail(url, "user names (ACL) are not supported yet; "
-                            "expected " URL_FORM, err, errlen);
-        n = (size_t)(at - (p + 1));
-        if (n >= sizeof(u.password))
-            return url_fail(url, "password longer than 255 bytes", err, errlen);
-        memcpy(u.password, p + 1, n);
-        u.password[n] = '\0';
-        p = at + 1;
-    }
-
-    if (*p == '[') {
-        hs = p + 1;
-        he = strchr(hs, ']');
-        if (he == NULL)
-            return url_fail(url, expected, err, errlen);
-        p = he + 1;
-    } else {
-        hs = p;
-        while (*p != '\0' && *p != ':' && *p != '/')
-            p++;
-        he = p;
-    }
-    n = (size_t)(he - hs);
-    if (n == 0 || n >= sizeof(u.host))
-        return url_fail(url, expected, err, errlen);
-    for (const char *q = hs; q < he; q++)
-        if ((unsigned char)*q <= ' ' || *q == '?' || *q == '#' || *q == '/')
-            return url_fail(url, expected, err, errlen);
-    memcpy(u.host, hs, n);
-    u.host[n] = '\0';
-
-    if (*p == ':') {
-        p++;
-        if (parse_uint(&p, 65535, &v) != 0 || v == 0)
-            return url_fail(url, expected, err, errlen);
-        u.port = (int)v;
-    }
-    if (*p == '/') {
-        p++;
-        if (*p != '\0') {
-            if (parse_uint(&p, INT_MAX, &v) != 0)
-                return url_fail(url, expected, err, errlen);
-            u.db = (int)v;
-        }
-    }
-    if (*p != '\0')
-        return url_fail(url, expected, err, errlen);
-    if (out != NULL)
-        *out = u;
-    return 0;
-}
-
-/* Reads the password file into buf (size bytes), one final "\n" or
- * "\r\n" removed (editors and `echo` add one). Returns 0, or -1 with a
- * message naming the file (a password is never echoed). */
-static int read_password_file(const char *path, char *buf, size_t size,
-                              char *err, size_t errlen)
-{
-    char tmp[sizeof(((struct sl_redis_url *)0)->password) + 2];
-    FILE *f = fopen(path, "rb");
-    size_t n;
-    int failed;
-
-    if (f == NULL) {
-        put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
-        return -1;
-    }
-    errno = 0;
-    n = fread(tmp, 1, sizeof(tmp), f);
-    failed = ferror(f);
-    if (failed)
-        put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno ? errno : EIO));
-    fclose(f);
-    if (!failed && n > 0 && tmp[n - 1] == '\n')
-        n--;
-    if (!failed && n > 0 && tmp[n - 1] == '\r')
-        n--;
-    if (!failed && (n >= size || n >= sizeof(tmp) - 2)) {
-        put_err(err, errlen, "\"%s\": password longer than %zu bytes", path,
-                (size < sizeof(tmp) - 2 ? size : sizeof(tmp) - 2) - 1);
-        failed = 1;
-    } else if (!failed && memchr(tmp, '\0', n) != NULL) {
-        put_err(err, errlen, "\"%s\": the password holds a NUL byte", path);
-        failed = 1;
-    }
-    if (!failed) {
-        memcpy(buf, tmp, n);
-        buf[n] = '\0';
-    }
-    memset(tmp, 0, sizeof(tmp));
-    return failed ? -1 : 0;
-}
-
-/* Finds the Redis password (see internal.h). The order: a password
- * written in the URL is the most specific choice, made for this one
- * connection (--redis beats SLUICE_REDIS_URL beats the file's redis.url);
- * then SLUICE_REDIS_PASSWORD; then redis.password_file, re-read here at
- * every (re)connect so that a rotated password is picked up without a
- * restart. */
-int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
-                       char *buf, size_t size, char *err, size_t errlen)
-{
-    const char *env = getenv("SLUICE_REDIS_PASSWORD");
-
-    if (size == 0)
-        return -1;
-    buf[0] = '\0';
-    if (u->password[0] != '\0') {
-        if (strlen(u->password) >= size)
-            goto toolong;
-        strcpy(buf, u->password);
-        return 0;
-    }
-    if (env != NULL && *env != '\0') {
-        if (strlen(env) >= size)
-            goto toolong;
-        strcpy(buf, env);
-        return 0;
-    }
-    if (password_file != NULL)
-        return read_password_file(password_file, buf, size, err, errlen);
-    return 0;
-
-toolong:
-    put_err(err, errlen, "password longer than %zu bytes", size - 1);
-    return -1;
-}
-
-/* Formats "authentication failed: <reply>" into buf for an error reply
- * to AUTH (or a NOAUTH reply to a first command), with every occurrence
- * of the password in the reply replaced by "***": Redis's own texts never
- * echo it, but a proxy or a future version might. */
-void sl__auth_error(char *buf, size_t size, const char *reply, const char *password)
-{
-    size_t n = 0, pl = password != NULL ? strlen(password) : 0;
-    const char *p = reply != NULL && *reply ? reply : "no reply";
-    int w;
-
-    if (size == 0)
-        return;
-    w = snprintf(buf, size, "authentication failed: ");
-    n = w < 0 ? 0 : (size_t)w < size ? (size_t)w : size - 1;
-    while (*p != '\0' && n + 1 < size) {
-        if (pl > 0 && strncmp(p, password, pl) == 0) {
-            put_clean(buf, size, &n, "***", "***" + 3);
-            p += pl;
-        } else {
-            put_clean(buf, size, &n, p, p + 1);
-            p++;
-        }
-    }
-    buf[n] = '\0';
-}
-
-/* ---------------------------------------------------------------------
- * Positions: a scanner over valid JSON text
- * ------------------------------------------------------------------ */
-
-/* A cursor in the text with jansson's idea of line and column: lines from
- * 1, columns in characters (UTF-8 lead bytes) from 1. */
-struct scan {
-    const char *p;                /* next byte */
-    const char *end;              /* one past the last byte */
-    int line;                     /* line of the next byte, from 1 */
-    int col;                      /* characters already read on this line */
-};
-
-/* Returns the next byte, or -1 at the end of the text. */
-static int sc_peek(const struct scan *s)
-{
-    return s->p < s->end ? (unsigned char)*s->p : -1;
-}
-
-/* Consumes one byte, keeping the line and column up to date. */
-static void sc_adv(struct scan *s)
-{
-    unsigned char c;
-
-    if (s->p >= s->end)
-        return;
-    sl__config_steps++;
-    c = (unsigned char)*s->p++;
-    if (c == '\n') {
-        s->line++;
-        s->col = 0;
-    } else if ((c & 0xC0) != 0x80) {
-        s->col++;
-    }
-}
-
-/* Skips JSON white space. */
-static void sc_ws(struct scan *s)
-{
-    int c;
-
-    while ((c = sc_peek(s)) == ' ' || c == '\t' || c == '\n' || c == '\r')
-        sc_adv(s);
-}
-
-/* Reads four hex digits of a \u escape. Returns the code unit or -1. */
-static long sc_hex4(struct scan *s)
-{
-    long v = 0;
-    int i, c;
-
-    for (i = 0; i < 4; i++) {
-        c = sc_peek(s);
-        if (c >= '0' && c <= '9')
-            v = v * 16 + (c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v = v * 16 + (c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v = v * 16 + (c - 'A' + 10);
-        else
-            return -1;
-        sc_adv(s);
-    }
-    return v;
-}
-
-/* Encodes code point cp as UTF-8 into buf and returns the byte count. */
-static size_t utf8_put(unsigned char *buf, long cp)
-{
-    if (cp < 0x80) {
-        buf[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        buf[0] = (unsigned char)(0xC0 | (cp >> 6));
-        buf[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        buf[0] = (unsigned char)(0xE0 | (cp >> 12));
-        buf[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        buf[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    buf[0] = (unsigned char)(0xF0 | (cp >> 18));
-    buf[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    buf[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    buf[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Consumes the string at the cursor (which is on its opening quote) and
- * returns 1 when its decoded text equals `key`, else 0 (always 0 for a
- * NULL key). Escapes, surrogate pairs included, are decoded on the fly,
- * so a key written as "\u0062atch" is found as "batch", as jansson
- * would have it. */
-static int sc_string(struct scan *s, const char *key)
-{
-    unsigned char buf[4];
-    size_t k = 0, n, i;
-    int eq = key != NULL, c;
-    long cp, lo;
-
-    sc_adv(s);                    /* the opening quote */
-    while ((c = sc_peek(s)) != -1 && c != '"') {
-        sc_adv(s);
-        if (c != '\\') {
-            buf[0] = (unsigned char)c;
-            n = 1;
-        } else {
-            c = sc_peek(s);
-            sc_adv(s);
-            n = 1;
-            switch (c) {
-            case 'b': buf[0] = '\b'; break;
-            case 'f': buf[0] = '\f'; break;
-            case 'n': buf[0] = '\n'; break;
-            case 'r': buf[0] = '\r'; break;
-            case 't': buf[0] = '\t'; break;
-            case 'u':
-                cp = sc_hex4(s);
-                if (cp >= 0xD800 && cp <= 0xDBFF && sc_peek(s) == '\\') {
-                    sc_adv(s);
-                    if (sc_peek(s) == 'u') {
-                        sc_adv(s);
-                        lo = sc_hex4(s);
-                        if (lo >= 0xDC00 && lo <= 0xDFFF)
-                            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    }
-                }
-                n = utf8_put(buf, cp < 0 ? 0xFFFD : cp);
-                break;
-            default:
-                buf[0] = (unsigned char)(c < 0 ? 0 : c);   /* \" \\ \/ */
-                break;
-            }
-        }
-        for (i = 0; eq && i < n; i++, k++)
-            if ((unsigned char)key[k] != buf[i])
-                eq = 0;
-    }
-    sc_adv(s);                    /* the closing quote */
-    return eq && key[k] == '\0';
-}
-
-/* Consumes one JSON value of any kind at the cursor. Recursion is bounded
- * by jansson's own nesting limit, which the text already passed. */
-static void sc_value(struct scan *s)
-{
-    int c = sc_peek(s), close;
-
-    if (c == '"') {
-        sc_string(s, NULL);
-        return;
-    }
-    if (c == '{' || c == '[') {
-        close = c == '{' ? '}' : ']';
-        sc_adv(s);
-        sc_ws(s);
-        while ((c = sc_peek(s)) != -1 && c != close) {
-            if (close == '}') {
-                sc_string(s, NULL);
-                sc_ws(s);
-                if (sc_peek(s) == ':')
-                    sc_adv(s);
-                sc_ws(s);
-            }
-            sc_value(s);
-            sc_ws(s);
-            if (sc_peek(s) == ',')
-                sc_adv(s);
-            else if (sc_peek(s) != close)
-                return;           /* not valid JSON: stop where we are */
-            sc_ws(s);
-        }
-        sc_adv(s);
-        return;
-    }
-    /* A number or a literal: up to the next delimiter. */
-    while ((c = sc_peek(s)) != -1 && c != ',' && c != '}' && c != ']' &&
-           c != ' ' && c != '\t' && c != '\n' && c != '\r')
-        sc_adv(s);
-}
-
-/* ---------------------------------------------------------------------
  * Loading
  * ------------------------------------------------------------------ */
 
 #define MAXDEPTH 8
-
-/* One step of a key path: an object key, or an array index. */
-struct path_part {
-    const char *key;              /* borrowed object key, or NULL for an index */
-    size_t index;                 /* array index when key is NULL */
-};
 
 /* The state of one sl__config_load() call. */
 struct loader {
     const char *file;             /* path as given, for messages */
     const char *text;             /* the whole file (borrowed) */
     size_t len;                   /* bytes in text */
-    struct path_part path[MAXDEPTH]; /* key path of the value being checked */
+    struct sl_json_step path[MAXDEPTH]; /* key path of the value being checked */
     int depth;                    /* steps used in path */
     char *err;                    /* caller's message buffer */
     size_t errlen;                /* bytes in err */
 };
-
-/* Finds the line and column of the value at ld's current path, or of its
- * key name when `at_key` (for unknown keys). When the path cannot be
- * followed (which valid text and a path taken from the parsed document
- * rule out) it stops at the deepest value it reached. */
-static void locate(const struct loader *ld, int at_key, int *line, int *col)
-{
-    struct scan s = { ld->text, ld->text + ld->len, 1, 0 };
-    int d, c, kline, kcol, found;
-    size_t i;
-
-    sc_ws(&s);
-    for (d = 0; d < ld->depth; d++) {
-        const struct path_part *pp = &ld->path[d];
-
-        if (pp->key != NULL) {
-            if (sc_peek(&s) != '{')
-                break;
-            sc_adv(&s);
-            sc_ws(&s);
-            found = 0;
-            while ((c = sc_peek(&s)) == '"') {
-                kline = s.line;
-                kcol = s.col + 1;
-                found = sc_string(&s, pp->key);
-                sc_ws(&s);
-                if (sc_peek(&s) == ':')
-                    sc_adv(&s);
-                sc_ws(&s);
-                if (found) {
-                    if (at_key && d == ld->depth - 1) {
-                        *line = kline;
-                        *col = kcol;
-                        return;
-                    }
-                    break;
-                }
-                sc_value(&s);
-                sc_ws(&s);
-                if (sc_peek(&s) == ',')
-                    sc_adv(&s);
-                sc_ws(&s);
-            }
-            if (!found)
-                break;
-        } else {
-            if (sc_peek(&s) != '[')
-                break;
-            sc_adv(&s);
-            sc_ws(&s);
-            for (i = 0; i < pp->index && sc_peek(&s) != ']' && sc_peek(&s) != -1; i++) {
-                sc_value(&s);
-                sc_ws(&s);
-                if (sc_peek(&s) == ',')
-                    sc_adv(&s);
-                sc_ws(&s);
-            }
-        }
-    }
-    *line = s.line;
-    *col = s.col + 1;
-}
 
 /* Writes ld's key path ("workers[1].processes") into buf. */
 static void path_text(const struct loader *ld, char *buf, size_t size)
@@ -638,7 +112,7 @@ static int fail(struct loader *ld, int at_key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    locate(ld, at_key, &line, &col);
+    sl__json_locate(ld->text, ld->len, ld->path, ld->depth, at_key, &line, &col);
     path_text(ld, path, sizeof(path));
     if (ld->depth == 0)
         put_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, line, col, msg);
@@ -839,7 +313,7 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
             char pw[sizeof(u.password)];
 
             rc = get_name(ld, v, 0, &cfg->password_file);
-            if (rc == 0 && read_password_file(cfg->password_file, pw, sizeof(pw),
+            if (rc == 0 && sl__password_file_read(cfg->password_file, pw, sizeof(pw),
                                               uerr, sizeof(uerr)) != 0)
                 rc = fail(ld, 0, "%s", uerr);
             memset(pw, 0, sizeof(pw));
@@ -855,30 +329,6 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
         pop(ld);
     }
     return 0;
-}
-
-/* Tells whether s is "host:port": a non-empty host without white space
- * (an IPv6 address in brackets) and a decimal port from 0 to 65535 (0
- * lets the system pick a free port). Shared by metrics.listen and
- * --metrics, so a port that does not fit 16 bits is refused instead of
- * silently listening on another one. */
-int sl__host_port_valid(const char *s)
-{
-    const char *colon, *p;
-    long long port;
-
-    if (s == NULL)
-        return 0;
-    colon = strrchr(s, ':');
-    if (colon == NULL || colon == s)
-        return 0;
-    for (p = s; p < colon; p++)
-        if ((unsigned char)*p <= ' ')
-            return 0;
-    p = colon + 1;
-    if (parse_uint(&p, 65535, &port) != 0 || *p != '\0')
-        return 0;
-    return 1;
 }
 
 /* Loads the "metrics" object: "listen" is "host:port", or null to turn
@@ -1149,7 +599,7 @@ err:
 struct sl_config *sl__config_default(void)
 {
     struct sl_config *cfg = calloc(1, sizeof(*cfg));
-    size_t i, n = sizeof(builtin_workers) / sizeof(builtin_workers[0]);
+    size_t i, n = sl__builtin_nworkers;
 
     if (cfg == NULL)
         return NULL;
@@ -1167,12 +617,12 @@ struct sl_config *sl__config_default(void)
         struct sl_worker_conf *w = &cfg->workers[i];
 
         cfg->nworkers = i + 1;
-        w->handler = strdup(builtin_workers[i].handler);
-        w->stream = strdup(builtin_workers[i].stream);
-        w->group = strdup(builtin_workers[i].group);
+        w->handler = strdup(sl__builtin_workers[i].handler);
+        w->stream = strdup(sl__builtin_workers[i].stream);
+        w->group = strdup(sl__builtin_workers[i].group);
         if (w->handler == NULL || w->stream == NULL || w->group == NULL)
             goto err;
-        w->processes = builtin_workers[i].processes;
+        w->processes = sl__builtin_workers[i].processes;
         w->t = builtin_tunables;
     }
     return cfg;

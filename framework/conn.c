@@ -194,30 +194,29 @@ static void on_setup_reply(struct sl_conn *c, redisReply *r, void *priv)
 static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_conn *c = arg;
-    char db[16], perr[SL_ERRLEN], buf[sizeof(c->errstr)];
+    struct sl_session ss;
+    char buf[sizeof(c->errstr)];
 
     (void)fd;
     (void)what;
     if (c->ac == NULL)
         return;
-    if (sl__redis_password(&c->url, c->password_file, c->password, sizeof(c->password),
-                           perr, sizeof(perr)) != 0) {
-        snprintf(buf, sizeof(buf), "authentication failed: redis.password_file: %.100s", perr);
+    if (sl__session_begin(&c->url, c->password_file, &ss, buf, sizeof(buf)) != 0) {
         notify_lost(c, buf);
         return;
     }
+    /* Kept until AUTH's reply, to hide it in a refusal's text. */
+    snprintf(c->password, sizeof(c->password), "%s", ss.password);
     c->setup_pending = 1;            /* guards against an early "ready" */
-    if (c->password[0] != '\0') {
-        const char *argv[] = { "AUTH", c->password };
+    if (ss.nauth > 0) {
         c->setup_pending++;
-        sl__conn_command(c, on_auth_reply, NULL, 0, 2, argv, NULL);
+        sl__conn_command(c, on_auth_reply, NULL, 0, ss.nauth, ss.auth, NULL);
     }
-    if (c->url.db != 0) {
-        const char *argv[] = { "SELECT", db };
-        snprintf(db, sizeof(db), "%d", c->url.db);
+    if (ss.nselect > 0) {
         c->setup_pending++;
-        sl__conn_command(c, on_setup_reply, NULL, 0, 2, argv, NULL);
+        sl__conn_command(c, on_setup_reply, NULL, 0, ss.nselect, ss.select, NULL);
     }
+    sl__session_end(&ss);
     setup_done(c);
 }
 

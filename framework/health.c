@@ -32,6 +32,7 @@
 #include "internal.h"
 #include "admin.h"
 #include "pool.h"
+#include "heartbeat.h"
 
 /* The whole HTTP exchange must fit in this: a health check that hangs is
  * worse than one that fails. The pool's /healthz answers at once unless
@@ -199,7 +200,7 @@ static int worker_alive(redisContext *c, const struct sl_config *cfg, size_t i, 
     int shared = cfg->nworkers > 1 && sl__pool_name_taken(cfg, i);
     int n = wc->processes, j, rc = -1;
     const char **argv = calloc((size_t)n + 1, sizeof(*argv));
-    char (*keys)[400] = calloc((size_t)n, sizeof(*keys));
+    char (*keys)[SL_HB_KEYLEN] = calloc((size_t)n, sizeof(*keys));
     redisReply *r = NULL;
 
     if (argv == NULL || keys == NULL) {
@@ -210,10 +211,13 @@ static int worker_alive(redisContext *c, const struct sl_config *cfg, size_t i, 
      * <host>:<handler>:<entry>.<slot> when a handler appears twice. */
     argv[0] = "EXISTS";
     for (j = 0; j < n; j++) {
+        char consumer[SL_HB_KEYLEN];
+
         if (shared)
-            snprintf(keys[j], sizeof(keys[j]), "sluice:worker:%s:%s:%zu.%d", host, wc->handler, i, j);
+            snprintf(consumer, sizeof(consumer), "%s:%s:%zu.%d", host, wc->handler, i, j);
         else
-            snprintf(keys[j], sizeof(keys[j]), "sluice:worker:%s:%s:%d", host, wc->handler, j);
+            snprintf(consumer, sizeof(consumer), "%s:%s:%d", host, wc->handler, j);
+        sl__hb_key(keys[j], sizeof(keys[j]), consumer);
         argv[j + 1] = keys[j];
     }
     r = redisCommandArgv(c, n + 1, argv, NULL);

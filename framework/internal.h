@@ -82,30 +82,9 @@ struct sl_config {
 };
 
 /* Work done by the last sl__config_load() calls, in scanner and
- * comparison steps: a test hook showing that loading is linear. */
+ * comparison steps: a test hook showing that loading is linear.
+ * (jsonpos.c) */
 extern unsigned long sl__config_steps;
-
-/* Writes url into buf (size bytes, always NUL-terminated, cut to fit)
- * with any password or user information replaced by "***" and control
- * bytes by '?', whatever the URL's form. Every message that shows a Redis
- * URL shows it through here. */
-void sl__url_redact(const char *url, char *buf, size_t size);
-
-/* Tells whether s is "host:port" with a port from 0 to 65535 (0: any
- * free port). */
-int sl__host_port_valid(const char *s);
-
-/* Finds the Redis password: the URL's own when it has one, else
- * SLUICE_REDIS_PASSWORD when set and not empty, else the content of
- * password_file (may be NULL; read anew at each call, a final newline
- * removed), else none (""). Returns 0 with the password in buf, or -1
- * with a message in err (never containing a password). */
-int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
-                       char *buf, size_t size, char *err, size_t errlen);
-
-/* Writes "authentication failed: <reply>" into buf (size bytes), the
- * password, if the reply held it, replaced by "***". */
-void sl__auth_error(char *buf, size_t size, const char *reply, const char *password);
 
 /* Loads `path`. When the file does not exist and `must_exist` is 0, the
  * built-in defaults are returned (path NULL). Every problem gives NULL and
@@ -130,11 +109,102 @@ struct sl_config *sl__config_default(void);
 int sl__config_set_url(struct sl_config *cfg, const char *url,
                        const char *origin, char *err, size_t errlen);
 
+/* Frees cfg and everything it owns; NULL is ignored. */
+void sl__config_free(struct sl_config *cfg);
+
+/* One worker of the built-in "workers" array (builtin.c). */
+struct sl_builtin_worker {
+    const char *handler;          /* handler name */
+    const char *stream;           /* stream key */
+    const char *group;            /* consumer group */
+    int processes;                /* children to run */
+};
+extern const struct sl_builtin_worker sl__builtin_workers[];
+extern const size_t sl__builtin_nworkers;
+
+/* ---------------------------------------------------------------------
+ * Positions in JSON text (jsonpos.c)
+ * ------------------------------------------------------------------ */
+
+/* One step of a key path: an object key, or an array index. */
+struct sl_json_step {
+    const char *key;              /* borrowed object key, or NULL for an index */
+    size_t index;                 /* array index when key is NULL */
+};
+
+/* Finds the line (from 1) and column (characters, from 1) of the value
+ * at path[0..depth) in the len bytes of valid JSON at text, or of its
+ * key when at_key. */
+void sl__json_locate(const char *text, size_t len, const struct sl_json_step *path, int depth,
+                     int at_key, int *line, int *col);
+
+/* ---------------------------------------------------------------------
+ * redis:// URLs, the password, listen addresses (url.c)
+ * ------------------------------------------------------------------ */
+
+/* Reads the password file at path into buf (size bytes), one final "\n"
+ * or "\r\n" removed. Returns 0, or -1 with a message naming the file in
+ * err (never the password). */
+int sl__password_file_read(const char *path, char *buf, size_t size, char *err, size_t errlen);
+
+/* Writes url into buf (size bytes, always NUL-terminated, cut to fit)
+ * with any password or user information replaced by "***" and control
+ * bytes by '?', whatever the URL's form. Every message that shows a Redis
+ * URL shows it through here. */
+void sl__url_redact(const char *url, char *buf, size_t size);
+
+/* Tells whether s is "host:port" with a port from 0 to 65535 (0: any
+ * free port). */
+int sl__host_port_valid(const char *s);
+
+/* Finds the Redis password: the URL's own when it has one, else
+ * SLUICE_REDIS_PASSWORD when set and not empty, else the content of
+ * password_file (may be NULL; read anew at each call, a final newline
+ * removed), else none (""). Returns 0 with the password in buf, or -1
+ * with a message in err (never containing a password). */
+int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
+                       char *buf, size_t size, char *err, size_t errlen);
+
+/* Writes "authentication failed: <reply>" into buf (size bytes), the
+ * password, if the reply held it, replaced by "***". */
+void sl__auth_error(char *buf, size_t size, const char *reply, const char *password);
+
 /* Parses redis://[:password@]host:port[/db]. Returns 0 or -1 with err. */
 int sl__url_parse(const char *url, struct sl_redis_url *out,
                   char *err, size_t errlen);
 
-void sl__config_free(struct sl_config *cfg);
+/* ---------------------------------------------------------------------
+ * Opening a Redis session (session.c)
+ * ------------------------------------------------------------------ */
+
+/* The commands that open a connection, prepared by sl__session_begin(). */
+struct sl_session {
+    char password[256];           /* the password found, "" when none (wiped by _end) */
+    char db[16];                  /* the database index as text */
+    const char *auth[2];          /* AUTH password, when nauth is 2 */
+    int nauth;                    /* 0 or 2 */
+    const char *select[2];        /* SELECT db, when nselect is 2 */
+    int nselect;                  /* 0 or 2 */
+};
+
+/* Looks up the password of u (the URL's, else SLUICE_REDIS_PASSWORD,
+ * else password_file, read anew) and prepares AUTH and SELECT. Returns 0,
+ * or -1 with "authentication failed: redis.password_file: ..." in err.
+ * Call sl__session_end() after sending. */
+int sl__session_begin(const struct sl_redis_url *u, const char *password_file,
+                      struct sl_session *ss, char *err, size_t errlen);
+/* Wipes the password. */
+void sl__session_end(struct sl_session *ss);
+
+/* Connects with the configured timeouts, AUTH (or PING without a
+ * password) and SELECT. NULL with the reason in err ("cannot reach redis
+ * at HOST:PORT: ...", "authentication failed: ...", never a password).
+ * Used by the admin commands and the supervisor. New: redisFree(). */
+struct redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen);
+
+/* The same, printing why and returning NULL when that fails. New:
+ * redisFree(). */
+struct redisContext *sl__admin_connect(const struct sl_config *cfg);
 
 /* ---------------------------------------------------------------------
  * Logging (log.c): one logfmt line per event on stderr.
@@ -263,47 +333,10 @@ int sl__msg_prepare(struct sl_ctx *ctx, struct sl_msg *msg,
                     const char *const *types, uint64_t now_ms);
 
 /* ---------------------------------------------------------------------
- * The slot a child shares with its supervisor (pool.c, worker.c)
- *
- * One per child, in a MAP_SHARED mapping made before fork. The child is
- * the only writer; the supervisor reads it to renew leases, enforce
- * handler_timeout_ms, learn which entry a crashed child held, and serve
- * /metrics. Strings are guarded by a sequence counter (odd while the
- * child writes); counters are single-writer and read with relaxed atomics.
+ * Processes (worker.c, pool.c)
  * ------------------------------------------------------------------ */
 
-#define SL_IDLEN 48               /* room for "18446744073709551615-18446744073709551615" */
-#define SL_HIST_N 12              /* handler-duration histogram buckets */
-
-extern const double sl__hist_bounds[SL_HIST_N]; /* upper bounds, seconds */
-
-enum sl_counter {
-    SL_C_PROCESSED,               /* entries whose fate was decided */
-    SL_C_ACKED,                   /* acked, with or without effects */
-    SL_C_RETRIED,                 /* left pending for a retry */
-    SL_C_DEAD,                    /* dead-lettered */
-    SL_C_FAILED,                  /* retried + dead: attempts that failed */
-    SL_C_RECLAIMED,               /* taken from another consumer */
-    SL_C_DELETED,                 /* pending entries whose data was gone: acked */
-    SL_C_DISCARDED,               /* commits refused by the ownership fence */
-    SL_C_RECONNECTS,              /* Redis connections re-established */
-    SL_C_HANDLER_US,              /* total handler time, microseconds */
-    SL_NCOUNTERS
-};
-
-struct sl_slot {
-    uint32_t seq;                 /* even: stable; odd: child is writing the strings */
-    int32_t pid;                  /* child pid, 0 when none */
-    char cur_id[SL_IDLEN];        /* entry whose handler runs now, "" when none */
-    uint64_t cur_started_ms;      /* sl__now_ms() when that handler started */
-    char first_id[SL_IDLEN];      /* lowest ID of the batch in hand, "" when none */
-    char last_id[SL_IDLEN];       /* highest ID of the batch in hand */
-    uint64_t batch_started_ms;    /* sl__now_ms() when the batch was received */
-    uint32_t batch_len;           /* entries in the batch in hand */
-    int32_t redis_up;             /* 1 while the child's connections are ready */
-    uint64_t counters[SL_NCOUNTERS]; /* enum sl_counter */
-    uint64_t hist[SL_HIST_N + 1]; /* handler durations per bucket, last = +Inf */
-};
+struct sl_slot;                   /* slot.h */
 
 /* Runs one worker process until it is told to stop (SIGTERM/SIGINT) or
  * fails for good. `slot` may be NULL (no supervisor). Returns the exit
@@ -318,8 +351,16 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
                  const char *metrics_override,
                  const struct sl_handler *const *registry);
 
+/* ---------------------------------------------------------------------
+ * The registry (registry.c)
+ * ------------------------------------------------------------------ */
+
 /* Finds a handler by name in a NULL-terminated registry, or NULL. */
 const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
                                            const char *name);
+
+/* Returns 0 when every handler of reg was built for SL_ABI_VERSION, else
+ * -1 with "handler NAME was built for ABI N, this is M" in why. */
+int sl__registry_check(const struct sl_handler *const *reg, char *why, size_t size);
 
 #endif /* SL_INTERNAL_H */

@@ -5,7 +5,8 @@
  * runs the part of that table that belongs to the framework, from
  * `expired` to `unknown_type`, on the raw fields of one entry. Everything
  * that can be decided without parsing is decided before parsing, so an
- * oversized or mis-encoded payload never reaches jansson.
+ * oversized or mis-encoded payload never reaches jansson. It also holds
+ * sl_msg_field(), the public accessor of an entry's fields.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,4 +321,29 @@ fail:
     json_decref(root);
     msg->data = NULL;
     return -1;
+}
+
+/* ---------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------ */
+
+/* Returns the value of the first field named `name` (see sluice.h),
+ * borrowed from msg, with its length in *len when len is not NULL. */
+const char *sl_msg_field(const struct sl_msg *msg, const char *name, size_t *len)
+{
+    size_t i, nlen;
+
+    if (msg == NULL || name == NULL || msg->fields == NULL)
+        return NULL;
+    nlen = strlen(name);
+    for (i = 0; i < msg->nfields; i++) {
+        const struct sl_field *f = &msg->fields[i];
+
+        if (f->name_len == nlen && (nlen == 0 || memcmp(f->name, name, nlen) == 0)) {
+            if (len != NULL)
+                *len = f->value_len;
+            return f->value;
+        }
+    }
+    return NULL;
 }

@@ -1,9 +1,15 @@
 /* metrics.c -- the supervisor's HTTP endpoint (libevent evhttp):
  *   GET /metrics  Prometheus text format, summed over every child of a
- *                 worker from the shared slots, plus pending and lag read
- *                 from Redis at scrape time;
+ *                 worker from the shared slots, plus pending and lag;
  *   GET /healthz  200 "ok" when every child is up and Redis answers,
  *                 503 and a one-line reason otherwise.
+ *
+ * This file never talks to Redis. What a reply needs from Redis (a PING,
+ * each group's pending and lag) is the supervisor's snapshot (snapshot.c):
+ * a request waits in its connection's record until the supervisor's next
+ * tick (TICK_MS) takes a snapshot and calls sl__metrics_answer(), so every
+ * answer is as fresh as the request, and one snapshot serves every
+ * request that came meanwhile.
  *
  * Each worker entry of the configuration is one label set
  * {worker, stream, group}; entries that share all three are summed into
@@ -61,6 +67,9 @@
 #define HTTP_ACCEPT_PAUSE_MS 500  /* listener pause after accept() ran out of descriptors */
 #define HTTP_SWEEP_MS 250         /* period of the request-deadline check */
 
+#define WAIT_METRICS 1            /* a GET /metrics waits for the snapshot */
+#define WAIT_HEALTHZ 2            /* a GET /healthz waits for the snapshot */
+
 /* One accepted connection. evhttp owns the connection; this record
  * follows it from evhttp's bufferevent factory (on_new_conn), the only
  * per-connection hook of libevent 2.1's server, to the connection's close
@@ -73,6 +82,8 @@ struct http_conn {
     struct bufferevent *bev;      /* evhttp's bufferevent (one reference ours while pending) */
     struct evhttp_connection *evcon; /* evhttp's connection, NULL while pending */
     uint64_t since_ms;            /* opened or last request dispatched (monotonic ms) */
+    struct evhttp_request *waiting; /* a request waiting for the next snapshot (evhttp's), or NULL */
+    int waiting_kind;             /* WAIT_METRICS or WAIT_HEALTHZ */
     struct http_conn *prev, *next; /* in h's list, oldest first */
 };
 
@@ -96,11 +107,6 @@ struct sl_http {
  * listener's error callback receives evhttp's argument, not ours, since
  * evhttp sets the listener's callback argument to itself. */
 static struct sl_http *the_http;
-
-/* Upper bounds of the handler-duration histogram, in seconds. */
-const double sl__hist_bounds[SL_HIST_N] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10
-};
 
 /* Names, help texts and kinds of the slot counters, in enum order. */
 static const struct {
@@ -175,8 +181,7 @@ static uint64_t sum(const struct sl_pool *p, const struct sl_worker_conf *wc, in
 
     for (i = 0; i < p->nchildren; i++)
         if (same_labels(p->children[i].wc, wc))
-            n += __atomic_load_n(hist ? &p->children[i].slot->hist[k]
-                                      : &p->children[i].slot->counters[k], __ATOMIC_RELAXED) +
+            n += sl__slot_counter(p->children[i].slot, k, hist) +
                  (hist ? p->children[i].carried_hist[k] : p->children[i].carried[k]);
     return n;
 }
@@ -196,53 +201,6 @@ static const char *child_down(const struct sl_child *ch)
     if (st == 'Z' || st == 'X')
         return "is down";
     return NULL;
-}
-
-/* Reads pending and lag of wc's group from Redis into *pending and *lag,
- * -1 when unknown. *redis_ok starts at 1; once a call of this scrape has
- * found Redis unreachable it is 0 and no further call is made, so a
- * scrape during an outage waits for one timeout at most, not one per
- * worker. */
-static void group_gauges(struct sl_pool *p, const struct sl_worker_conf *wc,
-                         long long *pending, long long *lag, int *redis_ok)
-{
-    const char *argv[] = { "XINFO", "GROUPS", wc->stream };
-    redisReply *r;
-    size_t i, j;
-
-    *pending = *lag = -1;
-    if (!*redis_ok)
-        return;
-    r = sl__pool_cmd(p, 3, argv);
-    if (r == NULL)
-        *redis_ok = 0;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
-        return;
-    }
-    for (i = 0; i < r->elements; i++) {
-        const redisReply *g = r->element[i];
-        int mine = 0;
-        long long pe = -1, la = -1;
-        if (g->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (j = 0; j + 1 < g->elements; j += 2) {
-            const redisReply *k = g->element[j], *v = g->element[j + 1];
-            if (k->type != REDIS_REPLY_STRING)
-                continue;
-            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
-                mine = strcmp(v->str, wc->group) == 0;
-            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
-                pe = v->integer;
-            else if (strcmp(k->str, "lag") == 0 && v->type == REDIS_REPLY_INTEGER)
-                la = v->integer;
-        }
-        if (mine) {
-            *pending = pe;
-            *lag = la;
-        }
-    }
-    freeReplyObject(r);
 }
 
 /* Appends one gauge family (HELP, TYPE, then one sample per label set
@@ -501,25 +459,20 @@ static int refuse_method(struct sl_pool *p, struct evhttp_request *req)
     return 1;
 }
 
-/* GET /metrics. Every family is written as one block (HELP, TYPE, its
- * samples), as the text format requires. */
-static void on_metrics(struct evhttp_request *req, void *arg)
+/* Answers GET /metrics: counters from the slots, pending and lag from the
+ * snapshot (no sample when unknown). Every family is written as one block
+ * (HELP, TYPE, its samples), as the text format requires. */
+static void answer_metrics(struct sl_pool *p, struct evhttp_request *req)
 {
-    struct sl_pool *p = arg;
     const struct sl_config *cfg = p->cfg;
+    const struct sl_snapshot *snap = &p->snap;
+    int known = snap->n == cfg->nworkers && snap->pending != NULL;
     struct evbuffer *b = evbuffer_new();
     long long *vals = calloc(3 * cfg->nworkers + 1, sizeof(*vals));
     long long *up, *pending, *lag;    /* per worker entry, in vals */
-    int redis_ok = 1;
     size_t w, i;
     int k;
 
-    if (refuse_method(p, req)) {
-        if (b != NULL)
-            evbuffer_free(b);
-        free(vals);
-        return;
-    }
     if (b == NULL || vals == NULL) {
         if (b != NULL)
             evbuffer_free(b);
@@ -570,8 +523,8 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         for (i = 0; i < p->nchildren; i++)
             up[w] += same_labels(p->children[i].wc, &cfg->workers[w]) &&
                      child_down(&p->children[i]) == NULL;
-        if (first_of_labels(cfg, w))
-            group_gauges(p, &cfg->workers[w], &pending[w], &lag[w], &redis_ok);
+        pending[w] = known ? snap->pending[w] : -1;
+        lag[w] = known ? snap->lag[w] : -1;
     }
     gauge_family(b, cfg, "sluice_children_up", "Worker processes running (not exited, not stopped).", up);
     gauge_family(b, cfg, "sluice_pending", "Entries delivered to the group and not yet acknowledged.",
@@ -584,24 +537,16 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     free(vals);
 }
 
-/* GET /healthz: 200 "ok" when the pool runs, every child is up and
- * connected, and Redis answers the supervisor's PING; else 503 with the
- * first reason found. */
-static void on_healthz(struct evhttp_request *req, void *arg)
+/* Answers GET /healthz: 200 "ok" when the pool runs, every child is up
+ * and connected, and Redis answered the snapshot's PING; else 503 with
+ * the first reason found. */
+static void answer_healthz(struct sl_pool *p, struct evhttp_request *req)
 {
-    struct sl_pool *p = arg;
     struct evbuffer *b = evbuffer_new();
-    const char *ping[] = { "PING" };
     const char *why;
-    redisReply *r;
     size_t i;
     int code = 200;
 
-    if (refuse_method(p, req)) {
-        if (b != NULL)
-            evbuffer_free(b);
-        return;
-    }
     if (b == NULL) {
         evhttp_send_error(req, 500, "out of memory");
         return;
@@ -617,19 +562,14 @@ static void on_healthz(struct evhttp_request *req, void *arg)
         if ((why = child_down(&p->children[i])) != NULL) {
             evbuffer_add_printf(b, "child %s %s\n", p->children[i].consumer, why);
             code = 503;
-        } else if (!__atomic_load_n(&p->children[i].slot->redis_up, __ATOMIC_RELAXED)) {
+        } else if (!sl__slot_redis_up(p->children[i].slot)) {
             evbuffer_add_printf(b, "child %s is not connected to redis\n", p->children[i].consumer);
             code = 503;
         }
     }
-    if (code == 200) {
-        r = sl__pool_cmd(p, 1, ping);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            evbuffer_add_printf(b, "redis does not answer: %s\n",
-                                r ? r->str : "unreachable");
-            code = 503;
-        }
-        freeReplyObject(r);
+    if (code == 200 && !p->snap.redis_ok) {
+        evbuffer_add_printf(b, "redis does not answer: %s\n", p->snap.redis_err);
+        code = 503;
     }
     if (code == 200)
         evbuffer_add_printf(b, "ok\n");
@@ -637,6 +577,80 @@ static void on_healthz(struct evhttp_request *req, void *arg)
     send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", b);
     evbuffer_free(b);
 }
+
+/* Answers req (a WAIT_* kind) from the current snapshot. */
+static void answer(struct sl_pool *p, struct evhttp_request *req, int kind)
+{
+    if (kind == WAIT_METRICS)
+        answer_metrics(p, req);
+    else
+        answer_healthz(p, req);
+}
+
+/* Makes req wait in its connection's record for the supervisor's next
+ * snapshot. A request on a connection that has no record (evhttp made
+ * its own when ours could not be allocated) or that already waits is
+ * answered at once from the last snapshot. */
+static void defer(struct sl_pool *p, struct evhttp_request *req, int kind)
+{
+    struct sl_http *h = p->http_state;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct http_conn *c;
+
+    /* A record resolved now has its close callback set, which drops the
+     * request if the connection goes away meanwhile. */
+    resolve_pending(h);
+    for (c = h->head; c != NULL && evcon != NULL; c = c->next)
+        if (c->evcon == evcon && c->waiting == NULL) {
+            c->waiting = req;
+            c->waiting_kind = kind;
+            p->snap.wanted = 1;
+            return;
+        }
+    answer(p, req, kind);
+}
+
+/* GET /metrics: waits for the snapshot. */
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    struct sl_pool *p = arg;
+
+    if (!refuse_method(p, req))
+        defer(p, req, WAIT_METRICS);
+}
+
+/* GET /healthz: waits for the snapshot. */
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+    struct sl_pool *p = arg;
+
+    if (!refuse_method(p, req))
+        defer(p, req, WAIT_HEALTHZ);
+}
+
+/* Answers every request waiting for a snapshot; the supervisor calls it
+ * right after taking one. The requests are taken off their records
+ * first: a reply may end its connection. */
+void sl__metrics_answer(struct sl_pool *p)
+{
+    struct sl_http *h = p->http_state;
+    struct evhttp_request *reqs[HTTP_MAX_CONNS + 1];
+    int kinds[HTTP_MAX_CONNS + 1];
+    struct http_conn *c;
+    int n = 0, i;
+
+    if (h == NULL)
+        return;
+    for (c = h->head; c != NULL && n < HTTP_MAX_CONNS + 1; c = c->next)
+        if (c->waiting != NULL) {
+            reqs[n] = c->waiting;
+            kinds[n++] = c->waiting_kind;
+            c->waiting = NULL;
+        }
+    for (i = 0; i < n; i++)
+        answer(p, reqs[i], kinds[i]);
+}
+
 
 /* ------------------------------------------------------------------ */
 /* Start, stop, fork                                                   */

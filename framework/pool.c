@@ -32,120 +32,14 @@
 #include "internal.h"
 #include "pool.h"
 #include "scripts.h"
+#include "heartbeat.h"
 #include "admin.h"
 
 #define TICK_MS 50                /* supervisor timer period */
+#define HOUSEKEEPING_MS 5000      /* janitor and trim period */
 #define RESTART_BASE_MS 100       /* first restart delay of a crashing slot */
 #define RESTART_CAP_MS 10000      /* longest restart delay */
 #define STABLE_MS 10000           /* a child that lived this long resets its backoff */
-#define MAX_CHILDREN 1024         /* slots in the shared mapping */
-
-/* Reads a child's slot consistently (seqlock): its current entry, its
- * batch range and their start times. Returns 0, or -1 if it kept
- * changing. */
-int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v)
-{
-    int tries;
-
-    for (tries = 0; tries < 100; tries++) {
-        uint32_t a = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-        if (a & 1)
-            continue;
-        memcpy(v->cur_id, s->cur_id, SL_IDLEN);
-        v->cur_started_ms = s->cur_started_ms;
-        memcpy(v->first_id, s->first_id, SL_IDLEN);
-        memcpy(v->last_id, s->last_id, SL_IDLEN);
-        v->batch_started_ms = s->batch_started_ms;
-        v->batch_len = s->batch_len;
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == a) {
-            v->cur_id[SL_IDLEN - 1] = v->first_id[SL_IDLEN - 1] = v->last_id[SL_IDLEN - 1] = '\0';
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* ------------------------------------------------------------------ */
-/* The supervisor's Redis connection                                   */
-/* ------------------------------------------------------------------ */
-
-/* Returns a usable synchronous connection, connecting when needed, or
- * NULL while Redis is unreachable or refuses our password (retried at
- * most once per backoff, logged once per doubling of attempts with the
- * reason, "authentication failed: ..." included; never a password). */
-redisContext *sl__pool_redis(struct sl_pool *p)
-{
-    uint64_t now = sl__now_ms();
-    char err[SL_ERRLEN];
-
-    if (p->rc != NULL && !p->rc->err)
-        return p->rc;
-    if (p->rc != NULL) {
-        redisFree(p->rc);
-        p->rc = NULL;
-    }
-    if (now < p->redis_retry_at)
-        return NULL;
-    p->rc = sl__redis_connect(p->cfg, err, sizeof(err));
-    if (p->rc != NULL)
-        return p->rc;
-    if (p->redis_fails == 0 || (p->redis_fails & (p->redis_fails - 1)) == 0)
-        sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->redis_fails + 1,
-                sl__logq(err));
-    p->redis_fails++;
-    p->redis_retry_at = now + (uint64_t)sl__backoff_ms(200, 5000, p->redis_fails);
-    return NULL;
-}
-
-/* Runs one command (argv form); returns the reply (new: freeReplyObject)
- * or NULL when Redis is unreachable or the connection broke. */
-/* Handles the outcome of one synchronous call on c: a NULL reply means
- * the connection broke or timed out. Returns r. */
-static redisReply *after_call(struct sl_pool *p, redisContext *c, redisReply *r)
-{
-    if (r == NULL) {
-        /* A hung server (SIGSTOP, a black hole) still accepts connections:
-         * reconnecting at once would block the supervisor's loop for
-         * another command timeout per call, and a tick makes many calls,
-         * delaying signals, reaping and the shutdown deadline. So a
-         * timeout backs off like a failed connect, growing until a reply
-         * comes. */
-        if ((p->redis_fails & (p->redis_fails - 1)) == 0)
-            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->redis_fails + 1,
-                    sl__logq(c->errstr[0] ? c->errstr : "no reply"));
-        redisFree(p->rc);
-        p->rc = NULL;
-        p->redis_fails++;
-        p->redis_retry_at = sl__now_ms() + (uint64_t)sl__backoff_ms(200, 5000, p->redis_fails);
-    } else {
-        p->redis_fails = 0;
-    }
-    return r;
-}
-
-/* Runs one command (argv form); returns the reply (new: freeReplyObject)
- * or NULL when Redis is unreachable or the connection broke. */
-redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
-{
-    redisContext *c = sl__pool_redis(p);
-
-    if (c == NULL)
-        return NULL;
-    return after_call(p, c, redisCommandArgv(c, argc, argv, NULL));
-}
-
-/* Runs framework script `which` (the one EVALSHA path of scripts.c);
- * returns like sl__pool_cmd(). */
-redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
-                            int nargs, const char *const *args)
-{
-    redisContext *c = sl__pool_redis(p);
-
-    if (c == NULL)
-        return NULL;
-    return after_call(p, c, sl__script_call(c, sl__script(which), nkeys, keys, nargs, args));
-}
 
 /* ------------------------------------------------------------------ */
 /* Children                                                            */
@@ -228,10 +122,10 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
     /* The slot starts from zero for the new process; what the previous
      * one counted is carried, so /metrics counters never go backwards. */
     for (i = 0; i < SL_NCOUNTERS; i++)
-        ch->carried[i] += ch->slot->counters[i];
+        ch->carried[i] += sl__slot_counter(ch->slot, i, 0);
     for (i = 0; i <= SL_HIST_N; i++)
-        ch->carried_hist[i] += ch->slot->hist[i];
-    memset(ch->slot, 0, sizeof(*ch->slot));
+        ch->carried_hist[i] += sl__slot_counter(ch->slot, i, 1);
+    sl__slot_reset(ch->slot);
     /* The child inherits libevent's handlers, which would write a signal
      * meant for the child into the supervisor's own signal socket (a
      * SIGTERM to a fresh child read as a second SIGTERM to the pool). So
@@ -445,24 +339,20 @@ static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
 {
     const struct sl_tunables *t = &ch->wc->t;
     struct sl_slot_view v;
-    char key[400], ttl[24], pid[24];
-    const char *exp[] = { "PEXPIRE", key, ttl };
-    const char *set[] = { "HSET", key, "pid", pid, "host", p->host, "handler", ch->h->name,
-                          "stream", ch->wc->stream, "group", ch->wc->group };
+    struct sl_hb b;
     redisReply *r;
 
     if (now - ch->last_beat_ms < (uint64_t)t->heartbeat_ms || sl__slot_read(ch->slot, &v) < 0 ||
         (v.cur_id[0] == '\0' && v.first_id[0] == '\0'))
         return;
     ch->last_beat_ms = now;
-    snprintf(key, sizeof(key), "sluice:worker:%s", ch->consumer);
-    snprintf(ttl, sizeof(ttl), "%lld", 3 * t->heartbeat_ms);
-    snprintf(pid, sizeof(pid), "%ld", (long)ch->pid);
-    r = sl__pool_cmd(p, 3, exp);
+    sl__hb_fill(&b, ch->consumer, (long)ch->pid, p->host, ch->h->name, ch->wc->stream,
+                ch->wc->group, t->heartbeat_ms, 0, 0, 0, 0);
+    r = sl__pool_cmd(p, 3, b.pexpire);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
         freeReplyObject(r);
-        freeReplyObject(sl__pool_cmd(p, 12, set));
-        r = sl__pool_cmd(p, 3, exp);
+        freeReplyObject(sl__pool_cmd(p, b.nhset, b.hset));
+        r = sl__pool_cmd(p, 3, b.pexpire);
     }
     freeReplyObject(r);
 }
@@ -505,6 +395,36 @@ static void signal_all(struct sl_pool *p, int sig)
             kill(p->old[i].pid, sig);
 }
 
+/* Janitor and trimming, every HOUSEKEEPING_MS (or the shortest
+ * reclaim_interval_ms when that is shorter). The janitor's pass runs in
+ * the background (see struct sl_janitor); trimming is one call per
+ * stream. */
+void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
+{
+    long long every = HOUSEKEEPING_MS;
+    size_t i;
+
+    for (i = 0; i < p->cfg->nworkers; i++)
+        if (p->cfg->workers[i].t.reclaim_interval_ms < every)
+            every = p->cfg->workers[i].t.reclaim_interval_ms;
+    if (now < p->next_housekeeping || p->stopping)
+        return;
+    p->next_housekeeping = now + (uint64_t)every;
+    if (sl__janitor_start(p) < 0)
+        sl__log(SL_LOG_WARN, "janitor_failed", "error=%s", sl__logq("out of memory"));
+    if (sl__pool_redis(p) == NULL)
+        return;
+    sl__trim_streams(p);
+}
+
+/* In a freshly forked child: closes what belongs to the supervisor. */
+void sl__pool_child_cleanup(struct sl_pool *p)
+{
+    if (p->http_fd >= 0)
+        close(p->http_fd);
+    sl__janitor_child_close(p);
+}
+
 /* The supervisor's timer: restarts, timeouts, leases, shutdown. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -539,6 +459,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             sl__pool_spawn(p, ch);
     }
     sl__pool_roll(p);
+    if (p->snap.wanted) {
+        /* An HTTP request waits: take the snapshot it needs, answer it. */
+        sl__snapshot_take(p);
+        sl__metrics_answer(p);
+    }
     if (!p->started)
         sl__pool_try_start(p);
     if (p->started)
@@ -595,72 +520,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     sl__pool_reload(arg);
 }
 
-/* Builds the children of a configuration: `processes` per worker, or the
- * counts of --workers. Returns 0 or -1 with err set. */
-int sl__pool_plan(struct sl_pool *p, struct sl_config *cfg, struct sl_child **out,
-                  size_t *nout, char *err, size_t errlen)
-{
-    struct sl_child *c;
-    size_t i, n = 0, k = 0;
-    int j;
 
-    for (i = 0; i < cfg->nworkers; i++)
-        n += (size_t)cfg->workers[i].processes;
-    if (n > MAX_CHILDREN) {
-        snprintf(err, errlen, "%zu processes in all: at most %d", n, MAX_CHILDREN);
-        return -1;
-    }
-    c = calloc(n + 1, sizeof(*c));
-    if (c == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (i = 0; i < cfg->nworkers; i++) {
-        const struct sl_handler *h = sl__registry_find(p->registry, cfg->workers[i].handler);
-        if (h == NULL) {
-            snprintf(err, errlen, "workers[%zu].handler: unknown handler \"%s\"", i,
-                     cfg->workers[i].handler);
-            free(c);
-            return -1;
-        }
-        for (j = 0; j < cfg->workers[i].processes; j++, k++) {
-            c[k].cfg = cfg;
-            c[k].wc = &cfg->workers[i];
-            c[k].h = h;
-            if (cfg->nworkers > 1 && sl__pool_name_taken(cfg, i))
-                snprintf(c[k].consumer, sizeof(c[k].consumer), "%s:%s:%zu.%d",
-                         p->host, h->name, i, j);
-            else
-                snprintf(c[k].consumer, sizeof(c[k].consumer), "%s:%s:%d",
-                         p->host, h->name, j);
-        }
-    }
-    *out = c;
-    *nout = n;
-    return 0;
-}
 
-/* Returns 1 when another worker entry before or after i uses the same
- * handler name, so slot numbers alone would not keep consumer names of
- * one stream apart... only where the streams are the same. */
-int sl__pool_name_taken(const struct sl_config *cfg, size_t i)
-{
-    size_t j;
-
-    for (j = 0; j < cfg->nworkers; j++)
-        if (j != i && strcmp(cfg->workers[j].handler, cfg->workers[i].handler) == 0)
-            return 1;
-    return 0;
-}
-
-/* Assigns shared slots to children, in order. */
-void sl__pool_bind_slots(struct sl_pool *p, struct sl_child *c, size_t n, size_t first)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        c[i].slot = &p->slots[(first + i) % MAX_CHILDREN];
-}
 
 int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
                  const char *redis_override, const char *workers_override,
@@ -694,7 +555,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
         fprintf(stderr, "sluice: %s\n", err);
         return 2;
     }
-    p->slots = mmap(NULL, MAX_CHILDREN * sizeof(struct sl_slot), PROT_READ | PROT_WRITE,
+    p->slots = mmap(NULL, SL_MAX_CHILDREN * sizeof(struct sl_slot), PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p->slots == MAP_FAILED) {
         fprintf(stderr, "sluice: cannot map shared memory: %s\n", strerror(errno));
@@ -748,7 +609,8 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     sl__log(SL_LOG_INFO, "pool_stopped", "exit_code=%d", rc);
 out:
     sl__metrics_stop(p);
-    sl__pool_janitor_free(p);
+    sl__snapshot_free(p);
+    sl__janitor_free(p);
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);
     if (ev_chld) event_free(ev_chld);
@@ -760,6 +622,6 @@ out:
     free(p->children);
     if (p->cfg != cfg)
         sl__config_free(p->cfg);        /* loaded by a reload: ours */
-    munmap(p->slots, MAX_CHILDREN * sizeof(struct sl_slot));
+    munmap(p->slots, SL_MAX_CHILDREN * sizeof(struct sl_slot));
     return rc;
 }

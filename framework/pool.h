@@ -1,26 +1,20 @@
-/* pool.h -- the supervisor's state, shared by pool.c, poolctl.c and
- * metrics.c only. */
+/* pool.h -- the supervisor's state, shared by the supervisor's files
+ * (pool.c, supconn.c, plan.c, startcheck.c, reload.c, janitor.c, trim.c,
+ * snapshot.c) and metrics.c, which only reads it. */
 #ifndef SL_POOL_H
 #define SL_POOL_H
 
 #include <sys/types.h>
 #include <hiredis.h>
 #include "internal.h"
+#include "slot.h"
 
 struct event_base;
 struct evhttp;
 struct sl_http;
 struct sl_janitor;
 
-/* A consistent copy of the strings of a child's slot. */
-struct sl_slot_view {
-    char cur_id[SL_IDLEN];        /* entry whose handler runs, "" when none */
-    uint64_t cur_started_ms;      /* when that handler started (monotonic ms) */
-    char first_id[SL_IDLEN];      /* batch in hand: lowest ID, "" when none */
-    char last_id[SL_IDLEN];       /* batch in hand: highest ID */
-    uint64_t batch_started_ms;    /* when the batch arrived (monotonic ms) */
-    uint32_t batch_len;           /* entries in the batch */
-};
+#define SL_MAX_CHILDREN 1024      /* slots in the shared mapping */
 
 /* One child process slot. */
 struct sl_child {
@@ -44,6 +38,17 @@ struct sl_child {
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
     int held_seen;                /* start check: a heartbeat was found on this name */
     char held_beat[32];           /* its last_beat then */
+};
+
+/* What the HTTP side shows from Redis, read by the supervisor when a
+ * request waits for it (snapshot.c). */
+struct sl_snapshot {
+    int wanted;                   /* a request waits: take one on the next tick */
+    int redis_ok;                 /* Redis answered the PING */
+    char redis_err[128];          /* why not: the error, or "unreachable" */
+    long long *pending;           /* per worker entry of the configuration, -1 unknown (owned) */
+    long long *lag;               /* likewise, inside the same allocation */
+    size_t n;                     /* entries in pending and lag */
 };
 
 struct sl_pool {
@@ -77,38 +82,58 @@ struct sl_pool {
     uint64_t stop_deadline;       /* when to SIGKILL the rest (monotonic ms) */
     int exit_code;                /* process exit code */
     uint64_t next_housekeeping;   /* janitor and trim (monotonic ms) */
-    struct sl_janitor *janitor;   /* the janitor's state (poolctl.c), NULL until first run */
+    struct sl_janitor *janitor;   /* the janitor's state (janitor.c), NULL until first run */
     struct evhttp *http;          /* metrics server, NULL when disabled */
     int http_fd;                  /* its listening socket, -1 when none */
     struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
+    struct sl_snapshot snap;      /* Redis as the HTTP side shows it (snapshot.c) */
 };
 
-int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v);
+/* pool.c: the loop, the children. */
+void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch);
+void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now);
+void sl__pool_child_cleanup(struct sl_pool *p);
+
+/* supconn.c: the supervisor's synchronous connection. Each returns NULL
+ * while Redis is unreachable; replies are new (freeReplyObject). */
 redisContext *sl__pool_redis(struct sl_pool *p);
 redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv);
 redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
                             int nargs, const char *const *args);
+
+/* plan.c: children of a configuration, consumer names, overrides. */
+void sl__consumer_name(char *buf, size_t size, const char *host, const struct sl_config *cfg,
+                       size_t i, int j);
 int sl__pool_plan(struct sl_pool *p, struct sl_config *cfg, struct sl_child **out,
                   size_t *nout, char *err, size_t errlen);
 int sl__pool_name_taken(const struct sl_config *cfg, size_t i);
 void sl__pool_bind_slots(struct sl_pool *p, struct sl_child *c, size_t n, size_t first);
-
-void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch);
-void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now);
-
-/* poolctl.c */
 int sl__pool_apply_overrides(struct sl_pool *p, struct sl_config *cfg,
                              char *err, size_t errlen);
+
+/* startcheck.c: the consumer names must be free before children start. */
 void sl__pool_try_start(struct sl_pool *p);
-void sl__pool_housekeeping(struct sl_pool *p, uint64_t now);
+
+/* reload.c: SIGHUP and the rolling restart. */
 void sl__pool_reload(struct sl_pool *p);
 void sl__pool_roll(struct sl_pool *p);
 void sl__pool_free_retired(struct sl_pool *p);
-void sl__pool_child_cleanup(struct sl_pool *p);
-void sl__pool_janitor_free(struct sl_pool *p);
 
-/* metrics.c */
+/* janitor.c: dead consumers removed in the background. */
+int sl__janitor_start(struct sl_pool *p);
+void sl__janitor_free(struct sl_pool *p);
+void sl__janitor_child_close(struct sl_pool *p);
+
+/* trim.c */
+void sl__trim_streams(struct sl_pool *p);
+
+/* snapshot.c: what the HTTP side shows from Redis. */
+void sl__snapshot_take(struct sl_pool *p);
+void sl__snapshot_free(struct sl_pool *p);
+
+/* metrics.c: the HTTP endpoint. */
 int sl__metrics_start(struct sl_pool *p);
+void sl__metrics_answer(struct sl_pool *p);
 void sl__metrics_stop(struct sl_pool *p);
 void sl__metrics_child_close(struct sl_pool *p);
 

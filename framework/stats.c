@@ -22,6 +22,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "admin.h"
+#include "heartbeat.h"
 
 #define MAXROWS 256               /* stream/group rows shown */
 #define MAXBEATS 1024             /* worker heartbeats read per sample */
@@ -86,56 +87,52 @@ static double now_s(void)
     return (double)sl__wall_ms() / 1000.0;
 }
 
+/* Runs one command of the heartbeat walk: a NULL reply (the connection
+ * failed) ends the sample. */
+static redisReply *beat_cmd(redisContext *c, int argc, const char **argv, void *arg)
+{
+    (void)arg;
+    return redisCommandArgv(c, argc, argv, NULL);
+}
+
+/* Keeps one heartbeat whose stream and group are a row of the sample,
+ * and adds its processed counter to that row. */
+static int beat_seen(const char *consumer, size_t len, const redisReply *h, void *arg)
+{
+    struct sample *s = arg;
+    struct beat *b;
+    int j;
+
+    (void)len;
+    if (s->nbeats >= MAXBEATS)
+        return 1;
+    b = &s->beats[s->nbeats];
+    if (h->type == REDIS_REPLY_ARRAY && h->elements == 4 &&
+        h->element[0]->type == REDIS_REPLY_STRING && h->element[1]->type == REDIS_REPLY_STRING &&
+        h->element[2]->type == REDIS_REPLY_STRING && h->element[3]->type == REDIS_REPLY_STRING) {
+        snprintf(b->consumer, sizeof(b->consumer), "%s", consumer);
+        b->processed = strtoll(h->element[2]->str, NULL, 10);
+        b->started = strtoll(h->element[3]->str, NULL, 10);
+        b->row = -1;
+        for (j = 0; j < s->nrows; j++)
+            if (!strcmp(s->rows[j].stream, h->element[0]->str) &&
+                !strcmp(s->rows[j].group, h->element[1]->str)) {
+                b->row = j;
+                s->rows[j].processed += b->processed;
+            }
+        if (b->row >= 0)
+            s->nbeats++;
+    }
+    return 0;
+}
+
 /* Reads every heartbeat into s->beats and adds each processed counter to
  * its row. Returns 0, or -1 when Redis failed. */
 static int sample_beats(redisContext *c, struct sample *s)
 {
-    char cursor[32] = "0";
-    size_t i;
-    int j;
+    static const char *const fields[] = { "stream", "group", "processed", "started_at" };
 
-    do {
-        redisReply *r = redisCommand(c, "SCAN %s MATCH sluice:worker:* COUNT 500", cursor);
-        /* [next cursor, [key...]]; anything else would stall the cursor. */
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            return -1;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (i = 0; i < r->element[1]->elements && s->nbeats < MAXBEATS; i++) {
-            const redisReply *kr = r->element[1]->element[i];
-            const char *key = kr->str;
-            redisReply *h;
-            struct beat *b = &s->beats[s->nbeats];
-            if (kr->type != REDIS_REPLY_STRING || (size_t)kr->len != strlen(key))
-                continue;       /* not a name %s can pass */
-            h = redisCommand(c, "HMGET %s stream group processed started_at", key);
-            if (h == NULL) {
-                freeReplyObject(r);
-                return -1;
-            }
-            if (h->type == REDIS_REPLY_ARRAY && h->elements == 4 &&
-                h->element[0]->type == REDIS_REPLY_STRING && h->element[1]->type == REDIS_REPLY_STRING &&
-                h->element[2]->type == REDIS_REPLY_STRING && h->element[3]->type == REDIS_REPLY_STRING) {
-                snprintf(b->consumer, sizeof(b->consumer), "%s", key + strlen("sluice:worker:"));
-                b->processed = strtoll(h->element[2]->str, NULL, 10);
-                b->started = strtoll(h->element[3]->str, NULL, 10);
-                b->row = -1;
-                for (j = 0; j < s->nrows; j++)
-                    if (!strcmp(s->rows[j].stream, h->element[0]->str) &&
-                        !strcmp(s->rows[j].group, h->element[1]->str)) {
-                        b->row = j;
-                        s->rows[j].processed += b->processed;
-                    }
-                if (b->row >= 0)
-                    s->nbeats++;
-            }
-            freeReplyObject(h);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    return 0;
+    return sl__hb_scan(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
 }
 
 /* Samples every group of every configured stream into s. Returns 0, or

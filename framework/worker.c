@@ -30,6 +30,8 @@
 #include <event2/event.h>
 #include "internal.h"
 #include "conn.h"
+#include "slot.h"
+#include "heartbeat.h"
 #include "scripts.h"
 
 #define W_DOWN    0               /* no usable connections */
@@ -111,7 +113,6 @@ struct worker {
     int exit_code;                /* returned by sl__worker_run */
     long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
     struct sl_commit_args ca;     /* framework keys and arguments of the commit scripts */
-    char hkey[512];               /* heartbeat key */
     char host[256];               /* gethostname() */
     struct sl_lua **eff;          /* each handler script, wrapped by effect.lua (owned) */
     int neff;                     /* handler scripts */
@@ -150,48 +151,19 @@ static void sweep_paged(struct worker *w, int mode, const char *next);
 static void maybe_exit(struct worker *w);
 
 /* ------------------------------------------------------------------ */
-/* Slot: what the supervisor sees                                      */
+/* Slot: what the supervisor sees (the protocol is slot.h's)           */
 /* ------------------------------------------------------------------ */
-
-/* Adds n to a counter of the slot. This process is its only writer, so
- * an atomic load and store (the supervisor never reads a torn value) is
- * enough: no locked read-modify-write on the per-entry path. */
-static void add_counter(uint64_t *c, uint64_t n)
-{
-    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
-}
 
 /* Adds n to one of the slot's counters. */
 static void count(struct worker *w, enum sl_counter k, uint64_t n)
 {
-    add_counter(&w->slot->counters[k], n);
-}
-
-/* Begins a write of the slot's strings (the seq counter becomes odd).
- * Single writer: a store, then a release fence so that the strings
- * written next cannot be seen before the odd value (the writer's side of
- * a seqlock; on x86 neither costs a locked instruction). */
-static void slot_begin(struct sl_slot *s)
-{
-    __atomic_store_n(&s->seq, __atomic_load_n(&s->seq, __ATOMIC_RELAXED) + 1,
-                     __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-/* Ends a write of the slot's strings (the seq counter becomes even). */
-static void slot_end(struct sl_slot *s)
-{
-    __atomic_store_n(&s->seq, __atomic_load_n(&s->seq, __ATOMIC_RELAXED) + 1,
-                     __ATOMIC_RELEASE);
+    sl__slot_count(w->slot, k, n);
 }
 
 /* Copies a reply string into a fixed slot field, cut to fit. */
 static void copy_id(char *dst, const redisReply *r)
 {
-    size_t n = (size_t)r->len < SL_IDLEN - 1 ? (size_t)r->len : SL_IDLEN - 1;
-
-    memcpy(dst, r->str, n);
-    dst[n] = '\0';
+    sl__slot_copy_id(dst, r->str, (size_t)r->len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -418,13 +390,7 @@ static long fill_fields(struct worker *w, const redisReply *f)
 /* Records a handler's duration in the histogram. */
 static void observe(struct worker *w, uint64_t us)
 {
-    int i;
-
-    count(w, SL_C_HANDLER_US, us);
-    for (i = 0; i < SL_HIST_N; i++)
-        if ((double)us / 1e6 <= sl__hist_bounds[i])
-            break;
-    add_counter(&w->slot->hist[i], 1);
+    sl__slot_observe(w->slot, us);
 }
 
 /* Decides one entry: the checks that come before the handler (delivery
@@ -520,12 +486,12 @@ static void handle_batch(struct worker *w, size_t n)
     b->outstanding = 1;             /* held until every command is sent */
     w->commit_batches++;
 
-    slot_begin(w->slot);
+    sl__slot_begin(w->slot);
     copy_id(w->slot->first_id, w->ents[0].id);
     copy_id(w->slot->last_id, w->ents[n - 1].id);
     w->slot->batch_started_ms = w->clock_ms = sl__now_ms();
     w->slot->batch_len = (uint32_t)n;
-    slot_end(w->slot);
+    sl__slot_end(w->slot);
 
     for (i = 0; i < n; i++) {
         struct entry *e = &w->ents[i];
@@ -546,17 +512,17 @@ static void handle_batch(struct worker *w, size_t n)
             continue;
         }
         sl__ctx_reset(w->ctx);
-        slot_begin(w->slot);
+        sl__slot_begin(w->slot);
         copy_id(w->slot->cur_id, e->id);
         /* The last clock reading (the batch's start or the previous
          * handler's end) is at most microseconds old: one clock read
          * less per entry. */
         w->slot->cur_started_ms = w->clock_ms;
-        slot_end(w->slot);
+        sl__slot_end(w->slot);
         d = decide(w, e, &msg, &trim);
-        slot_begin(w->slot);
+        sl__slot_begin(w->slot);
         w->slot->cur_id[0] = '\0';
-        slot_end(w->slot);
+        sl__slot_end(w->slot);
 
         if (d == SL_ACK && w->ctx->script < 0 && e->attempts == 0) {
             w->ackv[3 + nplain] = e->id->str;
@@ -601,10 +567,10 @@ static void handle_batch(struct worker *w, size_t n)
             b->outstanding--;
         }
     }
-    slot_begin(w->slot);
+    sl__slot_begin(w->slot);
     w->slot->first_id[0] = '\0';
     w->slot->batch_len = 0;
-    slot_end(w->slot);
+    sl__slot_end(w->slot);
     if (--b->outstanding == 0)
         batch_done(b);
 }
@@ -850,7 +816,7 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
         return;
     } else if (w->state == W_RECOVER) {
         w->state = W_RUN;
-        w->slot->redis_up = 1;
+        sl__slot_set_redis_up(w->slot, 1);
         sl__log(SL_LOG_INFO, "running", "stream=%s group=%s",
                 sl__logq(w->wc->stream), sl__logq(w->wc->group));
         read_next(w);
@@ -991,28 +957,18 @@ static void on_beat(struct sl_conn *c, redisReply *r, void *priv)
 static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    char pid[24], started[24], beat[24], processed[24], failed[24], ttl[24];
-    const char *hset[] = { "HSET", w->hkey, "pid", pid, "host", w->host,
-                           "handler", w->h->name, "stream", w->wc->stream,
-                           "group", w->wc->group, "started_at", started,
-                           "last_beat", beat, "processed", processed,
-                           "failed", failed };
-    const char *exp[] = { "PEXPIRE", w->hkey, ttl };
+    struct sl_hb b;
 
     (void)fd;
     (void)what;
     if (w->state != W_RUN || !sl__conn_ready(w->cmd))
         return;
-    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-    snprintf(started, sizeof(started), "%llu", (unsigned long long)w->started_wall_ms);
-    snprintf(beat, sizeof(beat), "%llu", (unsigned long long)sl__wall_ms());
-    snprintf(processed, sizeof(processed), "%llu",
-             (unsigned long long)w->slot->counters[SL_C_PROCESSED]);
-    snprintf(failed, sizeof(failed), "%llu",
-             (unsigned long long)w->slot->counters[SL_C_FAILED]);
-    snprintf(ttl, sizeof(ttl), "%lld", 3 * w->t->heartbeat_ms);
-    sl__conn_command(w->cmd, on_beat, w, 0, 20, hset, NULL);
-    sl__conn_command(w->cmd, on_beat, w, 0, 3, exp, NULL);
+    sl__hb_fill(&b, w->consumer, (long)getpid(), w->host, w->h->name, w->wc->stream,
+                w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
+                sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
+                sl__slot_counter(w->slot, SL_C_FAILED, 0));
+    sl__conn_command(w->cmd, on_beat, w, 0, b.nhset, b.hset, NULL);
+    sl__conn_command(w->cmd, on_beat, w, 0, 3, b.pexpire, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1158,7 +1114,7 @@ static void reset(struct worker *w, const char *why)
         sl__log(SL_LOG_WARN, "redis_unavailable", "step=%d error=%s", w->fails,
                 sl__logq(why));
     w->state = W_DOWN;
-    w->slot->redis_up = 0;
+    sl__slot_set_redis_up(w->slot, 0);
     event_active(w->reset_ev, EV_TIMEOUT, 0);
 }
 
@@ -1329,7 +1285,6 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     if (gethostname(w->host, sizeof(w->host)) < 0)
         snprintf(w->host, sizeof(w->host), "localhost");
     sl__commit_args_init(&w->ca, wc->stream, wc->group, consumer, &wc->t);
-    snprintf(w->hkey, sizeof(w->hkey), "sluice:worker:%s", consumer);
 
     if (pipe(sig_pipe) < 0 || fcntl(sig_pipe[0], F_SETFL, O_NONBLOCK) < 0 ||
         fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK) < 0) {

@@ -1,6 +1,7 @@
-/* poolctl.c -- the supervisor's slower duties: the start check, SIGHUP
- * reloads with a rolling restart, and housekeeping (the janitor that
- * removes dead consumers, and safe trimming). */
+/* janitor.c -- removes consumers that have no heartbeat and nothing
+ * pending, in slices, on a connection of its own (see struct
+ * sl_janitor), with janitor.lua.
+ */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,187 +13,9 @@
 #include "internal.h"
 #include "pool.h"
 #include "scripts.h"
+#include "heartbeat.h"
 
-#define HOUSEKEEPING_MS 5000      /* janitor and trim period */
 #define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
-#define HELD_MARGIN_MS 100        /* past a heartbeat's expiry before it counts as renewed */
-
-/* Applies --workers NAME[:N],... (process counts per handler; a handler
- * not named keeps its count, a handler named but not configured is an
- * error) and --metrics ADDR. Returns 0 or -1 with err. */
-int sl__pool_apply_overrides(struct sl_pool *p, struct sl_config *cfg,
-                             char *err, size_t errlen)
-{
-    char *list, *tok, *save = NULL;
-    int rc = 0;
-
-    if (p->metrics_override != NULL) {
-        free(cfg->metrics_listen);
-        cfg->metrics_listen = strcmp(p->metrics_override, "none") == 0 ? NULL :
-                              strdup(p->metrics_override);
-    }
-    if (p->workers_override == NULL)
-        return 0;
-    list = strdup(p->workers_override);
-    if (list == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-        char *colon = strchr(tok, ':');
-        long n = 1;
-        size_t i;
-        int found = 0;
-
-        if (colon != NULL) {
-            char *end;
-            *colon = '\0';
-            errno = 0;
-            n = strtol(colon + 1, &end, 10);
-            if (errno || *end || end == colon + 1 || n < 0 || n > 256) {
-                snprintf(err, errlen, "--workers: \"%s\": expected a count from 0 to 256",
-                         colon + 1);
-                rc = -1;
-                break;
-            }
-        }
-        for (i = 0; i < cfg->nworkers; i++)
-            if (strcmp(cfg->workers[i].handler, tok) == 0) {
-                cfg->workers[i].processes = (int)n;
-                found = 1;
-            }
-        if (!found) {
-            snprintf(err, errlen, "--workers: \"%s\": no worker with that handler in the configuration",
-                     tok);
-            rc = -1;
-            break;
-        }
-    }
-    free(list);
-    return rc;
-}
-
-/* Start check of one consumer name. A heartbeat younger than its expiry
- * is live, whatever its pid: a pool in another PID namespace (a second
- * container with the same host name) has pids that do not exist here, or
- * that belong to unrelated processes, and nothing in a heartbeat proves
- * which namespace wrote it. So a heartbeat found on a name is waited for
- * until it must have expired (p->held_until, the latest such time over
- * all names, so that a refusal names the first name held). Gone by then,
- * its writer stopped beating and the name is free; still there, someone
- * renewed it (the process's own beats, or its supervisor's while it is
- * busy) and the name is held. A heartbeat without an expiry (its writer
- * died between setting it and giving it one) is stale once it has stayed
- * unchanged for three of our beats. Returns 0 when the name is free, 1
- * while waiting, -1 when the check cannot go on this tick (Redis trouble,
- * or the start refused). */
-static int check_name(struct sl_pool *p, struct sl_child *ch, uint64_t now)
-{
-    char key[400];
-    const char *argv[] = { "HMGET", key, "host", "pid", "last_beat" };
-    const char *pttl[] = { "PTTL", key };
-    redisReply *r, *t;
-    const char *beat;
-    long long ttl;
-    uint64_t until;
-    long pid;
-
-    snprintf(key, sizeof(key), "sluice:worker:%s", ch->consumer);
-    r = sl__pool_cmd(p, 5, argv);
-    if (r == NULL)
-        return -1;              /* Redis went away: try again next tick */
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
-        /* LOADING, BUSY, NOPERM...: the heartbeat was not read, so the
-         * name is not known to be free; try again next tick. */
-        if ((p->start_fails & (p->start_fails - 1)) == 0)
-            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d phase=start_check error=%s",
-                    p->start_fails + 1, sl__logq(r->str));
-        p->start_fails++;
-        freeReplyObject(r);
-        return -1;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
-        ch->held_seen = 0;
-        return 0;               /* no heartbeat: the name is free */
-    }
-    t = sl__pool_cmd(p, 2, pttl);
-    if (t == NULL || t->type != REDIS_REPLY_INTEGER) {
-        freeReplyObject(t);
-        freeReplyObject(r);
-        return -1;              /* not known: try again next tick */
-    }
-    ttl = t->integer;
-    freeReplyObject(t);
-    if (ttl == -2) {
-        freeReplyObject(r);
-        ch->held_seen = 0;
-        return 0;               /* expired since the HMGET */
-    }
-    pid = strtol(r->element[1]->str, NULL, 10);
-    beat = r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
-    if (!ch->held_seen) {
-        until = now + (uint64_t)(ttl >= 0 ? ttl : 3 * ch->wc->t.heartbeat_ms) + HELD_MARGIN_MS;
-        if (until > p->held_until)
-            p->held_until = until;
-        ch->held_seen = 1;
-        snprintf(ch->held_beat, sizeof(ch->held_beat), "%s", beat);
-        sl__log(SL_LOG_INFO, "start_waiting", "consumer=%s old_pid=%ld old_host=%s ttl_ms=%lld",
-                sl__logq(ch->consumer), pid, sl__logq(r->element[0]->str), ttl);
-        freeReplyObject(r);
-        return 1;
-    }
-    if (ttl == -1 && strcmp(beat, ch->held_beat) == 0) {
-        const char *del[] = { "DEL", key };
-        redisReply *d = sl__pool_cmd(p, 2, del);
-
-        freeReplyObject(d);
-        sl__log(SL_LOG_INFO, "stale_heartbeat", "consumer=%s old_pid=%ld",
-                sl__logq(ch->consumer), pid);
-        freeReplyObject(r);
-        ch->held_seen = 0;
-        return 0;
-    }
-    fprintf(stderr, "sluice: consumer %s is held by a live process (pid %ld on host %s); "
-            "is another `sluice run` using this configuration?\n",
-            ch->consumer, pid, r->element[0]->str);
-    freeReplyObject(r);
-    p->exit_code = 1;
-    p->stopping = 1;
-    event_base_loopbreak(p->base);
-    return -1;
-}
-
-/* The start check, repeated every tick until it passes: every consumer
- * name must be free (see check_name). Refuses to start when another live
- * process holds one of them; waits while a heartbeat may still be live.
- * Redis is not asked again before p->held_until: the heartbeats found
- * are live until then by that rule. */
-void sl__pool_try_start(struct sl_pool *p)
-{
-    uint64_t now = sl__now_ms();
-    int waiting = 0, rc;
-    size_t i;
-
-    if (p->started || p->stopping || now < p->held_until || sl__pool_redis(p) == NULL)
-        return;
-    for (i = 0; i < p->nchildren; i++) {
-        rc = check_name(p, &p->children[i], now);
-        if (rc < 0)
-            return;
-        waiting |= rc;
-    }
-    if (waiting)
-        return;
-    p->started = 1;
-    sl__log(SL_LOG_INFO, "pool_started", "children=%zu", p->nchildren);
-}
-
-/* ------------------------------------------------------------------ */
-/* The janitor                                                         */
-/* ------------------------------------------------------------------ */
 
 /* One group a janitor pass goes through. Copies: a reload may free the
  * configuration while the pass runs. */
@@ -412,7 +235,7 @@ static void jan_pick(struct sl_janitor *j, const struct jan_group *g)
         /* A name whose heartbeat key would not fit is kept: its
          * heartbeat could not be checked. */
         if (name != NULL && pending == 0 && idle > g->idle_ms &&
-            strlen(name) < sizeof(j->keys[0]) - sizeof("sluice:worker:")) {
+            strlen(name) < sizeof(j->keys[0]) - sizeof(SL_HB_PREFIX)) {
             j->cand[j->ncand] = name;
             j->cand_idle[j->ncand] = idle;
             j->ncand++;
@@ -437,7 +260,7 @@ static int jan_send_slice(struct sl_janitor *j, const struct jan_group *g)
      * group, then the candidates in the same order (janitor.lua). */
     ka[nkeys++] = g->stream;
     for (i = 0; i < j->ncand; i++) {
-        snprintf(j->keys[i], sizeof(j->keys[i]), "sluice:worker:%s", j->cand[i]);
+        sl__hb_key(j->keys[i], sizeof(j->keys[i]), j->cand[i]);
         ka[nkeys++] = j->keys[i];
     }
     ka[nkeys] = g->group;
@@ -527,7 +350,7 @@ static void jan_on_lost(struct sl_conn *c, void *arg)
 
 /* Starts a janitor pass over every configured group, unless the last one
  * is still going. Returns 0, or -1 when out of memory. */
-static int jan_start(struct sl_pool *p)
+int sl__janitor_start(struct sl_pool *p)
 {
     struct sl_janitor *j = p->janitor;
     size_t i, k;
@@ -591,7 +414,7 @@ static int jan_start(struct sl_pool *p)
 
 /* Stops and frees the janitor (at exit, and on a reload, whose
  * configuration may name another server: the next pass connects anew). */
-void sl__pool_janitor_free(struct sl_pool *p)
+void sl__janitor_free(struct sl_pool *p)
 {
     struct sl_janitor *j = p->janitor;
 
@@ -607,7 +430,7 @@ void sl__pool_janitor_free(struct sl_pool *p)
 
 /* In a forked child: closes the inherited copy of the janitor's socket,
  * without any I/O or change to the supervisor's loop. */
-static void jan_child_cleanup(struct sl_pool *p)
+void sl__janitor_child_close(struct sl_pool *p)
 {
     int fd = p->janitor != NULL ? sl__conn_fd(p->janitor->conn) : -1;
 
@@ -615,192 +438,3 @@ static void jan_child_cleanup(struct sl_pool *p)
         close(fd);
 }
 
-/* Trims one stream safely (see framework/lua/trim.lua). */
-static void trim(struct sl_pool *p, const char *stream)
-{
-    const char *keys[] = { stream };
-    redisReply *r = sl__pool_script(p, SL_SCRIPT_TRIM, (int)SL_NELEM(keys), keys, 0, NULL);
-
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-        sl__log(SL_LOG_DEBUG, "trimmed", "stream=%s count=%lld", sl__logq(stream), r->integer);
-    else if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        sl__log(SL_LOG_WARN, "trim_failed", "stream=%s error=%s", sl__logq(stream),
-                sl__logq(r->str));
-    freeReplyObject(r);
-}
-
-/* Janitor and trimming, every HOUSEKEEPING_MS (or the shortest
- * reclaim_interval_ms when that is shorter). The janitor's pass runs in
- * the background (see struct sl_janitor); trimming is one call per
- * stream. */
-void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
-{
-    long long every = HOUSEKEEPING_MS;
-    size_t i, j;
-
-    for (i = 0; i < p->cfg->nworkers; i++)
-        if (p->cfg->workers[i].t.reclaim_interval_ms < every)
-            every = p->cfg->workers[i].t.reclaim_interval_ms;
-    if (now < p->next_housekeeping || p->stopping)
-        return;
-    p->next_housekeeping = now + (uint64_t)every;
-    if (jan_start(p) < 0)
-        sl__log(SL_LOG_WARN, "janitor_failed", "error=%s", sl__logq("out of memory"));
-    if (sl__pool_redis(p) == NULL)
-        return;
-    for (i = 0; i < p->cfg->nworkers; i++) {
-        const struct sl_worker_conf *wc = &p->cfg->workers[i];
-        int first = 1;
-
-        for (j = 0; j < i; j++)
-            if (strcmp(p->cfg->workers[j].stream, wc->stream) == 0)
-                first = 0;
-        if (first && wc->t.trim == SL_TRIM_ACKED)
-            trim(p, wc->stream);
-    }
-}
-
-/* Picks a shared slot that no child, current or old, is bound to. */
-static struct sl_slot *free_slot(struct sl_pool *p, struct sl_child *fresh, size_t nfresh)
-{
-    size_t tries, i;
-
-    for (tries = 0; tries < 1024; tries++) {
-        struct sl_slot *s = &p->slots[p->next_slot++ % 1024];
-        int used = 0;
-        for (i = 0; i < p->nchildren && !used; i++)
-            used = p->children[i].slot == s;
-        for (i = 0; i < p->nold && !used; i++)
-            used = p->old[i].slot == s;
-        for (i = 0; i < nfresh && !used; i++)
-            used = fresh[i].slot == s;
-        if (!used) {
-            memset(s, 0, sizeof(*s));   /* a retired child's counts */
-            return s;
-        }
-    }
-    return NULL;
-}
-
-/* SIGHUP: re-reads the configuration. A bad one is refused with its error
- * and the running pool stays as it is; a good one replaces the children
- * one at a time (sl__pool_roll), each new child starting only after the
- * old one holding its consumer name has exited. */
-void sl__pool_reload(struct sl_pool *p)
-{
-    char err[512];
-    struct sl_config *cfg;
-    struct sl_child *fresh;
-    size_t nfresh, i, j;
-    const char *env = getenv("SLUICE_REDIS_URL");
-
-    if (p->stopping)
-        return;
-    if (p->old != NULL) {
-        sl__log(SL_LOG_WARN, "reload_refused", "reason=%s", sl__logq("a rolling restart is still running"));
-        return;
-    }
-    cfg = sl__config_load(p->cfg_path, p->cfg_explicit, err, sizeof(err));
-    if (cfg != NULL && env != NULL && *env &&
-        sl__config_set_url(cfg, env, "SLUICE_REDIS_URL", err, sizeof(err)) < 0) {
-        sl__config_free(cfg);
-        cfg = NULL;
-    }
-    if (cfg != NULL && p->redis_override != NULL &&
-        sl__config_set_url(cfg, p->redis_override, "--redis", err, sizeof(err)) < 0) {
-        sl__config_free(cfg);
-        cfg = NULL;
-    }
-    if (cfg != NULL && (sl__pool_apply_overrides(p, cfg, err, sizeof(err)) < 0 ||
-                        sl__pool_plan(p, cfg, &fresh, &nfresh, err, sizeof(err)) < 0)) {
-        sl__config_free(cfg);
-        cfg = NULL;
-    }
-    if (cfg == NULL) {
-        sl__log(SL_LOG_ERROR, "reload_failed", "error=%s", sl__logq(err));
-        fprintf(stderr, "sluice: reload refused: %s\n", err);
-        return;
-    }
-    for (i = 0; i < nfresh; i++) {
-        fresh[i].restart_at = UINT64_MAX;   /* held until its turn */
-        for (j = 0; j < p->nchildren; j++)
-            if (strcmp(p->children[j].consumer, fresh[i].consumer) == 0) {
-                fresh[i].slot = p->children[j].slot;
-                memcpy(fresh[i].carried, p->children[j].carried, sizeof(fresh[i].carried));
-                memcpy(fresh[i].carried_hist, p->children[j].carried_hist,
-                       sizeof(fresh[i].carried_hist));
-            }
-    }
-    for (i = 0; i < nfresh; i++)
-        if (fresh[i].slot == NULL)
-            fresh[i].slot = free_slot(p, fresh, nfresh);
-    p->old = p->children;
-    p->nold = p->nchildren;
-    for (i = 0; i < p->nold; i++)
-        p->old[i].retired = 1;
-    p->old_cfg = p->cfg;
-    p->children = fresh;
-    p->nchildren = nfresh;
-    p->cfg = cfg;
-    p->roll_next = 0;
-    sl__pool_janitor_free(p);
-    sl__log(SL_LOG_INFO, "reloading", "children=%zu", nfresh);
-}
-
-/* One step of a rolling restart, run every tick: stops the next old child,
- * and once it is gone releases the new child of the same name. */
-void sl__pool_roll(struct sl_pool *p)
-{
-    size_t i;
-
-    if (p->old == NULL)
-        return;
-    while (p->roll_next < p->nold) {
-        struct sl_child *o = &p->old[p->roll_next];
-        if (o->pid > 0) {
-            if (!o->timed_out && o->restart_at != UINT64_MAX - 1) {
-                kill(o->pid, SIGTERM);
-                o->restart_at = UINT64_MAX - 1;   /* marks "asked to stop" */
-            }
-            return;
-        }
-        if (o->failed_id[0] != '\0')
-            return;                 /* its crash is still to be recorded */
-        for (i = 0; i < p->nchildren; i++)
-            if (strcmp(p->children[i].consumer, o->consumer) == 0 &&
-                p->children[i].restart_at == UINT64_MAX) {
-                p->children[i].restart_at = 0;
-                return;             /* wait for it to start before the next */
-            }
-        p->roll_next++;
-    }
-    for (i = 0; i < p->nchildren; i++) {
-        if (p->children[i].restart_at == UINT64_MAX)
-            p->children[i].restart_at = 0;
-        if (p->children[i].pid == 0)
-            return;                 /* not all new children run yet */
-    }
-    sl__pool_free_retired(p);
-    sl__log(SL_LOG_INFO, "reloaded", "children=%zu", p->nchildren);
-}
-
-/* Frees the children and configuration a finished reload left behind.
- * The configuration of the first generation belongs to sl__pool_run's
- * caller, which frees it itself. */
-void sl__pool_free_retired(struct sl_pool *p)
-{
-    free(p->old);
-    p->old = NULL;
-    p->nold = 0;
-    if (p->old_cfg != p->cfg_caller)
-        sl__config_free(p->old_cfg);
-    p->old_cfg = NULL;
-}
-
-/* In a freshly forked child: closes what belongs to the supervisor. */
-void sl__pool_child_cleanup(struct sl_pool *p)
-{
-    if (p->http_fd >= 0)
-        close(p->http_fd);
-    jan_child_cleanup(p);
-}

@@ -1,0 +1,138 @@
+/* startcheck.c -- the start check: before the first child starts, every
+ * consumer name the pool is about to use must be free, that is without a
+ * live heartbeat of another process (a second pool on the same host and
+ * configuration, or the previous one still stopping). A refusal names
+ * the first name held; the check waits until every heartbeat found must
+ * have expired.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "pool.h"
+#include "heartbeat.h"
+
+#define HELD_MARGIN_MS 100        /* past a heartbeat's expiry before it counts as renewed */
+
+/* Start check of one consumer name. A heartbeat younger than its expiry
+ * is live, whatever its pid: a pool in another PID namespace (a second
+ * container with the same host name) has pids that do not exist here, or
+ * that belong to unrelated processes, and nothing in a heartbeat proves
+ * which namespace wrote it. So a heartbeat found on a name is waited for
+ * until it must have expired (p->held_until, the latest such time over
+ * all names, so that a refusal names the first name held). Gone by then,
+ * its writer stopped beating and the name is free; still there, someone
+ * renewed it (the process's own beats, or its supervisor's while it is
+ * busy) and the name is held. A heartbeat without an expiry (its writer
+ * died between setting it and giving it one) is stale once it has stayed
+ * unchanged for three of our beats. Returns 0 when the name is free, 1
+ * while waiting, -1 when the check cannot go on this tick (Redis trouble,
+ * or the start refused). */
+static int check_name(struct sl_pool *p, struct sl_child *ch, uint64_t now)
+{
+    char key[400];
+    const char *argv[] = { "HMGET", key, "host", "pid", "last_beat" };
+    const char *pttl[] = { "PTTL", key };
+    redisReply *r, *t;
+    const char *beat;
+    long long ttl;
+    uint64_t until;
+    long pid;
+
+    sl__hb_key(key, sizeof(key), ch->consumer);
+    r = sl__pool_cmd(p, 5, argv);
+    if (r == NULL)
+        return -1;              /* Redis went away: try again next tick */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
+        /* LOADING, BUSY, NOPERM...: the heartbeat was not read, so the
+         * name is not known to be free; try again next tick. */
+        if ((p->start_fails & (p->start_fails - 1)) == 0)
+            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d phase=start_check error=%s",
+                    p->start_fails + 1, sl__logq(r->str));
+        p->start_fails++;
+        freeReplyObject(r);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        ch->held_seen = 0;
+        return 0;               /* no heartbeat: the name is free */
+    }
+    t = sl__pool_cmd(p, 2, pttl);
+    if (t == NULL || t->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(t);
+        freeReplyObject(r);
+        return -1;              /* not known: try again next tick */
+    }
+    ttl = t->integer;
+    freeReplyObject(t);
+    if (ttl == -2) {
+        freeReplyObject(r);
+        ch->held_seen = 0;
+        return 0;               /* expired since the HMGET */
+    }
+    pid = strtol(r->element[1]->str, NULL, 10);
+    beat = r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
+    if (!ch->held_seen) {
+        until = now + (uint64_t)(ttl >= 0 ? ttl : 3 * ch->wc->t.heartbeat_ms) + HELD_MARGIN_MS;
+        if (until > p->held_until)
+            p->held_until = until;
+        ch->held_seen = 1;
+        snprintf(ch->held_beat, sizeof(ch->held_beat), "%s", beat);
+        sl__log(SL_LOG_INFO, "start_waiting", "consumer=%s old_pid=%ld old_host=%s ttl_ms=%lld",
+                sl__logq(ch->consumer), pid, sl__logq(r->element[0]->str), ttl);
+        freeReplyObject(r);
+        return 1;
+    }
+    if (ttl == -1 && strcmp(beat, ch->held_beat) == 0) {
+        const char *del[] = { "DEL", key };
+        redisReply *d = sl__pool_cmd(p, 2, del);
+
+        freeReplyObject(d);
+        sl__log(SL_LOG_INFO, "stale_heartbeat", "consumer=%s old_pid=%ld",
+                sl__logq(ch->consumer), pid);
+        freeReplyObject(r);
+        ch->held_seen = 0;
+        return 0;
+    }
+    fprintf(stderr, "sluice: consumer %s is held by a live process (pid %ld on host %s); "
+            "is another `sluice run` using this configuration?\n",
+            ch->consumer, pid, r->element[0]->str);
+    freeReplyObject(r);
+    p->exit_code = 1;
+    p->stopping = 1;
+    event_base_loopbreak(p->base);
+    return -1;
+}
+
+/* The start check, repeated every tick until it passes: every consumer
+ * name must be free (see check_name). Refuses to start when another live
+ * process holds one of them; waits while a heartbeat may still be live.
+ * Redis is not asked again before p->held_until: the heartbeats found
+ * are live until then by that rule. */
+void sl__pool_try_start(struct sl_pool *p)
+{
+    uint64_t now = sl__now_ms();
+    int waiting = 0, rc;
+    size_t i;
+
+    if (p->started || p->stopping || now < p->held_until || sl__pool_redis(p) == NULL)
+        return;
+    for (i = 0; i < p->nchildren; i++) {
+        rc = check_name(p, &p->children[i], now);
+        if (rc < 0)
+            return;
+        waiting |= rc;
+    }
+    if (waiting)
+        return;
+    p->started = 1;
+    sl__log(SL_LOG_INFO, "pool_started", "children=%zu", p->nchildren);
+}

@@ -1,0 +1,41 @@
+/* trim.c -- safe trimming: each stream whose workers say "trim":
+ * "acked" is cut below the oldest entry any of its groups still needs
+ * (trim.lua), once per housekeeping period.
+ */
+#include <string.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "pool.h"
+#include "scripts.h"
+
+/* Trims one stream safely (see framework/lua/trim.lua). */
+static void trim_one(struct sl_pool *p, const char *stream)
+{
+    const char *keys[] = { stream };
+    redisReply *r = sl__pool_script(p, SL_SCRIPT_TRIM, (int)SL_NELEM(keys), keys, 0, NULL);
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        sl__log(SL_LOG_DEBUG, "trimmed", "stream=%s count=%lld", sl__logq(stream), r->integer);
+    else if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        sl__log(SL_LOG_WARN, "trim_failed", "stream=%s error=%s", sl__logq(stream),
+                sl__logq(r->str));
+    freeReplyObject(r);
+}
+
+/* Trims every stream of the configuration that asks for it, once each
+ * (the first worker entry of a stream decides). */
+void sl__trim_streams(struct sl_pool *p)
+{
+    size_t i, j;
+
+    for (i = 0; i < p->cfg->nworkers; i++) {
+        const struct sl_worker_conf *wc = &p->cfg->workers[i];
+        int first = 1;
+
+        for (j = 0; j < i; j++)
+            if (strcmp(p->cfg->workers[j].stream, wc->stream) == 0)
+                first = 0;
+        if (first && wc->t.trim == SL_TRIM_ACKED)
+            trim_one(p, wc->stream);
+    }
+}
