@@ -276,3 +276,9 @@ int sl_ctx_effect(struct sl_ctx *ctx, const struct sl_script *script,
     ctx->script = idx;
     return 0;
 }
+
+/* Returns the entry's error text (see sluice.h). */
+const char *sl_ctx_error(const struct sl_ctx *ctx)
+{
+    return ctx != NULL ? ctx->err : "";
+}

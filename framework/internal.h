@@ -359,8 +359,16 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
 const struct sl_handler *sl__registry_find(const struct sl_handler *const *reg,
                                            const char *name);
 
-/* Returns 0 when every handler of reg was built for SL_ABI_VERSION, else
- * -1 with "handler NAME was built for ABI N, this is M" in why. */
+/* Returns 0 when every handler of reg was built for SL_ABI_VERSION and
+ * sets either `routes` (each with a function, `types` NULL) or `handle`,
+ * else -1 with the first problem in why ("handler NAME was built for ABI
+ * N, this is M", ...). */
 int sl__registry_check(const struct sl_handler *const *reg, char *why, size_t size);
+
+/* Returns the types h accepts, NULL-terminated: its routes' types, or a
+ * copy of its `types`. New: free() the array (not the strings, borrowed
+ * from h). NULL with *any set when h accepts any type; NULL with *any
+ * clear when memory ran out. */
+const char **sl__handler_types_new(const struct sl_handler *h, int *any);
 
 #endif /* SL_INTERNAL_H */

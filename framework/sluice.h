@@ -19,7 +19,8 @@
 #include <jansson.h>
 
 #define SL_VERSION "0.1.0"
-#define SL_ABI_VERSION 1          /* bumped on any change to the structs below */
+#define SL_ABI_VERSION 2          /* bumped on any change to the structs below
+                                     (2: struct sl_handler gained `routes`) */
 
 /* Error codes: functions that can fail return 0 or one of these. */
 #define SL_OK       0
@@ -27,6 +28,9 @@
 #define SL_ENOMEM  -2             /* allocation failed */
 #define SL_EINVAL  -3             /* bad argument */
 #define SL_EEXIST  -4             /* something was already declared */
+
+/* Returns the text of an SL_* code ("out of memory", ...), static. */
+const char *sl_strerror(int code);
 
 /* What the framework does with an entry once `handle` returns. */
 enum sl_disposition {
@@ -89,12 +93,31 @@ struct sl_script {
     const char *body;             /* Lua source, without a shebang line */
 };
 
-/* The vtable a worker exports. Fill it with designated initializers. */
+/* The function that decides one entry: `ctx` and `msg` are borrowed
+ * until it returns; `privdata` is what `init` stored. May block (the
+ * framework renews the entry's lease meanwhile); must not write to Redis
+ * itself. */
+typedef enum sl_disposition sl_handle_fn(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                         void *privdata);
+
+/* One `type` a handler accepts and the function that decides its
+ * entries. A handler's `routes` is an array of these ending with
+ * {NULL, NULL}; each type is written once, there. */
+struct sl_route {
+    const char *type;             /* the `type` field's value, NUL-terminated */
+    sl_handle_fn *handle;         /* decides entries of that type */
+};
+
+/* The vtable a worker exports. Fill it with designated initializers.
+ * Either `routes` (the accepted types, each with its function) or
+ * `handle` (one function for every type, with `types` listing the
+ * accepted ones, or NULL for any) must be set, not both. A handler written
+ * for ABI 1 (`.types` + `.handle`) compiles and runs unchanged. */
 struct sl_handler {
     int abi_version;              /* SL_ABI_VERSION */
     const char *name;             /* registry name, as in the config's "handler" */
     unsigned flags;               /* SL_HANDLER_* */
-    const char *const *types;     /* NULL-terminated accepted `type`s; NULL accepts any */
+    const char *const *types;     /* with `handle`: NULL-terminated accepted `type`s; NULL accepts any */
     const struct sl_script *const *scripts; /* NULL-terminated scripts for sl_ctx_effect(), or NULL */
 
     /* Optional. Called once per worker process before the first entry.
@@ -102,22 +125,33 @@ struct sl_handler {
      * Returns 0, or a negative SL_E* code to make the process exit. */
     int (*init)(const struct sl_worker_info *info, void **privdata);
 
-    /* Required. Decides what happens to one entry. `ctx` and `msg` are
-     * borrowed until it returns. May block (the framework renews the
-     * entry's lease meanwhile); must not write to Redis itself. */
-    enum sl_disposition (*handle)(struct sl_ctx *ctx, const struct sl_msg *msg,
-                                  void *privdata);
+    /* Decides every entry, whatever its type (see sl_handle_fn). NULL
+     * when `routes` is set. */
+    sl_handle_fn *handle;
 
     /* Optional. Frees what `init` stored. */
     void (*destroy)(void *privdata);
+
+    /* The accepted types, each with its function, ending with {NULL,
+     * NULL}; an entry of any other type is dead-lettered as unknown_type
+     * before any function is called. NULL when `handle` is set. */
+    const struct sl_route *routes;
 };
+
+/* Calls the function of h that decides msg: the route of msg->type, or
+ * `handle`. An entry of a type h does not route is SL_DEAD with
+ * "unknown_type: <type>" on ctx. This is what the framework calls; tests
+ * of a handler call it too. */
+enum sl_disposition sl_handler_call(const struct sl_handler *h, struct sl_ctx *ctx,
+                                    const struct sl_msg *msg, void *privdata);
 
 /* Declares the entry's effect: `script` (which must be listed in the
  * handler's `scripts`) with `nkeys` keys and `nargs` arguments. Keys and
  * arguments are NUL-terminated strings, copied before the call returns
  * (the caller keeps ownership). At most one effect per entry. Returns 0,
  * SL_EEXIST when an effect was already declared, SL_EINVAL for a script
- * the handler did not list, SL_ENOMEM. */
+ * the handler did not list (or a negative count), SL_ENOMEM;
+ * sl_strerror() gives the text of each. */
 int sl_ctx_effect(struct sl_ctx *ctx, const struct sl_script *script,
                   int nkeys, const char *const *keys,
                   int nargs, const char *const *args);
@@ -129,6 +163,10 @@ int sl_ctx_effect(struct sl_ctx *ctx, const struct sl_script *script,
 enum sl_disposition sl_ctx_fail(struct sl_ctx *ctx, enum sl_disposition d,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Returns the error recorded on ctx for the current entry: "code" or
+ * "code: detail", "" when none. Borrowed until the next entry. */
+const char *sl_ctx_error(const struct sl_ctx *ctx);
 
 /* Returns the value of the first field named `name`, or NULL when the
  * entry has none; the length goes to *len when len is not NULL. The
@@ -159,6 +197,45 @@ int sl_get_currency(struct sl_ctx *ctx, json_t *data, const char *key, const cha
  * missing_field or wrong_type. */
 int sl_get_string(struct sl_ctx *ctx, json_t *data, const char *key,
                   int allow_empty, const char **out);
+
+/* What one field of an event must be. The order of the enum is also the
+ * order in which sl_data_check() checks values (the dead-letter table:
+ * invalid_id, then invalid_amount, then invalid_currency; plain strings
+ * last, since they can only fail on emptiness). */
+enum sl_kind {
+    SL_KIND_ID = 0,               /* sl_get_id: 1-64 of [A-Za-z0-9_.:-] */
+    SL_KIND_AMOUNT,               /* sl_get_amount: JSON integer, 1 .. SL_MAX_CENTS */
+    SL_KIND_BALANCE,              /* sl_get_amount: JSON integer, 0 .. SL_MAX_CENTS */
+    SL_KIND_CURRENCY,             /* sl_get_currency: three upper-case letters */
+    SL_KIND_TEXT,                 /* sl_get_string: a non-empty string */
+    SL_NKINDS                     /* number of kinds, not a kind */
+};
+
+/* The largest amount and balance of docs/payment-flow.md, in cents. */
+#define SL_MAX_CENTS 1000000000000LL
+
+/* One required field of an event's `data`. */
+struct sl_rule {
+    const char *key;              /* JSON member name */
+    enum sl_kind kind;            /* what its value must be */
+};
+
+/* A checked value: `s` for the string kinds, `n` for the integer kinds. */
+struct sl_value {
+    const char *s;                /* borrowed from data; NULL for integers */
+    long long n;                  /* the integer, 0 for string kinds */
+};
+
+/* Checks every field of rules[0..n) in the JSON object `data` and stores
+ * the values in vals (same order). The first failing check *in the
+ * dead-letter table's order* names the error, so an event missing one
+ * field and holding a bad identifier in another is missing_field: all
+ * fields are checked for presence, then for their JSON type, then for
+ * their value kind by kind, each by the validator above. A `data` that is
+ * not an object is invalid_schema. Returns 0, or -1 with the error on
+ * ctx. */
+int sl_data_check(struct sl_ctx *ctx, json_t *data, const struct sl_rule *rules, size_t n,
+                  struct sl_value *vals);
 
 /* Returns a canonical text of a JSON value (sorted keys, compact): two
  * values that are equal whatever their key order and white space give the

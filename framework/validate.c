@@ -140,3 +140,65 @@ int sl_get_string(struct sl_ctx *ctx, json_t *data, const char *key,
         *out = s;
     return 0;
 }
+
+/* Runs the validator that matches r's kind on data, storing the value in
+ * *out. Returns 0, or -1 after the validator recorded the error. */
+static int check_one(struct sl_ctx *ctx, json_t *data, const struct sl_rule *r,
+                     struct sl_value *out)
+{
+    out->s = NULL;
+    out->n = 0;
+    switch (r->kind) {
+    case SL_KIND_ID:
+        return sl_get_id(ctx, data, r->key, &out->s);
+    case SL_KIND_AMOUNT:
+        return sl_get_amount(ctx, data, r->key, 1, SL_MAX_CENTS, &out->n);
+    case SL_KIND_BALANCE:
+        return sl_get_amount(ctx, data, r->key, 0, SL_MAX_CENTS, &out->n);
+    case SL_KIND_CURRENCY:
+        return sl_get_currency(ctx, data, r->key, &out->s);
+    case SL_KIND_TEXT:
+    default:
+        return sl_get_string(ctx, data, r->key, 0, &out->s);
+    }
+}
+
+/* Returns 1 when v has the JSON type r's kind needs (an integer for the
+ * amounts, a string otherwise): 1e2 and 100.0 are not integers. */
+static int type_ok(const struct sl_rule *r, const json_t *v)
+{
+    if (r->kind == SL_KIND_AMOUNT || r->kind == SL_KIND_BALANCE)
+        return json_is_integer(v);
+    return json_is_string(v);
+}
+
+/* Checks every rule in the dead-letter table's order (see sluice.h):
+ * presence of every field, then the JSON type of every field, then the
+ * values kind by kind. Each failure is reported by the validator of its
+ * kind, so codes and texts are the same as a handler calling it itself. */
+int sl_data_check(struct sl_ctx *ctx, json_t *data, const struct sl_rule *rules, size_t n,
+                  struct sl_value *vals)
+{
+    size_t i;
+    int kind;
+
+    if (!json_is_object(data)) {
+        /* The framework refuses such an entry before any handler runs;
+         * this guards a direct call. */
+        sl__ctx_seterr(ctx, "invalid_schema", "data is not an object");
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (json_object_get(data, rules[i].key) == NULL &&
+            check_one(ctx, data, &rules[i], &vals[i]) < 0)
+            return -1;
+    for (i = 0; i < n; i++)
+        if (!type_ok(&rules[i], json_object_get(data, rules[i].key)) &&
+            check_one(ctx, data, &rules[i], &vals[i]) < 0)
+            return -1;
+    for (kind = 0; kind < SL_NKINDS; kind++)
+        for (i = 0; i < n; i++)
+            if ((int)rules[i].kind == kind && check_one(ctx, data, &rules[i], &vals[i]) < 0)
+                return -1;
+    return 0;
+}

@@ -114,6 +114,7 @@ struct worker {
     long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
     struct sl_commit_args ca;     /* framework keys and arguments of the commit scripts */
     char host[256];               /* gethostname() */
+    const char **types;           /* the types the handler accepts (owned array), NULL: any */
     struct sl_lua **eff;          /* each handler script, wrapped by effect.lua (owned) */
     int neff;                     /* handler scripts */
     uint64_t started_wall_ms;     /* process start, ms since the epoch */
@@ -424,12 +425,12 @@ static enum sl_disposition decide(struct worker *w, struct entry *e,
     msg->data = NULL;
     w->ctx->data_left = (size_t)e->data_left;
     if (sl__msg_prepare(w->ctx, msg, w->t, (w->h->flags & SL_HANDLER_RAW) != 0,
-                        w->h->types, w->t->message_ttl_ms > 0 ? sl__wall_ms() : 0) < 0) {
+                        w->types, w->t->message_ttl_ms > 0 ? sl__wall_ms() : 0) < 0) {
         *trim = w->ctx->dead_trim_fields;
         return SL_DEAD;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    d = w->h->handle(w->ctx, msg, w->priv);
+    d = sl_handler_call(w->h, w->ctx, msg, w->priv);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     w->clock_ms = (uint64_t)t1.tv_sec * 1000u + (uint64_t)t1.tv_nsec / 1000000u;
     observe(w, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL +
@@ -1233,6 +1234,7 @@ static void worker_free(struct worker *w)
     for (i = 0; i < w->neff; i++)
         sl__script_effect_free(w->eff[i]);
     free(w->eff);
+    free(w->types);
     free(w->ents);
     free(w->fields);
     free(w->argv);
@@ -1244,11 +1246,15 @@ static void worker_free(struct worker *w)
     sl__ctx_free(w->ctx);
 }
 
-/* Wraps each of the handler's scripts in effect.lua. Returns 0 or -1. */
+/* Wraps each of the handler's scripts in effect.lua, and lists the
+ * types it accepts. Returns 0 or -1 (out of memory). */
 static int load_sources(struct worker *w)
 {
-    int i, n = 0;
+    int i, n = 0, any;
 
+    w->types = sl__handler_types_new(w->h, &any);
+    if (w->types == NULL && !any)
+        return -1;
     if (w->h->scripts != NULL)
         while (w->h->scripts[n] != NULL)
             n++;

@@ -57,53 +57,48 @@ static const struct sl_script *const order_scripts[] = {
     NULL
 };
 
-/* The event types of the orders stream. */
-static const char *const order_types[] = {
-    "order.created",
-    "payment.succeeded",
-    "payment.declined",
-    NULL
-};
-
 /* ---------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------ */
 
 /* The fields of order.created. */
-static const struct schema_field order_created_fields[] = {
-    { "order_id", SCHEMA_ID },
-    { "user_id", SCHEMA_ID },
-    { "amount_cents", SCHEMA_AMOUNT },
-    { "currency", SCHEMA_CURRENCY },
+static const struct sl_rule order_created_fields[] = {
+    { "order_id", SL_KIND_ID },
+    { "user_id", SL_KIND_ID },
+    { "amount_cents", SL_KIND_AMOUNT },
+    { "currency", SL_KIND_CURRENCY },
 };
 #define ORDER_CREATED_NFIELDS (sizeof order_created_fields / sizeof order_created_fields[0])
 
 /* The fields of payment.succeeded. */
-static const struct schema_field payment_succeeded_fields[] = {
-    { "payment_id", SCHEMA_ID },
-    { "order_id", SCHEMA_ID },
+static const struct sl_rule payment_succeeded_fields[] = {
+    { "payment_id", SL_KIND_ID },
+    { "order_id", SL_KIND_ID },
 };
 
 /* The fields of payment.declined. */
-static const struct schema_field payment_declined_fields[] = {
-    { "payment_id", SCHEMA_ID },
-    { "order_id", SCHEMA_ID },
-    { "reason", SCHEMA_TEXT },
+static const struct sl_rule payment_declined_fields[] = {
+    { "payment_id", SL_KIND_ID },
+    { "order_id", SL_KIND_ID },
+    { "reason", SL_KIND_TEXT },
 };
 
 /* Validates an order.created event in data (borrowed) and declares its
  * effect, with the payment.requested follow-up built here so that the
  * amount stays a JSON integer. Returns SL_ACK with the effect declared,
  * SL_DEAD with the validation error, or SL_RETRY when memory ran out. */
-static enum sl_disposition order_created(struct sl_ctx *ctx, json_t *data)
+static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                         void *privdata)
 {
-    struct schema_value v[ORDER_CREATED_NFIELDS];
+    json_t *data = msg->data;
+    struct sl_value v[ORDER_CREATED_NFIELDS];
     char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], amount[24];
     const char *keys[3], *args[6];
     char *fp, *follow;
     int rc;
 
-    if (schema_check(ctx, data, order_created_fields, ORDER_CREATED_NFIELDS, v) < 0)
+    (void)privdata;
+    if (sl_data_check(ctx, data, order_created_fields, ORDER_CREATED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:I, s:s}",
                                       "order_id", v[0].s, "user_id", v[1].s,
@@ -133,7 +128,7 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, json_t *data)
     free(fp);
     free(follow);
     if (rc != 0)
-        return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the order.created effect");
+        return schema_effect_failed(ctx, rc, "the order.created effect");
     return SL_ACK;
 }
 
@@ -146,7 +141,7 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, json_t *data)
 static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data,
                                                 int declined)
 {
-    struct schema_value v[3];
+    struct sl_value v[3];
     char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
     const char *keys[3], *args[5];
     const char *reason;
@@ -154,7 +149,7 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
     int rc;
 
     if (declined) {
-        if (schema_check(ctx, data, payment_declined_fields, 3, v) < 0)
+        if (sl_data_check(ctx, data, payment_declined_fields, SCHEMA_NELEM(payment_declined_fields), v) < 0)
             return SL_DEAD;
         reason = v[2].s;
         fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:s}",
@@ -162,7 +157,7 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
                                           "payment_id", v[0].s, "order_id", v[1].s,
                                           "reason", reason));
     } else {
-        if (schema_check(ctx, data, payment_succeeded_fields, 2, v) < 0)
+        if (sl_data_check(ctx, data, payment_succeeded_fields, SCHEMA_NELEM(payment_succeeded_fields), v) < 0)
             return SL_DEAD;
         reason = "";
         fp = schema_fingerprint(json_pack("{s:s, s:s, s:s}",
@@ -182,7 +177,7 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
     rc = SCHEMA_EFFECT(ctx, &order_payment_result_script, WORKERS_LUA_ORDER_PAYMENT_RESULT, keys, args);
     free(fp);
     if (rc != 0)
-        return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the payment result effect");
+        return schema_effect_failed(ctx, rc, "the payment result effect");
     return SL_ACK;
 }
 
@@ -190,31 +185,33 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
  * The handler
  * ------------------------------------------------------------------ */
 
-/* The `handle` hook: dispatches on the event type. msg is borrowed until
- * return; privdata is unused. The framework has already refused types
- * outside order_types; the last line guards a framework that forgot. */
-static enum sl_disposition order_handle(struct sl_ctx *ctx, const struct sl_msg *msg,
-                                        void *privdata)
+/* payment.succeeded: the order is paid when its payment agrees. */
+static enum sl_disposition payment_succeeded(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                             void *privdata)
 {
     (void)privdata;
-    if (!json_is_object(msg->data))
-        return sl_ctx_fail(ctx, SL_DEAD, "invalid_schema", "data is not an object");
-    if (strcmp(msg->type, "order.created") == 0)
-        return order_created(ctx, msg->data);
-    if (strcmp(msg->type, "payment.succeeded") == 0)
-        return order_payment_result(ctx, msg->data, 0);
-    if (strcmp(msg->type, "payment.declined") == 0)
-        return order_payment_result(ctx, msg->data, 1);
-    return sl_ctx_fail(ctx, SL_DEAD, "unknown_type", "%s", msg->type);
+    return order_payment_result(ctx, msg->data, 0);
 }
+
+/* payment.declined: the order fails when its payment agrees. */
+static enum sl_disposition payment_declined(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                            void *privdata)
+{
+    (void)privdata;
+    return order_payment_result(ctx, msg->data, 1);
+}
+
+/* The event types of the orders stream, each with its function. */
+static const struct sl_route order_routes[] = {
+    { "order.created", order_created },
+    { "payment.succeeded", payment_succeeded },
+    { "payment.declined", payment_declined },
+    { NULL, NULL }
+};
 
 const struct sl_handler order_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "order",
-    .flags = 0,
-    .types = order_types,
     .scripts = order_scripts,
-    .init = NULL,
-    .handle = order_handle,
-    .destroy = NULL,
+    .routes = order_routes,
 };

@@ -46,23 +46,17 @@ static const struct sl_script *const payment_scripts[] = {
     NULL
 };
 
-/* The event types of the payments stream. */
-static const char *const payment_types[] = {
-    "payment.requested",
-    NULL
-};
-
 /* ---------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------ */
 
 /* The fields of payment.requested. */
-static const struct schema_field payment_requested_fields[] = {
-    { "payment_id", SCHEMA_ID },
-    { "order_id", SCHEMA_ID },
-    { "user_id", SCHEMA_ID },
-    { "amount_cents", SCHEMA_AMOUNT },
-    { "currency", SCHEMA_CURRENCY },
+static const struct sl_rule payment_requested_fields[] = {
+    { "payment_id", SL_KIND_ID },
+    { "order_id", SL_KIND_ID },
+    { "user_id", SL_KIND_ID },
+    { "amount_cents", SL_KIND_AMOUNT },
+    { "currency", SL_KIND_CURRENCY },
 };
 #define PAYMENT_REQUESTED_NFIELDS \
     (sizeof payment_requested_fields / sizeof payment_requested_fields[0])
@@ -79,16 +73,20 @@ static char *declined_data(const char *payment_id, const char *order_id, const c
  * effect with the three possible follow-ups. Returns SL_ACK with the
  * effect declared, SL_DEAD with the validation error, or SL_RETRY when
  * memory ran out. */
-static enum sl_disposition payment_requested(struct sl_ctx *ctx, json_t *data)
+static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                             void *privdata)
 {
-    struct schema_value v[PAYMENT_REQUESTED_NFIELDS];
+    json_t *data = msg->data;
+    struct sl_value v[PAYMENT_REQUESTED_NFIELDS];
     char k_pay[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
     char amount[24];
     const char *keys[5], *args[9];
     char *fp, *ok, *no_user, *no_funds;
     enum sl_disposition d = SL_ACK;
+    int rc;
 
-    if (schema_check(ctx, data, payment_requested_fields, PAYMENT_REQUESTED_NFIELDS, v) < 0)
+    (void)privdata;
+    if (sl_data_check(ctx, data, payment_requested_fields, PAYMENT_REQUESTED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I, s:s}",
                                       "payment_id", v[0].s, "order_id", v[1].s,
@@ -117,8 +115,9 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, json_t *data)
     args[6] = ok;
     args[7] = no_user;
     args[8] = no_funds;
-    if (SCHEMA_EFFECT(ctx, &payment_requested_script, WORKERS_LUA_PAYMENT_REQUESTED, keys, args) != 0)
-        d = sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the payment.requested effect");
+    if ((rc = SCHEMA_EFFECT(ctx, &payment_requested_script, WORKERS_LUA_PAYMENT_REQUESTED,
+                            keys, args)) != 0)
+        d = schema_effect_failed(ctx, rc, "the payment.requested effect");
 
 cleanup:
     free(fp);
@@ -132,27 +131,15 @@ cleanup:
  * The handler
  * ------------------------------------------------------------------ */
 
-/* The `handle` hook. msg is borrowed until return; privdata is unused.
- * The framework has already refused types other than payment.requested;
- * the last line guards a framework that forgot. */
-static enum sl_disposition payment_handle(struct sl_ctx *ctx, const struct sl_msg *msg,
-                                          void *privdata)
-{
-    (void)privdata;
-    if (!json_is_object(msg->data))
-        return sl_ctx_fail(ctx, SL_DEAD, "invalid_schema", "data is not an object");
-    if (strcmp(msg->type, "payment.requested") == 0)
-        return payment_requested(ctx, msg->data);
-    return sl_ctx_fail(ctx, SL_DEAD, "unknown_type", "%s", msg->type);
-}
+/* The event type of the payments stream and its function. */
+static const struct sl_route payment_routes[] = {
+    { "payment.requested", payment_requested },
+    { NULL, NULL }
+};
 
 const struct sl_handler payment_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "payment",
-    .flags = 0,
-    .types = payment_types,
     .scripts = payment_scripts,
-    .init = NULL,
-    .handle = payment_handle,
-    .destroy = NULL,
+    .routes = payment_routes,
 };

@@ -1,8 +1,8 @@
-/* schema.h -- what the three built-in workers share: checking an event's
- * fields in the order of the dead-letter table (docs/dead-letters.md), small text
- * helpers, and the declaration of an effect with counted keys and
- * arguments. (The Lua helpers every effect script starts with are
- * workers/lua/schema.lua.)
+/* schema.h -- what the three built-in workers share: small text helpers,
+ * the declaration of an effect with counted keys and arguments, and the
+ * report of a failed declaration. (Checking an event's fields is the
+ * public sl_data_check(); the Lua helpers every effect script starts with
+ * are workers/lua/schema.lua.)
  *
  * Everything here is `static inline`, so each worker file still exports
  * exactly one symbol (its handler) and no worker depends on another.
@@ -17,101 +17,21 @@
 #include <jansson.h>
 #include "sluice.h"
 
-/* The largest amount and opening balance of docs/payment-flow.md, in cents. */
-#define SCHEMA_MAX_CENTS 1000000000000LL
-
 /* Big enough for "payment:" plus a 64-character identifier, and for any
  * of the `sluice:fp:...:` keys the workers build. */
 #define SCHEMA_KEYLEN 128
 
-/* What one field of an event must be. The order of this enum is also the
- * order in which the third pass checks values (the dead-letter table: invalid_id,
- * then invalid_amount, then invalid_currency; plain strings last, since
- * they can only fail on emptiness). */
-enum schema_kind {
-    SCHEMA_ID = 0,                /* identifier: 1-64 of [A-Za-z0-9_.:-] */
-    SCHEMA_AMOUNT,                /* JSON integer, 1 .. 10^12 */
-    SCHEMA_BALANCE,               /* JSON integer, 0 .. 10^12 */
-    SCHEMA_CURRENCY,              /* three upper-case letters */
-    SCHEMA_TEXT,                  /* non-empty string (name, email, reason) */
-    SCHEMA_NKINDS                 /* number of kinds, not a kind */
-};
-
-/* One required field of an event's `data`. */
-struct schema_field {
-    const char *key;              /* JSON member name */
-    enum schema_kind kind;        /* what its value must be */
-};
-
-/* A checked value: `s` for string kinds, `n` for the integer kinds. */
-struct schema_value {
-    const char *s;                /* borrowed from the event's data; NULL for integers */
-    long long n;                  /* the integer, 0 for string kinds */
-};
-
-/* Runs the framework validator that matches f's kind on data, storing the
- * value in *out. Returns 0 when the value is acceptable, or -1 after the
- * validator has recorded the documented error on ctx. */
-static inline int schema_get(struct sl_ctx *ctx, json_t *data,
-                             const struct schema_field *f,
-                             struct schema_value *out)
+/* Reports an sl_ctx_effect() failure with its cause. Out of memory is
+ * not the event's fault: RETRY out_of_memory. Anything else (a script the
+ * handler does not list, a second effect) is a bug of the worker that no
+ * retry mends: DEAD effect_failed with sl_strerror()'s text, so the entry
+ * waits in the dead-letter stream for a fixed worker and a replay. */
+static inline enum sl_disposition schema_effect_failed(struct sl_ctx *ctx, int rc,
+                                                       const char *what)
 {
-    out->s = NULL;
-    out->n = 0;
-    switch (f->kind) {
-    case SCHEMA_ID:
-        return sl_get_id(ctx, data, f->key, &out->s);
-    case SCHEMA_AMOUNT:
-        return sl_get_amount(ctx, data, f->key, 1, SCHEMA_MAX_CENTS, &out->n);
-    case SCHEMA_BALANCE:
-        return sl_get_amount(ctx, data, f->key, 0, SCHEMA_MAX_CENTS, &out->n);
-    case SCHEMA_CURRENCY:
-        return sl_get_currency(ctx, data, f->key, &out->s);
-    case SCHEMA_TEXT:
-    default:
-        return sl_get_string(ctx, data, f->key, 0, &out->s);
-    }
-}
-
-/* Returns 1 when v has the JSON type that f's kind needs (integer for
- * amounts, string for everything else), else 0. A real such as 1e2 or
- * 100.0 is not an integer. */
-static inline int schema_type_ok(const struct schema_field *f, const json_t *v)
-{
-    if (f->kind == SCHEMA_AMOUNT || f->kind == SCHEMA_BALANCE)
-        return json_is_integer(v);
-    return json_is_string(v);
-}
-
-/* Checks every field of fields[0..n) in data and stores the values in
- * vals (same order). docs/semantics.md says the first failing check *in the
- * table's order* names the error, so an event missing one field and
- * holding a bad identifier in another is missing_field, not invalid_id.
- * Hence three passes: presence of every field, then the JSON type of
- * every field, then the values kind by kind. Each failure is reported by
- * the framework's own validator, so codes and texts are the framework's.
- * Returns 0 when everything is valid, or -1 with the error on ctx. */
-static inline int schema_check(struct sl_ctx *ctx, json_t *data,
-                               const struct schema_field *fields, size_t n,
-                               struct schema_value *vals)
-{
-    size_t i;
-    int kind;
-
-    for (i = 0; i < n; i++)
-        if (json_object_get(data, fields[i].key) == NULL &&
-            schema_get(ctx, data, &fields[i], &vals[i]) < 0)
-            return -1;
-    for (i = 0; i < n; i++)
-        if (!schema_type_ok(&fields[i], json_object_get(data, fields[i].key)) &&
-            schema_get(ctx, data, &fields[i], &vals[i]) < 0)
-            return -1;
-    for (kind = 0; kind < SCHEMA_NKINDS; kind++)
-        for (i = 0; i < n; i++)
-            if ((int)fields[i].kind == kind &&
-                schema_get(ctx, data, &fields[i], &vals[i]) < 0)
-                return -1;
-    return 0;
+    if (rc == SL_ENOMEM)
+        return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring %s", what);
+    return sl_ctx_fail(ctx, SL_DEAD, "effect_failed", "declaring %s: %s", what, sl_strerror(rc));
 }
 
 /* Returns the canonical JSON text of obj (sorted keys, compact) and drops

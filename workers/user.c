@@ -47,32 +47,24 @@ static const struct sl_script *const user_scripts[] = {
     NULL
 };
 
-/* The event types of the users stream; the framework dead-letters any
- * other type before calling user_handle. */
-static const char *const user_types[] = {
-    "user.created",
-    "user.credited",
-    NULL
-};
-
 /* ---------------------------------------------------------------------
  * Events
  * ------------------------------------------------------------------ */
 
 /* The fields of user.created, in the order their values are reported. */
-static const struct schema_field user_created_fields[] = {
-    { "user_id", SCHEMA_ID },
-    { "name", SCHEMA_TEXT },
-    { "email", SCHEMA_TEXT },
-    { "balance_cents", SCHEMA_BALANCE },
+static const struct sl_rule user_created_fields[] = {
+    { "user_id", SL_KIND_ID },
+    { "name", SL_KIND_TEXT },
+    { "email", SL_KIND_TEXT },
+    { "balance_cents", SL_KIND_BALANCE },
 };
 #define USER_CREATED_NFIELDS (sizeof user_created_fields / sizeof user_created_fields[0])
 
 /* The fields of user.credited. */
-static const struct schema_field user_credited_fields[] = {
-    { "credit_id", SCHEMA_ID },
-    { "user_id", SCHEMA_ID },
-    { "amount_cents", SCHEMA_AMOUNT },
+static const struct sl_rule user_credited_fields[] = {
+    { "credit_id", SL_KIND_ID },
+    { "user_id", SL_KIND_ID },
+    { "amount_cents", SL_KIND_AMOUNT },
 };
 #define USER_CREDITED_NFIELDS (sizeof user_credited_fields / sizeof user_credited_fields[0])
 
@@ -80,15 +72,18 @@ static const struct schema_field user_credited_fields[] = {
  * effect on ctx. Returns SL_ACK with the effect declared, SL_DEAD with
  * the validation error, or SL_RETRY when memory ran out (not the
  * event's fault). */
-static enum sl_disposition user_created(struct sl_ctx *ctx, json_t *data)
+static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                        void *privdata)
 {
-    struct schema_value v[USER_CREATED_NFIELDS];
+    json_t *data = msg->data;
+    struct sl_value v[USER_CREATED_NFIELDS];
     char k_user[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], balance[24];
     const char *keys[3], *args[5];
     char *fp;
     int rc;
 
-    if (schema_check(ctx, data, user_created_fields, USER_CREATED_NFIELDS, v) < 0)
+    (void)privdata;
+    if (sl_data_check(ctx, data, user_created_fields, USER_CREATED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I}",
                                       "user_id", v[0].s, "name", v[1].s,
@@ -108,23 +103,26 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, json_t *data)
     rc = SCHEMA_EFFECT(ctx, &user_created_script, WORKERS_LUA_USER_CREATED, keys, args);
     free(fp);
     if (rc != 0)
-        return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the user.created effect");
+        return schema_effect_failed(ctx, rc, "the user.created effect");
     return SL_ACK;
 }
 
 /* Validates a user.credited event in data (borrowed) and declares its
  * effect. Whether the user exists is decided by the script, atomically
  * with the credit. Returns like user_created. */
-static enum sl_disposition user_credited(struct sl_ctx *ctx, json_t *data)
+static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg *msg,
+                                         void *privdata)
 {
-    struct schema_value v[USER_CREDITED_NFIELDS];
+    json_t *data = msg->data;
+    struct sl_value v[USER_CREDITED_NFIELDS];
     char k_user[SCHEMA_KEYLEN], k_credit[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN];
     char amount[24];
     const char *keys[4], *args[4];
     char *fp;
     int rc;
 
-    if (schema_check(ctx, data, user_credited_fields, USER_CREDITED_NFIELDS, v) < 0)
+    (void)privdata;
+    if (sl_data_check(ctx, data, user_credited_fields, USER_CREDITED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:I}",
                                       "credit_id", v[0].s, "user_id", v[1].s,
@@ -143,7 +141,7 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, json_t *data)
     rc = SCHEMA_EFFECT(ctx, &user_credited_script, WORKERS_LUA_USER_CREDITED, keys, args);
     free(fp);
     if (rc != 0)
-        return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "declaring the user.credited effect");
+        return schema_effect_failed(ctx, rc, "the user.credited effect");
     return SL_ACK;
 }
 
@@ -151,30 +149,17 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, json_t *data)
  * The handler
  * ------------------------------------------------------------------ */
 
-/* The `handle` hook: dispatches on the event type. msg is borrowed until
- * return; privdata is unused (the worker has no state). The framework
- * has already refused types outside user_types, so the last line only
- * guards a framework that forgot to. */
-static enum sl_disposition user_handle(struct sl_ctx *ctx, const struct sl_msg *msg,
-                                       void *privdata)
-{
-    (void)privdata;
-    if (!json_is_object(msg->data))
-        return sl_ctx_fail(ctx, SL_DEAD, "invalid_schema", "data is not an object");
-    if (strcmp(msg->type, "user.created") == 0)
-        return user_created(ctx, msg->data);
-    if (strcmp(msg->type, "user.credited") == 0)
-        return user_credited(ctx, msg->data);
-    return sl_ctx_fail(ctx, SL_DEAD, "unknown_type", "%s", msg->type);
-}
+/* The event types of the users stream, each with its function: the
+ * framework dead-letters any other type as unknown_type. */
+static const struct sl_route user_routes[] = {
+    { "user.created", user_created },
+    { "user.credited", user_credited },
+    { NULL, NULL }
+};
 
 const struct sl_handler user_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "user",
-    .flags = 0,
-    .types = user_types,
     .scripts = user_scripts,
-    .init = NULL,
-    .handle = user_handle,
-    .destroy = NULL,
+    .routes = user_routes,
 };

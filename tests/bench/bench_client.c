@@ -175,7 +175,7 @@ static void append_payment(struct child *ch, const redisReply *e)
     msg.data = data;
     msg.deliveries = 1;
     sl__ctx_reset(ch->ctx);
-    if (payment_handler.handle(ch->ctx, &msg, NULL) != SL_ACK || ch->ctx->script < 0)
+    if (sl_handler_call(&payment_handler, ch->ctx, &msg, NULL) != SL_ACK || ch->ctx->script < 0)
         sl_bench_die("payment entry %s: handler refused it: %s", id->str, ch->ctx->err);
     json_decref(data);
 

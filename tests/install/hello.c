@@ -1,6 +1,7 @@
 /* hello.c -- the out-of-tree worker's handler: for a `hello` event with
  * data {"name": ID} it sets hello:<name> to "hello, <name>", as an effect
- * applied atomically with the entry's XACK. */
+ * applied atomically with the entry's XACK. It uses only the installed
+ * header: routes by type, the public field check, the context's error. */
 #include <stdio.h>
 #include <sluice.h>
 
@@ -10,29 +11,36 @@ static const struct sl_script hello_set = {
 };
 
 static const struct sl_script *const hello_scripts[] = { &hello_set, NULL };
-static const char *const hello_types[] = { "hello", NULL };
+
+/* The fields of a hello event. */
+static const struct sl_rule hello_rules[] = { { "name", SL_KIND_ID } };
 
 /* Validates the name (DEAD invalid_id and friends when it is bad) and
- * declares the SET. */
-static enum sl_disposition hello_handle(struct sl_ctx *ctx, const struct sl_msg *msg, void *priv)
+ * declares the SET; a declaration that fails is reported with its cause. */
+static enum sl_disposition hello_greet(struct sl_ctx *ctx, const struct sl_msg *msg, void *priv)
 {
     char key[80], greeting[80];
-    const char *name, *keys[] = { key }, *args[] = { greeting };
+    struct sl_value v[1];
+    const char *keys[] = { key }, *args[] = { greeting };
+    int rc;
 
     (void)priv;
-    if (sl_get_id(ctx, msg->data, "name", &name) < 0)
+    if (sl_data_check(ctx, msg->data, hello_rules, 1, v) < 0)
         return SL_DEAD;
-    snprintf(key, sizeof(key), "hello:%s", name);
-    snprintf(greeting, sizeof(greeting), "hello, %s", name);
-    if (sl_ctx_effect(ctx, &hello_set, 1, keys, 1, args) != 0)
-        return sl_ctx_fail(ctx, SL_RETRY, "effect", "cannot declare");
+    snprintf(key, sizeof(key), "hello:%s", v[0].s);
+    snprintf(greeting, sizeof(greeting), "hello, %s", v[0].s);
+    if ((rc = sl_ctx_effect(ctx, &hello_set, 1, keys, 1, args)) != 0)
+        return sl_ctx_fail(ctx, SL_RETRY, "effect", "%s (after: %s)", sl_strerror(rc),
+                           sl_ctx_error(ctx));
     return SL_ACK;
 }
+
+/* The one type this worker takes. */
+static const struct sl_route hello_routes[] = { { "hello", hello_greet }, { NULL, NULL } };
 
 const struct sl_handler hello_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "hello",
-    .types = hello_types,
     .scripts = hello_scripts,
-    .handle = hello_handle,
+    .routes = hello_routes,
 };

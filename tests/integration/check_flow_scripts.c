@@ -142,7 +142,7 @@ static const char *step_with(const struct sl_handler *h, const char *type, const
     msg.stream = "test";
     msg.type = type;
     msg.data = data;
-    d = h->handle(ctx, &msg, NULL);
+    d = sl_handler_call(h, ctx, &msg, NULL);
     json_decref(data);
     if (d != SL_ACK || ctx->script < 0) {
         snprintf(out, sizeof out, "handler %d: %s", (int)d, ctx->err);

@@ -17,6 +17,8 @@
 #include <jansson.h>
 #include "sluice.h"
 #include "internal.h"
+#include "registry.h"
+#include "test_registry.h"
 
 extern const struct sl_handler user_handler;
 extern const struct sl_handler order_handler;
@@ -65,7 +67,7 @@ static json_t *load(const char *sq)
     return v;
 }
 
-/* Calls h->handle for an entry of `type` whose data is the JSON sq (see
+/* Calls h (sl_handler_call) for an entry of `type` whose data is the JSON sq (see
  * load), with a fresh context left in `cur`, and returns the
  * disposition. The message is built as the dispatcher builds it. */
 static enum sl_disposition handle_json(const struct sl_handler *h, const char *type,
@@ -84,7 +86,7 @@ static enum sl_disposition handle_json(const struct sl_handler *h, const char *t
     msg.type = type;
     msg.data = data;
     msg.raw_data = "";
-    d = h->handle(cur, &msg, NULL);
+    d = sl_handler_call(h, cur, &msg, NULL);
     json_decref(data);
     return d;
 }
@@ -449,43 +451,47 @@ END_TEST
  * The vtables and the script bodies
  * ------------------------------------------------------------------ */
 
-/* Returns 1 when the NULL-terminated list holds exactly the given
- * NULL-terminated names, in that order. */
-static int same_list(const char *const *got, const char *const *want)
+/* Returns 1 when the routes of h hold exactly the given NULL-terminated
+ * types, in that order, each with a function. */
+static int same_routes(const struct sl_handler *h, const char *const *want)
 {
     size_t i;
 
-    for (i = 0; got[i] != NULL && want[i] != NULL; i++)
-        if (strcmp(got[i], want[i]) != 0)
+    for (i = 0; h->routes[i].type != NULL && want[i] != NULL; i++)
+        if (strcmp(h->routes[i].type, want[i]) != 0 || h->routes[i].handle == NULL)
             return 0;
-    return got[i] == NULL && want[i] == NULL;
+    return h->routes[i].type == NULL && want[i] == NULL;
 }
 
-/* Each vtable has the ABI version, its registry name, the accepted types
- * and a handle hook; the worker keeps no state, so init and destroy are
- * NULL. */
+/* Each vtable has the ABI version, its registry name, and routes by type
+ * (each type listed once, with its function; no `types`, no `handle`);
+ * the worker keeps no state, so init and destroy are NULL. */
 START_TEST(test_workers_vtables)
 {
     static const char *const ut[] = { "user.created", "user.credited", NULL };
     static const char *const ot[] = { "order.created", "payment.succeeded", "payment.declined", NULL };
     static const char *const pt[] = { "payment.requested", NULL };
     const struct sl_handler *hs[] = { &user_handler, &order_handler, &payment_handler };
+    char why[256];
     size_t i;
 
     ck_assert_str_eq(user_handler.name, "user");
     ck_assert_str_eq(order_handler.name, "order");
     ck_assert_str_eq(payment_handler.name, "payment");
-    ck_assert(same_list(user_handler.types, ut));
-    ck_assert(same_list(order_handler.types, ot));
-    ck_assert(same_list(payment_handler.types, pt));
+    ck_assert(same_routes(&user_handler, ut));
+    ck_assert(same_routes(&order_handler, ot));
+    ck_assert(same_routes(&payment_handler, pt));
     for (i = 0; i < 3; i++) {
         ck_assert_int_eq(hs[i]->abi_version, SL_ABI_VERSION);
         ck_assert_uint_eq(hs[i]->flags, 0);
-        ck_assert_ptr_nonnull(hs[i]->handle);
+        ck_assert_ptr_null(hs[i]->handle);
+        ck_assert_ptr_null(hs[i]->types);
         ck_assert_ptr_nonnull(hs[i]->scripts);
         ck_assert_ptr_null(hs[i]->init);
         ck_assert_ptr_null(hs[i]->destroy);
     }
+    ck_assert_int_eq(sl__registry_check(sl_handlers, why, sizeof(why)), 0);
+    ck_assert_int_eq(sl__registry_check(sl_test_handlers, why, sizeof(why)), 0);
 }
 END_TEST
 

@@ -1,0 +1,16 @@
+/* errors.c -- the texts of the SL_* codes that public functions return. */
+#include "internal.h"
+
+/* Returns the text of code (see sluice.h). */
+const char *sl_strerror(int code)
+{
+    switch (code) {
+    case SL_OK:     return "success";
+    case SL_ERR:    return "failure";
+    case SL_ENOMEM: return "out of memory";
+    case SL_EINVAL: return "invalid argument (a script the handler does not list, "
+                           "a NULL key or argument, a negative count)";
+    case SL_EEXIST: return "an effect was already declared for this entry";
+    default:        return "unknown error";
+    }
+}
