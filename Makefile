@@ -104,7 +104,7 @@ $(BUILD)/workers/%.o: workers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(PROD_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/%.c
+$(BUILD)/tests/%.o: tests/%.c | $(GEN)/fw_lua.h $(GEN)/wk_lua.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
@@ -126,7 +126,6 @@ $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
 # after the first build the .d files name the real dependencies.
 $(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h
 $(filter $(BUILD)/workers/%,$(WK_OBJ)) $(BUILD)/workers/main.o: | $(GEN)/wk_lua.h
-$(BUILD)/tests/%.o: | $(GEN)/fw_lua.h $(GEN)/wk_lua.h
 
 # No call cycle between framework files (from nm of each object); the
 # checker first proves it catches a cyclic pair.
@@ -160,7 +159,10 @@ $(UNIT_BIN): $(UNIT_OBJ) $(TH_OBJ) $(WK_OBJ) $(LIB)
 $(INT_BIN): $(INT_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
-$(BENCH_BIN): $(BENCH_OBJ) $(WK_OBJ) $(LIB)
+# The benchmark starts Redis with the support library's launcher
+# (server.c, which needs no Check).
+$(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/support/server.o $(BUILD)/tests/support/config.o \
+		$(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)

@@ -22,28 +22,30 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <hiredis.h>
+#include "server.h"
 
 /* ---------------------------------------------------------------------
  * Redis server and synchronous helpers (bench_redis.c)
  * ------------------------------------------------------------------ */
 
-/* One redis-server this benchmark started. */
+/* One redis-server this benchmark started, through the test support
+ * library's launcher (tests/support/server.c, which needs no Check). */
 struct sl_bench_redis {
+    struct sl_test_redis srv;     /* the server: port, directory, pid */
     pid_t pid;                    /* server process, 0 when none */
     int port;                     /* loopback TCP port */
-    char dir[256];                /* its mkdtemp working directory */
     char url[128];                /* "redis://127.0.0.1:<port>/0" */
     int aof;                      /* 1: appendonly yes, appendfsync everysec */
 };
 
 /* Starts ${REDIS_SERVER:-redis-server} on a free loopback port with no
- * persistence (or, with aof, appendonly yes + appendfsync everysec) in a
- * fresh directory, and waits for PING. Returns 0 or -1 (message on
- * stderr). r is borrowed and filled. */
+ * persistence (or, with aof, appendonly yes + appendfsync everysec and no
+ * background rewrite) in a fresh directory, and waits for PING. Returns 0
+ * or -1 (message on stderr). r is borrowed and filled. */
 int sl_bench_redis_start(struct sl_bench_redis *r, int aof);
 
-/* Stops the server (SIGTERM, then SIGKILL after 5 s), reaps it and
- * removes its directory. Safe on a zeroed struct. */
+/* Stops the server (SIGTERM, then SIGKILL), reaps it and removes its
+ * directory. Safe on a zeroed struct. */
 void sl_bench_redis_stop(struct sl_bench_redis *r);
 
 /* Connects to the server with a 2 s connect and 30 s command timeout.

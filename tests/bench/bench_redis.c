@@ -99,165 +99,33 @@ char *sl_bench_json(char *buf, size_t len, long long i)
  * The server
  * ------------------------------------------------------------------ */
 
-/* Returns a port that was free a moment ago (bind to port 0, read it). */
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* Deletes a directory tree made by this benchmark (no symlinks are
- * followed: entries are unlinked, directories recursed). */
-static void rmtree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char sub[1024];
-    struct stat st;
-
-    if (d != NULL) {
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                rmtree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
-/* Starts the server once on one port. Returns 0 when it answers PING,
- * -1 when it exited (port taken, bad option) or never answered. */
-static int start_once(struct sl_bench_redis *r)
-{
-    const char *bin = getenv("REDIS_SERVER") ? getenv("REDIS_SERVER") : "redis-server";
-    char port[16], logf[320];
-    const char *argv[32];
-    int n = 0, i;
-    pid_t pid;
-
-    snprintf(port, sizeof(port), "%d", r->port);
-    snprintf(logf, sizeof(logf), "%s/redis.log", r->dir);
-    argv[n++] = bin;
-    argv[n++] = "--port"; argv[n++] = port;
-    argv[n++] = "--bind"; argv[n++] = "127.0.0.1";
-    argv[n++] = "--dir"; argv[n++] = r->dir;
-    argv[n++] = "--logfile"; argv[n++] = logf;
-    argv[n++] = "--save"; argv[n++] = "";
-    argv[n++] = "--appendonly"; argv[n++] = r->aof ? "yes" : "no";
-    if (r->aof) {
-        argv[n++] = "--appendfsync";
-        argv[n++] = "everysec";
-        /* No background rewrite (a fork) in the middle of a measurement:
-         * the pre-fill alone would trigger one. */
-        argv[n++] = "--auto-aof-rewrite-percentage";
-        argv[n++] = "0";
-    }
-    argv[n++] = "--daemonize"; argv[n++] = "no";
-    argv[n] = NULL;
-
-    pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open("/dev/null", O_RDWR);
-        if (fd >= 0) {
-            dup2(fd, 0);
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execvp(bin, (char *const *)argv);
-        _exit(127);
-    }
-    r->pid = pid;
-    for (i = 0; i < 1000; i++) {
-        redisContext *c;
-        int status;
-
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            r->pid = 0;
-            return -1;
-        }
-        c = redisConnect("127.0.0.1", r->port);
-        if (c != NULL && !c->err) {
-            redisReply *rep = redisCommand(c, "PING");
-            int ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
-            if (rep)
-                freeReplyObject(rep);
-            redisFree(c);
-            if (ok)
-                return 0;
-        } else if (c != NULL) {
-            redisFree(c);
-        }
-        sl_bench_pause_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    r->pid = 0;
-    return -1;
-}
-
-/* Starts the server on a free port, retrying with other ports. */
+/* Starts the server with the support library's launcher, which picks a
+ * free port (retrying when it was taken meanwhile) and waits for PING. */
 int sl_bench_redis_start(struct sl_bench_redis *r, int aof)
 {
-    int attempt;
+    /* No background rewrite (a fork) in the middle of a measurement: the
+     * pre-fill alone would trigger one. */
+    const char *args = aof ? "--appendonly yes --appendfsync everysec "
+                             "--auto-aof-rewrite-percentage 0" : NULL;
 
     memset(r, 0, sizeof(*r));
     r->aof = aof;
-    snprintf(r->dir, sizeof(r->dir), "/tmp/sluice-bench-XXXXXX");
-    if (mkdtemp(r->dir) == NULL) {
-        fprintf(stderr, "sluice-bench: mkdtemp: %s\n", strerror(errno));
+    if (sl_test_redis_start(&r->srv, args) < 0) {
+        fprintf(stderr, "sluice-bench: cannot start redis-server\n");
         return -1;
     }
-    for (attempt = 0; attempt < 5; attempt++) {
-        r->port = free_port();
-        if (r->port > 0 && start_once(r) == 0) {
-            snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", r->port);
-            return 0;
-        }
-    }
-    fprintf(stderr, "sluice-bench: cannot start redis-server (see %s/redis.log)\n", r->dir);
-    return -1;
+    r->pid = r->srv.pid;
+    r->port = r->srv.port;
+    snprintf(r->url, sizeof(r->url), "redis://127.0.0.1:%d/0", r->port);
+    return 0;
 }
 
 /* Stops the server and removes its directory. */
 void sl_bench_redis_stop(struct sl_bench_redis *r)
 {
-    int i;
-
-    if (r->pid > 0) {
-        kill(r->pid, SIGTERM);
-        for (i = 0; i < 500; i++) {
-            if (waitpid(r->pid, NULL, WNOHANG) == r->pid)
-                break;
-            sl_bench_pause_ms(10);
-        }
-        if (i == 500) {
-            kill(r->pid, SIGKILL);
-            waitpid(r->pid, NULL, 0);
-        }
-        r->pid = 0;
-    }
-    if (r->dir[0] != '\0')
-        rmtree(r->dir);
-    r->dir[0] = '\0';
+    if (r->srv.port != 0)
+        sl_test_redis_cleanup(&r->srv);
+    memset(r, 0, sizeof(*r));
 }
 
 /* ---------------------------------------------------------------------

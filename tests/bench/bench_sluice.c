@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "bench.h"
+#include "config.h"
 
 /* Prints the supervisor's log to stderr (after a failure). */
 static void dump_log(const struct sl_bench_sluice *s)
@@ -64,23 +65,15 @@ static int write_config(const struct sl_bench_sluice *s, const struct sl_bench_r
                         const char *handler, const char *stream, const char *group,
                         int processes, int batch)
 {
-    char path[320];
-    FILE *f;
+    char path[320], defaults[64], workers[512];
+    struct sl_test_config c = { r->url, NULL, defaults, NULL, workers, NULL };
 
     snprintf(path, sizeof(path), "%s/sluice.json", s->dir);
-    if ((f = fopen(path, "w")) == NULL)
-        return -1;
-    fprintf(f,
-            "{\n"
-            "  \"redis\": { \"url\": \"%s\" },\n"
-            "  \"defaults\": { \"batch\": %d, \"trim\": \"none\" },\n"
-            "  \"workers\": [\n"
-            "    { \"handler\": \"%s\", \"stream\": \"%s\", \"group\": \"%s\", \"processes\": %d }\n"
-            "  ],\n"
-            "  \"metrics\": { \"listen\": null }\n"
-            "}\n",
-            r->url, batch, handler, stream, group, processes);
-    return fclose(f) == 0 ? 0 : -1;
+    snprintf(defaults, sizeof(defaults), "\"batch\": %d, \"trim\": \"none\"", batch);
+    snprintf(workers, sizeof(workers),
+             "{ \"handler\": \"%s\", \"stream\": \"%s\", \"group\": \"%s\", \"processes\": %d }",
+             handler, stream, group, processes);
+    return sl_test_config_write(path, &c);
 }
 
 /* Execs `bin run -c cfg`, behind the words of $BENCH_SLUICE_WRAP when

@@ -69,6 +69,7 @@
 #include <hiredis.h>
 #include <jansson.h>
 #include "harness.h"
+#include "config.h"
 #include "invariants.h"
 #include "proxy.h"
 #include "sut.h"
@@ -208,25 +209,22 @@ static int trim_acked(void)
  * failed attempt of that entry (docs/semantics.md), and the nemesis kills often. */
 static int write_config(void)
 {
-    return sl_test_write_file(cfgpath,
-        "{\n"
-        "  \"redis\": { \"url\": \"redis://127.0.0.1:%d\", \"connect_timeout_ms\": 1000,\n"
-        "             \"command_timeout_ms\": 1500 },\n"
-        "  \"defaults\": {\n"
-        "    \"batch\": 32, \"block_ms\": 300,\n"
-        "    \"reclaim_idle_ms\": 1000, \"reclaim_interval_ms\": 500,\n"
-        "    \"max_deliveries\": 10, \"heartbeat_ms\": 200,\n"
-        "    \"retry_backoff_ms\": [50, 800],\n"
-        "    \"handler_timeout_ms\": 10000, \"shutdown_timeout_ms\": 5000,\n"
-        "    \"trim\": \"%s\"\n"
-        "  },\n"
-        "  \"workers\": [\n"
-        "    { \"handler\": \"user\", \"stream\": \"users\", \"group\": \"user-workers\", \"processes\": 1 },\n"
-        "    { \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"order-workers\", \"processes\": 2 },\n"
-        "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"payment-workers\", \"processes\": 2 }\n"
-        "  ],\n"
-        "  \"metrics\": { \"listen\": null }\n"
-        "}\n", px.port, trim_acked() ? "acked" : "none");
+    char url[64], defaults[512];
+    struct sl_test_config c = {
+        url, "\"connect_timeout_ms\": 1000, \"command_timeout_ms\": 1500", defaults, NULL,
+        "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"user-workers\", \"processes\": 1 }, "
+        "{ \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"order-workers\", \"processes\": 2 }, "
+        "{ \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"payment-workers\", \"processes\": 2 }",
+        NULL
+    };
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", px.port);
+    snprintf(defaults, sizeof defaults,
+             "\"batch\": 32, \"block_ms\": 300, \"reclaim_idle_ms\": 1000, \"reclaim_interval_ms\": 500, "
+             "\"max_deliveries\": 10, \"heartbeat_ms\": 200, \"retry_backoff_ms\": [50, 800], "
+             "\"handler_timeout_ms\": 10000, \"shutdown_timeout_ms\": 5000, \"trim\": \"%s\"",
+             trim_acked() ? "acked" : "none");
+    return sl_test_config_write(cfgpath, &c);
 }
 
 /* Starts `sluice run` (log appended to the pool log) and waits until C_PROCS
@@ -1091,59 +1089,20 @@ static void check_unexpected_keys(redisContext *c, const char *pattern, size_t p
     } while (strcmp(cursor, "0") != 0);
 }
 
-static const char *const flow_streams[] = { "users", "orders", "payments" };
-
-/* Returns how many of the three groups are not quiet (something pending
- * or not read to the end) in one atomic snapshot; -1 when Redis cannot
- * be asked. With `report`, names each. */
+/* Returns how many of the three groups are not quiet (sl_test_unquiet,
+ * every stream consumed); -1 when Redis cannot be asked. With `report`,
+ * names each. */
 static int unquiet(int report)
 {
+    static char text[4096];
     redisContext *c = direct();
-    redisReply *x;
-    size_t i, g;
-    int bad = 0;
+    int bad;
 
     if (c == NULL)
         return -1;
-    freeReplyObject(redisCommand(c, "MULTI"));
-    for (i = 0; i < 3; i++) {
-        freeReplyObject(redisCommand(c, "XINFO STREAM %s", flow_streams[i]));
-        freeReplyObject(redisCommand(c, "XINFO GROUPS %s", flow_streams[i]));
-    }
-    x = redisCommand(c, "EXEC");
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 6) {
-        if (x != NULL)
-            freeReplyObject(x);
-        redisFree(c);
-        return -1;
-    }
-    for (i = 0; i < 3; i++) {
-        const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
-        const redisReply *last = sl_test_kv(s, "last-generated-id");
-
-        if (last == NULL || gs->type != REDIS_REPLY_ARRAY || gs->elements == 0) {
-            bad++;
-            if (report)
-                printf("  stuck: %s has no group\n", flow_streams[i]);
-            continue;
-        }
-        for (g = 0; g < gs->elements; g++) {
-            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
-            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
-            const redisReply *name = sl_test_kv(gs->element[g], "name");
-
-            if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
-                ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0) {
-                bad++;
-                if (report)
-                    printf("  stuck: %s/%s pending %lld, last delivered %s of %s\n",
-                           flow_streams[i], name ? name->str : "?",
-                           pend && pend->type == REDIS_REPLY_INTEGER ? pend->integer : -1,
-                           ld && ld->type == REDIS_REPLY_STRING ? ld->str : "?", last->str);
-            }
-        }
-    }
-    freeReplyObject(x);
+    bad = sl_test_unquiet(c, sl_test_flow_streams, 3, 1, text, sizeof(text));
+    if (report && bad > 0)
+        fputs(text, stdout);
     redisFree(c);
     return bad;
 }

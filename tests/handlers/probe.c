@@ -82,7 +82,8 @@ static enum sl_disposition probe_handle(struct sl_ctx *ctx, const struct sl_msg 
         const char *args[] = { privdata, msg->id };
         snprintf(k1, sizeof(k1), "probe:count:%s", msg->id);
         snprintf(k2, sizeof(k2), "probe:by:%s", msg->id);
-        if (sl_ctx_effect(ctx, &probe_effect, 3, keys, 2, args) != 0)
+        if (sl_ctx_effect(ctx, &probe_effect, (int)(sizeof(keys) / sizeof(keys[0])), keys,
+                          (int)(sizeof(args) / sizeof(args[0])), args) != 0)
             return sl_ctx_fail(ctx, SL_RETRY, "probe_effect", "cannot declare");
     }
     return SL_ACK;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <check.h>
 #include "harness.h"
+#include "config.h"
 
 static struct sl_test_redis srv;  /* one server per TCase */
 static char *dir;                 /* temp dir of the current test */
@@ -283,16 +284,24 @@ static int closed_port(void)
 }
 
 /* Writes dir/<name> for the test server (or `url`), one noop worker with
- * two processes and the default timings, and metrics.listen `listen`
+ * two processes and the default timings (an empty "defaults"), and
+ * metrics.listen `listen`
  * (JSON text: "null" or a quoted address). Returns the path in buf. */
 static const char *write_cfg(char *buf, size_t len, const char *name, const char *url,
                              const char *listen)
 {
+    char addr[128] = "";
+    struct sl_test_config c = {
+        url != NULL ? url : srv.url, "\"connect_timeout_ms\": 1000, \"command_timeout_ms\": 2000",
+        NULL, NULL, "{ \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 2 }",
+        NULL
+    };
+
+    /* listen is JSON text: null, or a quoted address. */
+    if (strcmp(listen, "null") != 0 && sscanf(listen, "\"%127[^\"]\"", addr) == 1)
+        c.metrics_listen = addr;
     snprintf(buf, len, "%s/%s", dir, name);
-    ck_assert_int_eq(sl_test_write_file(buf,
-        "{ \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 1000, \"command_timeout_ms\": 2000 },\n"
-        "  \"workers\": [ { \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 2 } ],\n"
-        "  \"metrics\": { \"listen\": %s } }\n", url != NULL ? url : srv.url, listen), 0);
+    ck_assert_int_eq(sl_test_config_write(buf, &c), 0);
     return buf;
 }
 

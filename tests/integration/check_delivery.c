@@ -27,6 +27,7 @@
 #include <hiredis.h>
 #include <jansson.h>
 #include "harness.h"
+#include "config.h"
 
 #define MAX_STOPPED 4             /* children a test may SIGSTOP */
 #define MAX_CALLS 64              /* probe_call lines read per entry */
@@ -135,33 +136,17 @@ static void thaw(pid_t pid)
  * array's members. */
 static void write_config(const char *extra, const char *workers)
 {
-    char idle[24];
-    const char *const base[][2] = {
-        { "batch", "16" }, { "block_ms", "500" }, { "reclaim_idle_ms", idle },
-        { "reclaim_interval_ms", "100" }, { "heartbeat_ms", "100" },
-        { "retry_backoff_ms", "[50, 400]" }, { "shutdown_timeout_ms", "2000" },
-        { "trim", "\"none\"" },
-    };
-    char defaults[1024] = "", key[64];
-    size_t i, n = 0;
+    char base[512], redis[128];
+    struct sl_test_config c = { srv.url, redis, base, extra, workers, NULL };
 
-    snprintf(idle, sizeof idle, "%lld", RECLAIM_IDLE_MS);
-
-    for (i = 0; i < sizeof base / sizeof base[0]; i++) {
-        snprintf(key, sizeof key, "\"%s\"", base[i][0]);
-        if (strstr(extra, key) == NULL)
-            n += (size_t)snprintf(defaults + n, sizeof defaults - n, "%s%s: %s",
-                                  n > 0 ? ", " : "", key, base[i][1]);
-    }
-    ck_assert_int_lt(n, sizeof defaults);
-    ck_assert_int_eq(sl_test_write_file(cfgpath,
-        "{\n"
-        "  \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 1000,\n"
-        "             \"command_timeout_ms\": %lld },\n"
-        "  \"defaults\": { %s%s },\n"
-        "  \"workers\": [ %s ],\n"
-        "  \"metrics\": { \"listen\": null }\n"
-        "}\n", srv.url, slow(5000), defaults, extra, workers), 0);
+    snprintf(base, sizeof base,
+             "\"batch\": 16, \"block_ms\": 500, \"reclaim_idle_ms\": %lld, "
+             "\"reclaim_interval_ms\": 100, \"heartbeat_ms\": 100, "
+             "\"retry_backoff_ms\": [50, 400], \"shutdown_timeout_ms\": 2000, \"trim\": \"none\"",
+             RECLAIM_IDLE_MS);
+    snprintf(redis, sizeof redis, "\"connect_timeout_ms\": 1000, \"command_timeout_ms\": %lld",
+             slow(5000));
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
 }
 
 /* Starts `sluice run` on the configuration written last. The URL is also

@@ -40,6 +40,7 @@
 #include <check.h>
 #include <hiredis.h>
 #include "harness.h"
+#include "config.h"
 #include "invariants.h"
 #include "proxy.h"
 #include "sut.h"
@@ -192,25 +193,20 @@ static int crashes(void)
  * docs/semantics.md) cannot, with one fault per test, dead-letter it. */
 static void write_config(const char *url)
 {
-    ck_assert_int_eq(sl_test_write_file(cfgpath,
-        "{\n"
-        "  \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 1000,\n"
-        "             \"command_timeout_ms\": 1000 },\n"
-        "  \"defaults\": {\n"
-        "    \"batch\": 32, \"block_ms\": 200,\n"
-        "    \"reclaim_idle_ms\": 500, \"reclaim_interval_ms\": 250,\n"
-        "    \"max_deliveries\": 10, \"heartbeat_ms\": 200,\n"
-        "    \"retry_backoff_ms\": [50, 400],\n"
-        "    \"handler_timeout_ms\": 10000, \"shutdown_timeout_ms\": 3000,\n"
-        "    \"trim\": \"%s\"\n"
-        "  },\n"
-        "  \"workers\": [\n"
-        "    { \"handler\": \"user\", \"stream\": \"users\", \"group\": \"user-workers\", \"processes\": 1 },\n"
-        "    { \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"order-workers\", \"processes\": 2 },\n"
-        "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"payment-workers\", \"processes\": 2 }\n"
-        "  ],\n"
-        "  \"metrics\": { \"listen\": null }\n"
-        "}\n", url, trim), 0);
+    char defaults[512];
+    struct sl_test_config c = {
+        url, "\"connect_timeout_ms\": 1000, \"command_timeout_ms\": 1000", defaults, NULL,
+        "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"user-workers\", \"processes\": 1 }, "
+        "{ \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"order-workers\", \"processes\": 2 }, "
+        "{ \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"payment-workers\", \"processes\": 2 }",
+        NULL
+    };
+
+    snprintf(defaults, sizeof defaults,
+             "\"batch\": 32, \"block_ms\": 200, \"reclaim_idle_ms\": 500, \"reclaim_interval_ms\": 250, "
+             "\"max_deliveries\": 10, \"heartbeat_ms\": 200, \"retry_backoff_ms\": [50, 400], "
+             "\"handler_timeout_ms\": 10000, \"shutdown_timeout_ms\": 3000, \"trim\": \"%s\"", trim);
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
 }
 
 /* Spawns `sluice run` with the config (log appended to logpath) without
@@ -327,49 +323,12 @@ static void users_with_pool(const char *url)
     pool_stop();
 }
 
-/* The flow's input streams. */
-static const char *const flow_streams[] = { "users", "orders", "payments" };
-
-/* Condition: in one atomic snapshot (MULTI/EXEC), every group of users,
- * orders and payments has nothing pending and has been delivered its
- * stream's last entry, and each of the three groups exists. Effects are
- * atomic with acks, so nothing is in flight then. arg is unused. */
+/* Condition: the flow is quiet (sl_test_unquiet, every stream consumed).
+ * arg is unused. */
 static int quiet(void *arg)
 {
-    redisReply *x;
-    size_t i, g;
-    int ok = 1;
-
     (void)arg;
-    freeReplyObject(sl_test_cmd(rc, "MULTI"));
-    for (i = 0; i < 3; i++) {
-        freeReplyObject(sl_test_cmd(rc, "XINFO STREAM %s", flow_streams[i]));
-        freeReplyObject(sl_test_cmd(rc, "XINFO GROUPS %s", flow_streams[i]));
-    }
-    x = sl_test_cmd(rc, "EXEC");
-    if (x->type != REDIS_REPLY_ARRAY || x->elements != 6) {
-        freeReplyObject(x);
-        return 0;
-    }
-    for (i = 0; i < 3 && ok; i++) {
-        const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
-        const redisReply *last = sl_test_kv(s, "last-generated-id");
-
-        if (last == NULL || gs->type != REDIS_REPLY_ARRAY || gs->elements != 1) {
-            ok = 0;
-            break;
-        }
-        for (g = 0; g < gs->elements && ok; g++) {
-            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
-            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
-
-            if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
-                ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0)
-                ok = 0;
-        }
-    }
-    freeReplyObject(x);
-    return ok;
+    return sl_test_unquiet(rc, sl_test_flow_streams, 3, 1, NULL, 0) == 0;
 }
 
 /* Returns the number of entries of `type` in stream. */

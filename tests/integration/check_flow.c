@@ -28,6 +28,7 @@
 #include <hiredis.h>
 #include <jansson.h>
 #include "harness.h"
+#include "config.h"
 #include "invariants.h"
 #include "sut.h"
 
@@ -217,26 +218,19 @@ static void add_worker(char *buf, size_t len, const char *handler, const char *s
  * metrics off. */
 static void write_config(const struct pool_opts *o)
 {
-    char workers[1024] = "";
+    char workers[1024] = "", defaults[512];
+    struct sl_test_config c = { srv.url, "\"connect_timeout_ms\": 2000, \"command_timeout_ms\": 5000",
+                                defaults, NULL, workers, NULL };
 
     add_worker(workers, sizeof workers, "user", "users", "user-workers", o->users);
     add_worker(workers, sizeof workers, "order", "orders", "order-workers", o->orders);
     add_worker(workers, sizeof workers, "payment", "payments", "payment-workers", o->payments);
-    ck_assert_int_eq(sl_test_write_file(cfgpath,
-        "{\n"
-        "  \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 2000,\n"
-        "             \"command_timeout_ms\": 5000 },\n"
-        "  \"defaults\": {\n"
-        "    \"batch\": %d, \"block_ms\": 200,\n"
-        "    \"reclaim_idle_ms\": 500, \"reclaim_interval_ms\": 250,\n"
-        "    \"max_deliveries\": %d, \"heartbeat_ms\": 200,\n"
-        "    \"retry_backoff_ms\": [50, 400],\n"
-        "    \"handler_timeout_ms\": 10000, \"shutdown_timeout_ms\": 5000,\n"
-        "    \"trim\": \"%s\"\n"
-        "  },\n"
-        "  \"workers\": [ %s ],\n"
-        "  \"metrics\": { \"listen\": null }\n"
-        "}\n", srv.url, o->batch, o->max_deliveries, o->trim, workers), 0);
+    snprintf(defaults, sizeof defaults,
+             "\"batch\": %d, \"block_ms\": 200, \"reclaim_idle_ms\": 500, \"reclaim_interval_ms\": 250, "
+             "\"max_deliveries\": %d, \"heartbeat_ms\": 200, \"retry_backoff_ms\": [50, 400], "
+             "\"handler_timeout_ms\": 10000, \"shutdown_timeout_ms\": 5000, \"trim\": \"%s\"",
+             o->batch, o->max_deliveries, o->trim);
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
 }
 
 /* Starts `sluice run` with the config of o and waits until every child
@@ -416,51 +410,18 @@ static void assert_only_data(const char *stream, const char *type, const char *w
  * Quiescence
  * ------------------------------------------------------------------ */
 
-/* The flow's input streams, checked for quiescence. */
-static const char *const flow_streams[] = { "users", "orders", "payments" };
-
-/* Condition: in one atomic snapshot (MULTI/EXEC of XINFO STREAM and
- * XINFO GROUPS of the three streams), every group of every stream has
- * nothing pending and has been delivered the last entry. A stream no
- * worker consumes has no group and is ignored; pool_start() waits until
- * every worker runs, so each consumed stream has its group by then.
- * arg is unused. */
+/* Condition: the flow is quiet (sl_test_unquiet). A stream no worker
+ * consumes has no group and is ignored; pool_start() waits until every
+ * worker runs, so each consumed stream has its group by then. arg is
+ * unused. */
 static int quiet(void *arg)
 {
-    redisReply *x;
-    size_t i, g;
-    int ok = 1;
+    int n;
 
     (void)arg;
-    freeReplyObject(sl_test_cmd(rc, "MULTI"));
-    for (i = 0; i < 3; i++) {
-        freeReplyObject(sl_test_cmd(rc, "XINFO STREAM %s", flow_streams[i]));
-        freeReplyObject(sl_test_cmd(rc, "XINFO GROUPS %s", flow_streams[i]));
-    }
-    x = sl_test_cmd(rc, "EXEC");
-    ck_assert_int_eq(x->type, REDIS_REPLY_ARRAY);
-    ck_assert_int_eq(x->elements, 6);
-    for (i = 0; i < 3 && ok; i++) {
-        const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
-        const redisReply *last = sl_test_kv(s, "last-generated-id");
-
-        if (s->type != REDIS_REPLY_ARRAY)
-            continue;                   /* no such stream: nothing to read */
-        if (last == NULL || gs->type != REDIS_REPLY_ARRAY) {
-            ok = 0;
-            break;
-        }
-        for (g = 0; g < gs->elements && ok; g++) {
-            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
-            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
-
-            if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
-                ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0)
-                ok = 0;
-        }
-    }
-    freeReplyObject(x);
-    return ok;
+    n = sl_test_unquiet(rc, sl_test_flow_streams, 3, 0, NULL, 0);
+    ck_assert_int_ge(n, 0);
+    return n == 0;
 }
 
 /* Waits until the flow is quiet, failing with the log after timeout_ms. */

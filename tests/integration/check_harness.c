@@ -487,7 +487,7 @@ START_TEST(test_harness_wait_exit_and_kill)
     ck_assert_int_eq(sl_test_wait_exit(0, 10, NULL), 0);
 
     saved = set_env("SLUICE_BIN", NULL);
-    ck_assert_str_eq(sl_test_bin(), "build/sluice");
+    ck_assert_str_eq(sl_test_bin(), "build/sluice-test");
     setenv("SLUICE_BIN", "/opt/x/sluice", 1);
     ck_assert_str_eq(sl_test_bin(), "/opt/x/sluice");
     restore_env("SLUICE_BIN", saved);

@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "config.h"
 
 #define MAX_POOLS 8               /* supervisors one test may start */
 #define IDLEN 48                  /* room for a stream entry ID */
@@ -152,13 +153,9 @@ static void test_teardown(void)
  * metrics server. */
 static void write_config(const char *workers)
 {
-    ck_assert_int_eq(sl_test_write_file(cfgpath,
-        "{\n"
-        "  \"redis\": {\"url\": \"%s\"},\n"
-        "  \"defaults\": {" BASE_DEFAULTS "},\n"
-        "  \"workers\": [%s],\n"
-        "  \"metrics\": {\"listen\": null}\n"
-        "}\n", srv.url, workers), 0);
+    struct sl_test_config c = { srv.url, NULL, BASE_DEFAULTS, NULL, workers, NULL };
+
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
 }
 
 /* Returns the path of a file in the test's directory, in one of four

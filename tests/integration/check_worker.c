@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <check.h>
 #include "harness.h"
+#include "config.h"
+#include "sut.h"
 
 static struct sl_test_redis srv;  /* one server per TCase */
 static char *dir;                 /* temp dir of the current test */
@@ -42,16 +44,7 @@ static void test_up(void)
 /* Stops the pool if a test left it running, then removes the temp dir. */
 static void test_down(void)
 {
-    int status;
-
-    if (pool > 0) {
-        sl_test_kill(pool, SIGTERM);
-        if (!sl_test_wait_exit(pool, 10000, &status)) {
-            sl_test_kill(pool, SIGKILL);
-            sl_test_wait_exit(pool, 5000, &status);
-        }
-        pool = 0;
-    }
+    sl_test_pool_kill(&pool, 10000);
     sl_test_rmtree(dir);
     free(dir);
 }
@@ -60,19 +53,20 @@ static void test_down(void)
  * a JSON fragment) and starts `sluice run` with it. */
 static pid_t start_pool(const char *handler, int processes, const char *extra)
 {
-    char cfg[512], log[512];
-    const char *argv[] = { sl_test_bin(), "run", "-c", cfg, NULL };
+    char cfg[512], log[512], workers[256];
+    struct sl_test_config c = {
+        srv.url, "\"command_timeout_ms\": 2000, \"connect_timeout_ms\": 1000",
+        "\"block_ms\": 300, \"heartbeat_ms\": 200, \"reclaim_idle_ms\": 3000, "
+        "\"retry_backoff_ms\": [50, 400]", extra, workers, NULL
+    };
 
     snprintf(cfg, sizeof(cfg), "%s/sluice.json", dir);
     snprintf(log, sizeof(log), "%s/sluice.log", dir);
-    sl_test_write_file(cfg,
-        "{ \"redis\": { \"url\": \"%s\", \"command_timeout_ms\": 2000, \"connect_timeout_ms\": 1000 },\n"
-        "  \"defaults\": { \"block_ms\": 300, \"heartbeat_ms\": 200, \"reclaim_idle_ms\": 3000,\n"
-        "                \"retry_backoff_ms\": [50, 400]%s%s },\n"
-        "  \"workers\": [ { \"handler\": \"%s\", \"stream\": \"s\", \"group\": \"g\", \"processes\": %d } ],\n"
-        "  \"metrics\": { \"listen\": null } }\n",
-        srv.url, extra ? ", " : "", extra ? extra : "", handler, processes);
-    pool = sl_test_spawn(argv, log);
+    snprintf(workers, sizeof(workers),
+             "{ \"handler\": \"%s\", \"stream\": \"s\", \"group\": \"g\", \"processes\": %d }",
+             handler, processes);
+    ck_assert_int_eq(sl_test_config_write(cfg, &c), 0);
+    pool = sl_test_pool_spawn(cfg, log);
     ck_assert_int_gt(pool, 0);
     return pool;
 }

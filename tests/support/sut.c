@@ -2,6 +2,7 @@
 #include "sut.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,3 +111,78 @@ const redisReply *sl_test_kv(const redisReply *r, const char *name)
             return r->element[i + 1];
     return NULL;
 }
+
+/* Appends one line to report (len bytes, kept NUL-terminated). */
+static void report_line(char *report, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report_line(char *report, size_t len, const char *fmt, ...)
+{
+    size_t used;
+    va_list ap;
+
+    if (report == NULL || len == 0)
+        return;
+    used = strlen(report);
+    if (used + 1 >= len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(report + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+/* The one quiescence rule of the tests (see sut.h). */
+int sl_test_unquiet(redisContext *c, const char *const *streams, size_t n, int require_group,
+                    char *report, size_t len)
+{
+    redisReply *x, *r;
+    size_t i, g;
+    int bad = 0;
+
+    if (report != NULL && len > 0)
+        report[0] = '\0';
+    if (c == NULL || (r = redisCommand(c, "MULTI")) == NULL)
+        return -1;
+    freeReplyObject(r);
+    for (i = 0; i < n; i++) {
+        freeReplyObject(redisCommand(c, "XINFO STREAM %s", streams[i]));
+        freeReplyObject(redisCommand(c, "XINFO GROUPS %s", streams[i]));
+    }
+    x = redisCommand(c, "EXEC");
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 2 * n) {
+        if (x != NULL)
+            freeReplyObject(x);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        const redisReply *s = x->element[2 * i], *gs = x->element[2 * i + 1];
+        const redisReply *last = sl_test_kv(s, "last-generated-id");
+
+        if (last == NULL || gs->type != REDIS_REPLY_ARRAY || gs->elements == 0) {
+            /* No such stream, or nobody reads it. */
+            if (require_group) {
+                bad++;
+                report_line(report, len, "  stuck: %s has no group\n", streams[i]);
+            }
+            continue;
+        }
+        for (g = 0; g < gs->elements; g++) {
+            const redisReply *pend = sl_test_kv(gs->element[g], "pending");
+            const redisReply *ld = sl_test_kv(gs->element[g], "last-delivered-id");
+            const redisReply *name = sl_test_kv(gs->element[g], "name");
+
+            if (pend == NULL || pend->type != REDIS_REPLY_INTEGER || pend->integer != 0 ||
+                ld == NULL || ld->type != REDIS_REPLY_STRING || strcmp(ld->str, last->str) != 0) {
+                bad++;
+                report_line(report, len, "  stuck: %s/%s pending %lld, last delivered %s of %s\n",
+                            streams[i], name != NULL && name->type == REDIS_REPLY_STRING ? name->str : "?",
+                            pend != NULL && pend->type == REDIS_REPLY_INTEGER ? pend->integer : -1,
+                            ld != NULL && ld->type == REDIS_REPLY_STRING ? ld->str : "?", last->str);
+            }
+        }
+    }
+    freeReplyObject(x);
+    return bad;
+}
+
+/* The three streams of the payment flow. */
+const char *const sl_test_flow_streams[3] = { "users", "orders", "payments" };

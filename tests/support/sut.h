@@ -43,4 +43,19 @@ void sl_test_log_tail(const char *path, int lines);
  * XINFO gives), or NULL (also when r is NULL or not an array). */
 const redisReply *sl_test_kv(const redisReply *r, const char *name);
 
+/* The one quiescence rule of the tests: in one atomic snapshot (MULTI,
+ * XINFO STREAM and XINFO GROUPS of each stream, EXEC), every group of
+ * every stream has nothing pending and has been delivered its stream's
+ * last entry. Effects are atomic with acks, so nothing is in flight then.
+ * A stream that does not exist or has no group is not quiet when
+ * `require_group` (every stream must be consumed), and ignored otherwise.
+ * Returns the number of streams and groups that are not quiet (0: quiet),
+ * each named on a line of report (len bytes, may be NULL), or -1 when
+ * Redis could not be asked. */
+int sl_test_unquiet(redisContext *c, const char *const *streams, size_t n, int require_group,
+                    char *report, size_t len);
+
+/* users, orders and payments: the streams of the payment flow. */
+extern const char *const sl_test_flow_streams[3];
+
 #endif
