@@ -33,7 +33,6 @@
 #include "pool.h"
 #include "scripts.h"
 #include "heartbeat.h"
-#include "admin.h"
 
 #define TICK_MS 50                /* supervisor timer period */
 #define HOUSEKEEPING_MS 5000      /* janitor and trim period */
