@@ -186,8 +186,9 @@ int sl__script_noscript(const redisReply *r)
     return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* Loads l on c. Returns NULL when it worked, else the reply to hand back
- * (an error reply) or NULL with load_failed set for a lost connection. */
+/* Loads l on c and learns its sha. Returns NULL when that worked (or,
+ * with *lost set, when the connection failed); else the reply to hand
+ * back to the caller (an error, or not a sha). */
 static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
 {
     const char *argv[3];
@@ -231,8 +232,8 @@ redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
             break;
         argc = sl__script_argv(l, nk, nkeys, keys, NULL, nargs, args, NULL, argv, argvlen);
         r = redisCommandArgv(c, argc, argv, argvlen);
-        if (!sl__script_noscript(r))
-            break;
+        if (!sl__script_noscript(r) || tries == 1)
+            break;              /* a reply, or NOSCRIPT right after a load: hand it back */
         /* The server forgot it (SCRIPT FLUSH, a restart without
          * persistence): load it again and retry once. */
         freeReplyObject(r);
