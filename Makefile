@@ -52,7 +52,8 @@ GEN      := $(BUILD)/gen
 LUAC     ?= luac5.1
 FW_LUA   := $(filter-out framework/lua/lib.lua,$(wildcard framework/lua/*.lua))
 WK_LUA   := $(filter-out workers/lua/schema.lua,$(wildcard workers/lua/*.lua))
-ALL_LUA  := $(wildcard framework/lua/*.lua workers/lua/*.lua)
+TH_LUA   := $(wildcard tests/handlers/lua/*.lua)
+ALL_LUA  := $(wildcard framework/lua/*.lua workers/lua/*.lua) $(TH_LUA)
 
 FW_SRC   := $(wildcard framework/*.c)
 WK_SRC   := $(filter-out workers/main.c,$(wildcard workers/*.c))
@@ -65,7 +66,7 @@ CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 
 FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o) $(GEN)/wk_lua.o
-TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o)
+TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o) $(GEN)/th_lua.o
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
@@ -104,7 +105,7 @@ $(BUILD)/workers/%.o: workers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(PROD_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/%.c | $(GEN)/fw_lua.h $(GEN)/wk_lua.h
+$(BUILD)/tests/%.o: tests/%.c | $(GEN)/fw_lua.h $(GEN)/wk_lua.h $(GEN)/th_lua.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
@@ -117,7 +118,12 @@ $(GEN)/fw_lua.c: $(wildcard framework/lua/*.lua) scripts/embed-lua.sh
 $(GEN)/wk_lua.c: $(wildcard workers/lua/*.lua) scripts/embed-lua.sh
 	@mkdir -p $(GEN)
 	sh scripts/embed-lua.sh workers_lua_ $@ $(GEN)/wk_lua.h $(WK_LUA)
+$(GEN)/th_lua.c: $(TH_LUA) scripts/embed-lua.sh
+	@mkdir -p $(GEN)
+	sh scripts/embed-lua.sh test_lua_ $@ $(GEN)/th_lua.h $(TH_LUA)
 $(GEN)/fw_lua.h: $(GEN)/fw_lua.c
+	@:
+$(GEN)/th_lua.h: $(GEN)/th_lua.c
 	@:
 $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
 	@:

@@ -14,13 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 #include "sluice.h"
+#include "th_lua.h"            /* generated from tests/handlers/lua/ */
 
+/* Its KEYS and ARGV: tests/handlers/lua/probe_effect.lua. */
 static const struct sl_script probe_effect = {
     .name = "probe_effect",
-    .body = "redis.call('INCR', KEYS[1])\n"
-            "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
-            "redis.call('RPUSH', KEYS[3], ARGV[2])\n"
-            "return 'ok'\n",
+    .body = test_lua_probe_effect,
 };
 
 static const struct sl_script *const probe_scripts[] = { &probe_effect, NULL };
@@ -82,8 +81,11 @@ static enum sl_disposition probe_handle(struct sl_ctx *ctx, const struct sl_msg 
         const char *args[] = { privdata, msg->id };
         snprintf(k1, sizeof(k1), "probe:count:%s", msg->id);
         snprintf(k2, sizeof(k2), "probe:by:%s", msg->id);
-        if (sl_ctx_effect(ctx, &probe_effect, (int)(sizeof(keys) / sizeof(keys[0])), keys,
-                          (int)(sizeof(args) / sizeof(args[0])), args) != 0)
+        _Static_assert(sizeof(keys) / sizeof(keys[0]) == TEST_LUA_PROBE_EFFECT_NKEYS &&
+                       sizeof(args) / sizeof(args[0]) == TEST_LUA_PROBE_EFFECT_NARGS,
+                       "the counts of probe_effect.lua's header");
+        if (sl_ctx_effect(ctx, &probe_effect, TEST_LUA_PROBE_EFFECT_NKEYS, keys,
+                          TEST_LUA_PROBE_EFFECT_NARGS, args) != 0)
             return sl_ctx_fail(ctx, SL_RETRY, "probe_effect", "cannot declare");
     }
     return SL_ACK;
