@@ -28,6 +28,7 @@
 #include <jansson.h>
 #include "harness.h"
 #include "config.h"
+#include "sut.h"
 
 #define MAX_STOPPED 4             /* children a test may SIGSTOP */
 #define MAX_CALLS 64              /* probe_call lines read per entry */
@@ -154,9 +155,9 @@ static void write_config(const char *extra, const char *workers)
  * cannot send the pool elsewhere. */
 static void pool_start(void)
 {
-    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, "--redis", srv.url, NULL };
+    const char *extra[] = { "--redis", srv.url, NULL };
 
-    pool_pid = sl_test_spawn(argv, logpath);
+    pool_pid = sl_test_pool_spawn_args(cfgpath, logpath, extra);
     ck_assert_int_gt(pool_pid, 0);
 }
 

@@ -33,6 +33,7 @@
 
 #include "harness.h"
 #include "config.h"
+#include "sut.h"
 
 #define MAX_POOLS 8               /* supervisors one test may start */
 #define IDLEN 48                  /* room for a stream entry ID */
@@ -188,24 +189,20 @@ static const char *cname(const char *handler, int slot)
  * cannot be started. */
 static pid_t start_pool(const char *logname, ...)
 {
-    const char *argv[16];
+    const char *extra[12];
     const char *a;
     va_list ap;
     int n = 0;
     pid_t pid;
 
     ck_assert_int_lt(npools, MAX_POOLS);
-    argv[n++] = sl_test_bin();
-    argv[n++] = "run";
-    argv[n++] = "-c";
-    argv[n++] = cfgpath;
     va_start(ap, logname);
-    while ((a = va_arg(ap, const char *)) != NULL && n < 15)
-        argv[n++] = a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 11)
+        extra[n++] = a;
     va_end(ap);
-    argv[n] = NULL;
+    extra[n] = NULL;
     snprintf(poollogs[npools], sizeof(poollogs[0]), "%s/%s", tdir, logname);
-    pid = sl_test_spawn(argv, poollogs[npools]);
+    pid = sl_test_pool_spawn_args(cfgpath, poollogs[npools], extra);
     ck_assert_int_gt(pid, 0);
     pools[npools++] = pid;
     return pid;

@@ -11,8 +11,25 @@
 /* Spawns `sluice run -c cfgpath` with its output appended to logpath. */
 pid_t sl_test_pool_spawn(const char *cfgpath, const char *logpath)
 {
-    const char *argv[] = { sl_test_bin(), "run", "-c", cfgpath, NULL };
+    return sl_test_pool_spawn_args(cfgpath, logpath, NULL);
+}
 
+/* Spawns `sluice run -c cfgpath` followed by the NULL-terminated extra
+ * arguments (NULL for none; at most 16 are passed). Returns its PID, or
+ * -1. */
+pid_t sl_test_pool_spawn_args(const char *cfgpath, const char *logpath,
+                              const char *const *extra)
+{
+    const char *argv[4 + 16 + 1];
+    int n = 0, i;
+
+    argv[n++] = sl_test_bin();
+    argv[n++] = "run";
+    argv[n++] = "-c";
+    argv[n++] = cfgpath;
+    for (i = 0; extra != NULL && extra[i] != NULL && i < 16; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     return sl_test_spawn(argv, logpath);
 }
 

@@ -17,6 +17,11 @@
  * or -1. */
 pid_t sl_test_pool_spawn(const char *cfgpath, const char *logpath);
 
+/* The same with more arguments after `-c cfgpath` (NULL-terminated, at
+ * most 16; NULL for none), e.g. { "--redis", url, NULL }. */
+pid_t sl_test_pool_spawn_args(const char *cfgpath, const char *logpath,
+                              const char *const *extra);
+
 /* Waits up to timeout_ms (times SLUICE_TEST_SLOW) until the log at
  * logpath holds `want` event=running lines in all. Returns 0 then, -1
  * when the pool pid exited first, -2 at the deadline. */
