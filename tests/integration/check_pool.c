@@ -896,7 +896,8 @@ END_TEST
 START_TEST(test_pool_sigterm_leaves_rest_of_batch_pending)
 {
     const char *log = tpath("pool.log");
-    char ids[5][IDLEN], data[64];
+    char ids[5][IDLEN], warm[IDLEN], data[64];
+    redisReply *r;
     pid_t sup, kids[1];
     int status, i, done = 0;
 
@@ -904,10 +905,30 @@ START_TEST(test_pool_sigterm_leaves_rest_of_batch_pending)
                  "\"processes\": 1, \"batch\": 5}");
     snprintf(data, sizeof(data), "{\"effect\":true,\"sleep_ms\":%d}",
              400 * sl_test_slow_factor());
-    for (i = 0; i < 5; i++)
-        add_entry("rbq", data, ids[i]);
     sup = start_pool("pool.log", NULL);
     SL_TEST_ASSERT_EVENTUALLY(5000, (kids[0] = child_of(log, cname("probe", 0))) > 0);
+    /* A worker's read size starts at one entry and doubles with each
+     * read up to `batch`: a few quick entries first, so that the next
+     * read may take all five. */
+    for (i = 0; i < 8; i++)
+        add_entry("rbq", "{}", warm);
+    SL_TEST_ASSERT_EVENTUALLY(5000, delivered_up_to("rbq", "rbg", warm) &&
+                                    pending_total("rbq", "rbg") == 0);
+    /* One transaction, so that the blocked read is served all five at
+     * once rather than the first alone. */
+    r = sl_test_cmd(rc, "MULTI");
+    freeReplyObject(r);
+    for (i = 0; i < 5; i++) {
+        r = sl_test_cmd(rc, "XADD rbq * type t data %s", data);
+        freeReplyObject(r);
+    }
+    r = sl_test_cmd(rc, "EXEC");
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 5, "EXEC: reply type %d", r->type);
+    for (i = 0; i < 5; i++) {
+        ck_assert(r->element[i]->type == REDIS_REPLY_STRING);
+        snprintf(ids[i], IDLEN, "%s", r->element[i]->str);
+    }
+    freeReplyObject(r);
     SL_TEST_ASSERT_EVENTUALLY(5000, pending_of("rbq", "rbg", cname("probe", 0), NULL, 0) == 5);
     sl_test_kill(sup, SIGTERM);
     status = wait_status(sup, 5000);
