@@ -26,24 +26,6 @@ struct sl_producer {
     char errstr[SL_ERRLEN];       /* why the last call failed, "" after a success */
 };
 
-/* Stands in for the consuming worker in sl__msg_prepare(): a handler
- * that accepts every type, since a producer does not know the worker's
- * list. It is never called. */
-static enum sl_disposition never_called(struct sl_ctx *ctx, const struct sl_msg *msg,
-                                        void *privdata)
-{
-    (void)ctx;
-    (void)msg;
-    (void)privdata;
-    return SL_DEAD;
-}
-
-static const struct sl_handler any_type = {
-    .abi_version = SL_ABI_VERSION,
-    .name = "producer",
-    .handle = never_called,
-};
-
 /* Writes printf-formatted text into err (errlen bytes) when err is not
  * NULL. */
 static void put_err(char *err, size_t errlen, const char *fmt, ...)
@@ -87,8 +69,9 @@ const char *sl_strerror(int code)
 /* Runs the framework's pre-handler checks on the entry {type, data} that
  * sl_enqueue() would add (see sluice.h): the same function, in the same
  * order, as a worker with max_payload_bytes = max_payload, no field
- * limit to meet (two fields) and no TTL. The first failing check gives
- * the error a dead letter would carry. */
+ * limit to meet (two fields), no TTL and no list of types (a producer
+ * does not know the worker's). The first failing check gives the error a
+ * dead letter would carry. */
 int sl_enqueue_check(const char *type, const char *json, size_t len,
                      size_t max_payload, char *err, size_t errlen)
 {
@@ -119,7 +102,7 @@ int sl_enqueue_check(const char *type, const char *json, size_t len,
     msg.stream = "";
     msg.fields = f;
     msg.nfields = 2;
-    if ((ctx = sl__ctx_new(&any_type)) == NULL) {
+    if ((ctx = sl__ctx_new(NULL)) == NULL) {
         put_err(err, errlen, "out of memory");
         return SL_ENOMEM;
     }
