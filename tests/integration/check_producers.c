@@ -28,6 +28,7 @@
 #include <check.h>
 #include <hiredis.h>
 #include "harness.h"
+#include "sluice.h"
 #include "sut.h"
 
 #define PROD_START_MS 15000       /* the pool's children all running */
@@ -141,18 +142,30 @@ static void pool_stop(void)
 }
 
 /* Runs argv (argv[0] searched in PATH) to completion with its output
- * appended to outpath, the URL of the test server in SLUICE_REDIS_URL and
- * PRODUCER_TIMEOUT scaled like every deadline; fails unless it exits 0. */
-static void run_producer(const char *const argv[])
+ * appended to outpath and PRODUCER_TIMEOUT scaled like every deadline;
+ * fails unless it exits 0. Only a producer of ours (`wrap`: the C one)
+ * runs under $SLUICE_WRAP: valgrind has nothing to say about python3,
+ * node or sh, and would slow them down tenfold. The environment is put
+ * back afterwards, since `make valgrind` runs every test in one process
+ * (CK_FORK=no). */
+static void run_producer(const char *const argv[], int wrap)
 {
-    char secs[32];
+    char secs[32], *saved = NULL;
     int status = 0;
     pid_t pid;
 
+    if (!wrap && getenv("SLUICE_WRAP") != NULL) {
+        saved = strdup(getenv("SLUICE_WRAP"));
+        ck_assert_ptr_nonnull(saved);
+        unsetenv("SLUICE_WRAP");
+    }
     snprintf(secs, sizeof secs, "%d", 30 * sl_test_slow_factor());
     setenv("PRODUCER_TIMEOUT", secs, 1);
-    setenv("SLUICE_REDIS_URL", srv.url, 1);
     pid = sl_test_spawn(argv, outpath);
+    unsetenv("PRODUCER_TIMEOUT");
+    if (saved != NULL)
+        setenv("SLUICE_WRAP", saved, 1);
+    free(saved);
     ck_assert_int_gt(pid, 0);
     if (!sl_test_wait_exit(pid, PROD_RUN_MS, &status)) {
         sl_test_kill(pid, SIGKILL);
@@ -337,8 +350,8 @@ static const char *const script_errors[] = { FLOAT_ERROR, "missing_payload", NUL
  * interpreter that package installs into). */
 START_TEST(test_producers_python)
 {
-    static const char *const argv[] = { "/usr/bin/python3",
-        "examples/producers/python/produce.py", NULL };
+    const char *argv[] = { "/usr/bin/python3", "examples/producers/python/produce.py",
+                           srv.url, NULL };
 
     ck_assert_msg(exists(argv[1]), "%s not found: run the tests from the source tree", argv[1]);
     if (system("/usr/bin/python3 -c 'import redis' >/dev/null 2>&1") != 0) {
@@ -347,7 +360,7 @@ START_TEST(test_producers_python)
         return;
     }
     pool_start();
-    run_producer(argv);
+    run_producer(argv, 0);
     assert_script_output();
     assert_outcome(script_errors, 4);   /* o-1, float, flat, payment.succeeded */
     pool_stop();
@@ -357,7 +370,7 @@ END_TEST
 /* Node, with ioredis from <build>/producers/node (make producers). */
 START_TEST(test_producers_node)
 {
-    static const char *const argv[] = { "node", "examples/producers/node/produce.js", NULL };
+    const char *argv[] = { "node", "examples/producers/node/produce.js", srv.url, NULL };
     char modules[512], ioredis[600];
 
     ck_assert_msg(exists(argv[1]), "%s not found: run the tests from the source tree", argv[1]);
@@ -371,7 +384,8 @@ START_TEST(test_producers_node)
     ck_assert_msg(exists(ioredis), "%s missing: run `make producers` first", ioredis);
     setenv("NODE_PATH", modules, 1);
     pool_start();
-    run_producer(argv);
+    run_producer(argv, 0);
+    unsetenv("NODE_PATH");
     assert_script_output();
     assert_outcome(script_errors, 4);
     pool_stop();
@@ -381,11 +395,11 @@ END_TEST
 /* The shell, with redis-cli. */
 START_TEST(test_producers_shell)
 {
-    static const char *const argv[] = { "sh", "examples/producers/shell/produce.sh", NULL };
+    const char *argv[] = { "sh", "examples/producers/shell/produce.sh", srv.url, NULL };
 
     ck_assert_msg(exists(argv[1]), "%s not found: run the tests from the source tree", argv[1]);
     pool_start();
-    run_producer(argv);
+    run_producer(argv, 0);
     assert_script_output();
     assert_outcome(script_errors, 4);
     pool_stop();
@@ -398,15 +412,16 @@ END_TEST
 START_TEST(test_producers_c)
 {
     char bin[512];
-    const char *user[] = { bin, "user", NULL }, *orders[] = { bin, "orders", NULL };
+    const char *user[] = { bin, "user", srv.url, NULL };
+    const char *orders[] = { bin, "orders", srv.url, NULL };
     static const char *const errors[] = { FLOAT_ERROR, NULL };
 
     build_path(bin, sizeof bin, "produce");
     ck_assert_msg(exists(bin), "%s missing: run `make producers` first", bin);
     pool_start();
-    run_producer(user);
+    run_producer(user, 1);
     SL_TEST_ASSERT_EVENTUALLY(10000, sl_test_int(rc, "EXISTS user:u-1") == 1);
-    run_producer(orders);
+    run_producer(orders, 1);
     assert_output("user.created u-1 -> users ");
     assert_output("order.created o-1 -> orders ");
     assert_output("pitfall, float amount_cents 19.99 -> orders ");
@@ -424,6 +439,40 @@ START_TEST(test_producers_c)
 }
 END_TEST
 
+/* sl_enqueue() itself: a lost connection is SL_EREDIS saying the entry
+ * may or may not have been added, the next call connects again, and a
+ * payload refused locally never reaches Redis. */
+START_TEST(test_producers_api_reconnect)
+{
+    char err[256], id[SL_ENQUEUE_IDLEN], small[8];
+    struct sl_producer *p = sl_producer_new(srv.url, err, sizeof err);
+
+    ck_assert_msg(p != NULL, "%s", err);
+    ck_assert_int_eq(sl_enqueue(p, "jobs", "t", "{\"n\":1}", 7, id, sizeof id), SL_OK);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN jobs"), 1);
+    ck_assert_int_eq(sl_enqueue(p, "jobs", "t", "{\"n\":1", 6, id, sizeof id), SL_EINVAL);
+    ck_assert_str_eq(sl_producer_errstr(p),
+                     "invalid_json: '}' expected near end of file at line 1 column 6");
+    ck_assert_int_eq(sl_enqueue(p, "jobs", "t", "{}", 2, small, sizeof small), SL_EINVAL);
+    ck_assert_int_eq(sl_enqueue(p, "", "t", "{}", 2, NULL, 0), SL_EINVAL);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN jobs"), 1);
+    /* Every client but rc is cut off: the producer finds out on its next call. */
+    ck_assert_int_ge(sl_test_int(rc, "CLIENT KILL SKIPME yes TYPE normal"), 1);
+    ck_assert_int_eq(sl_enqueue(p, "jobs", "t", "{\"n\":2}", 7, id, sizeof id), SL_EREDIS);
+    ck_assert_msg(strstr(sl_producer_errstr(p), "may or may not have been added") != NULL,
+                  "%s", sl_producer_errstr(p));
+    ck_assert_int_eq(sl_enqueue(p, "jobs", "t", "{\"n\":3}", 7, id, sizeof id), SL_OK);
+    ck_assert_str_eq(sl_producer_errstr(p), "");
+    ck_assert_int_eq(sl_test_int(rc, "XLEN jobs"), 2);
+    /* A Redis error reply: the key holds a string. */
+    sl_test_int(rc, "SET notastream x");
+    ck_assert_int_eq(sl_enqueue(p, "notastream", "t", "{}", 2, NULL, 0), SL_EREDIS);
+    ck_assert_msg(strncmp(sl_producer_errstr(p), "redis: WRONGTYPE", 16) == 0, "%s",
+                  sl_producer_errstr(p));
+    sl_producer_free(p);
+}
+END_TEST
+
 Suite *producers_suite(void)
 {
     Suite *s = suite_create("producers");
@@ -436,6 +485,7 @@ Suite *producers_suite(void)
     tcase_add_test(tc, test_producers_node);
     tcase_add_test(tc, test_producers_shell);
     tcase_add_test(tc, test_producers_c);
+    tcase_add_test(tc, test_producers_api_reconnect);
     suite_add_tcase(s, tc);
     return s;
 }
