@@ -57,7 +57,7 @@ CHAOS_BIN:= $(BUILD)/sluice-chaos
 CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
+	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
 	container-test
 
 all: $(BIN) $(LIB)
@@ -107,6 +107,25 @@ $(CHAOS_BIN): $(CHAOS_SRC:%.c=$(BUILD)/%.o) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
+# The producers of docs/producers.md: the C one built against libsluice
+# like any user program, the Node one's ioredis installed with npm ci
+# (the exact versions of its package-lock.json) into a private folder.
+# Without npm the Node producer's test says SKIP.
+PRODUCER_C    = $(BUILD)/producers/produce
+PRODUCER_NODE = $(BUILD)/producers/node
+$(PRODUCER_C): examples/producers/c/produce.c framework/sluice.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+
+$(PRODUCER_NODE)/node_modules/.package-lock.json: examples/producers/node/package.json \
+		examples/producers/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(PRODUCER_NODE) && cp $^ $(PRODUCER_NODE)/ && \
+		cd $(PRODUCER_NODE) && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "producers: npm not found, the Node producer test will SKIP"; fi
+
+producers: $(PRODUCER_C) $(PRODUCER_NODE)/node_modules/.package-lock.json
+
 # The test targets install what is missing first, then re-enter make so
 # that the pkg-config flags above are read with the packages present.
 test: test-deps
@@ -117,7 +136,7 @@ test: test-deps
 REPORTS = $(abspath $(BUILD))/reports
 CHAOS_SECONDS ?= 60
 CHAOS_SEEDS ?= 1 2
-test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN)
+test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) producers
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
@@ -150,7 +169,7 @@ valgrind: test-deps
 	@sh scripts/install-deps.sh --test --valgrind
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
 
-valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
+valgrind-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) producers
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
 	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(BIN)) SLUICE_REPORT_DIR=$(REPORTS) \

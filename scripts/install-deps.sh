@@ -5,7 +5,7 @@
 #
 #   install-deps.sh            build and run: libraries, pkg-config, redis
 #   install-deps.sh --test     also what the tests use (shellcheck, docker-compose,
-#                              promtool from prometheus)
+#                              promtool from prometheus, python3-redis, nodejs, npm)
 #   install-deps.sh --valgrind also valgrind
 set -eu
 
@@ -31,6 +31,11 @@ for arg in "$@"; do
         command -v shellcheck >/dev/null 2>&1 || want shellcheck
         command -v docker-compose >/dev/null 2>&1 || want docker-compose
         command -v promtool >/dev/null 2>&1 || want prometheus
+        # The producer examples (docs/producers.md): Debian's redis-py for
+        # Debian's python3, node and npm for the Node one.
+        /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || want python3-redis
+        command -v node >/dev/null 2>&1 || want nodejs
+        command -v npm >/dev/null 2>&1 || want npm
         ;;
     --valgrind)
         command -v valgrind >/dev/null 2>&1 || want valgrind
