@@ -140,6 +140,7 @@ test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) producers
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
+	bash tests/deploy/check.sh $(abspath $(BIN))
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN) || exit 1; \
