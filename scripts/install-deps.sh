@@ -5,7 +5,8 @@
 #
 #   install-deps.sh            build and run: libraries, pkg-config, redis
 #   install-deps.sh --test     also what the tests use (shellcheck, docker-compose,
-#                              promtool from prometheus, python3-redis, nodejs, npm)
+#                              promtool from prometheus, python3-redis, nodejs, npm,
+#                              systemd-analyze from systemd, python3-yaml)
 #   install-deps.sh --valgrind also valgrind
 set -eu
 
@@ -36,6 +37,10 @@ for arg in "$@"; do
         /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || want python3-redis
         command -v node >/dev/null 2>&1 || want nodejs
         command -v npm >/dev/null 2>&1 || want npm
+        # The deploy kit's checks (tests/deploy/check.sh): systemd-analyze
+        # verifies the unit, Debian's python3 reads YAML.
+        command -v systemd-analyze >/dev/null 2>&1 || want systemd
+        /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || want python3-yaml
         ;;
     --valgrind)
         command -v valgrind >/dev/null 2>&1 || want valgrind
