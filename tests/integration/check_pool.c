@@ -1378,6 +1378,34 @@ START_TEST(test_pool_stale_heartbeat_taken_over)
 }
 END_TEST
 
+/* The wait for a found heartbeat is measured from when its remaining
+ * lifetime was read, not from the start of the check: a Redis slow to
+ * answer the supervisor's first commands (here paused for 600 ms while
+ * the pool connects) must not make the check look again before the key
+ * expired, and refuse a name whose writer is gone. */
+START_TEST(test_pool_start_wait_measured_after_slow_redis)
+{
+    const char *log = tpath("pool.log");
+    const char *c0 = cname("probe", 0);
+    char want[512];
+    pid_t dead = gone_pid(), sup, kids[1];
+    int status = 0;
+
+    write_config("{\"handler\": \"probe\", \"stream\": \"wq\", \"group\": \"wg\", "
+                 "\"processes\": 1}");
+    write_beat(c0, dead, host, 2000);
+    freeReplyObject(sl_test_cmd(rc, "CLIENT PAUSE %d ALL", 600 * sl_test_slow_factor()));
+    sup = start_pool("pool.log", NULL);
+    SL_TEST_ASSERT_EVENTUALLY(10000, log_count(log, "event=child_started ") >= 1 ||
+                                     sl_test_wait_exit(sup, 0, &status));
+    ck_assert_msg(log_count(log, "event=child_started ") >= 1,
+                  "the pool did not start (status 0x%x); see %s", status, log);
+    wait_children(log, "probe", 1, kids);
+    snprintf(want, sizeof(want), "event=start_waiting consumer=%s old_pid=%ld", c0, (long)dead);
+    ck_assert_int_eq(log_count(log, want), 1);
+}
+END_TEST
+
 /* The janitor removes a consumer of a configured group that has no
  * heartbeat and nothing pending once it has been idle past the threshold
  * (max(reclaim_idle_ms, 10 heartbeats) = 1000 ms here), and keeps one that
@@ -1707,6 +1735,7 @@ Suite *pool_suite(void)
     tcase_add_test(control, test_pool_fresh_heartbeat_is_live_whatever_its_pid);
     tcase_add_test(control, test_pool_renewed_heartbeat_of_unknown_pid_refuses_start);
     tcase_add_test(control, test_pool_stale_heartbeat_taken_over);
+    tcase_add_test(control, test_pool_start_wait_measured_after_slow_redis);
     tcase_add_test(control, test_pool_janitor_removes_only_idle_empty_consumers);
     tcase_add_test(control, test_pool_janitor_of_many_consumers_keeps_supervisor_responsive);
     tcase_add_test(control, test_pool_trim_keeps_what_any_group_needs);
