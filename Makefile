@@ -141,6 +141,7 @@ test-run: $(BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) producers
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(BIN)) $(INT_BIN)
 	bash tests/deploy/check.sh $(abspath $(BIN))
+	bash tests/man/check.sh $(abspath $(BIN)) $(BUILD)
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(BIN)) $(CHAOS_BIN) || exit 1; \
@@ -216,6 +217,9 @@ install: all
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.a
 	install -m 644 framework/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' framework/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 man/sluice.1 $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1
+	install -m 644 completions/sluice.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluice
 
 clean:
 	rm -rf build

@@ -30,6 +30,7 @@ for arg in "$@"; do
     case "$arg" in
     --test)
         command -v shellcheck >/dev/null 2>&1 || want shellcheck
+        command -v groff >/dev/null 2>&1 || want groff-base     # tests/man/check.sh
         command -v docker-compose >/dev/null 2>&1 || want docker-compose
         command -v promtool >/dev/null 2>&1 || want prometheus
         # The producer examples (docs/producers.md): Debian's redis-py for
