@@ -23,6 +23,9 @@ COPY Makefile ./
 COPY scripts/embed-lua.sh scripts/
 COPY framework/ framework/
 COPY workers/ workers/
+# make install also installs the man page and the bash completion.
+COPY man/ man/
+COPY completions/ completions/
 COPY config/sluice.json config/
 RUN make -j"$(nproc)" all && make install PREFIX=/opt/sluice
 # The image's configuration listens for /metrics and /healthz on every

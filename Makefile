@@ -83,7 +83,7 @@ CHAOS_BIN:= $(BUILD)/sluice-chaos
 CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
+	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
 	container-test check-prod-bin lua-check check-cycles
 
 all: $(BIN) $(LIB)
@@ -184,6 +184,25 @@ check-prod-bin: $(BIN) $(TEST_BIN)
 		echo "$(BIN) contains a test handler" >&2; exit 1; fi
 	@nm $(TEST_BIN) | grep -q ' probe_handler$$' || { echo "$(TEST_BIN) lacks probe" >&2; exit 1; }
 
+# The producers of docs/producers.md: the C one built against libsluice
+# like any user program, the Node one's ioredis installed with npm ci
+# (the exact versions of its package-lock.json) into a private folder.
+# Without npm the Node producer's test says SKIP.
+PRODUCER_C    = $(BUILD)/producers/produce
+PRODUCER_NODE = $(BUILD)/producers/node
+$(PRODUCER_C): examples/producers/c/produce.c framework/sluice.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(SAN) -Iframework $(PKG_CFLAGS) $(CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+
+$(PRODUCER_NODE)/node_modules/.package-lock.json: examples/producers/node/package.json \
+		examples/producers/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(PRODUCER_NODE) && cp $^ $(PRODUCER_NODE)/ && \
+		cd $(PRODUCER_NODE) && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "producers: npm not found, the Node producer test will SKIP"; fi
+
+producers: $(PRODUCER_C) $(PRODUCER_NODE)/node_modules/.package-lock.json
+
 # The test targets install what is missing first, then re-enter make so
 # that the pkg-config flags above are read with the packages present.
 test: test-deps
@@ -194,10 +213,12 @@ test: test-deps
 REPORTS = $(abspath $(BUILD))/reports
 CHAOS_SECONDS ?= 60
 CHAOS_SEEDS ?= 1 2
-test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin
+test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin producers
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(TEST_BIN)) $(INT_BIN)
+	bash tests/deploy/check.sh $(abspath $(BIN))
+	bash tests/man/check.sh $(abspath $(BIN)) $(BUILD)
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN) || exit 1; \
@@ -227,7 +248,7 @@ valgrind: test-deps
 	@sh scripts/install-deps.sh --test --valgrind
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
 
-valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN)
+valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) producers
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
 	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(TEST_BIN)) SLUICE_REPORT_DIR=$(REPORTS) \
@@ -273,6 +294,9 @@ install: all
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsluice.a
 	install -m 644 framework/sluice.h $(DESTDIR)$(PREFIX)/include/sluice.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' framework/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 man/sluice.1 $(DESTDIR)$(PREFIX)/share/man/man1/sluice.1
+	install -m 644 completions/sluice.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluice
 
 clean:
 	rm -rf $(BUILD)

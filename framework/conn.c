@@ -159,8 +159,10 @@ static void on_auth_reply(struct sl_conn *c, redisReply *r, void *priv)
     char buf[sizeof(c->errstr)];
 
     (void)priv;
-    if (r == NULL)
+    if (r == NULL) {
+        memset(c->password, 0, sizeof(c->password));
         return;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
         sl__auth_error(buf, sizeof(buf), r->str, c->password);
         memset(c->password, 0, sizeof(c->password));
@@ -440,5 +442,6 @@ void sl__conn_free(struct sl_conn *c)
         event_free(c->setup_ev);
     free(c->password_file);
     memset(&c->url, 0, sizeof(c->url));
+    memset(c->password, 0, sizeof(c->password));
     free(c);
 }

@@ -11,6 +11,7 @@ const char *sl_strerror(int code)
     case SL_EINVAL: return "invalid argument (a script the handler does not list, "
                            "a NULL key or argument, a negative count)";
     case SL_EEXIST: return "an effect was already declared for this entry";
+    case SL_EREDIS: return "redis error (unreachable, refused us, or refused the command)";
     default:        return "unknown error";
     }
 }

@@ -151,7 +151,11 @@ static int check_http(const char *listen)
         struct pollfd pfd = { fd, sent < reqlen ? POLLOUT : POLLIN, 0 };
         ssize_t n;
 
-        if (poll(&pfd, 1, left_ms(deadline)) <= 0)
+        int ready = poll(&pfd, 1, left_ms(deadline));
+
+        if (ready < 0 && errno != EINTR)
+            break;
+        if (ready <= 0)
             continue;
         if (sent < reqlen) {
             n = send(fd, req + sent, reqlen - sent, MSG_NOSIGNAL);
@@ -180,8 +184,12 @@ static int check_http(const char *listen)
     if ((eol = strchr(body, '\n')) != NULL)
         *eol = '\0';
     if (status != 200) {
+        /* Whatever listens on that port wrote the body: shown escaped. */
+        char *shown = sl__escape_text(body, strlen(body));
+
         fprintf(stderr, "sluice: unhealthy: http://%s:%s/healthz answered %d: %s\n", host, port,
-                status, *body ? body : "(no reason given)");
+                status, shown == NULL ? "(out of memory)" : *shown ? shown : "(no reason given)");
+        free(shown);
         return 1;
     }
     printf("healthy: http://%s:%s/healthz answered 200\n", host, port);

@@ -28,6 +28,7 @@
 #define SL_ENOMEM  -2             /* allocation failed */
 #define SL_EINVAL  -3             /* bad argument */
 #define SL_EEXIST  -4             /* something was already declared */
+#define SL_EREDIS  -5             /* Redis unreachable, refused us, or refused the command */
 
 /* Returns the text of an SL_* code ("out of memory", ...), static. */
 const char *sl_strerror(int code);
@@ -241,6 +242,60 @@ int sl_data_check(struct sl_ctx *ctx, json_t *data, const struct sl_rule *rules,
  * values that are equal whatever their key order and white space give the
  * same text. New: free() it. NULL on allocation failure. */
 char *sl_json_canonical(const json_t *value);
+
+/* ---------------------------------------------------------------------
+ * Producers (enqueue.c): adding entries from C, the way any producer
+ * does (XADD STREAM * type TYPE data JSON), with the checks that can be
+ * made before sending. Nothing here needs hiredis. See
+ * docs/producers.md.
+ * ------------------------------------------------------------------ */
+
+#define SL_PAYLOAD_MAX_DEFAULT 1048576 /* bytes: the workers' default max_payload_bytes */
+#define SL_ENQUEUE_IDLEN 48       /* bytes that always hold an entry ID and its NUL */
+
+struct sl_producer;               /* one synchronous Redis connection, opaque */
+
+/* Connects to redis_url (redis://[:password@]host:port[/db]; borrowed),
+ * or when it is NULL to $SLUICE_REDIS_URL, or else to
+ * redis://127.0.0.1:6379/0. The password is the URL's, else
+ * $SLUICE_REDIS_PASSWORD. Connect and command timeouts are 2 s and 5 s.
+ * Returns a new producer (free it with sl_producer_free()), or NULL with
+ * the reason in err (errlen bytes, may be NULL; never holds a password). */
+struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t errlen);
+
+/* Sets the largest `data`, in bytes, that sl_enqueue() sends: it should
+ * match the consuming worker's max_payload_bytes. 0 means no limit. The
+ * default is SL_PAYLOAD_MAX_DEFAULT. */
+void sl_producer_set_max_payload(struct sl_producer *p, size_t bytes);
+
+/* Checks a payload as a worker would before its handler runs: size
+ * (max_payload bytes, 0: no limit), strict UTF-8 without NUL or \u0000,
+ * JSON without duplicate keys, an object, and `type` non-empty, at most
+ * 255 bytes, UTF-8. type and json are borrowed (json is len bytes, need
+ * not be NUL-terminated). Returns 0, or SL_EINVAL with the dead-letter
+ * error the entry would get ("invalid_json: ...") in err (errlen bytes,
+ * may be NULL). Needs no Redis; does not know the handler's own schema. */
+int sl_enqueue_check(const char *type, const char *json, size_t len,
+                     size_t max_payload, char *err, size_t errlen);
+
+/* Checks the payload with sl_enqueue_check() and XADDs `type` and
+ * `data` to stream (never with MAXLEN), reconnecting first when the
+ * previous call lost the connection. stream, type and json are borrowed.
+ * On success writes the new entry's ID into id_out (id_len bytes,
+ * SL_ENQUEUE_IDLEN always suffice; id_out may be NULL) and returns 0.
+ * Otherwise returns SL_EINVAL (bad argument or payload: nothing was
+ * sent), SL_ENOMEM, or SL_EREDIS (when the connection broke after the
+ * command was sent, the entry may have been added: resend only what is
+ * idempotent); sl_producer_errstr() says why. */
+int sl_enqueue(struct sl_producer *p, const char *stream, const char *type,
+               const char *json, size_t len, char *id_out, size_t id_len);
+
+/* Returns why the last call on p failed ("" after a success). Borrowed:
+ * valid until the next call on p. */
+const char *sl_producer_errstr(const struct sl_producer *p);
+
+/* Closes the connection and frees p. Accepts NULL. */
+void sl_producer_free(struct sl_producer *p);
 
 /* The entry point of the `sluice` binary: parses the command line and runs
  * a subcommand with the given registry (borrowed; NULL-terminated, static).

@@ -67,12 +67,25 @@ static int check_name(struct sl_pool *p, struct sl_child *ch, uint64_t now)
     }
     t = sl__pool_cmd(p, 2, pttl);
     if (t == NULL || t->type != REDIS_REPLY_INTEGER) {
+        /* Not known: try again next tick, saying why once per doubling
+         * of attempts, like the HMGET above. */
+        if ((p->start_fails & (p->start_fails - 1)) == 0)
+            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d phase=start_check error=%s",
+                    p->start_fails + 1,
+                    sl__logq(t == NULL ? "no reply" :
+                             t->type == REDIS_REPLY_ERROR ? t->str : "unexpected PTTL reply"));
+        p->start_fails++;
         freeReplyObject(t);
         freeReplyObject(r);
-        return -1;              /* not known: try again next tick */
+        return -1;
     }
     ttl = t->integer;
     freeReplyObject(t);
+    /* The lifetime was read now, not at the start of the tick: connecting
+     * and the names checked before this one may have taken a while, and
+     * a deadline from the older clock would look again before the key
+     * expired and refuse a name whose writer is gone. */
+    now = sl__now_ms();
     if (ttl == -2) {
         freeReplyObject(r);
         ch->held_seen = 0;

@@ -342,7 +342,25 @@ fi
 # Admin commands without -c, health check, a second pool
 # ---------------------------------------------------------------------
 
-if out=$(podman exec -e SLUICE_LOG_LEVEL=debug "$POOL_C" sluice workers 2>&1) &&
+# Runs an admin command in the pool's container until it succeeds, for up
+# to 15 s: the compose network's DNS (aardvark) has been seen to refuse a
+# name for a moment ("No address associated with hostname") while the
+# pool itself stayed connected. Each refusal is shown.
+admin_exec() {
+    local i out
+    for i in $(seq 15); do
+        if out=$(podman exec "$@" 2>&1); then
+            printf '%s\n' "$out"
+            return 0
+        fi
+        echo "---- try ${i}: ${out}" >&2
+        sleep 1
+    done
+    printf '%s\n' "$out"
+    return 1
+}
+
+if out=$(admin_exec -e SLUICE_LOG_LEVEL=debug "$POOL_C" sluice workers) &&
    grep -q 'event=config path=/etc/sluice/sluice.json' <<<"$out" &&
    grep -q ':payment:1 ' <<<"$out"; then
     pass "podman exec sluice workers (no -c) read /etc/sluice/sluice.json and reached redis"
@@ -350,7 +368,7 @@ if out=$(podman exec -e SLUICE_LOG_LEVEL=debug "$POOL_C" sluice workers 2>&1) &&
 else
     fail "podman exec sluice workers: ${out}"
 fi
-if out=$(podman exec "$POOL_C" sluice stats 2>&1) && grep -q 'payment-workers' <<<"$out"; then
+if out=$(admin_exec "$POOL_C" sluice stats) && grep -q 'payment-workers' <<<"$out"; then
     pass "podman exec sluice stats (no -c)"
     indent <<<"$out"
 else

@@ -5,7 +5,9 @@
 #
 #   install-deps.sh            build and run: libraries, pkg-config, redis
 #   install-deps.sh --test     also what the tests use (shellcheck, docker-compose,
-#                              promtool from prometheus, luac5.1 from lua5.1)
+#                              promtool from prometheus, luac5.1 from lua5.1,
+#                              python3-redis, nodejs, npm, systemd-analyze from
+#                              systemd, python3-yaml, groff)
 #   install-deps.sh --valgrind also valgrind
 set -eu
 
@@ -29,9 +31,19 @@ for arg in "$@"; do
     case "$arg" in
     --test)
         command -v shellcheck >/dev/null 2>&1 || want shellcheck
+        command -v groff >/dev/null 2>&1 || want groff-base     # tests/man/check.sh
         command -v docker-compose >/dev/null 2>&1 || want docker-compose
         command -v promtool >/dev/null 2>&1 || want prometheus
         command -v luac5.1 >/dev/null 2>&1 || want lua5.1
+        # The producer examples (docs/producers.md): Debian's redis-py for
+        # Debian's python3, node and npm for the Node one.
+        /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || want python3-redis
+        command -v node >/dev/null 2>&1 || want nodejs
+        command -v npm >/dev/null 2>&1 || want npm
+        # The deploy kit's checks (tests/deploy/check.sh): systemd-analyze
+        # verifies the unit, Debian's python3 reads YAML.
+        command -v systemd-analyze >/dev/null 2>&1 || want systemd
+        /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || want python3-yaml
         ;;
     --valgrind)
         command -v valgrind >/dev/null 2>&1 || want valgrind

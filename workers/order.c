@@ -166,6 +166,15 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
     }
     if (fp == NULL)
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "payment result fingerprint");
+    /* An order requests its payment under its own ID, so a result under
+     * any other payment_id is not this order's, even when a payment of
+     * that ID exists and agrees in user and amount (one requested by a
+     * forged payment.requested). */
+    if (strcmp(v[0].s, v[1].s) != 0) {
+        free(fp);
+        return sl_ctx_fail(ctx, SL_DEAD, "payment_mismatch",
+                           "payment %s is not the payment of order %s", v[0].s, v[1].s);
+    }
     keys[0] = schema_key(k_order, "order:", v[1].s);
     keys[1] = schema_key(k_fp, "sluice:fp:payres:", v[0].s);
     keys[2] = schema_key(k_pay, "payment:", v[0].s);

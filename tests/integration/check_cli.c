@@ -394,6 +394,49 @@ START_TEST(test_cli_health_listener_unreachable_or_503)
 }
 END_TEST
 
+/* Whatever listens on the metrics port wrote the /healthz body, so a
+ * control sequence in it is shown escaped, never sent to the terminal. */
+START_TEST(test_cli_health_body_shown_escaped)
+{
+    static const char answer[] = "HTTP/1.0 503 Service Unavailable\r\n\r\n\x1b[2Jgone\n";
+    char hcfg[PATH_MAX + 64], addr[64], req[512];
+    const char *hc[] = { "health", "-c", hcfg, NULL };
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+    char *out;
+    pid_t srvpid;
+
+    ck_assert_int_ge(lfd, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(lfd, 4), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    /* A one-shot server: answers the first request, then exits. */
+    srvpid = fork();
+    ck_assert_int_ge(srvpid, 0);
+    if (srvpid == 0) {
+        int c = accept(lfd, NULL, NULL);
+
+        if (c >= 0 && read(c, req, sizeof(req)) >= 0 &&
+            write(c, answer, sizeof(answer) - 1) == (ssize_t)(sizeof(answer) - 1))
+            close(c);
+        _exit(0);
+    }
+    close(lfd);
+    snprintf(addr, sizeof(addr), "\"127.0.0.1:%d\"", ntohs(a.sin_port));
+    write_cfg(hcfg, sizeof(hcfg), "health.json", NULL, addr);
+    ASSERT_CLI(1, hc);
+    ck_assert(sl_test_wait_exit(srvpid, 5000, &status));
+    out = out_text();
+    ck_assert_msg(strstr(out, "answered 503: \\x1b[2Jgone") != NULL, "%s", out);
+    ck_assert_msg(strchr(out, '\x1b') == NULL, "a raw ESC reached the output: %s", out);
+    free(out);
+}
+END_TEST
+
 /* No listener: Redis must answer and every configured worker must have a
  * live heartbeat on this host. Pool up: 0; pool stopped: 1 naming the
  * worker; Redis unreachable: 1. */
@@ -451,6 +494,7 @@ Suite *cli_suite(void)
     tcase_add_test(health, test_cli_health_listener_pool_up_then_down);
     tcase_add_test(health, test_cli_health_listener_unreachable_or_503);
     tcase_add_test(health, test_cli_health_redis_mode);
+    tcase_add_test(health, test_cli_health_body_shown_escaped);
     suite_add_tcase(s, health);
     return s;
 }

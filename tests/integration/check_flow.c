@@ -1010,7 +1010,7 @@ START_TEST(test_flow_forged_payment_results)
     wait_quiet(FLOW_QUIET_MS);
     ASSERT_HASH("order:o-f", "status", "pending");
     assert_dead("orders", f3, "payment.succeeded", "{'payment_id':'p-any','order_id':'o-f'}",
-                "order", "payment_mismatch: no payment record payment:p-any");
+                "order", "payment_mismatch: payment p-any is not the payment of order o-f");
     pool_stop();
 
     /* The payment worker declines the real payment (100 < 300). */

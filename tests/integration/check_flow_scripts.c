@@ -478,9 +478,11 @@ static void record(const char *pid, const char *oid, const char *amount, const c
 }
 
 /* Payment results: one that arrives before its order is RETRY and writes
- * nothing; a result contradicting the order's final state is a conflict;
- * a repeat of the final state under another payment_id is acked. Each
- * result has its payment record, as a genuine one always has. */
+ * nothing; one under a payment_id other than its order's ID is not the
+ * order's payment (an order requests its payment under its own ID) and
+ * is dead, even with a payment record that agrees; a result whose record
+ * was changed behind sluice's back contradicts the order's final state
+ * and is a conflict. */
 START_TEST(test_flow_payment_results)
 {
     record("o-9", "o-9", "10", "succeeded", NULL);
@@ -494,9 +496,14 @@ START_TEST(test_flow_payment_results)
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-9','order_id':'o-9'}", "paid");
     record("p-2", "o-9", "10", "declined", "x");
     EXPECT(&order_handler, "payment.declined", "{'payment_id':'p-2','order_id':'o-9','reason':'x'}",
-           "dead: idempotency_conflict: order o-9 is already paid, payment p-2 says declined (x)");
+           "handler 2: payment_mismatch: payment p-2 is not the payment of order o-9");
     record("p-3", "o-9", "10", "succeeded", NULL);
-    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'p-3','order_id':'o-9'}", "duplicate");
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'p-3','order_id':'o-9'}",
+           "handler 2: payment_mismatch: payment p-3 is not the payment of order o-9");
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-9','order_id':'o-9'}", "duplicate");
+    record("o-9", "o-9", "10", "declined", "x");          /* changed behind sluice's back */
+    EXPECT(&order_handler, "payment.declined", "{'payment_id':'o-9','order_id':'o-9','reason':'x'}",
+           "dead: idempotency_conflict: payment result o-9 was first seen with different data");
     ck_assert_str_eq(hget("order:o-9", "status"), "paid");
 
     EXPECT(&order_handler, "order.created",
@@ -506,13 +513,15 @@ START_TEST(test_flow_payment_results)
            "failed");
     record("p-5", "o-8", "10", "declined", "insufficient_funds");
     EXPECT(&order_handler, "payment.declined", "{'payment_id':'p-5','order_id':'o-8','reason':'insufficient_funds'}",
-           "duplicate");
-    record("p-6", "o-8", "10", "declined", "other");
-    EXPECT(&order_handler, "payment.declined", "{'payment_id':'p-6','order_id':'o-8','reason':'other'}",
-           "dead: idempotency_conflict: order o-8 is already failed (insufficient_funds), payment p-6 says declined (other)");
-    record("p-7", "o-8", "10", "succeeded", NULL);
-    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'p-7','order_id':'o-8'}",
-           "dead: idempotency_conflict: order o-8 is already failed (insufficient_funds), payment p-7 says succeeded");
+           "handler 2: payment_mismatch: payment p-5 is not the payment of order o-8");
+    ck_assert_int_eq(sl_test_int(rc, "DEL payment:o-8"), 1);   /* changed behind sluice's back */
+    record("o-8", "o-8", "10", "declined", "other");
+    EXPECT(&order_handler, "payment.declined", "{'payment_id':'o-8','order_id':'o-8','reason':'other'}",
+           "dead: idempotency_conflict: payment result o-8 was first seen with different data");
+    ck_assert_int_eq(sl_test_int(rc, "DEL payment:o-8"), 1);
+    record("o-8", "o-8", "10", "succeeded", NULL);
+    EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-8','order_id':'o-8'}",
+           "dead: idempotency_conflict: payment result o-8 was first seen with different data");
     ck_assert_str_eq(hget("order:o-8", "status"), "failed");
 }
 END_TEST
@@ -537,13 +546,13 @@ START_TEST(test_flow_forged_payment_results)
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-2','order_id':'o-2'}",
            "dead: payment_mismatch: payment o-2 is declined, not succeeded");
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'forged-1','order_id':'o-2'}",
-           "dead: payment_mismatch: no payment record payment:forged-1");
+           "handler 2: payment_mismatch: payment forged-1 is not the payment of order o-2");
     EXPECT(&order_handler, "payment.declined",
            "{'payment_id':'o-2','order_id':'o-2','reason':'unknown_user'}",
            "dead: payment_mismatch: payment o-2 was declined (insufficient_funds), not (unknown_user)");
     ck_assert_str_eq(run_order(ORDER1), "succeeded");
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-1','order_id':'o-2'}",
-           "dead: payment_mismatch: payment o-1 is for order o-1, not o-2");
+           "handler 2: payment_mismatch: payment o-1 is not the payment of order o-2");
     ck_assert_str_eq(hget("order:o-2", "status"), "pending");
     ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-2 sluice:fp:payres:forged-1 "
                                      "sluice:fp:payres:o-1"), 0);
@@ -562,34 +571,41 @@ START_TEST(test_flow_forged_payment_results)
     EXPECT(&order_handler, "payment.succeeded", data, "duplicate");
     assert_invariants();
 
-    /* A real payment for the order, but of another amount or currency
-     * (from a forged payment.requested, which the payment worker
-     * honours): its result does not pay the order. */
+    /* A real payment under the order's own ID, but of another amount,
+     * currency or user (from a forged payment.requested that the payment
+     * worker honoured before the genuine one): its result does not pay
+     * the order. */
     EXPECT(&order_handler, "order.created",
            "{'order_id':'o-3','user_id':'u-1','amount_cents':1999,'currency':'USD'}", "created");
     EXPECT(&payment_handler, "payment.requested",
-           "{'payment_id':'p-cheap','order_id':'o-3','user_id':'u-1','amount_cents':1,'currency':'USD'}",
+           "{'payment_id':'o-3','order_id':'o-3','user_id':'u-1','amount_cents':1,'currency':'USD'}",
            "succeeded");
     follow_up("orders", "payment.succeeded", data, sizeof data);
     EXPECT(&order_handler, "payment.succeeded", data,
-           "dead: payment_mismatch: payment p-cheap is 1 USD from user u-1, order o-3 is 1999 USD from user u-1");
+           "dead: payment_mismatch: payment o-3 is 1 USD from user u-1, order o-3 is 1999 USD from user u-1");
+    EXPECT(&order_handler, "order.created",
+           "{'order_id':'o-4','user_id':'u-1','amount_cents':1999,'currency':'USD'}", "created");
     EXPECT(&payment_handler, "payment.requested",
-           "{'payment_id':'p-eur','order_id':'o-3','user_id':'u-1','amount_cents':1999,'currency':'EUR'}",
+           "{'payment_id':'o-4','order_id':'o-4','user_id':'u-1','amount_cents':1999,'currency':'EUR'}",
            "succeeded");
     follow_up("orders", "payment.succeeded", data, sizeof data);
     EXPECT(&order_handler, "payment.succeeded", data,
-           "dead: payment_mismatch: payment p-eur is 1999 EUR from user u-1, order o-3 is 1999 USD from user u-1");
+           "dead: payment_mismatch: payment o-4 is 1999 EUR from user u-1, order o-4 is 1999 USD from user u-1");
     EXPECT(&user_handler, "user.credited", "{'credit_id':'c-2','user_id':'u-2','amount_cents':5000}",
            "credited");
+    EXPECT(&order_handler, "order.created",
+           "{'order_id':'o-5','user_id':'u-1','amount_cents':1999,'currency':'USD'}", "created");
     EXPECT(&payment_handler, "payment.requested",
-           "{'payment_id':'p-bo','order_id':'o-3','user_id':'u-2','amount_cents':1999,'currency':'USD'}",
+           "{'payment_id':'o-5','order_id':'o-5','user_id':'u-2','amount_cents':1999,'currency':'USD'}",
            "succeeded");
     follow_up("orders", "payment.succeeded", data, sizeof data);
     EXPECT(&order_handler, "payment.succeeded", data,
-           "dead: payment_mismatch: payment p-bo is 1999 USD from user u-2, order o-3 is 1999 USD from user u-1");
+           "dead: payment_mismatch: payment o-5 is 1999 USD from user u-2, order o-5 is 1999 USD from user u-1");
     ck_assert_str_eq(hget("order:o-3", "status"), "pending");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:p-cheap sluice:fp:payres:p-eur "
-                                     "sluice:fp:payres:p-bo"), 0);
+    ck_assert_str_eq(hget("order:o-4", "status"), "pending");
+    ck_assert_str_eq(hget("order:o-5", "status"), "pending");
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-3 sluice:fp:payres:o-4 "
+                                     "sluice:fp:payres:o-5"), 0);
 }
 END_TEST
 

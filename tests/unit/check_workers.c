@@ -227,6 +227,9 @@ static const struct bad_case bad_cases[] = {
     { &order_handler, "payment.succeeded", "{'payment_id':'','order_id':'o-1'}", INV_ID("payment_id") },
     { &order_handler, "payment.succeeded", "{'payment_id':'p-1','order_id':'" ID65 "'}", INV_ID("order_id") },
 
+    { &order_handler, "payment.succeeded", "{'payment_id':'p-1','order_id':'o-1'}",
+      "payment_mismatch: payment p-1 is not the payment of order o-1" },
+
     /* payment.declined */
     { &order_handler, "payment.declined", "{'order_id':'o-1','reason':'x'}", MISS("payment_id") },
     { &order_handler, "payment.declined", "{'payment_id':'p-1','reason':'x'}", MISS("order_id") },
@@ -237,6 +240,8 @@ static const struct bad_case bad_cases[] = {
     { &order_handler, "payment.declined", "{'payment_id':'p 1','order_id':'o-1','reason':null}", WT_S("reason") },
     { &order_handler, "payment.declined", "{'payment_id':'p 1','order_id':'o-1','reason':''}", INV_ID("payment_id") },
     { &order_handler, "payment.declined", "{'payment_id':'p-1','order_id':'o/1','reason':'x'}", INV_ID("order_id") },
+    { &order_handler, "payment.declined", "{'payment_id':'p-1','order_id':'o-1','reason':'x'}",
+      "payment_mismatch: payment p-1 is not the payment of order o-1" },
 
     /* payment.requested */
     { &payment_handler, "payment.requested", "{'order_id':'o-1','user_id':'u-1','amount_cents':1,'currency':'USD'}", MISS("payment_id") },
@@ -408,19 +413,19 @@ END_TEST
  * the target status and the reason. */
 START_TEST(test_workers_payment_result_effect)
 {
-    static const char *const keys[] = { "order:o-1", "sluice:fp:payres:p-1", "payment:p-1", NULL };
+    static const char *const keys[] = { "order:o-1", "sluice:fp:payres:o-1", "payment:o-1", NULL };
     static const char *const ok_args[] = {
-        "{\"order_id\":\"o-1\",\"payment_id\":\"p-1\",\"type\":\"payment.succeeded\"}",
-        "p-1", "o-1", "paid", "", NULL };
+        "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"type\":\"payment.succeeded\"}",
+        "o-1", "o-1", "paid", "", NULL };
     static const char *const no_args[] = {
-        "{\"order_id\":\"o-1\",\"payment_id\":\"p-1\",\"reason\":\"insufficient_funds\",\"type\":\"payment.declined\"}",
-        "p-1", "o-1", "failed", "insufficient_funds", NULL };
+        "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"reason\":\"insufficient_funds\",\"type\":\"payment.declined\"}",
+        "o-1", "o-1", "failed", "insufficient_funds", NULL };
 
     ck_assert_int_eq(handle_json(&order_handler, "payment.succeeded",
-                                 "{'payment_id':'p-1','order_id':'o-1','reason':7}"), SL_ACK);
+                                 "{'payment_id':'o-1','order_id':'o-1','reason':7}"), SL_ACK);
     assert_effect("order_payment_result", keys, ok_args);
     ck_assert_int_eq(handle_json(&order_handler, "payment.declined",
-                                 "{'payment_id':'p-1','order_id':'o-1','reason':'insufficient_funds'}"), SL_ACK);
+                                 "{'payment_id':'o-1','order_id':'o-1','reason':'insufficient_funds'}"), SL_ACK);
     assert_effect("order_payment_result", keys, no_args);
 }
 END_TEST

@@ -9,6 +9,7 @@ Suite *message_suite(void);
 Suite *workers_suite(void);
 Suite *cli_suite(void);
 Suite *registry_suite(void);
+Suite *producer_suite(void);
 
 int main(void)
 {
@@ -20,6 +21,7 @@ int main(void)
     srunner_add_suite(sr, workers_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, registry_suite());
+    srunner_add_suite(sr, producer_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
