@@ -8,10 +8,9 @@ const char *sl_strerror(int code)
     case SL_OK:     return "success";
     case SL_ERR:    return "failure";
     case SL_ENOMEM: return "out of memory";
-    case SL_EINVAL: return "invalid argument (a script the handler does not list, "
-                           "a NULL key or argument, a negative count)";
+    case SL_EINVAL: return "invalid argument";
     case SL_EEXIST: return "an effect was already declared for this entry";
-    case SL_EREDIS: return "redis error (unreachable, refused us, or refused the command)";
+    case SL_EREDIS: return "redis error";
     default:        return "unknown error";
     }
 }
