@@ -34,66 +34,250 @@ static const char usage_text[] =
 "  sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]\n"
 "  sluice stats   [--json] [--watch SECONDS]\n"
 "  sluice workers [--json]\n"
-"  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
+"  sluice dlq     list [--count N]|show ID|replay ID|replay --all|purge  STREAM [--json]\n"
 "  sluice enqueue STREAM TYPE JSON\n"
 "  sluice health  [--metrics ADDR]\n"
-"  sluice --help | --version\n"
+"  sluice --help | --version | help COMMAND\n"
 "\n"
 "Every subcommand takes -c FILE and --redis URL\n"
 "(redis://[:password@]host:port[/db]; also SLUICE_REDIS_URL). A password is\n"
 "better given by SLUICE_REDIS_PASSWORD or redis.password_file.\n"
 "Without -c: $SLUICE_CONFIG, else ./config/sluice.json, else\n"
-"/etc/sluice/sluice.json, else the built-in defaults.\n";
+"/etc/sluice/sluice.json, else the built-in defaults.\n"
+"`sluice help COMMAND` or `sluice COMMAND --help`: that command's options.\n";
 
-/* Prints a usage error and returns 2. The argument goes through the URL
- * redaction, since a mistyped option may carry a password
- * ("--redsi=redis://:pw@host"). */
-static int usage_error(const char *fmt, const char *arg)
+/* The options, as bits: which ones a command line gave, and which ones
+ * each subcommand reads. */
+enum {
+    OPT_WORKERS = 1 << 0,
+    OPT_METRICS = 1 << 1,
+    OPT_IDLE = 1 << 2,
+    OPT_COUNT = 1 << 3,
+    OPT_WATCH = 1 << 4,
+    OPT_JSON = 1 << 5,
+    OPT_ALL = 1 << 6
+};
+
+/* The options every subcommand takes, at the end of each usage. */
+#define COMMON_OPTS \
+"  -c, --config FILE    the configuration file (see `sluice help`)\n" \
+"  --redis URL          redis://[:password@]host:port[/db], replaces redis.url\n" \
+"  -h, --help           this text\n"
+
+/* Exit codes of the admin commands, at the end of their usage. */
+#define ADMIN_EXIT \
+"exit codes: 0 done, 1 Redis unreachable or failing, 2 usage or configuration\n" \
+"error\n"
+
+/* One subcommand: its name, the options it reads (what its code really
+ * looks at in struct sl_args) and its own usage. The dlq verbs narrow
+ * its options further (dlq_opts). */
+struct cmd_spec {
+    const char *name;
+    unsigned opts;
+    const char *usage;
+};
+
+static const struct cmd_spec cmds[] = {
+    { "run", OPT_WORKERS | OPT_METRICS,
+      "usage: sluice run [-c FILE] [--redis URL] [--workers NAME[:N],...] [--metrics ADDR]\n"
+      "\n"
+      "Runs the pool in the foreground: a supervisor and its worker processes,\n"
+      "until SIGTERM or SIGINT; SIGHUP reloads the configuration.\n"
+      "\n"
+      "options:\n"
+      "  --workers NAME[:N],...  N processes (0 to 256; 1 without :N) for every\n"
+      "                       worker entry whose handler is NAME\n"
+      "  --metrics ADDR       host:port of /metrics and /healthz (port 0: any free\n"
+      "                       port), or none; replaces metrics.listen\n"
+      COMMON_OPTS
+      "\n"
+      "exit codes: 0 stopped by a signal, 1 runtime failure (Redis, a busy consumer\n"
+      "name, an address that cannot be bound, a stop past its timeout), 2 usage or\n"
+      "configuration error\n" },
+    { "pending", OPT_IDLE | OPT_COUNT | OPT_JSON,
+      "usage: sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]\n"
+      "\n"
+      "The pending entries of every consumer group of STREAM (or of GROUP).\n"
+      "\n"
+      "options:\n"
+      "  --idle MS            only entries idle at least MS milliseconds (default 0)\n"
+      "  --count N            at most N entries per group (default 10)\n"
+      "  --json               an array with one object per group\n"
+      COMMON_OPTS
+      "\n"
+      ADMIN_EXIT },
+    { "stats", OPT_JSON | OPT_WATCH,
+      "usage: sluice stats [--json] [--watch SECONDS]\n"
+      "\n"
+      "Length, lag, pending, rates and Little's law for every group of every\n"
+      "configured stream, measured over one second.\n"
+      "\n"
+      "options:\n"
+      "  --watch SECONDS      repeat every SECONDS (the window) until interrupted\n"
+      "  --json               an array with one object per stream and group\n"
+      COMMON_OPTS
+      "\n"
+      ADMIN_EXIT },
+    { "workers", OPT_JSON,
+      "usage: sluice workers [--json]\n"
+      "\n"
+      "Every live worker heartbeat, sorted by consumer name.\n"
+      "\n"
+      "options:\n"
+      "  --json               an array with one object per heartbeat\n"
+      COMMON_OPTS
+      "\n"
+      ADMIN_EXIT },
+    { "dlq", OPT_COUNT | OPT_JSON | OPT_ALL,
+      "usage: sluice dlq list [--count N] STREAM\n"
+      "       sluice dlq show ID STREAM\n"
+      "       sluice dlq replay ID STREAM\n"
+      "       sluice dlq replay --all STREAM\n"
+      "       sluice dlq purge STREAM\n"
+      "\n"
+      "The dead letters of STREAM, kept in STREAM:dead (STREAM is the source).\n"
+      "\n"
+      "options:\n"
+      "  --count N            list: at most N dead letters (default 1000)\n"
+      "  --all                replay: every dead letter of STREAM\n"
+      "  --json               every verb: JSON output\n"
+      COMMON_OPTS
+      "\n"
+      "exit codes: 0 done, 1 Redis unreachable or failing, or no such dead letter,\n"
+      "2 usage or configuration error\n" },
+    { "enqueue", 0,
+      "usage: sluice enqueue STREAM TYPE JSON\n"
+      "\n"
+      "Adds one entry (type TYPE, data JSON, a JSON object) to STREAM and prints\n"
+      "its ID.\n"
+      "\n"
+      "options:\n"
+      COMMON_OPTS
+      "\n"
+      ADMIN_EXIT },
+    { "health", OPT_METRICS,
+      "usage: sluice health [--metrics ADDR]\n"
+      "\n"
+      "Whether the pool on this host is healthy: its /healthz when it has a\n"
+      "listener on a fixed port, else Redis and the configured workers' heartbeats.\n"
+      "\n"
+      "options:\n"
+      "  --metrics ADDR       ask the listener at host:port instead of\n"
+      "                       metrics.listen; none: check Redis and the heartbeats\n"
+      COMMON_OPTS
+      "\n"
+      "exit codes: 0 healthy, 1 unhealthy, 2 usage or configuration error\n" },
+};
+
+/* Returns the subcommand called name, or NULL. */
+static const struct cmd_spec *cmd_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; name != NULL && i < SL_NELEM(cmds); i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+/* The options a dlq verb reads (cmd_dlq in admin.c): --count only for
+ * list, --all only for replay. An unknown verb gets them all, since
+ * cmd_dlq refuses it anyway. */
+static unsigned dlq_opts(const char *verb)
+{
+    if (verb == NULL)
+        return OPT_COUNT | OPT_JSON | OPT_ALL;
+    if (strcmp(verb, "list") == 0)
+        return OPT_COUNT | OPT_JSON;
+    if (strcmp(verb, "replay") == 0)
+        return OPT_ALL | OPT_JSON;
+    if (strcmp(verb, "show") == 0 || strcmp(verb, "purge") == 0)
+        return OPT_JSON;
+    return OPT_COUNT | OPT_JSON | OPT_ALL;
+}
+
+/* Prints a usage error, then the usage of cmd (NULL: the global one),
+ * and returns 2. The argument goes through the URL redaction, since a
+ * mistyped option may carry a password ("--redsi=redis://:pw@host"). */
+static int usage_error_for(const struct cmd_spec *cmd, const char *fmt, const char *arg)
 {
     char shown[512];
 
     sl__url_redact(arg, shown, sizeof(shown));
     fprintf(stderr, "sluice: ");
     fprintf(stderr, fmt, shown);
-    fprintf(stderr, "\n%s", usage_text);
+    fprintf(stderr, "\n%s", cmd != NULL ? cmd->usage : usage_text);
     return 2;
 }
 
-/* Options that take a value, and those that do not. */
-static const char *const value_opts[] = { "-c", "--config", "--redis", "--workers",
-                                          "--metrics", "--idle", "--count", "--watch", NULL };
-static const char *const flag_opts[] = { "--json", "--all", "-h", "--help", "--version", NULL };
-
-/* Returns 1 when s is in the NULL-terminated list. */
-static int in_list(const char *const *list, const char *s)
+/* usage_error_for() with the global usage. */
+static int usage_error(const char *fmt, const char *arg)
 {
-    for (; *list; list++)
-        if (strcmp(*list, s) == 0)
-            return 1;
-    return 0;
+    return usage_error_for(NULL, fmt, arg);
 }
 
-/* Splits argv into options and positionals. Returns 0 or 2 (usage). */
-static int parse_args(int argc, char **argv, struct sl_args *a)
+/* An option: its spellings' bit (0 for those every subcommand takes)
+ * and whether it takes a value. */
+struct opt_spec {
+    const char *name;
+    unsigned bit;
+    int value;
+};
+
+static const struct opt_spec opts[] = {
+    { "-c", 0, 1 }, { "--config", 0, 1 }, { "--redis", 0, 1 },
+    { "--workers", OPT_WORKERS, 1 }, { "--metrics", OPT_METRICS, 1 },
+    { "--idle", OPT_IDLE, 1 }, { "--count", OPT_COUNT, 1 }, { "--watch", OPT_WATCH, 1 },
+    { "--json", OPT_JSON, 0 }, { "--all", OPT_ALL, 0 },
+    { "-h", 0, 0 }, { "--help", 0, 0 }, { "--version", 0, 0 },
+};
+
+/* What parse_args() saw besides struct sl_args: the option bits given,
+ * the spelling that set each bit first (for a message), and the first
+ * error, kept until the subcommand is known so that its usage follows. */
+struct parsed {
+    unsigned given;
+    const char *given_as[8];
+    char err[160];
+    const char *err_arg;
+};
+
+/* Splits argv into options and positionals. Records the first error in
+ * p->err (with p->err_arg for its %s) and goes on, so that the
+ * subcommand is found even after a bad option. Returns 0, or 2 after an
+ * error. */
+static int parse_args(int argc, char **argv, struct sl_args *a, struct parsed *p)
 {
     int i;
 
     memset(a, 0, sizeof(*a));
+    memset(p, 0, sizeof(*p));
+#define PARSE_ERROR(fmt, arg) do { if (p->err[0] == '\0') { \
+        snprintf(p->err, sizeof(p->err), "%s", fmt); p->err_arg = (arg); } } while (0)
     for (i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *val = NULL;
+        const struct opt_spec *o = NULL;
         char name[32];
         const char *eq = strchr(s, '=');
+        size_t k;
 
         if (strcmp(s, "--") == 0) {
-            for (i++; i < argc && a->npos < SL_MAXPOS; i++)
+            for (i++; i < argc; i++) {
+                if (a->npos >= SL_MAXPOS) {
+                    PARSE_ERROR("too many arguments at \"%s\"", argv[i]);
+                    break;
+                }
                 a->pos[a->npos++] = argv[i];
+            }
             break;
         }
         if (s[0] != '-' || s[1] == '\0') {
             if (a->npos >= SL_MAXPOS)
-                return usage_error("too many arguments at \"%s\"", s);
-            a->pos[a->npos++] = s;
+                PARSE_ERROR("too many arguments at \"%s\"", s);
+            else
+                a->pos[a->npos++] = s;
             continue;
         }
         if (eq != NULL && s[1] == '-' && (size_t)(eq - s) < sizeof(name)) {
@@ -103,39 +287,99 @@ static int parse_args(int argc, char **argv, struct sl_args *a)
         } else {
             snprintf(name, sizeof(name), "%s", s);
         }
-        if (in_list(value_opts, name)) {
-            if (val == NULL) {
-                if (i + 1 >= argc)
-                    return usage_error("option %s needs a value", name);
-                val = argv[++i];
-            }
-            if (!strcmp(name, "-c") || !strcmp(name, "--config"))
-                a->config = val;
-            else if (!strcmp(name, "--redis"))
-                a->redis = val;
-            else if (!strcmp(name, "--workers"))
-                a->workers = val;
-            else if (!strcmp(name, "--metrics"))
-                a->metrics = val;
-            else if (!strcmp(name, "--idle"))
-                a->idle = val;
-            else if (!strcmp(name, "--count"))
-                a->count = val;
-            else if (!strcmp(name, "--watch"))
-                a->watch = val;
-        } else if (in_list(flag_opts, name) && val == NULL) {
-            if (!strcmp(name, "--json"))
-                a->json = 1;
-            else if (!strcmp(name, "--all"))
-                a->all = 1;
-            else if (!strcmp(name, "--version"))
-                a->version = 1;
-            else
-                a->help = 1;
-        } else {
-            return usage_error("unknown option \"%s\"", s);
+        for (k = 0; k < SL_NELEM(opts) && o == NULL; k++)
+            if (strcmp(opts[k].name, name) == 0)
+                o = &opts[k];
+        if (o == NULL || (!o->value && val != NULL)) {
+            PARSE_ERROR("unknown option \"%s\"", s);
+            continue;
         }
+        if (o->value && val == NULL) {
+            if (i + 1 >= argc) {
+                PARSE_ERROR("option %s needs a value", o->name);
+                continue;
+            }
+            val = argv[++i];
+        }
+        if (o->bit != 0) {
+            unsigned b = 0;
+            while (!(o->bit & (1u << b)))
+                b++;
+            if (!(p->given & o->bit))
+                p->given_as[b] = o->name;
+            p->given |= o->bit;
+        }
+        if (!strcmp(name, "-c") || !strcmp(name, "--config"))
+            a->config = val;
+        else if (!strcmp(name, "--redis"))
+            a->redis = val;
+        else if (!strcmp(name, "--workers"))
+            a->workers = val;
+        else if (!strcmp(name, "--metrics"))
+            a->metrics = val;
+        else if (!strcmp(name, "--idle"))
+            a->idle = val;
+        else if (!strcmp(name, "--count"))
+            a->count = val;
+        else if (!strcmp(name, "--watch"))
+            a->watch = val;
+        else if (!strcmp(name, "--json"))
+            a->json = 1;
+        else if (!strcmp(name, "--all"))
+            a->all = 1;
+        else if (!strcmp(name, "--version"))
+            a->version = 1;
+        else
+            a->help = 1;
     }
+#undef PARSE_ERROR
+    return p->err[0] != '\0' ? 2 : 0;
+}
+
+/* Refuses an option that cmd does not read (for dlq: that its verb
+ * does not read), naming it, with cmd's usage. Returns 0 or 2. */
+static int check_opts(const struct cmd_spec *cmd, const struct sl_args *a, const struct parsed *p)
+{
+    unsigned allowed = cmd->opts, b;
+
+    if (strcmp(cmd->name, "dlq") == 0)
+        allowed &= dlq_opts(a->npos > 1 ? a->pos[1] : NULL);
+    for (b = 0; b < SL_NELEM(p->given_as); b++)
+        if ((p->given & ~allowed & (1u << b)) && p->given_as[b] != NULL) {
+            /* The verb is the user's text: printed as an argument of the
+             * format, never as part of it. */
+            if (strcmp(cmd->name, "dlq") == 0 && a->npos > 1)
+                fprintf(stderr, "sluice: dlq %s does not take %s\n%s", a->pos[1],
+                        p->given_as[b], cmd->usage);
+            else
+                fprintf(stderr, "sluice: %s does not take %s\n%s", cmd->name,
+                        p->given_as[b], cmd->usage);
+            return 2;
+        }
+    return 0;
+}
+
+/* sluice help [COMMAND] and --help: the usage of COMMAND, else the
+ * global one, on stdout. Returns the exit code. */
+static int help(const struct sl_args *a)
+{
+    const struct cmd_spec *cmd;
+    const char *topic = NULL;
+
+    if (a->npos > 0 && strcmp(a->pos[0], "help") == 0) {
+        if (a->npos > 2)
+            return usage_error("help takes one command, got \"%s\"", a->pos[2]);
+        topic = a->npos == 2 ? a->pos[1] : NULL;
+    } else if (a->npos > 0) {
+        topic = a->pos[0];
+    }
+    if (topic == NULL) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if ((cmd = cmd_find(topic)) == NULL)
+        return usage_error("unknown command \"%s\"", topic);
+    fputs(cmd->usage, stdout);
     return 0;
 }
 
@@ -211,6 +455,8 @@ static struct sl_config *load_config(const struct sl_args *a, const char *path)
 int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
 {
     struct sl_args a;
+    struct parsed p;
+    const struct cmd_spec *spec;
     struct sl_config *cfg;
     char *redis = NULL;
     const char *cmd, *path;
@@ -221,8 +467,11 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
     if (lvl != NULL)
         sl__log_level = !strcmp(lvl, "debug") ? SL_LOG_DEBUG : !strcmp(lvl, "warn") ? SL_LOG_WARN :
                         !strcmp(lvl, "error") ? SL_LOG_ERROR : SL_LOG_INFO;
-    if ((rc = parse_args(argc, argv, &a)) != 0)
-        return rc;
+    if (parse_args(argc, argv, &a, &p) != 0) {
+        /* The subcommand's own usage when it is known. */
+        return usage_error_for(a.npos > 0 ? cmd_find(a.pos[0]) : NULL, p.err,
+                               p.err_arg != NULL ? p.err_arg : "");
+    }
     /* Keep our own copy of --redis (a reload reads it again), then hide
      * the password in argv. a.redis points into argv, which main() hands
      * us writable. */
@@ -239,25 +488,29 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         rc = 0;
         goto out;
     }
-    if (a.help || a.npos == 0) {
-        fputs(usage_text, a.help ? stdout : stderr);
-        rc = a.help ? 0 : 2;
+    if (a.help || (a.npos > 0 && strcmp(a.pos[0], "help") == 0)) {
+        rc = help(&a);
         goto out;
     }
+    if (a.npos == 0) {
+        fputs(usage_text, stderr);
+        rc = 2;
+        goto out;
+    }
+    if ((spec = cmd_find(a.pos[0])) == NULL) {
+        rc = usage_error("unknown command \"%s\"", a.pos[0]);
+        goto out;
+    }
+    if ((rc = check_opts(spec, &a, &p)) != 0)
+        goto out;
     if (sl__registry_check(registry, why, sizeof(why)) != 0) {
         fprintf(stderr, "sluice: %s\n", why);
         rc = 2;
         goto out;
     }
     cmd = a.pos[0];
-    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "pending") != 0 && strcmp(cmd, "stats") != 0 &&
-        strcmp(cmd, "workers") != 0 && strcmp(cmd, "dlq") != 0 && strcmp(cmd, "enqueue") != 0 &&
-        strcmp(cmd, "health") != 0) {
-        rc = usage_error("unknown command \"%s\"", cmd);
-        goto out;
-    }
     if (a.metrics != NULL && strcmp(a.metrics, "none") != 0 && !sl__host_port_valid(a.metrics)) {
-        rc = usage_error("--metrics \"%s\": expected host:port (port 0 to 65535) or none",
+        rc = usage_error_for(spec, "--metrics \"%s\": expected host:port (port 0 to 65535) or none",
                          a.metrics);
         goto out;
     }
@@ -277,13 +530,13 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         /* A reload reads the file found now; with none found, it looks at
          * ./config/sluice.json again, falling back to the defaults. */
         if (a.npos != 1)
-            rc = usage_error("run takes no arguments, got \"%s\"", a.pos[1]);
+            rc = usage_error_for(spec, "run takes no arguments, got \"%s\"", a.pos[1]);
         else
             rc = sl__pool_run(cfg, path != NULL ? path : DEFAULT_CONFIG, path != NULL,
                               a.redis, a.workers, a.metrics, registry);
     } else if (strcmp(cmd, "health") == 0) {
         if (a.npos != 1)
-            rc = usage_error("health takes no arguments, got \"%s\"", a.pos[1]);
+            rc = usage_error_for(spec, "health takes no arguments, got \"%s\"", a.pos[1]);
         else
             rc = sl__health(cfg, a.metrics);
     } else {

@@ -311,6 +311,7 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
     struct sample *before = &s1, *after = &s2, *tmp;
     double window = 1.0;
     redisContext *c;
+    int tty = isatty(STDOUT_FILENO), reports = 0;
 
     if (a->npos != 1) {
         fprintf(stderr, "sluice: usage: sluice stats [--json] [--watch SECONDS]\n");
@@ -335,8 +336,15 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
             json_decref(doc);
             goto fail;
         }
-        if (a->watch && !a->json)
-            printf("\033[H\033[2J");
+        /* Clearing the screen is for a terminal: into a pipe or a file,
+         * each report follows the last after a blank line. */
+        if (a->watch && !a->json) {
+            if (tty)
+                printf("\033[H\033[2J");
+            else if (reports > 0)
+                putchar('\n');
+        }
+        reports++;
         report(before, after, a->json, doc);
         if (a->json) {
             char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
