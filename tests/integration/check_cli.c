@@ -8,6 +8,8 @@
  * working directory. SLUICE_BIN must be absolute for that, as `make test`
  * gives it. */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -472,11 +474,225 @@ START_TEST(test_cli_health_redis_mode)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* Help per subcommand, options a subcommand does not read, stats --watch
+ * into a pipe. */
+
+/* Runs the binary with args to completion, stdout into dir/stdout.log
+ * and stderr into dir/stderr.log; returns its exit status. */
+static int run_split(const char *const *args)
+{
+    char out[PATH_MAX + 16], err[PATH_MAX + 16];
+    const char *argv[16];
+    int status = -1, i;
+    pid_t pid;
+
+    argv[0] = bin;
+    for (i = 0; args[i] != NULL && i < 14; i++)
+        argv[i + 1] = args[i];
+    argv[i + 1] = NULL;
+    snprintf(out, sizeof(out), "%s/stdout.log", dir);
+    snprintf(err, sizeof(err), "%s/stderr.log", dir);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    ck_assert(sl_test_wait_exit(pid, 20000, &status));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* dir/NAME (new; never NULL). */
+static char *read_log(const char *name)
+{
+    char path[PATH_MAX + 16];
+    char *s;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    s = sl_test_read_file(path);
+    return s != NULL ? s : strdup("");
+}
+
+/* Every subcommand, an option only it reads (or NULL), and an option it
+ * does not read. */
+static const struct {
+    const char *cmd, *own, *other;
+} help_cases[] = {
+    { "run", "--workers", "--idle" },
+    { "pending", "--idle", "--watch" },
+    { "stats", "--watch", "--workers" },
+    { "workers", "--json", "--idle" },
+    { "dlq", "--all", "--watch" },
+    { "enqueue", NULL, "--json" },
+    { "health", "--metrics", "--json" },
+};
+
+/* `sluice help X` prints X's own usage on stdout (its options, not
+ * another's, its exit codes) and exits 0; `sluice X --help` prints the
+ * same text. */
+START_TEST(test_cli_help_per_subcommand)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(help_cases) / sizeof(help_cases[0]); i++) {
+        const char *help[] = { "help", help_cases[i].cmd, NULL };
+        const char *flag[] = { help_cases[i].cmd, "--help", NULL };
+        char synopsis[64];
+        char *a, *b, *e;
+        int rc;
+
+        snprintf(synopsis, sizeof(synopsis), "usage: sluice %s", help_cases[i].cmd);
+        rc = run_split(help);
+        a = read_log("stdout.log");
+        e = read_log("stderr.log");
+        ck_assert_msg(rc == 0, "help %s: exit %d, stderr: %s", help_cases[i].cmd, rc, e);
+        ck_assert_msg(strncmp(a, synopsis, strlen(synopsis)) == 0,
+                      "help %s does not start with \"%s\": %s", help_cases[i].cmd, synopsis, a);
+        ck_assert_msg(strstr(a, "--config") != NULL && strstr(a, "--redis") != NULL &&
+                      strstr(a, "exit codes") != NULL, "help %s: %s", help_cases[i].cmd, a);
+        ck_assert_msg(help_cases[i].own == NULL || strstr(a, help_cases[i].own) != NULL,
+                      "help %s does not mention %s: %s", help_cases[i].cmd, help_cases[i].own, a);
+        ck_assert_msg(strstr(a, help_cases[i].other) == NULL,
+                      "help %s mentions %s: %s", help_cases[i].cmd, help_cases[i].other, a);
+        rc = run_split(flag);
+        b = read_log("stdout.log");
+        ck_assert_msg(rc == 0 && strcmp(a, b) == 0, "%s --help: exit %d, differs from help %s: %s",
+                      help_cases[i].cmd, rc, help_cases[i].cmd, b);
+        free(a);
+        free(b);
+        free(e);
+    }
+}
+END_TEST
+
+/* `sluice help` and `sluice --help` print the global usage (every
+ * subcommand) on stdout; `sluice help nosuch` exits 2. */
+START_TEST(test_cli_help_global_and_unknown)
+{
+    const char *help[] = { "help", NULL };
+    const char *flag[] = { "--help", NULL };
+    const char *nosuch[] = { "help", "nosuch", NULL };
+    char *a, *b, *e;
+    size_t i;
+
+    ck_assert_int_eq(run_split(help), 0);
+    a = read_log("stdout.log");
+    for (i = 0; i < sizeof(help_cases) / sizeof(help_cases[0]); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "sluice %s ", help_cases[i].cmd);
+        ck_assert_msg(strstr(a, line) != NULL, "help lacks %s: %s", line, a);
+    }
+    ck_assert_int_eq(run_split(flag), 0);
+    b = read_log("stdout.log");
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    ck_assert_int_eq(run_split(nosuch), 2);
+    e = read_log("stderr.log");
+    ck_assert_msg(strstr(e, "nosuch") != NULL, "stderr: %s", e);
+    free(e);
+    a = read_log("stdout.log");
+    ck_assert_str_eq(a, "");
+    free(a);
+}
+END_TEST
+
+/* An option that the subcommand does not read is refused: exit 2, the
+ * option named, and the subcommand's usage on stderr. */
+START_TEST(test_cli_inapplicable_options_refused)
+{
+    static const struct {
+        const char *args[6];
+        const char *flag, *synopsis;
+    } cases[] = {
+        { { "stats", "--workers", "payment:9", NULL }, "--workers", "usage: sluice stats" },
+        { { "workers", "--idle", "5", NULL }, "--idle", "usage: sluice workers" },
+        { { "pending", "s", "--watch", "2", NULL }, "--watch", "usage: sluice pending" },
+        { { "run", "--json", NULL }, "--json", "usage: sluice run" },
+        { { "dlq", "list", "--all", "s", NULL }, "--all", "usage: sluice dlq" },
+        { { "enqueue", "s", "t", "{}", "--json", NULL }, "--json", "usage: sluice enqueue" },
+    };
+    size_t i;
+
+    /* A reachable Redis, so that only the option can make it fail. */
+    setenv("SLUICE_REDIS_URL", srv.url, 1);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = run_split(cases[i].args);
+        char *e = read_log("stderr.log");
+        ck_assert_msg(rc == 2, "%s %s: exit %d (want 2), stderr: %s", cases[i].args[0],
+                      cases[i].flag, rc, e);
+        ck_assert_msg(strstr(e, cases[i].flag) != NULL && strstr(e, cases[i].synopsis) != NULL,
+                      "%s %s: stderr does not name it with the usage: %s", cases[i].args[0],
+                      cases[i].flag, e);
+        free(e);
+    }
+    unsetenv("SLUICE_REDIS_URL");
+}
+END_TEST
+
+/* `stats --watch 1` into a pipe: reports separated by a blank line,
+ * never a screen-control code (ESC). Reads until two reports arrived
+ * (to a deadline), then stops it by its PID. */
+START_TEST(test_cli_stats_watch_into_pipe_is_plain)
+{
+    char cfg[PATH_MAX];
+    char buf[65536];
+    size_t len = 0;
+    const char *argv[] = { bin, "stats", "--watch", "1", "-c", cfg, NULL };
+    long long deadline = sl_test_now_ms() + 20000LL * sl_test_slow_factor();
+    int fds[2], status;
+    pid_t pid;
+
+    write_cfg(cfg, sizeof(cfg), "watch.json", NULL, "null");
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (dup2(fds[1], 1) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    /* Two reports: the second header line follows a blank line. */
+    while (sl_test_now_ms() < deadline && len + 1 < sizeof(buf)) {
+        struct pollfd pfd = { fds[0], POLLIN, 0 };
+        ssize_t n;
+        buf[len] = '\0';
+        if (strstr(buf, "\n\nSTREAM") != NULL || strstr(buf, "\033") != NULL)
+            break;
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        if ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    sl_test_kill(pid, SIGTERM);
+    if (!sl_test_wait_exit(pid, 10000, &status)) {
+        sl_test_kill(pid, SIGKILL);
+        sl_test_wait_exit(pid, 5000, &status);
+    }
+    close(fds[0]);
+    ck_assert_msg(memchr(buf, '\033', len) == NULL, "an ESC byte in the piped output: %s", buf);
+    ck_assert_msg(strstr(buf, "\n\nSTREAM") != NULL, "not two reports separated by a blank line: %s",
+                  buf);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
     TCase *config = tcase_create("config");
     TCase *health = tcase_create("health");
+    TCase *usage = tcase_create("usage");
 
     tcase_add_unchecked_fixture(config, server_up, server_down);
     tcase_add_checked_fixture(config, test_up, test_down);
@@ -495,6 +711,14 @@ Suite *cli_suite(void)
     tcase_add_test(health, test_cli_health_listener_unreachable_or_503);
     tcase_add_test(health, test_cli_health_redis_mode);
     tcase_add_test(health, test_cli_health_body_shown_escaped);
+    tcase_add_unchecked_fixture(usage, server_up, server_down);
+    tcase_add_checked_fixture(usage, test_up, test_down);
+    tcase_set_timeout(usage, 90 * sl_test_slow_factor());
+    tcase_add_test(usage, test_cli_help_per_subcommand);
+    tcase_add_test(usage, test_cli_help_global_and_unknown);
+    tcase_add_test(usage, test_cli_inapplicable_options_refused);
+    tcase_add_test(usage, test_cli_stats_watch_into_pipe_is_plain);
     suite_add_tcase(s, health);
+    suite_add_tcase(s, usage);
     return s;
 }
