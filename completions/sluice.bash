@@ -70,7 +70,7 @@ _sluice()
         fi
         if [[ -z $cmd ]]; then
             cmd=$w
-        elif [[ $cmd == dlq && -z $verb ]]; then
+        elif [[ ($cmd == dlq || $cmd == help) && -z $verb ]]; then
             verb=$w
         fi
     done
@@ -107,6 +107,8 @@ _sluice()
         esac
         _sluice_reply "$opts" "$cur"
     elif [[ -z $cmd ]]; then
+        _sluice_reply "$cmds" "$cur"
+    elif [[ $cmd == help && -z $verb ]]; then
         _sluice_reply "$cmds" "$cur"
     elif [[ $cmd == dlq && -z $verb ]]; then
         _sluice_reply "list show replay purge" "$cur"

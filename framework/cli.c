@@ -34,7 +34,7 @@ static const char usage_text[] =
 "  sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]\n"
 "  sluice stats   [--json] [--watch SECONDS]\n"
 "  sluice workers [--json]\n"
-"  sluice dlq     list [--count N]|show ID|replay ID|replay --all|purge  STREAM [--json]\n"
+"  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
 "  sluice enqueue STREAM TYPE JSON\n"
 "  sluice health  [--metrics ADDR]\n"
 "  sluice --help | --version | help COMMAND\n"
