@@ -1,7 +1,8 @@
 /* heartbeat.h -- the heartbeat key, one protocol in one place
  * (heartbeat.c): "sluice:worker:<consumer>", a hash written by the worker
  * process every heartbeat_ms (and kept alive by its supervisor while the
- * process is busy in a handler), expiring after 3 x heartbeat_ms; read by
+ * process is busy in a handler), expiring after 3 x heartbeat_ms, or
+ * deleted by a graceful stop (release.lua, fenced by pid and host); read by
  * the supervisor's start check and janitor, `sluice stats`, `sluice
  * workers` and `sluice health`. */
 #ifndef SL_HEARTBEAT_H

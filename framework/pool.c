@@ -215,6 +215,24 @@ static int record_failure(struct sl_pool *p, struct sl_child *ch)
     return rc;
 }
 
+/* Deletes the heartbeat of a child that stopped gracefully (exit 0),
+ * fenced by its pid and host: release.lua leaves a beat that another
+ * process wrote meanwhile. The child deleted it itself before exiting;
+ * this covers a keep-alive of ours that landed after that, and a child
+ * that could not reach Redis on its way out. A failure here only leaves
+ * the key to expire. */
+static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
+{
+    char key[SL_HB_KEYLEN], spid[24];
+    const char *keys[] = { key };
+    const char *args[] = { spid, p->host };
+
+    sl__hb_key(key, sizeof(key), ch->consumer);
+    snprintf(spid, sizeof(spid), "%ld", (long)pid);
+    freeReplyObject(sl__pool_script(p, SL_SCRIPT_RELEASE, (int)SL_NELEM(keys), keys,
+                                    (int)SL_NELEM(args), args));
+}
+
 /* Reaps every child that exited and decides what follows. */
 static void reap(struct sl_pool *p)
 {
@@ -238,6 +256,8 @@ static void reap(struct sl_pool *p)
             continue;
         ch->pid = 0;
         abnormal = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        if (!abnormal)
+            release_beat(p, ch, pid);
         if (WIFSIGNALED(status))
             sl__log(p->stopping ? SL_LOG_INFO : SL_LOG_WARN, "child_exited",
                     "consumer=%s child=%ld signal=%d", sl__logq(ch->consumer),

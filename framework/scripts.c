@@ -35,6 +35,7 @@ static struct sl_lua table[SL_NSCRIPTS] = {
     [SL_SCRIPT_REPLAY] = SCRIPT(replay, REPLAY),
     [SL_SCRIPT_JANITOR] = SCRIPT(janitor, JANITOR),
     [SL_SCRIPT_TRIM] = SCRIPT(trim, TRIM),
+    [SL_SCRIPT_RELEASE] = SCRIPT(release, RELEASE),
 };
 
 /* commit.lua, fail.lua and effect.lua share one calling convention. */

@@ -18,7 +18,8 @@
 #define SL_SCRIPT_REPLAY  4       /* replay.lua: dlq replay of one entry */
 #define SL_SCRIPT_JANITOR 5       /* janitor.lua: removal of dead consumers */
 #define SL_SCRIPT_TRIM    6       /* trim.lua: safe trimming of a stream */
-#define SL_NSCRIPTS       7
+#define SL_SCRIPT_RELEASE 7       /* release.lua: a graceful stop deletes its own heartbeat */
+#define SL_NSCRIPTS       8
 
 /* One script. */
 struct sl_lua {

@@ -107,6 +107,7 @@ struct worker {
     long long entry_bytes;        /* largest entry of the last non-empty reply, bytes of its fields */
     int commit_batches;           /* batches whose commits are in flight */
     int stopping;                 /* asked to stop: finish and exit */
+    int releasing;                /* stopping, all done: deleting its heartbeat, no more beats */
     int read_ahead;               /* the read in flight went out before the batch before it was handled */
     int ahead_ok;                 /* the last batch took < READ_AHEAD_MAX_US: reading ahead is allowed */
     int finish_batch;             /* the batch in hand came from a read-ahead: finish it even when stopping */
@@ -962,7 +963,7 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->state != W_RUN || !sl__conn_ready(w->cmd))
+    if (w->state != W_RUN || w->releasing || !sl__conn_ready(w->cmd))
         return;
     sl__hb_fill(&b, w->consumer, (long)getpid(), w->host, w->h->name, w->wc->stream,
                 w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
@@ -1022,7 +1023,7 @@ static void start_init(struct worker *w)
 
     w->state = W_INIT;
     w->init_pending = 0;
-    static const int used[] = { SL_SCRIPT_COMMIT, SL_SCRIPT_CLAIM };
+    static const int used[] = { SL_SCRIPT_COMMIT, SL_SCRIPT_CLAIM, SL_SCRIPT_RELEASE };
     const char *argv[3];
 
     for (i = 0; i < (int)SL_NELEM(used) && ok; i++) {
@@ -1131,17 +1132,54 @@ static void on_unblock(struct sl_conn *c, redisReply *r, void *priv)
     (void)priv;
 }
 
-/* Exits the loop once nothing is in flight: no read, claim or commit. */
+/* Reply to release.lua: the heartbeat is gone (or was not ours, or the
+ * script failed and the key expires as after a crash); exit. */
+static void on_released(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct worker *w = priv;
+
+    (void)c;
+    (void)r;
+    event_base_loopbreak(w->base);
+}
+
+/* Sends release.lua for this process's own heartbeat (fenced by pid and
+ * host: a beat another process wrote meanwhile stays). Returns 0 when
+ * sent. */
+static int release_beat(struct worker *w)
+{
+    char key[SL_HB_KEYLEN], pid[24], nk[16];
+    const char *keys[] = { key };
+    const char *args[] = { pid, w->host };
+    const char *argv[3 + SL_NELEM(keys) + SL_NELEM(args)];
+    size_t argvlen[SL_NELEM(argv)];
+    int argc;
+
+    sl__hb_key(key, sizeof(key), w->consumer);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    argc = sl__script_argv(sl__script(SL_SCRIPT_RELEASE), nk, (int)SL_NELEM(keys), keys, NULL,
+                           (int)SL_NELEM(args), args, NULL, argv, argvlen);
+    return sl__conn_command(w->cmd, on_released, w, 0, argc, argv, argvlen);
+}
+
+/* Exits the loop once nothing is in flight: no read, claim or commit.
+ * A stop that got that far is graceful: the heartbeat is deleted first,
+ * so the next `sluice run` need not wait for it to expire. A crash or a
+ * kill never gets here and leaves the key to expire, which is what keeps
+ * a second pool from taking the names of a process that may still run. */
 static void maybe_exit(struct worker *w)
 {
-    if (!w->stopping)
+    if (!w->stopping || w->releasing)
         return;
     if (w->state != W_RUN && w->state != W_RECOVER) {
         event_base_loopbreak(w->base);
         return;
     }
-    if (!w->reading && !w->claiming && w->commit_batches == 0)
-        event_base_loopbreak(w->base);
+    if (!w->reading && !w->claiming && w->commit_batches == 0) {
+        w->releasing = 1;
+        if (!sl__conn_ready(w->cmd) || release_beat(w) < 0)
+            event_base_loopbreak(w->base);
+    }
 }
 
 /* SIGTERM/SIGINT arrived (through the self-pipe): stop reading, let the

@@ -1015,6 +1015,47 @@ START_TEST(test_pool_second_signal_stops_at_once)
 }
 END_TEST
 
+/* A clean stop (SIGTERM, exit 0) of a pool with the default timings
+ * (heartbeat_ms 1000) deletes its children's heartbeat keys, so `sluice
+ * workers` no longer lists them and a `sluice run` right afterwards starts
+ * at once instead of waiting for the beats to expire (start_waiting). */
+START_TEST(test_pool_clean_stop_releases_heartbeats)
+{
+    struct sl_test_config c = { srv.url, NULL, NULL, NULL,
+                                "{\"handler\": \"probe\", \"stream\": \"cq\", \"group\": \"cg\", "
+                                "\"processes\": 2}", NULL };
+    const char *log = tpath("pool.log");
+    const char *log2 = tpath("pool2.log");
+    pid_t sup, kids[2], kids2[2];
+    char *table;
+    int i, status;
+
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
+    sup = start_pool("pool.log", NULL);
+    wait_children(log, "probe", 2, kids);
+    sl_test_kill(sup, SIGTERM);
+    status = wait_status(sup, 10000);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "supervisor status %d after SIGTERM", status);
+    for (i = 0; i < 2; i++)
+        ck_assert_msg(sl_test_int(rc, "EXISTS sluice:worker:%s", cname("probe", i)) == 0,
+                      "heartbeat of %s still there after a clean stop", cname("probe", i));
+
+    ck_assert_int_eq(run_cli("workers.txt", "workers", NULL), 0);
+    table = sl_test_read_file(tpath("workers.txt"));
+    ck_assert_ptr_nonnull(table);
+    for (i = 0; i < 2; i++)
+        ck_assert_msg(strstr(table, cname("probe", i)) == NULL,
+                      "sluice workers lists stopped %s:\n%s", cname("probe", i), table);
+    free(table);
+
+    start_pool("pool2.log", NULL);
+    wait_children(log2, "probe", 2, kids2);
+    ck_assert_int_eq(log_count(log2, "event=start_waiting"), 0);
+    ck_assert_int_eq(log_count(log2, "event=child_started "), 2);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * TCase "control": SIGHUP, the start check, janitor, trim, exit codes
  * ------------------------------------------------------------------------ */
@@ -1727,6 +1768,7 @@ Suite *pool_suite(void)
     tcase_add_test(stop, test_pool_sigterm_leaves_rest_of_batch_pending);
     tcase_add_test(stop, test_pool_shutdown_timeout_kills_overstaying_handler);
     tcase_add_test(stop, test_pool_second_signal_stops_at_once);
+    tcase_add_test(stop, test_pool_clean_stop_releases_heartbeats);
     suite_add_tcase(s, stop);
 
     tcase_add_test(control, test_pool_sighup_rolls_children);
