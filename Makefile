@@ -97,15 +97,20 @@ test-deps:
 # The library, the workers and the production binary get no test flags:
 # what a user (or the container image) builds must not depend on Check or
 # tests/. Everything under tests/ is test code.
-$(BUILD)/framework/%.o: framework/%.c
+#
+# The .d files name each object's headers, but an object built before they
+# existed (a build dir from an older checkout) has none: sluice.h, which
+# holds SL_ABI_VERSION and the structs every object shares, is named here
+# too, so such an object is rebuilt rather than linked with the wrong ABI.
+$(BUILD)/framework/%.o: framework/%.c framework/sluice.h framework/internal.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PROD_CFLAGS) -c -o $@ $<
 
-$(BUILD)/workers/%.o: workers/%.c
+$(BUILD)/workers/%.o: workers/%.c framework/sluice.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PROD_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/%.c | $(GEN)/fw_lua.h $(GEN)/wk_lua.h $(GEN)/th_lua.h
+$(BUILD)/tests/%.o: tests/%.c framework/sluice.h | $(GEN)/fw_lua.h $(GEN)/wk_lua.h $(GEN)/th_lua.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
@@ -219,6 +224,7 @@ test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHE
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(TEST_BIN)) $(INT_BIN)
 	bash tests/deploy/check.sh $(abspath $(BIN))
 	bash tests/man/check.sh $(abspath $(BIN)) $(BUILD)
+	bash scripts/check-deps.sh
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN) || exit 1; \
