@@ -47,22 +47,6 @@ static const struct sl_tunables builtin_tunables = {
     .trim = SL_TRIM_ACKED,
 };
 
-/* Formats into err (when err is not NULL and errlen is not 0). Every
- * error path of this file goes through here, so a caller may pass a NULL
- * buffer when it does not want the text. */
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------
  * Loading
  * ------------------------------------------------------------------ */
@@ -115,16 +99,16 @@ static int fail(struct loader *ld, int at_key, const char *fmt, ...)
     sl__json_locate(ld->text, ld->len, ld->path, ld->depth, at_key, &line, &col);
     path_text(ld, path, sizeof(path));
     if (ld->depth == 0)
-        put_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, line, col, msg);
+        sl__put_err(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, line, col, msg);
     else
-        put_err(ld->err, ld->errlen, "%s:%d:%d: %s: %s", ld->file, line, col, path, msg);
+        sl__put_err(ld->err, ld->errlen, "%s:%d:%d: %s: %s", ld->file, line, col, path, msg);
     return -1;
 }
 
 /* Records an allocation failure and returns -1. */
 static int fail_nomem(struct loader *ld)
 {
-    put_err(ld->err, ld->errlen, "%s: out of memory", ld->file);
+    sl__put_err(ld->err, ld->errlen, "%s: out of memory", ld->file);
     return -1;
 }
 
@@ -646,7 +630,7 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
     size_t len = 0;
 
     if (path == NULL) {
-        put_err(err, errlen, "no configuration file given");
+        sl__put_err(err, errlen, "no configuration file given");
         return NULL;
     }
     text = read_file(path, &len);
@@ -654,21 +638,21 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
         if (errno == ENOENT && !must_exist)
             return sl__config_default();
         if (errno == EFBIG) {
-            put_err(err, errlen, "%s: larger than %d bytes, the limit of a configuration file",
+            sl__put_err(err, errlen, "%s: larger than %d bytes, the limit of a configuration file",
                     path, SL_CONFIG_MAX);
             return NULL;
         }
-        put_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        sl__put_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
-        put_err(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        sl__put_err(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         goto err;
     }
     cfg = sl__config_default();
     if (cfg == NULL) {
-        put_err(err, errlen, "%s: out of memory", path);
+        sl__put_err(err, errlen, "%s: out of memory", path);
         goto err;
     }
     memset(&ld, 0, sizeof(ld));
@@ -681,7 +665,7 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
         goto err;
     cfg->path = strdup(path);
     if (cfg->path == NULL) {
-        put_err(err, errlen, "%s: out of memory", path);
+        sl__put_err(err, errlen, "%s: out of memory", path);
         goto err;
     }
     json_decref(root);
@@ -707,16 +691,16 @@ int sl__config_set_url(struct sl_config *cfg, const char *url,
     if (origin == NULL)
         origin = "redis URL";
     if (cfg == NULL) {
-        put_err(err, errlen, "%s: no configuration", origin);
+        sl__put_err(err, errlen, "%s: no configuration", origin);
         return -1;
     }
     if (sl__url_parse(url, &u, uerr, sizeof(uerr)) != 0) {
-        put_err(err, errlen, "%s: %s", origin, uerr);
+        sl__put_err(err, errlen, "%s: %s", origin, uerr);
         return -1;
     }
     copy = strdup(url);
     if (copy == NULL) {
-        put_err(err, errlen, "%s: out of memory", origin);
+        sl__put_err(err, errlen, "%s: out of memory", origin);
         return -1;
     }
     free(cfg->redis_url);

@@ -26,21 +26,6 @@ struct sl_producer {
     char errstr[SL_ERRLEN];       /* why the last call failed, "" after a success */
 };
 
-/* Writes printf-formatted text into err (errlen bytes) when err is not
- * NULL. */
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------
  * Checks without Redis
  * ------------------------------------------------------------------ */
@@ -61,7 +46,7 @@ int sl_enqueue_check(const char *type, const char *json, size_t len,
     int rc;
 
     if (type == NULL || (json == NULL && len > 0)) {
-        put_err(err, errlen, "%s is NULL", type == NULL ? "type" : "json");
+        sl__put_err(err, errlen, "%s is NULL", type == NULL ? "type" : "json");
         return SL_EINVAL;
     }
     if ((unsigned long long)max_payload > (unsigned long long)LLONG_MAX)
@@ -82,12 +67,12 @@ int sl_enqueue_check(const char *type, const char *json, size_t len,
     msg.fields = f;
     msg.nfields = 2;
     if ((ctx = sl__ctx_new(NULL)) == NULL) {
-        put_err(err, errlen, "out of memory");
+        sl__put_err(err, errlen, "out of memory");
         return SL_ENOMEM;
     }
     rc = sl__msg_prepare(ctx, &msg, &t, 0, NULL, 0);
     if (rc != 0)
-        put_err(err, errlen, "%s", ctx->err);
+        sl__put_err(err, errlen, "%s", ctx->err);
     json_decref(msg.data);
     sl__ctx_free(ctx);
     return rc == 0 ? SL_OK : SL_EINVAL;
@@ -116,7 +101,7 @@ struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t err
     struct sl_producer *p = calloc(1, sizeof(*p));
 
     if (p == NULL || (p->cfg = sl__config_default()) == NULL) {
-        put_err(err, errlen, "out of memory");
+        sl__put_err(err, errlen, "out of memory");
         goto err;
     }
     p->max_payload = SL_PAYLOAD_MAX_DEFAULT;
@@ -126,11 +111,11 @@ struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t err
     }
     if (redis_url != NULL &&
         sl__config_set_url(p->cfg, redis_url, origin, p->errstr, sizeof(p->errstr)) != 0) {
-        put_err(err, errlen, "%s", p->errstr);
+        sl__put_err(err, errlen, "%s", p->errstr);
         goto err;
     }
     if (connect_or_fail(p) != SL_OK) {
-        put_err(err, errlen, "%s", p->errstr);
+        sl__put_err(err, errlen, "%s", p->errstr);
         goto err;
     }
     p->errstr[0] = '\0';

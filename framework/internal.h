@@ -251,6 +251,12 @@ char sl__proc_state(long pid);
 /* Returns a copy of the len bytes at s (NULs included) that a terminal
  * shows as plain text: control bytes, DEL, C1 controls and bytes that
  * are not UTF-8 become \xNN. New: free(). NULL when memory ran out. */
+/* Formats into err when err is not NULL and errlen is not 0, so a caller
+ * may pass a NULL buffer when it does not want the text (config, URL and
+ * producer errors). */
+void sl__put_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 char *sl__escape_text(const char *s, size_t len);
 
 /* Returns the len bytes at s as a JSON string, escaped as by

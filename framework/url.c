@@ -17,21 +17,6 @@
 
 #define URL_FORM        "redis://[:password@]host:port[/db]"
 
-/* Formats into err (when err is not NULL and errlen is not 0), so a
- * caller may pass a NULL buffer when it does not want the text. */
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------
  * redis:// URLs
  * ------------------------------------------------------------------ */
@@ -105,7 +90,7 @@ static int url_fail(const char *url, const char *why, char *err, size_t errlen)
     char shown[160];
 
     sl__url_redact(url != NULL ? url : "(null)", shown, sizeof(shown));
-    put_err(err, errlen, "redis URL \"%s\": %s", shown, why);
+    sl__put_err(err, errlen, "redis URL \"%s\": %s", shown, why);
     return -1;
 }
 
@@ -200,25 +185,25 @@ int sl__password_file_read(const char *path, char *buf, size_t size,
     int failed;
 
     if (f == NULL) {
-        put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
+        sl__put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
         return -1;
     }
     errno = 0;
     n = fread(tmp, 1, sizeof(tmp), f);
     failed = ferror(f);
     if (failed)
-        put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno ? errno : EIO));
+        sl__put_err(err, errlen, "cannot read \"%s\": %s", path, strerror(errno ? errno : EIO));
     fclose(f);
     if (!failed && n > 0 && tmp[n - 1] == '\n')
         n--;
     if (!failed && n > 0 && tmp[n - 1] == '\r')
         n--;
     if (!failed && (n >= size || n >= sizeof(tmp) - 2)) {
-        put_err(err, errlen, "\"%s\": password longer than %zu bytes", path,
+        sl__put_err(err, errlen, "\"%s\": password longer than %zu bytes", path,
                 (size < sizeof(tmp) - 2 ? size : sizeof(tmp) - 2) - 1);
         failed = 1;
     } else if (!failed && memchr(tmp, '\0', n) != NULL) {
-        put_err(err, errlen, "\"%s\": the password holds a NUL byte", path);
+        sl__put_err(err, errlen, "\"%s\": the password holds a NUL byte", path);
         failed = 1;
     }
     if (!failed) {
@@ -260,7 +245,7 @@ int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
     return 0;
 
 toolong:
-    put_err(err, errlen, "password longer than %zu bytes", size - 1);
+    sl__put_err(err, errlen, "password longer than %zu bytes", size - 1);
     return -1;
 }
 

@@ -210,3 +210,15 @@ void sl__cells_free(struct sl_cells *c)
         c->v[i] = NULL;
     }
 }
+
+/* Formats into err (see internal.h). */
+void sl__put_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
