@@ -16,9 +16,9 @@
  *       payment_mismatch, so a forged payment.succeeded never pays an
  *       order whose payment was declined or never made.
  *
- * Idempotency: order.created keeps a fingerprint under
- * sluice:fp:order:<order_id>, a payment result under
- * sluice:fp:payres:<payment_id>. The same data again acks with no effect
+ * Idempotency: order.created keeps its fingerprint in field fp of
+ * order:<order_id>, a payment result in field fp_result of the same
+ * order (a digest: workers/lua/schema.lua). The same data again acks with no effect
  * (and no second payment.requested); different data is DEAD
  * idempotency_conflict. A result that repeats the order's final state
  * acks with no effect; one that contradicts it (succeeded for a failed
@@ -92,8 +92,8 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
 {
     json_t *data = msg->data;
     struct sl_value v[ORDER_CREATED_NFIELDS];
-    char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], amount[24];
-    const char *keys[3], *args[6];
+    char k_order[SCHEMA_KEYLEN], amount[24];
+    const char *keys[2], *args[6];
     char *fp, *follow;
     int rc;
 
@@ -116,8 +116,7 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
     }
     snprintf(amount, sizeof amount, "%lld", v[2].n);
     keys[0] = schema_key(k_order, "order:", v[0].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:order:", v[0].s);
-    keys[2] = ORDER_PAYMENTS_STREAM;
+    keys[1] = ORDER_PAYMENTS_STREAM;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
@@ -142,8 +141,8 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
                                                 int declined)
 {
     struct sl_value v[3];
-    char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
-    const char *keys[3], *args[5];
+    char k_order[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
+    const char *keys[2], *args[5];
     const char *reason;
     char *fp;
     int rc;
@@ -176,8 +175,7 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
                            "payment %s is not the payment of order %s", v[0].s, v[1].s);
     }
     keys[0] = schema_key(k_order, "order:", v[1].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:payres:", v[0].s);
-    keys[2] = schema_key(k_pay, "payment:", v[0].s);
+    keys[1] = schema_key(k_pay, "payment:", v[0].s);
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;

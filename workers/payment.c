@@ -14,7 +14,7 @@
  * three possible follow-ups (built in C, where integers stay integers)
  * and the script picks one.
  *
- * Idempotency: the fingerprint under sluice:fp:payment:<payment_id>.
+ * Idempotency: the fingerprint (a digest) in field fp of payment:<payment_id>.
  * The same request again acks with no effect and no second follow-up;
  * a different one is DEAD idempotency_conflict. So each payment_id
  * moves money at most once, whatever is redelivered.
@@ -78,9 +78,9 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
 {
     json_t *data = msg->data;
     struct sl_value v[PAYMENT_REQUESTED_NFIELDS];
-    char k_pay[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
+    char k_pay[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[5], *args[9];
+    const char *keys[4], *args[9];
     char *fp, *ok, *no_user, *no_funds;
     enum sl_disposition d = SL_ACK;
     int rc;
@@ -102,10 +102,9 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     }
     snprintf(amount, sizeof amount, "%lld", v[3].n);
     keys[0] = schema_key(k_pay, "payment:", v[0].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:payment:", v[0].s);
-    keys[2] = schema_key(k_user, "user:", v[2].s);
-    keys[3] = PAYMENT_LEDGER_STREAM;
-    keys[4] = PAYMENT_ORDERS_STREAM;
+    keys[1] = schema_key(k_user, "user:", v[2].s);
+    keys[2] = PAYMENT_LEDGER_STREAM;
+    keys[3] = PAYMENT_ORDERS_STREAM;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;

@@ -17,8 +17,8 @@
 #include <jansson.h>
 #include "sluice.h"
 
-/* Big enough for "payment:" plus a 64-character identifier, and for any
- * of the `sluice:fp:...:` keys the workers build. */
+/* Big enough for "payment:" plus a 64-character identifier, the longest
+ * key the workers build. */
 #define SCHEMA_KEYLEN 128
 
 /* Reports an sl_ctx_effect() failure with its cause. Out of memory is

@@ -9,8 +9,8 @@
  *       ledger entry ref credit:<id>; an unknown user is DEAD unknown_user.
  *
  * Idempotency is by business ID: the effect script stores a fingerprint
- * (the canonical JSON of the validated fields) under sluice:fp:user:<id>
- * or sluice:fp:credit:<id>. The same fingerprint again is acked with no
+ * (a digest of the canonical JSON of the validated fields) in field fp
+ * of user:<id> or credit:<id>. The same fingerprint again is acked with no
  * effect; a different one is DEAD idempotency_conflict, and the first
  * event stands. A repeated user.created is therefore compared with the
  * first event, never with today's balance.
@@ -77,8 +77,8 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg 
 {
     json_t *data = msg->data;
     struct sl_value v[USER_CREATED_NFIELDS];
-    char k_user[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], balance[24];
-    const char *keys[3], *args[5];
+    char k_user[SCHEMA_KEYLEN], balance[24];
+    const char *keys[2], *args[5];
     char *fp;
     int rc;
 
@@ -93,8 +93,7 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg 
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "user.created fingerprint");
     snprintf(balance, sizeof balance, "%lld", v[3].n);
     keys[0] = schema_key(k_user, "user:", v[0].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:user:", v[0].s);
-    keys[2] = "ledger";
+    keys[1] = "ledger";
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
@@ -115,9 +114,9 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg
 {
     json_t *data = msg->data;
     struct sl_value v[USER_CREDITED_NFIELDS];
-    char k_user[SCHEMA_KEYLEN], k_credit[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN];
+    char k_user[SCHEMA_KEYLEN], k_credit[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[4], *args[4];
+    const char *keys[3], *args[4];
     char *fp;
     int rc;
 
@@ -132,8 +131,7 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg
     snprintf(amount, sizeof amount, "%lld", v[2].n);
     keys[0] = schema_key(k_user, "user:", v[1].s);
     keys[1] = schema_key(k_credit, "credit:", v[0].s);
-    keys[2] = schema_key(k_fp, "sluice:fp:credit:", v[0].s);
-    keys[3] = "ledger";
+    keys[2] = "ledger";
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;

@@ -341,7 +341,7 @@ START_TEST(test_flow_credit)
 
     EXPECT(&user_handler, "user.credited", "{'credit_id':'c-2','user_id':'u-404','amount_cents':1}",
            "dead: unknown_user: u-404");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-2 sluice:fp:credit:c-2"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-2"), 0);
     assert_invariants();
 }
 END_TEST
@@ -488,7 +488,7 @@ START_TEST(test_flow_payment_results)
     record("o-9", "o-9", "10", "succeeded", NULL);
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-9','order_id':'o-9'}",
            "retry: order_not_found: o-9");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS order:o-9 sluice:fp:payres:o-9"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS order:o-9"), 0);
 
     EXPECT(&user_handler, "user.created", ANN, "created");
     EXPECT(&order_handler, "order.created",
@@ -554,8 +554,8 @@ START_TEST(test_flow_forged_payment_results)
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-1','order_id':'o-2'}",
            "handler 2: payment_mismatch: payment o-1 is not the payment of order o-2");
     ck_assert_str_eq(hget("order:o-2", "status"), "pending");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-2 sluice:fp:payres:forged-1 "
-                                     "sluice:fp:payres:o-1"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-2 fp_result"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-1 fp_result"), 0);
 
     /* The genuine decline, its repeat, and a forged success afterwards. */
     EXPECT(&order_handler, "payment.declined", genuine, "failed");
@@ -604,8 +604,9 @@ START_TEST(test_flow_forged_payment_results)
     ck_assert_str_eq(hget("order:o-3", "status"), "pending");
     ck_assert_str_eq(hget("order:o-4", "status"), "pending");
     ck_assert_str_eq(hget("order:o-5", "status"), "pending");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-3 sluice:fp:payres:o-4 "
-                                     "sluice:fp:payres:o-5"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-3 fp_result"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-4 fp_result"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-5 fp_result"), 0);
 }
 END_TEST
 
@@ -653,7 +654,7 @@ START_TEST(test_flow_refuses_bad_state)
     ck_assert_int_eq(sl_test_int(rc, "SET ledger oops"), 0);
     EXPECT(&user_handler, "user.created", ANN,
            "retry: wrong_key_type: ledger is a string, expected a stream");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS user:u-1 sluice:fp:user:u-1"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS user:u-1"), 0);
     ck_assert_int_eq(sl_test_int(rc, "DEL ledger"), 1);
 
     ck_assert_int_eq(sl_test_int(rc, "HSET user:u-1 balance_cents -5"), 1);
@@ -661,10 +662,10 @@ START_TEST(test_flow_refuses_bad_state)
            "dead: idempotency_conflict: user u-1 exists but was not created by sluice");
     ck_assert_str_eq(run_order(ORDER1),
                      "retry: corrupt_balance: user:u-1 balance_cents is not a non-negative integer");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS payment:o-1 sluice:fp:payment:o-1 ledger orders"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS payment:o-1 ledger orders"), 0);
     EXPECT(&user_handler, "user.credited", "{'credit_id':'c-1','user_id':'u-1','amount_cents':5}",
            "retry: corrupt_balance: user:u-1 balance_cents is not a non-negative integer");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-1 sluice:fp:credit:c-1"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-1"), 0);
 }
 END_TEST
 
@@ -792,7 +793,7 @@ START_TEST(test_flow_wrapped_by_framework)
     record("q", "q", "1", "succeeded", NULL);
     ck_assert_str_eq(step_with(&order_handler, "payment.succeeded",
                                "{'payment_id':'q','order_id':'q'}", keys, args), "2");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:q order:q"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS order:q"), 0);
     ck_assert_int_eq(sl_test_int(rc, "HLEN sluice:attempts:test"), 1);
     ck_assert_int_eq(pending_count("orders"), 1);
 }

@@ -1,7 +1,8 @@
 --@include schema
 -- user_credited.lua -- the effect of user.credited (workers/user.c).
--- KEYS: user credit fp ledger
---   1 user:<user_id>, 2 credit:<credit_id>, 3 sluice:fp:credit:<credit_id>, 4 ledger.
+-- KEYS: user credit ledger
+--   1 user:<user_id>, 2 credit:<credit_id> (its field fp holds the
+--       fingerprint), 3 ledger.
 -- ARGV: fingerprint credit_id user_id amount_cents
 --   1 fingerprint, 2 credit_id, 3 user_id, 4 amount_cents.
 -- Returns 'credited' or 'duplicate', or a dead or retry reply. The
@@ -9,12 +10,12 @@
 -- credit acks even if the user were gone. A balance of 19 digits or more
 -- could overflow HINCRBY's 64 bits after a credit of up to 10^12; that is
 -- refused before any write instead of failing half-way.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'string'},
-                        {KEYS[4], 'stream'}})
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'}})
 if bad then return bad end
-local fp = redis.call('GET', KEYS[3])
+local mine = digest(ARGV[1])
+local fp = redis.call('HGET', KEYS[2], 'fp')
 if fp then
-  if fp == ARGV[1] then return 'duplicate' end
+  if fp == mine then return 'duplicate' end
   return conflict('credit', ARGV[2])
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -31,8 +32,7 @@ if #bal > 18 then
   return {'dead', 'invalid_amount: crediting ' .. ARGV[4] .. ' could overflow the balance of user ' .. ARGV[3]}
 end
 redis.call('HINCRBY', KEYS[1], 'balance_cents', ARGV[4])
-redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4])
-redis.call('XADD', KEYS[4], '*', 'user_id', ARGV[3], 'delta_cents', ARGV[4],
+redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4], 'fp', mine)
+redis.call('XADD', KEYS[3], '*', 'user_id', ARGV[3], 'delta_cents', ARGV[4],
            'ref', 'credit:' .. ARGV[2])
-redis.call('SET', KEYS[3], ARGV[1])
 return 'credited'
