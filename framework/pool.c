@@ -224,8 +224,8 @@ static int record_failure(struct sl_pool *p, struct sl_child *ch)
 static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
 {
     char key[SL_HB_KEYLEN], spid[24];
-    const char *keys[] = { key };
-    const char *args[] = { spid, p->host };
+    const char *keys[] = { key, SL_HB_REGISTRY };
+    const char *args[] = { spid, p->host, ch->consumer };
 
     sl__hb_key(key, sizeof(key), ch->consumer);
     snprintf(spid, sizeof(spid), "%ld", (long)pid);
@@ -374,6 +374,8 @@ static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         r = sl__pool_cmd(p, 3, b.pexpire);
     }
     freeReplyObject(r);
+    /* The registry entry's expiry follows the key's (heartbeat.h). */
+    freeReplyObject(sl__pool_cmd(p, 4, b.zadd));
 }
 
 /* Looks after one running child: its handler timeout and lease

@@ -132,7 +132,7 @@ static int sample_beats(redisContext *c, struct sample *s)
 {
     static const char *const fields[] = { "stream", "group", "processed", "started_at" };
 
-    return sl__hb_scan(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
+    return sl__hb_walk(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
 }
 
 /* Samples every group of every configured stream into s. Returns 0, or

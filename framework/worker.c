@@ -971,6 +971,7 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
                 sl__slot_counter(w->slot, SL_C_FAILED, 0));
     sl__conn_command(w->cmd, on_beat, w, 0, b.nhset, b.hset, NULL);
     sl__conn_command(w->cmd, on_beat, w, 0, 3, b.pexpire, NULL);
+    sl__conn_command(w->cmd, on_beat, w, 0, 4, b.zadd, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1149,8 +1150,8 @@ static void on_released(struct sl_conn *c, redisReply *r, void *priv)
 static int release_beat(struct worker *w)
 {
     char key[SL_HB_KEYLEN], pid[24], nk[16];
-    const char *keys[] = { key };
-    const char *args[] = { pid, w->host };
+    const char *keys[] = { key, SL_HB_REGISTRY };
+    const char *args[] = { pid, w->host, w->consumer };
     const char *argv[3 + SL_NELEM(keys) + SL_NELEM(args)];
     size_t argvlen[SL_NELEM(argv)];
     int argc;

@@ -696,6 +696,8 @@ START_TEST(test_admin_workers_table_and_json)
         }
     }
     ck_assert_msg(sum == 7, "heartbeats never showed 7 processed");
+    /* The beats list the three in the registry of live workers. */
+    ck_assert_int_eq(sl_test_int(rc, "ZCARD sluice:workers"), 3);
     for (i = 0; i < 3; i++) {
         json_t *wk = json_array_get(doc, (size_t)i);
         snprintf(name, sizeof(name), "%s:%s", host, sfx[i]);
@@ -740,6 +742,8 @@ START_TEST(test_admin_workers_table_and_json)
 
     pool_stop(&p);
     SL_TEST_ASSERT_EVENTUALLY(5000, count_keys("sluice:worker:*") == 0);
+    /* A graceful stop takes the names out of the registry with the keys. */
+    ck_assert_int_eq(sl_test_int(rc, "ZCARD sluice:workers"), 0);
     o = run(jargv);
     ck_assert_int_eq(o.code, 0);
     ck_assert_str_eq(o.out, "[]\n");
@@ -765,6 +769,9 @@ START_TEST(test_admin_workers_odd_keys)
     freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:zz pid 12 host h handler x stream s "
                                 "group g started_at 1 last_beat 2 processed 5 failed 0"));
     freeReplyObject(sl_test_cmd(rc, "SET sluice:worker:str x"));
+    /* Listed in the registry of live workers, as a beat would. */
+    freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers 9999999999999 %b 9999999999999 zz "
+                                "9999999999999 str", bad + 14, sizeof(bad) - 15));
     o = run(jargv);
     ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
     ck_assert_msg(strstr(o.err, "WRONGTYPE") != NULL, "%s", o.err);
@@ -934,6 +941,8 @@ START_TEST(test_admin_tables_escape_control_chars)
     freeReplyObject(sl_test_cmd(rc, "HSET %b pid 1 host h handler %b stream s group %b "
                                 "started_at 1 last_beat 2 processed 3 failed 0", wkey,
                                 sizeof(wkey) - 1, hnd, sizeof(hnd) - 1, grp, sizeof(grp) - 1));
+    freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers 9999999999999 %b", wkey + 14,
+                                sizeof(wkey) - 15));
     o = run(wrk);
     ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
     assert_table_safe("workers", o.out, "\nw\\x1b[31m\\x7f ");
@@ -958,6 +967,120 @@ START_TEST(test_admin_tables_escape_control_chars)
 }
 END_TEST
 
+/* Returns the calls of every command since the last CONFIG RESETSTAT
+ * (INFO commandstats), leaving out INFO and CONFIG themselves, and sets
+ * *scans to the SCAN calls among them. */
+static long long commands_since_reset(long long *scans)
+{
+    redisReply *r = sl_test_cmd(rc, "INFO commandstats");
+    long long total = 0;
+    const char *p;
+
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    *scans = 0;
+    for (p = strstr(r->str, "cmdstat_"); p != NULL; p = strstr(p + 1, "cmdstat_")) {
+        const char *c = strstr(p, ":calls=");
+        long long n;
+
+        ck_assert_ptr_nonnull(c);
+        n = strtoll(c + strlen(":calls="), NULL, 10);
+        if (!strncmp(p, "cmdstat_info:", 13) || !strncmp(p, "cmdstat_config", 14))
+            continue;
+        if (!strncmp(p, "cmdstat_scan:", 13))
+            *scans += n;
+        total += n;
+    }
+    freeReplyObject(r);
+    return total;
+}
+
+/* `stats` and `workers` cost O(streams + workers), not O(keys): with
+ * 1,000,000 unrelated keys in Redis, two streams and five workers, they
+ * send no SCAN and a handful of commands (INFO commandstats after CONFIG
+ * RESETSTAT). Before the registry of live workers, each walked the whole
+ * keyspace with SCAN MATCH sluice:worker:* (2,000 SCANs a walk here),
+ * blocking Redis for seconds. */
+START_TEST(test_admin_stats_workers_no_scan)
+{
+    char cfg[600];
+    const char *wargv[] = { sl_test_bin(), "workers", "--json", "--redis", srv.url, NULL };
+    long long calls, scans, far = (long long)time(NULL) * 1000 + 3600000;
+    struct out o;
+    json_t *doc;
+    int i;
+
+    write_config(cfg, sizeof(cfg), "scale",
+                 "{\"handler\": \"noop\", \"stream\": \"wa\", \"group\": \"ga\", \"processes\": 3},"
+                 "{\"handler\": \"probe\", \"stream\": \"wb\", \"group\": \"gb\", \"processes\": 2}", "", 0);
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE wa ga $ MKSTREAM"));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE wb gb $ MKSTREAM"));
+    for (i = 0; i < 5; i++) {
+        freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:w%d pid %d host h handler %s stream %s "
+                                    "group %s started_at 1 last_beat 2 processed %d failed 0",
+                                    i, 100 + i, i < 3 ? "noop" : "probe", i < 3 ? "wa" : "wb",
+                                    i < 3 ? "ga" : "gb", i));
+        freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers %lld w%d", far, i));
+    }
+    /* 1,000,000 keys, 100,000 per script call. */
+    for (i = 0; i < 10; i++)
+        freeReplyObject(sl_test_cmd(rc, "EVAL %s 0 %d",
+                                    "for i = 1, 100000 do redis.call('SET', 'junk:' .. ARGV[1] .. ':' .. i, 'x') end",
+                                    i));
+    ck_assert_int_ge(sl_test_int(rc, "DBSIZE"), 1000000);
+
+    freeReplyObject(sl_test_cmd(rc, "CONFIG RESETSTAT"));
+    doc = stats_json(cfg, NULL, NULL);
+    calls = commands_since_reset(&scans);
+    fprintf(stderr, "admin: one stats call sent %lld commands, %lld SCAN\n", calls, scans);
+    ck_assert_int_eq(json_array_size(doc), 2);
+    ck_assert_int_eq(jint(stats_row(doc, "wb", "gb"), "processed"), 3 + 4);
+    json_decref(doc);
+    ck_assert_int_eq(scans, 0);
+    /* Per sample: 4 per stream (XINFO STREAM, XINFO GROUPS, XPENDING,
+     * XLEN of the dead letters), 2 for the registry, 1 per worker; two
+     * samples; and a few to connect and read the rates. */
+    ck_assert_msg(calls <= 2 * (4 * 2 + 2 + 5) + 12, "stats sent %lld commands", calls);
+
+    freeReplyObject(sl_test_cmd(rc, "CONFIG RESETSTAT"));
+    o = run(wargv);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    out_free(&o);
+    ck_assert_int_eq(json_array_size(doc), 5);
+    json_decref(doc);
+    calls = commands_since_reset(&scans);
+    fprintf(stderr, "admin: one workers call sent %lld commands, %lld SCAN\n", calls, scans);
+    ck_assert_int_eq(scans, 0);
+    ck_assert_msg(calls <= 2 + 5 + 4, "workers sent %lld commands", calls);
+}
+END_TEST
+
+/* A registry entry whose heartbeat key is gone is not listed, and one
+ * long past its expiry (a worker that died, clock-skew margin included)
+ * is dropped by the next reader. */
+START_TEST(test_admin_workers_registry_stale)
+{
+    const char *wargv[] = { sl_test_bin(), "workers", "--json", "--redis", srv.url, NULL };
+    long long now = (long long)time(NULL) * 1000;
+    struct out o;
+    json_t *doc;
+
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:live pid 1 host h handler x stream s "
+                                "group g started_at 1 last_beat 2 processed 0 failed 0"));
+    freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers %lld live %lld gone %lld dead", now + 60000,
+                                now + 60000, now - 120000));
+    o = run(wargv);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    out_free(&o);
+    ck_assert_int_eq(json_array_size(doc), 1);
+    ck_assert_str_eq(jstr(json_array_get(doc, 0), "consumer"), "live");
+    json_decref(doc);
+    ck_assert_int_eq(sl_test_int(rc, "ZCARD sluice:workers"), 2);
+    ck_assert_int_eq(sl_test_int(rc, "ZCOUNT sluice:workers -inf %lld", now), 0);
+}
+END_TEST
+
 Suite *admin_suite(void)
 {
     Suite *s = suite_create("admin");
@@ -975,10 +1098,12 @@ Suite *admin_suite(void)
     tcase_add_test(tc, test_admin_stats_paced_rate);
     tcase_add_test(tc, test_admin_stats_mu_survives_restart);
     tcase_add_test(tc, test_admin_stats_errors);
+    tcase_add_test(tc, test_admin_stats_workers_no_scan);
 
     tc = ops_server_case(s, "workers", 40);
     tcase_add_test(tc, test_admin_workers_table_and_json);
     tcase_add_test(tc, test_admin_workers_odd_keys);
+    tcase_add_test(tc, test_admin_workers_registry_stale);
     tcase_add_test(tc, test_admin_wrong_type_keys);
     tcase_add_test(tc, test_admin_tables_escape_control_chars);
     return s;
