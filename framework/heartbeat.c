@@ -15,6 +15,12 @@ int sl__hb_key(char *buf, size_t size, const char *consumer)
     return snprintf(buf, size, "%s%s", SL_HB_PREFIX, consumer);
 }
 
+/* Writes "sluice:rate:<stream>:<group>". */
+int sl__rate_key(char *buf, size_t size, const char *stream, const char *group)
+{
+    return snprintf(buf, size, "%s%s:%s", SL_RATE_PREFIX, stream, group);
+}
+
 /* Returns what follows the prefix, or NULL. */
 const char *sl__hb_consumer(const char *key)
 {

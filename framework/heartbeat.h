@@ -29,6 +29,18 @@
                                      is not dropped while it lives (and it
                                      would be back at its next beat) */
 
+/* The rate samples: "sluice:rate:<stream>:<group>", a stream with one
+ * entry per RATE_GAP of the group's own counters (framework/lua/rate.lua),
+ * added by the supervisors' housekeeping and read by `sluice stats`. */
+#define SL_RATE_PREFIX "sluice:rate:"
+#define SL_RATE_GAP_MS 4500       /* no sample when the newest is younger: the
+                                     housekeeping period is 5 s */
+#define SL_RATE_MAXLEN 800        /* samples kept (MAXLEN ~): over an hour */
+
+/* Writes the rate key of stream and group into buf. Returns the length it
+ * needed (cut to fit like snprintf). */
+int sl__rate_key(char *buf, size_t size, const char *stream, const char *group);
+
 /* Writes the heartbeat key of `consumer` into buf. Returns the length it
  * needed (cut to fit like snprintf). */
 int sl__hb_key(char *buf, size_t size, const char *consumer);

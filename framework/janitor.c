@@ -1,6 +1,7 @@
 /* janitor.c -- removes consumers that have no heartbeat and nothing
  * pending, in slices, on a connection of its own (see struct
- * sl_janitor), with janitor.lua.
+ * sl_janitor), with janitor.lua; and, on the same connection, adds each
+ * group's rate sample (rate.lua) every housekeeping period.
  */
 #include <errno.h>
 #include <signal.h>
@@ -348,8 +349,48 @@ static void jan_on_lost(struct sl_conn *c, void *arg)
     jan_end_pass(j);
 }
 
+/* Reply to a rate sample: nothing to do but report a failure (a stream
+ * key of another type is skipped by the script itself). Touches no
+ * janitor state, so it may come after the janitor was freed. */
+static void jan_on_rate(struct sl_conn *c, redisReply *r, void *arg)
+{
+    (void)c;
+    (void)arg;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        sl__log(SL_LOG_DEBUG, "rate_sample_failed", "error=%s", sl__logq(r->str));
+}
+
+/* Sends one rate.lua call per configured stream and group, pipelined on
+ * the janitor's connection, without waiting for the replies: the
+ * supervisor's loop never blocks on them. The script is sent whole
+ * (EVAL): a few hundred bytes every period spares the NOSCRIPT dance. */
+static void jan_sample_rates(struct sl_janitor *j)
+{
+    const struct sl_config *cfg = j->p->cfg;
+    const struct sl_lua *l = sl__script(SL_SCRIPT_RATE);
+    char key[600], gap[24], maxlen[24];
+    size_t i, k;
+
+    snprintf(gap, sizeof(gap), "%d", SL_RATE_GAP_MS);
+    snprintf(maxlen, sizeof(maxlen), "%d", SL_RATE_MAXLEN);
+    for (i = 0; i < cfg->nworkers; i++) {
+        const struct sl_worker_conf *wc = &cfg->workers[i];
+        const char *argv[] = { "EVAL", l->src, "2", key, wc->stream, wc->group, gap, maxlen };
+
+        for (k = 0; k < i; k++)
+            if (strcmp(cfg->workers[k].stream, wc->stream) == 0 &&
+                strcmp(cfg->workers[k].group, wc->group) == 0)
+                break;
+        if (k < i || (size_t)sl__rate_key(key, sizeof(key), wc->stream, wc->group) >= sizeof(key))
+            continue;
+        if (sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0)
+            return;
+    }
+}
+
 /* Starts a janitor pass over every configured group, unless the last one
- * is still going. Returns 0, or -1 when out of memory. */
+ * is still going, and takes the groups' rate samples when the connection
+ * is up. Returns 0, or -1 when out of memory. */
 int sl__janitor_start(struct sl_pool *p)
 {
     struct sl_janitor *j = p->janitor;
@@ -367,6 +408,8 @@ int sl__janitor_start(struct sl_pool *p)
         }
         p->janitor = j;
     }
+    if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping)
+        jan_sample_rates(j);
     if (j->groups != NULL)
         return 0;
     j->groups = calloc(p->cfg->nworkers + 1, sizeof(*j->groups));
