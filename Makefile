@@ -8,6 +8,7 @@
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
+#   make soak       the payment flow for SOAK_MINUTES (10) at SOAK_RATE (500/s)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
 PKGS      = hiredis libevent jansson
@@ -63,6 +64,7 @@ INT_SRC  := $(wildcard tests/integration/*.c)
 SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
+SOAK_SRC := $(wildcard tests/soak/*.c)
 
 FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o) $(GEN)/wk_lua.o
@@ -72,6 +74,7 @@ INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 CHAOS_OBJ:= $(CHAOS_SRC:%.c=$(BUILD)/%.o)
+SOAK_OBJ := $(SOAK_SRC:%.c=$(BUILD)/%.o)
 
 LIB      := $(BUILD)/libsluice.a
 BIN      := $(BUILD)/sluice
@@ -80,10 +83,11 @@ UNIT_BIN := $(BUILD)/check_unit
 INT_BIN  := $(BUILD)/check_integration
 BENCH_BIN:= $(BUILD)/sluice-bench
 CHAOS_BIN:= $(BUILD)/sluice-chaos
+SOAK_BIN := $(BUILD)/sluice-soak
 CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
+	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run soak soak-run clean install \
 	container-test check-prod-bin lua-check check-cycles
 
 all: $(BIN) $(LIB)
@@ -177,6 +181,9 @@ $(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/support/server.o $(BUILD)/tests/suppor
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+$(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
 # The invariant checker of docs/payment-flow.md, runnable against any Redis.
@@ -288,6 +295,16 @@ chaos: deps
 
 chaos-run: $(TEST_BIN) $(CHAOS_BIN) $(CHECK_BIN)
 	SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN)
+
+# The long run of tests/soak/soak.c against the production binary; not
+# part of `make test`.
+SOAK_MINUTES ?= 10
+SOAK_RATE ?= 500
+soak: deps
+	@$(MAKE) --no-print-directory soak-run
+
+soak-run: $(BIN) $(SOAK_BIN) $(CHECK_BIN)
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) SLUICE_BIN=$(abspath $(BIN)) $(SOAK_BIN)
 
 # Builds the image and runs docker-compose.yml with podman; see the script.
 container-test:
