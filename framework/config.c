@@ -43,6 +43,7 @@ static const struct sl_tunables builtin_tunables = {
     .handler_timeout_ms = 60000,
     .shutdown_timeout_ms = 10000,
     .message_ttl_ms = 0,
+    .idempotency_retention_ms = 0,
     .max_payload_bytes = 1048576,
     .trim = SL_TRIM_ACKED,
 };
@@ -204,6 +205,7 @@ static const struct tunable_def tunable_defs[] = {
     { "shutdown_timeout_ms", offsetof(struct sl_tunables, shutdown_timeout_ms), 0, MS_MAX },
     { "message_ttl_ms",      offsetof(struct sl_tunables, message_ttl_ms),      0, TTL_MAX },
     { "max_payload_bytes",   offsetof(struct sl_tunables, max_payload_bytes),   1, 536870912 },
+    { "idempotency_retention_ms", offsetof(struct sl_tunables, idempotency_retention_ms), 0, TTL_MAX },
 };
 
 /* Applies the tunable `key` = v to t when key names one. Returns 0 when

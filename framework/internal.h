@@ -39,6 +39,8 @@ struct sl_tunables {
     long long handler_timeout_ms; /* a handler running longer is killed, ms */
     long long shutdown_timeout_ms;/* graceful stop budget, ms */
     long long message_ttl_ms;     /* 0 = none; older entries are "expired", ms */
+    long long idempotency_retention_ms; /* 0 = forever; how long fingerprints of
+                                     finished work are kept, ms */
     long long max_payload_bytes;  /* largest accepted `data`, bytes */
     int trim;                     /* SL_TRIM_ACKED or SL_TRIM_NONE */
 };

@@ -17,6 +17,9 @@
 #include "heartbeat.h"
 
 #define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
+#define EXPIRE_COUNT 2000         /* records one expire.lua call forgets at most */
+#define EXPIRE_CALLS 5            /* expire.lua calls per housekeeping period */
+#define SL_FP_EXPIRY "sluice:fp:expiry" /* the stream of fingerprints due to expire */
 
 /* One group a janitor pass goes through. Copies: a reload may free the
  * configuration while the pass runs. */
@@ -349,15 +352,15 @@ static void jan_on_lost(struct sl_conn *c, void *arg)
     jan_end_pass(j);
 }
 
-/* Reply to a rate sample: nothing to do but report a failure (a stream
- * key of another type is skipped by the script itself). Touches no
- * janitor state, so it may come after the janitor was freed. */
+/* Reply to a rate sample or an expiry call: nothing to do but report a
+ * failure (a key of another type is skipped by the scripts themselves).
+ * Touches no janitor state, so it may come after the janitor was freed. */
 static void jan_on_rate(struct sl_conn *c, redisReply *r, void *arg)
 {
     (void)c;
     (void)arg;
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        sl__log(SL_LOG_DEBUG, "rate_sample_failed", "error=%s", sl__logq(r->str));
+        sl__log(SL_LOG_DEBUG, "housekeeping_failed", "error=%s", sl__logq(r->str));
 }
 
 /* Sends one rate.lua call per configured stream and group, pipelined on
@@ -388,9 +391,39 @@ static void jan_sample_rates(struct sl_janitor *j)
     }
 }
 
+/* Sends up to EXPIRE_CALLS expire.lua calls (pipelined, replies not
+ * waited for) when the configuration keeps fingerprints for a limited
+ * time: the longest idempotency_retention_ms of its workers, so that no
+ * fingerprint goes before its own worker's retention. Each call handles
+ * at most EXPIRE_COUNT records, so Redis serves other clients between
+ * them. */
+static void jan_expire(struct sl_janitor *j)
+{
+    const struct sl_config *cfg = j->p->cfg;
+    const struct sl_lua *l = sl__script(SL_SCRIPT_EXPIRE);
+    long long keep = 0;
+    char ret[24], count[24];
+    size_t i;
+    int k;
+
+    for (i = 0; i < cfg->nworkers; i++)
+        if (cfg->workers[i].t.idempotency_retention_ms > keep)
+            keep = cfg->workers[i].t.idempotency_retention_ms;
+    if (keep <= 0)
+        return;
+    snprintf(ret, sizeof(ret), "%lld", keep);
+    snprintf(count, sizeof(count), "%d", EXPIRE_COUNT);
+    for (k = 0; k < EXPIRE_CALLS; k++) {
+        const char *argv[] = { "EVAL", l->src, "1", SL_FP_EXPIRY, ret, count };
+        if (sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0)
+            return;
+    }
+}
+
 /* Starts a janitor pass over every configured group, unless the last one
- * is still going, and takes the groups' rate samples when the connection
- * is up. Returns 0, or -1 when out of memory. */
+ * is still going, and takes the groups' rate samples and expires old
+ * fingerprints when the connection is up. Returns 0, or -1 when out of
+ * memory. */
 int sl__janitor_start(struct sl_pool *p)
 {
     struct sl_janitor *j = p->janitor;
@@ -408,8 +441,10 @@ int sl__janitor_start(struct sl_pool *p)
         }
         p->janitor = j;
     }
-    if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping)
+    if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping) {
         jan_sample_rates(j);
+        jan_expire(j);
+    }
     if (j->groups != NULL)
         return 0;
     j->groups = calloc(p->cfg->nworkers + 1, sizeof(*j->groups));

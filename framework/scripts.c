@@ -37,6 +37,7 @@ static struct sl_lua table[SL_NSCRIPTS] = {
     [SL_SCRIPT_TRIM] = SCRIPT(trim, TRIM),
     [SL_SCRIPT_RELEASE] = SCRIPT(release, RELEASE),
     [SL_SCRIPT_RATE] = SCRIPT(rate, RATE),
+    [SL_SCRIPT_EXPIRE] = SCRIPT(expire, EXPIRE),
 };
 
 /* commit.lua, fail.lua and effect.lua share one calling convention. */

@@ -20,7 +20,8 @@
 #define SL_SCRIPT_TRIM    6       /* trim.lua: safe trimming of a stream */
 #define SL_SCRIPT_RELEASE 7       /* release.lua: a graceful stop deletes its own heartbeat */
 #define SL_SCRIPT_RATE    8       /* rate.lua: one sample of a group's counters */
-#define SL_NSCRIPTS       9
+#define SL_SCRIPT_EXPIRE  9       /* expire.lua: fingerprints past their retention */
+#define SL_NSCRIPTS       10
 
 /* One script. */
 struct sl_lua {

@@ -77,6 +77,9 @@ struct sl_worker_info {
     const char *stream;           /* stream consumed */
     const char *group;            /* consumer group */
     const char *consumer;         /* this process's consumer name */
+    long long idempotency_retention_ms; /* how long a handler should keep the
+                                     fingerprints of finished work, ms; 0:
+                                     forever (the default) */
 };
 
 /* A Lua script a handler may declare as its effect. `body` is ordinary

@@ -1372,7 +1372,8 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     event_add(w->sig_ev, NULL);
 
     if (h->init != NULL) {
-        struct sl_worker_info info = { h->name, wc->stream, wc->group, consumer };
+        struct sl_worker_info info = { h->name, wc->stream, wc->group, consumer,
+                                       w->t->idempotency_retention_ms };
         if (h->init(&info, &w->priv) < 0) {
             sl__log(SL_LOG_ERROR, "handler_init_failed", "handler=%s", h->name);
             goto out;

@@ -138,11 +138,11 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
  * succeeded and a declined result for one payment_id never look alike.
  * Returns like order_created. */
 static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data,
-                                                int declined)
+                                                int declined, void *privdata)
 {
     struct sl_value v[3];
     char k_order[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
-    const char *keys[2], *args[5];
+    const char *keys[3], *args[6];
     const char *reason;
     char *fp;
     int rc;
@@ -176,11 +176,13 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
     }
     keys[0] = schema_key(k_order, "order:", v[1].s);
     keys[1] = schema_key(k_pay, "payment:", v[0].s);
+    keys[2] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = declined ? "failed" : "paid";
     args[4] = reason;
+    args[5] = schema_retention(privdata);
     rc = SCHEMA_EFFECT(ctx, &order_payment_result_script, WORKERS_LUA_ORDER_PAYMENT_RESULT, keys, args);
     free(fp);
     if (rc != 0)
@@ -196,16 +198,14 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
 static enum sl_disposition payment_succeeded(struct sl_ctx *ctx, const struct sl_msg *msg,
                                              void *privdata)
 {
-    (void)privdata;
-    return order_payment_result(ctx, msg->data, 0);
+    return order_payment_result(ctx, msg->data, 0, privdata);
 }
 
 /* payment.declined: the order fails when its payment agrees. */
 static enum sl_disposition payment_declined(struct sl_ctx *ctx, const struct sl_msg *msg,
                                             void *privdata)
 {
-    (void)privdata;
-    return order_payment_result(ctx, msg->data, 1);
+    return order_payment_result(ctx, msg->data, 1, privdata);
 }
 
 /* The event types of the orders stream, each with its function. */
@@ -220,5 +220,7 @@ const struct sl_handler order_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "order",
     .scripts = order_scripts,
+    .init = schema_init,
+    .destroy = schema_destroy,
     .routes = order_routes,
 };

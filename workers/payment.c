@@ -80,12 +80,11 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     struct sl_value v[PAYMENT_REQUESTED_NFIELDS];
     char k_pay[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[4], *args[9];
+    const char *keys[5], *args[10];
     char *fp, *ok, *no_user, *no_funds;
     enum sl_disposition d = SL_ACK;
     int rc;
 
-    (void)privdata;
     if (sl_data_check(ctx, data, payment_requested_fields, PAYMENT_REQUESTED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I, s:s}",
@@ -105,6 +104,7 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     keys[1] = schema_key(k_user, "user:", v[2].s);
     keys[2] = PAYMENT_LEDGER_STREAM;
     keys[3] = PAYMENT_ORDERS_STREAM;
+    keys[4] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
@@ -114,6 +114,7 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     args[6] = ok;
     args[7] = no_user;
     args[8] = no_funds;
+    args[9] = schema_retention(privdata);
     if ((rc = SCHEMA_EFFECT(ctx, &payment_requested_script, WORKERS_LUA_PAYMENT_REQUESTED,
                             keys, args)) != 0)
         d = schema_effect_failed(ctx, rc, "the payment.requested effect");
@@ -140,5 +141,7 @@ const struct sl_handler payment_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "payment",
     .scripts = payment_scripts,
+    .init = schema_init,
+    .destroy = schema_destroy,
     .routes = payment_routes,
 };

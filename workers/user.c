@@ -78,11 +78,10 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg 
     json_t *data = msg->data;
     struct sl_value v[USER_CREATED_NFIELDS];
     char k_user[SCHEMA_KEYLEN], balance[24];
-    const char *keys[2], *args[5];
+    const char *keys[3], *args[6];
     char *fp;
     int rc;
 
-    (void)privdata;
     if (sl_data_check(ctx, data, user_created_fields, USER_CREATED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I}",
@@ -94,11 +93,13 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg 
     snprintf(balance, sizeof balance, "%lld", v[3].n);
     keys[0] = schema_key(k_user, "user:", v[0].s);
     keys[1] = "ledger";
+    keys[2] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = v[2].s;
     args[4] = balance;
+    args[5] = schema_retention(privdata);
     rc = SCHEMA_EFFECT(ctx, &user_created_script, WORKERS_LUA_USER_CREATED, keys, args);
     free(fp);
     if (rc != 0)
@@ -116,11 +117,10 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg
     struct sl_value v[USER_CREDITED_NFIELDS];
     char k_user[SCHEMA_KEYLEN], k_credit[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[3], *args[4];
+    const char *keys[4], *args[5];
     char *fp;
     int rc;
 
-    (void)privdata;
     if (sl_data_check(ctx, data, user_credited_fields, USER_CREDITED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:I}",
@@ -132,10 +132,12 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg
     keys[0] = schema_key(k_user, "user:", v[1].s);
     keys[1] = schema_key(k_credit, "credit:", v[0].s);
     keys[2] = "ledger";
+    keys[3] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = amount;
+    args[4] = schema_retention(privdata);
     rc = SCHEMA_EFFECT(ctx, &user_credited_script, WORKERS_LUA_USER_CREDITED, keys, args);
     free(fp);
     if (rc != 0)
@@ -159,5 +161,7 @@ const struct sl_handler user_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "user",
     .scripts = user_scripts,
+    .init = schema_init,
+    .destroy = schema_destroy,
     .routes = user_routes,
 };

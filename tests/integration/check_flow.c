@@ -1656,7 +1656,84 @@ START_TEST(test_flow_memory_per_order)
     ck_assert_int_eq(sl_test_int(rc, "HLEN payment:o-000007"), 6);
     ck_assert_int_eq(sl_test_int(rc, "XLEN ledger"), MONTHS_USERS + MONTHS_ORDERS);
     ck_assert_int_le(sl_test_int(rc, "DBSIZE"), 2 * MONTHS_ORDERS + MONTHS_USERS + 20);
+    /* Kept for ever by default: nothing is scheduled to expire. */
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:expiry"), 0);
     assert_invariants();
+    pool_stop();
+}
+END_TEST
+
+/* Condition: every fingerprint of o-1's flow is gone (fp of user:u-1 and
+ * payment:o-1, fp and fp_result of order:o-1) and so is the expiry
+ * stream's last entry. arg is unused. */
+static int fingerprints_gone(void *arg)
+{
+    (void)arg;
+    return sl_test_int(rc, "HEXISTS order:o-1 fp") == 0 &&
+           sl_test_int(rc, "HEXISTS order:o-1 fp_result") == 0 &&
+           sl_test_int(rc, "HEXISTS payment:o-1 fp") == 0 &&
+           sl_test_int(rc, "HEXISTS user:u-1 fp") == 0 &&
+           sl_test_int(rc, "XLEN sluice:fp:expiry") == 0;
+}
+
+/* idempotency_retention_ms: a duplicate inside the window is still
+ * caught (acked, no second payment); past the retention the janitor has
+ * removed the fingerprints of the finished records (the business fields
+ * stay), and a duplicate then is refused as an idempotency_conflict
+ * instead of being applied again: nothing is ever applied twice. */
+START_TEST(test_flow_fingerprint_retention)
+{
+    char workers[1024] = "", defaults[256];
+    struct sl_test_config c = { srv.url, NULL, defaults, NULL, workers, NULL };
+    long long retention = 10000LL * sl_test_slow_factor();
+    char *v;
+    int rv;
+
+    add_worker(workers, sizeof workers, "user", "users", "user-workers", 1);
+    add_worker(workers, sizeof workers, "order", "orders", "order-workers", 1);
+    add_worker(workers, sizeof workers, "payment", "payments", "payment-workers", 1);
+    snprintf(defaults, sizeof defaults, "\"reclaim_interval_ms\": 250, \"block_ms\": 200, "
+             "\"trim\": \"none\", \"idempotency_retention_ms\": %lld", retention);
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
+    pool_pid = sl_test_pool_spawn(cfgpath, logpath);
+    ck_assert_int_gt(pool_pid, 0);
+    if ((rv = sl_test_pool_wait_running(pool_pid, logpath, 3, FLOW_START_MS)) != 0)
+        fail_log("the pool did not start (%d)", rv);
+    xadd("users", "user.created", "{'user_id':'u-1','name':'Ann','email':'a@example.com','balance_cents':5000}");
+    xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
+    wait_hash("order:o-1", "status", "paid");
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-1 fp_result"), 1);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN sluice:fp:expiry"), 3);
+
+    /* Inside the window: the same order again is a duplicate. */
+    xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-1 fp"), 1);
+    ck_assert_int_eq(xlen("payments"), 1);
+    ck_assert_int_eq(xlen("orders:dead"), 0);
+
+    /* Past it: the fingerprints are gone, the records are whole. */
+    if (!sl_test_wait_for((int)retention + 20000, fingerprints_gone, NULL))
+        fail_log("the fingerprints outlived their retention of %lld ms", retention);
+    ck_assert_int_eq(sl_test_int(rc, "HLEN order:o-1"), 4);
+    v = hget("order:o-1", "status");
+    ck_assert_str_eq(v, "paid");
+    free(v);
+    ck_assert_int_eq(sl_test_int(rc, "HLEN payment:o-1"), 5);
+    v = hget("user:u-1", "balance_cents");
+    ck_assert_str_eq(v, "4700");
+    free(v);
+
+    /* A duplicate now cannot be told from a conflict: refused, and still
+     * never applied twice. */
+    xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
+    wait_dead("orders", 1);
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(xlen("payments"), 1);
+    v = hget("user:u-1", "balance_cents");
+    ck_assert_str_eq(v, "4700");
+    free(v);
     pool_stop();
 }
 END_TEST
@@ -1694,6 +1771,7 @@ Suite *flow_suite(void)
     tcase_add_checked_fixture(months, test_up, test_down);
     tcase_set_timeout(months, 240 * slow);
     tcase_add_test(months, test_flow_memory_per_order);
+    tcase_add_test(months, test_flow_fingerprint_retention);
     suite_add_tcase(s, months);
     return s;
 }

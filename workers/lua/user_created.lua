@@ -1,14 +1,16 @@
 --@include schema
 -- user_created.lua -- the effect of user.created (workers/user.c).
--- KEYS: user ledger
---   1 user:<id> (its field fp holds the fingerprint), 2 ledger.
--- ARGV: fingerprint user_id name email balance_cents
---   1 fingerprint, 2 user_id, 3 name, 4 email, 5 balance_cents.
+-- KEYS: user ledger expiry
+--   1 user:<id> (its field fp holds the fingerprint), 2 ledger,
+--       3 sluice:fp:expiry.
+-- ARGV: fingerprint user_id name email balance_cents retention_ms
+--   1 fingerprint, 2 user_id, 3 name, 4 email, 5 balance_cents,
+--       6 idempotency_retention_ms ('0': keep the fingerprint for ever).
 -- Returns 'created' or 'duplicate' (both ack), or a dead reply. A user
 -- hash that exists without a fingerprint was not made by sluice; taking
 -- it over silently would break the conservation invariant (its balance
 -- has no open: ledger entry), so that is a conflict too.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'stream'}})
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'stream'}, {KEYS[3], 'stream'}})
 if bad then return bad end
 local mine = digest(ARGV[1])
 local fp = redis.call('HGET', KEYS[1], 'fp')
@@ -25,4 +27,5 @@ if ARGV[5] ~= '0' then
   redis.call('XADD', KEYS[2], '*', 'user_id', ARGV[2], 'delta_cents', ARGV[5],
              'ref', 'open:' .. ARGV[2])
 end
+if ARGV[6] ~= '0' then redis.call('XADD', KEYS[3], '*', 'k', KEYS[1], 'f', 'fp') end
 return 'created'
