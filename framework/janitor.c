@@ -420,10 +420,22 @@ static void jan_expire(struct sl_janitor *j)
     }
 }
 
+/* Drops the registry's names that expired SL_HB_STALE_MS ago (workers
+ * that died without a graceful stop), so that names of hosts gone for
+ * good (containers) do not pile up when nobody runs `stats`. */
+static void jan_drop_stale(struct sl_janitor *j)
+{
+    char stale[32];
+    const char *argv[] = { "ZREMRANGEBYSCORE", SL_HB_REGISTRY, "-inf", stale };
+
+    snprintf(stale, sizeof(stale), "(%llu", (unsigned long long)(sl__wall_ms() - SL_HB_STALE_MS));
+    sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL);
+}
+
 /* Starts a janitor pass over every configured group, unless the last one
- * is still going, and takes the groups' rate samples and expires old
- * fingerprints when the connection is up. Returns 0, or -1 when out of
- * memory. */
+ * is still going, and takes the groups' rate samples, expires old
+ * fingerprints and drops stale registry names when the connection is up.
+ * Returns 0, or -1 when out of memory. */
 int sl__janitor_start(struct sl_pool *p)
 {
     struct sl_janitor *j = p->janitor;
@@ -444,6 +456,7 @@ int sl__janitor_start(struct sl_pool *p)
     if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping) {
         jan_sample_rates(j);
         jan_expire(j);
+        jan_drop_stale(j);
     }
     if (j->groups != NULL)
         return 0;

@@ -1046,6 +1046,56 @@ START_TEST(test_admin_stats_mu_exact)
 }
 END_TEST
 
+/* Condition: sluice:rate:fmt:g holds at least two samples. */
+static int two_samples(void *arg)
+{
+    (void)arg;
+    return sl_test_int(rc, "XLEN sluice:rate:fmt:g") >= 2;
+}
+
+/* The supervisor's housekeeping, at the default period: samples the
+ * group into sluice:rate:<stream>:<group> in the agreed format (entry ID
+ * = sample time; fields added, read, pending, lag; nothing else), at
+ * least 4.5 s apart; and drops from the registry of live workers a name
+ * that expired more than a minute ago. */
+START_TEST(test_admin_housekeeping_rates_and_registry)
+{
+    static const char *const names[] = { "added", "read", "pending", "lag" };
+    long long now = (long long)time(NULL) * 1000, t0, t1;
+    struct pool p;
+    redisReply *r;
+    size_t i;
+    int k;
+
+    freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers %lld ghost", now - 120000));
+    for (k = 0; k < 3; k++)
+        freeReplyObject(sl_test_cmd(rc, "XADD fmt * type t data {}"));
+    pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"fmt\", \"group\": \"g\"}",
+               ", \"reclaim_interval_ms\": 5000", 0, 1);
+    SL_TEST_ASSERT_EVENTUALLY(10000, sl_test_int(rc, "ZCOUNT sluice:workers -inf %lld", now - 60000) == 0);
+    SL_TEST_ASSERT_EVENTUALLY(10000, group_backlog("fmt", "g") == 0);
+    SL_TEST_ASSERT_EVENTUALLY(20000, two_samples(NULL));
+    r = sl_test_cmd(rc, "XREVRANGE sluice:rate:fmt:g + - COUNT 2");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, 2);
+    t1 = strtoll(r->element[0]->element[0]->str, NULL, 10);
+    t0 = strtoll(r->element[1]->element[0]->str, NULL, 10);
+    ck_assert_msg(t1 - t0 >= 4500, "samples %lld ms apart", t1 - t0);
+    ck_assert_int_eq(r->element[0]->element[1]->elements, 8);
+    for (i = 0; i < 4; i++) {
+        const redisReply *f = r->element[0]->element[1];
+        ck_assert_str_eq(f->element[2 * i]->str, names[i]);
+        ck_assert_msg(strspn(f->element[2 * i + 1]->str, "0123456789") == strlen(f->element[2 * i + 1]->str),
+                      "%s = %s", names[i], f->element[2 * i + 1]->str);
+    }
+    ck_assert_str_eq(r->element[0]->element[1]->element[1]->str, "3");   /* added */
+    ck_assert_str_eq(r->element[0]->element[1]->element[3]->str, "3");   /* read */
+    ck_assert_str_eq(r->element[0]->element[1]->element[5]->str, "0");   /* pending */
+    freeReplyObject(r);
+    pool_stop(&p);
+}
+END_TEST
+
 /* Returns the calls of every command since the last CONFIG RESETSTAT
  * (INFO commandstats), leaving out INFO and CONFIG themselves, and sets
  * *scans to the SCAN calls among them. */
@@ -1181,6 +1231,7 @@ Suite *admin_suite(void)
 
     tc = ops_server_case(s, "rates", 90);
     tcase_add_test(tc, test_admin_stats_mu_exact);
+    tcase_add_test(tc, test_admin_housekeeping_rates_and_registry);
 
     tc = ops_server_case(s, "workers", 40);
     tcase_add_test(tc, test_admin_workers_table_and_json);
