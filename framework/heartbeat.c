@@ -86,12 +86,13 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
 
 /* Walks every live heartbeat through the registry (see heartbeat.h).
  * A name whose key is gone (expired or deleted since) is skipped: the
- * key, not the registry, says who lives. */
+ * key, not the registry, says who lives. It only reads, so an operator's
+ * read-only account can run `stats` and `workers`; the janitor drops the
+ * stale names. */
 int sl__hb_walk(redisContext *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg)
 {
-    char stale[32], key[SL_HB_KEYLEN];
-    const char *drop[] = { "ZREMRANGEBYSCORE", SL_HB_REGISTRY, "-inf", stale };
+    char key[SL_HB_KEYLEN];
     const char *list[] = { "ZRANGE", SL_HB_REGISTRY, "0", "-1" };
     const char *hm[2 + MAX_FIELDS];
     redisReply *r;
@@ -103,12 +104,6 @@ int sl__hb_walk(redisContext *c, const char *const *fields, int nfields,
     hm[1] = key;
     for (k = 0; k < nfields; k++)
         hm[2 + k] = fields[k];
-    /* "(" makes the bound exclusive: names that expired more than
-     * SL_HB_STALE_MS ago. */
-    snprintf(stale, sizeof(stale), "(%llu", (unsigned long long)(sl__wall_ms() - SL_HB_STALE_MS));
-    if ((r = run(c, 4, drop, arg)) == NULL)
-        return -1;
-    freeReplyObject(r);
     if ((r = run(c, 4, list, arg)) == NULL)
         return -1;
     if (r->type != REDIS_REPLY_ARRAY) {

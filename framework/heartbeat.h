@@ -12,7 +12,8 @@
  * instead of scanning the keyspace for heartbeat keys: a SCAN walks every
  * key of the database, and blocks Redis while it does, to find a handful.
  * release.lua removes the name with the key; a name whose worker died
- * stays until a reader drops it, SL_HB_STALE_MS after its expiry. */
+ * stays until the supervisor's janitor drops it, SL_HB_STALE_MS after its
+ * expiry (readers skip it meanwhile: its key is gone). */
 #ifndef SL_HEARTBEAT_H
 #define SL_HEARTBEAT_H
 
@@ -88,12 +89,11 @@ typedef redisReply *sl_hb_run(redisContext *c, int argc, const char **argv, void
  * Returns 0 to go on. */
 typedef int sl_hb_visit(const char *consumer, size_t len, const redisReply *fields, void *arg);
 
-/* Visits every live heartbeat on c through `run`: drops the registry's
- * stale names, reads the registry (ZRANGE), then HMGET of `fields` per
- * name whose heartbeat key still exists. That is 2 + workers commands,
- * whatever else the database holds. Returns 0; -1 when a registry
- * command failed (reported by the runner); -2 when ZRANGE gave an
- * unexpected reply (not reported). */
+/* Visits every live heartbeat on c through `run`: reads the registry
+ * (ZRANGE), then HMGET of `fields` per name, and visits those whose
+ * heartbeat key exists. That is 1 + workers commands, whatever else the
+ * database holds. Returns 0; -1 when ZRANGE failed (reported by the
+ * runner); -2 when it gave an unexpected reply (not reported). */
 int sl__hb_walk(redisContext *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg);
 
