@@ -64,7 +64,7 @@ SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 
-FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o
+FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o $(GEN)/web_assets.o
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o) $(GEN)/wk_lua.o
 TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o) $(GEN)/th_lua.o
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -128,6 +128,13 @@ $(GEN)/th_lua.c: $(TH_LUA) scripts/embed-lua.sh
 	sh scripts/embed-lua.sh test_lua_ $@ $(GEN)/th_lua.h $(TH_LUA)
 $(GEN)/fw_lua.h: $(GEN)/fw_lua.c
 	@:
+# The dashboard's page, script and style (framework/web/), served from memory.
+WEB_ASSETS := framework/web/index.html framework/web/app.js framework/web/app.css
+$(GEN)/web_assets.c: $(WEB_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(GEN)
+	sh scripts/embed-assets.sh sl__web_ $@ $(GEN)/web_assets.h $(WEB_ASSETS)
+$(GEN)/web_assets.h: $(GEN)/web_assets.c
+	@:
 $(GEN)/th_lua.h: $(GEN)/th_lua.c
 	@:
 $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
@@ -135,7 +142,7 @@ $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
 
 # Generated headers exist before anything that may include them compiles;
 # after the first build the .d files name the real dependencies.
-$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h
+$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h $(GEN)/web_assets.h
 $(filter $(BUILD)/workers/%,$(WK_OBJ)) $(BUILD)/workers/main.o: | $(GEN)/wk_lua.h
 
 # No call cycle between framework files (from nm of each object); the

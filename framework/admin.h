@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #define SL_MAXPOS 8
+#define SL_MAXSTREAMS 64          /* --stream options of `sluice web` */
 
 /* The command line, split (all pointers borrowed from argv). */
 struct sl_args {
@@ -18,6 +19,10 @@ struct sl_args {
     const char *idle;             /* --idle MS */
     const char *count;            /* --count N */
     const char *watch;            /* --watch SECONDS */
+    const char *listen;           /* web: --listen ADDR */
+    int allow_writes;             /* web: --allow-writes */
+    const char *streams[SL_MAXSTREAMS]; /* web: each --stream S */
+    int nstreams;
     int json;                     /* --json */
     int all;                      /* --all */
     int help;                     /* -h, --help */

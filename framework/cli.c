@@ -19,6 +19,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "admin.h"
+#include "web.h"
 
 #define DEFAULT_CONFIG "config/sluice.json"
 #define SYSTEM_CONFIG "/etc/sluice/sluice.json"
@@ -37,6 +38,7 @@ static const char usage_text[] =
 "  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
 "  sluice enqueue STREAM TYPE JSON\n"
 "  sluice health  [--metrics ADDR]\n"
+"  sluice web     [--listen ADDR] [--allow-writes] [--stream S ...]\n"
 "  sluice --help | --version | help COMMAND\n"
 "\n"
 "Every subcommand takes -c FILE and --redis URL\n"
@@ -55,7 +57,10 @@ enum {
     OPT_COUNT = 1 << 3,
     OPT_WATCH = 1 << 4,
     OPT_JSON = 1 << 5,
-    OPT_ALL = 1 << 6
+    OPT_ALL = 1 << 6,
+    OPT_LISTEN = 1 << 7,
+    OPT_ALLOW_WRITES = 1 << 8,
+    OPT_STREAM = 1 << 9
 };
 
 /* The options every subcommand takes, at the end of each usage. */
@@ -168,6 +173,24 @@ static const struct cmd_spec cmds[] = {
       COMMON_OPTS
       "\n"
       "exit codes: 0 healthy, 1 unhealthy, 2 usage or configuration error\n" },
+    { "web", OPT_LISTEN | OPT_ALLOW_WRITES | OPT_STREAM,
+      "usage: sluice web [--listen ADDR] [--allow-writes] [--stream S ...]\n"
+      "\n"
+      "Serves the dashboard (docs/dashboard.md): streams, groups, dead letters and\n"
+      "workers, until SIGTERM or SIGINT. It shows the configured workers' streams\n"
+      "plus each --stream. A token for the whole site comes from SLUICE_WEB_TOKEN\n"
+      "or SLUICE_WEB_TOKEN_FILE, never from an argument.\n"
+      "\n"
+      "options:\n"
+      "  --listen ADDR        host:port to serve on (default 127.0.0.1:9122; port 0:\n"
+      "                       any free port, logged as web_listening)\n"
+      "  --allow-writes       allow replay and purge of dead letters (read-only\n"
+      "                       without it)\n"
+      "  --stream S           show stream S too (repeatable, up to 64)\n"
+      COMMON_OPTS
+      "\n"
+      "exit codes: 0 stopped by a signal, 1 runtime failure, 2 usage or\n"
+      "configuration error\n" },
 };
 
 /* Returns the subcommand called name, or NULL. */
@@ -230,6 +253,8 @@ static const struct opt_spec opts[] = {
     { "--workers", OPT_WORKERS, 1 }, { "--metrics", OPT_METRICS, 1 },
     { "--idle", OPT_IDLE, 1 }, { "--count", OPT_COUNT, 1 }, { "--watch", OPT_WATCH, 1 },
     { "--json", OPT_JSON, 0 }, { "--all", OPT_ALL, 0 },
+    { "--listen", OPT_LISTEN, 1 }, { "--allow-writes", OPT_ALLOW_WRITES, 0 },
+    { "--stream", OPT_STREAM, 1 },
     { "-h", 0, 0 }, { "--help", 0, 0 }, { "--version", 0, 0 },
 };
 
@@ -238,7 +263,7 @@ static const struct opt_spec opts[] = {
  * error, kept until the subcommand is known so that its usage follows. */
 struct parsed {
     unsigned given;
-    const char *given_as[8];
+    const char *given_as[16];
     char err[160];
     const char *err_arg;
 };
@@ -327,6 +352,16 @@ static int parse_args(int argc, char **argv, struct sl_args *a, struct parsed *p
             a->json = 1;
         else if (!strcmp(name, "--all"))
             a->all = 1;
+        else if (!strcmp(name, "--listen"))
+            a->listen = val;
+        else if (!strcmp(name, "--allow-writes"))
+            a->allow_writes = 1;
+        else if (!strcmp(name, "--stream")) {
+            if (a->nstreams >= SL_MAXSTREAMS)
+                PARSE_ERROR("more than 64 --stream options at \"%s\"", val);
+            else
+                a->streams[a->nstreams++] = val;
+        }
         else if (!strcmp(name, "--version"))
             a->version = 1;
         else
@@ -534,6 +569,17 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         else
             rc = sl__pool_run(cfg, path != NULL ? path : DEFAULT_CONFIG, path != NULL,
                               a.redis, a.workers, a.metrics, registry);
+    } else if (strcmp(cmd, "web") == 0) {
+        int k;
+        rc = 0;
+        for (k = 0; k < a.nstreams && rc == 0; k++)
+            if (a.streams[k][0] == '\0' || strlen(a.streams[k]) > SL_NAME_MAX)
+                rc = usage_error_for(spec, "--stream \"%s\": expected a stream name of 1 to 200 bytes",
+                                     a.streams[k]);
+        if (rc == 0 && a.npos != 1)
+            rc = usage_error_for(spec, "web takes no arguments, got \"%s\"", a.pos[1]);
+        else if (rc == 0)
+            rc = sl__web_run(cfg, a.listen, a.allow_writes, a.streams, (size_t)a.nstreams);
     } else if (strcmp(cmd, "health") == 0) {
         if (a.npos != 1)
             rc = usage_error_for(spec, "health takes no arguments, got \"%s\"", a.pos[1]);

@@ -316,7 +316,7 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
 }
 
 /* Loads the "metrics" object: "listen" is "host:port", or null to turn
- * the HTTP endpoint off. Returns 0 or -1. */
+ * the HTTP endpoint off; "dashboard" a boolean. Returns 0 or -1. */
 static int load_metrics(struct loader *ld, json_t *obj, struct sl_config *cfg)
 {
     const char *key;
@@ -327,6 +327,14 @@ static int load_metrics(struct loader *ld, json_t *obj, struct sl_config *cfg)
         return fail(ld, 0, "expected an object");
     json_object_foreach(obj, key, v) {
         push_key(ld, key);
+        if (strcmp(key, "dashboard") == 0) {
+            /* The dashboard's pages, read-only, on the same listener. */
+            if (!json_is_boolean(v))
+                return fail(ld, 0, "expected true or false");
+            cfg->metrics_dashboard = json_is_true(v);
+            pop(ld);
+            continue;
+        }
         if (strcmp(key, "listen") != 0)
             return fail(ld, 1, "unknown key");
         if (json_is_null(v)) {

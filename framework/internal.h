@@ -78,6 +78,7 @@ struct sl_config {
     struct sl_worker_conf *workers; /* array of nworkers (owned) */
     size_t nworkers;
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
+    int metrics_dashboard;        /* 1: the dashboard's pages (read-only) on that listener */
     char *password_file;          /* redis.password_file (owned), NULL when none */
 };
 

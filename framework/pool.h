@@ -11,7 +11,9 @@
 
 struct event_base;
 struct evhttp;
+struct evhttp_request;
 struct sl_http;
+struct sl_web_state;
 struct sl_janitor;
 
 #define SL_MAX_CHILDREN 1024      /* slots in the shared mapping */
@@ -49,6 +51,12 @@ struct sl_snapshot {
     long long *pending;           /* per worker entry of the configuration, -1 unknown (owned) */
     long long *lag;               /* likewise, inside the same allocation */
     size_t n;                     /* entries in pending and lag */
+    int web_wanted;               /* a dashboard request waits for the documents below */
+    uint64_t web_at;              /* when they were read (monotonic ms), 0 never */
+    json_t *web_overview;         /* the dashboard's overview (owned), NULL when unread */
+    json_t *web_workers;          /* its workers list (owned), NULL when unread */
+    char web_err[128];            /* why the last read failed, "" when it did not */
+    struct sl_web_state *web_state; /* what the overview keeps between reads (web_data.c) */
 };
 
 struct sl_pool {
@@ -87,6 +95,7 @@ struct sl_pool {
     int http_fd;                  /* its listening socket, -1 when none */
     struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
     struct sl_snapshot snap;      /* Redis as the HTTP side shows it (snapshot.c) */
+    struct sl_web *web;           /* the dashboard on the listener (web.c), NULL when off */
 };
 
 /* pool.c: the loop, the children. */
@@ -131,10 +140,18 @@ void sl__trim_streams(struct sl_pool *p);
 void sl__snapshot_take(struct sl_pool *p);
 void sl__snapshot_free(struct sl_pool *p);
 
+/* web.c: the dashboard's pages on the pool's listener (metrics.dashboard). */
+struct sl_web;
+int sl__web_pool_attach(struct sl_pool *p);
+void sl__web_pool_detach(struct sl_pool *p);
+void sl__web_pool_snapshot(struct sl_pool *p);
+void sl__web_pool_answer(struct sl_pool *p, struct evhttp_request *req);
+
 /* metrics.c: the HTTP endpoint. */
 int sl__metrics_start(struct sl_pool *p);
 void sl__metrics_answer(struct sl_pool *p);
 void sl__metrics_stop(struct sl_pool *p);
 void sl__metrics_child_close(struct sl_pool *p);
+void sl__metrics_defer_web(struct sl_pool *p, struct evhttp_request *req);
 
 #endif /* SL_POOL_H */

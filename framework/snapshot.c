@@ -1,7 +1,8 @@
 /* snapshot.c -- what the HTTP side (metrics.c) shows from Redis, read by
  * the supervisor on its own connection when a request waits for it: a
  * PING for /healthz, and each group's pending and lag (XINFO GROUPS) for
- * /metrics. The first call that finds Redis unreachable ends the
+ * /metrics, and the dashboard's overview and workers when the pool
+ * serves its pages (web.c). The first call that finds Redis unreachable ends the
  * snapshot, so one taken during an outage costs one timeout at most.
  */
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "pool.h"
+#include "web.h"
 
 /* Reads pending and lag of wc's group into *pending and *lag (left as
  * they are when unknown). Returns 0, or -1 when Redis was unreachable. */
@@ -92,6 +94,10 @@ void sl__snapshot_take(struct sl_pool *p)
             up = 0;
         }
     }
+    /* The dashboard's documents, when one of its requests waits. */
+    if (s->web_wanted && up)
+        sl__web_pool_snapshot(p);
+    s->web_wanted = 0;
 }
 
 /* Frees the snapshot's arrays. */
@@ -100,4 +106,9 @@ void sl__snapshot_free(struct sl_pool *p)
     free(p->snap.pending);
     p->snap.pending = p->snap.lag = NULL;
     p->snap.n = 0;
+    json_decref(p->snap.web_overview);
+    json_decref(p->snap.web_workers);
+    p->snap.web_overview = p->snap.web_workers = NULL;
+    sl__web_state_free(p->snap.web_state);
+    p->snap.web_state = NULL;
 }
