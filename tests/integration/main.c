@@ -31,6 +31,7 @@ Suite *faults_suite(void);
 Suite *cli_suite(void);
 Suite *scripts_suite(void);
 Suite *producers_suite(void);
+Suite *web_suite(void);
 
 /* Prints every non-empty report in dir; returns how many there were. */
 static int reports(const char *dir)
@@ -76,6 +77,7 @@ int main(void)
         setenv("UBSAN_OPTIONS", opts, 0);
     }
     srunner_add_suite(sr, flow_scripts_suite());
+    srunner_add_suite(sr, web_suite());
     srunner_add_suite(sr, worker_suite());
     srunner_add_suite(sr, delivery_suite());
     srunner_add_suite(sr, pool_suite());
