@@ -84,7 +84,7 @@ CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
-	container-test check-prod-bin lua-check check-cycles
+	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run
 
 all: $(BIN) $(LIB)
 
@@ -220,6 +220,12 @@ producers: $(PRODUCER_C) $(PRODUCER_NODE)/node_modules/.package-lock.json
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
+# The dashboard in a real browser: Debian's chromium driven by
+# puppeteer-core (exact version of tests/browser/package-lock.json, npm ci
+# into $(BUILD)/browser/node). Screenshots land in $(BUILD)/browser.
+browser-test: $(TEST_BIN)
+	sh tests/browser/run.sh $(abspath $(TEST_BIN)) $(abspath $(BUILD))/browser/node $(abspath $(BUILD))/browser
+
 # Sanitizer and valgrind reports of every process under test land in
 # REPORTS; the integration runner fails when any is there.
 REPORTS = $(abspath $(BUILD))/reports
@@ -232,6 +238,7 @@ test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHE
 	bash tests/deploy/check.sh $(abspath $(BIN))
 	bash tests/man/check.sh $(abspath $(BIN)) $(BUILD)
 	bash scripts/check-deps.sh
+	$(MAKE) --no-print-directory browser-test
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN) || exit 1; \

@@ -297,6 +297,11 @@ static void row_sample(struct row *r, const struct pt *p)
 /* Takes our own reading p into row r, keeping two OWN_MARK_MS apart. */
 static void row_own(struct row *r, const struct pt *p)
 {
+    /* A group that had read nothing yet has no entries-read: its marks
+     * start again at the first reading that has one, so μ is known one
+     * mark later instead of two. */
+    if (r->nown > 0 && r->own[r->nown - 1].done < 0 && p->done >= 0)
+        r->nown = 0;
     if (r->nown == 0) {
         r->own[r->nown++] = *p;
     } else if (p->t - r->own[r->nown - 1].t >= (long long)OWN_MARK_MS) {
