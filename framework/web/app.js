@@ -159,9 +159,10 @@
         tr.appendChild(td(r.W === null || r.W === undefined ? '-' : dur(Math.round(r.W * 1000))));
         tr.appendChild(el('td', {}, [r.group === null ? null : chart(r.chart, 120, 24)]));
         tr.appendChild(el('td', { 'class': 't' }, att.map(function (a) { return el('span', { 'class': 'tag', text: a }); })));
+        [].forEach.call(tr.cells, function (c, i) { c.setAttribute('data-label', head[i]); });
         tb.appendChild(tr);
       });
-      var table = el('table', { id: 'overview' }, [el('thead', {}, [el('tr', {}, head.map(function (h, i) {
+      var table = el('table', { id: 'overview', 'class': 'cards' }, [el('thead', {}, [el('tr', {}, head.map(function (h, i) {
         return el('th', { text: h, 'class': i < 2 || i === 8 || i > 13 ? 't' : '' });
       }))]), tb]);
       show([el('h2', { text: 'Streams and groups' }),
