@@ -46,8 +46,8 @@ _sluice()
 {
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
-    local value_opts="-c --config --redis --workers --metrics --idle --count --watch"
-    local cmds="run pending stats workers dlq enqueue health"
+    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --listen --stream"
+    local cmds="run pending stats workers dlq enqueue web health"
     local common="-c --config --redis --help"
 
     COMPREPLY=()
@@ -63,7 +63,7 @@ _sluice()
         if ((!dashdash)); then
             case $w in
             --) dashdash=1; continue ;;
-            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch)
+            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch | --listen | --stream)
                 ((i++)); continue ;;
             -?*) continue ;;
             esac
@@ -103,6 +103,7 @@ _sluice()
             esac
             ;;
         health) opts="$common --metrics" ;;
+        web) opts="$common --listen --allow-writes --stream" ;;
         *) opts="$common" ;;
         esac
         _sluice_reply "$opts" "$cur"
