@@ -281,6 +281,17 @@ bench: deps
 bench-run: $(BIN) $(BENCH_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
 
+# The dashboard at scale: 1,000 streams and a 1,000,000-entry dead-letter
+# stream; the overview's answer time and the memory of `sluice web`,
+# reported, not asserted.
+BENCH_WEB_STREAMS ?= 1000
+BENCH_WEB_DEAD ?= 1000000
+bench-web: deps
+	@$(MAKE) --no-print-directory bench-web-run
+
+bench-web-run: $(BIN)
+	bash tests/bench/web/bench_web.sh $(abspath $(BIN)) $(BENCH_WEB_STREAMS) $(BENCH_WEB_DEAD)
+
 # The peers: installs Debian's python3-redis/hiredis and ruby-sidekiq when
 # missing and BullMQ (exact versions of tests/bench/peers/package-lock.json)
 # with npm ci into $(BUILD)/peers/node, prints the versions, then one row

@@ -412,7 +412,7 @@ static json_t *row_chart(const struct row *r, long long now)
 json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, size_t errlen)
 {
     struct sinfo *si = calloc(st->nstreams + 1, sizeof(*si));
-    struct row **rowof = NULL;    /* the row of each group, in reply order */
+    size_t *rowof = NULL;         /* the row (index: st->rows moves as it grows) of each group, in reply order */
     size_t *rowstream = NULL;     /* the stream index of each of those */
     json_t *doc = NULL, *rows = NULL, *out = NULL;
     long long now = (long long)sl__wall_ms();
@@ -475,7 +475,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
                 continue;
             }
             r->used = 1;
-            rowof[nr] = r;
+            rowof[nr] = (size_t)(r - st->rows);
             rowstream[nr++] = s;
             xp[2] = r->group;
             snprintf(rkey, sizeof(rkey), RATE_PREFIX "%s:%s", r->stream, r->group);
@@ -534,7 +534,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
             continue;
         }
         for (; g < nr && rowstream[g] == s; g++, ng++) {
-            struct row *r = rowof[g];
+            struct row *r = &st->rows[rowof[g]];
             const redisReply *gi = NULL;
             redisReply *xp, *xr;
             struct pt own;
@@ -654,8 +654,8 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         json_t *o = json_array_get(rows, g);
         if (!json_is_string(json_object_get(o, "group")))
             continue;
-        json_object_set_new(o, "live_workers", json_integer(rowof[s]->live));
-        if (rowof[s]->live == 0)
+        json_object_set_new(o, "live_workers", json_integer(st->rows[rowof[s]].live));
+        if (st->rows[rowof[s]].live == 0)
             json_array_append_new(json_object_get(o, "attention"), json_string("no live consumer"));
         s++;
     }

@@ -41,7 +41,7 @@ static void web_config(struct web *w)
  * (NULL-terminated), waits for its port, and reads the page's token. */
 static void web_start(struct web *w, const char *const *extra)
 {
-    const char *argv[24];
+    const char *argv[100];
     int n = 0, i;
     long long dl = sl_test_deadline(10000);
 
@@ -54,7 +54,7 @@ static void web_start(struct web *w, const char *const *extra)
     argv[n++] = w->cfg;
     argv[n++] = "--listen";
     argv[n++] = "127.0.0.1:0";
-    for (i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+    for (i = 0; extra != NULL && extra[i] != NULL && n < 99; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
     w->pid = sl_test_spawn(argv, w->log);
@@ -235,6 +235,41 @@ START_TEST(test_web_overview_shape)
     ck_assert(json_is_false(json_object_get(doc, "allow_writes")));
     ck_assert_int_eq((int)json_array_size(json_object_get(doc, "streams")), 2);
     json_decref(doc);
+}
+END_TEST
+
+/* More rows than the first allocation of the overview's state (16):
+ * the state grows while an overview is read, and every row must still
+ * carry its own stream's numbers. */
+START_TEST(test_web_overview_many_streams)
+{
+    struct web w;
+    const char *extra[2 * 40 + 1];
+    char names[40][16];
+    json_t *doc, *r;
+    int i, k, pass;
+
+    for (i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "st%d", i);
+        extra[2 * i] = "--stream";
+        extra[2 * i + 1] = names[i];
+        freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE %s g $ MKSTREAM", names[i]));
+        for (k = 0; k < i % 5; k++)
+            freeReplyObject(sl_test_cmd(rc, "XADD %s * type t data {}", names[i]));
+    }
+    extra[80] = NULL;
+    web_start(&w, extra);
+    for (pass = 0; pass < 2; pass++) {
+        doc = get_json(&w, "/api/overview", 200);
+        for (i = 0; i < 40; i++) {
+            r = row_of(doc, names[i], "g");
+            ck_assert_msg(r != NULL, "no row for %s", names[i]);
+            ck_assert_int_eq(jint(r, "length"), i % 5);
+            ck_assert_int_eq(jint(r, "live_workers"), 0);
+        }
+        json_decref(doc);
+        usleep(1100000);            /* past the 1 s cache: read again */
+    }
 }
 END_TEST
 
@@ -761,6 +796,7 @@ Suite *web_suite(void)
     tcase_add_checked_fixture(reads, test_up, test_down);
     tcase_set_timeout(reads, 90);
     tcase_add_test(reads, test_web_overview_shape);
+    tcase_add_test(reads, test_web_overview_many_streams);
     tcase_add_test(reads, test_web_overview_live_rates_and_workers);
     tcase_add_test(reads, test_web_group);
     tcase_add_test(reads, test_web_dead_paging);
