@@ -657,7 +657,8 @@ static int load_token(struct sl_web *w, char *err, size_t errlen)
         sl__put_err(err, errlen, "the web token is longer than %d bytes", WEB_TOKEN_MAX);
         return -1;
     }
-    snprintf(w->token, sizeof(w->token), "%s", buf);
+    memcpy(w->token, buf, strlen(buf) + 1);   /* fits: checked above */
+    explicit_bzero(buf, sizeof(buf));
     return 0;
 }
 
