@@ -8,6 +8,8 @@
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
+#   make bench-web    the dashboard with 1,000 streams and 1,000,000 dead letters
+#   make browser-test the dashboard in headless chromium (part of make test)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
 PKGS      = hiredis libevent jansson
