@@ -38,6 +38,7 @@
 #define OWN_MARK_MS 5000ULL        /* own readings at least this far apart */
 #define RATE_READ_MAX 1000         /* rate samples read per group per overview */
 #define DEAD_CODES_SAMPLE 100      /* latest dead letters whose codes are counted */
+#define RHO_NOISE 1.02            /* ρ above this asks for attention (2% of measuring noise) */
 #define PREVIEW_BYTES 160          /* bytes of data shown in a dead-letter list */
 #define STR_(x) #x
 #define XSTR(x) STR_(x)             /* a number macro as a string literal */
@@ -599,8 +600,11 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
             if (lambda > 0)
                 w = (double)L / lambda;
             att = json_array();
-            if (rho >= 1)
-                json_array_append_new(att, json_string("rho >= 1"));
+            /* Acks measured are throughput, not capacity: a pool that
+             * keeps up acks exactly what arrives, ρ = 1. Only more
+             * arrivals than acks, beyond RHO_NOISE, asks for attention. */
+            if (rho > RHO_NOISE)
+                json_array_append_new(att, json_string("rho > 1"));
             else if (mu == 0 && lambda > 0)
                 json_array_append_new(att, json_string("no service"));
             if (r->nown == 2 && lag > 0 && r->own[0].lag >= 0 && lag > r->own[0].lag)

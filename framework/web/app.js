@@ -138,7 +138,7 @@
       var tb = el('tbody');
       (d.rows || []).forEach(function (r) {
         var att = r.attention || [];
-        var bad = att.indexOf('rho >= 1') >= 0 || att.indexOf('no live consumer') >= 0;
+        var bad = att.indexOf('rho > 1') >= 0 || att.indexOf('no live consumer') >= 0;
         var tr = el('tr', { 'class': bad ? 'bad' : att.length ? 'attn' : '' });
         tr.appendChild(el('td', { 'class': 't' }, [el('a', { href: '#/dead?' + q({ stream: r.stream }), text: r.stream })]));
         if (r.group === null)
@@ -151,14 +151,14 @@
         tr.appendChild(td(dur(r.oldest_pending_ms)));
         tr.appendChild(td(r.consumers === undefined ? null : (r.live_workers !== undefined ? r.live_workers + ' live / ' : '') + r.consumers));
         tr.appendChild(td(r.dead));
-        tr.appendChild(el('td', { 'class': 't' }, [codes(r.dead_codes)]));
+        tr.appendChild(el('td', { 'class': 't wr' }, [codes(r.dead_codes)]));
         tr.appendChild(td(num(r.lambda, 2)));
         tr.appendChild(td(num(r.mu, 2)));
         tr.appendChild(td(num(r.rho, 2)));
         tr.appendChild(td(r.L));
         tr.appendChild(td(r.W === null || r.W === undefined ? '-' : dur(Math.round(r.W * 1000))));
         tr.appendChild(el('td', {}, [r.group === null ? null : chart(r.chart, 120, 24)]));
-        tr.appendChild(el('td', { 'class': 't' }, att.map(function (a) { return el('span', { 'class': 'tag', text: a }); })));
+        tr.appendChild(el('td', { 'class': 't wr' }, att.map(function (a) { return el('span', { 'class': 'tag', text: a }); })));
         [].forEach.call(tr.cells, function (c, i) { c.setAttribute('data-label', head[i]); });
         tb.appendChild(tr);
       });
@@ -185,6 +185,7 @@
       d.oldest_pending.forEach(function (x) {
         o.appendChild(el('tr', {}, [td(x.id, 't'), td(x.consumer, 't'), td(dur(x.idle_ms)), td(x.deliveries)]));
       });
+      if (!d.oldest_pending.length) o.appendChild(el('tr', {}, [el('td', { 'class': 't muted', colspan: '4', text: 'No pending entries.' })]));
       show([el('h2', {}, ['Group ', el('code', { text: d.group }), ' of ', el('code', { text: d.stream })]),
         el('h2', { text: 'Consumers' }),
         el('div', { 'class': 'wrap' }, [el('table', { id: 'consumers' }, [el('thead', {}, [el('tr', {}, ['Consumer', 'Pending', 'Idle', 'Inactive', 'Last beat', 'Host', 'PID'].map(function (h, i) { return el('th', { text: h, 'class': i === 0 || i === 5 ? 't' : '' }); }))]), c])]),
@@ -234,6 +235,7 @@
       find.appendChild(id); find.appendChild(el('button', { type: 'submit', text: 'Find' }));
       find.addEventListener('submit', function (ev) { ev.preventDefault(); location.hash = '#/entry?' + q({ stream: sp.value, id: id.value.trim() }); });
       var tb = el('tbody');
+      if (!d.items.length) tb.appendChild(el('tr', {}, [el('td', { 'class': 't muted', colspan: '7', text: 'No dead letters here.' })]));
       d.items.forEach(function (x) {
         var tr = el('tr', {}, [el('td', { 'class': 't' }, [el('a', { href: '#/entry?' + q({ stream: stream, id: x.id }), text: x.id })]),
           td(x.code, 't'), td(x.error, 't'), td(x.type, 't'), td(x.deliveries), td(when(x.failed_at)),

@@ -222,7 +222,7 @@ START_TEST(test_web_overview_shape)
     ck_assert_int_eq((int)json_array_size(json_object_get(chart, "t")), 10);
     ck_assert_int_eq((int)json_array_size(json_object_get(chart, "lambda")), 10);
     ck_assert_double_eq_tol(json_real_value(json_array_get(json_object_get(chart, "mu"), 9)), 50.0 / 60.0, 1e-9);
-    ck_assert(array_has(r, "attention", "rho >= 1"));
+    ck_assert(array_has(r, "attention", "rho > 1"));
     ck_assert(array_has(r, "attention", "no live consumer"));
     ck_assert_int_eq(jint(r, "live_workers"), 0);
     r = row_of(doc, "missing", NULL);
