@@ -344,17 +344,14 @@ static void read_path(struct sl_web *w, struct evhttp_request *req, const char *
                                          sizeof(err)), err);
     } else if (strcmp(path, "/api/dead") == 0) {
         const char *cursor = param(q, "cursor"), *code = param(q, "code");
-        if (code != NULL && (*code == '\0' || strlen(code) > 63))
-            code = code != NULL && *code == '\0' ? NULL : code;
+        if (code != NULL && *code == '\0')
+            code = NULL;            /* an empty filter is none */
         if (code != NULL && strlen(code) > 63) {
             reply_err(req, 400, "Bad Request", "code: at most 63 bytes");
             return;
         }
-        if (cursor != NULL && *cursor != '\0' && strspn(cursor, "0123456789-") != strlen(cursor)) {
-            reply_err(req, 400, "Bad Request", "cursor: expected an entry ID");
-            return;
-        }
-        if (cursor != NULL && strlen(cursor) > 41) {
+        if (cursor != NULL && (strspn(cursor, "0123456789-") != strlen(cursor) ||
+                               strlen(cursor) > 41)) {
             reply_err(req, 400, "Bad Request", "cursor: expected an entry ID");
             return;
         }

@@ -356,9 +356,8 @@ struct sinfo {
 
 /* Heartbeat walk for the overview: counts live workers per row. */
 struct beats {
-    struct sl_web_state *st;
-    size_t first;                 /* rows of this read start here... */
-    size_t hint;
+    struct sl_web_state *st;      /* its rows (those marked used are this read's) */
+    size_t hint;                  /* where the last heartbeat's row was */
 };
 
 /* Runs one command of the heartbeat walk. */
@@ -649,7 +648,6 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
     }
     /* Live workers per row, from the heartbeats, then "no live consumer". */
     beats.st = st;
-    beats.first = 0;
     beats.hint = 0;
     if (st->nrows > 0 &&
         sl__hb_scan(c, hbf, (int)SL_NELEM(hbf), hb_run, hb_count, &beats) == -1)
