@@ -57,6 +57,7 @@ struct sl_snapshot {
     json_t *web_workers;          /* its workers list (owned), NULL when unread */
     char web_err[128];            /* why the last read failed, "" when it did not */
     struct sl_web_state *web_state; /* what the overview keeps between reads (web_data.c) */
+    const struct sl_config *web_cfg; /* the configuration web_state was made for (compared only) */
 };
 
 struct sl_pool {

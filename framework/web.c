@@ -64,7 +64,7 @@
 
 /* The dashboard of one process. */
 struct sl_web {
-    const struct sl_config *cfg;  /* borrowed */
+    const struct sl_config *cfg;  /* `sluice web`: borrowed (the pool's is p->cfg, which a reload replaces) */
     struct sl_pool *pool;         /* the pool whose listener serves it, NULL for `sluice web` */
     struct event_base *base;      /* borrowed (the pool's) or owned */
     struct evhttp *http;          /* borrowed (the pool's) or owned */
@@ -463,9 +463,9 @@ static void info(struct sl_web *w, struct evhttp_request *req)
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
-    for (i = 0; w->pool != NULL && i < w->cfg->nworkers; i++) {
-        s = w->cfg->workers[i].stream;
-        for (k = 0; k < i && strcmp(w->cfg->workers[k].stream, s) != 0; k++)
+    for (i = 0; w->pool != NULL && i < w->pool->cfg->nworkers; i++) {
+        s = w->pool->cfg->workers[i].stream;
+        for (k = 0; k < i && strcmp(w->pool->cfg->workers[k].stream, s) != 0; k++)
             ;
         if (k == i)
             json_array_append_new(streams, sl__json_text(s, strlen(s)));
@@ -668,7 +668,6 @@ int sl__web_pool_attach(struct sl_pool *p)
 
     if (w == NULL)
         return -1;
-    w->cfg = p->cfg;
     w->pool = p;
     w->base = p->base;
     w->http = p->http;
@@ -705,8 +704,15 @@ void sl__web_pool_snapshot(struct sl_pool *p)
     redisContext *c;
     json_t *ov, *wk;
 
-    if (s->web_at != 0 && now - s->web_at < WEB_SNAP_MS && s->web_overview != NULL)
+    if (s->web_at != 0 && now - s->web_at < WEB_SNAP_MS && s->web_overview != NULL &&
+        s->web_cfg == p->cfg)
         return;
+    if (s->web_cfg != p->cfg) {
+        /* A reload may have changed the streams: start again from them. */
+        sl__web_state_free(s->web_state);
+        s->web_state = NULL;
+        s->web_cfg = p->cfg;
+    }
     if (s->web_state == NULL && (s->web_state = sl__web_state_new(p->cfg, NULL, 0)) == NULL) {
         snprintf(s->web_err, sizeof(s->web_err), "out of memory");
         return;

@@ -766,6 +766,56 @@ START_TEST(test_web_on_pool_read_only)
 }
 END_TEST
 
+/* A reload replaces the pool's configuration: the pages follow the new
+ * one (its streams), and never read the old one after it is freed. */
+START_TEST(test_web_on_pool_follows_reload)
+{
+    struct pool p;
+    struct web w;
+    char *text, *at;
+    FILE *f;
+    long long dl;
+    json_t *doc;
+
+    dash_pool(&p, 1);
+    memset(&w, 0, sizeof(w));
+    w.port = p.port;
+    json_decref(get_json(&w, "/api/overview", 200));
+    text = sl_test_read_file(p.cfg);
+    ck_assert_ptr_nonnull(text);
+    at = strstr(text, "{\"handler\": \"noop\", \"stream\": \"orders\", \"group\": \"g1\"}");
+    ck_assert_ptr_nonnull(at);
+    at += strlen("{\"handler\": \"noop\", \"stream\": \"orders\", \"group\": \"g1\"}");
+    f = fopen(p.cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%.*s, {\"handler\": \"noop\", \"stream\": \"more\", \"group\": \"mg\"}%s",
+            (int)(at - text), text, at);
+    fclose(f);
+    free(text);
+    sl_test_kill(p.pid, SIGHUP);
+    dl = sl_test_deadline(20000);
+    for (;;) {
+        doc = get_json(&w, "/api/info", 200);
+        if (json_array_size(json_object_get(doc, "streams")) == 2)
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the pages do not show the reloaded streams; see %s", p.log);
+    }
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(doc, "streams"), 1)), "more");
+    json_decref(doc);
+    dl = sl_test_deadline(20000);
+    for (;;) {
+        doc = get_json(&w, "/api/overview", 200);
+        if (row_of(doc, "more", "mg") != NULL)
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the overview does not show the reloaded stream");
+    }
+    json_decref(doc);
+    pool_stop(&p);
+}
+END_TEST
+
 START_TEST(test_web_on_pool_off_by_default)
 {
     struct pool p;
@@ -816,6 +866,7 @@ Suite *web_suite(void)
     tcase_add_checked_fixture(pool, test_up, test_down);
     tcase_set_timeout(pool, 90);
     tcase_add_test(pool, test_web_on_pool_read_only);
+    tcase_add_test(pool, test_web_on_pool_follows_reload);
     tcase_add_test(pool, test_web_on_pool_off_by_default);
     suite_add_tcase(s, pool);
     return s;
