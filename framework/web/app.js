@@ -157,7 +157,7 @@
         tr.appendChild(td(num(r.rho, 2)));
         tr.appendChild(td(r.L));
         tr.appendChild(td(r.W === null || r.W === undefined ? '-' : dur(Math.round(r.W * 1000))));
-        tr.appendChild(el('td', {}, [r.group === null ? null : chart(r.chart, 120, 24)]));
+        tr.appendChild(el('td', {}, [r.group === null ? null : chart(r.chart, 96, 24)]));
         tr.appendChild(el('td', { 'class': 't wr' }, att.map(function (a) { return el('span', { 'class': 'tag', text: a }); })));
         [].forEach.call(tr.cells, function (c, i) { c.setAttribute('data-label', head[i]); });
         tb.appendChild(tr);
