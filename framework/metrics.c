@@ -585,8 +585,8 @@ static void answer(struct sl_pool *p, struct evhttp_request *req, int kind)
 {
     if (kind == WAIT_METRICS)
         answer_metrics(p, req);
-    else if (kind == WAIT_WEB)
-        sl__web_pool_answer(p, req);
+    else if (kind == WAIT_WEB && p->web_answer != NULL)
+        p->web_answer(p, req);   /* set by web.c, which calls metrics.c: no call back */
     else
         answer_healthz(p, req);
 }
@@ -754,11 +754,6 @@ int sl__metrics_start(struct sl_pool *p)
     }
     evhttp_set_cb(p->http, "/metrics", on_metrics, p);
     evhttp_set_cb(p->http, "/healthz", on_healthz, p);
-    if (p->cfg->metrics_dashboard && sl__web_pool_attach(p) < 0) {
-        fprintf(stderr, "sluice: metrics.dashboard: out of memory\n");
-        sl__metrics_stop(p);
-        return -1;
-    }
     s = evhttp_bind_socket_with_handle(p->http, host, (ev_uint16_t)port);
     if (s == NULL) {
         fprintf(stderr, "sluice: metrics.listen \"%s\": cannot listen there\n", listen);
@@ -813,7 +808,6 @@ void sl__metrics_stop(struct sl_pool *p)
     if (p->http != NULL)
         evhttp_free(p->http);
     p->http = NULL;
-    sl__web_pool_detach(p);
     if (the_http == p->http_state)
         the_http = NULL;
     sl__http_limits_free(p->http_state);

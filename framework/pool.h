@@ -97,6 +97,8 @@ struct sl_pool {
     struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
     struct sl_snapshot snap;      /* Redis as the HTTP side shows it (snapshot.c) */
     struct sl_web *web;           /* the dashboard on the listener (web.c), NULL when off */
+    void (*web_answer)(struct sl_pool *p, struct evhttp_request *req); /* web.c's answer to a
+                                   * request that waited for the snapshot, NULL when off */
 };
 
 /* pool.c: the loop, the children. */
@@ -141,12 +143,14 @@ void sl__trim_streams(struct sl_pool *p);
 void sl__snapshot_take(struct sl_pool *p);
 void sl__snapshot_free(struct sl_pool *p);
 
-/* web.c: the dashboard's pages on the pool's listener (metrics.dashboard). */
+/* web.c: the dashboard's pages on the pool's listener (metrics.dashboard):
+ * attached by pool.c after the listener starts and detached after it
+ * stops; snapshot.c reads its documents. metrics.c calls it only through
+ * p->web_answer, since web.c calls metrics.c. */
 struct sl_web;
 int sl__web_pool_attach(struct sl_pool *p);
 void sl__web_pool_detach(struct sl_pool *p);
 void sl__web_pool_snapshot(struct sl_pool *p);
-void sl__web_pool_answer(struct sl_pool *p, struct evhttp_request *req);
 
 /* metrics.c: the HTTP endpoint. */
 int sl__metrics_start(struct sl_pool *p);

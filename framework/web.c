@@ -659,8 +659,11 @@ static int load_token(struct sl_web *w, char *err, size_t errlen)
     return 0;
 }
 
-/* Attaches the read-only pages to the pool's listener (metrics.c calls
- * it when metrics.dashboard is true). Returns 0 or -1. */
+static void pool_answer(struct sl_pool *p, struct evhttp_request *req);
+
+/* Attaches the read-only pages to the pool's listener (pool.c calls it
+ * after starting the listener, when metrics.dashboard is true). Returns
+ * 0 or -1. */
 int sl__web_pool_attach(struct sl_pool *p)
 {
     struct sl_web *w = calloc(1, sizeof(*w));
@@ -681,6 +684,7 @@ int sl__web_pool_attach(struct sl_pool *p)
     }
     evhttp_set_gencb(p->http, on_request, w);
     p->web = w;
+    p->web_answer = pool_answer;
     return 0;
 }
 
@@ -692,6 +696,7 @@ void sl__web_pool_detach(struct sl_pool *p)
     free(p->web->page);
     free(p->web);
     p->web = NULL;
+    p->web_answer = NULL;
 }
 
 /* Reads the overview and the workers into the snapshot, at most once per
@@ -735,8 +740,9 @@ void sl__web_pool_snapshot(struct sl_pool *p)
     s->web_at = now;
 }
 
-/* Answers a waiting /api/overview or /api/workers from the snapshot. */
-void sl__web_pool_answer(struct sl_pool *p, struct evhttp_request *req)
+/* Answers a waiting /api/overview or /api/workers from the snapshot
+ * (metrics.c calls it through p->web_answer). */
+static void pool_answer(struct sl_pool *p, struct evhttp_request *req)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : "";

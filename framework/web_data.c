@@ -117,6 +117,12 @@ static int is_str(const redisReply *r)
     return r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
 
+/* Returns the integer of an integer reply, else 0. */
+static long long int_of(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+}
+
 /* Returns the text of r as JSON (new), or json_null() when r is no string. */
 static json_t *jtext(const redisReply *r)
 {
@@ -412,7 +418,8 @@ static json_t *row_chart(const struct row *r, long long now)
 json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, size_t errlen)
 {
     struct sinfo *si = calloc(st->nstreams + 1, sizeof(*si));
-    size_t *rowof = NULL;         /* the row (index: st->rows moves as it grows) of each group, in reply order */
+    size_t *rowof = NULL;         /* each group's row, in reply order: an index, since
+                                   * st->rows moves when it grows */
     size_t *rowstream = NULL;     /* the stream index of each of those */
     json_t *doc = NULL, *rows = NULL, *out = NULL;
     long long now = (long long)sl__wall_ms();
@@ -807,8 +814,8 @@ json_t *sl__web_group(redisContext *c, const char *stream, const char *group, lo
             continue;
         json_array_append_new(jp, json_pack("{s:o,s:o,s:I,s:I}", "id", jtext(e->element[0]),
                                             "consumer", jtext(e->element[1]),
-                                            "idle_ms", (json_int_t)(e->element[2]->type == REDIS_REPLY_INTEGER ? e->element[2]->integer : 0),
-                                            "deliveries", (json_int_t)(e->element[3]->type == REDIS_REPLY_INTEGER ? e->element[3]->integer : 0)));
+                                            "idle_ms", (json_int_t)int_of(e->element[2]),
+                                            "deliveries", (json_int_t)int_of(e->element[3])));
     }
     doc = json_pack("{s:o,s:o,s:o,s:o}", "stream", sl__json_text(stream, strlen(stream)),
                     "group", sl__json_text(group, strlen(group)), "consumers", jc, "oldest_pending", jp);
