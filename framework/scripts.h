@@ -19,7 +19,8 @@
 #define SL_SCRIPT_JANITOR 5       /* janitor.lua: removal of dead consumers */
 #define SL_SCRIPT_TRIM    6       /* trim.lua: safe trimming of a stream */
 #define SL_SCRIPT_RELEASE 7       /* release.lua: a graceful stop deletes its own heartbeat */
-#define SL_NSCRIPTS       8
+#define SL_SCRIPT_DLQ_PURGE 8     /* dlq_purge.lua: one page of `sluice dlq purge` */
+#define SL_NSCRIPTS       9
 
 /* One script. */
 struct sl_lua {
