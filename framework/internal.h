@@ -41,6 +41,8 @@ struct sl_tunables {
     long long message_ttl_ms;     /* 0 = none; older entries are "expired", ms */
     long long max_payload_bytes;  /* largest accepted `data`, bytes */
     int trim;                     /* SL_TRIM_ACKED or SL_TRIM_NONE */
+    long long dead_letter_max_len;    /* keep at most this many dead letters; 0 = all */
+    long long dead_letter_max_age_ms; /* drop dead letters older than this, ms; 0 = never */
 };
 
 /* One entry of "workers". */

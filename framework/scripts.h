@@ -20,7 +20,8 @@
 #define SL_SCRIPT_TRIM    6       /* trim.lua: safe trimming of a stream */
 #define SL_SCRIPT_RELEASE 7       /* release.lua: a graceful stop deletes its own heartbeat */
 #define SL_SCRIPT_DLQ_PURGE 8     /* dlq_purge.lua: one page of `sluice dlq purge` */
-#define SL_NSCRIPTS       9
+#define SL_SCRIPT_DLQ_RETAIN 9    /* dlq_retain.lua: dead-letter retention */
+#define SL_NSCRIPTS       10
 
 /* One script. */
 struct sl_lua {

@@ -540,6 +540,41 @@ START_TEST(test_dlq_purge_filters)
 }
 END_TEST
 
+/* Dead-letter retention, applied by the supervisor's housekeeping at its
+ * default period: a count keeps the newest N, an age drops the old ones
+ * (by Redis's clock), and a stream without either keeps everything. */
+START_TEST(test_dlq_retention)
+{
+    int i;
+
+    write_config("{ \"handler\": \"probe\", \"stream\": \"s\", \"group\": \"g\", "
+                 "  \"dead_letter_max_len\": 2 },"
+                 "{ \"handler\": \"probe\", \"stream\": \"a\", \"group\": \"g\", "
+                 "  \"dead_letter_max_age_ms\": 3600000 },"
+                 "{ \"handler\": \"probe\", \"stream\": \"k\", \"group\": \"g\" }");
+    freeReplyObject(sl_test_cmd(rc, "XADD a:dead 1000000000000-0 type t data {} error old"));
+    freeReplyObject(sl_test_cmd(rc, "XADD k:dead 1000000000000-0 type t data {} error old"));
+    pool_start(3);
+    for (i = 0; i < 5; i++) {
+        freeReplyObject(sl_test_cmd(rc, "XADD s * type t data {\"dead\":\"x%d\"}", i));
+        freeReplyObject(sl_test_cmd(rc, "XADD a * type t data {\"dead\":\"x\"}"));
+        freeReplyObject(sl_test_cmd(rc, "XADD k * type t data {\"dead\":\"x\"}"));
+    }
+    SL_TEST_ASSERT_EVENTUALLY(20000, pending("s", "g") == 0 && pending("a", "g") == 0 &&
+                                     pending("k", "g") == 0 && xlen("k:dead") == 6);
+    SL_TEST_ASSERT_EVENTUALLY(20000, xlen("s:dead") == 2 && xlen("a:dead") == 5);
+    {
+        redisReply *r = sl_test_cmd(rc, "XRANGE s:dead - +");
+        ck_assert_str_eq(xfield(r, 0, "error"), "x3");
+        ck_assert_str_eq(xfield(r, 1, "error"), "x4");
+        freeReplyObject(r);
+    }
+    ck_assert_int_eq(sl_test_int(rc, "XLEN a:dead"), 5);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN k:dead"), 6);
+    ck_assert_int_ge(sl_test_log_count(logpath, "event=dead_letters_expired"), 2);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * TCase "enqueue"
  * ------------------------------------------------------------------------ */
@@ -658,6 +693,7 @@ Suite *dlq_suite(void)
     tcase_add_test(tc, test_dlq_show_one_and_swapped);
     tcase_add_test(tc, test_dlq_list_pages);
     tcase_add_test(tc, test_dlq_purge_filters);
+    tcase_add_test(tc, test_dlq_retention);
     suite_add_tcase(s, tc);
 
     tc = tcase("enqueue", 60);
