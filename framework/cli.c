@@ -513,9 +513,12 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
     char *redis = NULL;
     const char *cmd, *path;
     const char *lvl = getenv("SLUICE_LOG_LEVEL");
+    const char *fmt = getenv("SLUICE_LOG_FORMAT");  /* "json", else logfmt */
     char why[SL_ERRLEN];
     int rc;
 
+    if (fmt != NULL)
+        sl__log_json = strcmp(fmt, "json") == 0;
     if (lvl != NULL)
         sl__log_level = !strcmp(lvl, "debug") ? SL_LOG_DEBUG : !strcmp(lvl, "warn") ? SL_LOG_WARN :
                         !strcmp(lvl, "error") ? SL_LOG_ERROR : SL_LOG_INFO;

@@ -218,6 +218,7 @@ struct redisContext *sl__admin_connect(const struct sl_config *cfg);
 #define SL_LOG_ERROR 3
 
 extern int sl__log_level;         /* lines below this level are dropped */
+extern int sl__log_json;          /* 1: one JSON object per line instead of logfmt (SLUICE_LOG_FORMAT=json) */
 extern const char *sl__log_role;  /* "supervisor", or the consumer name */
 
 /* Logs `event` with extra key=value pairs formatted from fmt (which must

@@ -666,6 +666,102 @@ START_TEST(test_enqueue_stdin)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * TCase "log"
+ * ------------------------------------------------------------------------ */
+
+/* Checks that text is one JSON object per line, each with string ts,
+ * level, pid, role and event. Returns the number of lines. */
+static int assert_json_lines(const char *text)
+{
+    const char *p = text;
+    int n = 0;
+
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        json_error_t jerr;
+        json_t *o;
+        size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        static const char *const keys[] = { "ts", "level", "pid", "role", "event" };
+        size_t k;
+
+        o = json_loadb(p, len, 0, &jerr);
+        ck_assert_msg(json_is_object(o), "not a JSON object: %.*s (%s)", (int)len, p, jerr.text);
+        for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            ck_assert_msg(json_is_string(json_object_get(o, keys[k])), "no %s in %.*s", keys[k],
+                          (int)len, p);
+        json_decref(o);
+        n++;
+        p += len + (nl != NULL);
+    }
+    return n;
+}
+
+/* SLUICE_LOG_FORMAT=json: every line a pool writes is a JSON object with
+ * the fields its logfmt line has (the same keys, the same values), a
+ * dead letter's event included; an admin command's debug line too. */
+START_TEST(test_log_json_lines)
+{
+    const char *list[] = { "dlq", "list", "s", NULL };
+    struct out a, b;
+    char *log;
+    json_t *o;
+    json_error_t jerr;
+
+    write_config("{ \"handler\": \"probe\", \"stream\": \"s\", \"group\": \"g\" }");
+    setenv("SLUICE_LOG_LEVEL", "debug", 1);
+    a = sluice(list);
+    setenv("SLUICE_LOG_FORMAT", "json", 1);
+    b = sluice(list);
+    ck_assert_int_eq(assert_json_lines(b.err), 1);
+    o = json_loads(b.err, 0, &jerr);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "event")), "config");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "path")), cfgpath);
+    ck_assert_int_eq(json_object_size(o), 6);
+    ck_assert_msg(strstr(a.err, " event=config path=") != NULL && strstr(a.err, cfgpath) != NULL,
+                  "logfmt: %s", a.err);
+    json_decref(o);
+    out_free(&a);
+    out_free(&b);
+    unsetenv("SLUICE_LOG_LEVEL");
+
+    {
+        const char *extra[] = { "--redis", srv.url, NULL };
+        pool_pid = sl_test_pool_spawn_args(cfgpath, logpath, extra);
+    }
+    unsetenv("SLUICE_LOG_FORMAT");
+    ck_assert_int_gt(pool_pid, 0);
+    SL_TEST_ASSERT_EVENTUALLY(20000, sl_test_log_count(logpath, "\"event\":\"running\"") == 1);
+    /* A code with a space, '=' and a quote: quoted in logfmt, exact in JSON. */
+    freeReplyObject(sl_test_cmd(rc, "XADD s * type t data %s", "{\"dead\":\"a b=c\\\"d\"}"));
+    SL_TEST_ASSERT_EVENTUALLY(10000, xlen("s:dead") == 1);
+    sl_test_pool_kill(&pool_pid, 10000);
+    log = sl_test_read_file(logpath);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_int_ge(assert_json_lines(log), 3);
+    ck_assert_msg(strstr(log, "\"event\":\"child_started\"") != NULL, "%s", log);
+    ck_assert_msg(strstr(log, "ts=") == NULL, "a logfmt line: %s", log);
+    /* The dead_letter event, its error exactly the code written. */
+    {
+        const char *p = strstr(log, "{\"ts\"");
+        int seen = 0;
+        for (; p != NULL; p = strstr(p + 1, "{\"ts\"")) {
+            const char *nl = strchr(p, '\n');
+            json_t *e = json_loadb(p, nl != NULL ? (size_t)(nl - p) : strlen(p), 0, &jerr);
+            if (e != NULL && strcmp(json_string_value(json_object_get(e, "event")),
+                                    "dead_letter") == 0) {
+                ck_assert_str_eq(json_string_value(json_object_get(e, "error")), "a b=c\"d");
+                ck_assert(json_is_string(json_object_get(e, "id")));
+                seen++;
+            }
+            json_decref(e);
+        }
+        ck_assert_int_eq(seen, 1);
+    }
+    free(log);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Suite
  * ------------------------------------------------------------------------ */
 
@@ -694,6 +790,10 @@ Suite *dlq_suite(void)
     tcase_add_test(tc, test_dlq_list_pages);
     tcase_add_test(tc, test_dlq_purge_filters);
     tcase_add_test(tc, test_dlq_retention);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("log", 60);
+    tcase_add_test(tc, test_log_json_lines);
     suite_add_tcase(s, tc);
 
     tc = tcase("enqueue", 60);
