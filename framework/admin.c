@@ -207,12 +207,22 @@ static int check_entry(const struct sl_config *cfg, const struct sl_handler *con
         seen = 1;
         h = reg != NULL ? sl__registry_find(reg, wc->handler) : NULL;
         if (check_one(&wc->t, h, type, data, len, why, sizeof(why)) != 0) {
-            if (strncmp(why, "unknown_type", 12) == 0)
-                snprintf(err, errlen, "type \"%s\" is not one handler %s (stream %s, group %s) "
-                         "accepts: %s", type, wc->handler, stream, wc->group, why);
-            else
+            if (strncmp(why, "unknown_type", 12) == 0) {
+                char known[512] = "";
+                int any = 0;
+                const char **types = h != NULL ? sl__handler_types_new(h, &any) : NULL;
+                size_t k, o = 0;
+                for (k = 0; types != NULL && types[k] != NULL && o < sizeof(known); k++)
+                    o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", k ? ", " : "",
+                                          types[k]);
+                free(types);
+                snprintf(err, errlen, "handler %s (stream %s, group %s) does not accept type "
+                         "\"%s\" (%s); it accepts: %s", wc->handler, stream, wc->group, type,
+                         why, known);
+            } else {
                 snprintf(err, errlen, "handler %s (stream %s) would dead-letter it: %s",
                          wc->handler, stream, why);
+            }
             return -1;
         }
     }
