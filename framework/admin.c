@@ -233,9 +233,11 @@ static int check_entry(const struct sl_config *cfg, const struct sl_handler *con
     return 0;
 }
 
-/* Returns 1 when s is a complete stream entry ID, MS-SEQ or MS (decimal
- * digits), else 0: what an ID argument must look like, so that a stream
- * name in its place is told apart before Redis sees it. */
+/* Returns 1 when s is a complete stream entry ID, MS-SEQ (decimal
+ * digits, both parts), else 0: what an ID argument must look like, so
+ * that a stream name in its place is told apart before Redis sees it.
+ * The short form MS is refused: XRANGE reads it as a range of IDs and
+ * XDEL as MS-0, so one command could act on two different entries. */
 static int is_entry_id(const char *s)
 {
     const char *p = s;
@@ -244,8 +246,6 @@ static int is_entry_id(const char *s)
         return 0;
     while (*p >= '0' && *p <= '9')
         p++;
-    if (*p == '\0')
-        return 1;
     if (*p++ != '-' || *p < '0' || *p > '9')
         return 0;
     while (*p >= '0' && *p <= '9')
@@ -472,6 +472,7 @@ static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct 
 
 #define DLQ_PAGE 500              /* entries per purge script and per replay read */
 #define DLQ_LIST_DEFAULT 100      /* dlq list's default --count */
+#define DLQ_LIST_MAX 100000       /* its largest: one page is one reply held in memory */
 
 /* Returns the ID of the newest entry of dkey into last (size bytes):
  * where replay --all and purge stop, so that what is dead-lettered
@@ -558,8 +559,8 @@ static int dlq_list(const struct sl_args *a, redisContext *c, const char *dkey, 
     redisReply *r;
     size_t i, shown;
 
-    if (n <= 0) {
-        fprintf(stderr, "sluice: --count: expected a positive integer\n");
+    if (n <= 0 || n > DLQ_LIST_MAX) {
+        fprintf(stderr, "sluice: --count: expected an integer from 1 to %d\n", DLQ_LIST_MAX);
         return 2;
     }
     if (a->after != NULL && !is_entry_id(a->after)) {

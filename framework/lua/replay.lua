@@ -27,5 +27,5 @@ end
 if put then args[#args+1] = 'data'; args[#args+1] = ARGV[3] end
 if #args == 2 then args[3] = 'type'; args[4] = '' end
 local id = redis.call('XADD', unpack(args))
-redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XDEL', KEYS[1], e[1][1])
 return id

@@ -394,6 +394,20 @@ START_TEST(test_dlq_show_one_and_swapped)
         out_free(&o);
     }
     ck_assert_int_eq(xlen("s:dead"), 2);
+    /* The short form MS of an ID is refused: XRANGE reads "5" as the
+     * range 5-0..5-max and XDEL as 5-0, so replaying dead letter 5-3 by
+     * "5" re-added it and left it in place (before: exit 0, the entry in
+     * both streams). */
+    freeReplyObject(sl_test_cmd(rc, "XADD t:dead 5-3 type t data {} error e"));
+    {
+        const char *shortid[] = { "dlq", "replay", "5", "t", NULL };
+        o = sluice(shortid);
+        ck_assert_msg(o.code == 2 && strstr(o.err, "not an entry ID") != NULL, "short ID: %d %s",
+                      o.code, o.err);
+        out_free(&o);
+    }
+    ck_assert_int_eq(xlen("t:dead"), 1);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS t"), 0);
 }
 END_TEST
 
