@@ -46,7 +46,7 @@ _sluice()
 {
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
-    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --listen --stream"
+    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --after --data --code --older-than --listen --stream"
     local cmds="run pending stats workers dlq enqueue web health"
     local common="-c --config --redis --help"
 
@@ -63,7 +63,8 @@ _sluice()
         if ((!dashdash)); then
             case $w in
             --) dashdash=1; continue ;;
-            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch | --listen | --stream)
+            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch | \
+            --after | --data | --code | --older-than | --listen | --stream)
                 ((i++)); continue ;;
             -?*) continue ;;
             esac
@@ -96,12 +97,14 @@ _sluice()
         workers) opts="$common --json" ;;
         dlq)
             case $verb in
-            list) opts="$common --count --json" ;;
-            replay) opts="$common --all --json" ;;
-            show | purge) opts="$common --json" ;;
-            *) opts="$common --count --all --json" ;;
+            list) opts="$common --after --count --json" ;;
+            replay) opts="$common --all --data --json" ;;
+            purge) opts="$common --code --older-than --yes --json" ;;
+            show) opts="$common --json" ;;
+            *) opts="$common --after --count --all --data --code --older-than --yes --json" ;;
             esac
             ;;
+        enqueue) opts="$common --json" ;;
         health) opts="$common --metrics" ;;
         web) opts="$common --listen --allow-writes --stream" ;;
         *) opts="$common" ;;
