@@ -83,7 +83,8 @@ json_t *sl__web_purge_id(redisContext *c, const char *stream, const char *id,
 json_t *sl__web_purge_code(redisContext *c, const char *stream, const char *code,
                            const char *cursor, const char *until, char *err, size_t errlen);
 
-/* The code of a dead letter's error: the text before ": ", cut to fit. */
+/* The code of a dead letter's error: the text before the first ":", cut
+ * to fit (as `sluice dlq purge --code` and /metrics read it). */
 void sl__web_code(const char *error, size_t len, char *code, size_t size);
 
 /* ------------------------------------------------------------------

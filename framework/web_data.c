@@ -39,6 +39,7 @@
 #define RATE_READ_MAX 1000         /* rate samples read per group per overview */
 #define DEAD_CODES_SAMPLE 100      /* latest dead letters whose codes are counted */
 #define RHO_NOISE 1.02            /* ρ above this asks for attention (2% of measuring noise) */
+#define PURGE_PAGE 500            /* dead letters one dlq_purge.lua call reads */
 #define PREVIEW_BYTES 160          /* bytes of data shown in a dead-letter list */
 #define STR_(x) #x
 #define XSTR(x) STR_(x)             /* a number macro as a string literal */
@@ -163,7 +164,7 @@ void sl__web_code(const char *error, size_t len, char *code, size_t size)
 {
     size_t n = 0;
 
-    while (n < len && n + 1 < size && !(error[n] == ':' && n + 1 < len && error[n + 1] == ' '))
+    while (n < len && n + 1 < size && error[n] != ':')
         n++;
     memcpy(code, error, n);
     code[n] = '\0';
@@ -968,26 +969,6 @@ json_t *sl__web_dead_entry(redisContext *c, const char *stream, const char *id,
     return doc != NULL ? doc : fail(err, errlen, NULL, "out of memory");
 }
 
-/* The replay with corrected data: replay.lua's moves, with the data
- * field replaced (added when the dead letter has none). Kept here, not
- * in framework/lua/, because only the dashboard runs it, with EVAL. */
-static const char replay_data_lua[] =
-    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
-    "if #e == 0 then return false end\n"
-    "local skip = {error=1, source_id=1, deliveries=1, consumer=1, failed_at=1}\n"
-    "local args = {KEYS[2], '*'}\n"
-    "local f = e[1][2]\n"
-    "local put = false\n"
-    "for i = 1, #f, 2 do\n"
-    "  if f[i] == 'data' then\n"
-    "    if not put then args[#args+1] = 'data'; args[#args+1] = ARGV[2]; put = true end\n"
-    "  elseif not skip[f[i]] then args[#args+1] = f[i]; args[#args+1] = f[i+1] end\n"
-    "end\n"
-    "if not put then args[#args+1] = 'data'; args[#args+1] = ARGV[2] end\n"
-    "local id = redis.call('XADD', unpack(args))\n"
-    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
-    "return id\n";
-
 /* Replays one dead letter (see web.h). */
 json_t *sl__web_replay(redisContext *c, const char *stream, const char *id, const char *data,
                        char *err, size_t errlen)
@@ -1001,12 +982,10 @@ json_t *sl__web_replay(redisContext *c, const char *stream, const char *id, cons
         sl__put_err(err, errlen, "bad id");
         return json_null();
     }
-    if (data == NULL) {
-        const char *args[] = { id };
-        r = sl__script_call(c, sl__script(SL_SCRIPT_REPLAY), 2, keys, 1, args);
-    } else {
-        const char *argv[] = { "EVAL", replay_data_lua, "2", key, stream, id, data };
-        r = redisCommandArgv(c, 7, argv, NULL);
+    {
+        /* replay.lua, as `sluice dlq replay [--data]`: one atomic move. */
+        const char *args[] = { id, data != NULL ? "1" : "0", data != NULL ? data : "" };
+        r = sl__script_call(c, sl__script(SL_SCRIPT_REPLAY), 2, keys, 3, args);
     }
     if (r == NULL)
         return fail(err, errlen, c, "redis");
@@ -1047,14 +1026,16 @@ json_t *sl__web_purge_id(redisContext *c, const char *stream, const char *id,
     return doc;
 }
 
-/* Deletes one bounded step of the dead letters of a code (see web.h).
- * `until` fixes the end when the purge begins, so entries dead-lettered
- * meanwhile are not chased for ever (the "retry all" loop other
- * dashboards had). */
+/* Deletes one bounded step of the dead letters of a code (see web.h)
+ * with dlq_purge.lua, as `sluice dlq purge --code` does: atomic pages of
+ * PURGE_PAGE entries read, SL_WEB_SCAN_MAX per call. `until` fixes the
+ * end when the purge begins, so entries dead-lettered meanwhile are not
+ * chased for ever (the "retry all" loop other dashboards had). */
 json_t *sl__web_purge_code(redisContext *c, const char *stream, const char *code,
                            const char *cursor, const char *until, char *err, size_t errlen)
 {
     char key[SL_KEYLEN + 8], from[48], end[48];
+    const char *keys[] = { key };
     long long purged = 0, scanned = 0;
     int done = 0;
     redisReply *r;
@@ -1076,37 +1057,31 @@ json_t *sl__web_purge_code(redisContext *c, const char *stream, const char *code
         if (r->elements == 0 || r->element[0]->type != REDIS_REPLY_ARRAY ||
             !is_str(r->element[0]->element[0])) {
             freeReplyObject(r);
-            return json_pack("{s:i,s:n,s:s,s:b}", "purged", 0, "cursor", "until", "", "done", 1);
+            return json_pack("{s:i,s:s,s:s,s:b}", "purged", 0, "cursor", "", "until", "", "done", 1);
         }
         snprintf(end, sizeof(end), "%s", r->element[0]->element[0]->str);
         freeReplyObject(r);
     }
     snprintf(from, sizeof(from), cursor && *cursor ? "(%s" : "-", cursor);
     while (!done && scanned < SL_WEB_SCAN_MAX) {
-        const char *argv[] = { "XRANGE", key, from, end, "COUNT", "500" };
-        size_t i;
+        const char *args[] = { from, end, XSTR(PURGE_PAGE), code };
 
-        if ((r = redisCommandArgv(c, 6, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
+        r = sl__script_call(c, sl__script(SL_SCRIPT_DLQ_PURGE), 1, keys, 4, args);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            !is_str(r->element[0]) || r->element[1]->type != REDIS_REPLY_INTEGER) {
+            if (r != NULL && r->type == REDIS_REPLY_ERROR)
+                sl__put_err(err, errlen, "redis: %s", r->str);
+            else
+                fail(err, errlen, c, "redis");
             freeReplyObject(r);
-            return fail(err, errlen, c, "redis");
+            return NULL;
         }
-        done = r->elements < 500;
-        for (i = 0; i < r->elements; i++) {
-            const redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !is_str(e->element[0]))
-                continue;
-            scanned++;
-            snprintf(from, sizeof(from), "(%s", e->element[0]->str);
-            if (code_is(e, code)) {
-                redisReply *d = redisCommand(c, "XDEL %s %s", key, e->element[0]->str);
-                if (d == NULL) {
-                    freeReplyObject(r);
-                    return fail(err, errlen, c, "redis");
-                }
-                purged += d->type == REDIS_REPLY_INTEGER ? d->integer : 0;
-                freeReplyObject(d);
-            }
-        }
+        purged += r->element[1]->integer;
+        scanned += PURGE_PAGE;
+        if (r->element[0]->len == 0)
+            done = 1;
+        else
+            snprintf(from, sizeof(from), "%s", r->element[0]->str);
         freeReplyObject(r);
     }
     doc = json_pack("{s:I,s:s,s:s,s:b}", "purged", (json_int_t)purged, "cursor",
