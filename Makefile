@@ -8,6 +8,8 @@
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
+#   make bench-web    the dashboard with 1,000 streams and 1,000,000 dead letters
+#   make browser-test the dashboard in headless chromium (part of make test)
 #   make soak       the payment flow for SOAK_MINUTES (10) at SOAK_RATE (500/s)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
@@ -66,7 +68,7 @@ BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 SOAK_SRC := $(wildcard tests/soak/*.c)
 
-FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o
+FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o $(GEN)/web_assets.o
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o) $(GEN)/wk_lua.o
 TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o) $(GEN)/th_lua.o
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -88,7 +90,7 @@ CHECK_BIN:= $(BUILD)/sluice-check
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run soak soak-run clean install \
-	container-test check-prod-bin lua-check check-cycles
+	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run
 
 all: $(BIN) $(LIB)
 
@@ -132,6 +134,13 @@ $(GEN)/th_lua.c: $(TH_LUA) scripts/embed-lua.sh
 	sh scripts/embed-lua.sh test_lua_ $@ $(GEN)/th_lua.h $(TH_LUA)
 $(GEN)/fw_lua.h: $(GEN)/fw_lua.c
 	@:
+# The dashboard's page, script and style (framework/web/), served from memory.
+WEB_ASSETS := framework/web/index.html framework/web/app.js framework/web/app.css
+$(GEN)/web_assets.c: $(WEB_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(GEN)
+	sh scripts/embed-assets.sh sl__web_ $@ $(GEN)/web_assets.h $(WEB_ASSETS)
+$(GEN)/web_assets.h: $(GEN)/web_assets.c
+	@:
 $(GEN)/th_lua.h: $(GEN)/th_lua.c
 	@:
 $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
@@ -139,7 +148,7 @@ $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
 
 # Generated headers exist before anything that may include them compiles;
 # after the first build the .d files name the real dependencies.
-$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h
+$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h $(GEN)/web_assets.h
 $(filter $(BUILD)/workers/%,$(WK_OBJ)) $(BUILD)/workers/main.o: | $(GEN)/wk_lua.h
 
 # No call cycle between framework files (from nm of each object); the
@@ -220,6 +229,12 @@ producers: $(PRODUCER_C) $(PRODUCER_NODE)/node_modules/.package-lock.json
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
+# The dashboard in a real browser: Debian's chromium driven by
+# puppeteer-core (exact version of tests/browser/package-lock.json, npm ci
+# into $(BUILD)/browser/node). Screenshots land in $(BUILD)/browser.
+browser-test: $(TEST_BIN)
+	sh tests/browser/run.sh $(abspath $(TEST_BIN)) $(abspath $(BUILD))/browser/node $(abspath $(BUILD))/browser
+
 # Sanitizer and valgrind reports of every process under test land in
 # REPORTS; the integration runner fails when any is there.
 REPORTS = $(abspath $(BUILD))/reports
@@ -232,6 +247,7 @@ test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHE
 	bash tests/deploy/check.sh $(abspath $(BIN))
 	bash tests/man/check.sh $(abspath $(BIN)) $(BUILD)
 	bash scripts/check-deps.sh
+	$(MAKE) --no-print-directory browser-test
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN) || exit 1; \
@@ -273,6 +289,17 @@ bench: deps
 
 bench-run: $(BIN) $(BENCH_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
+
+# The dashboard at scale: 1,000 streams and a 1,000,000-entry dead-letter
+# stream; the overview's answer time and the memory of `sluice web`,
+# reported, not asserted.
+BENCH_WEB_STREAMS ?= 1000
+BENCH_WEB_DEAD ?= 1000000
+bench-web: deps
+	@$(MAKE) --no-print-directory bench-web-run
+
+bench-web-run: $(BIN)
+	bash tests/bench/web/bench_web.sh $(abspath $(BIN)) $(BENCH_WEB_STREAMS) $(BENCH_WEB_DEAD)
 
 # The peers: installs Debian's python3-redis/hiredis and ruby-sidekiq when
 # missing and BullMQ (exact versions of tests/bench/peers/package-lock.json)

@@ -46,8 +46,8 @@ _sluice()
 {
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
-    local value_opts="-c --config --redis --workers --metrics --idle --count --watch"
-    local cmds="run pending stats workers dlq enqueue health"
+    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --after --data --code --older-than --listen --stream"
+    local cmds="run pending stats workers dlq enqueue web health"
     local common="-c --config --redis --help"
 
     COMPREPLY=()
@@ -63,7 +63,8 @@ _sluice()
         if ((!dashdash)); then
             case $w in
             --) dashdash=1; continue ;;
-            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch)
+            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch | \
+            --after | --data | --code | --older-than | --listen | --stream)
                 ((i++)); continue ;;
             -?*) continue ;;
             esac
@@ -96,13 +97,16 @@ _sluice()
         workers) opts="$common --json" ;;
         dlq)
             case $verb in
-            list) opts="$common --count --json" ;;
-            replay) opts="$common --all --json" ;;
-            show | purge) opts="$common --json" ;;
-            *) opts="$common --count --all --json" ;;
+            list) opts="$common --after --count --json" ;;
+            replay) opts="$common --all --data --json" ;;
+            purge) opts="$common --code --older-than --yes --json" ;;
+            show) opts="$common --json" ;;
+            *) opts="$common --after --count --all --data --code --older-than --yes --json" ;;
             esac
             ;;
+        enqueue) opts="$common --json" ;;
         health) opts="$common --metrics" ;;
+        web) opts="$common --listen --allow-writes --stream" ;;
         *) opts="$common" ;;
         esac
         _sluice_reply "$opts" "$cur"

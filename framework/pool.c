@@ -566,6 +566,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     p->registry = registry;
     p->pid = getpid();
     p->http_fd = -1;
+    p->last_reload_ms = sl__wall_ms();  /* the start's configuration is the first good one */
     sl__log_role = "supervisor";
     if (gethostname(p->host, sizeof(p->host)) < 0)
         snprintf(p->host, sizeof(p->host), "localhost");
@@ -607,6 +608,11 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     event_add(tick, &tv);
     if (sl__metrics_start(p) < 0)
         goto out;
+    /* The dashboard's pages on the same listener (web.c). */
+    if (p->http != NULL && p->cfg->metrics_dashboard && sl__web_pool_attach(p) < 0) {
+        fprintf(stderr, "sluice: metrics.dashboard: out of memory\n");
+        goto out;
+    }
     sl__log(SL_LOG_INFO, "pool_starting", "children=%zu redis=%s:%d", p->nchildren,
             sl__logq(cfg->redis.host), cfg->redis.port);
     sl__pool_try_start(p);
@@ -630,6 +636,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     sl__log(SL_LOG_INFO, "pool_stopped", "exit_code=%d", rc);
 out:
     sl__metrics_stop(p);
+    sl__web_pool_detach(p);       /* after evhttp_free: its callbacks point at it */
     sl__snapshot_free(p);
     sl__janitor_free(p);
     if (ev_term) event_free(ev_term);

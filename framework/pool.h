@@ -11,10 +11,14 @@
 
 struct event_base;
 struct evhttp;
+struct evhttp_request;
 struct sl_http;
+struct sl_web_state;
 struct sl_janitor;
 
 #define SL_MAX_CHILDREN 1024      /* slots in the shared mapping */
+#define SL_DEAD_CODES 32          /* error codes counted per dead-letter stream (the last: "(other)") */
+#define SL_DEAD_CODE_MAX 64       /* bytes of one counted code; longer ones are cut */
 
 /* One child process slot. */
 struct sl_child {
@@ -42,13 +46,40 @@ struct sl_child {
 
 /* What the HTTP side shows from Redis, read by the supervisor when a
  * request waits for it (snapshot.c). */
+/* One error code of a dead-letter stream and how many dead letters have it. */
+struct sl_dead_code {
+    char code[SL_DEAD_CODE_MAX + 1]; /* the error up to its first ':' (cut, escaped later) */
+    long long n;                  /* dead letters with it */
+};
+
+/* The dead letters of one configured stream by code, kept up to date a
+ * few pages per snapshot (snapshot.c, dlq_count.lua). */
+struct sl_dead_tally {
+    char stream[SL_NAME_MAX + 1]; /* the source stream; its dead letters are in stream:dead */
+    char next[80];                /* XRANGE start of the next read: "-" or "(" and an ID */
+    long long counted;            /* dead letters tallied so far */
+    int in_sync;                  /* the tally covered the whole stream at the last snapshot */
+    struct sl_dead_code codes[SL_DEAD_CODES]; /* codes seen; the last one is "(other)" when full */
+    size_t ncodes;                /* entries used in codes */
+};
+
 struct sl_snapshot {
     int wanted;                   /* a request waits: take one on the next tick */
     int redis_ok;                 /* Redis answered the PING */
     char redis_err[128];          /* why not: the error, or "unreachable" */
     long long *pending;           /* per worker entry of the configuration, -1 unknown (owned) */
     long long *lag;               /* likewise, inside the same allocation */
-    size_t n;                     /* entries in pending and lag */
+    long long *oldest_ms;         /* age (by its ID) of each group's oldest pending entry, ms (0: none), -1 unknown; same allocation */
+    size_t n;                     /* entries in pending, lag and oldest_ms */
+    struct sl_dead_tally *dead;   /* one per distinct configured stream (owned) */
+    size_t ndead;                 /* entries in dead */
+    int web_wanted;               /* a dashboard request waits for the documents below */
+    uint64_t web_at;              /* when they were read (monotonic ms), 0 never */
+    json_t *web_overview;         /* the dashboard's overview (owned), NULL when unread */
+    json_t *web_workers;          /* its workers list (owned), NULL when unread */
+    char web_err[128];            /* why the last read failed, "" when it did not */
+    struct sl_web_state *web_state; /* what the overview keeps between reads (web_data.c) */
+    const struct sl_config *web_cfg; /* the configuration web_state was made for (compared only) */
 };
 
 struct sl_pool {
@@ -87,6 +118,11 @@ struct sl_pool {
     int http_fd;                  /* its listening socket, -1 when none */
     struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
     struct sl_snapshot snap;      /* Redis as the HTTP side shows it (snapshot.c) */
+    unsigned long long reload_failures; /* SIGHUP reloads refused (bad file, roll still running) */
+    uint64_t last_reload_ms;      /* wall ms of the start or of the last reload accepted */
+    struct sl_web *web;           /* the dashboard on the listener (web.c), NULL when off */
+    void (*web_answer)(struct sl_pool *p, struct evhttp_request *req); /* web.c's answer to a
+                                   * request that waited for the snapshot, NULL when off */
 };
 
 /* pool.c: the loop, the children. */
@@ -131,10 +167,20 @@ void sl__trim_streams(struct sl_pool *p);
 void sl__snapshot_take(struct sl_pool *p);
 void sl__snapshot_free(struct sl_pool *p);
 
+/* web.c: the dashboard's pages on the pool's listener (metrics.dashboard):
+ * attached by pool.c after the listener starts and detached after it
+ * stops; snapshot.c reads its documents. metrics.c calls it only through
+ * p->web_answer, since web.c calls metrics.c. */
+struct sl_web;
+int sl__web_pool_attach(struct sl_pool *p);
+void sl__web_pool_detach(struct sl_pool *p);
+void sl__web_pool_snapshot(struct sl_pool *p);
+
 /* metrics.c: the HTTP endpoint. */
 int sl__metrics_start(struct sl_pool *p);
 void sl__metrics_answer(struct sl_pool *p);
 void sl__metrics_stop(struct sl_pool *p);
 void sl__metrics_child_close(struct sl_pool *p);
+void sl__metrics_defer_web(struct sl_pool *p, struct evhttp_request *req);
 
 #endif /* SL_POOL_H */

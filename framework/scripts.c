@@ -36,6 +36,9 @@ static struct sl_lua table[SL_NSCRIPTS] = {
     [SL_SCRIPT_JANITOR] = SCRIPT(janitor, JANITOR),
     [SL_SCRIPT_TRIM] = SCRIPT(trim, TRIM),
     [SL_SCRIPT_RELEASE] = SCRIPT(release, RELEASE),
+    [SL_SCRIPT_DLQ_PURGE] = SCRIPT(dlq_purge, DLQ_PURGE),
+    [SL_SCRIPT_DLQ_RETAIN] = SCRIPT(dlq_retain, DLQ_RETAIN),
+    [SL_SCRIPT_DLQ_COUNT] = SCRIPT(dlq_count, DLQ_COUNT),
     [SL_SCRIPT_RATE] = SCRIPT(rate, RATE),
     [SL_SCRIPT_EXPIRE] = SCRIPT(expire, EXPIRE),
 };

@@ -31,6 +31,8 @@ Suite *faults_suite(void);
 Suite *cli_suite(void);
 Suite *scripts_suite(void);
 Suite *producers_suite(void);
+Suite *dlq_suite(void);
+Suite *web_suite(void);
 
 /* Prints every non-empty report in dir; returns how many there were. */
 static int reports(const char *dir)
@@ -76,6 +78,7 @@ int main(void)
         setenv("UBSAN_OPTIONS", opts, 0);
     }
     srunner_add_suite(sr, flow_scripts_suite());
+    srunner_add_suite(sr, web_suite());
     srunner_add_suite(sr, worker_suite());
     srunner_add_suite(sr, delivery_suite());
     srunner_add_suite(sr, pool_suite());
@@ -91,6 +94,7 @@ int main(void)
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, scripts_suite());
     srunner_add_suite(sr, producers_suite());
+    srunner_add_suite(sr, dlq_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
