@@ -38,6 +38,9 @@ struct sl_child {
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
     int held_seen;                /* start check: a heartbeat was found on this name */
     char held_beat[32];           /* its last_beat then */
+    const char *killed_for;       /* killed by us for an operator's reason ("shutdown_timeout"), NULL */
+    int rolling;                  /* started by a reload in place of an old child, not yet connected */
+    uint64_t stop_asked_ms;       /* when a reload asked it to stop (monotonic ms) */
 };
 
 /* What the HTTP side shows from Redis, read by the supervisor when a
@@ -118,6 +121,7 @@ void sl__pool_try_start(struct sl_pool *p);
 void sl__pool_reload(struct sl_pool *p);
 void sl__pool_roll(struct sl_pool *p);
 void sl__pool_free_retired(struct sl_pool *p);
+int sl__pool_roll_covers(const struct sl_pool *p, struct sl_child *ch);
 
 /* janitor.c: dead consumers removed in the background. */
 int sl__janitor_start(struct sl_pool *p);
