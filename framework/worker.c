@@ -76,6 +76,7 @@ struct batch {
         char id[SL_IDLEN];        /* entry ID */
         int effect;               /* 1 for an effect script, 0 commit, -1 plain XACK */
         int count;                /* plain XACK: IDs sent */
+        long long least_ms;       /* least delay of a retry (sl_ctx_retry_after), ms */
         char err[160];            /* retry/dead reason, cut, for the log */
     } c[];
 };
@@ -330,6 +331,8 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
     }
     /* Keys: the framework's, then the effect's; arguments likewise. */
     sl__commit_args_set(&w->ca, k->id, kind, err, trim);
+    if (k->least_ms > 0)
+        sl__commit_args_least(&w->ca, k->least_ms);
     for (i = 0; i < SL_FW_KEYS; i++) {
         w->kav[i] = w->ca.keys[i];
         w->kalen[i] = strlen(w->ca.keys[i]);
@@ -572,6 +575,7 @@ static void handle_batch(struct worker *w, size_t n)
         k = &b->c[b->n++];
         k->b = b;
         copy_id(k->id, e->id);
+        k->least_ms = w->ctx->retry_after_ms;
         b->outstanding++;
         if (d == SL_ACK) {
             k->effect = w->ctx->script >= 0 ? 1 : 0;

@@ -21,6 +21,7 @@
 #include <check.h>
 #include <hiredis.h>
 
+#include "sluice.h"
 #include "ops.h"
 #include "config.h"
 #include "sut.h"
@@ -331,6 +332,54 @@ START_TEST(test_slow_shutdown_kill_not_charged)
 }
 END_TEST
 
+/* Returns the mono_ms of the probe_call trace line of entry id whose
+ * attempts are `attempts`, or -1 when there is none. */
+static long long call_ms(const char *log, const char *id, int attempts)
+{
+    char needle[200];
+    char *text = sl_test_read_file(log), *at;
+    long long ms = -1;
+
+    snprintf(needle, sizeof(needle), "event=probe_call id=%s ", id);
+    for (at = text; at != NULL && (at = strstr(at, needle)) != NULL; at++) {
+        char *eol = strchr(at, '\n'), *a = strstr(at, " attempts="), *m = strstr(at, " mono_ms=");
+        if (a != NULL && m != NULL && (eol == NULL || m < eol) && atoi(a + 10) == attempts) {
+            ms = atoll(m + 9);
+            break;
+        }
+    }
+    free(text);
+    return ms;
+}
+
+/* A handler that retries with sl_ctx_retry_after(3000) (an HTTP
+ * service's Retry-After) is called again no sooner than 3 s later,
+ * although the default backoff would retry after 1 s; the next attempt
+ * succeeds and the entry is applied once. A delay out of range is
+ * refused with SL_EINVAL. */
+START_TEST(test_slow_retry_after_is_honoured)
+{
+    char cfg[600], id[IDLEN];
+    struct pool p;
+    long long t0, t1;
+
+    ck_assert_int_eq(sl_ctx_retry_after(NULL, 10), SL_EINVAL);
+    slow_config(cfg, sizeof(cfg), NULL, NULL,
+                "{\"handler\": \"probe\", \"stream\": \"aq\", \"group\": \"ag\", \"processes\": 1}",
+                0);
+    slow_start(&p, cfg, "pool.log", 1, 0);
+    add("aq", "{\"effect\":true,\"trace\":true,\"retry\":1,\"retry_after_ms\":3000}", id);
+    SL_TEST_ASSERT_EVENTUALLY(20000, applied(id) == 1);
+    t0 = call_ms(p.log, id, 0);
+    t1 = call_ms(p.log, id, 1);
+    ck_assert_msg(t0 > 0 && t1 > 0, "no trace of both attempts; see %s", p.log);
+    fprintf(stderr, "slow: retry after 3000 ms came %lld ms later\n", t1 - t0);
+    ck_assert_msg(t1 - t0 >= 3000, "the retry came %lld ms after the first attempt", t1 - t0);
+    ck_assert_int_eq(group_backlog("aq", "ag"), 0);
+    pool_stop(&p);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * No hoarding
  * ------------------------------------------------------------------------ */
@@ -380,6 +429,7 @@ Suite *slow_suite(void)
     tcase_add_test(tc, test_slow_heartbeat_fresh_while_handler_blocks);
     tcase_add_test(tc, test_slow_reload_behind_busy_handler);
     tcase_add_test(tc, test_slow_shutdown_kill_not_charged);
+    tcase_add_test(tc, test_slow_retry_after_is_honoured);
     tc = ops_server_case(s, "prefetch", 90);
     tcase_add_test(tc, test_slow_prefetch_spreads_slow_entries);
     return s;
