@@ -41,7 +41,9 @@ struct sl_child {
     int held_seen;                /* start check: a heartbeat was found on this name */
     char held_beat[32];           /* its last_beat then */
     const char *killed_for;       /* killed by us for an operator's reason ("shutdown_timeout"), NULL */
-    int rolling;                  /* started by a reload in place of an old child, not yet connected */
+    int rolling;                  /* released by a reload in place of an old child, not yet connected */
+    uint64_t rolled_ms;           /* when the reload released it (monotonic ms) */
+    int changing_hands;           /* a reload is moving its name (reload.c, every tick): /healthz counts it up */
     uint64_t stop_asked_ms;       /* when a reload asked it to stop (monotonic ms) */
 };
 
@@ -145,7 +147,6 @@ void sl__pool_try_start(struct sl_pool *p);
 void sl__pool_reload(struct sl_pool *p);
 void sl__pool_roll(struct sl_pool *p);
 void sl__pool_free_retired(struct sl_pool *p);
-int sl__pool_roll_covers(const struct sl_pool *p, struct sl_child *ch);
 
 /* janitor.c: dead consumers removed in the background. */
 int sl__janitor_start(struct sl_pool *p);

@@ -12,6 +12,7 @@
 #include "pool.h"
 
 #define ROLL_BUSY_MS 500          /* a stopping child still busy after this no longer holds up a reload */
+#define ROLL_CONNECT_MS 5000      /* a child started by a reload counts as up while connecting, this long */
 
 /* Picks a shared slot that no child, current or old, is bound to. */
 static struct sl_slot *free_slot(struct sl_pool *p, struct sl_child *fresh, size_t nfresh)
@@ -128,14 +129,39 @@ static int busy(const struct sl_child *ch, uint64_t now)
            (v.cur_id[0] != '\0' || v.first_id[0] != '\0');
 }
 
-/* Lets new child n run: at once when the pool runs, so that no tick
- * passes with the name served by nobody. */
-static void release(struct sl_pool *p, struct sl_child *n)
+/* Lets new child n run: the supervisor's tick starts it next (within
+ * one tick). Until it has connected it counts as changing hands, not
+ * down (see changing_hands()). */
+static void release(struct sl_child *n, uint64_t now)
 {
     n->restart_at = 0;
     n->rolling = 1;
-    if (p->started && !p->stopping)
-        sl__pool_spawn(p, n);
+    n->rolled_ms = now;
+}
+
+/* Returns 1 when new child ch is not up only because a reload is moving
+ * its consumer name, which is served meanwhile: the old process of the
+ * name still runs (busy with a handler, or about to be asked to stop), or
+ * ch has just replaced it and is starting or connecting (for at most
+ * ROLL_CONNECT_MS: a child that cannot connect is reported). /healthz
+ * counts such a child as up: it is not down, it is changing hands. */
+static int changing_hands(const struct sl_pool *p, struct sl_child *ch, uint64_t now)
+{
+    size_t i;
+
+    if (ch->rolling) {
+        if (now - ch->rolled_ms >= ROLL_CONNECT_MS ||
+            (ch->pid > 0 && sl__slot_redis_up(ch->slot)))
+            ch->rolling = 0;    /* on its own from now on, reported like any child */
+        else
+            return 1;
+    }
+    if (p->old == NULL || ch->restart_at != UINT64_MAX)
+        return 0;
+    for (i = 0; i < p->nold; i++)
+        if (strcmp(p->old[i].consumer, ch->consumer) == 0 && p->old[i].pid > 0)
+            return 1;
+    return 0;
 }
 
 /* One step of a rolling restart, run every tick. Old children are asked
@@ -145,9 +171,8 @@ static void release(struct sl_pool *p, struct sl_child *n)
  * its handler and exits by itself, and its successor starts then, while
  * the roll goes on with the other slots at once. Names that only the new
  * configuration has start at once; names it drops just stop. */
-void sl__pool_roll(struct sl_pool *p)
+static void roll_step(struct sl_pool *p, uint64_t now)
 {
-    uint64_t now = sl__now_ms();
     size_t i;
     int moving = 0;             /* an old child stopping that is not busy, or a crash to record */
 
@@ -161,7 +186,7 @@ void sl__pool_roll(struct sl_pool *p)
         for (j = 0; j < p->nold && !held; j++)
             held = strcmp(p->old[j].consumer, n->consumer) == 0;
         if (!held && n->restart_at == UINT64_MAX)
-            release(p, n);
+            release(n, now);
     }
     for (i = 0; i < p->nold; i++) {
         struct sl_child *o = &p->old[i];
@@ -177,7 +202,9 @@ void sl__pool_roll(struct sl_pool *p)
             continue;
         }
         if ((n = successor(p, o)) != NULL && n->restart_at == UINT64_MAX)
-            release(p, n);
+            release(n, now);
+        if (n != NULL && n->rolling && n->pid == 0)
+            moving++;           /* released, not started yet: the next waits for it */
     }
     for (i = 0; i < p->nold && moving == 0; i++) {
         struct sl_child *o = &p->old[i];
@@ -199,28 +226,18 @@ void sl__pool_roll(struct sl_pool *p)
     sl__log(SL_LOG_INFO, "reloaded", "children=%zu", p->nchildren);
 }
 
-/* Returns 1 when new child ch is not running only because of a reload
- * that is still rolling, and its name is served meanwhile: the old
- * process of its name still runs (busy with a handler, or about to be
- * asked to stop), or ch has just replaced it and is still connecting.
- * /healthz counts such a child as up: it is not down, it is changing
- * hands. */
-int sl__pool_roll_covers(const struct sl_pool *p, struct sl_child *ch)
+/* Runs one step of a rolling restart (roll_step), then marks the new
+ * children whose name is changing hands, for /healthz: after the step,
+ * so that a name whose old process exited since the last tick is seen
+ * released, not down. */
+void sl__pool_roll(struct sl_pool *p)
 {
+    uint64_t now = sl__now_ms();
     size_t i;
 
-    if (ch->rolling) {
-        if (ch->pid > 0 && sl__slot_redis_up(ch->slot))
-            ch->rolling = 0;        /* connected: on its own from now on */
-        else if (ch->pid > 0)
-            return 1;
-    }
-    if (p->old == NULL || ch->restart_at != UINT64_MAX)
-        return 0;
-    for (i = 0; i < p->nold; i++)
-        if (strcmp(p->old[i].consumer, ch->consumer) == 0 && p->old[i].pid > 0)
-            return 1;
-    return 0;
+    roll_step(p, now);
+    for (i = 0; i < p->nchildren; i++)
+        p->children[i].changing_hands = changing_hands(p, &p->children[i], now);
 }
 
 /* Frees the children and configuration a finished reload left behind.
