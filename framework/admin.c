@@ -1144,7 +1144,9 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
 
 /* The columns of `sluice workers`: the heartbeat's fields, in order. */
 static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "group",
-                                           "started_at", "last_beat", "processed", "failed" };
+                                           "started_at", "last_beat", "processed", "failed",
+                                           "busy", "entry", "entry_since" };
+#define WORKER_NUMS 9             /* worker_cols before this one are the beat's own; after, the entry in hand */
 
 /* Runs one command of the heartbeat walk, printing a failure. */
 static redisReply *worker_cmd(redisContext *c, int argc, const char **argv, void *arg)
@@ -1159,12 +1161,14 @@ static int worker_seen(const char *consumer, size_t len, const redisReply *h, vo
     json_t *doc = arg, *o;
     size_t j;
 
-    if (h->type != REDIS_REPLY_ARRAY || h->elements != 9 ||
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != SL_NELEM(worker_cols) ||
         h->element[0]->type != REDIS_REPLY_STRING)
         return 0;
     o = json_object();
     json_object_set_new(o, "consumer", sl__json_text(consumer, len));
-    for (j = 0; j < 9; j++) {
+    sl__hb_entry_json(o, h->element[WORKER_NUMS], h->element[WORKER_NUMS + 1],
+                      h->element[WORKER_NUMS + 2]);
+    for (j = 0; j < WORKER_NUMS; j++) {
         const char *v = h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "";
         if (j == 0 || j >= 5)
             json_object_set_new(o, worker_cols[j], json_integer(strtoll(v, NULL, 10)));
@@ -1220,20 +1224,31 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
         /* A heartbeat is a hash anyone can write: its names are escaped. */
         struct sl_cells cells = { { NULL } };
 
-        printf("%-36s %8s %-10s %-12s %-18s %8s %8s %10s %8s\n", "CONSUMER", "PID", "HANDLER",
-               "STREAM", "GROUP", "UP_S", "BEAT_MS", "PROCESSED", "FAILED");
+        printf("%-36s %8s %-10s %-12s %-18s %8s %8s %10s %8s %-5s %-24s %8s\n", "CONSUMER", "PID",
+               "HANDLER", "STREAM", "GROUP", "UP_S", "BEAT_MS", "PROCESSED", "FAILED", "STATE",
+               "ENTRY", "ENTRY_MS");
         for (i = 0; i < json_array_size(doc); i++) {
             json_t *o = json_array_get(doc, i);
             long long started = json_integer_value(json_object_get(o, "started_at"));
             long long beat = json_integer_value(json_object_get(o, "last_beat"));
-            printf("%-36s %8lld %-10s %-12s %-18s %8lld %8lld %10lld %8lld\n",
+            json_t *age = json_object_get(o, "entry_age_ms");
+            char age_s[24];
+
+            if (json_is_integer(age))
+                snprintf(age_s, sizeof(age_s), "%lld", (long long)json_integer_value(age));
+            else
+                snprintf(age_s, sizeof(age_s), "-");
+            printf("%-36s %8lld %-10s %-12s %-18s %8lld %8lld %10lld %8lld %-5s %-24s %8s\n",
                    jcell(&cells, 0, o, "consumer"),
                    (long long)json_integer_value(json_object_get(o, "pid")),
                    jcell(&cells, 1, o, "handler"), jcell(&cells, 2, o, "stream"),
                    jcell(&cells, 3, o, "group"),
                    now > started ? (now - started) / 1000 : 0, now > beat ? now - beat : 0,
                    (long long)json_integer_value(json_object_get(o, "processed")),
-                   (long long)json_integer_value(json_object_get(o, "failed")));
+                   (long long)json_integer_value(json_object_get(o, "failed")),
+                   json_is_true(json_object_get(o, "busy")) ? "busy" : "idle",
+                   json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry") : "-",
+                   age_s);
         }
         sl__cells_free(&cells);
     }

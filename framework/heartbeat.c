@@ -84,6 +84,36 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
     b->zadd[3] = consumer;
 }
 
+/* Appends busy, entry and entry_since (see heartbeat.h). */
+void sl__hb_entry(struct sl_hb *b, const char *entry, uint64_t since_ms)
+{
+    int busy = entry != NULL && entry[0] != '\0';
+
+    SL_ASSERT(b->nhset + 6 <= (int)SL_NELEM(b->hset));
+    snprintf(b->since, sizeof(b->since), "%llu", busy ? (unsigned long long)since_ms : 0ULL);
+    b->hset[b->nhset++] = "busy";
+    b->hset[b->nhset++] = busy ? "1" : "0";
+    b->hset[b->nhset++] = "entry";
+    b->hset[b->nhset++] = busy ? entry : "";
+    b->hset[b->nhset++] = "entry_since";
+    b->hset[b->nhset++] = b->since;
+}
+
+/* Reads busy, entry and entry_since into o (see heartbeat.h). */
+void sl__hb_entry_json(json_t *o, const redisReply *busy, const redisReply *entry,
+                       const redisReply *since)
+{
+    int b = busy->type == REDIS_REPLY_STRING && !strcmp(busy->str, "1") &&
+            entry->type == REDIS_REPLY_STRING && entry->len > 0;
+    long long t0 = b && since->type == REDIS_REPLY_STRING ? strtoll(since->str, NULL, 10) : 0;
+    long long now = (long long)sl__wall_ms();
+
+    json_object_set_new(o, "busy", json_boolean(b));
+    json_object_set_new(o, "entry", b ? sl__json_text(entry->str, (size_t)entry->len) : json_null());
+    json_object_set_new(o, "entry_age_ms", b && t0 > 0 ? json_integer(now > t0 ? now - t0 : 0) :
+                                                         json_null());
+}
+
 /* Walks every live heartbeat through the registry (see heartbeat.h).
  * A name whose key is gone (expired or deleted since) is skipped: the
  * key, not the registry, says who lives. It only reads, so an operator's

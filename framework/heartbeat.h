@@ -64,7 +64,8 @@ struct sl_hb {
     char failed[24];              /* attempts that failed */
     char ttl[24];                 /* sl__hb_ttl_ms() as text */
     char expiry[24];              /* now + ttl, ms since the epoch, as text */
-    const char *hset[20];         /* HSET key field value... */
+    char since[24];               /* entry_since: when the entry in hand was taken up, ms since the epoch */
+    const char *hset[26];         /* HSET key field value... */
     int nhset;                    /* arguments in hset */
     const char *pexpire[3];       /* PEXPIRE key ttl */
     const char *zadd[4];          /* ZADD sluice:workers expiry consumer */
@@ -79,6 +80,23 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
                  const char *handler, const char *stream, const char *group,
                  long long heartbeat_ms, int full, uint64_t started_ms,
                  uint64_t processed, uint64_t failed);
+
+/* Adds to b's HSET what the process has in hand: "busy" ("1" or "0"),
+ * "entry" (the ID whose handler runs, or of the batch in hand; "" when
+ * idle) and "entry_since" (when its handler started, ms since the epoch;
+ * "0" when idle). `entry` NULL or "" means idle. The worker's own beat
+ * runs between batches, so it always says idle; the supervisor's
+ * keep-alive beat for a busy child says what the child's slot holds. A
+ * beat after the sl__hb_fill() it extends; `entry` is borrowed. */
+void sl__hb_entry(struct sl_hb *b, const char *entry, uint64_t since_ms);
+
+/* Sets "busy" (true/false), "entry" (the ID, or null when idle) and
+ * "entry_age_ms" (how long it has been in hand, or null) on o from the
+ * HMGET replies of busy, entry and entry_since (borrowed; NIL from a
+ * beat written before these fields existed reads as idle). The age is
+ * taken against this host's clock; a writer's clock ahead shows 0. */
+void sl__hb_entry_json(json_t *o, const redisReply *busy, const redisReply *entry,
+                       const redisReply *since);
 
 /* Runs one command for sl__hb_walk(): returns the reply (new), or NULL
  * after the runner reported a failure. */

@@ -381,6 +381,16 @@ static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         b.hset[b.nhset++] = "last_beat";
         b.hset[b.nhset++] = beat;
     }
+    /* The entry in hand, since when: the handler's start in wall time
+     * (the slot keeps the monotonic clock; now is from the same one). A
+     * child between two entries of a batch shows the batch's first. */
+    {
+        const char *id = v.cur_id[0] != '\0' ? v.cur_id : v.first_id;
+        uint64_t t0 = v.cur_id[0] != '\0' ? v.cur_started_ms : v.batch_started_ms;
+        uint64_t mono = sl__now_ms(), wall = sl__wall_ms();
+        uint64_t ago = mono > t0 ? mono - t0 : 0;
+        sl__hb_entry(&b, id, wall > ago ? wall - ago : wall);
+    }
     freeReplyObject(sl__pool_cmd(p, b.nhset, b.hset));
     freeReplyObject(sl__pool_cmd(p, 3, b.pexpire));
     /* The registry entry's expiry follows the key's (heartbeat.h). */

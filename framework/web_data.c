@@ -706,7 +706,9 @@ out:
 
 /* The fields of a heartbeat the dashboard shows, as `sluice workers`. */
 static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "group",
-                                           "started_at", "last_beat", "processed", "failed" };
+                                           "started_at", "last_beat", "processed", "failed",
+                                           "busy", "entry", "entry_since" };
+#define WORKER_NUMS 9             /* worker_cols before this one are the beat's own; after, the entry in hand */
 
 /* Adds one heartbeat to the array arg. */
 static int worker_seen(const char *consumer, size_t len, const redisReply *h, void *arg)
@@ -719,7 +721,9 @@ static int worker_seen(const char *consumer, size_t len, const redisReply *h, vo
         !is_str(h->element[0]) || (o = json_object()) == NULL)
         return 0;
     json_object_set_new(o, "consumer", sl__json_text(consumer, len));
-    for (j = 0; j < SL_NELEM(worker_cols); j++) {
+    sl__hb_entry_json(o, h->element[WORKER_NUMS], h->element[WORKER_NUMS + 1],
+                      h->element[WORKER_NUMS + 2]);
+    for (j = 0; j < WORKER_NUMS; j++) {
         const redisReply *v = h->element[j];
         if (j == 0 || j >= 5)
             json_object_set_new(o, worker_cols[j],

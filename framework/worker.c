@@ -1021,6 +1021,7 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
                 w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
                 sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
                 sl__slot_counter(w->slot, SL_C_FAILED, 0));
+    sl__hb_entry(&b, NULL, 0);      /* a timer runs between batches: nothing in hand */
     sl__conn_command(w->cmd, on_beat, w, 0, b.nhset, b.hset, NULL);
     sl__conn_command(w->cmd, on_beat, w, 0, 3, b.pexpire, NULL);
     sl__conn_command(w->cmd, on_beat, w, 0, 4, b.zadd, NULL);

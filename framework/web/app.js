@@ -201,10 +201,12 @@
       d.forEach(function (w) {
         tb.appendChild(el('tr', {}, [td(w.consumer, 't'), td(w.host, 't'), td(w.pid), td(w.handler, 't'),
           td(w.stream + ' / ' + w.group, 't'), td(dur(w.uptime_ms)), td(w.beat_age_ms === null ? '-' : dur(w.beat_age_ms) + ' ago'),
+          td(w.busy ? 'busy' : 'idle', 't'), td(w.entry === null ? '-' : w.entry, 't'),
+          td(w.entry_age_ms === null ? '-' : dur(w.entry_age_ms)),
           td(w.processed), td(w.failed)]));
       });
       show([el('h2', { text: 'Workers (' + d.length + ' live heartbeats)' }),
-        el('div', { 'class': 'wrap' }, [el('table', { id: 'workers' }, [el('thead', {}, [el('tr', {}, ['Consumer', 'Host', 'PID', 'Handler', 'Stream / group', 'Uptime', 'Last beat', 'Processed', 'Failed'].map(function (h, i) { return el('th', { text: h, 'class': i === 0 || i === 1 || i === 3 || i === 4 ? 't' : '' }); }))]), tb])])]);
+        el('div', { 'class': 'wrap' }, [el('table', { id: 'workers' }, [el('thead', {}, [el('tr', {}, ['Consumer', 'Host', 'PID', 'Handler', 'Stream / group', 'Uptime', 'Last beat', 'State', 'Entry in hand', 'For', 'Processed', 'Failed'].map(function (h, i) { return el('th', { text: h, 'class': i === 0 || i === 1 || i === 3 || i === 4 || i === 7 || i === 8 ? 't' : '' }); }))]), tb])])]);
     });
   }
 

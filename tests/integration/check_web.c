@@ -683,15 +683,14 @@ END_TEST
 
 /* Starts a pool with metrics on a free port and metrics.dashboard set
  * to `dash` (not written at all when -1: the default). */
-static void dash_pool(struct pool *p, int dash)
+static void dash_pool_of(struct pool *p, int dash, const char *workers)
 {
     char *text, *at;
     FILE *f;
     int rv;
 
     memset(p, 0, sizeof(*p));
-    write_config(p->cfg, sizeof(p->cfg), "pool",
-                 "{\"handler\": \"noop\", \"stream\": \"orders\", \"group\": \"g1\"}", "", 1);
+    write_config(p->cfg, sizeof(p->cfg), "pool", workers, "", 1);
     if (dash >= 0) {
         text = sl_test_read_file(p->cfg);
         ck_assert_ptr_nonnull(text);
@@ -713,6 +712,124 @@ static void dash_pool(struct pool *p, int dash)
     p->port = (int)file_last_number(p->log, "event=metrics_listening addr=127.0.0.1:");
     ck_assert_int_gt(p->port, 0);
 }
+
+/* Starts a pool of one noop worker on orders/g1 (see dash_pool_of). */
+static void dash_pool(struct pool *p, int dash)
+{
+    dash_pool_of(p, dash, "{\"handler\": \"noop\", \"stream\": \"orders\", \"group\": \"g1\"}");
+}
+
+/* The workers page says what a worker has in hand: a probe handler
+ * sleeping on one entry shows busy, with that entry's ID and an age that
+ * grows, in /api/workers and in `sluice workers` (text and --json); once
+ * the entry is done the worker's own beat says idle again. At the default
+ * heartbeat (1 s). */
+START_TEST(test_web_workers_busy_entry)
+{
+    struct pool p;
+    struct web w;
+    json_t *doc = NULL, *o = NULL;
+    long long dl, age1;
+    char id[64];
+    const char *argv[6];
+    struct out out;
+    redisReply *r;
+
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE orders g1 $ MKSTREAM"));
+    dash_pool_of(&p, 1, "{\"handler\": \"probe\", \"stream\": \"orders\", \"group\": \"g1\"}");
+    memset(&w, 0, sizeof(w));
+    w.port = p.port;
+    /* Idle first: the worker's own beat. */
+    dl = sl_test_deadline(10000);
+    for (;;) {
+        doc = get_json(&w, "/api/workers", 200);
+        if (json_array_size(doc) == 1)
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the pool's worker is not listed");
+    }
+    o = json_array_get(doc, 0);
+    ck_assert(json_is_false(json_object_get(o, "busy")));
+    ck_assert(json_is_null(json_object_get(o, "entry")));
+    ck_assert(json_is_null(json_object_get(o, "entry_age_ms")));
+    json_decref(doc);
+    r = sl_test_cmd(rc, "XADD orders * type t data {\"sleep_ms\":%d}", 6000 * sl_test_slow_factor());
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    snprintf(id, sizeof(id), "%s", r->str);
+    freeReplyObject(r);
+    /* Busy, with that entry, from the supervisor's beat for the child. */
+    dl = sl_test_deadline(5000);
+    for (;;) {
+        doc = get_json(&w, "/api/workers", 200);
+        o = json_array_get(doc, 0);
+        if (o != NULL && json_is_true(json_object_get(o, "busy")))
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the worker never showed busy");
+    }
+    ck_assert_str_eq(jstr(o, "entry"), id);
+    ck_assert(json_is_integer(json_object_get(o, "entry_age_ms")));
+    age1 = jint(o, "entry_age_ms");
+    ck_assert_int_ge(age1, 0);
+    json_decref(doc);
+    /* The age grows with the next beat (one a second). */
+    dl = sl_test_deadline(5000);
+    for (;;) {
+        doc = get_json(&w, "/api/workers", 200);
+        o = json_array_get(doc, 0);
+        if (o != NULL && json_is_true(json_object_get(o, "busy")) &&
+            jint(o, "entry_age_ms") >= age1 + 900)
+            break;
+        ck_assert_msg(o == NULL || json_is_true(json_object_get(o, "busy")),
+                      "the worker went idle before its sleep was over");
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the entry's age did not grow");
+    }
+    ck_assert_str_eq(jstr(o, "entry"), id);
+    json_decref(doc);
+    /* `sluice workers` says the same. */
+    argv[0] = sl_test_bin();
+    argv[1] = "workers";
+    argv[2] = "--redis";
+    argv[3] = srv.url;
+    argv[4] = NULL;
+    out = run(argv);
+    ck_assert_int_eq(out.code, 0);
+    ck_assert_msg(strstr(out.out, "STATE") && strstr(out.out, "ENTRY_MS") &&
+                  strstr(out.out, " busy ") && strstr(out.out, id), "sluice workers: %s", out.out);
+    out_free(&out);
+    argv[4] = "--json";
+    argv[5] = NULL;
+    out = run(argv);
+    ck_assert_int_eq(out.code, 0);
+    doc = parse_json(out.out);
+    out_free(&out);
+    o = json_array_get(doc, 0);
+    ck_assert_ptr_nonnull(o);
+    ck_assert(json_is_true(json_object_get(o, "busy")));
+    ck_assert_str_eq(jstr(o, "entry"), id);
+    ck_assert(json_is_integer(json_object_get(o, "entry_age_ms")));
+    json_decref(doc);
+    /* Done: idle again at the worker's next own beat. */
+    dl = sl_test_deadline(20000);
+    for (;;) {
+        doc = get_json(&w, "/api/workers", 200);
+        o = json_array_get(doc, 0);
+        if (o != NULL && json_is_false(json_object_get(o, "busy")))
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the worker never went idle again");
+    }
+    ck_assert(json_is_null(json_object_get(o, "entry")));
+    json_decref(doc);
+    /* Its ack went out before that beat, on the same connection. */
+    r = sl_test_cmd(rc, "XPENDING orders g1");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    pool_stop(&p);
+}
+END_TEST
 
 START_TEST(test_web_on_pool_read_only)
 {
@@ -870,6 +987,7 @@ Suite *web_suite(void)
     tcase_add_test(pool, test_web_on_pool_read_only);
     tcase_add_test(pool, test_web_on_pool_follows_reload);
     tcase_add_test(pool, test_web_on_pool_off_by_default);
+    tcase_add_test(pool, test_web_workers_busy_entry);
     suite_add_tcase(s, pool);
     return s;
 }
