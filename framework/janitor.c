@@ -15,6 +15,7 @@
 #include "pool.h"
 #include "scripts.h"
 #include "heartbeat.h"
+#include "typecount.h"
 
 #define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
 #define EXPIRE_COUNT 2000         /* records one expire.lua call forgets at most */
@@ -371,20 +372,23 @@ static void jan_sample_rates(struct sl_janitor *j)
 {
     const struct sl_config *cfg = j->p->cfg;
     const struct sl_lua *l = sl__script(SL_SCRIPT_RATE);
-    char key[600], gap[24], maxlen[24];
+    char key[600], ckey[600], tkey[600], gap[24], maxlen[24];
     size_t i, k;
 
     snprintf(gap, sizeof(gap), "%d", SL_RATE_GAP_MS);
     snprintf(maxlen, sizeof(maxlen), "%d", SL_RATE_MAXLEN);
     for (i = 0; i < cfg->nworkers; i++) {
         const struct sl_worker_conf *wc = &cfg->workers[i];
-        const char *argv[] = { "EVAL", l->src, "2", key, wc->stream, wc->group, gap, maxlen };
+        const char *argv[] = { "EVAL", l->src, "4", key, wc->stream, ckey, tkey, wc->group, gap,
+                               maxlen };
 
         for (k = 0; k < i; k++)
             if (strcmp(cfg->workers[k].stream, wc->stream) == 0 &&
                 strcmp(cfg->workers[k].group, wc->group) == 0)
                 break;
-        if (k < i || (size_t)sl__rate_key(key, sizeof(key), wc->stream, wc->group) >= sizeof(key))
+        if (k < i || (size_t)sl__rate_key(key, sizeof(key), wc->stream, wc->group) >= sizeof(key) ||
+            (size_t)sl__tc_key(ckey, sizeof(ckey), wc->stream, wc->group) >= sizeof(ckey) ||
+            (size_t)sl__tc_types_key(tkey, sizeof(tkey), wc->stream, wc->group) >= sizeof(tkey))
             continue;
         if (sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0)
             return;

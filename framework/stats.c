@@ -22,6 +22,18 @@
  * consumer seen in both samples with the same start time adds its
  * difference; one that started during the window adds all it has done;
  * anything else adds nothing, so a restart never makes μ negative.
+ *
+ * Per event type, for a stream that carries several (orders carries
+ * order.created and the payment results): the workers count, per type,
+ * the entries the group read for the first time ("in") and those decided
+ * for good ("done"), in sluice:count:<stream>:<group> (typecount.h), and
+ * each rate sample copies those counters into
+ * sluice:rate:<stream>:<group>:types under the sample's own ID. Over the
+ * same window as the row: μ of a type = Δ done / Δt; λ of a type = the
+ * row's λ x its share of Δ in, the type mix of what the group read. While
+ * the group keeps up that is exactly the arrivals of each type; while it
+ * lags, the mix is that of older arrivals. Without rate samples the
+ * counters are read at both ends of the live window.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +44,7 @@
 #include "internal.h"
 #include "admin.h"
 #include "heartbeat.h"
+#include "typecount.h"
 
 #define MAXROWS 256               /* stream/group rows shown */
 #define MAXBEATS 1024             /* worker heartbeats read per sample */
@@ -39,6 +52,21 @@
 #define RATE_MIN_S 9              /* a shorter span of samples is not used */
 #define RATE_FRESH_S 15           /* the newest sample must be this recent, else
                                      no supervisor samples that group now */
+#define MAXTYPES 24               /* event types shown per row */
+
+/* The per-type counters of a group at one instant. */
+struct tcount {
+    char name[SL_TC_NAMELEN + 8]; /* the type */
+    long long in;                 /* entries read for the first time */
+    long long done;               /* entries decided for good */
+};
+
+/* The rates of one type over a row's window. */
+struct trate {
+    char name[SL_TC_NAMELEN + 8]; /* the type */
+    double lambda;                /* arrivals per second, < 0 when unknown */
+    double mu;                    /* completions per second */
+};
 
 /* One stream and group at one instant. */
 struct row {
@@ -57,6 +85,10 @@ struct row {
     double win;                   /* span of the rate samples used, seconds; 0: none */
     double win_lambda;            /* λ over those samples, per second */
     double win_mu;                /* μ over those samples, per second */
+    struct tcount cnt[MAXTYPES];  /* per-type counters at t */
+    int ncnt;
+    struct tcount wcnt[2][MAXTYPES]; /* per-type counters at the window's ends (oldest, newest) */
+    int nwcnt[2];                 /* 0 each when the samples have none */
 };
 
 /* One worker heartbeat at one instant. */
@@ -152,6 +184,99 @@ static int sample_beats(redisContext *c, struct sample *s)
     return sl__hb_walk(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
 }
 
+/* Reads the per-type counters out of a flat name/value reply (HGETALL,
+ * or a per-type sample's fields) into out. Returns how many types. */
+static int parse_counts(const redisReply *f, struct tcount *out)
+{
+    int n = 0, k;
+    size_t i;
+
+    for (i = 0; f != NULL && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        const redisReply *nm = f->element[i], *v = f->element[i + 1];
+        const char *t;
+        int in;
+
+        if (nm->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (!strncmp(nm->str, "in:", 3))
+            in = 1, t = nm->str + 3;
+        else if (!strncmp(nm->str, "done:", 5))
+            in = 0, t = nm->str + 5;
+        else
+            continue;
+        for (k = 0; k < n && strcmp(out[k].name, t) != 0; k++)
+            ;
+        if (k == n) {
+            if (n >= MAXTYPES || strlen(t) >= sizeof(out[k].name))
+                continue;
+            memset(&out[k], 0, sizeof(out[k]));
+            snprintf(out[k].name, sizeof(out[k].name), "%s", t);
+            n++;
+        }
+        if (in)
+            out[k].in = strtoll(v->str, NULL, 10);
+        else
+            out[k].done = strtoll(v->str, NULL, 10);
+    }
+    return n;
+}
+
+/* Reads row r's per-type counters (one HGETALL) into r->cnt. */
+static void sample_counts(redisContext *c, struct row *r)
+{
+    char key[600];
+    redisReply *x;
+
+    r->ncnt = 0;
+    if ((size_t)sl__tc_key(key, sizeof(key), r->stream, r->group) >= sizeof(key))
+        return;
+    x = redisCommand(c, "HGETALL %s", key);
+    r->ncnt = parse_counts(x, r->cnt);
+    freeReplyObject(x);
+}
+
+/* Computes the rates per type between counters a (na types) and b (nb)
+ * taken dt seconds apart, the row's λ being `lambda`, into out (see the
+ * file comment). Returns how many. A counter that went down (the hash
+ * was deleted) counts from 0. */
+static int type_rates(const struct tcount *a, int na, const struct tcount *b, int nb,
+                      double dt, double lambda, struct trate *out)
+{
+    long long din[MAXTYPES], total = 0;
+    int i, j;
+
+    for (i = 0; i < nb; i++) {
+        const struct tcount *o = NULL;
+        long long dd;
+
+        for (j = 0; j < na && o == NULL; j++)
+            if (!strcmp(a[j].name, b[i].name))
+                o = &a[j];
+        din[i] = o == NULL || b[i].in < o->in ? b[i].in : b[i].in - o->in;
+        dd = o == NULL || b[i].done < o->done ? b[i].done : b[i].done - o->done;
+        total += din[i];
+        snprintf(out[i].name, sizeof(out[i].name), "%s", b[i].name);
+        out[i].mu = dt > 0 ? (double)dd / dt : 0;
+    }
+    for (i = 0; i < nb; i++)
+        out[i].lambda = total > 0 ? lambda * (double)din[i] / (double)total : -1;
+    return nb;
+}
+
+/* Reads the per-type sample with exactly the ID `id` into out. Returns
+ * how many types (0 when there is none). */
+static int types_at(redisContext *c, const char *key, const char *id, struct tcount *out)
+{
+    redisReply *x = redisCommand(c, "XRANGE %s %s %s", key, id, id);
+    int n = 0;
+
+    if (x != NULL && x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
+        x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 2)
+        n = parse_counts(x->element[0]->element[1], out);
+    freeReplyObject(x);
+    return n;
+}
+
 /* Samples every group of every configured stream into s. Returns 0, or
  * -1 when Redis failed (a stream that does not exist yet is no failure). */
 static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s)
@@ -211,6 +336,7 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
             if (x != NULL && x->type == REDIS_REPLY_INTEGER)
                 r->dead = x->integer;
             freeReplyObject(x);
+            sample_counts(c, r);
             r->t = now_s();
         }
         freeReplyObject(groups);
@@ -244,6 +370,7 @@ static void rate_window(redisContext *c, struct row *r, double now)
     long long t1, t0, a1, a0, d1, d0;
 
     r->win = 0;
+    r->nwcnt[0] = r->nwcnt[1] = 0;
     if ((size_t)sl__rate_key(key, sizeof(key), r->stream, r->group) >= sizeof(key))
         return;
     x = redisCommand(c, "XREVRANGE %s + - COUNT %d", key, RATE_WINDOW_S / 5 + 1);
@@ -269,6 +396,11 @@ static void rate_window(redisContext *c, struct row *r, double now)
     r->win = (double)(t1 - t0) / 1000.0;
     r->win_lambda = (double)(a1 - a0) / r->win;
     r->win_mu = (double)(d1 - d0) / r->win;
+    /* The per-type counters sampled under the same two IDs. */
+    if ((size_t)sl__tc_types_key(key, sizeof(key), r->stream, r->group) < sizeof(key)) {
+        r->nwcnt[0] = types_at(c, key, od->element[0]->str, r->wcnt[0]);
+        r->nwcnt[1] = r->nwcnt[0] > 0 ? types_at(c, key, nw->element[0]->str, r->wcnt[1]) : 0;
+    }
 done:
     freeReplyObject(x);
 }
@@ -311,6 +443,8 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
         double dt = 0, lambda = 0, mu = 0, rho = -1, w = -1, win = 0;
         long long l, added;
         char rho_s[16] = "-", w_s[24] = "-";
+        struct trate tr[MAXTYPES];
+        int ntr = 0, k;
 
         for (j = 0; j < a->nrows; j++)
             if (!strcmp(a->rows[j].stream, r->stream) && !strcmp(a->rows[j].group, r->group))
@@ -330,6 +464,10 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             mu = r->win_mu;
             win = r->win;
         }
+        if (r->win > 0 && r->nwcnt[0] > 0 && r->nwcnt[1] > 0)
+            ntr = type_rates(r->wcnt[0], r->nwcnt[0], r->wcnt[1], r->nwcnt[1], r->win, lambda, tr);
+        else if (r->win <= 0 && o != NULL && dt > 0 && r->ncnt > 0)
+            ntr = type_rates(o->cnt, o->ncnt, r->cnt, r->ncnt, dt, lambda, tr);
         l = (r->lag > 0 ? r->lag : 0) + r->pending;
         if (mu > 0) {
             rho = lambda / mu;
@@ -359,6 +497,22 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             /* The seconds λ and μ are measured over. */
             json_object_set_new(o2, "window_s", win > 0 ? json_real(win) : json_null());
             json_object_set_new(o2, "W", w >= 0 ? json_real(w) : json_null());
+            /* λ and μ per event type, over the same window. */
+            {
+                json_t *ta = json_array();
+                for (k = 0; ta != NULL && k < ntr; k++) {
+                    json_t *t = json_object();
+                    if (t == NULL)
+                        break;
+                    json_object_set_new(t, "type", sl__json_text(tr[k].name, strlen(tr[k].name)));
+                    json_object_set_new(t, "lambda", tr[k].lambda >= 0 ? json_real(tr[k].lambda) :
+                                                                         json_null());
+                    json_object_set_new(t, "mu", json_real(tr[k].mu));
+                    json_array_append_new(ta, t);
+                }
+                if (ta != NULL)
+                    json_object_set_new(o2, "types", ta);
+            }
             json_array_append_new(doc, o2);
         } else {
             char lag_s[24], old_s[24];
@@ -371,6 +525,16 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
                    sl__cell(&cells, 0, r->stream, strlen(r->stream)),
                    sl__cell(&cells, 1, r->group, strlen(r->group)), r->length, lag_s, r->pending,
                    r->consumers, old_s, r->dead, lambda, mu, rho_s, l, w_s, win);
+            /* A stream that carries several types: one row per type
+             * under it, with its λ and μ. */
+            for (k = 0; ntr > 1 && k < ntr; k++) {
+                char lam_s[24] = "-";
+                if (tr[k].lambda >= 0)
+                    snprintf(lam_s, sizeof(lam_s), "%.1f", tr[k].lambda);
+                printf("%-16s %-18s %8s %8s %8s %5s %10s %6s %9s %9.1f\n", "  type",
+                       sl__cell(&cells, 2, tr[k].name, strlen(tr[k].name)), "", "", "", "", "", "",
+                       lam_s, tr[k].mu);
+            }
             sl__cells_free(&cells);
         }
     }

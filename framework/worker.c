@@ -33,6 +33,7 @@
 #include "slot.h"
 #include "heartbeat.h"
 #include "scripts.h"
+#include "typecount.h"
 
 #define W_DOWN    0               /* no usable connections */
 #define W_INIT    1               /* loading scripts, creating the group */
@@ -147,6 +148,8 @@ struct worker {
     size_t *acklen;               /* its lengths */
     size_t ackcap;                /* entries allocated in both */
     struct sl_slot local;         /* used when no supervisor gave a slot */
+    struct sl_typecount *tc;      /* per-type counts not yet sent (owned) */
+    int tc_fresh;                 /* the batch in hand was read with ">": its entries count as in */
 };
 
 static volatile sig_atomic_t stop_signalled; /* set by the signal handler */
@@ -565,6 +568,7 @@ static void handle_batch(struct worker *w, size_t n)
         sl__slot_begin(w->slot);
         w->slot->cur_id[0] = '\0';
         sl__slot_end(w->slot);
+        sl__tc_add(w->tc, e->fields, w->tc_fresh, d != SL_RETRY);
 
         if (d == SL_ACK && w->ctx->script < 0 && e->attempts == 0) {
             w->ackv[3 + nplain] = e->id->str;
@@ -615,6 +619,7 @@ static void handle_batch(struct worker *w, size_t n)
     w->slot->batch_len = 0;
     sl__slot_end(w->slot);
     measure_time(w);
+    sl__tc_flush(w->tc, w->cmd, 0);
     if (--b->outstanding == 0)
         batch_done(b);
 }
@@ -768,7 +773,9 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     w->finish_batch = ahead;
+    w->tc_fresh = 1;
     handle_batch(w, n);
+    w->tc_fresh = 0;
     w->finish_batch = 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     w->ahead_ok = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000 <
@@ -1022,6 +1029,7 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
                 sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
                 sl__slot_counter(w->slot, SL_C_FAILED, 0));
     sl__hb_entry(&b, NULL, 0);      /* a timer runs between batches: nothing in hand */
+    sl__tc_flush(w->tc, w->cmd, 1);
     sl__conn_command(w->cmd, on_beat, w, 0, b.nhset, b.hset, NULL);
     sl__conn_command(w->cmd, on_beat, w, 0, 3, b.pexpire, NULL);
     sl__conn_command(w->cmd, on_beat, w, 0, 4, b.zadd, NULL);
@@ -1209,6 +1217,7 @@ static int release_beat(struct worker *w)
     size_t argvlen[SL_NELEM(argv)];
     int argc;
 
+    sl__tc_flush(w->tc, w->cmd, 1);   /* the last counts, before the exit */
     sl__hb_key(key, sizeof(key), w->consumer);
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     argc = sl__script_argv(sl__script(SL_SCRIPT_RELEASE), nk, (int)SL_NELEM(keys), keys, NULL,
@@ -1335,6 +1344,7 @@ static void worker_free(struct worker *w)
     free(w->kalen);
     free(w->ackv);
     free(w->acklen);
+    free(w->tc);
     sl__ctx_free(w->ctx);
 }
 
@@ -1402,8 +1412,10 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
 
     w->ctx = sl__ctx_new(h);
     w->base = new_base();
-    if (w->ctx == NULL || w->base == NULL || load_sources(w) < 0)
+    w->tc = malloc(sizeof(*w->tc));
+    if (w->ctx == NULL || w->base == NULL || w->tc == NULL || load_sources(w) < 0)
         goto out;
+    sl__tc_init(w->tc, wc->stream, wc->group);
     w->rd = sl__conn_new(w->base, "reader", cfg, on_ready, on_lost, w);
     w->cmd = sl__conn_new(w->base, "cmd", cfg, on_ready, on_lost, w);
     w->reconnect_ev = evtimer_new(w->base, on_reconnect, w);

@@ -11,7 +11,11 @@
 -- of the stream), read (entries-read of the group), pending, and lag
 -- (left out when Redis cannot tell it). No sample when the stream or
 -- group does not exist, or when Redis cannot tell entries-read.
--- KEYS: rate_key stream
+-- The per-type counters the workers keep (count_key, a hash of
+-- in:<type> and done:<type>, typecount.h) are copied, when there are
+-- any, into types_key under the same ID: the rate sample itself keeps
+-- its agreed fields, which another reader relies on.
+-- KEYS: rate_key stream count_key types_key
 -- ARGV: group min_gap_ms maxlen
 -- Returns 1 when a sample was added, else 0.
 local t = redis.call('TIME')
@@ -42,5 +46,11 @@ if type(lag) == 'number' then
   args[#args + 1] = 'lag'
   args[#args + 1] = string.format('%d', lag)
 end
-redis.call('XADD', unpack(args))
+local id = redis.call('XADD', unpack(args))
+if KEYS[3] and KEYS[4] and redis.call('TYPE', KEYS[3])['ok'] == 'hash' then
+  local counts = redis.call('HGETALL', KEYS[3])
+  if #counts > 0 and #counts <= 400 then
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], id, unpack(counts))
+  end
+end
 return 1

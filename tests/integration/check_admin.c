@@ -276,6 +276,7 @@ END_TEST
  * not a wait for an effect. */
 struct producer {
     const char *stream;           /* stream to add to */
+    const char *type;             /* the entries' type; NULL: "tick" */
     int rate;                     /* entries per second */
     volatile int stop;            /* set by the test to end it */
     long long produced;           /* entries added */
@@ -305,7 +306,7 @@ static void *produce(void *arg)
         if (now.tv_sec < at.tv_sec || (now.tv_sec == at.tv_sec && now.tv_nsec < at.tv_nsec))
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
                 ;
-        r = redisCommand(c, "XADD %s * type tick data {}", pr->stream);
+        r = redisCommand(c, "XADD %s * type %s data {}", pr->stream, pr->type ? pr->type : "tick");
         if (r == NULL || r->type != REDIS_REPLY_STRING) {
             snprintf(pr->error, sizeof(pr->error), "XADD failed: %s", r ? r->str : c->errstr);
             freeReplyObject(r);
@@ -318,13 +319,20 @@ static void *produce(void *arg)
     return NULL;
 }
 
-/* Starts a producer. */
-static void producer_start(struct producer *pr, const char *stream, int rate)
+/* Starts a producer of entries of type `type` (NULL: "tick"). */
+static void producer_start_typed(struct producer *pr, const char *stream, const char *type, int rate)
 {
     memset(pr, 0, sizeof(*pr));
     pr->stream = stream;
+    pr->type = type;
     pr->rate = rate;
     ck_assert_int_eq(pthread_create(&pr->thread, NULL, produce, pr), 0);
+}
+
+/* Starts a producer of "tick" entries. */
+static void producer_start(struct producer *pr, const char *stream, int rate)
+{
+    producer_start_typed(pr, stream, NULL, rate);
 }
 
 /* Stops a producer and fails the test if it had failed. */
@@ -988,10 +996,9 @@ static int instrumented(pid_t pid)
 /* Condition: the rate samples of "steady" span at least 10 s. */
 static int rate_span_10s(void *arg)
 {
-    redisReply *r = sl_test_cmd(rc, "XRANGE sluice:rate:steady:sg - +");
+    redisReply *r = sl_test_cmd(rc, "XRANGE %s - +", arg ? (const char *)arg : "sluice:rate:steady:sg");
     int yes;
 
-    (void)arg;
     yes = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
           strtoll(r->element[r->elements - 1]->element[0]->str, NULL, 10) -
           strtoll(r->element[0]->element[0]->str, NULL, 10) >= 10000;
@@ -1042,6 +1049,91 @@ START_TEST(test_admin_stats_mu_exact)
         json_decref(doc);
     }
     producer_stop(&pr);
+    pool_stop(&p);
+}
+END_TEST
+
+/* Returns the entry of type `type` in the "types" array of a stats row
+ * (borrowed), failing when there is none. */
+static json_t *type_row(json_t *row, const char *type)
+{
+    json_t *a = json_object_get(row, "types");
+    size_t i;
+
+    ck_assert_msg(json_is_array(a), "no types in the stats row");
+    for (i = 0; i < json_array_size(a); i++)
+        if (!strcmp(jstr(json_array_get(a, i), "type"), type))
+            return json_array_get(a, i);
+    ck_abort_msg("no type %s in the stats row", type);
+    return NULL;
+}
+
+/* λ and μ per event type: a stream that carries two types, at a steady
+ * 600/s and 300/s, shows per type, on every one-shot `stats` call, λ and
+ * μ within 5% of the truth, over the same window as the row (the pool's
+ * samples of the workers' per-type counters), in --json and as rows
+ * under the stream row of the table. Default timings and batch. Skipped
+ * under the sanitizers and valgrind, which slow the worker below the
+ * rate. */
+START_TEST(test_admin_stats_per_type_rates)
+{
+    struct pool p;
+    struct producer a, b;
+    json_t *doc, *r, *t;
+    struct out o;
+    int i;
+
+    pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"mixed\", \"group\": \"mg\", \"processes\": 2}",
+               "", 0, 2);
+    if (instrumented(child_pid(&p, "noop:0"))) {
+        fprintf(stderr, "admin: test_admin_stats_per_type_rates skipped under a memory checker\n");
+        pool_stop(&p);
+        return;
+    }
+    static char rkey[] = "sluice:rate:mixed:mg";
+
+    producer_start_typed(&a, "mixed", "order.created", 600);
+    producer_start_typed(&b, "mixed", "payment.result", 300);
+    SL_TEST_ASSERT_EVENTUALLY(10000, a.produced >= 1200);
+    /* Samples from before the producers started would lower the rates. */
+    freeReplyObject(sl_test_cmd(rc, "DEL sluice:rate:mixed:mg sluice:rate:mixed:mg:types"));
+    SL_TEST_ASSERT_EVENTUALLY(30000, rate_span_10s(rkey));
+    for (i = 0; i < 3; i++) {
+        static const char *const types[] = { "order.created", "payment.result" };
+        static const double truth[] = { 600, 300 };
+        int k;
+
+        doc = stats_json(p.cfg, NULL, NULL);
+        r = stats_row(doc, "mixed", "mg");
+        for (k = 0; k < 2; k++) {
+            double lambda, mu;
+            t = type_row(r, types[k]);
+            lambda = jnum(t, "lambda");
+            mu = jnum(t, "mu");
+            fprintf(stderr, "admin: stats %d: %s lambda %.1f mu %.1f over %.1f s\n", i, types[k],
+                    lambda, mu, jnum(r, "window_s"));
+            ck_assert_msg(fabs(lambda - truth[k]) <= 0.05 * truth[k], "call %d: %s lambda %g",
+                          i, types[k], lambda);
+            ck_assert_msg(fabs(mu - truth[k]) <= 0.05 * truth[k], "call %d: %s mu %g", i, types[k], mu);
+        }
+        ck_assert_int_eq((int)json_array_size(json_object_get(r, "types")), 2);
+        json_decref(doc);
+    }
+    /* The table: one row per type under the stream's row. */
+    {
+        const char *argv[] = { sl_test_bin(), "stats", "-c", p.cfg, NULL };
+        const char *row, *t1, *t2;
+        o = run(argv);
+        ck_assert_int_eq(o.code, 0);
+        row = strstr(o.out, "\nmixed ");
+        ck_assert_msg(row != NULL, "stats: %s", o.out);
+        t1 = strstr(row, "\n  type           order.created ");
+        t2 = strstr(row, "\n  type           payment.result ");
+        ck_assert_msg(t1 != NULL && t2 != NULL, "stats: %s", o.out);
+        out_free(&o);
+    }
+    producer_stop(&a);
+    producer_stop(&b);
     pool_stop(&p);
 }
 END_TEST
@@ -1230,6 +1322,7 @@ Suite *admin_suite(void)
 
     tc = ops_server_case(s, "rates", 90);
     tcase_add_test(tc, test_admin_stats_mu_exact);
+    tcase_add_test(tc, test_admin_stats_per_type_rates);
     tcase_add_test(tc, test_admin_housekeeping_rates_and_registry);
 
     tc = ops_server_case(s, "workers", 40);
