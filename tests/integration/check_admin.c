@@ -1084,7 +1084,8 @@ START_TEST(test_admin_stats_per_type_rates)
     int i;
 
     pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"mixed\", \"group\": \"mg\", \"processes\": 2}",
-               "", 0, 2);
+               ", \"block_ms\": 2000, \"heartbeat_ms\": 1000, \"reclaim_idle_ms\": 30000, "
+               "\"reclaim_interval_ms\": 5000, \"retry_backoff_ms\": [1000, 60000]", 0, 2);
     if (instrumented(child_pid(&p, "noop:0"))) {
         fprintf(stderr, "admin: test_admin_stats_per_type_rates skipped under a memory checker\n");
         pool_stop(&p);

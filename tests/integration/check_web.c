@@ -326,6 +326,57 @@ START_TEST(test_web_overview_live_rates_and_workers)
 }
 END_TEST
 
+/* Polls the overview of w until the row of stream/group has (want 1) or
+ * has not (want 0) the attention flag `flag`, for up to 30 s; returns
+ * the overview (new). */
+static json_t *overview_until_flag(const struct web *w, const char *stream, const char *group,
+                                   const char *flag, int want)
+{
+    long long dl = sl_test_deadline(30000);
+    json_t *doc;
+
+    for (;;) {
+        doc = get_json(w, "/api/overview", 200);
+        if (array_has(row_of(doc, stream, group), "attention", flag) == want)
+            return doc;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "%s/%s: attention \"%s\" never %s", stream, group, flag,
+                      want ? "raised" : "cleared");
+        usleep(200000);
+    }
+}
+
+/* "dead letters rising": a row whose stream gained dead letters since
+ * the dashboard's reading of at least 5 s before stands out; a stream
+ * whose dead letters stay as they are does not, and the flag goes once
+ * the count has stopped rising. */
+START_TEST(test_web_overview_dead_letters_rising)
+{
+    struct web w;
+    const char *extra[] = { "--stream", "payments", NULL };
+    json_t *doc;
+
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE orders g1 $ MKSTREAM"));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE payments g2 $ MKSTREAM"));
+    seed_dead(1, "invalid_json", "x");
+    freeReplyObject(sl_test_cmd(rc, "XADD payments:dead * type t data x error invalid_json:x"));
+    web_start(&w, extra);
+    doc = get_json(&w, "/api/overview", 200);
+    ck_assert(!array_has(row_of(doc, "orders", "g1"), "attention", "dead letters rising"));
+    ck_assert(!array_has(row_of(doc, "payments", "g2"), "attention", "dead letters rising"));
+    json_decref(doc);
+    seed_dead(3, "handler_dead", "y");
+    doc = overview_until_flag(&w, "orders", "g1", "dead letters rising", 1);
+    ck_assert_int_eq(jint(row_of(doc, "orders", "g1"), "dead"), 4);
+    ck_assert(!array_has(row_of(doc, "payments", "g2"), "attention", "dead letters rising"));
+    json_decref(doc);
+    /* No more: two readings later the count has not risen since. */
+    doc = overview_until_flag(&w, "orders", "g1", "dead letters rising", 0);
+    ck_assert_int_eq(jint(row_of(doc, "orders", "g1"), "dead"), 4);
+    json_decref(doc);
+}
+END_TEST
+
 START_TEST(test_web_group)
 {
     struct web w;
@@ -681,16 +732,17 @@ END_TEST
  * On the pool's listener
  * ------------------------------------------------------------------ */
 
-/* Starts a pool with metrics on a free port and metrics.dashboard set
- * to `dash` (not written at all when -1: the default). */
-static void dash_pool_of(struct pool *p, int dash, const char *workers)
+/* Starts a pool of `workers` (extra tunables `extra`, see write_config)
+ * with metrics on a free port and metrics.dashboard set to `dash` (not
+ * written at all when -1: the default). */
+static void dash_pool_of(struct pool *p, int dash, const char *workers, const char *extra)
 {
     char *text, *at;
     FILE *f;
     int rv;
 
     memset(p, 0, sizeof(*p));
-    write_config(p->cfg, sizeof(p->cfg), "pool", workers, "", 1);
+    write_config(p->cfg, sizeof(p->cfg), "pool", workers, extra, 1);
     if (dash >= 0) {
         text = sl_test_read_file(p->cfg);
         ck_assert_ptr_nonnull(text);
@@ -716,7 +768,7 @@ static void dash_pool_of(struct pool *p, int dash, const char *workers)
 /* Starts a pool of one noop worker on orders/g1 (see dash_pool_of). */
 static void dash_pool(struct pool *p, int dash)
 {
-    dash_pool_of(p, dash, "{\"handler\": \"noop\", \"stream\": \"orders\", \"group\": \"g1\"}");
+    dash_pool_of(p, dash, "{\"handler\": \"noop\", \"stream\": \"orders\", \"group\": \"g1\"}", "");
 }
 
 /* The workers page says what a worker has in hand: a probe handler
@@ -736,7 +788,8 @@ START_TEST(test_web_workers_busy_entry)
     redisReply *r;
 
     freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE orders g1 $ MKSTREAM"));
-    dash_pool_of(&p, 1, "{\"handler\": \"probe\", \"stream\": \"orders\", \"group\": \"g1\"}");
+    dash_pool_of(&p, 1, "{\"handler\": \"probe\", \"stream\": \"orders\", \"group\": \"g1\"}",
+                 ", \"heartbeat_ms\": 1000, \"block_ms\": 2000");
     memset(&w, 0, sizeof(w));
     w.port = p.port;
     /* Idle first: the worker's own beat. */
@@ -967,6 +1020,7 @@ Suite *web_suite(void)
     tcase_add_test(reads, test_web_overview_shape);
     tcase_add_test(reads, test_web_overview_many_streams);
     tcase_add_test(reads, test_web_overview_live_rates_and_workers);
+    tcase_add_test(reads, test_web_overview_dead_letters_rising);
     tcase_add_test(reads, test_web_group);
     tcase_add_test(reads, test_web_dead_paging);
     tcase_add_test(reads, test_web_static_headers_and_size);
