@@ -726,7 +726,11 @@ void sl__web_pool_snapshot(struct sl_pool *p)
         snprintf(s->web_err, sizeof(s->web_err), "redis unreachable");
         return;
     }
+    /* The snapshot's dead-letter tallies were brought up to date just
+     * before: the overview shows them instead of counting again. */
+    sl__web_state_tallies(s->web_state, s->dead, s->ndead);
     ov = sl__web_overview(s->web_state, c, s->web_err, sizeof(s->web_err));
+    sl__web_state_tallies(s->web_state, NULL, 0);
     wk = ov != NULL ? sl__web_workers(c, s->web_err, sizeof(s->web_err)) : NULL;
     if (ov == NULL || wk == NULL) {
         json_decref(ov);

@@ -45,6 +45,13 @@ int sl__web_run(const struct sl_config *cfg, const char *listen, int allow_write
  * Returns the document (new), or NULL when Redis failed (err says why). */
 json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, size_t errlen);
 
+/* Makes the overviews of st show the dead letters by code of the n
+ * tallies t (the pool snapshot's, borrowed until the next call; NULL:
+ * none) instead of counting them itself: the pool counts them for
+ * /metrics already. */
+struct sl_dead_tally;
+void sl__web_state_tallies(struct sl_web_state *st, const struct sl_dead_tally *t, size_t n);
+
 /* Reads every live worker heartbeat. Returns an array (new) or NULL. */
 json_t *sl__web_workers(redisContext *c, char *err, size_t errlen);
 

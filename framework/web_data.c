@@ -12,6 +12,16 @@
  * codes of the latest ones. So 1,000 streams cost two round trips plus
  * the replies, never one round trip per key.
  *
+ * Dead letters by code: complete counts, kept per stream between reads
+ * as /metrics keeps them (dlq_count.lua: a page of dead letters counted
+ * inside Redis, only the counts cross the network; then only what is
+ * new). Each overview counts at most DEAD_PAGES pages of DEAD_PAGE,
+ * shared round-robin by the streams, so a refresh costs bounded work
+ * whatever the streams hold; until a stream's count has caught up, its
+ * codes are those of its latest DEAD_CODES_SAMPLE dead letters, marked
+ * "dead_codes_complete": false. On the pool's listener the snapshot's own
+ * tallies (snapshot.c, brought up to date just before) are used instead.
+ *
  * Rates: the samples a pool keeps in Redis, the stream
  * sluice:rate:<stream>:<group> (one entry per sample, ID = sample time
  * in ms, fields added, read, pending and lag), are read incrementally:
@@ -30,6 +40,7 @@
 #include "heartbeat.h"
 #include "scripts.h"
 #include "web.h"
+#include "pool.h"
 
 #define RATE_PREFIX "sluice:rate:"  /* rate samples: RATE_PREFIX<stream>:<group> */
 #define HOUR_MS 3600000LL          /* the chart's span */
@@ -37,7 +48,9 @@
 #define SAMPLE_FRESH_MS 60000LL    /* samples older than this: no sampler runs now */
 #define OWN_MARK_MS 5000ULL        /* own readings at least this far apart */
 #define RATE_READ_MAX 1000         /* rate samples read per group per overview */
-#define DEAD_CODES_SAMPLE 100      /* latest dead letters whose codes are counted */
+#define DEAD_CODES_SAMPLE 100      /* latest dead letters whose codes are shown until the tally is complete */
+#define DEAD_PAGE 500             /* dead letters one dlq_count.lua call counts */
+#define DEAD_PAGES 10             /* dlq_count.lua calls per overview, all streams together */
 #define RHO_NOISE 1.02            /* ρ above this asks for attention (2% of measuring noise) */
 #define PURGE_PAGE 500            /* dead letters one dlq_purge.lua call reads */
 #define PREVIEW_BYTES 160          /* bytes of data shown in a dead-letter list */
@@ -73,6 +86,10 @@ struct sl_web_state {
     size_t nstreams;
     struct row *rows;             /* every stream x group seen (owned) */
     size_t nrows, caprows;
+    struct sl_dead_tally *tally;  /* dead letters by code, one per stream (owned) */
+    size_t tally_next;            /* the stream whose tally is brought up to date first */
+    const struct sl_dead_tally *ext; /* the pool snapshot's tallies, used instead (borrowed), or NULL */
+    size_t next_ext;
 };
 
 /* ------------------------------------------------------------------ */
@@ -196,7 +213,8 @@ struct sl_web_state *sl__web_state_new(const struct sl_config *cfg, const char *
     if (st == NULL)
         return NULL;
     st->streams = calloc(cfg->nworkers + nextra + 1, sizeof(*st->streams));
-    if (st->streams == NULL)
+    st->tally = calloc(cfg->nworkers + nextra + 1, sizeof(*st->tally));
+    if (st->streams == NULL || st->tally == NULL)
         goto err;
     for (i = 0; i < cfg->nworkers; i++)
         if (add_stream(st, cfg->workers[i].stream) < 0)
@@ -220,6 +238,7 @@ void sl__web_state_free(struct sl_web_state *st)
     for (i = 0; st->streams != NULL && i < st->nstreams; i++)
         free(st->streams[i]);
     free(st->streams);
+    free(st->tally);
     for (i = 0; i < st->nrows; i++) {
         free(st->rows[i].stream);
         free(st->rows[i].group);
@@ -415,6 +434,122 @@ static json_t *row_chart(const struct row *r, long long now)
     return json_pack("{s:o,s:o,s:o}", "t", t, "lambda", l, "mu", m);
 }
 
+/* Forgets what tally t counted: the next read starts over. */
+static void tally_reset(struct sl_dead_tally *t)
+{
+    snprintf(t->next, sizeof(t->next), "-");
+    t->counted = 0;
+    t->ncodes = 0;
+    t->in_sync = 0;
+}
+
+/* Adds n dead letters of code (len bytes) to t; past SL_DEAD_CODES - 1
+ * codes the rest share "(other)", as /metrics counts them. */
+static void tally_add(struct sl_dead_tally *t, const char *code, size_t len, long long n)
+{
+    size_t i;
+
+    if (len > SL_DEAD_CODE_MAX)
+        len = SL_DEAD_CODE_MAX;
+    for (i = 0; i < t->ncodes; i++)
+        if (strlen(t->codes[i].code) == len && memcmp(t->codes[i].code, code, len) == 0)
+            break;
+    if (i == t->ncodes && t->ncodes == SL_DEAD_CODES - 1) {
+        code = "(other)";
+        len = strlen(code);
+        for (i = 0; i < t->ncodes; i++)
+            if (strcmp(t->codes[i].code, code) == 0)
+                break;
+    }
+    if (i == t->ncodes) {
+        memcpy(t->codes[i].code, code, len);
+        t->codes[i].code[len] = '\0';
+        t->codes[i].n = 0;
+        t->ncodes++;
+    }
+    t->codes[i].n += n;
+    t->counted += n;
+}
+
+/* Brings tally t of `stream` towards its dead letters (dead of them now)
+ * with at most *budget dlq_count.lua calls, taken from *budget. Sets
+ * t->in_sync when it covers them all. Returns 0, or -1 when Redis failed
+ * (reported by the caller from c). A stream whose count went down
+ * (replayed, purged, trimmed) is counted again from its start. */
+static int tally_update(redisContext *c, const char *stream, struct sl_dead_tally *t,
+                        long long dead, int *budget)
+{
+    const struct sl_lua *l = sl__script(SL_SCRIPT_DLQ_COUNT);
+    char dkey[2 * SL_KEYLEN];
+
+    if (dead_key(dkey, sizeof(dkey), stream) < 0)
+        return 0;
+    t->in_sync = 0;
+    if (t->counted > dead)
+        tally_reset(t);
+    while (*budget > 0) {
+        const char *argv[] = { "EVAL", l->src, "1", dkey, t->next, XSTR(DEAD_PAGE) };
+        redisReply *r = redisCommandArgv(c, (int)SL_NELEM(argv), argv, NULL);
+        const redisReply *codes;
+        long long len;
+        size_t j;
+        int end;
+
+        (*budget)--;
+        if (r == NULL)
+            return -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_str(r->element[0]) ||
+            r->element[0]->len > 60 || r->element[1]->type != REDIS_REPLY_INTEGER ||
+            r->element[2]->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);     /* a wrong type, a script error: no tally */
+            tally_reset(t);
+            return 0;
+        }
+        len = r->element[1]->integer;
+        codes = r->element[2];
+        for (j = 0; j + 1 < codes->elements; j += 2)
+            if (is_str(codes->element[j]) && codes->element[j + 1]->type == REDIS_REPLY_INTEGER)
+                tally_add(t, codes->element[j]->str, (size_t)codes->element[j]->len,
+                          codes->element[j + 1]->integer);
+        if (r->element[0]->len > 0)
+            snprintf(t->next, sizeof(t->next), "(%s", r->element[0]->str);
+        end = r->element[0]->len == 0 || len < t->counted;
+        freeReplyObject(r);
+        if (end) {
+            if (len == t->counted) {
+                t->in_sync = 1;
+                return 0;
+            }
+            tally_reset(t);         /* entries went meanwhile: again, next time */
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Returns the tally that covers stream i of st now (the pool's, else our
+ * own), or NULL when none does. */
+static const struct sl_dead_tally *tally_of(const struct sl_web_state *st, size_t i, long long dead)
+{
+    const struct sl_dead_tally *t = NULL;
+    size_t k;
+
+    for (k = 0; st->ext != NULL && k < st->next_ext && t == NULL; k++)
+        if (strcmp(st->ext[k].stream, st->streams[i]) == 0)
+            t = &st->ext[k];
+    if (t == NULL && st->ext == NULL)
+        t = &st->tally[i];
+    return t != NULL && t->in_sync && t->counted == dead ? t : NULL;
+}
+
+/* Uses the pool snapshot's tallies (n of them, borrowed until the next
+ * call) instead of counting: see web.h. */
+void sl__web_state_tallies(struct sl_web_state *st, const struct sl_dead_tally *t, size_t n)
+{
+    st->ext = t;
+    st->next_ext = t != NULL ? n : 0;
+}
+
 /* Reads the overview (see web.h and the file comment). */
 json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, size_t errlen)
 {
@@ -451,6 +586,29 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         if (si[s].groups->type == REDIS_REPLY_ARRAY)
             maxr += si[s].groups->elements;
     }
+    /* The dead-letter tallies, within this overview's budget. */
+    if (st->ext == NULL && st->nstreams > 0) {
+        int budget = DEAD_PAGES;
+        size_t i;
+        for (i = 0; i < st->nstreams; i++) {
+            size_t k = (st->tally_next + i) % st->nstreams;
+            struct sl_dead_tally *t = &st->tally[k];
+            if (si[k].dead <= 0) {
+                tally_reset(t);
+                t->in_sync = 1;     /* none: complete */
+                continue;
+            }
+            if (budget == 0)
+                break;              /* the others keep what they had, in sync or not */
+            /* Also when in sync: one call sees what is new, and a dead
+             * letter removed while another came (same length) makes the
+             * count go past the length, so it starts over. */
+            if (tally_update(c, st->streams[k], t, si[k].dead, &budget) < 0)
+                goto redis_fail;
+            if (budget == 0)
+                st->tally_next = (k + 1) % st->nstreams;
+        }
+    }
     rowof = calloc(maxr + 1, sizeof(*rowof));
     rowstream = calloc(maxr + 1, sizeof(*rowstream));
     if (rowof == NULL || rowstream == NULL) {
@@ -463,7 +621,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
      * per stream with dead letters, the latest ones. */
     for (s = 0; s < st->nstreams; s++) {
         const redisReply *gr = si[s].groups;
-        if (si[s].dead > 0) {
+        if (si[s].dead > 0 && tally_of(st, s, si[s].dead) == NULL) {
             const char *a[] = { "XREVRANGE", key, "+", "-", "COUNT", XSTR(DEAD_CODES_SAMPLE) };
             dead_key(key, sizeof(key), st->streams[s]);
             if (append(c, 6, a) < 0)
@@ -507,11 +665,20 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         long long length = kv_int(si[s].info, "length", 0);
         long long added = kv_int(si[s].info, "entries-added", 0);
         int exists = si[s].info->type == REDIS_REPLY_ARRAY;
+        const struct sl_dead_tally *tl = tally_of(st, s, si[s].dead);
         size_t k, ng = 0;
 
         if (codes == NULL)
             goto oom;
-        if (si[s].dead > 0) {
+        for (k = 0; tl != NULL && k < tl->ncodes; k++) {
+            char code[64];
+            json_t *n;
+            sl__web_code(tl->codes[k].code, strlen(tl->codes[k].code), code, sizeof(code));
+            n = json_object_get(codes, code);
+            json_object_set_new(codes, code, json_integer((n ? json_integer_value(n) : 0) +
+                                                          tl->codes[k].n));
+        }
+        if (si[s].dead > 0 && tl == NULL) {
             redisReply *d = next_reply(c);
             if (d == NULL) {
                 json_decref(codes);
@@ -638,6 +805,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
             json_object_set_new(o, "W", w >= 0 ? json_real(w) : json_null());
             json_object_set_new(o, "rate_source", source ? json_string(source) : json_null());
             json_object_set_new(o, "dead_codes", json_deep_copy(codes));
+            json_object_set_new(o, "dead_codes_complete", json_boolean(tl != NULL || si[s].dead == 0));
             json_object_set_new(o, "chart", row_chart(r, now));
             json_object_set_new(o, "attention", att);
             json_array_append_new(rows, o);
@@ -649,8 +817,10 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
                                   "exists", 1, "length", (json_int_t)length,
                                   "entries_added", (json_int_t)added, "dead", (json_int_t)si[s].dead,
                                   "dead_codes", codes);
-            if (o != NULL)
+            if (o != NULL) {
+                json_object_set_new(o, "dead_codes_complete", json_boolean(tl != NULL || si[s].dead == 0));
                 json_array_append_new(rows, o);
+            }
         }
         json_decref(codes);
     }

@@ -377,6 +377,72 @@ START_TEST(test_web_overview_dead_letters_rising)
 }
 END_TEST
 
+/* Dead letters by code are complete counts, not those of the latest
+ * 100: 5,200 of one code then 100 of another. The first overview counts
+ * a bounded amount (10 pages of 500), so it shows the latest 100, marked
+ * incomplete; a later one has counted everything, and then a new dead
+ * letter is counted on top, and a removed one leaves the count. */
+START_TEST(test_web_dead_codes_complete)
+{
+    struct web w;
+    json_t *doc, *r, *codes;
+    long long dl;
+    redisReply *x;
+
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE orders g1 $ MKSTREAM"));
+    seed_dead(5200, "invalid_json", "x");
+    seed_dead(100, "handler_dead", "y");
+    web_start(&w, NULL);
+    doc = get_json(&w, "/api/overview", 200);
+    r = row_of(doc, "orders", "g1");
+    ck_assert_int_eq(jint(r, "dead"), 5300);
+    ck_assert(json_is_false(json_object_get(r, "dead_codes_complete")));
+    codes = json_object_get(r, "dead_codes");
+    ck_assert_int_eq(jint(codes, "handler_dead"), 100);
+    ck_assert_ptr_null(json_object_get(codes, "invalid_json"));
+    json_decref(doc);
+    dl = sl_test_deadline(20000);
+    for (;;) {
+        doc = get_json(&w, "/api/overview", 200);
+        r = row_of(doc, "orders", "g1");
+        if (json_is_true(json_object_get(r, "dead_codes_complete")))
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the dead-letter count never completed");
+        usleep(200000);
+    }
+    codes = json_object_get(r, "dead_codes");
+    ck_assert_int_eq(jint(codes, "invalid_json"), 5200);
+    ck_assert_int_eq(jint(codes, "handler_dead"), 100);
+    ck_assert_int_eq((int)json_object_size(codes), 2);
+    json_decref(doc);
+    /* One more of a third code, and the oldest one gone (replayed, say):
+     * the same length, other counts. */
+    x = sl_test_cmd(rc, "XRANGE orders:dead - + COUNT 1");
+    ck_assert_int_eq(x->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(sl_test_cmd(rc, "XDEL orders:dead %s", x->element[0]->element[0]->str));
+    freeReplyObject(x);
+    seed_dead(1, "expired", "z");
+    dl = sl_test_deadline(20000);
+    for (;;) {
+        doc = get_json(&w, "/api/overview", 200);
+        r = row_of(doc, "orders", "g1");
+        codes = json_object_get(r, "dead_codes");
+        if (json_is_true(json_object_get(r, "dead_codes_complete")) &&
+            json_object_get(codes, "expired") != NULL)
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the new dead letter was never counted");
+        usleep(200000);
+    }
+    ck_assert_int_eq(jint(r, "dead"), 5300);
+    ck_assert_int_eq(jint(codes, "invalid_json"), 5199);
+    ck_assert_int_eq(jint(codes, "handler_dead"), 100);
+    ck_assert_int_eq(jint(codes, "expired"), 1);
+    json_decref(doc);
+}
+END_TEST
+
 START_TEST(test_web_group)
 {
     struct web w;
@@ -884,6 +950,42 @@ START_TEST(test_web_workers_busy_entry)
 }
 END_TEST
 
+/* On the pool's listener, the overview's dead letters by code are the
+ * pool snapshot's complete tallies (those of /metrics): 300 of one code
+ * then 150 of another, more than the latest 100. */
+START_TEST(test_web_on_pool_dead_codes_complete)
+{
+    struct pool p;
+    struct web w;
+    json_t *doc, *r = NULL, *codes;
+    long long dl;
+
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE orders g1 $ MKSTREAM"));
+    seed_dead(300, "invalid_json", "x");
+    seed_dead(150, "handler_dead", "y");
+    dash_pool(&p, 1);
+    memset(&w, 0, sizeof(w));
+    w.port = p.port;
+    dl = sl_test_deadline(10000);
+    for (;;) {
+        doc = get_json(&w, "/api/overview", 200);
+        r = row_of(doc, "orders", "g1");
+        if (r != NULL && json_is_true(json_object_get(r, "dead_codes_complete")))
+            break;
+        json_decref(doc);
+        ck_assert_msg(sl_test_tick(dl), "the dead-letter count never completed");
+        usleep(200000);
+    }
+    codes = json_object_get(r, "dead_codes");
+    ck_assert_int_eq(jint(r, "dead"), 450);
+    ck_assert_int_eq(jint(codes, "invalid_json"), 300);
+    ck_assert_int_eq(jint(codes, "handler_dead"), 150);
+    ck_assert_int_eq((int)json_object_size(codes), 2);
+    json_decref(doc);
+    pool_stop(&p);
+}
+END_TEST
+
 START_TEST(test_web_on_pool_read_only)
 {
     struct pool p;
@@ -1021,6 +1123,7 @@ Suite *web_suite(void)
     tcase_add_test(reads, test_web_overview_many_streams);
     tcase_add_test(reads, test_web_overview_live_rates_and_workers);
     tcase_add_test(reads, test_web_overview_dead_letters_rising);
+    tcase_add_test(reads, test_web_dead_codes_complete);
     tcase_add_test(reads, test_web_group);
     tcase_add_test(reads, test_web_dead_paging);
     tcase_add_test(reads, test_web_static_headers_and_size);
@@ -1042,6 +1145,7 @@ Suite *web_suite(void)
     tcase_add_test(pool, test_web_on_pool_follows_reload);
     tcase_add_test(pool, test_web_on_pool_off_by_default);
     tcase_add_test(pool, test_web_workers_busy_entry);
+    tcase_add_test(pool, test_web_on_pool_dead_codes_complete);
     suite_add_tcase(s, pool);
     return s;
 }
