@@ -123,11 +123,12 @@
     return svg;
   }
 
-  function codes(dc) {
+  function codes(dc, complete) {
     var span = el('span', { 'class': 'codes' });
     Object.keys(dc || {}).sort().forEach(function (k) {
       span.appendChild(el('span', { text: (k || '(none)') + ' ' + dc[k] }));
     });
+    if (complete === false) span.appendChild(el('span', { text: '(latest 100; counting all)' }));
     return span;
   }
 
@@ -151,7 +152,7 @@
         tr.appendChild(td(dur(r.oldest_pending_ms)));
         tr.appendChild(td(r.consumers === undefined ? null : (r.live_workers !== undefined ? r.live_workers + ' live / ' : '') + r.consumers));
         tr.appendChild(td(r.dead));
-        tr.appendChild(el('td', { 'class': 't wr' }, [codes(r.dead_codes)]));
+        tr.appendChild(el('td', { 'class': 't wr' }, [codes(r.dead_codes, r.dead_codes_complete)]));
         tr.appendChild(td(num(r.lambda, 2)));
         tr.appendChild(td(num(r.mu, 2)));
         tr.appendChild(td(num(r.rho, 2)));
