@@ -485,8 +485,8 @@ static int tally_update(redisContext *c, const char *stream, struct sl_dead_tall
     if (dead_key(dkey, sizeof(dkey), stream) < 0)
         return 0;
     t->in_sync = 0;
-    if (t->counted > dead)
-        tally_reset(t);
+    if (t->next[0] == '\0' || t->counted > dead)
+        tally_reset(t);         /* new (zeroed), or dead letters went: from the start */
     while (*budget > 0) {
         const char *argv[] = { "EVAL", l->src, "1", dkey, t->next, XSTR(DEAD_PAGE) };
         redisReply *r = redisCommandArgv(c, (int)SL_NELEM(argv), argv, NULL);

@@ -14,8 +14,9 @@
 //     that text, adds no element and runs nothing (no dialog opens);
 //   - Replay, and Replay with corrected data, move dead letters back and
 //     the running pool processes them (the echo handler logs their IDs);
-//   - the workers and group pages list the pool's worker, and the pool's
-//     own listener serves the overview read-only;
+//   - the workers and group pages list the pool's workers; a probe worker
+//     sleeping in its handler shows busy, with the entry in hand and for
+//     how long; the pool's own listener serves the overview read-only;
 //   - no Content-Security-Policy violation or script error happens.
 // Screenshots go to OUT_DIR. Exits 0 when every check passed, else 1.
 import { spawn, execFileSync } from 'node:child_process';
@@ -115,13 +116,14 @@ async function main() {
   fs.writeFileSync(cfg, JSON.stringify({
     redis: { url: 'redis://127.0.0.1:' + redisPort },
     workers: [{ handler: 'echo', stream: 'orders', group: 'g1' },
-      { handler: 'echo', stream: 'load', group: 'lg' }],
+      { handler: 'echo', stream: 'load', group: 'lg' },
+      { handler: 'probe', stream: 'slow', group: 'sg' }],
     metrics: { listen: '127.0.0.1:0', dashboard: true },
   }));
   const poolLog = path.join(tmp, 'pool.log');
   start(sluiceBin, ['run', '-c', cfg], poolLog);
   const poolPort = await waitFor(() => logPort(poolLog, 'metrics_listening'), 20000, 'pool listens');
-  await waitFor(() => (fs.readFileSync(poolLog, 'utf8').match(/ event=running /g) || []).length >= 2,
+  await waitFor(() => (fs.readFileSync(poolLog, 'utf8').match(/ event=running /g) || []).length >= 3,
     20000, 'pool workers run');
   const webLog = path.join(tmp, 'web.log');
   start(sluiceBin, ['web', '-c', cfg, '--listen', '127.0.0.1:0', '--allow-writes'], webLog);
@@ -225,10 +227,20 @@ async function main() {
       'replay with corrected data: the pool saw the corrected data');
 
     // Workers and group.
+    // A probe handler that sleeps 20 s on one entry: busy, with it in hand.
+    const slowId = redis('XADD', 'slow', '*', 'type', 't', 'data', '{"sleep_ms":' + 20000 * slow + '}');
     await page.goto(base + '#/workers');
+    await page.select('#interval', '2000');
     await page.waitForSelector('#workers tbody tr');
-    const handlers = await page.$$eval('#workers tbody tr', (rows) => rows.map((r) => r.cells[3].textContent));
-    check(handlers.length === 2 && handlers.every((h) => h === 'echo'), 'workers: the pool\'s two workers (' + handlers + ')');
+    const handlers = await page.$$eval('#workers tbody tr', (rows) => rows.map((r) => r.cells[3].textContent).sort());
+    check(handlers.join() === 'echo,echo,probe', 'workers: the pool\'s three workers (' + handlers + ')');
+    const busy = await waitFor(async () => {
+      const c = await page.$$eval('#workers tbody tr', (rows) => rows.map((r) => [...r.cells].map((x) => x.textContent)));
+      const b = c.find((r) => r[3] === 'probe' && r[7] === 'busy' && r[8] === slowId && /s$/.test(r[9]) && r[9] !== '0 ms');
+      return b && c.filter((r) => r[3] === 'echo').every((r) => r[7] === 'idle') ? b : null;
+    }, 15000 * slow, 'the workers page shows the probe worker busy with ' + slowId).catch((e) => check(false, e.message));
+    if (busy)
+      check(true, 'workers: ' + busy[0] + ' busy with ' + busy[8] + ' for ' + busy[9] + '; the echo workers idle');
     await page.screenshot({ path: path.join(outDir, 'workers.png'), fullPage: true });
     await page.goto(base + '#/group?stream=orders&group=g1');
     await page.waitForSelector('#consumers tbody tr');

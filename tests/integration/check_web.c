@@ -377,6 +377,30 @@ START_TEST(test_web_overview_dead_letters_rising)
 }
 END_TEST
 
+/* A stream whose dead letters fit in one refresh's budget shows complete
+ * counts at the first overview: 150 of one code then 120 of another,
+ * more than the latest 100. */
+START_TEST(test_web_dead_codes_first_read)
+{
+    struct web w;
+    json_t *doc, *r, *codes;
+
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE orders g1 $ MKSTREAM"));
+    seed_dead(150, "invalid_json", "x");
+    seed_dead(120, "handler_dead", "y");
+    web_start(&w, NULL);
+    doc = get_json(&w, "/api/overview", 200);
+    r = row_of(doc, "orders", "g1");
+    codes = json_object_get(r, "dead_codes");
+    ck_assert_msg(json_is_true(json_object_get(r, "dead_codes_complete")), "incomplete at the first read");
+    ck_assert_int_eq(jint(r, "dead"), 270);
+    ck_assert_int_eq(jint(codes, "invalid_json"), 150);
+    ck_assert_int_eq(jint(codes, "handler_dead"), 120);
+    ck_assert_int_eq((int)json_object_size(codes), 2);
+    json_decref(doc);
+}
+END_TEST
+
 /* Dead letters by code are complete counts, not those of the latest
  * 100: 5,200 of one code then 100 of another. The first overview counts
  * a bounded amount (10 pages of 500), so it shows the latest 100, marked
@@ -1124,6 +1148,7 @@ Suite *web_suite(void)
     tcase_add_test(reads, test_web_overview_live_rates_and_workers);
     tcase_add_test(reads, test_web_overview_dead_letters_rising);
     tcase_add_test(reads, test_web_dead_codes_complete);
+    tcase_add_test(reads, test_web_dead_codes_first_read);
     tcase_add_test(reads, test_web_group);
     tcase_add_test(reads, test_web_dead_paging);
     tcase_add_test(reads, test_web_static_headers_and_size);
