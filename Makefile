@@ -10,7 +10,7 @@
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
-PKGS      = hiredis libevent jansson
+PKGS      = hiredis libevent libevent_openssl openssl jansson
 TEST_PKGS = check
 
 CC       ?= cc

@@ -18,7 +18,7 @@
 /* Checks the reply r of a command on c: prints the error and returns
  * NULL when it failed (connection or error reply, which is freed), else
  * returns r. New: freeReplyObject(). */
-static redisReply *checked(redisContext *c, redisReply *r)
+static redisReply *checked(struct sl_sync *c, redisReply *r)
 {
     if (r == NULL) {
         fprintf(stderr, "sluice: redis: %s\n", c->errstr);
@@ -37,14 +37,14 @@ static redisReply *checked(redisContext *c, redisReply *r)
 
 /* Runs a command; prints the error and returns NULL when it failed
  * (connection or error reply). New: freeReplyObject(). */
-static redisReply *run(redisContext *c, int argc, const char **argv)
+static redisReply *run(struct sl_sync *c, int argc, const char **argv)
 {
-    return checked(c, redisCommandArgv(c, argc, argv, NULL));
+    return checked(c, sl__sync_argv(c, argc, argv, NULL));
 }
 
 /* Runs framework script `which` through the one EVALSHA path of
  * scripts.c; prints the error and returns NULL like run(). */
-static redisReply *run_script(redisContext *c, int which, int nkeys, const char *const *keys,
+static redisReply *run_script(struct sl_sync *c, int which, int nkeys, const char *const *keys,
                               int nargs, const char *const *args)
 {
     return checked(c, sl__script_call(c, sl__script(which), nkeys, keys, nargs, args));
@@ -138,7 +138,7 @@ static const char *jcell(struct sl_cells *c, int i, const json_t *o, const char 
 
 /* sluice enqueue STREAM TYPE JSON: checks that JSON is an object before
  * anything is sent, then XADDs it with `*`. */
-static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+static int cmd_enqueue(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg)
 {
     json_error_t jerr;
     json_t *data;
@@ -186,7 +186,7 @@ static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct 
 
 /* sluice dlq list|show ID|replay [ID|--all]|purge STREAM. STREAM is the
  * source stream; its dead letters are in STREAM:dead. */
-static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+static int cmd_dlq(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg)
 {
     const char *verb = a->npos > 1 ? a->pos[1] : "";
     const char *id = NULL, *stream;
@@ -373,7 +373,7 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
 /* ------------------------------------------------------------------ */
 
 /* Prints the pending view of one group; adds it to doc with --json. */
-static int pending_group(redisContext *c, const struct sl_args *a, const char *stream,
+static int pending_group(struct sl_sync *c, const struct sl_args *a, const char *stream,
                          const char *group, long long idle, long long count, json_t *doc)
 {
     const char *sum[] = { "XPENDING", stream, group };
@@ -474,7 +474,7 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
 }
 
 /* sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]. */
-static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+static int cmd_pending(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg)
 {
     long long idle = opt_int(a->idle, 0), count = opt_int(a->count, 10);
     json_t *doc;
@@ -497,7 +497,7 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
         rc = pending_group(*cp, a, a->pos[1], a->pos[2], idle, count, doc);
     } else {
         const char *argv[] = { "XINFO", "GROUPS", a->pos[1] };
-        redisReply *r = redisCommandArgv(*cp, 3, argv, NULL);
+        redisReply *r = sl__sync_argv(*cp, 3, argv, NULL);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             if (r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such key") != NULL)
                 fprintf(stderr, "sluice: no stream %s\n", a->pos[1]);
@@ -535,7 +535,7 @@ static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "
                                            "started_at", "last_beat", "processed", "failed" };
 
 /* Runs one command of the heartbeat walk, printing a failure. */
-static redisReply *worker_cmd(redisContext *c, int argc, const char **argv, void *arg)
+static redisReply *worker_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
 {
     (void)arg;
     return run(c, argc, argv);
@@ -564,7 +564,7 @@ static int worker_seen(const char *consumer, size_t len, const redisReply *h, vo
 }
 
 /* sluice workers [--json]: every live heartbeat, sorted by name. */
-static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg)
 {
     json_t *doc = json_array();
     long long now;
@@ -633,7 +633,7 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
  * whatever happened. Returns the exit code. */
 int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg)
 {
-    redisContext *c = NULL;
+    struct sl_sync *c = NULL;
     int rc;
 
     if (!strcmp(cmd, "enqueue"))
@@ -648,6 +648,6 @@ int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *
         rc = sl__stats(a, cfg);
     else
         rc = 2;
-    redisFree(c);
+    sl__sync_free(c);
     return rc;
 }

@@ -74,7 +74,7 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
 }
 
 /* Walks every heartbeat (see heartbeat.h). */
-int sl__hb_scan(redisContext *c, const char *const *fields, int nfields,
+int sl__hb_scan(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg)
 {
     char cursor[32] = "0";

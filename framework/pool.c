@@ -165,9 +165,10 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
         sigaddset(&none, SIGINT);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (p->rc != NULL) {
-            /* The supervisor's connection: redisFree() only closes our
-             * copy of the socket and frees the buffers (no I/O). */
-            redisFree(p->rc);
+            /* The supervisor's connection: only our copy of the socket
+             * is closed (no I/O, and no change to its private loop,
+             * whose epoll set the parent shares). */
+            sl__sync_child_close(p->rc);
             p->rc = NULL;
         }
         sl__pool_child_cleanup(p);
@@ -636,7 +637,7 @@ out:
     if (ev_hup) event_free(ev_hup);
     if (tick) event_free(tick);
     if (p->base) event_base_free(p->base);
-    if (p->rc) redisFree(p->rc);
+    if (p->rc) sl__sync_free(p->rc);
     sl__pool_free_retired(p);
     free(p->children);
     if (p->cfg != cfg)

@@ -63,7 +63,7 @@ struct sl_pool {
     pid_t pid;                    /* the supervisor's pid */
     char host[256];               /* gethostname() */
     struct event_base *base;
-    redisContext *rc;             /* synchronous connection, NULL when down */
+    struct sl_sync *rc;             /* synchronous connection, NULL when down */
     int redis_fails;              /* consecutive connect failures */
     uint64_t redis_retry_at;      /* next connect attempt (monotonic ms) */
     struct sl_slot *slots;        /* MAP_SHARED array of slots */
@@ -96,7 +96,7 @@ void sl__pool_child_cleanup(struct sl_pool *p);
 
 /* supconn.c: the supervisor's synchronous connection. Each returns NULL
  * while Redis is unreachable; replies are new (freeReplyObject). */
-redisContext *sl__pool_redis(struct sl_pool *p);
+struct sl_sync *sl__pool_redis(struct sl_pool *p);
 redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv);
 redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
                             int nargs, const char *const *args);

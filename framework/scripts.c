@@ -190,13 +190,13 @@ int sl__script_noscript(const redisReply *r)
 /* Loads l on c and learns its sha. Returns NULL when that worked (or,
  * with *lost set, when the connection failed); else the reply to hand
  * back to the caller (an error, or not a sha). */
-static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
+static redisReply *load(struct sl_sync *c, struct sl_lua *l, int *lost)
 {
     const char *argv[3];
     redisReply *r;
 
     sl__script_load_argv(l, argv);
-    r = redisCommandArgv(c, 3, argv, NULL);
+    r = sl__sync_argv(c, 3, argv, NULL);
     *lost = r == NULL;
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         return r;
@@ -209,7 +209,7 @@ static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
 }
 
 /* Runs l on a synchronous connection (see scripts.h). */
-redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+redisReply *sl__script_call(struct sl_sync *c, struct sl_lua *l,
                             int nkeys, const char *const *keys,
                             int nargs, const char *const *args)
 {
@@ -232,7 +232,7 @@ redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
         if (lost)
             break;
         argc = sl__script_argv(l, nk, nkeys, keys, NULL, nargs, args, NULL, argv, argvlen);
-        r = redisCommandArgv(c, argc, argv, argvlen);
+        r = sl__sync_argv(c, argc, argv, argvlen);
         if (!sl__script_noscript(r) || tries == 1)
             break;              /* a reply, or NOSCRIPT right after a load: hand it back */
         /* The server forgot it (SCRIPT FLUSH, a restart without

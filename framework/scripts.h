@@ -103,7 +103,7 @@ int sl__script_noscript(const redisReply *r);
  * when the server answers NOSCRIPT. Returns the reply (new:
  * freeReplyObject), which may be an error reply, or NULL when the
  * connection failed (c->err says why). */
-redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+redisReply *sl__script_call(struct sl_sync *c, struct sl_lua *l,
                             int nkeys, const char *const *keys,
                             int nargs, const char *const *args);
 

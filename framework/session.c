@@ -1,14 +1,19 @@
 /* session.c -- what opens every connection to Redis: the password looked
- * up anew (URL, SLUICE_REDIS_PASSWORD, redis.password_file), AUTH when
- * there is one, SELECT when the database is not 0 -- written once here
- * and used by the asynchronous connections (conn.c) and by the
- * synchronous one of the supervisor and the admin commands, which this
- * file also opens.
+ * up anew (URL, SLUICE_REDIS_PASSWORD, redis.password_file), AUTH (with
+ * the ACL user when the URL names one) when there is a password, SELECT
+ * when the database is not 0 -- written once here and used by every
+ * connection (conn.c); and the synchronous connection of the supervisor
+ * and the admin commands: the same connection on a private event loop.
  */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
 #include <hiredis.h>
 #include "internal.h"
+#include "conn.h"
 
 /* Looks up the password and prepares the AUTH and SELECT commands (see
  * internal.h). */
@@ -24,9 +29,12 @@ int sl__session_begin(const struct sl_redis_url *u, const char *password_file,
         return -1;
     }
     if (ss->password[0] != '\0') {
-        ss->auth[0] = "AUTH";
-        ss->auth[1] = ss->password;
-        ss->nauth = 2;
+        /* Redis 6 ACL: AUTH user password; without a user, the
+         * "default" user of the one-argument form. */
+        ss->auth[ss->nauth++] = "AUTH";
+        if (u->user[0] != '\0')
+            ss->auth[ss->nauth++] = u->user;
+        ss->auth[ss->nauth++] = ss->password;
     }
     if (u->db != 0) {
         snprintf(ss->db, sizeof(ss->db), "%d", u->db);
@@ -43,75 +51,198 @@ void sl__session_end(struct sl_session *ss)
     memset(ss->password, 0, sizeof(ss->password));
 }
 
-/* Connects with the configured timeouts, authenticates and selects the
- * database (see internal.h). The password is looked up at every call (URL,
- * SLUICE_REDIS_PASSWORD, redis.password_file), so a supervisor that
- * reconnects picks up a rotated password file. Without a password a PING
- * is sent, so that a server that wants one is reported as an
- * authentication failure here rather than as a puzzling error on the
- * first real command. Returns the context, or NULL with err set. */
-redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen)
-{
-    struct timeval ct = { cfg->connect_timeout_ms / 1000, (cfg->connect_timeout_ms % 1000) * 1000 };
-    struct timeval rt = { cfg->command_timeout_ms / 1000, (cfg->command_timeout_ms % 1000) * 1000 };
-    struct sl_session ss;
-    const char *pw = ss.password;
-    redisContext *c = NULL;
-    redisReply *r = NULL;
+/* ---------------------------------------------------------------------
+ * The synchronous connection
+ * ------------------------------------------------------------------ */
 
-    if (sl__session_begin(&cfg->redis, cfg->password_file, &ss, err, errlen) != 0)
-        goto fail;
-    c = redisConnectWithTimeout(cfg->redis.host, cfg->redis.port, ct);
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
-                 cfg->redis.port, c ? c->errstr : "out of memory");
+/* The connection is set up. */
+static void sync_ready(struct sl_conn *c, void *arg)
+{
+    struct sl_sync *s = arg;
+
+    (void)c;
+    s->ready = 1;
+}
+
+/* The connection is gone: every later call fails with the reason. */
+static void sync_lost(struct sl_conn *c, void *arg)
+{
+    struct sl_sync *s = arg;
+
+    s->lost = 1;
+    if (!s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(c)[0] ? sl__conn_error(c) : "connection lost");
+    }
+}
+
+/* The awaited reply (taken), or NULL. */
+static void sync_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct sl_sync *s = priv;
+
+    (void)c;
+    s->reply = r;
+    s->done = 1;
+}
+
+/* Runs the private loop until *flag is set or the connection is lost;
+ * the connection's own deadlines bound the wait. */
+static void sync_wait(struct sl_sync *s, const int *flag)
+{
+    while (!*flag && !s->lost)
+        if (event_base_loop(s->base, EVLOOP_ONCE) < 0)
+            break;
+}
+
+/* Waits for the reply of the command just sent (rc its sending's
+ * outcome). Returns it (new), or NULL with s->err set. */
+static redisReply *sync_finish(struct sl_sync *s, int rc)
+{
+    redisReply *r;
+
+    if (rc != 0) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "cannot send the command");
+        return NULL;
+    }
+    sync_wait(s, &s->done);
+    r = s->reply;
+    s->reply = NULL;
+    if (r == NULL && !s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "no reply");
+    }
+    return r;
+}
+
+/* Sends one command and waits for its reply (see internal.h). */
+redisReply *sl__sync_argv(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen)
+{
+    if (s->err)
+        return NULL;
+    s->done = 0;
+    s->reply = NULL;
+    return sync_finish(s, sl__conn_command_take(s->conn, sync_reply, s, 0, argc, argv, argvlen));
+}
+
+/* The same with a hiredis format string (see internal.h). */
+redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    if (s->err)
+        return NULL;
+    s->done = 0;
+    s->reply = NULL;
+    va_start(ap, fmt);
+    rc = sl__conn_vcommand_take(s->conn, sync_reply, s, 0, fmt, ap);
+    va_end(ap);
+    return sync_finish(s, rc);
+}
+
+/* Closes and frees s. Accepts NULL. */
+void sl__sync_free(struct sl_sync *s)
+{
+    if (s == NULL)
+        return;
+    sl__conn_free(s->conn);
+    if (s->base != NULL)
+        event_base_free(s->base);
+    memset(s->errstr, 0, sizeof(s->errstr));
+    free(s);
+}
+
+/* In a forked child (see internal.h): the socket is closed directly;
+ * freeing the loop would change the epoll set the parent shares. */
+void sl__sync_child_close(struct sl_sync *s)
+{
+    int fd = s != NULL ? sl__conn_fd(s->conn) : -1;
+
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Rewrites the connection's reason for failing as the synchronous
+ * callers have always shown it: "cannot reach redis at HOST:PORT: why",
+ * an authentication failure as it is. */
+static void connect_error(const struct sl_config *cfg, const char *why, char *err, size_t errlen)
+{
+    static const char *const strip[] = { "connect failed: ", "disconnected: " };
+    size_t i;
+
+    if (strncmp(why, "authentication failed", 21) == 0) {
+        snprintf(err, errlen, "%s", why);
+        return;
+    }
+    if (strncmp(why, "setup failed: ", 14) == 0) {
+        snprintf(err, errlen, "redis SELECT failed: %s", why + 14);
+        return;
+    }
+    for (i = 0; i < SL_NELEM(strip); i++)
+        if (strncmp(why, strip[i], strlen(strip[i])) == 0)
+            why += strlen(strip[i]);
+    snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
+             cfg->redis.port, why);
+}
+
+/* Connects with the configured timeouts, authenticates and selects the
+ * database (see internal.h). The password is looked up at every call
+ * (URL, SLUICE_REDIS_PASSWORD, redis.password_file), so a supervisor that
+ * reconnects picks up a rotated password file. A PING follows, so that a
+ * server that wants a password we do not have is reported as an
+ * authentication failure here rather than as a puzzling error on the
+ * first real command. Returns the connection, or NULL with err set. */
+struct sl_sync *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen)
+{
+    struct sl_sync *s = calloc(1, sizeof(*s));
+    redisReply *r = NULL;
+    const char *ping[] = { "PING" };
+
+    if (s == NULL || (s->base = event_base_new()) == NULL
+        || (s->conn = sl__conn_new(s->base, "sync", cfg, sync_ready, sync_lost, s)) == NULL) {
+        snprintf(err, errlen, "cannot reach redis at %s:%d: out of memory", cfg->redis.host,
+                 cfg->redis.port);
         goto fail;
     }
-    redisSetTimeout(c, rt);
-    if (ss.nauth > 0) {
-        r = redisCommandArgv(c, ss.nauth, ss.auth, NULL);
-    } else {
-        r = redisCommand(c, "PING");
+    (void)sl__conn_connect(s->conn);
+    sync_wait(s, &s->ready);
+    if (!s->ready) {
+        connect_error(cfg, s->errstr[0] ? s->errstr : sl__conn_error(s->conn), err, errlen);
+        goto fail;
     }
+    r = sl__sync_argv(s, 1, ping, NULL);
     if (r == NULL) {
-        snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
-                 cfg->redis.port, c->errstr[0] ? c->errstr : "no reply");
+        connect_error(cfg, s->errstr, err, errlen);
         goto fail;
     }
-    /* AUTH refused (WRONGPASS), or NOAUTH to the PING. Any other error
-     * to the PING (LOADING...) is not about credentials: the connection
+    /* NOAUTH to the PING: a server that wants a password we lack. Any
+     * other error (LOADING...) is not about credentials: the connection
      * is kept, and the caller's own commands meet that error and report
      * it as they always did. */
-    if (r->type == REDIS_REPLY_ERROR && (pw[0] != '\0' || strncmp(r->str, "NOAUTH", 6) == 0)) {
-        sl__auth_error(err, errlen, r->str, pw);
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0) {
+        sl__auth_error(err, errlen, r->str, NULL);
         goto fail;
     }
     freeReplyObject(r);
-    r = NULL;
-    if (ss.nselect > 0) {
-        r = redisCommandArgv(c, ss.nselect, ss.select, NULL);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis SELECT failed: %s", r ? r->str : c->errstr);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
-    sl__session_end(&ss);
-    return c;
+    return s;
 
 fail:
-    sl__session_end(&ss);
     freeReplyObject(r);
-    redisFree(c);
+    sl__sync_free(s);
     return NULL;
 }
 
 /* Connects as sl__redis_connect() does; prints why and returns NULL when
- * Redis cannot be reached or refuses us. New: redisFree(). */
-redisContext *sl__admin_connect(const struct sl_config *cfg)
+ * Redis cannot be reached or refuses us. New: sl__sync_free(). */
+struct sl_sync *sl__admin_connect(const struct sl_config *cfg)
 {
     char err[SL_ERRLEN];
-    redisContext *c = sl__redis_connect(cfg, err, sizeof(err));
+    struct sl_sync *c = sl__redis_connect(cfg, err, sizeof(err));
 
     if (c == NULL)
         fprintf(stderr, "sluice: %s\n", err);

@@ -89,10 +89,10 @@ static double now_s(void)
 
 /* Runs one command of the heartbeat walk: a NULL reply (the connection
  * failed) ends the sample. */
-static redisReply *beat_cmd(redisContext *c, int argc, const char **argv, void *arg)
+static redisReply *beat_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
 {
     (void)arg;
-    return redisCommandArgv(c, argc, argv, NULL);
+    return sl__sync_argv(c, argc, argv, NULL);
 }
 
 /* Keeps one heartbeat whose stream and group are a row of the sample,
@@ -128,7 +128,7 @@ static int beat_seen(const char *consumer, size_t len, const redisReply *h, void
 
 /* Reads every heartbeat into s->beats and adds each processed counter to
  * its row. Returns 0, or -1 when Redis failed. */
-static int sample_beats(redisContext *c, struct sample *s)
+static int sample_beats(struct sl_sync *c, struct sample *s)
 {
     static const char *const fields[] = { "stream", "group", "processed", "started_at" };
 
@@ -137,7 +137,7 @@ static int sample_beats(redisContext *c, struct sample *s)
 
 /* Samples every group of every configured stream into s. Returns 0, or
  * -1 when Redis failed (a stream that does not exist yet is no failure). */
-static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s)
+static int sample(struct sl_sync *c, const struct sl_config *cfg, struct sample *s)
 {
     size_t w, i;
 
@@ -152,7 +152,7 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
             seen |= strcmp(cfg->workers[i].stream, stream) == 0;
         if (seen)
             continue;
-        info = redisCommand(c, "XINFO STREAM %s", stream);
+        info = sl__sync_cmd(c, "XINFO STREAM %s", stream);
         if (info == NULL)
             return -1;
         if (info->type == REDIS_REPLY_ERROR) {
@@ -164,7 +164,7 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
                 continue;       /* no such stream yet */
             return -1;
         }
-        groups = redisCommand(c, "XINFO GROUPS %s", stream);
+        groups = sl__sync_cmd(c, "XINFO GROUPS %s", stream);
         if (groups == NULL) {
             freeReplyObject(info);
             return -1;
@@ -183,13 +183,13 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
             r->pending = fint(g, "pending", 0);
             r->consumers = fint(g, "consumers", 0);
             r->oldest_ms = -1;
-            x = redisCommand(c, "XPENDING %s %s - + 1", stream, r->group);
+            x = sl__sync_cmd(c, "XPENDING %s %s - + 1", stream, r->group);
             if (x != NULL && x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
                 x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 4 &&
                 x->element[0]->element[2]->type == REDIS_REPLY_INTEGER)
                 r->oldest_ms = x->element[0]->element[2]->integer;
             freeReplyObject(x);
-            x = redisCommand(c, "XLEN %s:dead", stream);
+            x = sl__sync_cmd(c, "XLEN %s:dead", stream);
             if (x != NULL && x->type == REDIS_REPLY_INTEGER)
                 r->dead = x->integer;
             freeReplyObject(x);
@@ -310,7 +310,7 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
     static struct sample s1, s2;
     struct sample *before = &s1, *after = &s2, *tmp;
     double window = 1.0;
-    redisContext *c;
+    struct sl_sync *c;
     int tty = isatty(STDOUT_FILENO), reports = 0;
 
     if (a->npos != 1) {
@@ -360,10 +360,10 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         before = after;
         after = tmp;
     }
-    redisFree(c);
+    sl__sync_free(c);
     return 0;
 fail:
     fprintf(stderr, "sluice: redis: %s\n", c->errstr[0] ? c->errstr : "unexpected reply");
-    redisFree(c);
+    sl__sync_free(c);
     return 1;
 }

@@ -12,7 +12,7 @@
  * NULL while Redis is unreachable or refuses our password (retried at
  * most once per backoff, logged once per doubling of attempts with the
  * reason, "authentication failed: ..." included; never a password). */
-redisContext *sl__pool_redis(struct sl_pool *p)
+struct sl_sync *sl__pool_redis(struct sl_pool *p)
 {
     uint64_t now = sl__now_ms();
     char err[SL_ERRLEN];
@@ -20,7 +20,7 @@ redisContext *sl__pool_redis(struct sl_pool *p)
     if (p->rc != NULL && !p->rc->err)
         return p->rc;
     if (p->rc != NULL) {
-        redisFree(p->rc);
+        sl__sync_free(p->rc);
         p->rc = NULL;
     }
     if (now < p->redis_retry_at)
@@ -40,7 +40,7 @@ redisContext *sl__pool_redis(struct sl_pool *p)
  * or NULL when Redis is unreachable or the connection broke. */
 /* Handles the outcome of one synchronous call on c: a NULL reply means
  * the connection broke or timed out. Returns r. */
-static redisReply *after_call(struct sl_pool *p, redisContext *c, redisReply *r)
+static redisReply *after_call(struct sl_pool *p, struct sl_sync *c, redisReply *r)
 {
     if (r == NULL) {
         /* A hung server (SIGSTOP, a black hole) still accepts connections:
@@ -52,7 +52,7 @@ static redisReply *after_call(struct sl_pool *p, redisContext *c, redisReply *r)
         if ((p->redis_fails & (p->redis_fails - 1)) == 0)
             sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->redis_fails + 1,
                     sl__logq(c->errstr[0] ? c->errstr : "no reply"));
-        redisFree(p->rc);
+        sl__sync_free(p->rc);
         p->rc = NULL;
         p->redis_fails++;
         p->redis_retry_at = sl__now_ms() + (uint64_t)sl__backoff_ms(200, 5000, p->redis_fails);
@@ -66,11 +66,11 @@ static redisReply *after_call(struct sl_pool *p, redisContext *c, redisReply *r)
  * or NULL when Redis is unreachable or the connection broke. */
 redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
 {
-    redisContext *c = sl__pool_redis(p);
+    struct sl_sync *c = sl__pool_redis(p);
 
     if (c == NULL)
         return NULL;
-    return after_call(p, c, redisCommandArgv(c, argc, argv, NULL));
+    return after_call(p, c, sl__sync_argv(c, argc, argv, NULL));
 }
 
 /* Runs framework script `which` (the one EVALSHA path of scripts.c);
@@ -78,7 +78,7 @@ redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv)
 redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
                             int nargs, const char *const *args)
 {
-    redisContext *c = sl__pool_redis(p);
+    struct sl_sync *c = sl__pool_redis(p);
 
     if (c == NULL)
         return NULL;
