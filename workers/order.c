@@ -51,6 +51,12 @@ static const struct sl_script order_payment_result_script = {
 };
 
 /* The scripts this handler may declare, NULL-terminated. */
+/* The keys its scripts touch (for `sluice acl`). */
+static const char *const order_keys[] = {
+    "order:*", "sluice:fp:order:*", "sluice:fp:payres:*", "payment:*", ORDER_PAYMENTS_STREAM,
+    NULL,
+};
+
 static const struct sl_script *const order_scripts[] = {
     &order_created_script,
     &order_payment_result_script,
@@ -222,5 +228,6 @@ const struct sl_handler order_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "order",
     .scripts = order_scripts,
+    .keys = order_keys,
     .routes = order_routes,
 };

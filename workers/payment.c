@@ -41,6 +41,12 @@ static const struct sl_script payment_requested_script = {
 };
 
 /* The scripts this handler may declare, NULL-terminated. */
+/* The keys its scripts touch (for `sluice acl`). */
+static const char *const payment_keys[] = {
+    "payment:*", "sluice:fp:payment:*", "user:*", PAYMENT_LEDGER_STREAM, PAYMENT_ORDERS_STREAM,
+    NULL,
+};
+
 static const struct sl_script *const payment_scripts[] = {
     &payment_requested_script,
     NULL
@@ -141,5 +147,6 @@ const struct sl_handler payment_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "payment",
     .scripts = payment_scripts,
+    .keys = payment_keys,
     .routes = payment_routes,
 };

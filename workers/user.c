@@ -41,6 +41,12 @@ static const struct sl_script user_credited_script = {
 };
 
 /* The scripts this handler may declare, NULL-terminated. */
+/* The keys its scripts touch (for `sluice acl`). */
+static const char *const user_keys[] = {
+    "user:*", "sluice:fp:user:*", "credit:*", "sluice:fp:credit:*", "ledger",
+    NULL,
+};
+
 static const struct sl_script *const user_scripts[] = {
     &user_created_script,
     &user_credited_script,
@@ -161,5 +167,6 @@ const struct sl_handler user_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "user",
     .scripts = user_scripts,
+    .keys = user_keys,
     .routes = user_routes,
 };
