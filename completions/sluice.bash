@@ -47,7 +47,7 @@ _sluice()
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
     local value_opts="-c --config --redis --workers --metrics --idle --count --watch"
-    local cmds="run pending stats workers dlq enqueue health"
+    local cmds="run pending stats workers dlq enqueue acl health"
     local common="-c --config --redis --help"
 
     COMPREPLY=()

@@ -63,7 +63,8 @@ enum {
 /* The options every subcommand takes, at the end of each usage. */
 #define COMMON_OPTS \
 "  -c, --config FILE    the configuration file (see `sluice help`)\n" \
-"  --redis URL          redis://[:password@]host:port[/db], replaces redis.url\n" \
+"  --redis URL          redis[s]://[[user]:password@]host:port[/db], replaces\n" \
+"                       redis.url\n" \
 "  -h, --help           this text\n"
 
 /* Exit codes of the admin commands, at the end of their usage. */
