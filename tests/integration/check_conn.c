@@ -443,6 +443,98 @@ START_TEST(test_conn_tls_refusals_are_named)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------
+ * The supervisor never blocks on Redis
+ * ------------------------------------------------------------------------ */
+
+/* Tells whether GET /healthz on port answers status. */
+static int healthz_is_port(int port, int status)
+{
+    struct sl_test_http h = sl_test_http_get(port, "/healthz");
+    int ok = h.status == status;
+
+    sl_test_http_free(&h);
+    return ok;
+}
+
+/* Redis frozen (SIGSTOP) for 8 s under a pool with the default timeouts
+ * (command_timeout_ms 5000): a SIGKILLed child is back within 2 s, and
+ * every /healthz meanwhile answers within 1 s, with 503 and the reason.
+ * The restart time is printed for the record. */
+START_TEST(test_conn_frozen_redis_supervisor_answers)
+{
+    struct sl_test_config c;
+    char cfg[600], log[600], workers[200];
+    long long t0, back = -1, worst = 0, t;
+    pid_t sup, kid, again = 0;
+    int port, rv, n503 = 0, redis_named = 0;
+
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"noop\", \"stream\": \"fz\", \"group\": \"g\", \"processes\": 2}");
+    memset(&c, 0, sizeof(c));
+    c.url = srv.url;
+    c.workers = workers;
+    c.metrics_listen = "127.0.0.1:0";
+    snprintf(cfg, sizeof(cfg), "%s/pool.json", tmp);
+    ck_assert_int_eq(sl_test_config_write(cfg, &c), 0);
+    snprintf(log, sizeof(log), "%s/pool.log", tmp);
+    sup = sl_test_pool_spawn(cfg, log);
+    ck_assert_int_gt(sup, 0);
+    track(sup);
+    rv = sl_test_pool_wait_running(sup, log, 2, 10000);
+    ck_assert_msg(rv == 0, "pool not running (%d); see %s", rv, log);
+    port = (int)file_last_number(log, "event=metrics_listening addr=127.0.0.1:");
+    ck_assert_int_gt(port, 0);
+    SL_TEST_ASSERT_EVENTUALLY(5000, healthz_is_port(port, 200));
+    {
+        char needle[512];
+        snprintf(needle, sizeof(needle), "event=child_started consumer=%s:noop:0 child=", host);
+        kid = (pid_t)file_last_number(log, needle);
+        ck_assert_int_gt(kid, 0);
+
+        ck_assert_int_eq(sl_test_redis_sigstop(&srv), 0);
+        t0 = sl_test_now_ms();
+        sl_test_kill(kid, SIGKILL);
+        while ((t = sl_test_now_ms()) - t0 < 8000) {
+            struct sl_test_http h;
+            long long q0 = sl_test_now_ms(), took;
+
+            if (back < 0) {
+                again = (pid_t)file_last_number(log, needle);
+                if (again > 0 && again != kid)
+                    back = sl_test_now_ms() - t0;
+            }
+            h = sl_test_http_get(port, "/healthz");
+            took = sl_test_now_ms() - q0;
+            if (took > worst)
+                worst = took;
+            if (h.status == 503) {
+                n503++;
+                ck_assert_msg(h.body != NULL && h.body[0] != '\0', "503 without a reason");
+                if (strstr(h.body, "redis") != NULL)
+                    redis_named = 1;
+            }
+            sl_test_http_free(&h);
+            usleep(100 * 1000);
+        }
+        ck_assert_int_eq(sl_test_redis_sigcont(&srv), 0);
+    }
+    fprintf(stderr, "frozen_redis: child back after %lld ms (-1: not within 8 s), "
+            "slowest /healthz %lld ms, %d answers 503\n", back, worst, n503);
+    ck_assert_msg(back >= 0 && back <= 2000 * sl_test_slow_factor(),
+                  "the killed child came back after %lld ms (limit 2000)", back);
+    ck_assert_msg(worst <= 1000 * sl_test_slow_factor(), "a /healthz took %lld ms (limit 1000)",
+                  worst);
+    ck_assert_int_gt(n503, 0);
+    ck_assert_msg(redis_named, "no 503 named Redis as the reason");
+    /* Redis back: healthy again. */
+    SL_TEST_ASSERT_EVENTUALLY(20000, healthz_is_port(port, 200));
+    sl_test_kill(sup, SIGTERM);
+    ck_assert(sl_test_wait_exit(sup, 15000, &rv));
+    untrack(sup);
+}
+END_TEST
+
 Suite *conn_suite(void)
 {
     Suite *s = suite_create("conn");
@@ -454,5 +546,7 @@ Suite *conn_suite(void)
     tcase_add_test(tc, test_conn_tls_acl_user_runs_everything);
     tcase_add_test(tc, test_conn_tls_refusals_are_named);
     suite_add_tcase(s, tc);
+    tc = ops_server_case(s, "freeze", 90);
+    tcase_add_test(tc, test_conn_frozen_redis_supervisor_answers);
     return s;
 }
