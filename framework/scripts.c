@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include "scripts.h"
 
 /* A table entry from the generated names of framework/lua/NAME.lua. */
@@ -169,6 +170,20 @@ void sl__script_load_argv(const struct sl_lua *l, const char *argv[3])
     argv[0] = "SCRIPT";
     argv[1] = "LOAD";
     argv[2] = l->src;
+}
+
+/* Computes l's sha (SHA1 of its source, in hex, as Redis names it)
+ * without asking Redis, so that SCRIPT LOAD and EVALSHA can be sent in
+ * one round trip. */
+void sl__script_sha(struct sl_lua *l)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (EVP_Digest(l->src, strlen(l->src), md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+        return;
+    for (i = 0; i < n; i++)
+        snprintf(l->sha + 2 * i, 3, "%02x", md[i]);
 }
 
 /* Stores the sha of a SCRIPT LOAD reply. */

@@ -36,6 +36,9 @@ struct sl_lua {
  * of the process. Its sha is learned by the first load. */
 struct sl_lua *sl__script(int which);
 
+/* Sets l->sha from l's source (SHA1), as SCRIPT LOAD would. */
+void sl__script_sha(struct sl_lua *l);
+
 /* Returns a handler's effect script: its body wrapped by effect.lua
  * (fence, then the disposition its result picks). New: free with
  * sl__script_effect_free(). NULL when memory ran out. */

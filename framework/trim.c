@@ -2,24 +2,37 @@
  * "acked" is cut below the oldest entry any of its groups still needs
  * (trim.lua), once per housekeeping period.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <hiredis.h>
 #include "internal.h"
 #include "pool.h"
 #include "scripts.h"
 
-/* Trims one stream safely (see framework/lua/trim.lua). */
-static void trim_one(struct sl_pool *p, const char *stream)
+/* The reply to trim.lua for the stream named by arg (freed here). */
+static void on_trimmed(struct sl_conn *c, redisReply *r, void *arg)
 {
-    const char *keys[] = { stream };
-    redisReply *r = sl__pool_script(p, SL_SCRIPT_TRIM, (int)SL_NELEM(keys), keys, 0, NULL);
+    char *stream = arg;
 
+    (void)c;
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         sl__log(SL_LOG_DEBUG, "trimmed", "stream=%s count=%lld", sl__logq(stream), r->integer);
     else if (r != NULL && r->type == REDIS_REPLY_ERROR)
         sl__log(SL_LOG_WARN, "trim_failed", "stream=%s error=%s", sl__logq(stream),
                 sl__logq(r->str));
-    freeReplyObject(r);
+    free(stream);
+}
+
+/* Trims one stream safely (see framework/lua/trim.lua), without waiting
+ * for the reply: a trim that cannot be sent now is made next period. */
+static void trim_one(struct sl_pool *p, const char *stream)
+{
+    const char *keys[] = { stream };
+    char *copy = strdup(stream);
+
+    if (copy != NULL && sl__pool_send_script(p, SL_SCRIPT_TRIM, (int)SL_NELEM(keys), keys, 0, NULL,
+                                             on_trimmed, copy) != 0)
+        free(copy);
 }
 
 /* Trims every stream of the configuration that asks for it, once each

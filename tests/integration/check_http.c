@@ -40,8 +40,7 @@
  * ------------------------------------------------------------------ */
 
 #define HTTP_CAP 64               /* the listener's connection cap (metrics.c) */
-#define CHILD_FAIL_NOFILE "12"    /* descriptors enough for the supervisor (its synchronous
-                                   * connection has a private loop), not a child */
+#define CHILD_FAIL_NOFILE "9"     /* descriptors enough for the supervisor (8), not a child (11) */
 
 /* Returns 1 when the server has closed the connection fd (EOF or reset
  * waiting to be read), 0 while it is open. Reads nothing. */
