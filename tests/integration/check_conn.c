@@ -2,7 +2,8 @@
  * server that listens on nothing else, an ACL user made from `sluice acl`
  * with the "default" user off, and the refusals (a wrong CA, an expired
  * client certificate, a wrong password) each named plainly and without a
- * secret.
+ * secret; and a supervisor that goes on restarting children and
+ * answering /healthz while Redis is frozen.
  *
  * The certificates are made here by `openssl`: a CA, a server
  * certificate for 127.0.0.1, a client certificate, an expired one (valid
