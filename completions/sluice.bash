@@ -46,7 +46,7 @@ _sluice()
 {
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
-    local value_opts="-c --config --redis --workers --metrics --idle --count --watch"
+    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --after --data --code --older-than"
     local cmds="run pending stats workers dlq enqueue acl health"
     local common="-c --config --redis --help"
 
@@ -63,7 +63,8 @@ _sluice()
         if ((!dashdash)); then
             case $w in
             --) dashdash=1; continue ;;
-            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch)
+            -c | --config | --redis | --workers | --metrics | --idle | --count | --watch | \
+            --after | --data | --code | --older-than)
                 ((i++)); continue ;;
             -?*) continue ;;
             esac
@@ -96,12 +97,14 @@ _sluice()
         workers) opts="$common --json" ;;
         dlq)
             case $verb in
-            list) opts="$common --count --json" ;;
-            replay) opts="$common --all --json" ;;
-            show | purge) opts="$common --json" ;;
-            *) opts="$common --count --all --json" ;;
+            list) opts="$common --after --count --json" ;;
+            replay) opts="$common --all --data --json" ;;
+            purge) opts="$common --code --older-than --yes --json" ;;
+            show) opts="$common --json" ;;
+            *) opts="$common --after --count --all --data --code --older-than --yes --json" ;;
             esac
             ;;
+        enqueue) opts="$common --json" ;;
         health) opts="$common --metrics" ;;
         *) opts="$common" ;;
         esac

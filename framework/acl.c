@@ -27,7 +27,8 @@ static const char *const fw_commands[] = {
     "ping", "select", "client|id", "client|unblock",   /* connections, stop */
     "xreadgroup", "xack", "xadd", "xlen", "xrange", "xpending",
     "xgroup|create", "xinfo|stream", "xinfo|groups", "xinfo|consumers",
-    "scan", "hset", "hmget", "pexpire", "pttl", "del", "exists", "type",
+    "scan", "hset", "hmget", "pexpire", "pttl", "del", "exists", "type", "time",
+    "xdel", "xrevrange",
     "evalsha", "script|load",
 };
 

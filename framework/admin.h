@@ -18,14 +18,23 @@ struct sl_args {
     const char *idle;             /* --idle MS */
     const char *count;            /* --count N */
     const char *watch;            /* --watch SECONDS */
+    const char *after;            /* --after ID (dlq list: the cursor) */
+    const char *data;             /* --data JSON (dlq replay: corrected data) */
+    const char *code;             /* --code CODE (dlq purge: one error code) */
+    const char *older_than;       /* --older-than DURATION (dlq purge) */
+    int yes;                      /* --yes (dlq purge without a filter) */
     int json;                     /* --json */
     int all;                      /* --all */
     int help;                     /* -h, --help */
     int version;                  /* --version */
 };
 
-/* Runs pending, stats, workers, dlq or enqueue. Returns the exit code. */
-int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg);
+/* Runs pending, stats, workers, dlq or enqueue. registry (borrowed) is
+ * the binary's handler table: enqueue and dlq replay --data check an
+ * entry's type against the handler the configuration gives its stream.
+ * Returns the exit code. */
+int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg,
+              const struct sl_handler *const *registry);
 
 /* sluice stats (stats.c). Returns the exit code. */
 int sl__stats(const struct sl_args *a, const struct sl_config *cfg);

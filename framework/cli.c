@@ -35,7 +35,7 @@ static const char usage_text[] =
 "  sluice stats   [--json] [--watch SECONDS]\n"
 "  sluice workers [--json]\n"
 "  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
-"  sluice enqueue STREAM TYPE JSON\n"
+"  sluice enqueue STREAM TYPE JSON | STREAM - [--json]\n"
 "  sluice health  [--metrics ADDR]\n"
 "  sluice acl\n"
 "  sluice --help | --version | help COMMAND\n"
@@ -57,7 +57,12 @@ enum {
     OPT_COUNT = 1 << 3,
     OPT_WATCH = 1 << 4,
     OPT_JSON = 1 << 5,
-    OPT_ALL = 1 << 6
+    OPT_ALL = 1 << 6,
+    OPT_AFTER = 1 << 7,
+    OPT_DATA = 1 << 8,
+    OPT_CODE = 1 << 9,
+    OPT_OLDER = 1 << 10,
+    OPT_YES = 1 << 11
 };
 
 /* The options every subcommand takes, at the end of each usage. */
@@ -132,33 +137,63 @@ static const struct cmd_spec cmds[] = {
       COMMON_OPTS
       "\n"
       ADMIN_EXIT },
-    { "dlq", OPT_COUNT | OPT_JSON | OPT_ALL,
-      "usage: sluice dlq list [--count N] STREAM\n"
+    { "dlq", OPT_COUNT | OPT_JSON | OPT_ALL | OPT_AFTER | OPT_DATA | OPT_CODE | OPT_OLDER |
+             OPT_YES,
+      "usage: sluice dlq list STREAM [--after ID] [--count N]\n"
       "       sluice dlq show ID STREAM\n"
-      "       sluice dlq replay ID STREAM\n"
+      "       sluice dlq replay ID STREAM [--data JSON]\n"
       "       sluice dlq replay --all STREAM\n"
-      "       sluice dlq purge STREAM\n"
+      "       sluice dlq purge ID STREAM\n"
+      "       sluice dlq purge STREAM --code CODE | --older-than DURATION | --yes\n"
       "\n"
       "The dead letters of STREAM, kept in STREAM:dead (STREAM is the source).\n"
+      "ID is a dead letter's own ID (the first column of list).\n"
+      "\n"
+      "  list     a page of dead letters, oldest first; when more follow, the last\n"
+      "           line is \"next: --after ID\" (on stderr with --json)\n"
+      "  show     every field of one dead letter\n"
+      "  replay   re-adds the entry to STREAM without the fields sluice added and\n"
+      "           deletes the dead letter, in one atomic step; --all replays the\n"
+      "           dead letters there were when it started, each once\n"
+      "  purge    deletes one dead letter, those of one code, those older than a\n"
+      "           duration (both filters: both must match), or all with --yes;\n"
+      "           pages of 500, each atomic; prints how many were deleted\n"
       "\n"
       "options:\n"
-      "  --count N            list: at most N dead letters (default 1000)\n"
+      "  --after ID           list: start after this dead letter (the cursor)\n"
+      "  --count N            list: at most N dead letters (default 100)\n"
       "  --all                replay: every dead letter of STREAM\n"
+      "  --data JSON          replay ID: re-add with this data instead (checked\n"
+      "                       like enqueue's before anything is written)\n"
+      "  --code CODE          purge: only dead letters whose error has this code\n"
+      "  --older-than DURATION\n"
+      "                       purge: only those dead-lettered longer ago than\n"
+      "                       DURATION (a number and ms, s, m, h or d: 7d)\n"
+      "  --yes                purge: every dead letter of STREAM\n"
       "  --json               every verb: JSON output\n"
       COMMON_OPTS
       "\n"
       "exit codes: 0 done, 1 Redis unreachable or failing, or no such dead letter,\n"
-      "2 usage or configuration error\n" },
-    { "enqueue", 0,
-      "usage: sluice enqueue STREAM TYPE JSON\n"
+      "2 usage or configuration error (an ID that is not an entry ID, a purge\n"
+      "without filter or --yes, --data that a worker would dead-letter)\n" },
+    { "enqueue", OPT_JSON,
+      "usage: sluice enqueue STREAM TYPE JSON [--json]\n"
+      "       sluice enqueue STREAM - [--json]\n"
       "\n"
       "Adds one entry (type TYPE, data JSON, a JSON object) to STREAM and prints\n"
-      "its ID.\n"
+      "its ID. With -, adds one entry per line of standard input, each line\n"
+      "either TYPE DATA (the type, one space, the data) or a JSON object\n"
+      "{\"type\": TYPE, \"data\": DATA}; blank lines are skipped. Every entry is\n"
+      "checked first as the handler that consumes STREAM in the configuration\n"
+      "checks it (its types, the size and JSON rules); one bad line adds\n"
+      "nothing and names its line number.\n"
       "\n"
       "options:\n"
+      "  --json               {\"id\": ID}, or with - an array of {\"line\", \"id\"}\n"
       COMMON_OPTS
       "\n"
-      ADMIN_EXIT },
+      "exit codes: 0 done, 1 Redis unreachable or failing, 2 usage or configuration\n"
+      "error, or an entry the stream's handler would dead-letter (nothing added)\n" },
     { "health", OPT_METRICS,
       "usage: sluice health [--metrics ADDR]\n"
       "\n"
@@ -201,15 +236,20 @@ static const struct cmd_spec *cmd_find(const char *name)
  * cmd_dlq refuses it anyway. */
 static unsigned dlq_opts(const char *verb)
 {
+    const unsigned every = OPT_COUNT | OPT_JSON | OPT_ALL | OPT_AFTER | OPT_DATA | OPT_CODE |
+                           OPT_OLDER | OPT_YES;
+
     if (verb == NULL)
-        return OPT_COUNT | OPT_JSON | OPT_ALL;
+        return every;
     if (strcmp(verb, "list") == 0)
-        return OPT_COUNT | OPT_JSON;
+        return OPT_COUNT | OPT_AFTER | OPT_JSON;
     if (strcmp(verb, "replay") == 0)
-        return OPT_ALL | OPT_JSON;
-    if (strcmp(verb, "show") == 0 || strcmp(verb, "purge") == 0)
+        return OPT_ALL | OPT_DATA | OPT_JSON;
+    if (strcmp(verb, "purge") == 0)
+        return OPT_CODE | OPT_OLDER | OPT_YES | OPT_JSON;
+    if (strcmp(verb, "show") == 0)
         return OPT_JSON;
-    return OPT_COUNT | OPT_JSON | OPT_ALL;
+    return every;
 }
 
 /* Prints a usage error, then the usage of cmd (NULL: the global one),
@@ -245,6 +285,8 @@ static const struct opt_spec opts[] = {
     { "--workers", OPT_WORKERS, 1 }, { "--metrics", OPT_METRICS, 1 },
     { "--idle", OPT_IDLE, 1 }, { "--count", OPT_COUNT, 1 }, { "--watch", OPT_WATCH, 1 },
     { "--json", OPT_JSON, 0 }, { "--all", OPT_ALL, 0 },
+    { "--after", OPT_AFTER, 1 }, { "--data", OPT_DATA, 1 }, { "--code", OPT_CODE, 1 },
+    { "--older-than", OPT_OLDER, 1 }, { "--yes", OPT_YES, 0 },
     { "-h", 0, 0 }, { "--help", 0, 0 }, { "--version", 0, 0 },
 };
 
@@ -253,7 +295,7 @@ static const struct opt_spec opts[] = {
  * error, kept until the subcommand is known so that its usage follows. */
 struct parsed {
     unsigned given;
-    const char *given_as[8];
+    const char *given_as[16];
     char err[160];
     const char *err_arg;
 };
@@ -342,6 +384,16 @@ static int parse_args(int argc, char **argv, struct sl_args *a, struct parsed *p
             a->json = 1;
         else if (!strcmp(name, "--all"))
             a->all = 1;
+        else if (!strcmp(name, "--after"))
+            a->after = val;
+        else if (!strcmp(name, "--data"))
+            a->data = val;
+        else if (!strcmp(name, "--code"))
+            a->code = val;
+        else if (!strcmp(name, "--older-than"))
+            a->older_than = val;
+        else if (!strcmp(name, "--yes"))
+            a->yes = 1;
         else if (!strcmp(name, "--version"))
             a->version = 1;
         else
@@ -476,9 +528,12 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
     char *redis = NULL;
     const char *cmd, *path;
     const char *lvl = getenv("SLUICE_LOG_LEVEL");
+    const char *fmt = getenv("SLUICE_LOG_FORMAT");  /* "json", else logfmt */
     char why[SL_ERRLEN];
     int rc;
 
+    if (fmt != NULL)
+        sl__log_json = strcmp(fmt, "json") == 0;
     if (lvl != NULL)
         sl__log_level = !strcmp(lvl, "debug") ? SL_LOG_DEBUG : !strcmp(lvl, "warn") ? SL_LOG_WARN :
                         !strcmp(lvl, "error") ? SL_LOG_ERROR : SL_LOG_INFO;
@@ -560,7 +615,7 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
         else
             rc = sl__health(cfg, a.metrics);
     } else {
-        rc = sl__admin(cmd, &a, cfg);
+        rc = sl__admin(cmd, &a, cfg, registry);
     }
     sl__config_free(cfg);
 out:

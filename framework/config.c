@@ -45,6 +45,8 @@ static const struct sl_tunables builtin_tunables = {
     .message_ttl_ms = 0,
     .max_payload_bytes = 1048576,
     .trim = SL_TRIM_ACKED,
+    .dead_letter_max_len = 0,
+    .dead_letter_max_age_ms = 0,
 };
 
 /* ---------------------------------------------------------------------
@@ -204,6 +206,9 @@ static const struct tunable_def tunable_defs[] = {
     { "shutdown_timeout_ms", offsetof(struct sl_tunables, shutdown_timeout_ms), 0, MS_MAX },
     { "message_ttl_ms",      offsetof(struct sl_tunables, message_ttl_ms),      0, TTL_MAX },
     { "max_payload_bytes",   offsetof(struct sl_tunables, max_payload_bytes),   1, 536870912 },
+    /* Dead-letter retention, applied by the housekeeping (trim.c). */
+    { "dead_letter_max_len", offsetof(struct sl_tunables, dead_letter_max_len), 0, LLONG_MAX },
+    { "dead_letter_max_age_ms", offsetof(struct sl_tunables, dead_letter_max_age_ms), 0, TTL_MAX },
 };
 
 /* Applies the tunable `key` = v to t when key names one. Returns 0 when

@@ -41,6 +41,8 @@ struct sl_tunables {
     long long message_ttl_ms;     /* 0 = none; older entries are "expired", ms */
     long long max_payload_bytes;  /* largest accepted `data`, bytes */
     int trim;                     /* SL_TRIM_ACKED or SL_TRIM_NONE */
+    long long dead_letter_max_len;    /* keep at most this many dead letters; 0 = all */
+    long long dead_letter_max_age_ms; /* drop dead letters older than this, ms; 0 = never */
 };
 
 /* One entry of "workers". */
@@ -273,6 +275,7 @@ void sl__sync_child_close(struct sl_sync *s);
 #define SL_LOG_ERROR 3
 
 extern int sl__log_level;         /* lines below this level are dropped */
+extern int sl__log_json;          /* 1: one JSON object per line instead of logfmt (SLUICE_LOG_FORMAT=json) */
 extern const char *sl__log_role;  /* "supervisor", or the consumer name */
 
 /* Logs `event` with extra key=value pairs formatted from fmt (which must

@@ -125,8 +125,23 @@ static const struct {
     { NULL, NULL },
 };
 
-/* Appends a label set for worker i. Quotes and backslashes in names are
- * escaped as the text format requires. */
+/* Appends the label value s, quoted, with quotes, backslashes and
+ * newlines escaped as the text format requires. */
+static void label_value(struct evbuffer *b, const char *s)
+{
+    evbuffer_add(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            evbuffer_add(b, "\\", 1);
+        if (*s == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, s, 1);
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+/* Appends a label set for worker i. */
 static void labels(struct evbuffer *b, const struct sl_worker_conf *wc, const char *extra)
 {
     const char *vals[3] = { wc->handler, wc->stream, wc->group };
@@ -135,17 +150,8 @@ static void labels(struct evbuffer *b, const struct sl_worker_conf *wc, const ch
 
     evbuffer_add(b, "{", 1);
     for (i = 0; i < 3; i++) {
-        const char *s;
-        evbuffer_add_printf(b, "%s%s=\"", i ? "," : "", keys[i]);
-        for (s = vals[i]; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                evbuffer_add(b, "\\", 1);
-            if (*s == '\n')
-                evbuffer_add(b, "\\n", 2);
-            else
-                evbuffer_add(b, s, 1);
-        }
-        evbuffer_add(b, "\"", 1);
+        evbuffer_add_printf(b, "%s%s=", i ? "," : "", keys[i]);
+        label_value(b, vals[i]);
     }
     if (extra != NULL)
         evbuffer_add_printf(b, ",%s", extra);
@@ -459,6 +465,62 @@ static int refuse_method(struct sl_pool *p, struct evhttp_request *req)
     return 1;
 }
 
+/* Appends the families about the pool and Redis as a whole, and those
+ * of the snapshot that are not per worker entry: the oldest pending
+ * entry's idle time per group, the dead letters per stream and code
+ * (only for a stream whose count is complete: a partial count would look
+ * like a drop), whether Redis answered, the build, and the reloads. */
+static void pool_families(struct sl_pool *p, struct evbuffer *b)
+{
+    const struct sl_config *cfg = p->cfg;
+    const struct sl_snapshot *snap = &p->snap;
+    int known = snap->n == cfg->nworkers && snap->oldest_ms != NULL;
+    size_t w, k, c;
+
+    evbuffer_add_printf(b, "# HELP sluice_oldest_pending_age_seconds Age (since it was added) "
+                        "of the group's oldest pending entry (0: none pending).\n"
+                        "# TYPE sluice_oldest_pending_age_seconds gauge\n");
+    for (w = 0; known && w < cfg->nworkers; w++) {
+        if (!first_of_labels(cfg, w) || snap->oldest_ms[w] < 0)
+            continue;
+        evbuffer_add_printf(b, "sluice_oldest_pending_age_seconds");
+        labels(b, &cfg->workers[w], NULL);
+        evbuffer_add_printf(b, " %.3f\n", (double)snap->oldest_ms[w] / 1000.0);
+    }
+    evbuffer_add_printf(b, "# HELP sluice_dead_letters Dead letters in STREAM:dead, by error "
+                        "code.\n# TYPE sluice_dead_letters gauge\n");
+    for (k = 0; k < snap->ndead; k++) {
+        const struct sl_dead_tally *t = &snap->dead[k];
+        if (!t->in_sync)
+            continue;
+        for (c = 0; c < t->ncodes; c++) {
+            if (t->codes[c].n <= 0)
+                continue;
+            evbuffer_add_printf(b, "sluice_dead_letters{stream=");
+            label_value(b, t->stream);
+            evbuffer_add_printf(b, ",code=");
+            label_value(b, t->codes[c].code);
+            evbuffer_add_printf(b, "} %lld\n", t->codes[c].n);
+        }
+    }
+    evbuffer_add_printf(b, "# HELP sluice_redis_up Whether Redis answered the supervisor's "
+                        "last PING.\n# TYPE sluice_redis_up gauge\nsluice_redis_up %d\n",
+                        snap->redis_ok ? 1 : 0);
+    evbuffer_add_printf(b, "# HELP sluice_build_info The sluice version and handler ABI of "
+                        "this pool.\n# TYPE sluice_build_info gauge\n"
+                        "sluice_build_info{version=\"%s\",abi=\"%d\"} 1\n",
+                        SL_VERSION, SL_ABI_VERSION);
+    evbuffer_add_printf(b, "# HELP sluice_reload_failures_total SIGHUP reloads refused (a bad "
+                        "configuration, or a rolling restart still running).\n"
+                        "# TYPE sluice_reload_failures_total counter\n"
+                        "sluice_reload_failures_total %llu\n", p->reload_failures);
+    evbuffer_add_printf(b, "# HELP sluice_last_reload_success_timestamp_seconds Unix time of "
+                        "the start or of the last reload accepted.\n"
+                        "# TYPE sluice_last_reload_success_timestamp_seconds gauge\n"
+                        "sluice_last_reload_success_timestamp_seconds %.3f\n",
+                        (double)p->last_reload_ms / 1000.0);
+}
+
 /* Answers GET /metrics: counters from the slots, pending and lag from the
  * snapshot (no sample when unknown). Every family is written as one block
  * (HELP, TYPE, its samples), as the text format requires. */
@@ -530,6 +592,7 @@ static void answer_metrics(struct sl_pool *p, struct evhttp_request *req)
     gauge_family(b, cfg, "sluice_pending", "Entries delivered to the group and not yet acknowledged.",
                  pending);
     gauge_family(b, cfg, "sluice_lag", "Entries not yet delivered to the group.", lag);
+    pool_families(p, b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     send_reply(req, 200, "OK", b);

@@ -658,6 +658,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     p->registry = registry;
     p->pid = getpid();
     p->http_fd = -1;
+    p->last_reload_ms = sl__wall_ms();  /* the start's configuration is the first good one */
     sl__log_role = "supervisor";
     if (gethostname(p->host, sizeof(p->host)) < 0)
         snprintf(p->host, sizeof(p->host), "localhost");

@@ -16,6 +16,8 @@ struct sl_http;
 struct sl_janitor;
 
 #define SL_MAX_CHILDREN 1024      /* slots in the shared mapping */
+#define SL_DEAD_CODES 32          /* error codes counted per dead-letter stream (the last: "(other)") */
+#define SL_DEAD_CODE_MAX 64       /* bytes of one counted code; longer ones are cut */
 
 /* One child process slot. */
 struct sl_child {
@@ -45,17 +47,40 @@ struct sl_child {
 
 /* What the HTTP side shows from Redis, read by the supervisor when a
  * request waits for it (snapshot.c). */
+/* One error code of a dead-letter stream and how many dead letters have it. */
+struct sl_dead_code {
+    char code[SL_DEAD_CODE_MAX + 1]; /* the error up to its first ':' (cut, escaped later) */
+    long long n;                  /* dead letters with it */
+};
+
+/* The dead letters of one configured stream by code, kept up to date a
+ * few pages per snapshot (snapshot.c, dlq_count.lua). */
+struct sl_dead_tally {
+    char stream[SL_NAME_MAX + 1]; /* the source stream; its dead letters are in stream:dead */
+    char next[80];                /* XRANGE start of the next read: "-" or "(" and an ID */
+    long long counted;            /* dead letters tallied so far */
+    int in_sync;                  /* the tally covered the whole stream at the last snapshot */
+    struct sl_dead_code codes[SL_DEAD_CODES]; /* codes seen; the last one is "(other)" when full */
+    size_t ncodes;                /* entries used in codes */
+    int page;                     /* pages read in the snapshot in flight */
+    int restarted;                /* the tally started over in it */
+};
+
 struct sl_snapshot {
     int wanted;                   /* a request waits: take one on the next tick */
     int redis_ok;                 /* Redis answered the PING */
     char redis_err[128];          /* why not: the error, or "unreachable" */
     long long *pending;           /* per worker entry of the configuration, -1 unknown (owned) */
     long long *lag;               /* likewise, inside the same allocation */
-    size_t n;                     /* entries in pending and lag */
+    long long *oldest_ms;         /* age (by its ID) of each group's oldest pending entry, ms (0: none), -1 unknown; same allocation */
+    size_t n;                     /* entries in pending, lag and oldest_ms */
+    struct sl_dead_tally *dead;   /* one per distinct configured stream (owned) */
+    size_t ndead;                 /* entries in dead */
     int inflight;                 /* its commands were sent, replies awaited */
     int outstanding;              /* replies still awaited */
     unsigned gen;                 /* number of the snapshot in flight (late replies ignored) */
     uint64_t started_ms;          /* when it was sent (monotonic ms) */
+    long long redis_now;          /* Redis's clock (TIME) in this snapshot, ms; 0 unknown */
 };
 
 struct sl_pool {
@@ -73,7 +98,7 @@ struct sl_pool {
     struct sl_conn *ac;           /* asynchronous connection on base (all work after the start check) */
     struct event *ac_retry;       /* its reconnect backoff timer */
     int ac_fails;                 /* its consecutive failed connects */
-    int ac_loaded[8];             /* per SL_SCRIPT_*: SCRIPT LOAD sent on this connection */
+    int ac_loaded[32];            /* per SL_SCRIPT_*: SCRIPT LOAD sent on this connection */
 
     struct sl_slot *slots;        /* MAP_SHARED array of slots */
     size_t next_slot;             /* next free slot index (wraps) */
@@ -102,6 +127,8 @@ struct sl_pool {
     int http_fd;                  /* its listening socket, -1 when none */
     struct sl_http *http_state;   /* its limits and connections (metrics.c), NULL when none */
     struct sl_snapshot snap;      /* Redis as the HTTP side shows it (snapshot.c) */
+    unsigned long long reload_failures; /* SIGHUP reloads refused (bad file, roll still running) */
+    uint64_t last_reload_ms;      /* wall ms of the start or of the last reload accepted */
 };
 
 /* pool.c: the loop, the children. */

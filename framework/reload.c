@@ -49,6 +49,7 @@ void sl__pool_reload(struct sl_pool *p)
         return;
     if (p->old != NULL) {
         sl__log(SL_LOG_WARN, "reload_refused", "reason=%s", sl__logq("a rolling restart is still running"));
+        p->reload_failures++;
         return;
     }
     cfg = sl__config_load(p->cfg_path, p->cfg_explicit, err, sizeof(err));
@@ -70,6 +71,7 @@ void sl__pool_reload(struct sl_pool *p)
     if (cfg == NULL) {
         sl__log(SL_LOG_ERROR, "reload_failed", "error=%s", sl__logq(err));
         fprintf(stderr, "sluice: reload refused: %s\n", err);
+        p->reload_failures++;       /* sluice_reload_failures_total */
         return;
     }
     for (i = 0; i < nfresh; i++) {
@@ -95,6 +97,7 @@ void sl__pool_reload(struct sl_pool *p)
     p->cfg = cfg;
     p->roll_next = 0;
     sl__janitor_free(p);
+    p->last_reload_ms = sl__wall_ms();
     sl__log(SL_LOG_INFO, "reloading", "children=%zu", nfresh);
 }
 

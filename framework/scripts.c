@@ -37,6 +37,9 @@ static struct sl_lua table[SL_NSCRIPTS] = {
     [SL_SCRIPT_JANITOR] = SCRIPT(janitor, JANITOR),
     [SL_SCRIPT_TRIM] = SCRIPT(trim, TRIM),
     [SL_SCRIPT_RELEASE] = SCRIPT(release, RELEASE),
+    [SL_SCRIPT_DLQ_PURGE] = SCRIPT(dlq_purge, DLQ_PURGE),
+    [SL_SCRIPT_DLQ_RETAIN] = SCRIPT(dlq_retain, DLQ_RETAIN),
+    [SL_SCRIPT_DLQ_COUNT] = SCRIPT(dlq_count, DLQ_COUNT),
 };
 
 /* commit.lua, fail.lua and effect.lua share one calling convention. */

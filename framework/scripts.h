@@ -19,7 +19,10 @@
 #define SL_SCRIPT_JANITOR 5       /* janitor.lua: removal of dead consumers */
 #define SL_SCRIPT_TRIM    6       /* trim.lua: safe trimming of a stream */
 #define SL_SCRIPT_RELEASE 7       /* release.lua: a graceful stop deletes its own heartbeat */
-#define SL_NSCRIPTS       8
+#define SL_SCRIPT_DLQ_PURGE 8     /* dlq_purge.lua: one page of `sluice dlq purge` */
+#define SL_SCRIPT_DLQ_RETAIN 9    /* dlq_retain.lua: dead-letter retention */
+#define SL_SCRIPT_DLQ_COUNT 10    /* dlq_count.lua: dead letters by code, for /metrics */
+#define SL_NSCRIPTS       11
 
 /* One script. */
 struct sl_lua {

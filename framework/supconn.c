@@ -24,6 +24,10 @@
  * (the caller tries again at a later tick); replies come to callbacks.
  * ------------------------------------------------------------------ */
 
+/* One flag per framework script in struct sl_pool. */
+_Static_assert(SL_NSCRIPTS <= (int)(sizeof(((struct sl_pool *)0)->ac_loaded) / sizeof(int)),
+               "sl_pool.ac_loaded is too small for SL_NSCRIPTS");
+
 static void async_connect(struct sl_pool *p);
 
 /* The connection is set up: scripts must be loaded again on it. */

@@ -18,6 +18,9 @@
 -- of a few thousand values, so huge field lists are sent in one XADD only
 -- up to that limit: an entry with more fields than that has already been
 -- refused as too_large, which keeps type and data only.
+-- A dead letter's `attempts` is sluice's own count of failed attempts
+-- (from the hash above, plus the one that dead-lettered it when that was
+-- an attempt), beside `deliveries`, Redis's count of reads and claims.
 local S, A, D = KEYS[1], KEYS[2], KEYS[3]
 local G, ME, ID = ARGV[1], ARGV[2], ARGV[3]
 local function now_ms()
@@ -33,8 +36,8 @@ local function finish(id)
   redis.call('XACK', S, G, id)
   redis.call('HDEL', A, id)
 end
-local added = {error=1, source_id=1, deliveries=1, consumer=1, failed_at=1}
-local function dead(id, err, deliveries, trim)
+local added = {error=1, source_id=1, deliveries=1, attempts=1, consumer=1, failed_at=1}
+local function dead(id, err, deliveries, trim, attempts)
   local e = redis.call('XRANGE', S, id, id)
   local args = {D, '*'}
   if #e > 0 then
@@ -48,7 +51,7 @@ local function dead(id, err, deliveries, trim)
     end
   end
   local extra = {'error', err, 'source_id', id, 'deliveries', tostring(deliveries),
-                 'consumer', ME, 'failed_at', tostring(now_ms())}
+                 'attempts', tostring(attempts), 'consumer', ME, 'failed_at', tostring(now_ms())}
   for i = 1, #extra do args[#args+1] = extra[i] end
   redis.call('XADD', unpack(args))
   finish(id)
@@ -62,7 +65,7 @@ end
 local function retry(id, why, deliveries, max, first, cap)
   local n = parse_att(redis.call('HGET', A, id)) + 1
   if n >= max then
-    dead(id, 'max_deliveries_exceeded: ' .. why, deliveries, '0')
+    dead(id, 'max_deliveries_exceeded: ' .. why, deliveries, '0', n)
     return 3
   end
   local d = first
@@ -77,7 +80,13 @@ end
 local function decide(kind, err, p)
   local max, first, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   if kind == 'retry' then return retry(ID, err, p[4], max, first, cap) end
-  if kind == 'dead' then dead(ID, err, p[4], ARGV[9]); return 3 end
+  if kind == 'dead' then
+    local n = parse_att(redis.call('HGET', A, ID))
+    local code = string.match(err, '^[^:]*')
+    if code ~= 'max_deliveries_exceeded' and code ~= 'expired' then n = n + 1 end
+    dead(ID, err, p[4], ARGV[9], n)
+    return 3
+  end
   finish(ID)
   return 1
 end

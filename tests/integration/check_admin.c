@@ -794,7 +794,7 @@ START_TEST(test_admin_wrong_type_keys)
     static const char *const cmds[][4] = {
         { "pending", "str", NULL, NULL }, { "pending", "str", "g", NULL },
         { "pending", "hash", NULL, NULL }, { "dlq", "list", "str", NULL },
-        { "dlq", "show", "1-0", "str" }, { "dlq", "purge", "str", NULL },
+        { "dlq", "show", "1-0", "str" }, { "dlq", "purge", "str", "--yes" },
         { "dlq", "replay", "str", "--all" }, { "dlq", "replay", "1-0", "str" },
         { "enqueue", "str", "t", "{}" },
     };

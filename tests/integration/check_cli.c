@@ -529,7 +529,7 @@ static const struct {
     { "stats", "--watch", "--workers" },
     { "workers", "--json", "--idle" },
     { "dlq", "--all", "--watch" },
-    { "enqueue", NULL, "--json" },
+    { "enqueue", "--json", "--idle" },
     { "health", "--metrics", "--json" },
 };
 
@@ -616,7 +616,8 @@ START_TEST(test_cli_inapplicable_options_refused)
         { { "pending", "s", "--watch", "2", NULL }, "--watch", "usage: sluice pending" },
         { { "run", "--json", NULL }, "--json", "usage: sluice run" },
         { { "dlq", "list", "--all", "s", NULL }, "--all", "usage: sluice dlq" },
-        { { "enqueue", "s", "t", "{}", "--json", NULL }, "--json", "usage: sluice enqueue" },
+        { { "enqueue", "s", "t", "{}", "--all", NULL }, "--all", "usage: sluice enqueue" },
+        { { "dlq", "show", "1-0", "s", "--yes", NULL }, "--yes", "usage: sluice dlq" },
     };
     size_t i;
 

@@ -187,6 +187,91 @@ END_TEST
 
 
 
+/* Returns 1 when a scrape of p has no sample of series. */
+static int series_absent(const struct pool *p, const char *series)
+{
+    char *t = scrape(p);
+    int gone = sl_test_prom_sample(t, series) == -1;
+
+    free(t);
+    return gone;
+}
+
+/* The metrics an operator alerts on besides the counters, each read by
+ * the text-format parser: dead letters per stream and code (and they
+ * follow a purge), the idle time of the oldest pending entry per group,
+ * sluice_redis_up, sluice_build_info, and the reloads: a refused SIGHUP
+ * counts in sluice_reload_failures_total and leaves the time of the last
+ * good one (the start) alone; a good one moves it. */
+START_TEST(test_metrics_operator_gauges)
+{
+    struct pool p;
+    char *text, series[256];
+    double t_start, t_now;
+    int i;
+
+    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"pr\", \"group\": \"pg\"}", "", 1, 1);
+    for (i = 0; i < 3; i++)
+        freeReplyObject(sl_test_cmd(rc, "XADD pr * type t data {\"dead\":\"code_a\"}"));
+    freeReplyObject(sl_test_cmd(rc, "XADD pr * type t data {\"dead\":\"code_b\"}"));
+    freeReplyObject(sl_test_cmd(rc, "XADD pr * type t data [1]"));
+#define DL(code) "sluice_dead_letters{stream=\"pr\",code=\"" code "\"}"
+    SL_TEST_ASSERT_EVENTUALLY(10000, group_backlog("pr", "pg") == 0);
+    text = scrape(&p);
+    ck_assert_msg(sl_test_prom_sample(text, DL("code_a")) == 3 &&
+                  sl_test_prom_sample(text, DL("code_b")) == 1 &&
+                  sl_test_prom_sample(text, DL("invalid_schema")) == 1, "%s", text);
+    ck_assert(sl_test_prom_sample(text, "sluice_redis_up") == 1);
+    snprintf(series, sizeof series, "sluice_build_info{version=\"%s\",abi=\"%d\"}", SL_VERSION,
+             SL_ABI_VERSION);
+    ck_assert_msg(sl_test_prom_sample(text, series) == 1, "%s", text);
+    ck_assert(sl_test_prom_sample(text, "sluice_oldest_pending_age_seconds"
+                                        "{worker=\"probe\",stream=\"pr\",group=\"pg\"}") == 0);
+    ck_assert(sl_test_prom_sample(text, "sluice_reload_failures_total") == 0);
+    t_start = sl_test_prom_sample(text, "sluice_last_reload_success_timestamp_seconds");
+    t_now = (double)time(NULL);
+    ck_assert_msg(t_start > t_now - 120 && t_start <= t_now + 1, "start %f now %f", t_start, t_now);
+    free(text);
+
+    /* Purging one code: its series goes, the others stay exact. */
+    {
+        const char *purge[] = { sl_test_bin(), "dlq", "purge", "pr", "--code", "code_a",
+                                "--redis", srv.url, NULL };
+        struct out o = run(purge);
+        ck_assert_msg(o.code == 0, "purge: %s", o.err);
+        out_free(&o);
+    }
+    SL_TEST_ASSERT_EVENTUALLY(5000, series_absent(&p, DL("code_a")));
+    text = scrape(&p);
+    ck_assert(sl_test_prom_sample(text, DL("code_b")) == 1);
+    ck_assert(sl_test_prom_sample(text, DL("invalid_schema")) == 1);
+    free(text);
+#undef DL
+
+    /* An entry in a handler for 5 s: the oldest pending age grows (by
+     * the entry's ID, which the lease renewals do not reset). */
+    freeReplyObject(sl_test_cmd(rc, "XADD pr * type t data {\"sleep_ms\":5000}"));
+    SL_TEST_ASSERT_EVENTUALLY(10000, scrape_value(&p, "sluice_oldest_pending_age_seconds", "probe",
+                                                  "pr", "pg") >= 1.0);
+    SL_TEST_ASSERT_EVENTUALLY(20000, group_backlog("pr", "pg") == 0);
+
+    /* A bad configuration: refused, counted; the time stays the start's. */
+    {
+        FILE *f = fopen(p.cfg, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("{ not json", f);
+        fclose(f);
+    }
+    sl_test_kill(p.pid, SIGHUP);
+    SL_TEST_ASSERT_EVENTUALLY(5000, file_count(p.log, "event=reload_failed") == 1);
+    text = scrape(&p);
+    ck_assert(sl_test_prom_sample(text, "sluice_reload_failures_total") == 1);
+    ck_assert(sl_test_prom_sample(text, "sluice_last_reload_success_timestamp_seconds") == t_start);
+    free(text);
+    pool_stop(&p);
+}
+END_TEST
+
 /* A child that was SIGKILLed and not yet restarted makes /healthz 503
  * "child <name> is down"; once restarted it is 200 "ok" again. The down
  * window is the restart backoff (100 ms, doubling with each quick
@@ -295,6 +380,7 @@ Suite *metrics_suite(void)
     tcase_add_test(tc, test_metrics_checker_rejects_bad_text);
     tcase_add_test(tc, test_metrics_counters_move);
     tcase_add_test(tc, test_metrics_counters_survive_restarts);
+    tcase_add_test(tc, test_metrics_operator_gauges);
     tcase_add_test(tc, test_metrics_healthz_child_killed);
     tcase_add_test(tc, test_metrics_healthz_child_stopped);
 

@@ -32,6 +32,7 @@ Suite *cli_suite(void);
 Suite *scripts_suite(void);
 Suite *producers_suite(void);
 Suite *conn_suite(void);
+Suite *dlq_suite(void);
 
 /* Prints every non-empty report in dir; returns how many there were. */
 static int reports(const char *dir)
@@ -93,6 +94,7 @@ int main(void)
     srunner_add_suite(sr, scripts_suite());
     srunner_add_suite(sr, conn_suite());
     srunner_add_suite(sr, producers_suite());
+    srunner_add_suite(sr, dlq_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -95,6 +95,8 @@ static void assert_builtin_tunables(const struct sl_tunables *t)
     ck_assert_int_eq(t->message_ttl_ms, 0);
     ck_assert_int_eq(t->max_payload_bytes, 1048576);
     ck_assert_int_eq(t->trim, SL_TRIM_ACKED);
+    ck_assert_int_eq(t->dead_letter_max_len, 0);
+    ck_assert_int_eq(t->dead_letter_max_age_ms, 0);
 }
 
 /* Asserts that c is the built-in configuration apart from its path. */
@@ -404,6 +406,25 @@ START_TEST(test_config_trim)
     expect_default_error("trim", "0", "expected \"acked\" or \"none\"");
     expect_ok("{\"defaults\": {\"trim\": \"none\"}}");
     ck_assert_int_eq(cfg->defaults.trim, SL_TRIM_NONE);
+}
+END_TEST
+
+/* Dead-letter retention: off by default (see assert_builtin_tunables),
+ * a count and an age, per worker too. */
+START_TEST(test_config_dead_letter_retention)
+{
+    expect_default_error("dead_letter_max_len", "-1", "expected an integer >= 0");
+    expect_default_error("dead_letter_max_len", "\"10\"", "expected an integer >= 0");
+    expect_default_error("dead_letter_max_age_ms", "-1",
+                         "expected an integer from 0 to 3153600000000");
+    expect_ok("{\"defaults\": {\"dead_letter_max_len\": 1000, "
+              "\"dead_letter_max_age_ms\": 604800000},"
+              " \"workers\": [{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"g\","
+              " \"dead_letter_max_len\": 5}]}");
+    ck_assert_int_eq(cfg->defaults.dead_letter_max_len, 1000);
+    ck_assert_int_eq(cfg->defaults.dead_letter_max_age_ms, 604800000);
+    ck_assert_int_eq(cfg->workers[0].t.dead_letter_max_len, 5);
+    ck_assert_int_eq(cfg->workers[0].t.dead_letter_max_age_ms, 604800000);
 }
 END_TEST
 
@@ -950,6 +971,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_integer_bounds_accepted);
     tcase_add_test(tc, test_config_retry_backoff);
     tcase_add_test(tc, test_config_trim);
+    tcase_add_test(tc, test_config_dead_letter_retention);
     tcase_add_test(tc, test_config_redis_values);
     tcase_add_test(tc, test_config_metrics_values);
     suite_add_tcase(s, tc);
