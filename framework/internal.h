@@ -240,8 +240,8 @@ struct sl_sync {
 /* Connects with the configured timeouts, AUTH and SELECT, then PINGs (so
  * that a server wanting a password says so here). NULL with the reason in
  * err ("cannot reach redis at HOST:PORT: ...", "authentication failed:
- * ...", never a password). Used by the admin commands and the supervisor.
- * New: sl__sync_free(). */
+ * ...", never a password). Used by the admin commands, `sluice health`
+ * and the producer API (sync.c). New: sl__sync_free(). */
 struct sl_sync *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen);
 
 /* The same, printing why and returning NULL when that fails. New:
@@ -260,10 +260,6 @@ struct redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...);
 /* Closes and frees s. Accepts NULL. */
 void sl__sync_free(struct sl_sync *s);
 
-/* In a forked child: closes the inherited copy of s's socket, without
- * any I/O or change to the parent's loops, and forgets s (its memory
- * stays with the child). */
-void sl__sync_child_close(struct sl_sync *s);
 
 /* ---------------------------------------------------------------------
  * Logging (log.c): one logfmt line per event on stderr.
