@@ -284,6 +284,17 @@ static int hash_is(struct sl_sync *s, const char *key, const char *field, const 
     return ok;
 }
 
+/* Tells whether key exists. */
+static int key_exists(struct sl_sync *s, const char *key)
+{
+    const char *argv[] = { "EXISTS", key };
+    redisReply *r = admin_cmd(s, 2, argv);
+    int yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+    freeReplyObject(r);
+    return yes;
+}
+
 /* Runs one admin command of sluice with cfg and asserts it worked. */
 static void assert_admin_ok(const char *cfg, const char *const *args)
 {
@@ -388,6 +399,11 @@ START_TEST(test_conn_tls_acl_user_runs_everything)
         ck_assert_msg(h.status == 200, "/healthz answered %d: %s", h.status, h.body);
         sl_test_http_free(&h);
     }
+
+    /* The housekeeping ran too (a rate sample, every 5 s), and the
+     * heartbeats are listed in their registry. */
+    SL_TEST_ASSERT_EVENTUALLY(15000, key_exists(s, "sluice:rate:payments:payment-workers"));
+    ck_assert(key_exists(s, "sluice:workers"));
 
     /* Nothing was refused by the ACL, anywhere. */
     r = admin_cmd(s, 2, acllog);
