@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "scripts.h"
 #include "heartbeat.h"
+#include "typecount.h"
 
 #define MAX_RULES 256             /* distinct commands or key patterns in one output */
 #define RULE_LEN  (2 * SL_KEYLEN) /* longest rule, escaped */
@@ -31,6 +32,7 @@ static const char *const fw_commands[] = {
     "scan", "hset", "hmget", "pexpire", "pttl", "del", "exists", "type", "time",
     "xdel", "xrevrange",
     "zadd", "zrange", "zrem", "zremrangebyscore",     /* the registry of live workers */
+    "hincrby", "hgetall",                        /* the per-type counters (typecount.h) */
     "evalsha", "eval", "script|load",            /* eval: the housekeeping's rate.lua, expire.lua */
 };
 
@@ -166,6 +168,7 @@ int sl__acl(const struct sl_config *cfg, const struct sl_handler *const *registr
     add(&keys, "~" SL_HB_PREFIX "*");
     add(&keys, "~" SL_HB_REGISTRY);
     add(&keys, "~" SL_RATE_PREFIX "*");
+    add(&keys, "~" SL_TC_PREFIX "*");
     add(&keys, "~" SL_FP_EXPIRY);
     printf("# The Redis ACL rules of this configuration (sluice acl), for the user\n"
            "# \"%s\": the commands and keys of the framework, of the admin commands\n"
