@@ -773,10 +773,15 @@ static const struct sl_dead_tally *tally_of(const struct sl_web_state *st, size_
     const struct sl_dead_tally *t = NULL;
     size_t k;
 
-    for (k = 0; st->ext != NULL && k < st->next_ext && t == NULL; k++)
-        if (strcmp(st->ext[k].stream, st->streams[i]) == 0)
+    for (k = 0; st->ext != NULL && k < st->next_ext; k++)
+        if (strcmp(st->ext[k].stream, st->streams[i]) == 0) {
+            /* The snapshot clears in_sync as each of its rounds starts,
+             * which is when this copy is taken: its count, from the last
+             * round, covers the stream when it matches the length. */
             t = &st->ext[k];
-    if (t == NULL && st->ext == NULL)
+            return t->counted == dead ? t : NULL;
+        }
+    if (st->ext == NULL)
         t = &st->tally[i];
     return t != NULL && t->in_sync && t->counted == dead ? t : NULL;
 }
