@@ -201,7 +201,7 @@ $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 
 # The production binary holds no test handler (`probe` aborts on request).
 check-prod-bin: $(BIN) $(TEST_BIN)
-	@if nm $(BIN) | grep -E ' (probe|echo)_handler$$'; then \
+	@if nm $(BIN) | grep -E ' (probe|aprobe|echo)_handler$$'; then \
 		echo "$(BIN) contains a test handler" >&2; exit 1; fi
 	@nm $(TEST_BIN) | grep -q ' probe_handler$$' || { echo "$(TEST_BIN) lacks probe" >&2; exit 1; }
 

@@ -48,6 +48,7 @@ static const struct sl_tunables builtin_tunables = {
     .trim = SL_TRIM_ACKED,
     .dead_letter_max_len = 0,
     .dead_letter_max_age_ms = 0,
+    .concurrency = 1,
 };
 
 /* ---------------------------------------------------------------------
@@ -211,6 +212,8 @@ static const struct tunable_def tunable_defs[] = {
     /* Dead-letter retention, applied by the housekeeping (trim.c). */
     { "dead_letter_max_len", offsetof(struct sl_tunables, dead_letter_max_len), 0, LLONG_MAX },
     { "dead_letter_max_age_ms", offsetof(struct sl_tunables, dead_letter_max_age_ms), 0, TTL_MAX },
+    /* Entries an async handler has in flight per process (worker.c). */
+    { "concurrency",         offsetof(struct sl_tunables, concurrency),         1, SL_INFLIGHT_MAX },
 };
 
 /* Applies the tunable `key` = v to t when key names one. Returns 0 when
