@@ -97,6 +97,7 @@ static void assert_builtin_tunables(const struct sl_tunables *t)
     ck_assert_int_eq(t->trim, SL_TRIM_ACKED);
     ck_assert_int_eq(t->dead_letter_max_len, 0);
     ck_assert_int_eq(t->dead_letter_max_age_ms, 0);
+    ck_assert_int_eq(t->concurrency, 1);
 }
 
 /* Asserts that c is the built-in configuration apart from its path. */
@@ -425,6 +426,20 @@ START_TEST(test_config_dead_letter_retention)
     ck_assert_int_eq(cfg->defaults.dead_letter_max_age_ms, 604800000);
     ck_assert_int_eq(cfg->workers[0].t.dead_letter_max_len, 5);
     ck_assert_int_eq(cfg->workers[0].t.dead_letter_max_age_ms, 604800000);
+}
+END_TEST
+
+/* concurrency: 1 by default (assert_builtin_tunables), 1 to 256, per
+ * worker too. */
+START_TEST(test_config_concurrency)
+{
+    expect_default_error("concurrency", "0", "expected an integer from 1 to 256");
+    expect_default_error("concurrency", "257", "expected an integer from 1 to 256");
+    expect_ok("{\"defaults\": {\"concurrency\": 8},"
+              " \"workers\": [{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"g\","
+              " \"concurrency\": 64}]}");
+    ck_assert_int_eq(cfg->defaults.concurrency, 8);
+    ck_assert_int_eq(cfg->workers[0].t.concurrency, 64);
 }
 END_TEST
 
@@ -957,6 +972,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_retry_backoff);
     tcase_add_test(tc, test_config_trim);
     tcase_add_test(tc, test_config_dead_letter_retention);
+    tcase_add_test(tc, test_config_concurrency);
     tcase_add_test(tc, test_config_redis_values);
     tcase_add_test(tc, test_config_metrics_values);
     tcase_add_test(tc, test_config_metrics_dashboard);
