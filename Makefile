@@ -13,7 +13,7 @@
 #   make soak       the payment flow for SOAK_MINUTES (10) at SOAK_RATE (500/s)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
-PKGS      = hiredis libevent jansson
+PKGS      = hiredis libevent jansson libevent_openssl libcrypto libssl
 TEST_PKGS = check
 
 CC       ?= cc
@@ -87,6 +87,7 @@ BENCH_BIN:= $(BUILD)/sluice-bench
 CHAOS_BIN:= $(BUILD)/sluice-chaos
 SOAK_BIN := $(BUILD)/sluice-soak
 CHECK_BIN:= $(BUILD)/sluice-check
+RECV_BIN := $(BUILD)/webhook-receiver
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run soak soak-run clean install \
@@ -195,6 +196,10 @@ $(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 $(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
+# The local merchant server of the webhook worker (`make run`, check_webhook.c).
+$(RECV_BIN): $(BUILD)/tests/tools/webhook-receiver.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 # The invariant checker of docs/payment-flow.md, runnable against any Redis.
 $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
@@ -240,7 +245,7 @@ browser-test: $(TEST_BIN)
 REPORTS = $(abspath $(BUILD))/reports
 CHAOS_SECONDS ?= 60
 CHAOS_SEEDS ?= 1 2
-test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin producers
+test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(RECV_BIN) $(CHAOS_BIN) check-prod-bin producers
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(TEST_BIN)) $(INT_BIN)

@@ -11,6 +11,7 @@ extern const struct sl_handler user_handler;
 extern const struct sl_handler order_handler;
 extern const struct sl_handler payment_handler;
 extern const struct sl_handler noop_handler;
+extern const struct sl_handler webhook_handler;
 extern const struct sl_handler echo_handler;
 extern const struct sl_handler probe_handler;
 extern const struct sl_handler aprobe_handler;
@@ -20,6 +21,7 @@ const struct sl_handler *const sl_test_handlers[] = {
     &order_handler,
     &payment_handler,
     &noop_handler,
+    &webhook_handler,
     &echo_handler,
     &probe_handler,
     &aprobe_handler,
