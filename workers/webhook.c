@@ -384,6 +384,32 @@ static void on_response(struct evhttp_request *req, void *arg)
     sl_ctx_complete(ctx, d);
 }
 
+/* Finds the notification's `id` (the webhook-id) in data: a string of 1
+ * to 127 characters of [A-Za-z0-9_.:-] (an order ID of up to 64 and its
+ * outcome fit). Returns 0 with it in *out (borrowed from data), or -1
+ * with missing_field, wrong_type or invalid_id on ctx. */
+static int note_id(struct sl_ctx *ctx, json_t *data, const char **out)
+{
+    json_t *v = json_object_get(data, "id");
+    const char *s;
+    size_t i, n;
+
+    if (v == NULL)
+        return sl_ctx_fail(ctx, SL_DEAD, "missing_field", "id"), -1;
+    if (!json_is_string(v))
+        return sl_ctx_fail(ctx, SL_DEAD, "wrong_type", "id: expected a string"), -1;
+    s = json_string_value(v);
+    n = json_string_length(v);
+    if (n == 0 || n > 127)
+        return sl_ctx_fail(ctx, SL_DEAD, "invalid_id", "id: expected 1-127 characters"), -1;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || (s[i] != '\0' && strchr("_.:-", s[i]) != NULL)))
+            return sl_ctx_fail(ctx, SL_DEAD, "invalid_id", "id: unexpected character"), -1;
+    *out = s;
+    return 0;
+}
+
 /* Starts the delivery of one notification and returns SL_PENDING, or
  * decides at once when it cannot be sent (no `id`: dead; out of memory:
  * retry). */
@@ -400,7 +426,7 @@ static enum sl_disposition webhook_handle(struct sl_ctx *ctx, const struct sl_ms
     char ts[24], sig[64], hostport[300];
     SSL *ssl = NULL;
 
-    if (sl_get_id(ctx, msg->data, "id", &id) < 0)
+    if (note_id(ctx, msg->data, &id) < 0)
         return SL_DEAD;
     snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
     if ((dv = calloc(1, sizeof(*dv))) == NULL)

@@ -306,6 +306,103 @@ START_TEST(test_webhook_hanging_then_restarted_receiver)
 }
 END_TEST
 
+/* Starts user, order and payment workers (one process each), plus the
+ * webhook worker when `webhook`, logging to <tmp>/flow.log. */
+static void flow_pool(struct pool *p, int webhook)
+{
+    struct sl_test_config c = { srv.url, NULL, NULL, NULL, NULL, NULL };
+    int rv;
+
+    c.workers = webhook ?
+        "{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"u\", \"processes\": 1},"
+        "{\"handler\": \"order\", \"stream\": \"orders\", \"group\": \"o\", \"processes\": 1},"
+        "{\"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"p\", \"processes\": 1},"
+        "{\"handler\": \"webhook\", \"stream\": \"notifications\", \"group\": \"webhook\","
+        " \"processes\": 1, \"concurrency\": 64, \"max_deliveries\": 12}" :
+        "{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"u\", \"processes\": 1},"
+        "{\"handler\": \"order\", \"stream\": \"orders\", \"group\": \"o\", \"processes\": 1},"
+        "{\"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"p\", \"processes\": 1}";
+    memset(p, 0, sizeof(*p));
+    snprintf(p->cfg, sizeof(p->cfg), "%s/flow.json", tmp);
+    ck_assert_int_eq(sl_test_config_write(p->cfg, &c), 0);
+    snprintf(p->log, sizeof(p->log), "%s/flow.log", tmp);
+    p->pid = sl_test_pool_spawn(p->cfg, p->log);
+    ck_assert_int_gt(p->pid, 0);
+    track(p->pid);
+    rv = sl_test_pool_wait_running(p->pid, p->log, webhook ? 4 : 3, 10000);
+    ck_assert_msg(rv == 0, "the workers are not running (%d); see %s", rv, p->log);
+}
+
+/* Returns the status field of order:<id>, "" when none. New: free(). */
+static char *order_status(const char *id)
+{
+    char *s = sl_test_str(rc, "HGET order:%s status", id);
+
+    return s != NULL ? s : strdup("");
+}
+
+/* Returns 1 when o1 is paid and o2 failed. */
+static int both_final(void)
+{
+    char *a = order_status("o1"), *b = order_status("o2");
+    int ok = strcmp(a, "paid") == 0 && strcmp(b, "failed") == 0;
+
+    free(a);
+    free(b);
+    return ok;
+}
+
+/* Adds a user with 1000 cents and two orders: o1 of 300 (paid) and o2
+ * of 5000 (failed: insufficient_funds); waits until both are final. */
+static void two_orders(void)
+{
+    freeReplyObject(sl_test_cmd(rc, "XADD users * type user.created data "
+        "{\"user_id\":\"u1\",\"name\":\"Ada\",\"email\":\"ada@example.com\",\"balance_cents\":1000}"));
+    freeReplyObject(sl_test_cmd(rc, "XADD orders * type order.created data "
+        "{\"order_id\":\"o1\",\"user_id\":\"u1\",\"amount_cents\":300,\"currency\":\"EUR\"}"));
+    freeReplyObject(sl_test_cmd(rc, "XADD orders * type order.created data "
+        "{\"order_id\":\"o2\",\"user_id\":\"u1\",\"amount_cents\":5000,\"currency\":\"EUR\"}"));
+    SL_TEST_ASSERT_EVENTUALLY(30000, both_final());
+}
+
+/* With a webhook URL, the order worker's paid/failed step adds one
+ * notification per final order, and the webhook worker delivers each,
+ * signed, with the webhook-id <order_id>.<outcome>. */
+START_TEST(test_webhook_order_flow_notifies)
+{
+    struct pool p;
+    pid_t rp;
+    char path[600];
+
+    webhook_env(receiver_start("recv.log", 0, NULL, &rp), NULL);
+    flow_pool(&p, 1);
+    two_orders();
+    snprintf(path, sizeof(path), "%s/recv.log", tmp);
+    SL_TEST_ASSERT_EVENTUALLY(20000, file_count(path, "webhook_id=o1.paid ") >= 1 &&
+                                     file_count(path, "webhook_id=o2.failed ") >= 1);
+    assert_signed("recv.log");
+    ck_assert_int_eq(file_count(path, "event=delivery "), 2);
+    ck_assert_int_eq(group_backlog("notifications", "webhook"), 0);
+    pool_stop(&p);
+}
+END_TEST
+
+/* Without a webhook URL nothing is written to notifications. */
+START_TEST(test_webhook_no_url_no_notifications)
+{
+    struct pool p;
+    redisReply *r;
+
+    unsetenv("SLUICE_WEBHOOK_URL");
+    flow_pool(&p, 0);
+    two_orders();
+    r = sl_test_cmd(rc, "EXISTS notifications");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    pool_stop(&p);
+}
+END_TEST
+
 Suite *webhook_suite(void)
 {
     Suite *s = suite_create("webhook");
@@ -315,5 +412,8 @@ Suite *webhook_suite(void)
     tcase_add_test(tc, test_webhook_delivers_200_with_64_in_flight);
     tcase_add_test(tc, test_webhook_failing_receiver_retries_rejects_dead);
     tcase_add_test(tc, test_webhook_hanging_then_restarted_receiver);
+    tc = ops_server_case(s, "orders", 90);
+    tcase_add_test(tc, test_webhook_order_flow_notifies);
+    tcase_add_test(tc, test_webhook_no_url_no_notifications);
     return s;
 }

@@ -1,13 +1,16 @@
 --@include schema
 -- order_payment_result.lua -- the effect of payment.succeeded and payment.declined (one script, two outcomes) (workers/order.c).
--- KEYS: order payment expiry
+-- KEYS: order payment expiry notifications
 --   1 order:<order_id> (its field fp_result holds the result's
---       fingerprint), 2 payment:<payment_id>, 3 sluice:fp:expiry.
--- ARGV: fingerprint payment_id order_id outcome reason retention_ms
+--       fingerprint), 2 payment:<payment_id>, 3 sluice:fp:expiry,
+--   4 notifications (the webhook worker's stream).
+-- ARGV: fingerprint payment_id order_id outcome reason retention_ms notification
 --   1 fingerprint, 2 payment_id, 3 order_id, 4 'paid' or 'failed',
 --       5 the decline reason ('' for paid), 6 idempotency_retention_ms
 --       ('0': the order's fingerprints are kept for ever; else the
---       order, final now, is added to the expiry stream).
+--       order, final now, is added to the expiry stream), 7 the `data`
+--       of the merchant's notification, '' when no webhook URL is
+--       configured (then nothing is written to notifications).
 -- Returns 'paid', 'failed' or 'duplicate', or a retry or dead reply.
 --
 -- Anyone who can XADD to `orders` can write a payment result, so the
@@ -43,7 +46,8 @@
 -- final state equal to this result (same reason for a decline) is an
 -- idempotent repeat; any other final state is a conflict and is left
 -- untouched. Every check comes before the first write.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'}})
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'},
+                         {KEYS[4], 'stream'}})
 if bad then return bad end
 local mine = digest(ARGV[1])
 local fp = redis.call('HGET', KEYS[1], 'fp_result')
@@ -90,6 +94,11 @@ if status == 'pending' then
     redis.call('HSET', KEYS[1], 'status', 'failed', 'reason', ARGV[5], 'fp_result', mine)
   end
   if ARGV[6] ~= '0' then redis.call('XADD', KEYS[3], '*', 'k', KEYS[1], 'f', 'fp', 'f', 'fp_result') end
+  -- The merchant's notification, in the same atomic step as the order's
+  -- transition: written once, exactly when the order becomes final.
+  if ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[4], '*', 'type', 'order.' .. ARGV[4], 'data', ARGV[7])
+  end
   return ARGV[4]
 end
 if status == ARGV[4] and (status == 'paid' or reason == ARGV[5]) then
