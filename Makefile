@@ -265,8 +265,8 @@ unit-run: $(UNIT_BIN)
 	$(UNIT_BIN)
 
 run: deps
-	@$(MAKE) --no-print-directory $(BIN)
-	@sh scripts/run-local.sh $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) $(RECV_BIN)
+	@sh scripts/run-local.sh $(BIN) $(RECV_BIN)
 
 asan: test-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
