@@ -292,7 +292,7 @@ valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) producers
 bench: deps
 	@$(MAKE) --no-print-directory bench-run
 
-bench-run: $(BIN) $(BENCH_BIN)
+bench-run: $(BIN) $(BENCH_BIN) $(RECV_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
 
 # The dashboard at scale: 1,000 streams and a 1,000,000-entry dead-letter

@@ -183,6 +183,10 @@ struct sl_bench_sluice {
     char dir[256];                /* temp dir: sluice.json, sluice.log */
 };
 
+/* Extra members (JSON, without the leading comma) of the worker object
+ * the next sl_bench_sluice_start() writes, "" for none. */
+extern char sl_bench_worker_extra[256];
+
 /* Writes a config (handler on stream/group, `processes` children, COUNT
  * `batch`, trim none, metrics off) and starts `$SLUICE_BIN run -c` on it.
  * Waits until its children are blocked in XREADGROUP (so nothing of the

@@ -33,6 +33,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ struct row {
 };
 
 #define MAX_ROWS 64
+#define SL_NELEM_BENCH(a) (sizeof(a) / sizeof((a)[0]))
 static struct row rows[MAX_ROWS];
 static int nrows;
 static int group_seq;             /* makes group names unique */
@@ -596,8 +598,125 @@ static void print_table(const struct opts *o)
     printf("\nvs ceiling: msgs/s of the row / msgs/s of the ceiling row with the same "
            "processes in the same section; for latency rows, p99 of sluice / p99 of "
            "the ceiling at the same rate (lower is better). Latency rows: msgs/s is "
-           "the offered rate achieved, entries the number sent.\n");
+           "the offered rate achieved, entries the number sent. Webhook rows: deliveries/s "
+           "over the ideal concurrency / 0.05 s (the receiver's answer time).\n");
     fflush(stdout);
+}
+
+/* ---------------------------------------------------------------------
+ * The webhook worker (async handlers)
+ * ------------------------------------------------------------------ */
+
+#define WEBHOOK_LATENCY_MS 50     /* the local receiver's answer time */
+
+/* Appends one notification, its webhook-id "n-<index>". */
+static void add_note(redisContext *c, const char *stream, long long index, char *last_id)
+{
+    redisReply *r = sl_bench_cmd(c, 0, "XADD %s * type order.paid data "
+                                 "{\"id\":\"n-%lld\",\"order_id\":\"o-%lld\"}",
+                                 stream, index, index);
+
+    if (r->type == REDIS_REPLY_STRING)
+        snprintf(last_id, SL_BENCH_IDLEN, "%s", r->str);
+    freeReplyObject(r);
+}
+
+/* Starts build/webhook-receiver (next to $SLUICE_BIN) answering in
+ * WEBHOOK_LATENCY_MS on a free port, its output in log. Returns its pid
+ * and the port in *port, or -1. */
+static pid_t receiver_start(const char *log, int *port)
+{
+    char path[600], bin[600], line[200], delay[16];
+    const char *sb = getenv("SLUICE_BIN") ? getenv("SLUICE_BIN") : "build/sluice";
+    const char *slash = strrchr(sb, '/');
+    int64_t deadline;
+    pid_t pid;
+
+    snprintf(bin, sizeof(bin), "%.*swebhook-receiver", slash ? (int)(slash - sb + 1) : 0, sb);
+    snprintf(path, sizeof(path), "%s", log);
+    snprintf(delay, sizeof(delay), "%d", WEBHOOK_LATENCY_MS);
+    if ((pid = fork()) < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(bin, bin, "--port", "0", "--delay-ms", delay, (char *)NULL);
+        _exit(127);
+    }
+    deadline = sl_bench_mono_us() + 10000000LL;
+    *port = 0;
+    while (*port == 0 && sl_bench_mono_us() < deadline) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fgets(line, sizeof(line), f) != NULL)
+                sscanf(line, "event=receiver_listening port=%d", port);
+            fclose(f);
+        }
+        if (*port == 0)
+            sl_bench_pause_ms(10);
+    }
+    if (*port == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+/* Webhook deliveries per second from one process against a receiver
+ * answering in 50 ms: with `concurrency` 64 (the goal: at least 0.8 x
+ * 64 / 0.05 s) and, beside it, one at a time, as a blocking handler
+ * runs (concurrency 1); the worker's peak RSS with 64 in flight. "vs
+ * ceiling" is the rate over the ideal concurrency / 0.05 s. */
+static void section_webhook(const struct opts *o, const struct sl_bench_redis *srv,
+                            redisContext *c)
+{
+    static const int conc[] = { 64, 1 };
+    char log[64], url[80];
+    int i, port;
+    pid_t rp;
+
+    snprintf(log, sizeof(log), "/tmp/sluice-bench-receiver-%ld.log", (long)getpid());
+    setenv("SLUICE_WEBHOOK_SECRET", "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==", 1);
+    if ((rp = receiver_start(log, &port)) < 0)
+        sl_bench_die("cannot start the webhook receiver (make $(BUILD)/webhook-receiver)");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/bench", port);
+    setenv("SLUICE_WEBHOOK_URL", url, 1);
+    for (i = 0; i < (int)SL_NELEM_BENCH(conc); i++) {
+        char name[48], stream[32];
+        long long n = conc[i] == 1 ? 100 : 3000;
+        struct row *rw;
+        double ideal = conc[i] * 1000.0 / WEBHOOK_LATENCY_MS;
+
+        if (n > o->n)
+            n = o->n;
+        snprintf(name, sizeof(name), "webhook, concurrency %d%s", conc[i],
+                 conc[i] == 1 ? " (as blocking)" : "");
+        snprintf(stream, sizeof(stream), "notes%d", conc[i]);
+        snprintf(sl_bench_worker_extra, sizeof(sl_bench_worker_extra),
+                 "\"concurrency\": %d, \"max_deliveries\": 12", conc[i]);
+        {
+            char last[SL_BENCH_IDLEN];
+            long long k;
+            for (k = 0; k < n - 1; k++)
+                add_note(c, stream, k, last);
+        }
+        rw = new_row("webhook", name, 1, DEFAULT_BATCH);
+        drain_sluice(o, srv, c, stream, "webhook", 1, DEFAULT_BATCH, add_note, rw);
+        rw->ratio = rw->rate / ideal;
+        fprintf(stderr, "sluice-bench: webhook concurrency %d: %.0f deliveries/s = %.2f x "
+                "%d / %.2f s%s, worker RSS %.1f MiB\n", conc[i], rw->rate, rw->ratio, conc[i],
+                WEBHOOK_LATENCY_MS / 1000.0, conc[i] == 64 ? " (goal >= 0.80)" : "",
+                rw->rss_mib);
+        progress(rw);
+    }
+    sl_bench_worker_extra[0] = '\0';
+    kill(rp, SIGTERM);
+    waitpid(rp, NULL, 0);
+    unlink(log);
 }
 
 /* ---------------------------------------------------------------------
@@ -609,7 +728,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
-            "                    [--only noop,payment,aof,latency,scaling] [--batch B]\n"
+            "                    [--only noop,payment,aof,latency,scaling,webhook] [--batch B]\n"
             "                    [--keep] [--perf DIR]\n"
             "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
             "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
@@ -693,6 +812,8 @@ int main(int argc, char **argv)
         section_latency(&o, &srv, c);
     if (selected(&o, "scaling"))
         section_scaling(&o, &srv, c);
+    if (selected(&o, "webhook"))
+        section_webhook(&o, &srv, c);
     redisFree(c);
     sl_bench_redis_stop(&srv);
 

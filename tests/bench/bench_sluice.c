@@ -60,6 +60,9 @@ static int scan_children(struct sl_bench_sluice *s)
     return s->nchild;
 }
 
+/* Extra members of the next pools' worker object ("" for none). */
+char sl_bench_worker_extra[256];
+
 /* Writes the config file. Returns 0 or -1. */
 static int write_config(const struct sl_bench_sluice *s, const struct sl_bench_redis *r,
                         const char *handler, const char *stream, const char *group,
@@ -71,8 +74,9 @@ static int write_config(const struct sl_bench_sluice *s, const struct sl_bench_r
     snprintf(path, sizeof(path), "%s/sluice.json", s->dir);
     snprintf(defaults, sizeof(defaults), "\"batch\": %d, \"trim\": \"none\"", batch);
     snprintf(workers, sizeof(workers),
-             "{ \"handler\": \"%s\", \"stream\": \"%s\", \"group\": \"%s\", \"processes\": %d }",
-             handler, stream, group, processes);
+             "{ \"handler\": \"%s\", \"stream\": \"%s\", \"group\": \"%s\", \"processes\": %d%s%s }",
+             handler, stream, group, processes, sl_bench_worker_extra[0] ? ", " : "",
+             sl_bench_worker_extra);
     return sl_test_config_write(path, &c);
 }
 
