@@ -319,7 +319,8 @@ int sl_ctx_complete(struct sl_ctx *ctx, enum sl_disposition d)
         ctx->early = 1 + (int)d;
         return 0;
     }
-    if (ctx->phase != SL_PHASE_PENDING && ctx->phase != SL_PHASE_ABANDONED)
+    if ((ctx->phase != SL_PHASE_PENDING && ctx->phase != SL_PHASE_ABANDONED) ||
+        ctx->complete == NULL)
         return SL_EINVAL;
-    return sl__worker_complete(ctx, d);
+    return ctx->complete(ctx, d);
 }

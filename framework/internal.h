@@ -329,6 +329,9 @@ struct sl_ctx {
      * belongs to its entry until sl_ctx_complete(). */
     struct event_base *base;      /* the worker's loop (borrowed), for sl_ctx_base() */
     void *owner;                  /* the worker (borrowed), NULL outside a worker */
+    int (*complete)(struct sl_ctx *ctx, enum sl_disposition d); /* the worker's completion
+                                     (a pointer, so that ctx.c does not call into worker.c),
+                                     NULL outside a worker */
     int phase;                    /* SL_PHASE_* */
     int early;                    /* 1 + the disposition completed while `handle` ran, 0 when none */
     char id[SL_IDLEN_CTX];        /* entry ID while in flight */
@@ -339,10 +342,6 @@ struct sl_ctx {
 };
 
 
-/* Commits an async entry that ctx's handler completed with d, or
- * discards the completion of an abandoned one (worker.c). Returns what
- * sl_ctx_complete() returns. */
-int sl__worker_complete(struct sl_ctx *ctx, enum sl_disposition d);
 
 /* Returns a context for handler h (borrowed, must outlive it), or NULL.
  * New: sl__ctx_free(). */

@@ -180,6 +180,7 @@ static int full(const struct worker *w);
 static int in_flight(const struct worker *w, const redisReply *id);
 static int take_spare(struct worker *w);
 static void go_pending(struct worker *w, const struct entry *e);
+static int complete(struct sl_ctx *ctx, enum sl_disposition d);
 
 /* ------------------------------------------------------------------ */
 /* Slot: what the supervisor sees (the protocol is slot.h's)           */
@@ -731,6 +732,7 @@ static int take_spare(struct worker *w)
         return -1;
     c->base = w->base;
     c->owner = w;
+    c->complete = complete;
     w->spare = c;
     return 0;
 }
@@ -859,12 +861,12 @@ static void commit_one(struct worker *w, struct sl_ctx *ctx, const char *kind, c
         batch_done(b);
 }
 
-/* Completes an async entry (sl_ctx_complete()): commits it as a blocking
- * handler's entry would be, or discards the completion of an entry that
+/* Completes an async entry (sl_ctx_complete(), through ctx->complete):
+ * commits it as a blocking handler's entry would be, or discards the completion of an entry that
  * was abandoned at its timeout. That entry's failed attempt is already
  * recorded, and it may be running again here or elsewhere: a late
  * completion must change nothing. */
-int sl__worker_complete(struct sl_ctx *ctx, enum sl_disposition d)
+static int complete(struct sl_ctx *ctx, enum sl_disposition d)
 {
     struct worker *w = ctx->owner;
 
@@ -1790,6 +1792,7 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
         goto out;
     w->ctx->base = w->base;
     w->ctx->owner = w;
+    w->ctx->complete = complete;
     w->serial = __atomic_load_n(&w->slot->serial, __ATOMIC_RELAXED) != 0;
     if (w->serial)
         sl__log(SL_LOG_INFO, "suspects_serial", "reason=%s",
