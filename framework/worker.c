@@ -161,6 +161,8 @@ struct worker {
     int recover_wait;             /* serial recovery paused until the entry in flight completes */
     char recover_next[SL_IDLEN + 2]; /* where that recovery goes on, "" for the end */
     int own_left;                 /* own entries were left unhandled (concurrency full): sweep them */
+    long long reserved_read;      /* places the read in flight may fill (async handlers) */
+    long long reserved_claim;     /* places the claim page in flight may fill (async handlers) */
     int exiting;                  /* the loop has ended: completions are dropped */
     struct batch *abatches;       /* async entries' commits awaiting their replies (list) */
     struct event *inflight_ev;    /* timer: stamps the loop, renews leases, enforces timeouts */
@@ -754,7 +756,8 @@ static void ctx_release(struct worker *w, struct sl_ctx *ctx)
  * it (its entries are in flight only while `handle` runs). */
 static int full(const struct worker *w)
 {
-    return w->async_seen && w->ninflight >= w->t->concurrency;
+    return w->async_seen &&
+           w->ninflight + w->reserved_read + w->reserved_claim >= w->t->concurrency;
 }
 
 /* Tells whether the entry `id` is in flight in this process: its async
@@ -1022,8 +1025,9 @@ static long long read_count(struct worker *w)
     /* An async handler's entries stay in flight after `handle`: a read
      * brings no more than the places left. A serial recovery takes one
      * entry at a time. */
-    if (w->async_seen && n > w->t->concurrency - w->ninflight)
-        n = w->t->concurrency - w->ninflight;
+    if (w->async_seen &&
+        n > w->t->concurrency - w->ninflight - w->reserved_read - w->reserved_claim)
+        n = w->t->concurrency - w->ninflight - w->reserved_read - w->reserved_claim;
     if (w->serial && w->state == W_RECOVER)
         n = 1;
     if (n < 1)
@@ -1060,6 +1064,7 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
     (void)c;
     w->reading = 0;
     w->read_ahead = 0;
+    w->reserved_read = 0;
     if (r == NULL)
         return;                    /* the lost-connection path takes over */
     if (r->type == REDIS_REPLY_ERROR) {
@@ -1109,7 +1114,9 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
      * nothing, and a stop must then find nothing read that is not in hand.
      * A read-ahead batch that arrives after a stop is finished (it was
      * read, and it is fast), so a graceful stop leaves nothing pending. */
-    if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled &&
+    /* Not for an async handler: the batch in hand is about to take its
+     * places, which a read sent now would not know of. */
+    if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled && !w->async_seen &&
         list->elements >= (size_t)w->t->batch) {
         read_next(w);
         if (w->reading) {
@@ -1140,11 +1147,17 @@ static void read_next(struct worker *w)
     if (w->state != W_RUN || w->reading || w->stopping || stop_signalled || full(w) ||
         w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->rd))
         return;
-    snprintf(count_s, sizeof(count_s), "%lld", read_count(w));
+    long long n = read_count(w);
+
+    snprintf(count_s, sizeof(count_s), "%lld", n);
     snprintf(block_s, sizeof(block_s), "%lld", w->t->block_ms);
     if (sl__conn_command(w->rd, on_read, w, w->t->block_ms + w->cfg->command_timeout_ms,
-                         11, argv, NULL) == 0)
+                         11, argv, NULL) == 0) {
         w->reading = 1;
+        /* What this read brings must find a place: a claim or another
+         * read sent meanwhile counts without it. */
+        w->reserved_read = w->async_seen ? n : 0;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1163,6 +1176,7 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
 
     (void)c;
     w->claiming = 0;
+    w->reserved_claim = 0;
     if (r == NULL)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -1269,15 +1283,19 @@ static void claim_next(struct worker *w, int mode, const char *start)
 
     snprintf(minidle, sizeof(minidle), "%lld",
              mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
-    snprintf(cnt, sizeof(cnt), "%lld", read_count(w));
+    long long n = read_count(w);
+
+    snprintf(cnt, sizeof(cnt), "%lld", n);
     snprintf(maxp, sizeof(maxp), "%lld", w->t->max_payload_bytes);
     w->claim_mode = mode;
     if (mode != CLAIM_OWN)
         w->last_mode = mode;
     argc = sl__script_argv(sl__script(SL_SCRIPT_CLAIM), nk, (int)SL_NELEM(keys), keys, NULL,
                            (int)SL_NELEM(args), args, NULL, argv, argvlen);
-    if (sl__conn_command(w->cmd, on_claim, w, 0, argc, argv, argvlen) == 0)
+    if (sl__conn_command(w->cmd, on_claim, w, 0, argc, argv, argvlen) == 0) {
         w->claiming = 1;
+        w->reserved_claim = w->async_seen ? n : 0;
+    }
 }
 
 /* Records where the sweep in `mode` goes on after a page: at `next`, or
@@ -1529,6 +1547,8 @@ static void on_reset_ev(evutil_socket_t fd, short what, void *arg)
     w->reading = 0;
     w->read_ahead = 0;
     w->claiming = 0;
+    w->reserved_read = 0;
+    w->reserved_claim = 0;
     if (w->stopping || stop_signalled) {
         event_base_loopbreak(w->base);
         return;
