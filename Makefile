@@ -13,7 +13,7 @@
 #   make soak       the payment flow for SOAK_MINUTES (10) at SOAK_RATE (500/s)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
-PKGS      = hiredis libevent jansson libevent_openssl libcrypto libssl
+PKGS      = hiredis libevent libevent_openssl openssl jansson
 TEST_PKGS = check
 
 CC       ?= cc

@@ -275,8 +275,38 @@ static int load_defaults(struct loader *ld, json_t *obj, struct sl_config *cfg)
     return 0;
 }
 
+/* Loads one redis.tls_* key into t: the CA file, the client certificate
+ * and key (each must be readable now, so a typo stops the start instead
+ * of failing every connect), the server name, and tls_verify, which only
+ * an explicit false turns off. Returns 0 or -1. */
+static int load_tls_key(struct loader *ld, const char *key, json_t *v, struct sl_tls *t)
+{
+    char **file = strcmp(key, "tls_ca_file") == 0 ? &t->ca_file :
+                  strcmp(key, "tls_cert_file") == 0 ? &t->cert_file :
+                  strcmp(key, "tls_key_file") == 0 ? &t->key_file : NULL;
+    FILE *f;
+
+    if (file != NULL) {
+        if (get_name(ld, v, 0, file) != 0)
+            return -1;
+        if ((f = fopen(*file, "r")) == NULL)
+            return fail(ld, 0, "cannot read \"%s\": %s", *file, strerror(errno));
+        fclose(f);
+        return 0;
+    }
+    if (strcmp(key, "tls_server_name") == 0)
+        return get_name(ld, v, 255, &t->server_name);
+    if (strcmp(key, "tls_verify") == 0) {
+        if (!json_is_boolean(v))
+            return fail(ld, 0, "expected true or false");
+        t->insecure = !json_is_true(v);
+        return 0;
+    }
+    return fail(ld, 1, "unknown key");
+}
+
 /* Loads the "redis" object: url, password_file, connect_timeout_ms,
- * command_timeout_ms. The password file must be readable now, so that a
+ * command_timeout_ms, tls_*. The password file must be readable now, so that a
  * typo in its path stops the start (exit 2) instead of being retried
  * forever; it is read again at every connect. Returns 0 or -1. */
 static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
@@ -315,6 +345,8 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
             rc = get_int(ld, v, 1, MS_MAX, &cfg->connect_timeout_ms);
         } else if (strcmp(key, "command_timeout_ms") == 0) {
             rc = get_int(ld, v, 1, MS_MAX, &cfg->command_timeout_ms);
+        } else if (strncmp(key, "tls_", 4) == 0) {
+            rc = load_tls_key(ld, key, v, &cfg->tls);
         } else {
             rc = fail(ld, 1, "unknown key");
         }
@@ -737,5 +769,6 @@ void sl__config_free(struct sl_config *cfg)
     free(cfg->redis_url);
     free(cfg->metrics_listen);
     free(cfg->password_file);
+    sl__tls_clear(&cfg->tls);
     free(cfg);
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include "scripts.h"
 
 /* A table entry from the generated names of framework/lua/NAME.lua. */
@@ -185,6 +186,20 @@ void sl__script_load_argv(const struct sl_lua *l, const char *argv[3])
     argv[2] = l->src;
 }
 
+/* Computes l's sha (SHA1 of its source, in hex, as Redis names it)
+ * without asking Redis, so that SCRIPT LOAD and EVALSHA can be sent in
+ * one round trip. */
+void sl__script_sha(struct sl_lua *l)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (EVP_Digest(l->src, strlen(l->src), md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+        return;
+    for (i = 0; i < n; i++)
+        snprintf(l->sha + 2 * i, 3, "%02x", md[i]);
+}
+
 /* Stores the sha of a SCRIPT LOAD reply. */
 int sl__script_loaded(struct sl_lua *l, const redisReply *r)
 {
@@ -204,13 +219,13 @@ int sl__script_noscript(const redisReply *r)
 /* Loads l on c and learns its sha. Returns NULL when that worked (or,
  * with *lost set, when the connection failed); else the reply to hand
  * back to the caller (an error, or not a sha). */
-static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
+static redisReply *load(struct sl_sync *c, struct sl_lua *l, int *lost)
 {
     const char *argv[3];
     redisReply *r;
 
     sl__script_load_argv(l, argv);
-    r = redisCommandArgv(c, 3, argv, NULL);
+    r = sl__sync_argv(c, 3, argv, NULL);
     *lost = r == NULL;
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         return r;
@@ -223,7 +238,7 @@ static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
 }
 
 /* Runs l on a synchronous connection (see scripts.h). */
-redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+redisReply *sl__script_call(struct sl_sync *c, struct sl_lua *l,
                             int nkeys, const char *const *keys,
                             int nargs, const char *const *args)
 {
@@ -246,7 +261,7 @@ redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
         if (lost)
             break;
         argc = sl__script_argv(l, nk, nkeys, keys, NULL, nargs, args, NULL, argv, argvlen);
-        r = redisCommandArgv(c, argc, argv, argvlen);
+        r = sl__sync_argv(c, argc, argv, argvlen);
         if (!sl__script_noscript(r) || tries == 1)
             break;              /* a reply, or NOSCRIPT right after a load: hand it back */
         /* The server forgot it (SCRIPT FLUSH, a restart without

@@ -41,6 +41,9 @@ struct sl_lua {
  * of the process. Its sha is learned by the first load. */
 struct sl_lua *sl__script(int which);
 
+/* Sets l->sha from l's source (SHA1), as SCRIPT LOAD would. */
+void sl__script_sha(struct sl_lua *l);
+
 /* Returns a handler's effect script: its body wrapped by effect.lua
  * (fence, then the disposition its result picks). New: free with
  * sl__script_effect_free(). NULL when memory ran out. */
@@ -112,7 +115,7 @@ int sl__script_noscript(const redisReply *r);
  * when the server answers NOSCRIPT. Returns the reply (new:
  * freeReplyObject), which may be an error reply, or NULL when the
  * connection failed (c->err says why). */
-redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+redisReply *sl__script_call(struct sl_sync *c, struct sl_lua *l,
                             int nkeys, const char *const *keys,
                             int nargs, const char *const *args);
 

@@ -50,6 +50,12 @@ static const struct sl_script order_payment_result_script = {
     .body = workers_lua_order_payment_result,
 };
 
+/* The keys its scripts touch (for `sluice acl`). */
+static const char *const order_keys[] = {
+    "order:*", "payment:*", ORDER_PAYMENTS_STREAM, SCHEMA_EXPIRY_KEY,
+    NULL,
+};
+
 /* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const order_scripts[] = {
     &order_created_script,
@@ -258,5 +264,6 @@ const struct sl_handler order_handler = {
     .scripts = order_scripts,
     .init = schema_init,
     .destroy = schema_destroy,
+    .keys = order_keys,
     .routes = order_routes,
 };
