@@ -2,7 +2,7 @@
  *
  *   sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]
  *                [--only noop,payment,aof,latency,scaling] [--batch B]
- *                [--keep] [--perf DIR]
+ *                [--keep] [--perf DIR] [--commandstats]
  *
  * N (default 1,000,000, or $BENCH_N) entries of ~150-byte JSON are
  * pre-filled once per server with pipelined XADDs; every drain then uses
@@ -56,6 +56,7 @@ struct opts {
     char only[256];               /* sections to run, "" = all */
     const char *perf;             /* directory for perf profiles, or NULL */
     int batch;                    /* sluice's tuned batch (second noop rows) */
+    int cmdstats;                 /* print INFO commandstats per drain */
 };
 
 /* One line of the table. */
@@ -137,6 +138,45 @@ static long long redis_cpu(const struct sl_bench_redis *r)
     return p.cpu_us;
 }
 
+/* Resets redis-server's command statistics when --commandstats was
+ * given, so that the next commandstats_print() covers one drain only. */
+static void commandstats_reset(const struct opts *o, redisContext *c)
+{
+    redisReply *r;
+
+    if (!o->cmdstats)
+        return;
+    r = sl_bench_cmd(c, 0, "CONFIG RESETSTAT");
+    freeReplyObject(r);
+}
+
+/* Prints, with --commandstats, where redis-server's time went in the
+ * drain of n entries: every command of INFO commandstats with its calls
+ * and its microseconds per entry, on stderr. A script's line includes
+ * the commands it ran, which also have lines of their own (Redis counts
+ * both); the benchmark's own XINFO polling is listed too. */
+static void commandstats_print(const struct opts *o, redisContext *c, const char *tag,
+                               long long n)
+{
+    redisReply *r;
+    char *line, *save = NULL;
+
+    if (!o->cmdstats || n <= 0)
+        return;
+    r = sl_bench_cmd(c, 0, "INFO commandstats");
+    if (r->type != REDIS_REPLY_STRING)
+        sl_bench_die("INFO commandstats: not a string");
+    fprintf(stderr, "    commandstats of %s (us per entry, calls per entry):\n", tag);
+    for (line = strtok_r(r->str, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        char name[64];
+        long long calls, usec;
+        if (sscanf(line, "cmdstat_%63[^:]:calls=%lld,usec=%lld", name, &calls, &usec) == 3)
+            fprintf(stderr, "      %-24s %8.3f us  %6.2f calls\n", name,
+                    (double)usec / (double)n, (double)calls / (double)n);
+    }
+    freeReplyObject(r);
+}
+
 /* Starts `perf record` on the given pids into dir/<tag>.data when --perf
  * was given. Returns its pid, or 0. */
 static pid_t perf_start(const struct opts *o, const char *tag, const pid_t *pids, int n)
@@ -204,12 +244,14 @@ static void drain_ceiling(const struct opts *o, const struct sl_bench_redis *srv
         sl_bench_die("cannot start the ceiling clients");
     snprintf(tag, sizeof(tag), "%.15s-%.47s-%dp", rw->section, rw->name, procs);
     perf = perf_start(o, tag, cl.pid, cl.n);
+    commandstats_reset(o, c);
     rcpu0 = redis_cpu(srv);
     t0 = sl_bench_mono_us();
     sl_bench_clients_go(&cl);
     t1 = sl_bench_wait_drained(c, stream, group, last, drain_timeout_ms(n));
     perf_stop(perf);
     rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+    commandstats_print(o, c, tag, n);
     rw->ok = sl_bench_clients_finish(&cl, 0, 60000, &res) == 0 && t1 > 0;
     if (res.done != n) {
         fprintf(stderr, "sluice-bench: %s: the ceiling acked %lld of %lld\n",
@@ -247,6 +289,7 @@ static void drain_sluice(const struct opts *o, const struct sl_bench_redis *srv,
     if (sl_bench_sluice_proc(&s, &p0) < 0)
         sl_bench_die("cannot read the workers' /proc");
     n = xlen(c, stream) + 1;
+    commandstats_reset(o, c);
     rcpu0 = redis_cpu(srv);
     t0 = sl_bench_mono_us();
     r = sl_bench_cmd(c, 0, "XGROUP SETID %s %s 0", stream, group);
@@ -254,6 +297,7 @@ static void drain_sluice(const struct opts *o, const struct sl_bench_redis *srv,
     add(c, stream, n - 1, last);
     t1 = sl_bench_wait_drained(c, stream, group, last, drain_timeout_ms(n));
     rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+    commandstats_print(o, c, tag, n);
     perf_stop(perf);
     rw->ok = sl_bench_sluice_proc(&s, &p1) == 0 && t1 > 0;
     if (sl_bench_sluice_stop(&s, o->keep) != 0)
@@ -610,7 +654,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
             "                    [--only noop,payment,aof,latency,scaling] [--batch B]\n"
-            "                    [--keep] [--perf DIR]\n"
+            "                    [--keep] [--perf DIR] [--commandstats]\n"
             "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
             "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
             "  batch in the noop rows, defaults to 500 (the ceiling's COUNT).\n");
@@ -664,6 +708,8 @@ int main(int argc, char **argv)
             o.batch = (int)positive(argv[++i]);
         else if (strcmp(argv[i], "--keep") == 0)
             o.keep = 1;
+        else if (strcmp(argv[i], "--commandstats") == 0)
+            o.cmdstats = 1;
         else
             usage();
     }
