@@ -36,8 +36,8 @@ local function finish(id)
   redis.call('XACK', S, G, id)
   redis.call('HDEL', A, id)
 end
-local added = {error=1, source_id=1, deliveries=1, attempts=1, consumer=1, failed_at=1}
 local function dead(id, err, deliveries, trim, attempts)
+  local added = {error=1, source_id=1, deliveries=1, attempts=1, consumer=1, failed_at=1}
   local e = redis.call('XRANGE', S, id, id)
   local args = {D, '*'}
   if #e > 0 then
