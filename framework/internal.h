@@ -316,6 +316,7 @@ struct sl_ctx {
     size_t *offs;                 /* start of each key/argument in buf (owned) */
     size_t offcap;                /* entries allocated in offs */
     char type[SL_TYPELEN];        /* the entry's `type`, NUL-terminated; "" until sl__msg_prepare() copies it */
+    long long retry_after_ms;     /* sl_ctx_retry_after(): least delay of a retry, ms; 0 when none */
 };
 
 /* Returns a context for handler h (borrowed, must outlive it), or NULL.

@@ -624,6 +624,8 @@ static void answer_healthz(struct sl_pool *p, struct evhttp_request *req)
         code = 503;
     }
     for (i = 0; i < p->nchildren && code == 200; i++) {
+        if (p->children[i].changing_hands)
+            continue;           /* a reload is moving its name: not down */
         if ((why = child_down(&p->children[i])) != NULL) {
             evbuffer_add_printf(b, "child %s %s\n", p->children[i].consumer, why);
             code = 503;

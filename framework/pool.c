@@ -181,6 +181,7 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
     ch->pid = pid;
     ch->started_ms = sl__now_ms();
     ch->timed_out = 0;
+    ch->killed_for = NULL;
     ch->last_renew_ms = 0;
     sl__log(SL_LOG_INFO, "child_started", "consumer=%s child=%ld",
             sl__logq(ch->consumer), (long)pid);
@@ -266,7 +267,11 @@ static void reap(struct sl_pool *p)
             sl__log(abnormal && !p->stopping ? SL_LOG_WARN : SL_LOG_INFO, "child_exited",
                     "consumer=%s child=%ld status=%d", sl__logq(ch->consumer),
                     (long)pid, WEXITSTATUS(status));
-        if (abnormal && sl__slot_read(ch->slot, &v) == 0 && v.cur_id[0] != '\0') {
+        if (abnormal && ch->killed_for != NULL && WIFSIGNALED(status) &&
+            WTERMSIG(status) == SIGKILL) {
+            /* Our own kill for an operator's reason: not the entry's
+             * fault, nothing to charge (kill_for logged it). */
+        } else if (abnormal && sl__slot_read(ch->slot, &v) == 0 && v.cur_id[0] != '\0') {
             snprintf(ch->failed_id, sizeof(ch->failed_id), "%s", v.cur_id);
             if (ch->timed_out)
                 snprintf(ch->failed_why, sizeof(ch->failed_why),
@@ -346,20 +351,23 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
     }
 }
 
-/* Keeps the heartbeat of a child that is busy with a batch from lapsing.
- * The child refreshes sluice:worker:<consumer> itself only between
- * entries, so a handler that blocks for longer than three beats would let
- * the key expire: the child would vanish from `sluice workers`, and a
- * second supervisor would see its name as free and run another process
- * under it. Like the lease, the supervisor keeps it alive meanwhile: it
- * extends the expiry, and writes the identifying fields when the child had
- * not published a heartbeat yet (its own next beat completes them). */
+/* Keeps the heartbeat of a child that is busy with a batch fresh. The
+ * child beats itself only between entries, so a handler that blocks for
+ * longer than three beats would let the key expire: the child would
+ * vanish from `sluice workers`, and a second supervisor would see its name
+ * as free and run another process under it. So the supervisor, which
+ * sees the child's slot, beats for it meanwhile: the identity fields and
+ * last_beat (the child is alive and working: `sluice workers` shows it
+ * fresh, not 30 s silent), then the expiry. The counts stay the child's
+ * own, written at its next beat. A child frozen by SIGSTOP still holds
+ * its name (the expiry is extended) but gets no last_beat: it is not
+ * working, and `sluice workers` shows its beat growing old. */
 static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
 {
     const struct sl_tunables *t = &ch->wc->t;
     struct sl_slot_view v;
     struct sl_hb b;
-    redisReply *r;
+    char beat[24];
 
     if (now - ch->last_beat_ms < (uint64_t)t->heartbeat_ms || sl__slot_read(ch->slot, &v) < 0 ||
         (v.cur_id[0] == '\0' && v.first_id[0] == '\0'))
@@ -367,13 +375,14 @@ static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
     ch->last_beat_ms = now;
     sl__hb_fill(&b, ch->consumer, (long)ch->pid, p->host, ch->h->name, ch->wc->stream,
                 ch->wc->group, t->heartbeat_ms, 0, 0, 0, 0);
-    r = sl__pool_cmd(p, 3, b.pexpire);
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-        freeReplyObject(r);
-        freeReplyObject(sl__pool_cmd(p, b.nhset, b.hset));
-        r = sl__pool_cmd(p, 3, b.pexpire);
+    snprintf(beat, sizeof(beat), "%llu", (unsigned long long)sl__wall_ms());
+    SL_ASSERT(b.nhset + 2 <= (int)SL_NELEM(b.hset));
+    if (!child_stopped(ch->pid)) {
+        b.hset[b.nhset++] = "last_beat";
+        b.hset[b.nhset++] = beat;
     }
-    freeReplyObject(r);
+    freeReplyObject(sl__pool_cmd(p, b.nhset, b.hset));
+    freeReplyObject(sl__pool_cmd(p, 3, b.pexpire));
     /* The registry entry's expiry follows the key's (heartbeat.h). */
     freeReplyObject(sl__pool_cmd(p, 4, b.zadd));
 }
@@ -403,17 +412,45 @@ static size_t running(const struct sl_pool *p)
     return n;
 }
 
-/* Sends sig to every running child. */
-static void signal_all(struct sl_pool *p, int sig)
+/* Kills one child for an operator's reason (the shutdown timeout ran
+ * out, a second stop signal): logged as such, with the entry it held,
+ * and remembered, so that reap() does not charge that entry a failed
+ * attempt. The entry was not at fault: it stays pending with its attempts
+ * as they were, and is handled again (deliveries still count it, so the
+ * backstop of 4 x max_deliveries + 10 holds even against an operator who
+ * kills every attempt). */
+static void kill_for(struct sl_child *ch, const char *reason)
+{
+    struct sl_slot_view v;
+
+    if (sl__slot_read(ch->slot, &v) < 0)
+        v.cur_id[0] = '\0';
+    sl__log(SL_LOG_WARN, "child_killed", "consumer=%s child=%ld reason=%s id=%s",
+            sl__logq(ch->consumer), (long)ch->pid, reason, v.cur_id[0] ? v.cur_id : "none");
+    ch->killed_for = reason;
+    kill(ch->pid, SIGKILL);
+}
+
+/* Sends sig to every running child; a SIGKILL is an operator's kill for
+ * `reason` (see kill_for). */
+static void signal_all(struct sl_pool *p, int sig, const char *reason)
 {
     size_t i;
 
     for (i = 0; i < p->nchildren; i++)
-        if (p->children[i].pid > 0)
-            kill(p->children[i].pid, sig);
+        if (p->children[i].pid > 0) {
+            if (sig == SIGKILL)
+                kill_for(&p->children[i], reason);
+            else
+                kill(p->children[i].pid, sig);
+        }
     for (i = 0; i < p->nold; i++)
-        if (p->old[i].pid > 0)
-            kill(p->old[i].pid, sig);
+        if (p->old[i].pid > 0) {
+            if (sig == SIGKILL)
+                kill_for(&p->old[i], reason);
+            else
+                kill(p->old[i].pid, sig);
+        }
 }
 
 /* Janitor and trimming, every HOUSEKEEPING_MS (or the shortest
@@ -495,7 +532,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (p->stopping && now >= p->stop_deadline) {
         sl__log(SL_LOG_WARN, "shutdown_timeout", "running=%zu", running(p));
-        signal_all(p, SIGKILL);
+        signal_all(p, SIGKILL, "shutdown_timeout");
         p->exit_code = 1;
         p->stop_deadline = UINT64_MAX;
     }
@@ -511,7 +548,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (p->stopping) {
         sl__log(SL_LOG_WARN, "stop_now", "signal=%d", (int)sig);
-        signal_all(p, SIGKILL);
+        signal_all(p, SIGKILL, "stop_now");
         p->exit_code = 1;
         return;
     }
@@ -522,7 +559,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
             (int)sig, running(p), budget);
     p->stopping = 1;
     p->stop_deadline = sl__now_ms() + (uint64_t)budget;
-    signal_all(p, SIGTERM);
+    signal_all(p, SIGTERM, NULL);
 }
 
 /* SIGCHLD: reap now rather than at the next tick. */

@@ -42,6 +42,11 @@ struct sl_child {
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
     int held_seen;                /* start check: a heartbeat was found on this name */
     char held_beat[32];           /* its last_beat then */
+    const char *killed_for;       /* killed by us for an operator's reason ("shutdown_timeout"), NULL */
+    int rolling;                  /* released by a reload in place of an old child, not yet connected */
+    uint64_t rolled_ms;           /* when the reload released it (monotonic ms) */
+    int changing_hands;           /* a reload is moving its name (reload.c, every tick): /healthz counts it up */
+    uint64_t stop_asked_ms;       /* when a reload asked it to stop (monotonic ms) */
 };
 
 /* What the HTTP side shows from Redis, read by the supervisor when a

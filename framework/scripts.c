@@ -128,6 +128,7 @@ void sl__commit_args_init(struct sl_commit_args *c, const char *stream, const ch
     c->args[6] = "ack";
     c->args[7] = "";
     c->args[8] = "0";
+    c->args[9] = "0";
 }
 
 /* Sets the per-entry arguments. */
@@ -138,6 +139,14 @@ void sl__commit_args_set(struct sl_commit_args *c, const char *id, const char *k
     c->args[6] = kind;
     c->args[7] = err;
     c->args[8] = trim ? "1" : "0";
+    c->args[9] = "0";
+}
+
+/* Sets the least delay of the entry's retry (see scripts.h). */
+void sl__commit_args_least(struct sl_commit_args *c, long long ms)
+{
+    snprintf(c->least, sizeof(c->least), "%lld", ms);
+    c->args[9] = c->least;
 }
 
 /* Builds EVALSHA sha nkeys keys... args... (see scripts.h). */

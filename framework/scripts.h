@@ -67,10 +67,11 @@ char *sl__script_effect_source(const struct sl_script *s);
  * borrow the strings given (and this struct's own buffers). */
 struct sl_commit_args {
     const char *keys[SL_FW_KEYS]; /* stream, attempts hash, dead-letter stream */
-    const char *args[SL_FW_ARGS]; /* group consumer id max first cap kind error trim */
+    const char *args[SL_FW_ARGS]; /* group consumer id max first cap kind error trim least */
     char akey[SL_KEYLEN];         /* the attempts hash's name */
     char dkey[SL_KEYLEN];         /* "<stream>:dead" */
     char num[3][24];              /* max_deliveries, first delay, cap, as text */
+    char least[24];               /* least delay of this entry's retry, ms, as text */
 };
 
 /* Fills what stays the same for every entry of one worker: keys, group,
@@ -81,6 +82,9 @@ void sl__commit_args_init(struct sl_commit_args *c, const char *stream, const ch
  * flag; the strings are borrowed until the command is sent. */
 void sl__commit_args_set(struct sl_commit_args *c, const char *id, const char *kind,
                          const char *err, int trim);
+/* Sets the least delay (ms) of the entry's retry; sl__commit_args_set()
+ * resets it to 0. */
+void sl__commit_args_least(struct sl_commit_args *c, long long ms);
 
 /* Writes the EVALSHA command of script l with its keys then its
  * arguments into argv/argvlen (room for 3 + nkeys + nargs; lengths of

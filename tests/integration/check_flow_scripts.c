@@ -120,7 +120,7 @@ static void describe(const redisReply *r)
  * accept it and declare an effect, then runs that effect with EVAL of
  * the script body and the declared keys and arguments. When `wrap` is not
  * NULL the body runs inside the framework's wrapper instead, with
- * wrap[0..8] as the framework's ARGV and wrap_keys[0..2] as its KEYS.
+ * wrap[0..9] as the framework's ARGV and wrap_keys[0..2] as its KEYS.
  * Returns the reply described (see describe()), in a static buffer. */
 static const char *step_with(const struct sl_handler *h, const char *type, const char *sq,
                              const char *const *wrap_keys, const char *const *wrap)
@@ -133,7 +133,7 @@ static const char *step_with(const struct sl_handler *h, const char *type, const
     char nk[16];
     char *src = NULL;
     redisReply *r;
-    int i, n = 0, fw = wrap != NULL ? 3 : 0, fa = wrap != NULL ? 9 : 0;
+    int i, n = 0, fw = wrap != NULL ? 3 : 0, fa = wrap != NULL ? 10 : 0;
     enum sl_disposition d;
 
     ck_assert_ptr_nonnull(ctx);
@@ -841,7 +841,7 @@ START_TEST(test_flow_wrapped_by_framework)
     const char *keys[] = { "users", "sluice:attempts:test", "users:dead" };
     const char *ann = "{\"user_id\":\"u-1\",\"name\":\"Ann\",\"email\":\"a@b\",\"balance_cents\":7}";
     char id[64], id2[64];
-    const char *args[9] = { "g", "c1", NULL, "5", "1000", "60000", "ack", "", "0" };
+    const char *args[10] = { "g", "c1", NULL, "5", "1000", "60000", "ack", "", "0", "0" };
 
     pend("users", "user.created", ann, id, sizeof id);
     args[2] = id;
