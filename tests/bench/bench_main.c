@@ -1,7 +1,7 @@
 /* bench_main.c -- `sluice-bench`: sluice against the ceiling, one table.
  *
  *   sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]
- *                [--only noop,payment,aof,latency,scaling] [--batch B]
+ *                [--only noop,payment,flow,aof,latency,scaling] [--batch B]
  *                [--keep] [--perf DIR] [--commandstats]
  *
  * N (default 1,000,000, or $BENCH_N) entries of ~150-byte JSON are
@@ -495,6 +495,190 @@ static void section_payment(const struct opts *o, const struct sl_bench_redis *s
                o->payment_n);
 }
 
+/* Builds the whole-flow state from nothing: FLUSHALL, the users, and n
+ * order.created entries on `orders` (n - 1 for sluice, whose release
+ * adds the last one). */
+static void refill_orders(redisContext *c, long long n, int for_sluice)
+{
+    char last[SL_BENCH_IDLEN];
+    redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
+
+    freeReplyObject(r);
+    sl_bench_create_users(c, PAYMENT_USERS);
+    sl_bench_prefill_orders(c, "orders", 0, for_sluice ? n - 1 : n, PAYMENT_USERS, last);
+}
+
+/* Waits until the flow of n orders is over: `orders` holds n + n
+ * entries (each order and its payment result) and its group has
+ * delivered and acked them all. Returns the monotonic time (us) of the
+ * poll that saw it, or -1 after timeout_ms. */
+static int64_t wait_flow(redisContext *c, const char *group, long long n, long long timeout_ms)
+{
+    int64_t deadline = sl_bench_mono_us() + timeout_ms * 1000;
+
+    while (sl_bench_mono_us() < deadline) {
+        if (xlen(c, "orders") >= 2 * n) {
+            char last[SL_BENCH_IDLEN];
+            struct sl_bench_group g;
+
+            last_entry(c, "orders", last);
+            sl_bench_group_state(c, "orders", group, &g);
+            if (g.found && g.pending == 0 && strcmp(g.last_delivered, last) == 0)
+                return sl_bench_mono_us();
+        }
+        sl_bench_pause_ms(1);
+    }
+    return -1;
+}
+
+/* Counts the orders o-00000000.. of the run that are paid, and the
+ * entries of the dead-letter streams; the row fails unless all n are
+ * paid and nothing was dead-lettered (every user can pay every order). */
+static int flow_check(redisContext *c, long long n, const char *name)
+{
+    long long i, paid = 0, dead;
+    redisReply *r;
+
+    for (i = 0; i < n; i++)
+        redisAppendCommand(c, "HGET order:o-%08lld status", i);
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            sl_bench_die("HGET: %s", c->errstr);
+        paid += r->type == REDIS_REPLY_STRING && strcmp(r->str, "paid") == 0;
+        freeReplyObject(r);
+    }
+    dead = xlen(c, "orders:dead") + xlen(c, "payments:dead");
+    if (paid != n || dead != 0)
+        fprintf(stderr, "sluice-bench: %s: %lld of %lld orders paid, %lld dead letters\n",
+                name, paid, n, dead);
+    return paid == n && dead == 0;
+}
+
+/* One whole-flow run: n orders from order.created to paid, through the
+ * order and payment workers (sluice, with the user worker configured as
+ * in a deployment) or through ceiling clients running the same scripts,
+ * `procs` processes per stream. */
+static void flow_run(const struct opts *o, const struct sl_bench_redis *srv, redisContext *c,
+                     int sluice, int procs, long long n, struct row *rw)
+{
+    char og[32], pg[32], ug[32], tag[160];
+    long long rcpu0, cpu = 0, hwm = 0;
+    int64_t t0, t1;
+    int ok = 1;
+
+    snprintf(og, sizeof(og), "g%d", ++group_seq);
+    snprintf(pg, sizeof(pg), "g%d", ++group_seq);
+    snprintf(ug, sizeof(ug), "g%d", ++group_seq);
+    snprintf(tag, sizeof(tag), "flow-%s-%dp", sluice ? "sluice" : "ceiling", procs);
+    refill_orders(c, n, sluice);
+    if (sluice) {
+        struct sl_bench_sluice s;
+        struct sl_bench_proc p0, p1;
+        char workers[1024], last[SL_BENCH_IDLEN];
+        redisReply *r;
+
+        run(c, "XGROUP CREATE orders %s $", og, NULL);
+        snprintf(workers, sizeof(workers),
+                 "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"%s\", \"processes\": 1 },\n"
+                 "    { \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"%s\", \"processes\": %d },\n"
+                 "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"%s\", \"processes\": %d }",
+                 ug, og, procs, pg, procs);
+        if (sl_bench_sluice_start_workers(&s, srv, c, workers, 1 + 2 * procs, DEFAULT_BATCH) < 0)
+            sl_bench_die("cannot start sluice run");
+        if (sl_bench_sluice_proc(&s, &p0) < 0)
+            sl_bench_die("cannot read the workers' /proc");
+        commandstats_reset(o, c);
+        rcpu0 = redis_cpu(srv);
+        t0 = sl_bench_mono_us();
+        r = sl_bench_cmd(c, 0, "XGROUP SETID orders %s 0", og);
+        freeReplyObject(r);
+        sl_bench_prefill_orders(c, "orders", n - 1, 1, PAYMENT_USERS, last);
+        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        commandstats_print(o, c, tag, n);
+        ok = sl_bench_sluice_proc(&s, &p1) == 0;
+        if (sl_bench_sluice_stop(&s, o->keep) != 0)
+            ok = 0;
+        cpu = p1.cpu_us - p0.cpu_us;
+        hwm = p1.hwm_kb;
+    } else {
+        struct sl_bench_clients co, cp;
+        struct sl_bench_child_result ro, rp;
+
+        run(c, "XGROUP CREATE orders %s 0", og, NULL);
+        run(c, "XGROUP CREATE payments %s 0 MKSTREAM", pg, NULL);
+        if (sl_bench_clients_start(&co, srv, procs, SL_BENCH_MODE_FLOW_ORDER, "orders", og,
+                                   TUNED_BATCH) < 0 ||
+            sl_bench_clients_start(&cp, srv, procs, SL_BENCH_MODE_FLOW_PAYMENT, "payments", pg,
+                                   TUNED_BATCH) < 0)
+            sl_bench_die("cannot start the ceiling clients");
+        commandstats_reset(o, c);
+        rcpu0 = redis_cpu(srv);
+        t0 = sl_bench_mono_us();
+        sl_bench_clients_go(&co);
+        sl_bench_clients_go(&cp);
+        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        commandstats_print(o, c, tag, n);
+        ok = sl_bench_clients_finish(&co, 1, 60000, &ro) == 0;
+        ok = sl_bench_clients_finish(&cp, 1, 60000, &rp) == 0 && ok;
+        if (ro.done != 2 * n || rp.done != n) {
+            fprintf(stderr, "sluice-bench: %s: the ceiling committed %lld of %lld order "
+                    "entries and %lld of %lld payments\n", rw->name, ro.done, 2 * n, rp.done, n);
+            ok = 0;
+        }
+        cpu = ro.cpu_us + rp.cpu_us;
+        hwm = ro.hwm_kb > rp.hwm_kb ? ro.hwm_kb : rp.hwm_kb;
+    }
+    if (t1 <= 0)
+        fprintf(stderr, "sluice-bench: %s: the flow did not finish in time\n", rw->name);
+    rw->ok = ok && t1 > 0 && flow_check(c, n, rw->name);
+    rw->n = n;
+    rw->rate = t1 > t0 ? (double)n * 1e6 / (double)(t1 - t0) : 0;
+    rw->rss_mib = (double)hwm / 1024.0;
+    rw->cpu_us = (double)cpu / (double)n;
+}
+
+/* The whole flow: orders per second from order.created to paid through
+ * the order and payment workers (three scripts: order_created,
+ * payment_requested, order_payment_result), with Redis CPU per order,
+ * sluice at its defaults against ceiling clients running the same three
+ * scripts, 1 and 2 processes per stream. */
+static void section_flow(const struct opts *o, const struct sl_bench_redis *srv,
+                         redisContext *c)
+{
+    static const int procs[] = { 1, 2 };
+    long long n = o->payment_n;
+    size_t i;
+    int k, sluice;
+
+    fprintf(stderr, "flow: %lld orders, %d users\n", n, PAYMENT_USERS);
+    for (i = 0; i < 2; i++) {
+        struct row samples[2][8];
+        int first = nrows;
+
+        for (k = 0; k < o->repeat; k++)
+            for (sluice = 0; sluice < 2; sluice++) {
+                struct row *rw = &samples[sluice][k];
+                memset(rw, 0, sizeof(*rw));
+                snprintf(rw->section, sizeof(rw->section), "flow");
+                snprintf(rw->name, sizeof(rw->name), "%s", sluice ? "sluice orders" :
+                         "flow ceiling");
+                rw->procs = procs[i];
+                rw->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
+                flow_run(o, srv, c, sluice, procs[i], n, rw);
+                progress(rw);
+            }
+        for (sluice = 0; sluice < 2; sluice++) {
+            struct row *rw = new_row("flow", samples[sluice][0].name, procs[i],
+                                     samples[sluice][0].batch);
+            keep_median(rw, samples[sluice], o->repeat);
+        }
+        if (rows[first].rate > 0)
+            rows[first + 1].ratio = rows[first + 1].rate / rows[first].rate;
+    }
+}
+
 /* Drains of 100 B, 1 KB and 10 KB payloads, 1 process, at most
  * SCALE_BUDGET bytes of payload per stream. */
 static void section_scaling(const struct opts *o, const struct sl_bench_redis *srv,
@@ -653,7 +837,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
-            "                    [--only noop,payment,aof,latency,scaling] [--batch B]\n"
+            "                    [--only noop,payment,flow,aof,latency,scaling] [--batch B]\n"
             "                    [--keep] [--perf DIR] [--commandstats]\n"
             "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
             "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
@@ -731,6 +915,8 @@ int main(int argc, char **argv)
         section_noop(&o, &srv, c, "noop");
     if (selected(&o, "payment"))
         section_payment(&o, &srv, c, "payment");
+    if (selected(&o, "flow"))
+        section_flow(&o, &srv, c);
     if (selected(&o, "latency") || selected(&o, "scaling")) {
         redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
         freeReplyObject(r);
