@@ -192,7 +192,7 @@ struct sl_bench_sluice {
 };
 
 /* Writes a config (handler on stream/group, `processes` children, COUNT
- * `batch`, trim none, metrics off) and starts `$SLUICE_BIN run -c` on it.
+ * `batch` or, when 0, no batch key at all, trim none, metrics off) and starts `$SLUICE_BIN run -c` on it.
  * Waits until its children are blocked in XREADGROUP (so nothing of the
  * startup is measured). Returns 0 or -1 (with the log on stderr). */
 int sl_bench_sluice_start(struct sl_bench_sluice *s, const struct sl_bench_redis *r,

@@ -60,8 +60,9 @@ static int scan_children(struct sl_bench_sluice *s)
     return s->nchild;
 }
 
-/* Writes sluice.json into the run's directory: COUNT `batch`, trim
- * none, and the given workers array members. Returns 0 or -1. */
+/* Writes sluice.json into the run's directory: COUNT `batch` (0: no
+ * batch key, the default a user gets), trim none, and the given workers
+ * array members. Returns 0 or -1. */
 static int write_config(const struct sl_bench_sluice *s, const struct sl_bench_redis *r,
                         const char *workers, int batch)
 {
@@ -69,7 +70,10 @@ static int write_config(const struct sl_bench_sluice *s, const struct sl_bench_r
     struct sl_test_config c = { r->url, NULL, defaults, NULL, workers, NULL };
 
     snprintf(path, sizeof(path), "%s/sluice.json", s->dir);
-    snprintf(defaults, sizeof(defaults), "\"batch\": %d, \"trim\": \"none\"", batch);
+    if (batch > 0)
+        snprintf(defaults, sizeof(defaults), "\"batch\": %d, \"trim\": \"none\"", batch);
+    else
+        snprintf(defaults, sizeof(defaults), "\"trim\": \"none\"");
     return sl_test_config_write(path, &c);
 }
 
