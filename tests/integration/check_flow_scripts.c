@@ -746,6 +746,38 @@ START_TEST(test_flow_every_key_type_checked)
 }
 END_TEST
 
+/* The stored form of a fingerprint does not change with the scripts:
+ * a record written earlier, with fp = the first 8 bytes of the SHA-1 of
+ * the canonical JSON (computed here apart from the scripts), is
+ * recognised as the same request. */
+START_TEST(test_flow_digest_is_stable)
+{
+    const char *pay = "{'payment_id':'o-1','order_id':'o-1','user_id':'u-1',"
+                      "'amount_cents':1999,'currency':'USD'}";
+    const char *canon = "{\"amount_cents\":1999,\"currency\":\"USD\",\"order_id\":\"o-1\","
+                        "\"payment_id\":\"o-1\",\"user_id\":\"u-1\"}";
+    unsigned char fp[8];
+    redisReply *r;
+    int i;
+
+    EXPECT(&user_handler, "user.created", ANN, "created");
+    r = sl_test_cmd(rc, "EVAL %s 0 %s", "return redis.sha1hex(ARGV[1])", canon);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_int_eq((int)r->len, 40);
+    for (i = 0; i < 8; i++) {
+        unsigned int byte;
+        ck_assert_int_eq(sscanf(r->str + 2 * i, "%2x", &byte), 1);
+        fp[i] = (unsigned char)byte;
+    }
+    freeReplyObject(r);
+    r = sl_test_cmd(rc, "HSET payment:o-1 order_id o-1 user_id u-1 amount_cents 1999 "
+                    "currency USD status succeeded fp %b", fp, (size_t)8);
+    freeReplyObject(r);
+    EXPECT(&payment_handler, "payment.requested", pay, "duplicate");
+    ck_assert_str_eq(hget("user:u-1", "balance_cents"), "5000");
+}
+END_TEST
+
 /* Returns 1 when the report holds needle. */
 static int reports(const char *report, const char *needle)
 {
@@ -896,6 +928,7 @@ Suite *flow_scripts_suite(void)
     tcase_add_test(tc, test_flow_money_never_negative);
     tcase_add_test(tc, test_flow_refuses_bad_state);
     tcase_add_test(tc, test_flow_every_key_type_checked);
+    tcase_add_test(tc, test_flow_digest_is_stable);
     tcase_add_test(tc, test_flow_invariants_detect_damage);
     tcase_add_test(tc, test_flow_wrapped_by_framework);
     suite_add_tcase(s, tc);
