@@ -227,8 +227,13 @@ static int load_tunable(struct loader *ld, const char *key, json_t *v, struct sl
     for (i = 0; i < sizeof(tunable_defs) / sizeof(tunable_defs[0]); i++) {
         const struct tunable_def *d = &tunable_defs[i];
 
-        if (strcmp(key, d->name) == 0)
+        if (strcmp(key, d->name) == 0) {
+            /* An explicit batch is the largest COUNT; the default may
+             * grow on a deep backlog (worker.c's read_count()). */
+            if (d->off == offsetof(struct sl_tunables, batch))
+                t->batch_set = 1;
             return get_int(ld, v, d->lo, d->hi, (long long *)((char *)t + d->off));
+        }
     }
     if (strcmp(key, "retry_backoff_ms") == 0) {
         a = json_array_get(v, 0);

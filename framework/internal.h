@@ -29,6 +29,7 @@ void sl__assert_fail(const char *expr, const char *file, int line)
 /* The tunables of section 3's "defaults", also settable per worker. */
 struct sl_tunables {
     long long batch;              /* COUNT of one XREADGROUP, 1..10000 */
+    int batch_set;                /* 1: `batch` was given in the configuration */
     long long block_ms;           /* BLOCK of one XREADGROUP, ms, >= 1 */
     long long reclaim_idle_ms;    /* idle time after which a peer reclaims, ms */
     long long reclaim_interval_ms;/* period of the reclaim sweep, ms */
