@@ -1,5 +1,5 @@
-/* cluster.c -- a local Redis Cluster of three masters and three replicas
- * for tests (see cluster.h). Each server is an ordinary server.h
+/* cluster_rig.c -- a local Redis Cluster of three masters and three replicas
+ * for tests (see cluster_rig.h). Each server is an ordinary server.h
  * redis-server with cluster mode on; its cluster bus gets a port of its
  * own (cluster-port), picked free, because the default client port +
  * 10000 lies past 65535 for many of the ports the kernel hands out.
@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <hiredis.h>
-#include "cluster.h"
+#include "cluster_rig.h"
 
 #define CREATE_MS 60000           /* redis-cli --cluster create, scaled */
 #define OK_MS     60000           /* every node says cluster_state:ok, scaled */

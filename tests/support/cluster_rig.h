@@ -1,4 +1,4 @@
-/* cluster.h -- a local Redis Cluster for tests (cluster.c): three masters
+/* cluster_rig.h -- a local Redis Cluster for tests (cluster_rig.c): three masters
  * and three replicas, each a redis-server of server.h on free loopback
  * ports (client port and cluster bus port both chosen free), joined by
  * `redis-cli --cluster create --cluster-replicas 1`. Needs no Check.
@@ -6,8 +6,8 @@
  * Every timeout is scaled by SLUICE_TEST_SLOW like server.h's. Only the
  * servers started here are ever signalled, by PID.
  */
-#ifndef SL_TEST_CLUSTER_H
-#define SL_TEST_CLUSTER_H
+#ifndef SL_TEST_CLUSTER_RIG_H
+#define SL_TEST_CLUSTER_RIG_H
 
 #include <hiredis.h>
 #include "server.h"
@@ -49,4 +49,4 @@ redisContext *sl_test_cluster_connect(struct sl_test_cluster *c, int i);
  * directories. Safe on a zeroed or half-started cluster. */
 void sl_test_cluster_stop(struct sl_test_cluster *c);
 
-#endif /* SL_TEST_CLUSTER_H */
+#endif /* SL_TEST_CLUSTER_RIG_H */
