@@ -50,19 +50,30 @@
  * Hash slots
  * ------------------------------------------------------------------------ */
 
-/* CRC16-XMODEM (polynomial 0x1021, initial value 0), bit by bit: keys
- * are short and this runs once per command. */
+/* CRC16-XMODEM (polynomial 0x1021, initial value 0) with a byte table
+ * built on first use (the same table every time, so two threads racing
+ * to build it write the same values). */
 static unsigned crc16(const char *buf, size_t len)
 {
+    static unsigned short table[256];
+    static int built;
     unsigned crc = 0;
     size_t i;
-    int b;
 
-    for (i = 0; i < len; i++) {
-        crc ^= (unsigned)(unsigned char)buf[i] << 8;
-        for (b = 0; b < 8; b++)
-            crc = (crc & 0x8000) ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    if (!built) {
+        unsigned v;
+        int b;
+
+        for (i = 0; i < 256; i++) {
+            v = (unsigned)i << 8;
+            for (b = 0; b < 8; b++)
+                v = (v & 0x8000) ? ((v << 1) ^ 0x1021) & 0xffff : (v << 1) & 0xffff;
+            table[i] = (unsigned short)v;
+        }
+        built = 1;
     }
+    for (i = 0; i < len; i++)
+        crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ (unsigned char)buf[i]) & 0xff];
     return crc;
 }
 
@@ -447,6 +458,7 @@ static void dispatch(struct req *q)
         }
     }
     n->state = NODE_CONNECTING;
+    sl__conn_close(n->conn);       /* a connection lost but not yet told */
     /* A failure here still reports through on_node_lost (deferred). */
     sl__conn_connect(n->conn);
 }

@@ -311,7 +311,7 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
 {
     char nk[16];
     int script = k->effect == 1 ? w->ctx->script : -1;
-    const struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
+    struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
     int ek = script >= 0 ? w->ctx->nkeys : 0, ea = script >= 0 ? w->ctx->nargs : 0;
     int nkeys = SL_FW_KEYS + ek, nargs = SL_FW_ARGS + ea;
     int i, n;
