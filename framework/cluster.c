@@ -733,7 +733,10 @@ static int add_seeds(struct sl_cluster *cl, const char *seeds, char *err, size_t
             snprintf(err, errlen, "cluster node \"%.*s\": bad port", (int)(n > 80 ? 80 : n), p);
             return -1;
         }
-        if (node_get(cl, p, (size_t)(colon - p), (int)port) < 0) {
+        /* "[::1]:7000": the brackets are not part of the address. */
+        if (*p == '[' && colon - p >= 2 && colon[-1] == ']'
+            ? node_get(cl, p + 1, (size_t)(colon - p - 2), (int)port) < 0
+            : node_get(cl, p, (size_t)(colon - p), (int)port) < 0) {
             snprintf(err, errlen, "cluster node \"%.*s\": cannot add", (int)(n > 80 ? 80 : n), p);
             return -1;
         }

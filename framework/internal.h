@@ -98,6 +98,7 @@ struct sl_config {
     size_t nworkers;
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
     char *password_file;          /* redis.password_file (owned), NULL when none */
+    char *cluster_nodes;          /* redis.cluster_nodes joined, "h:p,h:p" (owned), NULL: standalone */
     struct sl_tls tls;            /* redis.tls_* (used for rediss:// URLs) */
 };
 
