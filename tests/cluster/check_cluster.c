@@ -3,7 +3,8 @@
  * hash slots as Redis computes them, MOVED from a wrong node, ASK during a
  * hand-driven migration of one slot, TRYAGAIN while a multi-key command's
  * keys are split by that migration, CLUSTERDOWN while a master serves an
- * incomplete map, and a CLUSTER FAILOVER while a read is blocked.
+ * incomplete map, a CLUSTER FAILOVER while a read is blocked, and a
+ * master SIGKILLed under a command that may be repeated.
  *
  * Its own runner (make test-cluster): six servers are too many for the
  * valgrind run. The cluster is started once in the runner; each test runs
@@ -101,7 +102,7 @@ static struct sl_cluster *router(struct event_base *base, struct sl_config *cfg)
 
     ck_assert_msg(cl != NULL, "router: %s", err);
     /* A test before may have left the cluster healing. */
-    ck_assert_msg(sl_test_cluster_wait_ok(&rig, 30000), "the cluster is not ok");
+    ck_assert_msg(sl_test_cluster_wait_ok(&rig, 60000), "the cluster is not ok");
     for (;;) {
         struct timeval tv = { 0, 20000 };
 
@@ -435,7 +436,7 @@ START_TEST(test_clusterdown)
     ck_assert_msg(o.type == REDIS_REPLY_STRING, "type %d: %s", o.type, o.str);
     sl__cluster_stats(cl, &st);
     ck_assert_msg(st.retried >= 1, "retried %lu", st.retried);
-    ck_assert(sl_test_cluster_wait_ok(&rig, 30000));
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
     event_free(ev);
     sl__cluster_free(cl);
     sl__config_free(cfg);
@@ -510,8 +511,42 @@ START_TEST(test_failover_blocked_read)
                   o.type, o.str, o.first_id, id);
     ck_assert_int_eq(atoi(strrchr(sl__cluster_slot_addr(cl, slot), ':') + 1),
                      rig.node[replica].port);
-    ck_assert(sl_test_cluster_wait_ok(&rig, 30000));
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
     event_free(ev);
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* A master SIGKILLed: a command marked safe to repeat keeps being
+ * retried (connection refused, CLUSTERDOWN, a stale map) until the
+ * replica is promoted, and lands there. The cluster is left with one
+ * master dead and no replica for the promoted one: this test runs last. */
+START_TEST(test_master_killed)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    int slot = sl__cluster_keyslot("kill", 4), m = master_of(slot), replica;
+    const char *argv[] = { "XADD", "{kill}:s", "*", "k", "v" };
+    struct sl_cluster_stats st;
+    struct outcome o;
+    char err[256];
+
+    replica = sl_test_cluster_replica_of(&rig, m);
+    ck_assert_msg(replica >= 0, "master %d has no replica", m);
+    sl_test_redis_kill(&rig.node[m]);
+
+    memset(&o, 0, sizeof(o));
+    ck_assert(sl__cluster_command_keys(cl, 1, 1, SL_CLUSTER_RESEND, on_done, &o, 0, 5, argv,
+                                       NULL, err, sizeof(err)) == 0);
+    ck_assert(run_until(base, &o.done, 60000));
+    ck_assert_msg(o.type == REDIS_REPLY_STRING, "type %d: %s", o.type, o.str);
+    sl__cluster_stats(cl, &st);
+    ck_assert_msg(st.retried >= 1, "retried %lu", st.retried);
+    ck_assert_int_eq(atoi(strrchr(sl__cluster_slot_addr(cl, slot), ':') + 1),
+                     rig.node[replica].port);
     sl__cluster_free(cl);
     sl__config_free(cfg);
     event_base_free(base);
@@ -551,6 +586,7 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_ask_and_tryagain);
     tcase_add_test(tc, test_clusterdown);
     tcase_add_test(tc, test_failover_blocked_read);
+    tcase_add_test(tc, test_master_killed);      /* last: leaves a master dead */
     suite_add_tcase(s, tc);
     return s;
 }

@@ -100,6 +100,59 @@ static int node_ok(struct sl_test_cluster *c, int i)
     return ok;
 }
 
+/* Copies the value of "name:" in an INFO text into buf (up to the end
+ * of its line), or "?" when absent. */
+static const char *info_field(const redisReply *r, const char *name, char *buf, size_t size)
+{
+    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, name) : NULL;
+    size_t n;
+
+    if (p == NULL) {
+        snprintf(buf, size, "?");
+        return buf;
+    }
+    p += strlen(name);
+    n = strcspn(p, "\r\n");
+    snprintf(buf, size, "%.*s", (int)(n < size ? n : size - 1), p);
+    return buf;
+}
+
+/* Prints each node's view (state, slots served, role, replication
+ * link) to stderr: what a test that timed out waiting for the cluster
+ * shows. */
+static void describe(struct sl_test_cluster *c)
+{
+    int i;
+
+    for (i = 0; i < c->n; i++) {
+        redisContext *ctx = sl_test_cluster_connect(c, i);
+        redisReply *a = NULL, *b = NULL;
+        char f[6][32];
+
+        if (ctx == NULL || ctx->err) {
+            fprintf(stderr, "sl_test_cluster: node %d (port %d): unreachable\n", i, c->node[i].port);
+            if (ctx != NULL)
+                redisFree(ctx);
+            continue;
+        }
+        a = redisCommand(ctx, "CLUSTER INFO");
+        b = redisCommand(ctx, "INFO replication");
+        fprintf(stderr, "sl_test_cluster: node %d (port %d): state %s slots_ok %s "
+                "known %s role %s link %s replicas %s\n", i, c->node[i].port,
+                info_field(a, "cluster_state:", f[0], sizeof f[0]),
+                info_field(a, "cluster_slots_ok:", f[1], sizeof f[1]),
+                info_field(a, "cluster_known_nodes:", f[2], sizeof f[2]),
+                info_field(b, "role:", f[3], sizeof f[3]),
+                info_field(b, "master_link_status:", f[4], sizeof f[4]),
+                info_field(b, "connected_slaves:", f[5], sizeof f[5]));
+        if (a != NULL)
+            freeReplyObject(a);
+        if (b != NULL)
+            freeReplyObject(b);
+        redisFree(ctx);
+    }
+}
+
 /* Polls every running node until all say the cluster is whole. */
 int sl_test_cluster_wait_ok(struct sl_test_cluster *c, int timeout_ms)
 {
@@ -113,8 +166,10 @@ int sl_test_cluster_wait_ok(struct sl_test_cluster *c, int timeout_ms)
                 all = node_ok(c, i);
         if (all)
             return 1;
-        if (!sl_test_tick(deadline))
+        if (!sl_test_tick(deadline)) {
+            describe(c);
             return 0;
+        }
     }
 }
 
