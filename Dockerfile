@@ -21,6 +21,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY Makefile ./
 COPY scripts/embed-lua.sh scripts/
+COPY scripts/embed-assets.sh scripts/
 COPY framework/ framework/
 COPY workers/ workers/
 # make install also installs the man page and the bash completion.

@@ -8,6 +8,9 @@
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
+#   make bench-web    the dashboard with 1,000 streams and 1,000,000 dead letters
+#   make browser-test the dashboard in headless chromium (part of make test)
+#   make soak       the payment flow for SOAK_MINUTES (10) at SOAK_RATE (500/s)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
 PKGS      = hiredis libevent libevent_openssl openssl jansson
@@ -64,8 +67,9 @@ SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
 CLUSTER_SRC := $(wildcard tests/cluster/*.c)
+SOAK_SRC := $(wildcard tests/soak/*.c)
 
-FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o
+FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o $(GEN)/web_assets.o
 WK_OBJ   := $(WK_SRC:%.c=$(BUILD)/%.o) $(GEN)/wk_lua.o
 TH_OBJ   := $(TH_SRC:%.c=$(BUILD)/%.o) $(GEN)/th_lua.o
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -74,6 +78,7 @@ SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 CHAOS_OBJ:= $(CHAOS_SRC:%.c=$(BUILD)/%.o)
 CLUSTER_OBJ := $(CLUSTER_SRC:%.c=$(BUILD)/%.o)
+SOAK_OBJ := $(SOAK_SRC:%.c=$(BUILD)/%.o)
 
 LIB      := $(BUILD)/libsluice.a
 BIN      := $(BUILD)/sluice
@@ -82,12 +87,13 @@ UNIT_BIN := $(BUILD)/check_unit
 INT_BIN  := $(BUILD)/check_integration
 BENCH_BIN:= $(BUILD)/sluice-bench
 CHAOS_BIN:= $(BUILD)/sluice-chaos
+SOAK_BIN := $(BUILD)/sluice-soak
 CHECK_BIN:= $(BUILD)/sluice-check
 CLUSTER_BIN := $(BUILD)/check_cluster
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
-	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run clean install \
-	container-test check-prod-bin lua-check check-cycles test-cluster test-cluster-run
+	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run soak soak-run clean install \
+	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run test-cluster test-cluster-run
 
 all: $(BIN) $(LIB)
 
@@ -131,6 +137,13 @@ $(GEN)/th_lua.c: $(TH_LUA) scripts/embed-lua.sh
 	sh scripts/embed-lua.sh test_lua_ $@ $(GEN)/th_lua.h $(TH_LUA)
 $(GEN)/fw_lua.h: $(GEN)/fw_lua.c
 	@:
+# The dashboard's page, script and style (framework/web/), served from memory.
+WEB_ASSETS := framework/web/index.html framework/web/app.js framework/web/app.css
+$(GEN)/web_assets.c: $(WEB_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(GEN)
+	sh scripts/embed-assets.sh sl__web_ $@ $(GEN)/web_assets.h $(WEB_ASSETS)
+$(GEN)/web_assets.h: $(GEN)/web_assets.c
+	@:
 $(GEN)/th_lua.h: $(GEN)/th_lua.c
 	@:
 $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
@@ -138,7 +151,7 @@ $(GEN)/wk_lua.h: $(GEN)/wk_lua.c
 
 # Generated headers exist before anything that may include them compiles;
 # after the first build the .d files name the real dependencies.
-$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h
+$(filter $(BUILD)/framework/%,$(FW_OBJ)): | $(GEN)/fw_lua.h $(GEN)/web_assets.h
 $(filter $(BUILD)/workers/%,$(WK_OBJ)) $(BUILD)/workers/main.o: | $(GEN)/wk_lua.h
 
 # No call cycle between framework files (from nm of each object); the
@@ -194,6 +207,9 @@ test-cluster: test-deps
 test-cluster-run: $(CLUSTER_BIN)
 	$(CLUSTER_BIN)
 
+$(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
 # The invariant checker of docs/payment-flow.md, runnable against any Redis.
 $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
@@ -228,6 +244,12 @@ producers: $(PRODUCER_C) $(PRODUCER_NODE)/node_modules/.package-lock.json
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
+# The dashboard in a real browser: Debian's chromium driven by
+# puppeteer-core (exact version of tests/browser/package-lock.json, npm ci
+# into $(BUILD)/browser/node). Screenshots land in $(BUILD)/browser.
+browser-test: $(TEST_BIN)
+	sh tests/browser/run.sh $(abspath $(TEST_BIN)) $(abspath $(BUILD))/browser/node $(abspath $(BUILD))/browser
+
 # Sanitizer and valgrind reports of every process under test land in
 # REPORTS; the integration runner fails when any is there.
 REPORTS = $(abspath $(BUILD))/reports
@@ -240,6 +262,7 @@ test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHE
 	bash tests/deploy/check.sh $(abspath $(BIN))
 	bash tests/man/check.sh $(abspath $(BIN)) $(BUILD)
 	bash scripts/check-deps.sh
+	$(MAKE) --no-print-directory browser-test
 	@for s in $(CHAOS_SEEDS); do \
 		echo "chaos: seed $$s, $(CHAOS_SECONDS) s"; \
 		CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$$s SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN) || exit 1; \
@@ -282,6 +305,17 @@ bench: deps
 bench-run: $(BIN) $(BENCH_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
 
+# The dashboard at scale: 1,000 streams and a 1,000,000-entry dead-letter
+# stream; the overview's answer time and the memory of `sluice web`,
+# reported, not asserted.
+BENCH_WEB_STREAMS ?= 1000
+BENCH_WEB_DEAD ?= 1000000
+bench-web: deps
+	@$(MAKE) --no-print-directory bench-web-run
+
+bench-web-run: $(BIN)
+	bash tests/bench/web/bench_web.sh $(abspath $(BIN)) $(BENCH_WEB_STREAMS) $(BENCH_WEB_DEAD)
+
 # The peers: installs Debian's python3-redis/hiredis and ruby-sidekiq when
 # missing and BullMQ (exact versions of tests/bench/peers/package-lock.json)
 # with npm ci into $(BUILD)/peers/node, prints the versions, then one row
@@ -303,6 +337,16 @@ chaos: deps
 
 chaos-run: $(TEST_BIN) $(CHAOS_BIN) $(CHECK_BIN)
 	SLUICE_BIN=$(abspath $(TEST_BIN)) $(CHAOS_BIN)
+
+# The long run of tests/soak/soak.c against the production binary; not
+# part of `make test`.
+SOAK_MINUTES ?= 10
+SOAK_RATE ?= 500
+soak: deps
+	@$(MAKE) --no-print-directory soak-run
+
+soak-run: $(BIN) $(SOAK_BIN) $(CHECK_BIN)
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RATE=$(SOAK_RATE) SLUICE_BIN=$(abspath $(BIN)) $(SOAK_BIN)
 
 # Builds the image and runs docker-compose.yml with podman; see the script.
 container-test:

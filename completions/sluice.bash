@@ -46,8 +46,8 @@ _sluice()
 {
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
-    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --after --data --code --older-than"
-    local cmds="run pending stats workers dlq enqueue acl health"
+    local value_opts="-c --config --redis --workers --metrics --idle --count --watch --after --data --code --older-than --listen --stream"
+    local cmds="run pending stats workers dlq enqueue acl web health"
     local common="-c --config --redis --help"
 
     COMPREPLY=()
@@ -64,7 +64,7 @@ _sluice()
             case $w in
             --) dashdash=1; continue ;;
             -c | --config | --redis | --workers | --metrics | --idle | --count | --watch | \
-            --after | --data | --code | --older-than)
+            --after | --data | --code | --older-than | --listen | --stream)
                 ((i++)); continue ;;
             -?*) continue ;;
             esac
@@ -106,6 +106,7 @@ _sluice()
             ;;
         enqueue) opts="$common --json" ;;
         health) opts="$common --metrics" ;;
+        web) opts="$common --listen --allow-writes --stream" ;;
         *) opts="$common" ;;
         esac
         _sluice_reply "$opts" "$cur"

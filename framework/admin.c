@@ -1191,11 +1191,11 @@ static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struc
         json_decref(doc);
         return 1;
     }
-    switch (sl__hb_scan(*cp, worker_cols, (int)SL_NELEM(worker_cols), worker_cmd, worker_seen, doc)) {
+    switch (sl__hb_walk(*cp, worker_cols, (int)SL_NELEM(worker_cols), worker_cmd, worker_seen, doc)) {
     case 0:
         break;
     case -2:
-        fprintf(stderr, "sluice: redis: unexpected reply to SCAN\n");
+        fprintf(stderr, "sluice: redis: unexpected reply to ZRANGE\n");
         /* fall through */
     default:
         json_decref(doc);

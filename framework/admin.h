@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #define SL_MAXPOS 8
+#define SL_MAXSTREAMS 64          /* --stream options of `sluice web` */
 
 /* The command line, split (all pointers borrowed from argv). */
 struct sl_args {
@@ -23,6 +24,10 @@ struct sl_args {
     const char *code;             /* --code CODE (dlq purge: one error code) */
     const char *older_than;       /* --older-than DURATION (dlq purge) */
     int yes;                      /* --yes (dlq purge without a filter) */
+    const char *listen;           /* web: --listen ADDR */
+    int allow_writes;             /* web: --allow-writes */
+    const char *streams[SL_MAXSTREAMS]; /* web: each --stream S */
+    int nstreams;
     int json;                     /* --json */
     int all;                      /* --all */
     int help;                     /* -h, --help */

@@ -19,6 +19,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "admin.h"
+#include "web.h"
 
 #define DEFAULT_CONFIG "config/sluice.json"
 #define SYSTEM_CONFIG "/etc/sluice/sluice.json"
@@ -38,6 +39,7 @@ static const char usage_text[] =
 "  sluice enqueue STREAM TYPE JSON | STREAM - [--json]\n"
 "  sluice health  [--metrics ADDR]\n"
 "  sluice acl\n"
+"  sluice web     [--listen ADDR] [--allow-writes] [--stream S ...]\n"
 "  sluice --help | --version | help COMMAND\n"
 "\n"
 "Every subcommand takes -c FILE and --redis URL\n"
@@ -62,7 +64,10 @@ enum {
     OPT_DATA = 1 << 8,
     OPT_CODE = 1 << 9,
     OPT_OLDER = 1 << 10,
-    OPT_YES = 1 << 11
+    OPT_YES = 1 << 11,
+    OPT_LISTEN = 1 << 12,
+    OPT_ALLOW_WRITES = 1 << 13,
+    OPT_STREAM = 1 << 14
 };
 
 /* The options every subcommand takes, at the end of each usage. */
@@ -218,6 +223,24 @@ static const struct cmd_spec cmds[] = {
       COMMON_OPTS
       "\n"
       "exit codes: 0 printed, 1 failure, 2 usage or configuration error\n" },
+    { "web", OPT_LISTEN | OPT_ALLOW_WRITES | OPT_STREAM,
+      "usage: sluice web [--listen ADDR] [--allow-writes] [--stream S ...]\n"
+      "\n"
+      "Serves the dashboard (docs/dashboard.md): streams, groups, dead letters and\n"
+      "workers, until SIGTERM or SIGINT. It shows the configured workers' streams\n"
+      "plus each --stream. A token for the whole site comes from SLUICE_WEB_TOKEN\n"
+      "or SLUICE_WEB_TOKEN_FILE, never from an argument.\n"
+      "\n"
+      "options:\n"
+      "  --listen ADDR        host:port to serve on (default 127.0.0.1:9122; port 0:\n"
+      "                       any free port, logged as web_listening)\n"
+      "  --allow-writes       allow replay and purge of dead letters (read-only\n"
+      "                       without it)\n"
+      "  --stream S           show stream S too (repeatable, up to 64)\n"
+      COMMON_OPTS
+      "\n"
+      "exit codes: 0 stopped by a signal, 1 runtime failure, 2 usage or\n"
+      "configuration error\n" },
 };
 
 /* Returns the subcommand called name, or NULL. */
@@ -287,6 +310,8 @@ static const struct opt_spec opts[] = {
     { "--json", OPT_JSON, 0 }, { "--all", OPT_ALL, 0 },
     { "--after", OPT_AFTER, 1 }, { "--data", OPT_DATA, 1 }, { "--code", OPT_CODE, 1 },
     { "--older-than", OPT_OLDER, 1 }, { "--yes", OPT_YES, 0 },
+    { "--listen", OPT_LISTEN, 1 }, { "--allow-writes", OPT_ALLOW_WRITES, 0 },
+    { "--stream", OPT_STREAM, 1 },
     { "-h", 0, 0 }, { "--help", 0, 0 }, { "--version", 0, 0 },
 };
 
@@ -394,6 +419,16 @@ static int parse_args(int argc, char **argv, struct sl_args *a, struct parsed *p
             a->older_than = val;
         else if (!strcmp(name, "--yes"))
             a->yes = 1;
+        else if (!strcmp(name, "--listen"))
+            a->listen = val;
+        else if (!strcmp(name, "--allow-writes"))
+            a->allow_writes = 1;
+        else if (!strcmp(name, "--stream")) {
+            if (a->nstreams >= SL_MAXSTREAMS)
+                PARSE_ERROR("more than 64 --stream options at \"%s\"", val);
+            else
+                a->streams[a->nstreams++] = val;
+        }
         else if (!strcmp(name, "--version"))
             a->version = 1;
         else
@@ -615,6 +650,17 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
             rc = usage_error_for(spec, "acl takes no arguments, got \"%s\"", a.pos[1]);
         else
             rc = sl__acl(cfg, registry);
+    } else if (strcmp(cmd, "web") == 0) {
+        int k;
+        rc = 0;
+        for (k = 0; k < a.nstreams && rc == 0; k++)
+            if (a.streams[k][0] == '\0' || strlen(a.streams[k]) > SL_NAME_MAX)
+                rc = usage_error_for(spec, "--stream \"%s\": expected a stream name of 1 to 200 bytes",
+                                     a.streams[k]);
+        if (rc == 0 && a.npos != 1)
+            rc = usage_error_for(spec, "web takes no arguments, got \"%s\"", a.pos[1]);
+        else if (rc == 0)
+            rc = sl__web_run(cfg, a.listen, a.allow_writes, a.streams, (size_t)a.nstreams);
     } else if (strcmp(cmd, "health") == 0) {
         if (a.npos != 1)
             rc = usage_error_for(spec, "health takes no arguments, got \"%s\"", a.pos[1]);

@@ -43,6 +43,7 @@ static const struct sl_tunables builtin_tunables = {
     .handler_timeout_ms = 60000,
     .shutdown_timeout_ms = 10000,
     .message_ttl_ms = 0,
+    .idempotency_retention_ms = 0,
     .max_payload_bytes = 1048576,
     .trim = SL_TRIM_ACKED,
     .dead_letter_max_len = 0,
@@ -206,6 +207,7 @@ static const struct tunable_def tunable_defs[] = {
     { "shutdown_timeout_ms", offsetof(struct sl_tunables, shutdown_timeout_ms), 0, MS_MAX },
     { "message_ttl_ms",      offsetof(struct sl_tunables, message_ttl_ms),      0, TTL_MAX },
     { "max_payload_bytes",   offsetof(struct sl_tunables, max_payload_bytes),   1, 536870912 },
+    { "idempotency_retention_ms", offsetof(struct sl_tunables, idempotency_retention_ms), 0, TTL_MAX },
     /* Dead-letter retention, applied by the housekeeping (trim.c). */
     { "dead_letter_max_len", offsetof(struct sl_tunables, dead_letter_max_len), 0, LLONG_MAX },
     { "dead_letter_max_age_ms", offsetof(struct sl_tunables, dead_letter_max_age_ms), 0, TTL_MAX },
@@ -392,7 +394,7 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
 }
 
 /* Loads the "metrics" object: "listen" is "host:port", or null to turn
- * the HTTP endpoint off. Returns 0 or -1. */
+ * the HTTP endpoint off; "dashboard" a boolean. Returns 0 or -1. */
 static int load_metrics(struct loader *ld, json_t *obj, struct sl_config *cfg)
 {
     const char *key;
@@ -403,6 +405,14 @@ static int load_metrics(struct loader *ld, json_t *obj, struct sl_config *cfg)
         return fail(ld, 0, "expected an object");
     json_object_foreach(obj, key, v) {
         push_key(ld, key);
+        if (strcmp(key, "dashboard") == 0) {
+            /* The dashboard's pages, read-only, on the same listener. */
+            if (!json_is_boolean(v))
+                return fail(ld, 0, "expected true or false");
+            cfg->metrics_dashboard = json_is_true(v);
+            pop(ld);
+            continue;
+        }
         if (strcmp(key, "listen") != 0)
             return fail(ld, 1, "unknown key");
         if (json_is_null(v)) {

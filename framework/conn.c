@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <event2/event.h>
 #include <hiredis.h>
 #include "internal.h"
@@ -42,6 +43,7 @@ struct sl_conn {
     char password[256];           /* the password AUTH was sent with, for redacting its reply */
     long long connect_timeout_ms; /* deadline of the connect phase, ms */
     long long command_timeout_ms; /* default reply deadline, ms */
+    uint64_t due_us;              /* when the armed deadline falls due (monotonic us), 0 when disarmed */
     int inflight;                 /* commands awaiting a reply */
     int ready;                    /* connected, authenticated, db selected */
     int closing;                  /* we are freeing the context ourselves */
@@ -68,6 +70,15 @@ static struct cmd *cmd_get(struct sl_conn *c)
     return malloc(sizeof(*k));
 }
 
+/* Returns the monotonic clock in microseconds. */
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* Re-arms the deadline for the oldest outstanding reply, or disarms it. */
 static void arm(struct sl_conn *c, long long ms)
 {
@@ -75,10 +86,12 @@ static void arm(struct sl_conn *c, long long ms)
 
     if (c->inflight <= 0 && !c->setup_pending && c->ready) {
         event_del(c->deadline);
+        c->due_us = 0;
         return;
     }
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
+    c->due_us = now_us() + (uint64_t)ms * 1000u;
     event_add(c->deadline, &tv);
 }
 
@@ -445,6 +458,7 @@ void sl__conn_close(struct sl_conn *c)
     c->ready = 0;
     c->setup_pending = 0;
     event_del(c->deadline);
+    c->due_us = 0;
     event_del(c->setup_ev);
     if (l == NULL)
         return;
@@ -464,6 +478,36 @@ void sl__conn_flush(struct sl_conn *c)
     if (c == NULL || c->link == NULL || c->closing)
         return;
     sl__link_flush(c->link);
+}
+
+/* Tells the connection that its loop could not run for `us`
+ * microseconds (the owner ran a handler that blocked): a deadline counts
+ * only time in which the loop could have read the reply, so the armed one
+ * moves that much later. Without this, a handler blocking longer than
+ * command_timeout_ms expired the deadline of a command sent before it
+ * (often not even written yet), and the connection was dropped as if
+ * Redis had hung. What is left of the deadline after the move may be 0:
+ * the loop then reads whatever arrived before it gives up, since libevent
+ * runs the socket's callback, which re-arms, before the expired timer. */
+void sl__conn_stalled(struct sl_conn *c, uint64_t us)
+{
+    uint64_t now;
+    struct timeval tv;
+
+    if (c == NULL)
+        return;
+    /* libevent counts a timer from the time it cached when this turn of
+     * the loop began, which is `us` old now: refreshed, the deadlines
+     * armed from here on count from the present. */
+    event_base_update_cache_time(c->base);
+    if (c->due_us == 0 || !event_pending(c->deadline, EV_TIMEOUT, NULL))
+        return;
+    c->due_us += us;
+    now = now_us();
+    us = c->due_us > now ? c->due_us - now : 0;
+    tv.tv_sec = (time_t)(us / 1000000u);
+    tv.tv_usec = (suseconds_t)(us % 1000000u);
+    event_add(c->deadline, &tv);
 }
 
 /* Returns 1 when commands can be sent. */

@@ -4,6 +4,7 @@
 #define SL_CONN_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <hiredis.h>
 
 struct event_base;
@@ -32,6 +33,9 @@ int sl__conn_vcommand_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
 int sl__conn_command_raw(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                          long long timeout_ms, const char *cmd, size_t len);
 void sl__conn_flush(struct sl_conn *c);
+/* The loop was blocked for us microseconds: the armed deadline moves
+ * later by that much (conn.c). */
+void sl__conn_stalled(struct sl_conn *c, uint64_t us);
 void sl__conn_close(struct sl_conn *c);
 int sl__conn_ready(const struct sl_conn *c);
 int sl__conn_inflight(const struct sl_conn *c);

@@ -44,6 +44,7 @@ void sl__ctx_reset(struct sl_ctx *ctx)
     if (ctx == NULL)
         return;
     ctx->err[0] = '\0';
+    ctx->retry_after_ms = 0;
     ctx->dead_trim_fields = 0;
     ctx->dropped_fields = 0;
     ctx->data_left = 0;
@@ -281,4 +282,14 @@ int sl_ctx_effect(struct sl_ctx *ctx, const struct sl_script *script,
 const char *sl_ctx_error(const struct sl_ctx *ctx)
 {
     return ctx != NULL ? ctx->err : "";
+}
+
+/* Records the least delay of the entry's retry (see sluice.h). The bound
+ * is the configuration's bound for every duration (MS_MAX there). */
+int sl_ctx_retry_after(struct sl_ctx *ctx, long long ms)
+{
+    if (ctx == NULL || ms < 0 || ms > 604800000LL)
+        return SL_EINVAL;
+    ctx->retry_after_ms = ms;
+    return 0;
 }

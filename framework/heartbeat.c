@@ -1,19 +1,24 @@
 /* heartbeat.c -- the heartbeat key (see heartbeat.h): its name, its TTL,
- * what a beat writes, and the walk over every heartbeat that `sluice
- * stats` and `sluice workers` make.
+ * what a beat writes, and the walk over every heartbeat, through the
+ * registry, that `sluice stats` and `sluice workers` make.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "heartbeat.h"
 
-#define SCAN_COUNT "500"          /* keys asked for per SCAN call */
-#define MAX_FIELDS 16             /* fields one sl__hb_scan() call may ask for */
+#define MAX_FIELDS 16             /* fields one sl__hb_walk() call may ask for */
 
 /* Writes "sluice:worker:<consumer>". */
 int sl__hb_key(char *buf, size_t size, const char *consumer)
 {
     return snprintf(buf, size, "%s%s", SL_HB_PREFIX, consumer);
+}
+
+/* Writes "sluice:rate:<stream>:<group>". */
+int sl__rate_key(char *buf, size_t size, const char *stream, const char *group)
+{
+    return snprintf(buf, size, "%s%s:%s", SL_RATE_PREFIX, stream, group);
 }
 
 /* Returns what follows the prefix, or NULL. */
@@ -30,7 +35,7 @@ long long sl__hb_ttl_ms(long long heartbeat_ms)
     return 3 * heartbeat_ms;
 }
 
-/* Fills the HSET and PEXPIRE of one beat (see heartbeat.h). */
+/* Fills the HSET, PEXPIRE and ZADD of one beat (see heartbeat.h). */
 void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *host,
                  const char *handler, const char *stream, const char *group,
                  long long heartbeat_ms, int full, uint64_t started_ms,
@@ -41,6 +46,8 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
     sl__hb_key(b->key, sizeof(b->key), consumer);
     snprintf(b->pid, sizeof(b->pid), "%ld", pid);
     snprintf(b->ttl, sizeof(b->ttl), "%lld", sl__hb_ttl_ms(heartbeat_ms));
+    snprintf(b->expiry, sizeof(b->expiry), "%llu",
+             (unsigned long long)sl__wall_ms() + (unsigned long long)sl__hb_ttl_ms(heartbeat_ms));
     b->hset[n++] = "HSET";
     b->hset[n++] = b->key;
     b->hset[n++] = "pid";
@@ -71,55 +78,57 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
     b->pexpire[0] = "PEXPIRE";
     b->pexpire[1] = b->key;
     b->pexpire[2] = b->ttl;
+    b->zadd[0] = "ZADD";
+    b->zadd[1] = SL_HB_REGISTRY;
+    b->zadd[2] = b->expiry;
+    b->zadd[3] = consumer;
 }
 
-/* Walks every heartbeat (see heartbeat.h). */
-int sl__hb_scan(struct sl_sync *c, const char *const *fields, int nfields,
+/* Walks every live heartbeat through the registry (see heartbeat.h).
+ * A name whose key is gone (expired or deleted since) is skipped: the
+ * key, not the registry, says who lives. It only reads, so an operator's
+ * read-only account can run `stats` and `workers`; the janitor drops the
+ * stale names. */
+int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg)
 {
-    char cursor[32] = "0";
+    char key[SL_HB_KEYLEN];
+    const char *list[] = { "ZRANGE", SL_HB_REGISTRY, "0", "-1" };
     const char *hm[2 + MAX_FIELDS];
+    redisReply *r;
     size_t i;
     int k;
 
     SL_ASSERT(nfields > 0 && nfields <= MAX_FIELDS);
     hm[0] = "HMGET";
+    hm[1] = key;
     for (k = 0; k < nfields; k++)
         hm[2 + k] = fields[k];
-    do {
-        const char *scan[] = { "SCAN", cursor, "MATCH", SL_HB_PREFIX "*", "COUNT", SCAN_COUNT };
-        redisReply *r = run(c, 6, scan, arg);
-
-        if (r == NULL)
-            return -1;
-        /* [next cursor, [key...]]: anything else would leave the cursor
-         * unchanged, so stop instead of scanning for ever. */
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            return -2;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        for (i = 0; i < r->element[1]->elements; i++) {
-            const redisReply *kr = r->element[1]->element[i];
-            const char *consumer;
-            redisReply *h;
-            int stop;
-
-            if (kr->type != REDIS_REPLY_STRING || (size_t)kr->len != strlen(kr->str) ||
-                (consumer = sl__hb_consumer(kr->str)) == NULL)
-                continue;       /* not a name a C string can pass */
-            hm[1] = kr->str;
-            if ((h = run(c, 2 + nfields, hm, arg)) == NULL)
-                continue;       /* reported; a broken connection fails the next SCAN */
-            stop = visit(consumer, strlen(consumer), h, arg);
-            freeReplyObject(h);
-            if (stop != 0) {
-                freeReplyObject(r);
-                return 0;
-            }
-        }
+    if ((r = run(c, 4, list, arg)) == NULL)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+        return -2;
+    }
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *m = r->element[i];
+        redisReply *h;
+        size_t j, live = 0;
+        int stop;
+
+        if (m->type != REDIS_REPLY_STRING || (size_t)m->len != strlen(m->str) ||
+            (size_t)sl__hb_key(key, sizeof(key), m->str) >= sizeof(key))
+            continue;       /* not a name a C string can pass, or too long for a key */
+        if ((h = run(c, 2 + nfields, hm, arg)) == NULL)
+            continue;       /* reported; a broken connection fails the caller's next command */
+        for (j = 0; h->type == REDIS_REPLY_ARRAY && j < h->elements; j++)
+            live += h->element[j]->type != REDIS_REPLY_NIL;
+        stop = h->type == REDIS_REPLY_ARRAY && live == 0 ? 0 :
+               visit(m->str, strlen(m->str), h, arg);
+        freeReplyObject(h);
+        if (stop != 0)
+            break;
+    }
+    freeReplyObject(r);
     return 0;
 }

@@ -4,7 +4,16 @@
  * process is busy in a handler), expiring after 3 x heartbeat_ms, or
  * deleted by a graceful stop (release.lua, fenced by pid and host); read by
  * the supervisor's start check and janitor, `sluice stats`, `sluice
- * workers` and `sluice health`. */
+ * workers` and `sluice health`.
+ *
+ * Every beat also scores the consumer in the registry "sluice:workers", a
+ * sorted set of consumer names by expiry (ms since the epoch, the
+ * writer's clock), so that whoever lists the live workers reads that set
+ * instead of scanning the keyspace for heartbeat keys: a SCAN walks every
+ * key of the database, and blocks Redis while it does, to find a handful.
+ * release.lua removes the name with the key; a name whose worker died
+ * stays until the supervisor's janitor drops it, SL_HB_STALE_MS after its
+ * expiry (readers skip it meanwhile: its key is gone). */
 #ifndef SL_HEARTBEAT_H
 #define SL_HEARTBEAT_H
 
@@ -14,6 +23,24 @@
 
 #define SL_HB_PREFIX "sluice:worker:" /* the key is this plus the consumer name */
 #define SL_HB_KEYLEN 400          /* room for the prefix and any consumer name sluice makes */
+#define SL_HB_REGISTRY "sluice:workers" /* sorted set: consumer name -> expiry, ms */
+#define SL_HB_STALE_MS 60000      /* a registry entry this far past its expiry is
+                                     dropped: far beyond any TTL, so that a
+                                     writer whose clock is behind the reader's
+                                     is not dropped while it lives (and it
+                                     would be back at its next beat) */
+
+/* The rate samples: "sluice:rate:<stream>:<group>", a stream with one
+ * entry per RATE_GAP of the group's own counters (framework/lua/rate.lua),
+ * added by the supervisors' housekeeping and read by `sluice stats`. */
+#define SL_RATE_PREFIX "sluice:rate:"
+#define SL_RATE_GAP_MS 4500       /* no sample when the newest is younger: the
+                                     housekeeping period is 5 s */
+#define SL_RATE_MAXLEN 800        /* samples kept (MAXLEN ~): over an hour */
+
+/* Writes the rate key of stream and group into buf. Returns the length it
+ * needed (cut to fit like snprintf). */
+int sl__rate_key(char *buf, size_t size, const char *stream, const char *group);
 
 /* Writes the heartbeat key of `consumer` into buf. Returns the length it
  * needed (cut to fit like snprintf). */
@@ -36,21 +63,24 @@ struct sl_hb {
     char processed[24];           /* entries decided by the process */
     char failed[24];              /* attempts that failed */
     char ttl[24];                 /* sl__hb_ttl_ms() as text */
+    char expiry[24];              /* now + ttl, ms since the epoch, as text */
     const char *hset[20];         /* HSET key field value... */
     int nhset;                    /* arguments in hset */
     const char *pexpire[3];       /* PEXPIRE key ttl */
+    const char *zadd[4];          /* ZADD sluice:workers expiry consumer */
 };
 
 /* Fills b for one beat of `consumer` (pid, host, handler, stream and
- * group borrowed until the commands are sent). `full` (the worker's own
- * beat) adds started_at, last_beat, processed and failed; the
+ * group borrowed until the commands are sent): the HSET, the PEXPIRE and
+ * the ZADD into the registry, sent in that order. `full` (the worker's
+ * own beat) adds started_at, last_beat, processed and failed; the
  * supervisor's keep-alive sets the identity fields only. */
 void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *host,
                  const char *handler, const char *stream, const char *group,
                  long long heartbeat_ms, int full, uint64_t started_ms,
                  uint64_t processed, uint64_t failed);
 
-/* Runs one command for sl__hb_scan(): returns the reply (new), or NULL
+/* Runs one command for sl__hb_walk(): returns the reply (new), or NULL
  * after the runner reported a failure. */
 typedef redisReply *sl_hb_run(struct sl_sync *c, int argc, const char **argv, void *arg);
 
@@ -59,11 +89,12 @@ typedef redisReply *sl_hb_run(struct sl_sync *c, int argc, const char **argv, vo
  * Returns 0 to go on. */
 typedef int sl_hb_visit(const char *consumer, size_t len, const redisReply *fields, void *arg);
 
-/* Visits every heartbeat (SCAN MATCH, then HMGET of `fields` per key)
- * on c through `run`. Returns 0; -1 when a SCAN failed (reported by the
- * runner); -2 when SCAN gave an unexpected reply (not reported: a cursor
- * that cannot be read would scan for ever, so the walk stops). */
-int sl__hb_scan(struct sl_sync *c, const char *const *fields, int nfields,
+/* Visits every live heartbeat on c through `run`: reads the registry
+ * (ZRANGE), then HMGET of `fields` per name, and visits those whose
+ * heartbeat key exists. That is 1 + workers commands, whatever else the
+ * database holds. Returns 0; -1 when ZRANGE failed (reported by the
+ * runner); -2 when it gave an unexpected reply (not reported). */
+int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg);
 
 #endif /* SL_HEARTBEAT_H */

@@ -39,6 +39,8 @@ struct sl_tunables {
     long long handler_timeout_ms; /* a handler running longer is killed, ms */
     long long shutdown_timeout_ms;/* graceful stop budget, ms */
     long long message_ttl_ms;     /* 0 = none; older entries are "expired", ms */
+    long long idempotency_retention_ms; /* 0 = forever; how long fingerprints of
+                                     finished work are kept, ms */
     long long max_payload_bytes;  /* largest accepted `data`, bytes */
     int trim;                     /* SL_TRIM_ACKED or SL_TRIM_NONE */
     long long dead_letter_max_len;    /* keep at most this many dead letters; 0 = all */
@@ -97,6 +99,7 @@ struct sl_config {
     struct sl_worker_conf *workers; /* array of nworkers (owned) */
     size_t nworkers;
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
+    int metrics_dashboard;        /* 1: the dashboard's pages (read-only) on that listener */
     char *password_file;          /* redis.password_file (owned), NULL when none */
     char *cluster_nodes;          /* redis.cluster_nodes joined, "h:p,h:p" (owned), NULL: standalone */
     struct sl_tls tls;            /* redis.tls_* (used for rediss:// URLs) */
@@ -227,6 +230,7 @@ int sl__acl(const struct sl_config *cfg, const struct sl_handler *const *registr
 /* A synchronous connection: the connection of conn.c on a private event
  * loop, each call sending one command and running that loop until the
  * reply or the deadline. */
+struct sl_sync_pend;
 struct sl_sync {
     struct event_base *base;      /* the private loop (owned) */
     struct sl_conn *conn;         /* the connection (owned) */
@@ -236,6 +240,8 @@ struct sl_sync {
     int done;                     /* the awaited callback ran */
     int lost;                     /* the connection was lost */
     int ready;                    /* the connection is set up */
+    struct sl_sync_pend *head;    /* appended commands whose replies are unread, oldest first */
+    struct sl_sync_pend *tail;    /* the newest of them */
 };
 
 /* Connects with the configured timeouts, AUTH and SELECT, then PINGs (so
@@ -257,6 +263,16 @@ struct redisReply *sl__sync_argv(struct sl_sync *s, int argc, const char **argv,
 
 /* The same with a hiredis format string ("XLEN %s"). */
 struct redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...);
+
+/* Pipelining: sends one command without waiting (argvlen may be NULL).
+ * Its reply is read, in the order the commands were appended, by
+ * sl__sync_get_reply(). Returns 0, or -1 with s->err set. */
+int sl__sync_append(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen);
+
+/* Waits for the reply of the oldest appended command not read yet.
+ * Returns it (new: freeReplyObject), or NULL with s->err set (the
+ * connection broke, the reply timed out, or nothing was appended). */
+struct redisReply *sl__sync_get_reply(struct sl_sync *s);
 
 /* Closes and frees s. Accepts NULL. */
 void sl__sync_free(struct sl_sync *s);
@@ -367,6 +383,7 @@ struct sl_ctx {
     size_t *offs;                 /* start of each key/argument in buf (owned) */
     size_t offcap;                /* entries allocated in offs */
     char type[SL_TYPELEN];        /* the entry's `type`, NUL-terminated; "" until sl__msg_prepare() copies it */
+    long long retry_after_ms;     /* sl_ctx_retry_after(): least delay of a retry, ms; 0 when none */
 };
 
 /* Returns a context for handler h (borrowed, must outlive it), or NULL.

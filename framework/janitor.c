@@ -1,6 +1,7 @@
 /* janitor.c -- removes consumers that have no heartbeat and nothing
  * pending, in slices, on a connection of its own (see struct
- * sl_janitor), with janitor.lua.
+ * sl_janitor), with janitor.lua; and, on the same connection, adds each
+ * group's rate sample (rate.lua) every housekeeping period.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +17,9 @@
 #include "heartbeat.h"
 
 #define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
+#define EXPIRE_COUNT 2000         /* records one expire.lua call forgets at most */
+#define EXPIRE_CALLS 5            /* expire.lua calls per housekeeping period */
+#define SL_FP_EXPIRY "sluice:fp:expiry" /* the stream of fingerprints due to expire */
 
 /* One group a janitor pass goes through. Copies: a reload may free the
  * configuration while the pass runs. */
@@ -348,8 +352,90 @@ static void jan_on_lost(struct sl_conn *c, void *arg)
     jan_end_pass(j);
 }
 
+/* Reply to a rate sample or an expiry call: nothing to do but report a
+ * failure (a key of another type is skipped by the scripts themselves).
+ * Touches no janitor state, so it may come after the janitor was freed. */
+static void jan_on_rate(struct sl_conn *c, redisReply *r, void *arg)
+{
+    (void)c;
+    (void)arg;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        sl__log(SL_LOG_DEBUG, "housekeeping_failed", "error=%s", sl__logq(r->str));
+}
+
+/* Sends one rate.lua call per configured stream and group, pipelined on
+ * the janitor's connection, without waiting for the replies: the
+ * supervisor's loop never blocks on them. The script is sent whole
+ * (EVAL): a few hundred bytes every period spares the NOSCRIPT dance. */
+static void jan_sample_rates(struct sl_janitor *j)
+{
+    const struct sl_config *cfg = j->p->cfg;
+    const struct sl_lua *l = sl__script(SL_SCRIPT_RATE);
+    char key[600], gap[24], maxlen[24];
+    size_t i, k;
+
+    snprintf(gap, sizeof(gap), "%d", SL_RATE_GAP_MS);
+    snprintf(maxlen, sizeof(maxlen), "%d", SL_RATE_MAXLEN);
+    for (i = 0; i < cfg->nworkers; i++) {
+        const struct sl_worker_conf *wc = &cfg->workers[i];
+        const char *argv[] = { "EVAL", l->src, "2", key, wc->stream, wc->group, gap, maxlen };
+
+        for (k = 0; k < i; k++)
+            if (strcmp(cfg->workers[k].stream, wc->stream) == 0 &&
+                strcmp(cfg->workers[k].group, wc->group) == 0)
+                break;
+        if (k < i || (size_t)sl__rate_key(key, sizeof(key), wc->stream, wc->group) >= sizeof(key))
+            continue;
+        if (sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0)
+            return;
+    }
+}
+
+/* Sends up to EXPIRE_CALLS expire.lua calls (pipelined, replies not
+ * waited for) when the configuration keeps fingerprints for a limited
+ * time: the longest idempotency_retention_ms of its workers, so that no
+ * fingerprint goes before its own worker's retention. Each call handles
+ * at most EXPIRE_COUNT records, so Redis serves other clients between
+ * them. */
+static void jan_expire(struct sl_janitor *j)
+{
+    const struct sl_config *cfg = j->p->cfg;
+    const struct sl_lua *l = sl__script(SL_SCRIPT_EXPIRE);
+    long long keep = 0;
+    char ret[24], count[24];
+    size_t i;
+    int k;
+
+    for (i = 0; i < cfg->nworkers; i++)
+        if (cfg->workers[i].t.idempotency_retention_ms > keep)
+            keep = cfg->workers[i].t.idempotency_retention_ms;
+    if (keep <= 0)
+        return;
+    snprintf(ret, sizeof(ret), "%lld", keep);
+    snprintf(count, sizeof(count), "%d", EXPIRE_COUNT);
+    for (k = 0; k < EXPIRE_CALLS; k++) {
+        const char *argv[] = { "EVAL", l->src, "1", SL_FP_EXPIRY, ret, count };
+        if (sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0)
+            return;
+    }
+}
+
+/* Drops the registry's names that expired SL_HB_STALE_MS ago (workers
+ * that died without a graceful stop), so that names of hosts gone for
+ * good (containers) do not pile up when nobody runs `stats`. */
+static void jan_drop_stale(struct sl_janitor *j)
+{
+    char stale[32];
+    const char *argv[] = { "ZREMRANGEBYSCORE", SL_HB_REGISTRY, "-inf", stale };
+
+    snprintf(stale, sizeof(stale), "(%llu", (unsigned long long)(sl__wall_ms() - SL_HB_STALE_MS));
+    sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL);
+}
+
 /* Starts a janitor pass over every configured group, unless the last one
- * is still going. Returns 0, or -1 when out of memory. */
+ * is still going, and takes the groups' rate samples, expires old
+ * fingerprints and drops stale registry names when the connection is up.
+ * Returns 0, or -1 when out of memory. */
 int sl__janitor_start(struct sl_pool *p)
 {
     struct sl_janitor *j = p->janitor;
@@ -366,6 +452,11 @@ int sl__janitor_start(struct sl_pool *p)
             return -1;
         }
         p->janitor = j;
+    }
+    if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping) {
+        jan_sample_rates(j);
+        jan_expire(j);
+        jan_drop_stale(j);
     }
     if (j->groups != NULL)
         return 0;

@@ -58,6 +58,7 @@
 #include <event2/util.h>
 #include "internal.h"
 #include "pool.h"
+#include "web.h"
 
 #define HTTP_MAX_CONNS 64         /* open connections at most */
 #define HTTP_REQUEST_MS 10000     /* to deliver each request (header timeout, idle timeout) */
@@ -69,6 +70,7 @@
 
 #define WAIT_METRICS 1            /* a GET /metrics waits for the snapshot */
 #define WAIT_HEALTHZ 2            /* a GET /healthz waits for the snapshot */
+#define WAIT_WEB 3                /* a dashboard request waits for the snapshot (web.c) */
 
 /* One accepted connection. evhttp owns the connection; this record
  * follows it from evhttp's bufferevent factory (on_new_conn), the only
@@ -362,8 +364,8 @@ static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 }
 
 /* Marks the connection of req as having delivered a request now, which
- * starts its next request deadline. */
-static void conn_request_seen(struct sl_http *h, struct evhttp_request *req)
+ * starts its next request deadline (see web.h). */
+void sl__http_seen(struct sl_http *h, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct http_conn *c;
@@ -432,8 +434,8 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
  * headers a GET would, Content-Length included, and no body: evhttp 2.1
  * would send the body after the headers of a HEAD reply, which the client
  * then reads as the start of its next response. */
-static void send_reply(struct evhttp_request *req, int code, const char *reason,
-                       struct evbuffer *b)
+void sl__http_send(struct evhttp_request *req, int code, const char *reason,
+                   struct evbuffer *b)
 {
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && b != NULL) {
         char n[24];
@@ -451,7 +453,7 @@ static int refuse_method(struct sl_pool *p, struct evhttp_request *req)
 {
     struct evbuffer *b;
 
-    conn_request_seen(p->http_state, req);
+    sl__http_seen(p->http_state, req);
     if (evhttp_request_get_command(req) & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD))
         return 0;
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
@@ -595,7 +597,7 @@ static void answer_metrics(struct sl_pool *p, struct evhttp_request *req)
     pool_families(p, b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
-    send_reply(req, 200, "OK", b);
+    sl__http_send(req, 200, "OK", b);
     evbuffer_free(b);
     free(vals);
 }
@@ -622,6 +624,8 @@ static void answer_healthz(struct sl_pool *p, struct evhttp_request *req)
         code = 503;
     }
     for (i = 0; i < p->nchildren && code == 200; i++) {
+        if (p->children[i].changing_hands)
+            continue;           /* a reload is moving its name: not down */
         if ((why = child_down(&p->children[i])) != NULL) {
             evbuffer_add_printf(b, "child %s %s\n", p->children[i].consumer, why);
             code = 503;
@@ -637,7 +641,7 @@ static void answer_healthz(struct sl_pool *p, struct evhttp_request *req)
     if (code == 200)
         evbuffer_add_printf(b, "ok\n");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
-    send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", b);
+    sl__http_send(req, code, code == 200 ? "OK" : "Service Unavailable", b);
     evbuffer_free(b);
 }
 
@@ -646,6 +650,8 @@ static void answer(struct sl_pool *p, struct evhttp_request *req, int kind)
 {
     if (kind == WAIT_METRICS)
         answer_metrics(p, req);
+    else if (kind == WAIT_WEB && p->web_answer != NULL)
+        p->web_answer(p, req);   /* set by web.c, which calls metrics.c: no call back */
     else
         answer_healthz(p, req);
 }
@@ -671,6 +677,14 @@ static void defer(struct sl_pool *p, struct evhttp_request *req, int kind)
             return;
         }
     answer(p, req, kind);
+}
+
+/* A dashboard request (web.c) that needs the snapshot's documents: waits
+ * for the next one like /metrics. */
+void sl__metrics_defer_web(struct sl_pool *p, struct evhttp_request *req)
+{
+    p->snap.web_wanted = 1;
+    defer(p, req, WAIT_WEB);
 }
 
 /* GET /metrics: waits for the snapshot. */
@@ -720,19 +734,19 @@ void sl__metrics_answer(struct sl_pool *p)
 /* ------------------------------------------------------------------ */
 
 /* Applies the limits of the file comment to a new evhttp and creates the
- * state that enforces the rest. Returns the state (new: free_state), or
- * NULL when out of memory. */
-static struct sl_http *limits_new(struct sl_pool *p)
+ * state that enforces the rest (also for the dashboard's own listener,
+ * see web.h). Returns the state (new: sl__http_limits_free), or NULL
+ * when out of memory. */
+struct sl_http *sl__http_limits_new(struct event_base *base, struct evhttp *http)
 {
     struct sl_http *h = calloc(1, sizeof(*h));
     struct timeval sweep = { 0, HTTP_SWEEP_MS * 1000 };
 
     if (h == NULL)
         return NULL;
-    h->p = p;
-    h->resume_ev = evtimer_new(p->base, on_accept_resume, h);
-    h->sweep_ev = event_new(p->base, -1, EV_PERSIST, on_sweep, h);
-    h->resolve_ev = event_new(p->base, -1, 0, on_resolve, h);
+    h->resume_ev = evtimer_new(base, on_accept_resume, h);
+    h->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, h);
+    h->resolve_ev = event_new(base, -1, 0, on_resolve, h);
     if (h->resume_ev == NULL || h->sweep_ev == NULL || h->resolve_ev == NULL ||
         event_add(h->sweep_ev, &sweep) < 0) {
         if (h->resume_ev != NULL)
@@ -747,20 +761,20 @@ static struct sl_http *limits_new(struct sl_pool *p)
     /* Every method reaches the callbacks, which answer 405 to all but GET
      * and HEAD: a method evhttp refuses itself gets 501 Not Implemented,
      * which tells a client the server lacks the method altogether. */
-    evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(p->http, HTTP_MAX_HEADERS);
-    evhttp_set_max_body_size(p->http, HTTP_MAX_BODY);
-    evhttp_set_timeout(p->http, HTTP_IO_TIMEOUT_S);
-    evhttp_set_bevcb(p->http, on_new_conn, h);
+    evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+    evhttp_set_max_body_size(http, HTTP_MAX_BODY);
+    evhttp_set_timeout(http, HTTP_IO_TIMEOUT_S);
+    evhttp_set_bevcb(http, on_new_conn, h);
     return h;
 }
 
 /* Frees the state. Called after evhttp_free, whose close callbacks have
  * emptied the list of resolved records; none is pending (see
- * sl__metrics_stop), but any left is freed. */
-static void free_state(struct sl_http *h)
+ * sl__metrics_stop), but any left is freed. NULL is ignored. */
+void sl__http_limits_free(struct sl_http *h)
 {
     if (h == NULL)
         return;
@@ -781,8 +795,6 @@ int sl__metrics_start(struct sl_pool *p)
     char host[256];
     const char *colon;
     struct evhttp_bound_socket *s;
-    struct sockaddr_storage ss;
-    ev_socklen_t len = sizeof(ss);
     int port;
 
     if (listen == NULL || *listen == '\0')
@@ -798,7 +810,7 @@ int sl__metrics_start(struct sl_pool *p)
     p->http = evhttp_new(p->base);
     if (p->http == NULL)
         return -1;
-    p->http_state = limits_new(p);
+    p->http_state = sl__http_limits_new(p->base, p->http);
     if (p->http_state == NULL) {
         fprintf(stderr, "sluice: metrics.listen \"%s\": out of memory\n", listen);
         evhttp_free(p->http);
@@ -813,20 +825,42 @@ int sl__metrics_start(struct sl_pool *p)
         sl__metrics_stop(p);
         return -1;
     }
-    p->http_state->lev = evhttp_bound_socket_get_listener(s);
-    the_http = p->http_state;
-    evconnlistener_set_error_cb(p->http_state->lev, on_accept_error);
+    p->http_state->p = p;
+    port = sl__http_limits_listen(p->http_state, s, port);
     p->http_fd = evhttp_bound_socket_get_fd(s);
-    if (getsockname(p->http_fd, (struct sockaddr *)&ss, &len) == 0) {
-        p->http_state->family = ss.ss_family;
+    sl__log(SL_LOG_INFO, "metrics_listening", "addr=%s:%d", host, port);
+    return 0;
+}
+
+/* Puts the listener of bound socket s under h's limits (the accept
+ * pause) and notes its family and port for sl__metrics_child_close.
+ * Returns the port s listens on (`port` when it cannot be read). */
+int sl__http_limits_listen(struct sl_http *h, struct evhttp_bound_socket *s, int port)
+{
+    struct sockaddr_storage ss;
+    ev_socklen_t len = sizeof(ss);
+
+    h->lev = evhttp_bound_socket_get_listener(s);
+    the_http = h;
+    evconnlistener_set_error_cb(h->lev, on_accept_error);
+    if (getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss, &len) == 0) {
+        h->family = ss.ss_family;
         if (ss.ss_family == AF_INET)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         else if (ss.ss_family == AF_INET6)
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
-    p->http_state->port = port;
-    sl__log(SL_LOG_INFO, "metrics_listening", "addr=%s:%d", host, port);
-    return 0;
+    h->port = port;
+    return port;
+}
+
+/* Completes the connection records evhttp has built (see
+ * resolve_pending); before evhttp_free, which would not release the
+ * reference a pending record holds. */
+void sl__http_resolve(struct sl_http *h)
+{
+    if (h != NULL)
+        resolve_pending(h);
 }
 
 /* Stops the HTTP server: evhttp_free closes the listener and every
@@ -841,7 +875,7 @@ void sl__metrics_stop(struct sl_pool *p)
     p->http = NULL;
     if (the_http == p->http_state)
         the_http = NULL;
-    free_state(p->http_state);
+    sl__http_limits_free(p->http_state);
     p->http_state = NULL;
 }
 

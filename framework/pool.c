@@ -177,6 +177,7 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
     ch->pid = pid;
     ch->started_ms = sl__now_ms();
     ch->timed_out = 0;
+    ch->killed_for = NULL;
     ch->last_renew_ms = 0;
     sl__log(SL_LOG_INFO, "child_started", "consumer=%s child=%ld",
             sl__logq(ch->consumer), (long)pid);
@@ -278,8 +279,8 @@ static int record_failure(struct sl_pool *p, struct sl_child *ch)
 static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
 {
     char key[SL_HB_KEYLEN], spid[24];
-    const char *keys[] = { key };
-    const char *args[] = { spid, p->host };
+    const char *keys[] = { key, SL_HB_REGISTRY };
+    const char *args[] = { spid, p->host, ch->consumer };
 
     sl__hb_key(key, sizeof(key), ch->consumer);
     snprintf(spid, sizeof(spid), "%ld", (long)pid);
@@ -320,7 +321,11 @@ static void reap(struct sl_pool *p)
             sl__log(abnormal && !p->stopping ? SL_LOG_WARN : SL_LOG_INFO, "child_exited",
                     "consumer=%s child=%ld status=%d", sl__logq(ch->consumer),
                     (long)pid, WEXITSTATUS(status));
-        if (abnormal && sl__slot_read(ch->slot, &v) == 0 && v.cur_id[0] != '\0') {
+        if (abnormal && ch->killed_for != NULL && WIFSIGNALED(status) &&
+            WTERMSIG(status) == SIGKILL) {
+            /* Our own kill for an operator's reason: not the entry's
+             * fault, nothing to charge (kill_for logged it). */
+        } else if (abnormal && sl__slot_read(ch->slot, &v) == 0 && v.cur_id[0] != '\0') {
             snprintf(ch->failed_id, sizeof(ch->failed_id), "%s", v.cur_id);
             if (ch->timed_out)
                 snprintf(ch->failed_why, sizeof(ch->failed_why),
@@ -413,51 +418,44 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
     }
 }
 
-/* The reply to a keep-alive's PEXPIRE: 0 means the child had not
- * published a heartbeat yet, so its identifying fields are written (then
- * the expiry), if it still runs. */
-static void on_beat_kept(struct sl_conn *c, redisReply *r, void *arg)
-{
-    struct child_call *k = arg;
-    struct sl_child *ch = find_child(k->p, k->consumer);
-    struct sl_hb b;
-
-    (void)c;
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && ch != NULL &&
-        ch->pid > 0) {
-        sl__hb_fill(&b, ch->consumer, (long)ch->pid, k->p->host, ch->h->name, ch->wc->stream,
-                    ch->wc->group, ch->wc->t.heartbeat_ms, 0, 0, 0, 0);
-        if (sl__pool_send(k->p, NULL, NULL, b.nhset, b.hset) == 0)
-            (void)sl__pool_send(k->p, NULL, NULL, 3, b.pexpire);
-    }
-    free(k);
-}
-
-/* Keeps the heartbeat of a child that is busy with a batch from lapsing.
- * The child refreshes sluice:worker:<consumer> itself only between
- * entries, so a handler that blocks for longer than three beats would let
- * the key expire: the child would vanish from `sluice workers`, and a
- * second supervisor would see its name as free and run another process
- * under it. Like the lease, the supervisor keeps it alive meanwhile: it
- * extends the expiry, and writes the identifying fields when the child had
- * not published a heartbeat yet (its own next beat completes them). */
+/* Keeps the heartbeat of a child that is busy with a batch fresh. The
+ * child beats itself only between entries, so a handler that blocks for
+ * longer than three beats would let the key expire: the child would
+ * vanish from `sluice workers`, and a second supervisor would see its name
+ * as free and run another process under it. So the supervisor, which
+ * sees the child's slot, beats for it meanwhile: the identity fields and
+ * last_beat (the child is alive and working: `sluice workers` shows it
+ * fresh, not 30 s silent), then the expiry. The counts stay the child's
+ * own, written at its next beat. A child frozen by SIGSTOP still holds
+ * its name (the expiry is extended) but gets no last_beat: it is not
+ * working, and `sluice workers` shows its beat growing old. */
 static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
 {
     const struct sl_tunables *t = &ch->wc->t;
     struct sl_slot_view v;
     struct sl_hb b;
-    struct child_call *k;
+    char beat[24];
 
     if (now - ch->last_beat_ms < (uint64_t)t->heartbeat_ms || sl__slot_read(ch->slot, &v) < 0 ||
         (v.cur_id[0] == '\0' && v.first_id[0] == '\0'))
         return;
     ch->last_beat_ms = now;
-    if ((k = child_call_new(p, ch)) == NULL)
-        return;
     sl__hb_fill(&b, ch->consumer, (long)ch->pid, p->host, ch->h->name, ch->wc->stream,
                 ch->wc->group, t->heartbeat_ms, 0, 0, 0, 0);
-    if (sl__pool_send(p, on_beat_kept, k, 3, b.pexpire) != 0)
-        free(k);
+    snprintf(beat, sizeof(beat), "%llu", (unsigned long long)sl__wall_ms());
+    SL_ASSERT(b.nhset + 2 <= (int)SL_NELEM(b.hset));
+    if (!child_stopped(ch->pid)) {
+        b.hset[b.nhset++] = "last_beat";
+        b.hset[b.nhset++] = beat;
+    }
+    /* Sent, not awaited: the supervisor never waits on Redis. The
+     * commands go out in order on the one connection, so the expiry
+     * follows the fields, and the registry entry's expiry follows the
+     * key's (heartbeat.h). A failure shows as the key lapsing, as it
+     * would if the supervisor were gone. */
+    if (sl__pool_send(p, NULL, NULL, b.nhset, b.hset) == 0 &&
+        sl__pool_send(p, NULL, NULL, 3, b.pexpire) == 0)
+        (void)sl__pool_send(p, NULL, NULL, 4, b.zadd);
 }
 
 /* Looks after one running child: its handler timeout and lease
@@ -485,17 +483,45 @@ static size_t running(const struct sl_pool *p)
     return n;
 }
 
-/* Sends sig to every running child. */
-static void signal_all(struct sl_pool *p, int sig)
+/* Kills one child for an operator's reason (the shutdown timeout ran
+ * out, a second stop signal): logged as such, with the entry it held,
+ * and remembered, so that reap() does not charge that entry a failed
+ * attempt. The entry was not at fault: it stays pending with its attempts
+ * as they were, and is handled again (deliveries still count it, so the
+ * backstop of 4 x max_deliveries + 10 holds even against an operator who
+ * kills every attempt). */
+static void kill_for(struct sl_child *ch, const char *reason)
+{
+    struct sl_slot_view v;
+
+    if (sl__slot_read(ch->slot, &v) < 0)
+        v.cur_id[0] = '\0';
+    sl__log(SL_LOG_WARN, "child_killed", "consumer=%s child=%ld reason=%s id=%s",
+            sl__logq(ch->consumer), (long)ch->pid, reason, v.cur_id[0] ? v.cur_id : "none");
+    ch->killed_for = reason;
+    kill(ch->pid, SIGKILL);
+}
+
+/* Sends sig to every running child; a SIGKILL is an operator's kill for
+ * `reason` (see kill_for). */
+static void signal_all(struct sl_pool *p, int sig, const char *reason)
 {
     size_t i;
 
     for (i = 0; i < p->nchildren; i++)
-        if (p->children[i].pid > 0)
-            kill(p->children[i].pid, sig);
+        if (p->children[i].pid > 0) {
+            if (sig == SIGKILL)
+                kill_for(&p->children[i], reason);
+            else
+                kill(p->children[i].pid, sig);
+        }
     for (i = 0; i < p->nold; i++)
-        if (p->old[i].pid > 0)
-            kill(p->old[i].pid, sig);
+        if (p->old[i].pid > 0) {
+            if (sig == SIGKILL)
+                kill_for(&p->old[i], reason);
+            else
+                kill(p->old[i].pid, sig);
+        }
 }
 
 /* Janitor and trimming, every HOUSEKEEPING_MS (or the shortest
@@ -587,7 +613,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (p->stopping && now >= p->stop_deadline) {
         sl__log(SL_LOG_WARN, "shutdown_timeout", "running=%zu", running(p));
-        signal_all(p, SIGKILL);
+        signal_all(p, SIGKILL, "shutdown_timeout");
         p->exit_code = 1;
         p->stop_deadline = UINT64_MAX;
     }
@@ -603,7 +629,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (p->stopping) {
         sl__log(SL_LOG_WARN, "stop_now", "signal=%d", (int)sig);
-        signal_all(p, SIGKILL);
+        signal_all(p, SIGKILL, "stop_now");
         p->exit_code = 1;
         return;
     }
@@ -614,7 +640,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
             (int)sig, running(p), budget);
     p->stopping = 1;
     p->stop_deadline = sl__now_ms() + (uint64_t)budget;
-    signal_all(p, SIGTERM);
+    signal_all(p, SIGTERM, NULL);
 }
 
 /* SIGCHLD: reap now rather than at the next tick. */
@@ -700,6 +726,11 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     event_add(tick, &tv);
     if (sl__metrics_start(p) < 0 || sl__pool_async_start(p) < 0)
         goto out;
+    /* The dashboard's pages on the same listener (web.c). */
+    if (p->http != NULL && p->cfg->metrics_dashboard && sl__web_pool_attach(p) < 0) {
+        fprintf(stderr, "sluice: metrics.dashboard: out of memory\n");
+        goto out;
+    }
     sl__log(SL_LOG_INFO, "pool_starting", "children=%zu redis=%s:%d", p->nchildren,
             sl__logq(cfg->redis.host), cfg->redis.port);
     sl__pool_try_start(p);
@@ -723,6 +754,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     sl__log(SL_LOG_INFO, "pool_stopped", "exit_code=%d", rc);
 out:
     sl__metrics_stop(p);
+    sl__web_pool_detach(p);       /* after evhttp_free: its callbacks point at it */
     sl__snapshot_free(p);
     sl__janitor_free(p);
     sl__pool_async_free(p);

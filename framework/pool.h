@@ -12,7 +12,9 @@
 
 struct event_base;
 struct evhttp;
+struct evhttp_request;
 struct sl_http;
+struct sl_web_state;
 struct sl_janitor;
 
 #define SL_MAX_CHILDREN 1024      /* slots in the shared mapping */
@@ -43,6 +45,11 @@ struct sl_child {
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
     int held_seen;                /* start check: a heartbeat was found on this name */
     char held_beat[32];           /* its last_beat then */
+    const char *killed_for;       /* killed by us for an operator's reason ("shutdown_timeout"), NULL */
+    int rolling;                  /* released by a reload in place of an old child, not yet connected */
+    uint64_t rolled_ms;           /* when the reload released it (monotonic ms) */
+    int changing_hands;           /* a reload is moving its name (reload.c, every tick): /healthz counts it up */
+    uint64_t stop_asked_ms;       /* when a reload asked it to stop (monotonic ms) */
 };
 
 /* What the HTTP side shows from Redis, read by the supervisor when a
@@ -81,6 +88,13 @@ struct sl_snapshot {
     unsigned gen;                 /* number of the snapshot in flight (late replies ignored) */
     uint64_t started_ms;          /* when it was sent (monotonic ms) */
     long long redis_now;          /* Redis's clock (TIME) in this snapshot, ms; 0 unknown */
+    int web_wanted;               /* a dashboard request waits for the documents below */
+    uint64_t web_at;              /* when they were read (monotonic ms), 0 never */
+    json_t *web_overview;         /* the dashboard's overview (owned), NULL when unread */
+    json_t *web_workers;          /* its workers list (owned), NULL when unread */
+    char web_err[128];            /* why the last read failed, "" when it did not */
+    struct sl_web_state *web_state; /* what the overview keeps between reads (web_data.c) */
+    const struct sl_config *web_cfg; /* the configuration web_state was made for (compared only) */
 };
 
 struct sl_pool {
@@ -129,6 +143,9 @@ struct sl_pool {
     struct sl_snapshot snap;      /* Redis as the HTTP side shows it (snapshot.c) */
     unsigned long long reload_failures; /* SIGHUP reloads refused (bad file, roll still running) */
     uint64_t last_reload_ms;      /* wall ms of the start or of the last reload accepted */
+    struct sl_web *web;           /* the dashboard on the listener (web.c), NULL when off */
+    void (*web_answer)(struct sl_pool *p, struct evhttp_request *req); /* web.c's answer to a
+                                   * request that waited for the snapshot, NULL when off */
 };
 
 /* pool.c: the loop, the children. */
@@ -178,10 +195,21 @@ void sl__trim_streams(struct sl_pool *p);
 void sl__snapshot_take(struct sl_pool *p);
 void sl__snapshot_free(struct sl_pool *p);
 
+/* web.c: the dashboard's pages on the pool's listener (metrics.dashboard):
+ * attached by pool.c after the listener starts and detached after it
+ * stops; snapshot.c reads its documents. metrics.c calls it only through
+ * p->web_answer, since web.c calls metrics.c. */
+struct sl_web;
+int sl__web_pool_attach(struct sl_pool *p);
+void sl__web_pool_detach(struct sl_pool *p);
+int sl__web_pool_snapshot(struct sl_pool *p, void (*done)(struct sl_pool *p, unsigned gen),
+                          unsigned gen);
+
 /* metrics.c: the HTTP endpoint. */
 int sl__metrics_start(struct sl_pool *p);
 void sl__metrics_answer(struct sl_pool *p);
 void sl__metrics_stop(struct sl_pool *p);
 void sl__metrics_child_close(struct sl_pool *p);
+void sl__metrics_defer_web(struct sl_pool *p, struct evhttp_request *req);
 
 #endif /* SL_POOL_H */

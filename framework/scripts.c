@@ -41,6 +41,8 @@ static struct sl_lua table[SL_NSCRIPTS] = {
     [SL_SCRIPT_DLQ_PURGE] = SCRIPT(dlq_purge, DLQ_PURGE),
     [SL_SCRIPT_DLQ_RETAIN] = SCRIPT(dlq_retain, DLQ_RETAIN),
     [SL_SCRIPT_DLQ_COUNT] = SCRIPT(dlq_count, DLQ_COUNT),
+    [SL_SCRIPT_RATE] = SCRIPT(rate, RATE),
+    [SL_SCRIPT_EXPIRE] = SCRIPT(expire, EXPIRE),
 };
 
 /* commit.lua, fail.lua and effect.lua share one calling convention. */
@@ -128,6 +130,7 @@ void sl__commit_args_init(struct sl_commit_args *c, const char *stream, const ch
     c->args[6] = "ack";
     c->args[7] = "";
     c->args[8] = "0";
+    c->args[9] = "0";
 }
 
 /* Sets the per-entry arguments. */
@@ -138,6 +141,14 @@ void sl__commit_args_set(struct sl_commit_args *c, const char *id, const char *k
     c->args[6] = kind;
     c->args[7] = err;
     c->args[8] = trim ? "1" : "0";
+    c->args[9] = "0";
+}
+
+/* Sets the least delay of the entry's retry (see scripts.h). */
+void sl__commit_args_least(struct sl_commit_args *c, long long ms)
+{
+    snprintf(c->least, sizeof(c->least), "%lld", ms);
+    c->args[9] = c->least;
 }
 
 /* 1 when key (len bytes) has a hash tag: a '{' with a '}' after it and

@@ -22,7 +22,9 @@
 #define SL_SCRIPT_DLQ_PURGE 8     /* dlq_purge.lua: one page of `sluice dlq purge` */
 #define SL_SCRIPT_DLQ_RETAIN 9    /* dlq_retain.lua: dead-letter retention */
 #define SL_SCRIPT_DLQ_COUNT 10    /* dlq_count.lua: dead letters by code, for /metrics */
-#define SL_NSCRIPTS       11
+#define SL_SCRIPT_RATE    11      /* rate.lua: one sample of a group's counters */
+#define SL_SCRIPT_EXPIRE  12      /* expire.lua: fingerprints past their retention */
+#define SL_NSCRIPTS       13
 
 /* One script. */
 struct sl_lua {
@@ -69,10 +71,11 @@ char *sl__script_effect_source(const struct sl_script *s);
  * borrow the strings given (and this struct's own buffers). */
 struct sl_commit_args {
     const char *keys[SL_FW_KEYS]; /* stream, attempts hash, dead-letter stream */
-    const char *args[SL_FW_ARGS]; /* group consumer id max first cap kind error trim */
+    const char *args[SL_FW_ARGS]; /* group consumer id max first cap kind error trim least */
     char akey[SL_KEYLEN];         /* the attempts hash's name */
     char dkey[SL_KEYLEN];         /* "<stream>:dead" */
     char num[3][24];              /* max_deliveries, first delay, cap, as text */
+    char least[24];               /* least delay of this entry's retry, ms, as text */
 };
 
 /* Fills what stays the same for every entry of one worker: keys, group,
@@ -83,6 +86,9 @@ void sl__commit_args_init(struct sl_commit_args *c, const char *stream, const ch
  * flag; the strings are borrowed until the command is sent. */
 void sl__commit_args_set(struct sl_commit_args *c, const char *id, const char *kind,
                          const char *err, int trim);
+/* Sets the least delay (ms) of the entry's retry; sl__commit_args_set()
+ * resets it to 0. */
+void sl__commit_args_least(struct sl_commit_args *c, long long ms);
 
 /* Writes the EVALSHA command of script l with its keys then its
  * arguments into argv/argvlen (room for 3 + nkeys + nargs; lengths of

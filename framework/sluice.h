@@ -77,6 +77,9 @@ struct sl_worker_info {
     const char *stream;           /* stream consumed */
     const char *group;            /* consumer group */
     const char *consumer;         /* this process's consumer name */
+    long long idempotency_retention_ms; /* how long a handler should keep the
+                                     fingerprints of finished work, ms; 0:
+                                     forever (the default) */
 };
 
 /* A Lua script a handler may declare as its effect. `body` is ordinary
@@ -169,6 +172,13 @@ int sl_ctx_effect(struct sl_ctx *ctx, const struct sl_script *script,
 enum sl_disposition sl_ctx_fail(struct sl_ctx *ctx, enum sl_disposition d,
                                 const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Asks that the retry of the current entry wait at least `ms`
+ * milliseconds (an HTTP service's Retry-After), even when the backoff of
+ * retry_backoff_ms would be shorter; a longer backoff still wins. Applies
+ * only when the entry ends SL_RETRY, and does not use up more attempts.
+ * Returns 0, or SL_EINVAL for ms below 0 or above 604800000 (7 days). */
+int sl_ctx_retry_after(struct sl_ctx *ctx, long long ms);
 
 /* Returns the error recorded on ctx for the current entry: "code" or
  * "code: detail", "" when none. Borrowed until the next entry. */

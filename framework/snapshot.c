@@ -6,7 +6,9 @@
  * snapshot: only what is new is read, and only the counts cross the
  * network). Nothing here waits: the commands go out together, the pages
  * of a tally follow each other as their replies come, and a hung Redis
- * makes the snapshot say so after SNAP_WAIT_MS.
+ * makes the snapshot say so after SNAP_WAIT_MS. When the pool serves the
+ * dashboard's pages (web.c), a request for them also starts the reading of
+ * its overview and workers, on the same connection and as asynchronously.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "pool.h"
+#include "web.h"
 #include "scripts.h"
 
 #define DEAD_PAGE 200             /* dead letters per dlq_count.lua call */
@@ -230,6 +233,15 @@ static void finish(struct sl_pool *p)
     sl__metrics_answer(p);
 }
 
+/* The dashboard's read (web.c) of snapshot gen ended. */
+static void web_done(struct sl_pool *p, unsigned gen)
+{
+    struct sl_snapshot *s = &p->snap;
+
+    if (s->inflight && s->gen == gen && --s->outstanding == 0)
+        finish(p);
+}
+
 /* One reply of the snapshot. A reply to a snapshot already answered (it
  * waited too long) is dropped. */
 static void on_snap_reply(struct sl_conn *c, redisReply *r, void *arg)
@@ -400,6 +412,12 @@ void sl__snapshot_take(struct sl_pool *p)
         s->dead[k].restarted = 0;
         (void)dead_send(p, k);
     }
+    /* The dashboard's documents, when one of its requests waits: read
+     * on the same connection, as replies come (web.c); the snapshot
+     * waits for them too. */
+    if (s->web_wanted && sl__web_pool_snapshot(p, web_done, s->gen) == 1)
+        s->outstanding++;
+    s->web_wanted = 0;
     if (--s->outstanding == 0)
         finish(p);
 }
@@ -413,4 +431,9 @@ void sl__snapshot_free(struct sl_pool *p)
     free(p->snap.dead);
     p->snap.dead = NULL;
     p->snap.ndead = 0;
+    json_decref(p->snap.web_overview);
+    json_decref(p->snap.web_workers);
+    p->snap.web_overview = p->snap.web_workers = NULL;
+    sl__web_state_free(p->snap.web_state);
+    p->snap.web_state = NULL;
 }

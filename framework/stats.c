@@ -1,18 +1,27 @@
 /* stats.c -- `sluice stats`: per stream and group, the numbers of
  * docs/operations.md and the queueing view of them.
  *
- * Two samples `window` seconds apart give the rates: arrivals
- * λ = Δ entries-added / Δt (the stream's own counter), and acks
- * μ = Δ processed / Δt summed over the heartbeats of the workers of that
- * stream and group, so any machine that runs `stats` sees the same. Then
+ * The rates come from Redis's own counters: arrivals λ = Δ entries-added
+ * / Δt (the stream's), and completions μ = Δ (entries-read - pending) /
+ * Δt (the group's: an entry read and no longer pending was acked or
+ * dead-lettered), so any machine that runs `stats` sees the same. Then
  * ρ = λ/μ, L = lag + pending, and W = L/λ by Little's law ("-" when λ is
  * 0: an idle queue has no mean time in system to speak of).
  *
- * A worker's processed counter starts again from 0 when its process is
- * restarted, so μ is summed per consumer: a consumer seen in both samples
- * with the same start time adds its difference; one that started during
- * the window adds all it has done; anything else adds nothing. A restart
- * therefore never makes μ negative.
+ * The window: a one-shot `stats` reads the samples the supervisors keep
+ * in sluice:rate:<stream>:<group> (rate.lua, one every 5 s) and takes the
+ * last RATE_WINDOW_S seconds of them, long enough that a batch acked a
+ * moment earlier or later moves μ by a fraction of a percent (one second
+ * of acks moved it by tens of percent). Without recent samples (no pool
+ * of this version runs), and with --watch, the window is the time between
+ * two samples taken here.
+ *
+ * When Redis cannot tell entries-read (after some deletions), μ falls
+ * back to the workers' heartbeats: Δ processed summed per consumer. A
+ * worker's counter starts again from 0 when its process is restarted: a
+ * consumer seen in both samples with the same start time adds its
+ * difference; one that started during the window adds all it has done;
+ * anything else adds nothing, so a restart never makes μ negative.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +35,10 @@
 
 #define MAXROWS 256               /* stream/group rows shown */
 #define MAXBEATS 1024             /* worker heartbeats read per sample */
+#define RATE_WINDOW_S 60          /* the window a one-shot stats reads, seconds */
+#define RATE_MIN_S 9              /* a shorter span of samples is not used */
+#define RATE_FRESH_S 15           /* the newest sample must be this recent, else
+                                     no supervisor samples that group now */
 
 /* One stream and group at one instant. */
 struct row {
@@ -39,7 +52,11 @@ struct row {
     long long oldest_ms;          /* idle time of the oldest pending entry, -1 none */
     long long dead;               /* XLEN <stream>:dead */
     long long processed;          /* sum of the workers' processed counters */
+    long long read;               /* entries-read of the group, -1 when Redis cannot tell */
     double t;                     /* sample time, seconds */
+    double win;                   /* span of the rate samples used, seconds; 0: none */
+    double win_lambda;            /* λ over those samples, per second */
+    double win_mu;                /* μ over those samples, per second */
 };
 
 /* One worker heartbeat at one instant. */
@@ -132,7 +149,7 @@ static int sample_beats(struct sl_sync *c, struct sample *s)
 {
     static const char *const fields[] = { "stream", "group", "processed", "started_at" };
 
-    return sl__hb_scan(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
+    return sl__hb_walk(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
 }
 
 /* Samples every group of every configured stream into s. Returns 0, or
@@ -181,6 +198,7 @@ static int sample(struct sl_sync *c, const struct sl_config *cfg, struct sample 
             r->added = fint(info, "entries-added", 0);
             r->lag = fint(g, "lag", -1);
             r->pending = fint(g, "pending", 0);
+            r->read = fint(g, "entries-read", -1);
             r->consumers = fint(g, "consumers", 0);
             r->oldest_ms = -1;
             x = sl__sync_cmd(c, "XPENDING %s %s - + 1", stream, r->group);
@@ -199,6 +217,60 @@ static int sample(struct sl_sync *c, const struct sl_config *cfg, struct sample 
         freeReplyObject(info);
     }
     return sample_beats(c, s);
+}
+
+/* Returns the number of field `name` in a stream entry's flat field
+ * list, or -1 when it is missing. */
+static long long efield(const redisReply *f, const char *name)
+{
+    size_t i;
+
+    for (i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
+        if (f->element[i]->type == REDIS_REPLY_STRING && !strcmp(f->element[i]->str, name) &&
+            f->element[i + 1]->type == REDIS_REPLY_STRING)
+            return strtoll(f->element[i + 1]->str, NULL, 10);
+    return -1;
+}
+
+/* Reads row r's rate samples of the last RATE_WINDOW_S seconds (one
+ * XREVRANGE) and sets r->win, r->win_lambda and r->win_mu when they span
+ * at least RATE_MIN_S and the newest is fresh; leaves r->win 0 otherwise.
+ * `now` is this machine's clock, seconds; the sample IDs are Redis's. */
+static void rate_window(struct sl_sync *c, struct row *r, double now)
+{
+    char key[600];
+    redisReply *x;
+    const redisReply *nw, *od;
+    long long t1, t0, a1, a0, d1, d0;
+
+    r->win = 0;
+    if ((size_t)sl__rate_key(key, sizeof(key), r->stream, r->group) >= sizeof(key))
+        return;
+    x = sl__sync_cmd(c, "XREVRANGE %s + - COUNT %d", key, RATE_WINDOW_S / 5 + 1);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 2)
+        goto done;
+    nw = x->element[0];
+    od = x->element[x->elements - 1];
+    if (nw->type != REDIS_REPLY_ARRAY || nw->elements != 2 || od->type != REDIS_REPLY_ARRAY ||
+        od->elements != 2 || nw->element[0]->type != REDIS_REPLY_STRING ||
+        od->element[0]->type != REDIS_REPLY_STRING)
+        goto done;
+    t1 = strtoll(nw->element[0]->str, NULL, 10);
+    t0 = strtoll(od->element[0]->str, NULL, 10);
+    a1 = efield(nw->element[1], "added");
+    a0 = efield(od->element[1], "added");
+    d1 = efield(nw->element[1], "read") - efield(nw->element[1], "pending");
+    d0 = efield(od->element[1], "read") - efield(od->element[1], "pending");
+    /* Redis's clock against ours: a host whose clock is off by more
+     * than RATE_FRESH_S sees no fresh samples and measures live. */
+    if (t1 - t0 < RATE_MIN_S * 1000 || (double)t1 / 1000.0 < now - RATE_FRESH_S ||
+        a1 < a0 || a0 < 0 || d1 < d0)
+        goto done;      /* too short, stale, or the stream was made anew */
+    r->win = (double)(t1 - t0) / 1000.0;
+    r->win_lambda = (double)(a1 - a0) / r->win;
+    r->win_mu = (double)(d1 - d0) / r->win;
+done:
+    freeReplyObject(x);
 }
 
 /* Returns the entries processed between samples a and b by the workers of
@@ -230,13 +302,13 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
     int i, j;
 
     if (!json)
-        printf("%-16s %-18s %8s %8s %8s %5s %10s %6s %9s %9s %6s %8s %9s\n", "STREAM", "GROUP",
+        printf("%-16s %-18s %8s %8s %8s %5s %10s %6s %9s %9s %6s %8s %9s %6s\n", "STREAM", "GROUP",
                "LENGTH", "LAG", "PENDING", "CONS", "OLDEST_MS", "DEAD", "LAMBDA/s", "MU/s", "RHO",
-               "L", "W_s");
+               "L", "W_s", "WIN_s");
     for (i = 0; i < b->nrows; i++) {
         const struct row *r = &b->rows[i];
         const struct row *o = NULL;
-        double dt, lambda = 0, mu = 0, rho = -1, w = -1;
+        double dt = 0, lambda = 0, mu = 0, rho = -1, w = -1, win = 0;
         long long l, added;
         char rho_s[16] = "-", w_s[24] = "-";
 
@@ -247,7 +319,16 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             /* A stream deleted and created again restarts entries-added. */
             added = r->added >= o->added ? r->added - o->added : r->added;
             lambda = (double)added / dt;
-            mu = (double)processed_between(a, b, i) / dt;
+            if (r->read >= 0 && o->read >= 0 && r->read - r->pending >= o->read - o->pending)
+                mu = (double)((r->read - r->pending) - (o->read - o->pending)) / dt;
+            else
+                mu = (double)processed_between(a, b, i) / dt;
+            win = dt;
+        }
+        if (r->win > 0) {
+            lambda = r->win_lambda;
+            mu = r->win_mu;
+            win = r->win;
         }
         l = (r->lag > 0 ? r->lag : 0) + r->pending;
         if (mu > 0) {
@@ -275,6 +356,8 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             json_object_set_new(o2, "oldest_pending_ms",
                                 r->oldest_ms >= 0 ? json_integer(r->oldest_ms) : json_null());
             json_object_set_new(o2, "rho", rho >= 0 ? json_real(rho) : json_null());
+            /* The seconds λ and μ are measured over. */
+            json_object_set_new(o2, "window_s", win > 0 ? json_real(win) : json_null());
             json_object_set_new(o2, "W", w >= 0 ? json_real(w) : json_null());
             json_array_append_new(doc, o2);
         } else {
@@ -284,10 +367,10 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             snprintf(lag_s, sizeof(lag_s), r->lag >= 0 ? "%lld" : "-", r->lag);
             snprintf(old_s, sizeof(old_s), r->oldest_ms >= 0 ? "%lld" : "-", r->oldest_ms);
             /* Names are escaped: a group name could drive the terminal. */
-            printf("%-16s %-18s %8lld %8s %8lld %5lld %10s %6lld %9.1f %9.1f %6s %8lld %9s\n",
+            printf("%-16s %-18s %8lld %8s %8lld %5lld %10s %6lld %9.1f %9.1f %6s %8lld %9s %6.1f\n",
                    sl__cell(&cells, 0, r->stream, strlen(r->stream)),
                    sl__cell(&cells, 1, r->group, strlen(r->group)), r->length, lag_s, r->pending,
-                   r->consumers, old_s, r->dead, lambda, mu, rho_s, l, w_s);
+                   r->consumers, old_s, r->dead, lambda, mu, rho_s, l, w_s, win);
             sl__cells_free(&cells);
         }
     }
@@ -335,6 +418,11 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         if (sample(c, cfg, after) < 0) {
             json_decref(doc);
             goto fail;
+        }
+        if (!a->watch) {
+            int k;
+            for (k = 0; k < after->nrows; k++)
+                rate_window(c, &after->rows[k], now_s());
         }
         /* Clearing the screen is for a terminal: into a pipe or a file,
          * each report follows the last after a blank line. */

@@ -102,12 +102,93 @@ redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...)
     return sync_finish(s, rc);
 }
 
-/* Closes and frees s. Accepts NULL. */
+/* One appended command: its reply, kept until the caller reads it. */
+struct sl_sync_pend {
+    struct sl_sync_pend *next;    /* the next newer one */
+    redisReply *reply;            /* its reply (owned), NULL when none */
+    int done;                     /* its callback ran (reply NULL: it failed) */
+};
+
+/* An appended command's reply (taken), or NULL when it failed. */
+static void pend_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct sl_sync_pend *q = priv;
+
+    (void)c;
+    q->reply = r;
+    q->done = 1;
+}
+
+/* Sends without waiting (see internal.h). */
+int sl__sync_append(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen)
+{
+    struct sl_sync_pend *q;
+
+    if (s->err)
+        return -1;
+    if ((q = calloc(1, sizeof(*q))) == NULL) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "out of memory");
+        return -1;
+    }
+    if (sl__conn_command_take(s->conn, pend_reply, q, 0, argc, argv, argvlen) != 0) {
+        free(q);
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "cannot send the command");
+        return -1;
+    }
+    if (s->tail != NULL)
+        s->tail->next = q;
+    else
+        s->head = q;
+    s->tail = q;
+    return 0;
+}
+
+/* Reads the oldest appended reply (see internal.h). */
+redisReply *sl__sync_get_reply(struct sl_sync *s)
+{
+    struct sl_sync_pend *q = s->head;
+    redisReply *r;
+
+    if (q == NULL) {
+        if (!s->err) {
+            s->err = 1;
+            snprintf(s->errstr, sizeof(s->errstr), "no command appended");
+        }
+        return NULL;
+    }
+    sync_wait(s, &q->done);
+    if (!q->done)
+        return NULL;      /* lost: s->err is set, q stays queued until the callback runs */
+    s->head = q->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    r = q->reply;
+    free(q);
+    if (r == NULL && !s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "no reply");
+    }
+    return r;
+}
+
+/* Closes and frees s. Accepts NULL. The connection's close hands every
+ * appended command its (NULL) reply first, so the queue is freed after. */
 void sl__sync_free(struct sl_sync *s)
 {
+    struct sl_sync_pend *q;
+
     if (s == NULL)
         return;
     sl__conn_free(s->conn);
+    while ((q = s->head) != NULL) {
+        s->head = q->next;
+        freeReplyObject(q->reply);
+        free(q);
+    }
     if (s->base != NULL)
         event_base_free(s->base);
     memset(s->errstr, 0, sizeof(s->errstr));

@@ -48,6 +48,8 @@
 #define SWEEP_REST_MS 25          /* the rest between two slices of one sweep, ms */
 #define READ_BUDGET_PAYLOADS 2    /* one reply's entries hold at most this many max_payload_bytes */
 #define READ_AHEAD_MAX_US 5000    /* read ahead only after batches handled faster, us */
+#define PREFETCH_US 100000        /* a read brings at most this much handler time, us */
+#define STALL_TELL_US 1000        /* handler time told to the connections' deadlines in steps of, us */
 #define BACKOFF_BASE_MS 100       /* first reconnect delay */
 #define BACKOFF_CAP_MS 5000       /* longest reconnect delay */
 
@@ -74,6 +76,7 @@ struct batch {
         char id[SL_IDLEN];        /* entry ID */
         int effect;               /* 1 for an effect script, 0 commit, -1 plain XACK */
         int count;                /* plain XACK: IDs sent */
+        long long least_ms;       /* least delay of a retry (sl_ctx_retry_after), ms */
         char err[160];            /* retry/dead reason, cut, for the log */
     } c[];
 };
@@ -120,6 +123,10 @@ struct worker {
     int neff;                     /* handler scripts */
     uint64_t started_wall_ms;     /* process start, ms since the epoch */
     uint64_t clock_ms;            /* last monotonic clock reading of handle_batch, ms */
+    uint64_t handler_us;          /* smoothed handler time per entry, us; 0 until one ran */
+    uint64_t batch_us;            /* handler time of the batch in hand so far, us */
+    uint64_t batch_calls;         /* handler calls of the batch in hand so far */
+    uint64_t stall_us;            /* handler time not yet told to the connections, us */
     struct event *reconnect_ev;   /* fires after the backoff delay */
     struct event *reset_ev;       /* deferred reset */
     struct event *retry_ev;       /* due-retry sweep period */
@@ -324,6 +331,8 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
     }
     /* Keys: the framework's, then the effect's; arguments likewise. */
     sl__commit_args_set(&w->ca, k->id, kind, err, trim);
+    if (k->least_ms > 0)
+        sl__commit_args_least(&w->ca, k->least_ms);
     for (i = 0; i < SL_FW_KEYS; i++) {
         w->kav[i] = w->ca.keys[i];
         w->kalen[i] = strlen(w->ca.keys[i]);
@@ -389,10 +398,41 @@ static long fill_fields(struct worker *w, const redisReply *f)
     return (long)n;
 }
 
-/* Records a handler's duration in the histogram. */
+/* Records a handler's duration in the histogram and for the prefetch
+ * bound, and tells both connections that the loop stood still meanwhile
+ * (their deadlines count only time in which a reply could be read). */
 static void observe(struct worker *w, uint64_t us)
 {
     sl__slot_observe(w->slot, us);
+    w->batch_us += us;
+    w->batch_calls++;
+    /* Handlers of microseconds add up to a stall worth telling only
+     * every millisecond or so: no clock reads per entry for them. */
+    w->stall_us += us;
+    if (w->stall_us >= STALL_TELL_US) {
+        sl__conn_stalled(w->rd, w->stall_us);
+        sl__conn_stalled(w->cmd, w->stall_us);
+        w->stall_us = 0;
+    }
+}
+
+/* After a batch: folds its mean handler time per entry into the smoothed
+ * one that read_count() bounds the prefetch with. Half old, half new, so
+ * a handler that turns slow is seen after one batch. */
+static void measure_time(struct worker *w)
+{
+    uint64_t mean;
+
+    if (w->batch_calls == 0)
+        return;
+    mean = w->batch_us / w->batch_calls;
+    if (mean == 0)
+        mean = 1;
+    w->handler_us = w->handler_us == 0 ? mean : (w->handler_us + mean) / 2;
+    if (w->handler_us == 0)
+        w->handler_us = 1;
+    w->batch_us = 0;
+    w->batch_calls = 0;
 }
 
 /* Decides one entry: the checks that come before the handler (delivery
@@ -535,6 +575,7 @@ static void handle_batch(struct worker *w, size_t n)
         k = &b->c[b->n++];
         k->b = b;
         copy_id(k->id, e->id);
+        k->least_ms = w->ctx->retry_after_ms;
         b->outstanding++;
         if (d == SL_ACK) {
             k->effect = w->ctx->script >= 0 ? 1 : 0;
@@ -573,6 +614,7 @@ static void handle_batch(struct worker *w, size_t n)
     w->slot->first_id[0] = '\0';
     w->slot->batch_len = 0;
     sl__slot_end(w->slot);
+    measure_time(w);
     if (--b->outstanding == 0)
         batch_done(b);
 }
@@ -596,29 +638,39 @@ static long long entry_size(const redisReply *fields)
     return n;
 }
 
-/* Returns the COUNT of the next read or claim page, which is what bounds
- * a worker's memory: one reply holds COUNT whole entries, and hiredis
- * keeps all of them until the batch is handled, so `batch` entries of
- * 32 MB each would be 2 GB. The count starts at 1 and doubles with every
- * reply up to `batch`, but never beyond what keeps the entries of one
- * reply, at the size of the largest entry of the last reply, within
- * READ_BUDGET_PAYLOADS x max_payload_bytes. A later change can make it
- * grow faster while the backlog is deep, or hold it down for a slow
- * handler (a prefetch bounded in time): this function is the one place
- * that decides.
- * What it bounds, honestly: with entries up to max_payload_bytes (plus
- * small other fields) a reply holds about 2 x max_payload_bytes, and
- * hiredis's buffer at most one entry more. Claims never bring a `data`
- * over max_payload_bytes (the script leaves it in Redis), but a read
- * cannot leave one behind: one such entry, up to Redis's 512 MB, is held
- * whole, once, before the count drops to 1. And a sudden jump in entry
- * size can still bring up to `batch` entries of the new size in one
- * reply. */
+/* Returns the COUNT of the next read or claim page: this function is the
+ * one place that decides it. Two bounds apply, then `batch`:
+ *
+ * Time (no hoarding). What a process reads it holds until handled, out
+ * of reach of an idle peer, so a read brings at most PREFETCH_US of
+ * handler time at the measured time per entry: 1 entry at a time for a
+ * 1.5 s handler, so a burst spreads over every process; a whole `batch`
+ * for a handler of microseconds, which keeps its throughput. Until a
+ * handler has run there is no measure, and the count stays 1: a pool that
+ * sat idle must not take a burst whole with its first read.
+ *
+ * Memory. One reply holds COUNT whole entries, and hiredis keeps all of
+ * them until the batch is handled, so `batch` entries of 32 MB each would
+ * be 2 GB. The count doubles with every reply up to `batch`, but never
+ * beyond what keeps the entries of one reply, at the size of the largest
+ * entry of the last reply, within READ_BUDGET_PAYLOADS x
+ * max_payload_bytes. What that bounds, honestly: with entries up to
+ * max_payload_bytes (plus small other fields) a reply holds about 2 x
+ * max_payload_bytes, and hiredis's buffer at most one entry more. Claims
+ * never bring a `data` over max_payload_bytes (the script leaves it in
+ * Redis), but a read cannot leave one behind: one such entry, up to
+ * Redis's 512 MB, is held whole, once, before the count drops to 1. And a
+ * sudden jump in entry size can still bring up to `batch` entries of the
+ * new size in one reply. */
 static long long read_count(struct worker *w)
 {
     long long budget = READ_BUDGET_PAYLOADS * w->t->max_payload_bytes;
     long long n = w->read_n > 0 ? 2 * w->read_n : 1;
 
+    if (w->handler_us == 0)
+        n = 1;
+    else if ((uint64_t)n > PREFETCH_US / w->handler_us)
+        n = (long long)(PREFETCH_US / w->handler_us);
     if (w->entry_bytes > 0 && n > budget / w->entry_bytes)
         n = budget / w->entry_bytes;
     if (n > w->t->batch)
@@ -971,6 +1023,7 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
                 sl__slot_counter(w->slot, SL_C_FAILED, 0));
     sl__conn_command(w->cmd, on_beat, w, 0, b.nhset, b.hset, NULL);
     sl__conn_command(w->cmd, on_beat, w, 0, 3, b.pexpire, NULL);
+    sl__conn_command(w->cmd, on_beat, w, 0, 4, b.zadd, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1149,8 +1202,8 @@ static void on_released(struct sl_conn *c, redisReply *r, void *priv)
 static int release_beat(struct worker *w)
 {
     char key[SL_HB_KEYLEN], pid[24], nk[16];
-    const char *keys[] = { key };
-    const char *args[] = { pid, w->host };
+    const char *keys[] = { key, SL_HB_REGISTRY };
+    const char *args[] = { pid, w->host, w->consumer };
     const char *argv[3 + SL_NELEM(keys) + SL_NELEM(args)];
     size_t argvlen[SL_NELEM(argv)];
     int argc;
@@ -1371,7 +1424,8 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     event_add(w->sig_ev, NULL);
 
     if (h->init != NULL) {
-        struct sl_worker_info info = { h->name, wc->stream, wc->group, consumer };
+        struct sl_worker_info info = { h->name, wc->stream, wc->group, consumer,
+                                       w->t->idempotency_retention_ms };
         if (h->init(&info, &w->priv) < 0) {
             sl__log(SL_LOG_ERROR, "handler_init_failed", "handler=%s", h->name);
             goto out;

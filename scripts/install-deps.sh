@@ -7,7 +7,7 @@
 #   install-deps.sh --test     also what the tests use (shellcheck, docker-compose,
 #                              promtool from prometheus, luac5.1 from lua5.1,
 #                              python3-redis, nodejs, npm, systemd-analyze from
-#                              systemd, python3-yaml, groff)
+#                              systemd, python3-yaml, groff, chromium)
 #   install-deps.sh --valgrind also valgrind
 set -eu
 
@@ -41,6 +41,8 @@ for arg in "$@"; do
         /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || want python3-redis
         command -v node >/dev/null 2>&1 || want nodejs
         command -v npm >/dev/null 2>&1 || want npm
+        # The dashboard's browser test (tests/browser/): Debian's chromium.
+        command -v chromium >/dev/null 2>&1 || want chromium
         # The deploy kit's checks (tests/deploy/check.sh): systemd-analyze
         # verifies the unit, Debian's python3 reads YAML.
         command -v systemd-analyze >/dev/null 2>&1 || want systemd

@@ -16,9 +16,9 @@
  *       payment_mismatch, so a forged payment.succeeded never pays an
  *       order whose payment was declined or never made.
  *
- * Idempotency: order.created keeps a fingerprint under
- * sluice:fp:order:<order_id>, a payment result under
- * sluice:fp:payres:<payment_id>. The same data again acks with no effect
+ * Idempotency: order.created keeps its fingerprint in field fp of
+ * order:<order_id>, a payment result in field fp_result of the same
+ * order (a digest: workers/lua/schema.lua). The same data again acks with no effect
  * (and no second payment.requested); different data is DEAD
  * idempotency_conflict. A result that repeats the order's final state
  * acks with no effect; one that contradicts it (succeeded for a failed
@@ -50,13 +50,13 @@ static const struct sl_script order_payment_result_script = {
     .body = workers_lua_order_payment_result,
 };
 
-/* The scripts this handler may declare, NULL-terminated. */
 /* The keys its scripts touch (for `sluice acl`). */
 static const char *const order_keys[] = {
-    "order:*", "sluice:fp:order:*", "sluice:fp:payres:*", "payment:*", ORDER_PAYMENTS_STREAM,
+    "order:*", "payment:*", ORDER_PAYMENTS_STREAM, SCHEMA_EXPIRY_KEY,
     NULL,
 };
 
+/* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const order_scripts[] = {
     &order_created_script,
     &order_payment_result_script,
@@ -98,8 +98,8 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
 {
     json_t *data = msg->data;
     struct sl_value v[ORDER_CREATED_NFIELDS];
-    char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], amount[24];
-    const char *keys[3], *args[6];
+    char k_order[SCHEMA_KEYLEN], amount[24];
+    const char *keys[2], *args[6];
     char *fp, *follow;
     int rc;
 
@@ -122,8 +122,7 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
     }
     snprintf(amount, sizeof amount, "%lld", v[2].n);
     keys[0] = schema_key(k_order, "order:", v[0].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:order:", v[0].s);
-    keys[2] = ORDER_PAYMENTS_STREAM;
+    keys[1] = ORDER_PAYMENTS_STREAM;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
@@ -145,11 +144,11 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
  * succeeded and a declined result for one payment_id never look alike.
  * Returns like order_created. */
 static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data,
-                                                int declined)
+                                                int declined, void *privdata)
 {
     struct sl_value v[3];
-    char k_order[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
-    const char *keys[3], *args[5];
+    char k_order[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
+    const char *keys[3], *args[6];
     const char *reason;
     char *fp;
     int rc;
@@ -182,13 +181,14 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
                            "payment %s is not the payment of order %s", v[0].s, v[1].s);
     }
     keys[0] = schema_key(k_order, "order:", v[1].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:payres:", v[0].s);
-    keys[2] = schema_key(k_pay, "payment:", v[0].s);
+    keys[1] = schema_key(k_pay, "payment:", v[0].s);
+    keys[2] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = declined ? "failed" : "paid";
     args[4] = reason;
+    args[5] = schema_retention(privdata);
     rc = SCHEMA_EFFECT(ctx, &order_payment_result_script, WORKERS_LUA_ORDER_PAYMENT_RESULT, keys, args);
     free(fp);
     if (rc != 0)
@@ -204,16 +204,14 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
 static enum sl_disposition payment_succeeded(struct sl_ctx *ctx, const struct sl_msg *msg,
                                              void *privdata)
 {
-    (void)privdata;
-    return order_payment_result(ctx, msg->data, 0);
+    return order_payment_result(ctx, msg->data, 0, privdata);
 }
 
 /* payment.declined: the order fails when its payment agrees. */
 static enum sl_disposition payment_declined(struct sl_ctx *ctx, const struct sl_msg *msg,
                                             void *privdata)
 {
-    (void)privdata;
-    return order_payment_result(ctx, msg->data, 1);
+    return order_payment_result(ctx, msg->data, 1, privdata);
 }
 
 /* The event types of the orders stream, each with its function. */
@@ -228,6 +226,8 @@ const struct sl_handler order_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "order",
     .scripts = order_scripts,
+    .init = schema_init,
+    .destroy = schema_destroy,
     .keys = order_keys,
     .routes = order_routes,
 };

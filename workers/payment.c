@@ -14,7 +14,7 @@
  * three possible follow-ups (built in C, where integers stay integers)
  * and the script picks one.
  *
- * Idempotency: the fingerprint under sluice:fp:payment:<payment_id>.
+ * Idempotency: the fingerprint (a digest) in field fp of payment:<payment_id>.
  * The same request again acks with no effect and no second follow-up;
  * a different one is DEAD idempotency_conflict. So each payment_id
  * moves money at most once, whatever is redelivered.
@@ -40,13 +40,14 @@ static const struct sl_script payment_requested_script = {
     .body = workers_lua_payment_requested,
 };
 
-/* The scripts this handler may declare, NULL-terminated. */
 /* The keys its scripts touch (for `sluice acl`). */
 static const char *const payment_keys[] = {
-    "payment:*", "sluice:fp:payment:*", "user:*", PAYMENT_LEDGER_STREAM, PAYMENT_ORDERS_STREAM,
+    "payment:*", "user:*", PAYMENT_LEDGER_STREAM, PAYMENT_ORDERS_STREAM,
+    SCHEMA_EXPIRY_KEY,
     NULL,
 };
 
+/* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const payment_scripts[] = {
     &payment_requested_script,
     NULL
@@ -84,14 +85,13 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
 {
     json_t *data = msg->data;
     struct sl_value v[PAYMENT_REQUESTED_NFIELDS];
-    char k_pay[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
+    char k_pay[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[5], *args[9];
+    const char *keys[5], *args[10];
     char *fp, *ok, *no_user, *no_funds;
     enum sl_disposition d = SL_ACK;
     int rc;
 
-    (void)privdata;
     if (sl_data_check(ctx, data, payment_requested_fields, PAYMENT_REQUESTED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I, s:s}",
@@ -108,10 +108,10 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     }
     snprintf(amount, sizeof amount, "%lld", v[3].n);
     keys[0] = schema_key(k_pay, "payment:", v[0].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:payment:", v[0].s);
-    keys[2] = schema_key(k_user, "user:", v[2].s);
-    keys[3] = PAYMENT_LEDGER_STREAM;
-    keys[4] = PAYMENT_ORDERS_STREAM;
+    keys[1] = schema_key(k_user, "user:", v[2].s);
+    keys[2] = PAYMENT_LEDGER_STREAM;
+    keys[3] = PAYMENT_ORDERS_STREAM;
+    keys[4] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
@@ -121,6 +121,7 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     args[6] = ok;
     args[7] = no_user;
     args[8] = no_funds;
+    args[9] = schema_retention(privdata);
     if ((rc = SCHEMA_EFFECT(ctx, &payment_requested_script, WORKERS_LUA_PAYMENT_REQUESTED,
                             keys, args)) != 0)
         d = schema_effect_failed(ctx, rc, "the payment.requested effect");
@@ -147,6 +148,8 @@ const struct sl_handler payment_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "payment",
     .scripts = payment_scripts,
+    .init = schema_init,
+    .destroy = schema_destroy,
     .keys = payment_keys,
     .routes = payment_routes,
 };

@@ -17,8 +17,8 @@
 #include <jansson.h>
 #include "sluice.h"
 
-/* Big enough for "payment:" plus a 64-character identifier, and for any
- * of the `sluice:fp:...:` keys the workers build. */
+/* Big enough for "payment:" plus a 64-character identifier, the longest
+ * key the workers build. */
 #define SCHEMA_KEYLEN 128
 
 /* Reports an sl_ctx_effect() failure with its cause. Out of memory is
@@ -73,6 +73,46 @@ static inline const char *schema_key(char buf[SCHEMA_KEYLEN], const char *prefix
     snprintf(buf, SCHEMA_KEYLEN, "%s%s", prefix, id);
     return buf;
 }
+
+/* The state every built-in worker keeps (its privdata): what its effects
+ * need of the configuration. */
+struct schema_state {
+    char retention_ms[24];        /* idempotency_retention_ms as text, "0": forever */
+};
+
+/* The `init` of the built-in workers: keeps idempotency_retention_ms.
+ * Returns 0, or SL_ENOMEM. */
+static inline int schema_init(const struct sl_worker_info *info, void **privdata)
+{
+    struct schema_state *st = malloc(sizeof(*st));
+
+    if (st == NULL)
+        return SL_ENOMEM;
+    snprintf(st->retention_ms, sizeof(st->retention_ms), "%lld", info->idempotency_retention_ms);
+    *privdata = st;
+    return 0;
+}
+
+/* The `destroy` of the built-in workers. */
+static inline void schema_destroy(void *privdata)
+{
+    free(privdata);
+}
+
+/* Returns idempotency_retention_ms as text for an effect's ARGV: "0"
+ * (forever) when the worker was not initialised (unit tests call the
+ * routes directly). Borrowed from privdata. */
+static inline const char *schema_retention(void *privdata)
+{
+    return privdata != NULL ? ((const struct schema_state *)privdata)->retention_ms : "0";
+}
+
+/* The stream of fingerprints due to expire (docs/payment-flow.md): an
+ * effect that finishes a record adds {k: <record key>, f: <field>...} to
+ * it when a retention is set, and the supervisor's janitor removes those
+ * fields of the record once the entry is older than the retention
+ * (framework/lua/expire.lua). */
+#define SCHEMA_EXPIRY_KEY "sluice:fp:expiry"
 
 /* The number of elements of an array. */
 #define SCHEMA_NELEM(a) (sizeof(a) / sizeof((a)[0]))

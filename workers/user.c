@@ -9,8 +9,8 @@
  *       ledger entry ref credit:<id>; an unknown user is DEAD unknown_user.
  *
  * Idempotency is by business ID: the effect script stores a fingerprint
- * (the canonical JSON of the validated fields) under sluice:fp:user:<id>
- * or sluice:fp:credit:<id>. The same fingerprint again is acked with no
+ * (a digest of the canonical JSON of the validated fields) in field fp
+ * of user:<id> or credit:<id>. The same fingerprint again is acked with no
  * effect; a different one is DEAD idempotency_conflict, and the first
  * event stands. A repeated user.created is therefore compared with the
  * first event, never with today's balance.
@@ -40,13 +40,13 @@ static const struct sl_script user_credited_script = {
     .body = workers_lua_user_credited,
 };
 
-/* The scripts this handler may declare, NULL-terminated. */
 /* The keys its scripts touch (for `sluice acl`). */
 static const char *const user_keys[] = {
-    "user:*", "sluice:fp:user:*", "credit:*", "sluice:fp:credit:*", "ledger",
+    "user:*", "credit:*", "ledger", SCHEMA_EXPIRY_KEY,
     NULL,
 };
 
+/* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const user_scripts[] = {
     &user_created_script,
     &user_credited_script,
@@ -83,12 +83,11 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg 
 {
     json_t *data = msg->data;
     struct sl_value v[USER_CREATED_NFIELDS];
-    char k_user[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN], balance[24];
-    const char *keys[3], *args[5];
+    char k_user[SCHEMA_KEYLEN], balance[24];
+    const char *keys[3], *args[6];
     char *fp;
     int rc;
 
-    (void)privdata;
     if (sl_data_check(ctx, data, user_created_fields, USER_CREATED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:s, s:I}",
@@ -99,13 +98,14 @@ static enum sl_disposition user_created(struct sl_ctx *ctx, const struct sl_msg 
         return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "user.created fingerprint");
     snprintf(balance, sizeof balance, "%lld", v[3].n);
     keys[0] = schema_key(k_user, "user:", v[0].s);
-    keys[1] = schema_key(k_fp, "sluice:fp:user:", v[0].s);
-    keys[2] = "ledger";
+    keys[1] = "ledger";
+    keys[2] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = v[2].s;
     args[4] = balance;
+    args[5] = schema_retention(privdata);
     rc = SCHEMA_EFFECT(ctx, &user_created_script, WORKERS_LUA_USER_CREATED, keys, args);
     free(fp);
     if (rc != 0)
@@ -121,13 +121,12 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg
 {
     json_t *data = msg->data;
     struct sl_value v[USER_CREDITED_NFIELDS];
-    char k_user[SCHEMA_KEYLEN], k_credit[SCHEMA_KEYLEN], k_fp[SCHEMA_KEYLEN];
+    char k_user[SCHEMA_KEYLEN], k_credit[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[4], *args[4];
+    const char *keys[4], *args[5];
     char *fp;
     int rc;
 
-    (void)privdata;
     if (sl_data_check(ctx, data, user_credited_fields, USER_CREDITED_NFIELDS, v) < 0)
         return SL_DEAD;
     fp = schema_fingerprint(json_pack("{s:s, s:s, s:I}",
@@ -138,12 +137,13 @@ static enum sl_disposition user_credited(struct sl_ctx *ctx, const struct sl_msg
     snprintf(amount, sizeof amount, "%lld", v[2].n);
     keys[0] = schema_key(k_user, "user:", v[1].s);
     keys[1] = schema_key(k_credit, "credit:", v[0].s);
-    keys[2] = schema_key(k_fp, "sluice:fp:credit:", v[0].s);
-    keys[3] = "ledger";
+    keys[2] = "ledger";
+    keys[3] = SCHEMA_EXPIRY_KEY;
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = amount;
+    args[4] = schema_retention(privdata);
     rc = SCHEMA_EFFECT(ctx, &user_credited_script, WORKERS_LUA_USER_CREDITED, keys, args);
     free(fp);
     if (rc != 0)
@@ -167,6 +167,8 @@ const struct sl_handler user_handler = {
     .abi_version = SL_ABI_VERSION,
     .name = "user",
     .scripts = user_scripts,
+    .init = schema_init,
+    .destroy = schema_destroy,
     .keys = user_keys,
     .routes = user_routes,
 };

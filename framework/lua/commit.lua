@@ -5,9 +5,10 @@
 -- check). A shebang script is refused whole under OOM instead of
 -- aborting half-way.
 -- KEYS: stream attempts dead
--- ARGV: group consumer id max_deliveries first_delay_ms cap_ms kind error trim
+-- ARGV: group consumer id max_deliveries first_delay_ms cap_ms kind error trim least_delay_ms
 --   kind: "ack", "retry" or "dead"; error: the reason; trim: "1" when a
---   dead letter keeps only type and data (too_large).
+--   dead letter keeps only type and data (too_large); least_delay_ms: a
+--   retry waits at least this long (the handler's sl_ctx_retry_after).
 -- Returns 0 when the entry was not ours any more (nothing done), 1 acked,
 -- 2 left pending for a retry, 3 dead-lettered.
 --@include lib

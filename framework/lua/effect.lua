@@ -10,13 +10,13 @@ end
 -- is still ours, and its result picks ack, retry or dead:
 -- {'retry', reason} or {'dead', 'code: detail'}, anything else acks.
 -- KEYS: stream attempts dead handler_keys...
--- ARGV: group consumer id max_deliveries first_delay_ms cap_ms kind error trim handler_args...
+-- ARGV: group consumer id max_deliveries first_delay_ms cap_ms kind error trim least_delay_ms handler_args...
 -- Returns what commit.lua returns.
 local p = owned(ID)
 if not p then return 0 end
 local uk, ua = {}, {}
 for i = 4, #KEYS do uk[#uk+1] = KEYS[i] end
-for i = 10, #ARGV do ua[#ua+1] = ARGV[i] end
+for i = 11, #ARGV do ua[#ua+1] = ARGV[i] end
 local r = effect(uk, ua)
 if type(r) == 'table' and (r[1] == 'retry' or r[1] == 'dead') then
   return decide(r[1], tostring(r[2] or r[1]), p)

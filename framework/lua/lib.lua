@@ -6,7 +6,8 @@
 -- a code line here, and no line starting with "(".
 --
 -- KEYS: stream attempts dead
--- ARGV: group consumer id max_deliveries first_delay_ms cap_ms...
+-- ARGV: group consumer id max_deliveries first_delay_ms cap_ms kind error
+--   trim least_delay_ms... (least_delay_ms: a retry waits at least this)
 --   (the names below; the scripts that include it add their own)
 --
 -- Bookkeeping lives in one hash per stream and group (sl__attempts_key):
@@ -62,7 +63,7 @@ local function parse_att(v)
   if not n then return 0, 0, '' end
   return tonumber(n), tonumber(at), why
 end
-local function retry(id, why, deliveries, max, first, cap)
+local function retry(id, why, deliveries, max, first, cap, least)
   local n = parse_att(redis.call('HGET', A, id)) + 1
   if n >= max then
     dead(id, 'max_deliveries_exceeded: ' .. why, deliveries, '0', n)
@@ -74,12 +75,13 @@ local function retry(id, why, deliveries, max, first, cap)
     d = d * 2
   end
   if d > cap then d = cap end
+  if least and least > d then d = least end
   redis.call('HSET', A, id, n .. ':' .. string.format('%d', now_ms() + d) .. ':' .. why)
   return 2
 end
 local function decide(kind, err, p)
   local max, first, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  if kind == 'retry' then return retry(ID, err, p[4], max, first, cap) end
+  if kind == 'retry' then return retry(ID, err, p[4], max, first, cap, tonumber(ARGV[10])) end
   if kind == 'dead' then
     local n = parse_att(redis.call('HGET', A, ID))
     local code = string.match(err, '^[^:]*')

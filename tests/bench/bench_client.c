@@ -200,6 +200,7 @@ static void append_payment(struct child *ch, const redisReply *e)
     arg(ch, n++, "ack");
     arg(ch, n++, "");
     arg(ch, n++, "0");
+    arg(ch, n++, "0");
     for (k = 0; k < ch->ctx->nargs; k++, n++)
         ch->argv[n] = sl__ctx_effect_arg(ch->ctx, ch->ctx->nkeys + k, &ch->argvlen[n]);
     redisAppendCommandArgv(ch->c, (int)n, ch->argv, ch->argvlen);

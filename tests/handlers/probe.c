@@ -4,6 +4,7 @@
  *   "sleep_ms": N   block N ms in the handler before deciding
  *   "crash": true   abort() the process (every attempt)
  *   "dead": "code"  return SL_DEAD with that error
+ *   "retry_after_ms": N  a retry waits at least N ms (sl_ctx_retry_after)
  *   "effect": true  declare an effect that INCRs probe:count:<id>
  *                   RPUSHes the consumer name to probe:by:<id> and
  *                   the ID to probe:order, so a test sees exactly how
@@ -73,8 +74,12 @@ static enum sl_disposition probe_handle(struct sl_ctx *ctx, const struct sl_msg 
     if ((v = json_object_get(msg->data, "dead")) != NULL && json_is_string(v))
         return sl_ctx_fail(ctx, SL_DEAD, json_string_value(v), NULL);
     if ((v = json_object_get(msg->data, "retry")) != NULL && json_is_integer(v) &&
-        msg->attempts < json_integer_value(v))
+        msg->attempts < json_integer_value(v)) {
+        json_t *ra = json_object_get(msg->data, "retry_after_ms");
+        if (json_is_integer(ra) && sl_ctx_retry_after(ctx, json_integer_value(ra)) != 0)
+            return sl_ctx_fail(ctx, SL_DEAD, "probe_retry_after", "refused");
         return sl_ctx_fail(ctx, SL_RETRY, "probe_retry", "attempt %d", msg->attempts + 1);
+    }
     if (json_is_true(json_object_get(msg->data, "effect"))) {
         char k1[128], k2[128];
         const char *keys[] = { k1, k2, "probe:order" };

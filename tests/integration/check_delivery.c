@@ -1428,16 +1428,20 @@ static void add_effects(void)
 }
 
 /* Holds for about hold_ms while asserting that Redis is still refusing
- * writes and nothing has moved: all five entries pending, no dead letter,
- * no effect, no attempt recorded. */
+ * writes and nothing has moved: the entries read so far (at least one;
+ * a worker that has not run its handler yet reads one at a time, so the
+ * rest may stay unread) still pending, no dead letter, no effect, no
+ * attempt recorded. */
 static void assert_nothing_moves(int hold_ms)
 {
     long long until = sl_test_deadline(hold_ms);
+    long long held = pending("s", "g");
     int i;
 
+    ck_assert_msg(held >= 1 && held <= 5, "%lld entries pending", held);
     do {
         ck_assert_msg(oom(), "Redis is no longer out of memory");
-        ck_assert_int_eq(pending("s", "g"), 5);
+        ck_assert_int_eq(pending("s", "g"), held);
         ck_assert_int_eq(dead_len("s"), 0);
         ck_assert_int_eq(attempts_len("s", "g"), 0);
         for (i = 0; i < 5; i++)

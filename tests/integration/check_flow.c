@@ -1569,12 +1569,182 @@ START_TEST(test_flow_check_tool)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------
+ * Running for months: Redis memory per order
+ * ------------------------------------------------------------------ */
+
+#define MONTHS_ORDERS 20000       /* orders whose memory is measured */
+#define MONTHS_USERS 100          /* users they are spread over */
+#define MONTHS_BYTES 450          /* bound on used_memory growth per order */
+
+/* Returns INFO memory's used_memory, bytes. */
+static long long used_memory(void)
+{
+    redisReply *r = sl_test_cmd(rc, "INFO memory");
+    const char *p;
+    long long n;
+
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    p = strstr(r->str, "used_memory:");
+    ck_assert_ptr_nonnull(p);
+    n = strtoll(p + strlen("used_memory:"), NULL, 10);
+    freeReplyObject(r);
+    return n;
+}
+
+/* Condition: quiet, and the housekeeping has trimmed the acked entries of
+ * orders and payments, so that what remains is what an order leaves for
+ * good. arg is unused. */
+static int quiet_and_trimmed(void *arg)
+{
+    return quiet(arg) && xlen("orders") == 0 && xlen("payments") == 0;
+}
+
+/* The defaults keep Redis's memory per order bounded: 20,000 orders
+ * through the pool of config/sluice.json, with every tunable at its
+ * default, grow used_memory by at most 450 bytes per order (each order
+ * leaves order:<id>, payment:<id> and a ledger entry; the fingerprints
+ * are fields of those records). It was about 926 when each fingerprint
+ * was a key of its own. No business field is dropped. */
+START_TEST(test_flow_memory_per_order)
+{
+    char workers[1024] = "", data[256];
+    struct sl_test_config c = { srv.url, NULL, NULL, NULL, workers, NULL };
+    long long before, after, per;
+    char *v;
+    int i, rv;
+
+    add_worker(workers, sizeof workers, "user", "users", "user-workers", 1);
+    add_worker(workers, sizeof workers, "order", "orders", "order-workers", 2);
+    add_worker(workers, sizeof workers, "payment", "payments", "payment-workers", 2);
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
+    pool_pid = sl_test_pool_spawn(cfgpath, logpath);
+    ck_assert_int_gt(pool_pid, 0);
+    rv = sl_test_pool_wait_running(pool_pid, logpath, 5, FLOW_START_MS);
+    if (rv != 0)
+        fail_log("the pool did not start (%d)", rv);
+    for (i = 0; i < MONTHS_USERS; i++) {
+        snprintf(data, sizeof data, "{\"user_id\":\"u-%03d\",\"name\":\"U\","
+                 "\"email\":\"u@example.com\",\"balance_cents\":100000000000}", i);
+        redisAppendCommand(rc, "XADD users * type user.created data %s", data);
+    }
+    drain_replies(MONTHS_USERS);
+    if (!sl_test_wait_for(FLOW_QUIET_MS, quiet_and_trimmed, NULL))
+        fail_log("the users are not in within %d ms", FLOW_QUIET_MS);
+    before = used_memory();
+    for (i = 0; i < MONTHS_ORDERS; i++) {
+        snprintf(data, sizeof data, "{\"order_id\":\"o-%06d\",\"user_id\":\"u-%03d\","
+                 "\"amount_cents\":%d,\"currency\":\"USD\"}", i, i % MONTHS_USERS, 100 + i % 900);
+        redisAppendCommand(rc, "XADD orders * type order.created data %s", data);
+        if (i % 1000 == 999)
+            drain_replies(1000);
+    }
+    if (!sl_test_wait_for(4 * FLOW_QUIET_MS, quiet_and_trimmed, NULL))
+        fail_log("20,000 orders not through and trimmed within %d ms", 4 * FLOW_QUIET_MS);
+    after = used_memory();
+    per = (after - before) / MONTHS_ORDERS;
+    fprintf(stderr, "flow: used_memory grew %lld bytes per order (%lld -> %lld)\n",
+            per, before, after);
+    ck_assert_msg(per <= MONTHS_BYTES, "used_memory grew %lld bytes per order, more than %d",
+                  per, MONTHS_BYTES);
+    /* Every business field is still there, and the fingerprints are
+     * fields, not keys. */
+    ck_assert_int_eq(sl_test_int(rc, "HLEN order:o-000007"), 6);
+    v = hget("order:o-000007", "status");
+    ck_assert_str_eq(v, "paid");
+    free(v);
+    ck_assert_int_eq(sl_test_int(rc, "HLEN payment:o-000007"), 6);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN ledger"), MONTHS_USERS + MONTHS_ORDERS);
+    ck_assert_int_le(sl_test_int(rc, "DBSIZE"), 2 * MONTHS_ORDERS + MONTHS_USERS + 20);
+    /* Kept for ever by default: nothing is scheduled to expire. */
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:expiry"), 0);
+    assert_invariants();
+    pool_stop();
+}
+END_TEST
+
+/* Condition: every fingerprint of o-1's flow is gone (fp of user:u-1 and
+ * payment:o-1, fp and fp_result of order:o-1) and so is the expiry
+ * stream's last entry. arg is unused. */
+static int fingerprints_gone(void *arg)
+{
+    (void)arg;
+    return sl_test_int(rc, "HEXISTS order:o-1 fp") == 0 &&
+           sl_test_int(rc, "HEXISTS order:o-1 fp_result") == 0 &&
+           sl_test_int(rc, "HEXISTS payment:o-1 fp") == 0 &&
+           sl_test_int(rc, "HEXISTS user:u-1 fp") == 0 &&
+           sl_test_int(rc, "XLEN sluice:fp:expiry") == 0;
+}
+
+/* idempotency_retention_ms: a duplicate inside the window is still
+ * caught (acked, no second payment); past the retention the janitor has
+ * removed the fingerprints of the finished records (the business fields
+ * stay), and a duplicate then is refused as an idempotency_conflict
+ * instead of being applied again: nothing is ever applied twice. */
+START_TEST(test_flow_fingerprint_retention)
+{
+    char workers[1024] = "", defaults[256];
+    struct sl_test_config c = { srv.url, NULL, defaults, NULL, workers, NULL };
+    long long retention = 10000LL * sl_test_slow_factor();
+    char *v;
+    int rv;
+
+    add_worker(workers, sizeof workers, "user", "users", "user-workers", 1);
+    add_worker(workers, sizeof workers, "order", "orders", "order-workers", 1);
+    add_worker(workers, sizeof workers, "payment", "payments", "payment-workers", 1);
+    snprintf(defaults, sizeof defaults, "\"reclaim_interval_ms\": 250, \"block_ms\": 200, "
+             "\"trim\": \"none\", \"idempotency_retention_ms\": %lld", retention);
+    ck_assert_int_eq(sl_test_config_write(cfgpath, &c), 0);
+    pool_pid = sl_test_pool_spawn(cfgpath, logpath);
+    ck_assert_int_gt(pool_pid, 0);
+    if ((rv = sl_test_pool_wait_running(pool_pid, logpath, 3, FLOW_START_MS)) != 0)
+        fail_log("the pool did not start (%d)", rv);
+    xadd("users", "user.created", "{'user_id':'u-1','name':'Ann','email':'a@example.com','balance_cents':5000}");
+    xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
+    wait_hash("order:o-1", "status", "paid");
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-1 fp_result"), 1);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN sluice:fp:expiry"), 3);
+
+    /* Inside the window: the same order again is a duplicate. */
+    xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-1 fp"), 1);
+    ck_assert_int_eq(xlen("payments"), 1);
+    ck_assert_int_eq(xlen("orders:dead"), 0);
+
+    /* Past it: the fingerprints are gone, the records are whole. */
+    if (!sl_test_wait_for((int)retention + 20000, fingerprints_gone, NULL))
+        fail_log("the fingerprints outlived their retention of %lld ms", retention);
+    ck_assert_int_eq(sl_test_int(rc, "HLEN order:o-1"), 4);
+    v = hget("order:o-1", "status");
+    ck_assert_str_eq(v, "paid");
+    free(v);
+    ck_assert_int_eq(sl_test_int(rc, "HLEN payment:o-1"), 5);
+    v = hget("user:u-1", "balance_cents");
+    ck_assert_str_eq(v, "4700");
+    free(v);
+
+    /* A duplicate now cannot be told from a conflict: refused, and still
+     * never applied twice. */
+    xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
+    wait_dead("orders", 1);
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(xlen("payments"), 1);
+    v = hget("user:u-1", "balance_cents");
+    ck_assert_str_eq(v, "4700");
+    free(v);
+    pool_stop();
+}
+END_TEST
+
 /* Returns the suite of the payment flow run by the real pool. */
 Suite *flow_suite(void)
 {
     Suite *s = suite_create("flow");
     TCase *tc = tcase_create("scenarios");
     TCase *fire = tcase_create("fire");
+    TCase *months = tcase_create("months");
     int slow = sl_test_slow_factor();
 
     tcase_add_unchecked_fixture(tc, server_up, server_down);
@@ -1596,5 +1766,12 @@ Suite *flow_suite(void)
     tcase_set_timeout(fire, 150 * slow);
     tcase_add_test(fire, test_flow_under_fire);
     suite_add_tcase(s, fire);
+
+    tcase_add_unchecked_fixture(months, server_up, server_down);
+    tcase_add_checked_fixture(months, test_up, test_down);
+    tcase_set_timeout(months, 240 * slow);
+    tcase_add_test(months, test_flow_memory_per_order);
+    tcase_add_test(months, test_flow_fingerprint_retention);
+    suite_add_tcase(s, months);
     return s;
 }

@@ -120,7 +120,7 @@ static void describe(const redisReply *r)
  * accept it and declare an effect, then runs that effect with EVAL of
  * the script body and the declared keys and arguments. When `wrap` is not
  * NULL the body runs inside the framework's wrapper instead, with
- * wrap[0..8] as the framework's ARGV and wrap_keys[0..2] as its KEYS.
+ * wrap[0..9] as the framework's ARGV and wrap_keys[0..2] as its KEYS.
  * Returns the reply described (see describe()), in a static buffer. */
 static const char *step_with(const struct sl_handler *h, const char *type, const char *sq,
                              const char *const *wrap_keys, const char *const *wrap)
@@ -133,7 +133,7 @@ static const char *step_with(const struct sl_handler *h, const char *type, const
     char nk[16];
     char *src = NULL;
     redisReply *r;
-    int i, n = 0, fw = wrap != NULL ? 3 : 0, fa = wrap != NULL ? 9 : 0;
+    int i, n = 0, fw = wrap != NULL ? 3 : 0, fa = wrap != NULL ? 10 : 0;
     enum sl_disposition d;
 
     ck_assert_ptr_nonnull(ctx);
@@ -341,7 +341,7 @@ START_TEST(test_flow_credit)
 
     EXPECT(&user_handler, "user.credited", "{'credit_id':'c-2','user_id':'u-404','amount_cents':1}",
            "dead: unknown_user: u-404");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-2 sluice:fp:credit:c-2"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-2"), 0);
     assert_invariants();
 }
 END_TEST
@@ -488,7 +488,7 @@ START_TEST(test_flow_payment_results)
     record("o-9", "o-9", "10", "succeeded", NULL);
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-9','order_id':'o-9'}",
            "retry: order_not_found: o-9");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS order:o-9 sluice:fp:payres:o-9"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS order:o-9"), 0);
 
     EXPECT(&user_handler, "user.created", ANN, "created");
     EXPECT(&order_handler, "order.created",
@@ -554,8 +554,8 @@ START_TEST(test_flow_forged_payment_results)
     EXPECT(&order_handler, "payment.succeeded", "{'payment_id':'o-1','order_id':'o-2'}",
            "handler 2: payment_mismatch: payment o-1 is not the payment of order o-2");
     ck_assert_str_eq(hget("order:o-2", "status"), "pending");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-2 sluice:fp:payres:forged-1 "
-                                     "sluice:fp:payres:o-1"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-2 fp_result"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-1 fp_result"), 0);
 
     /* The genuine decline, its repeat, and a forged success afterwards. */
     EXPECT(&order_handler, "payment.declined", genuine, "failed");
@@ -604,8 +604,9 @@ START_TEST(test_flow_forged_payment_results)
     ck_assert_str_eq(hget("order:o-3", "status"), "pending");
     ck_assert_str_eq(hget("order:o-4", "status"), "pending");
     ck_assert_str_eq(hget("order:o-5", "status"), "pending");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:o-3 sluice:fp:payres:o-4 "
-                                     "sluice:fp:payres:o-5"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-3 fp_result"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-4 fp_result"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "HEXISTS order:o-5 fp_result"), 0);
 }
 END_TEST
 
@@ -653,7 +654,7 @@ START_TEST(test_flow_refuses_bad_state)
     ck_assert_int_eq(sl_test_int(rc, "SET ledger oops"), 0);
     EXPECT(&user_handler, "user.created", ANN,
            "retry: wrong_key_type: ledger is a string, expected a stream");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS user:u-1 sluice:fp:user:u-1"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS user:u-1"), 0);
     ck_assert_int_eq(sl_test_int(rc, "DEL ledger"), 1);
 
     ck_assert_int_eq(sl_test_int(rc, "HSET user:u-1 balance_cents -5"), 1);
@@ -661,10 +662,10 @@ START_TEST(test_flow_refuses_bad_state)
            "dead: idempotency_conflict: user u-1 exists but was not created by sluice");
     ck_assert_str_eq(run_order(ORDER1),
                      "retry: corrupt_balance: user:u-1 balance_cents is not a non-negative integer");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS payment:o-1 sluice:fp:payment:o-1 ledger orders"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS payment:o-1 ledger orders"), 0);
     EXPECT(&user_handler, "user.credited", "{'credit_id':'c-1','user_id':'u-1','amount_cents':5}",
            "retry: corrupt_balance: user:u-1 balance_cents is not a non-negative integer");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-1 sluice:fp:credit:c-1"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS credit:c-1"), 0);
 }
 END_TEST
 
@@ -763,7 +764,7 @@ START_TEST(test_flow_wrapped_by_framework)
     const char *keys[] = { "users", "sluice:attempts:test", "users:dead" };
     const char *ann = "{\"user_id\":\"u-1\",\"name\":\"Ann\",\"email\":\"a@b\",\"balance_cents\":7}";
     char id[64], id2[64];
-    const char *args[9] = { "g", "c1", NULL, "5", "1000", "60000", "ack", "", "0" };
+    const char *args[10] = { "g", "c1", NULL, "5", "1000", "60000", "ack", "", "0", "0" };
 
     pend("users", "user.created", ann, id, sizeof id);
     args[2] = id;
@@ -792,7 +793,7 @@ START_TEST(test_flow_wrapped_by_framework)
     record("q", "q", "1", "succeeded", NULL);
     ck_assert_str_eq(step_with(&order_handler, "payment.succeeded",
                                "{'payment_id':'q','order_id':'q'}", keys, args), "2");
-    ck_assert_int_eq(sl_test_int(rc, "EXISTS sluice:fp:payres:q order:q"), 0);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS order:q"), 0);
     ck_assert_int_eq(sl_test_int(rc, "HLEN sluice:attempts:test"), 1);
     ck_assert_int_eq(pending_count("orders"), 1);
 }

@@ -162,7 +162,7 @@ START_TEST(test_scripts_error_lines_map_to_files)
     static const struct sl_script bad = { .name = "bad", .body = "local x = 1\nerror('boom')\n" };
     struct sl_lua *eff;
     const char *ekeys[] = { "s", "att", "s:dead" };
-    const char *eargs[] = { "g", "me", "1-1", "5", "10", "100", "ack", "", "0" };
+    const char *eargs[] = { "g", "me", "1-1", "5", "10", "100", "ack", "", "0", "0" };
     redisReply *r;
     int line;
 
@@ -180,7 +180,7 @@ START_TEST(test_scripts_error_lines_map_to_files)
     freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP g me COUNT 1 STREAMS s >"));
     eff = sl__script_effect_new(&bad);
     ck_assert_ptr_nonnull(eff);
-    r = sl__script_call(sc, eff, 3, ekeys, 9, eargs);
+    r = sl__script_call(sc, eff, 3, ekeys, 10, eargs);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     ck_assert_msg(names_line(r->str, 4), "wanted line 2 + 2 in: %s", r->str);

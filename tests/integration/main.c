@@ -33,6 +33,8 @@ Suite *scripts_suite(void);
 Suite *producers_suite(void);
 Suite *conn_suite(void);
 Suite *dlq_suite(void);
+Suite *web_suite(void);
+Suite *slow_suite(void);
 
 /* Prints every non-empty report in dir; returns how many there were. */
 static int reports(const char *dir)
@@ -78,6 +80,7 @@ int main(void)
         setenv("UBSAN_OPTIONS", opts, 0);
     }
     srunner_add_suite(sr, flow_scripts_suite());
+    srunner_add_suite(sr, web_suite());
     srunner_add_suite(sr, worker_suite());
     srunner_add_suite(sr, delivery_suite());
     srunner_add_suite(sr, pool_suite());
@@ -95,6 +98,7 @@ int main(void)
     srunner_add_suite(sr, conn_suite());
     srunner_add_suite(sr, producers_suite());
     srunner_add_suite(sr, dlq_suite());
+    srunner_add_suite(sr, slow_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

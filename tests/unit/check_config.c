@@ -450,6 +450,18 @@ START_TEST(test_config_metrics_values)
                  "1:24: metrics.listen: expected \"host:port\" or null");
     expect_error("{\"metrics\": {\"listen\": \"h:65536\"}}",
                  "1:24: metrics.listen: expected \"host:port\" or null");
+    expect_error("{\"metrics\": {\"dashboard\": \"yes\"}}",
+                 "1:27: metrics.dashboard: expected true or false");
+}
+END_TEST
+
+/* The dashboard on the pool's listener is off unless asked for. */
+START_TEST(test_config_metrics_dashboard)
+{
+    expect_ok("{\"metrics\": {\"listen\": \"127.0.0.1:0\"}}");
+    ck_assert_int_eq(cfg->metrics_dashboard, 0);
+    expect_ok("{\"metrics\": {\"listen\": \"127.0.0.1:0\", \"dashboard\": true}}");
+    ck_assert_int_eq(cfg->metrics_dashboard, 1);
 }
 END_TEST
 
@@ -1002,6 +1014,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_dead_letter_retention);
     tcase_add_test(tc, test_config_redis_values);
     tcase_add_test(tc, test_config_metrics_values);
+    tcase_add_test(tc, test_config_metrics_dashboard);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("workers");

@@ -302,14 +302,14 @@ END_TEST
  * Valid events: the declared effects
  * ------------------------------------------------------------------ */
 
-/* user.created declares user_created over user:<id>, its fingerprint key
- * and the ledger, with the canonical fingerprint and the fields. */
+/* user.created declares user_created over user:<id> (which keeps the
+ * fingerprint) and the ledger, with the canonical fingerprint and the fields. */
 START_TEST(test_workers_user_created_effect)
 {
-    static const char *const keys[] = { "user:u-1", "sluice:fp:user:u-1", "ledger", NULL };
+    static const char *const keys[] = { "user:u-1", "ledger", "sluice:fp:expiry", NULL };
     static const char *const args[] = {
         "{\"balance_cents\":5000,\"email\":\"ann@example.com\",\"name\":\"Ann\",\"user_id\":\"u-1\"}",
-        "u-1", "Ann", "ann@example.com", "5000", NULL };
+        "u-1", "Ann", "ann@example.com", "5000", "0", NULL };
 
     ck_assert_int_eq(handle_json(&user_handler, "user.created", "{" UC_OK ",'balance_cents':5000}"), SL_ACK);
     assert_effect("user_created", keys, args);
@@ -320,14 +320,14 @@ END_TEST
  * identifier of 64 characters using every allowed kind of character. */
 START_TEST(test_workers_user_created_limits)
 {
-    static const char *const keys0[] = { "user:u-1", "sluice:fp:user:u-1", "ledger", NULL };
+    static const char *const keys0[] = { "user:u-1", "ledger", "sluice:fp:expiry", NULL };
     static const char *const args0[] = {
         "{\"balance_cents\":0,\"email\":\"ann@example.com\",\"name\":\"Ann\",\"user_id\":\"u-1\"}",
-        "u-1", "Ann", "ann@example.com", "0", NULL };
-    static const char *const keys1[] = { "user:" ID64, "sluice:fp:user:" ID64, "ledger", NULL };
+        "u-1", "Ann", "ann@example.com", "0", "0", NULL };
+    static const char *const keys1[] = { "user:" ID64, "ledger", "sluice:fp:expiry", NULL };
     static const char *const args1[] = {
         "{\"balance_cents\":1000000000000,\"email\":\"e\",\"name\":\"n\",\"user_id\":\"" ID64 "\"}",
-        ID64, "n", "e", "1000000000000", NULL };
+        ID64, "n", "e", "1000000000000", "0", NULL };
 
     ck_assert_int_eq(handle_json(&user_handler, "user.created", "{" UC_OK ",'balance_cents':0}"), SL_ACK);
     assert_effect("user_created", keys0, args0);
@@ -349,30 +349,30 @@ START_TEST(test_workers_fingerprint_is_canonical)
     char *a;
 
     ck_assert_int_eq(handle_json(&user_handler, "user.created", "{" UC_OK ",'balance_cents':5000}"), SL_ACK);
-    a = strdup(effect_arg(3));
+    a = strdup(effect_arg(2));
     ck_assert_ptr_nonnull(a);
     ck_assert_int_eq(handle_json(&user_handler, "user.created",
                                  "{ 'balance_cents' : 5000, 'extra': {'x': [1, 2]},"
                                  "  'email':'ann@example.com', 'name':'Ann', 'user_id':'u-1' }"),
                      SL_ACK);
-    ck_assert_str_eq(effect_arg(3), a);
-    ck_assert_int_eq(cur->nargs, 5);
+    ck_assert_str_eq(effect_arg(2), a);
+    ck_assert_int_eq(cur->nargs, 6);
     free(a);
     /* A different value of a known field does change it. */
     ck_assert_int_eq(handle_json(&user_handler, "user.created", "{" UC_OK ",'balance_cents':5001}"), SL_ACK);
-    ck_assert_str_ne(effect_arg(3),
+    ck_assert_str_ne(effect_arg(2),
                      "{\"balance_cents\":5000,\"email\":\"ann@example.com\",\"name\":\"Ann\",\"user_id\":\"u-1\"}");
 }
 END_TEST
 
-/* user.credited declares user_credited over the user, the credit, its
- * fingerprint key and the ledger. */
+/* user.credited declares user_credited over the user, the credit (which
+ * keeps the fingerprint) and the ledger. */
 START_TEST(test_workers_user_credited_effect)
 {
-    static const char *const keys[] = { "user:u-1", "credit:c-1", "sluice:fp:credit:c-1", "ledger", NULL };
+    static const char *const keys[] = { "user:u-1", "credit:c-1", "ledger", "sluice:fp:expiry", NULL };
     static const char *const args[] = {
         "{\"amount_cents\":250,\"credit_id\":\"c-1\",\"user_id\":\"u-1\"}",
-        "c-1", "u-1", "250", NULL };
+        "c-1", "u-1", "250", "0", NULL };
 
     ck_assert_int_eq(handle_json(&user_handler, "user.credited",
                                  "{'note':'ignored'," UK_OK ",'amount_cents':250}"), SL_ACK);
@@ -383,13 +383,13 @@ START_TEST(test_workers_user_credited_effect)
 }
 END_TEST
 
-/* order.created declares order_created over the order, its fingerprint
- * key and the payments stream, with the payment.requested data built in
+/* order.created declares order_created over the order (which keeps the
+ * fingerprint) and the payments stream, with the payment.requested data built in
  * C: compact, sorted, payment_id = order_id, the amount an integer even
  * at 10^12 (cjson would print 1e+12). */
 START_TEST(test_workers_order_created_effect)
 {
-    static const char *const keys[] = { "order:o-1", "sluice:fp:order:o-1", "payments", NULL };
+    static const char *const keys[] = { "order:o-1", "payments", NULL };
     static const char *const args[] = {
         "{\"amount_cents\":1999,\"currency\":\"USD\",\"order_id\":\"o-1\",\"user_id\":\"u-1\"}",
         "o-1", "u-1", "1999", "USD",
@@ -401,25 +401,25 @@ START_TEST(test_workers_order_created_effect)
     ck_assert_int_eq(handle_json(&order_handler, "order.created",
                                  "{'order_id':'o-2','user_id':'u-1','amount_cents':1000000000000,'currency':'EUR'}"),
                      SL_ACK);
-    ck_assert_str_eq(effect_arg(8),
+    ck_assert_str_eq(effect_arg(7),
                      "{\"amount_cents\":1000000000000,\"currency\":\"EUR\",\"order_id\":\"o-2\","
                      "\"payment_id\":\"o-2\",\"user_id\":\"u-1\"}");
 }
 END_TEST
 
 /* payment.succeeded and payment.declined declare order_payment_result
- * over the order, the result's fingerprint key (by payment_id) and the
+ * over the order (which keeps the result's fingerprint) and the
  * payment's record, which the script checks the result against, with
  * the target status and the reason. */
 START_TEST(test_workers_payment_result_effect)
 {
-    static const char *const keys[] = { "order:o-1", "sluice:fp:payres:o-1", "payment:o-1", NULL };
+    static const char *const keys[] = { "order:o-1", "payment:o-1", "sluice:fp:expiry", NULL };
     static const char *const ok_args[] = {
         "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"type\":\"payment.succeeded\"}",
-        "o-1", "o-1", "paid", "", NULL };
+        "o-1", "o-1", "paid", "", "0", NULL };
     static const char *const no_args[] = {
         "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"reason\":\"insufficient_funds\",\"type\":\"payment.declined\"}",
-        "o-1", "o-1", "failed", "insufficient_funds", NULL };
+        "o-1", "o-1", "failed", "insufficient_funds", "0", NULL };
 
     ck_assert_int_eq(handle_json(&order_handler, "payment.succeeded",
                                  "{'payment_id':'o-1','order_id':'o-1','reason':7}"), SL_ACK);
@@ -430,20 +430,20 @@ START_TEST(test_workers_payment_result_effect)
 }
 END_TEST
 
-/* payment.requested declares payment_requested over the payment, its
- * fingerprint key, the user, the ledger and the orders stream, with the
+/* payment.requested declares payment_requested over the payment (which
+ * keeps the fingerprint), the user, the ledger and the orders stream, with the
  * three possible follow-up data texts. */
 START_TEST(test_workers_payment_requested_effect)
 {
     static const char *const keys[] = {
-        "payment:o-1", "sluice:fp:payment:o-1", "user:u-1", "ledger", "orders", NULL };
+        "payment:o-1", "user:u-1", "ledger", "orders", "sluice:fp:expiry", NULL };
     static const char *const args[] = {
         "{\"amount_cents\":1999,\"currency\":\"USD\",\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"user_id\":\"u-1\"}",
         "o-1", "o-1", "u-1", "1999", "USD",
         "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\"}",
         "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"reason\":\"unknown_user\"}",
         "{\"order_id\":\"o-1\",\"payment_id\":\"o-1\",\"reason\":\"insufficient_funds\"}",
-        NULL };
+        "0", NULL };
 
     ck_assert_int_eq(handle_json(&payment_handler, "payment.requested",
                                  "{'payment_id':'o-1','order_id':'o-1','user_id':'u-1',"
@@ -492,8 +492,9 @@ START_TEST(test_workers_vtables)
         ck_assert_ptr_null(hs[i]->handle);
         ck_assert_ptr_null(hs[i]->types);
         ck_assert_ptr_nonnull(hs[i]->scripts);
-        ck_assert_ptr_null(hs[i]->init);
-        ck_assert_ptr_null(hs[i]->destroy);
+        /* init keeps idempotency_retention_ms, destroy frees it. */
+        ck_assert_ptr_nonnull(hs[i]->init);
+        ck_assert_ptr_nonnull(hs[i]->destroy);
     }
     ck_assert_int_eq(sl__registry_check(sl_handlers, why, sizeof(why)), 0);
     ck_assert_int_eq(sl__registry_check(sl_test_handlers, why, sizeof(why)), 0);
@@ -514,7 +515,7 @@ START_TEST(test_workers_script_conventions)
     for (i = 0; i < 3; i++) {
         for (j = 0; hs[i]->scripts[j] != NULL; j++) {
             const char *b = hs[i]->scripts[j]->body;
-            const char *check = strstr(b, "redis.call('GET'");
+            const char *check = strstr(b, "local fp = redis.call('HGET'");
 
             ck_assert_msg(strncmp(b, "#!", 2) != 0, "%s has a shebang", hs[i]->scripts[j]->name);
             ck_assert_ptr_null(strstr(b, "XACK"));

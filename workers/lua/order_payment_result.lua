@@ -1,11 +1,13 @@
 --@include schema
 -- order_payment_result.lua -- the effect of payment.succeeded and payment.declined (one script, two outcomes) (workers/order.c).
--- KEYS: order fp payment
---   1 order:<order_id>, 2 sluice:fp:payres:<payment_id>,
---       3 payment:<payment_id>.
--- ARGV: fingerprint payment_id order_id outcome reason
+-- KEYS: order payment expiry
+--   1 order:<order_id> (its field fp_result holds the result's
+--       fingerprint), 2 payment:<payment_id>, 3 sluice:fp:expiry.
+-- ARGV: fingerprint payment_id order_id outcome reason retention_ms
 --   1 fingerprint, 2 payment_id, 3 order_id, 4 'paid' or 'failed',
---       5 the decline reason ('' for paid).
+--       5 the decline reason ('' for paid), 6 idempotency_retention_ms
+--       ('0': the order's fingerprints are kept for ever; else the
+--       order, final now, is added to the expiry stream).
 -- Returns 'paid', 'failed' or 'duplicate', or a retry or dead reply.
 --
 -- Anyone who can XADD to `orders` can write a payment result, so the
@@ -41,10 +43,11 @@
 -- final state equal to this result (same reason for a decline) is an
 -- idempotent repeat; any other final state is a conflict and is left
 -- untouched. Every check comes before the first write.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'hash'}})
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'}})
 if bad then return bad end
-local fp = redis.call('GET', KEYS[2])
-if fp == ARGV[1] then return 'duplicate' end
+local mine = digest(ARGV[1])
+local fp = redis.call('HGET', KEYS[1], 'fp_result')
+if fp == mine then return 'duplicate' end
 local function txt(v)
   if v then return v end
   return '(none)'
@@ -52,10 +55,10 @@ end
 local function mismatch(detail)
   return {'dead', 'payment_mismatch: payment ' .. ARGV[2] .. ' ' .. detail}
 end
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  return {'dead', 'payment_mismatch: no payment record ' .. KEYS[3]}
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return {'dead', 'payment_mismatch: no payment record ' .. KEYS[2]}
 end
-local pay = redis.call('HMGET', KEYS[3], 'order_id', 'user_id', 'amount_cents',
+local pay = redis.call('HMGET', KEYS[2], 'order_id', 'user_id', 'amount_cents',
                        'currency', 'status', 'reason')
 if pay[1] ~= ARGV[3] then
   return mismatch('is for order ' .. txt(pay[1]) .. ', not ' .. ARGV[3])
@@ -82,11 +85,11 @@ if st[3] ~= pay[2] or st[4] ~= pay[3] or st[5] ~= pay[4] then
 end
 if status == 'pending' then
   if ARGV[4] == 'paid' then
-    redis.call('HSET', KEYS[1], 'status', 'paid')
+    redis.call('HSET', KEYS[1], 'status', 'paid', 'fp_result', mine)
   else
-    redis.call('HSET', KEYS[1], 'status', 'failed', 'reason', ARGV[5])
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'reason', ARGV[5], 'fp_result', mine)
   end
-  redis.call('SET', KEYS[2], ARGV[1])
+  if ARGV[6] ~= '0' then redis.call('XADD', KEYS[3], '*', 'k', KEYS[1], 'f', 'fp', 'f', 'fp_result') end
   return ARGV[4]
 end
 if status == ARGV[4] and (status == 'paid' or reason == ARGV[5]) then

@@ -1,13 +1,15 @@
 --@include schema
 -- payment_requested.lua -- the effect of payment.requested (workers/payment.c).
--- KEYS: payment fp user ledger orders
---   1 payment:<id>, 2 sluice:fp:payment:<id>, 3 user:<user_id>,
---       4 ledger, 5 orders.
--- ARGV: fingerprint payment_id order_id user_id amount_cents currency succeeded_data unknown_user_data insufficient_funds_data
+-- KEYS: payment user ledger orders expiry
+--   1 payment:<id> (its field fp holds the fingerprint), 2 user:<user_id>,
+--       3 ledger, 4 orders, 5 sluice:fp:expiry.
+-- ARGV: fingerprint payment_id order_id user_id amount_cents currency succeeded_data unknown_user_data insufficient_funds_data retention_ms
 --   1 fingerprint, 2 payment_id, 3 order_id, 4 user_id,
 --       5 amount_cents, 6 currency, 7 data of payment.succeeded,
 --       8 data of payment.declined for unknown_user,
---       9 data of payment.declined for insufficient_funds.
+--       9 data of payment.declined for insufficient_funds,
+--       10 idempotency_retention_ms ('0': keep the fingerprint for ever;
+--       else the payment, final once written, joins the expiry stream).
 -- Returns 'succeeded', 'declined' or 'duplicate', or a dead or retry
 -- reply. Every read and check (fingerprint, user, balance) comes before
 -- the first write. The balance is compared with the amount as decimal
@@ -15,24 +17,25 @@
 -- no double ever touches money. A balance that is not a plain
 -- non-negative integer was corrupted outside sluice: RETRY, so that an
 -- operator can repair it before the entry is dead-lettered.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'hash'},
-                        {KEYS[4], 'stream'}, {KEYS[5], 'stream'}})
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'},
+                        {KEYS[3], 'stream'}, {KEYS[4], 'stream'}, {KEYS[5], 'stream'}})
 if bad then return bad end
-local fp = redis.call('GET', KEYS[2])
+local mine = digest(ARGV[1])
+local fp = redis.call('HGET', KEYS[1], 'fp')
 if fp then
-  if fp == ARGV[1] then return 'duplicate' end
+  if fp == mine then return 'duplicate' end
   return conflict('payment', ARGV[2])
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'dead', 'idempotency_conflict: payment ' .. ARGV[2] .. ' exists but was not created by sluice'}
 end
 local reason, follow = nil, ARGV[7]
-if redis.call('EXISTS', KEYS[3]) == 0 then
+if redis.call('EXISTS', KEYS[2]) == 0 then
   reason, follow = 'unknown_user', ARGV[8]
 else
-  local bal = redis.call('HGET', KEYS[3], 'balance_cents')
+  local bal = redis.call('HGET', KEYS[2], 'balance_cents')
   if not is_dec(bal) then
-    return {'retry', 'corrupt_balance: ' .. KEYS[3] .. ' balance_cents is not a non-negative integer'}
+    return {'retry', 'corrupt_balance: ' .. KEYS[2] .. ' balance_cents is not a non-negative integer'}
   end
   if not dec_ge(bal, ARGV[5]) then
     reason, follow = 'insufficient_funds', ARGV[9]
@@ -41,16 +44,16 @@ end
 if reason then
   redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],
              'amount_cents', ARGV[5], 'currency', ARGV[6],
-             'status', 'declined', 'reason', reason)
-  redis.call('XADD', KEYS[5], '*', 'type', 'payment.declined', 'data', follow)
-  redis.call('SET', KEYS[2], ARGV[1])
+             'status', 'declined', 'reason', reason, 'fp', mine)
+  redis.call('XADD', KEYS[4], '*', 'type', 'payment.declined', 'data', follow)
+  if ARGV[10] ~= '0' then redis.call('XADD', KEYS[5], '*', 'k', KEYS[1], 'f', 'fp') end
   return 'declined'
 end
-redis.call('HINCRBY', KEYS[3], 'balance_cents', '-' .. ARGV[5])
-redis.call('XADD', KEYS[4], '*', 'user_id', ARGV[4], 'delta_cents', '-' .. ARGV[5],
+redis.call('HINCRBY', KEYS[2], 'balance_cents', '-' .. ARGV[5])
+redis.call('XADD', KEYS[3], '*', 'user_id', ARGV[4], 'delta_cents', '-' .. ARGV[5],
            'ref', 'payment:' .. ARGV[2])
 redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],
-           'amount_cents', ARGV[5], 'currency', ARGV[6], 'status', 'succeeded')
-redis.call('XADD', KEYS[5], '*', 'type', 'payment.succeeded', 'data', follow)
-redis.call('SET', KEYS[2], ARGV[1])
+           'amount_cents', ARGV[5], 'currency', ARGV[6], 'status', 'succeeded', 'fp', mine)
+redis.call('XADD', KEYS[4], '*', 'type', 'payment.succeeded', 'data', follow)
+if ARGV[10] ~= '0' then redis.call('XADD', KEYS[5], '*', 'k', KEYS[1], 'f', 'fp') end
 return 'succeeded'

@@ -17,6 +17,13 @@
 --     then digit by digit) because Lua numbers are doubles and lose
 --     precision above 2^53; money arithmetic itself stays in HINCRBY.
 --   conflict(what, id): the idempotency_conflict dead-letter reply.
+--   digest(fp): the form a fingerprint is stored in: the first 8 bytes
+--     of its SHA-1, as raw bytes (16 hex digits would cost 8 more bytes
+--     per record, and records are what grows with every order). A fingerprint is a field of the record it
+--     protects (field fp; fp_result for a payment result in the order),
+--     and the canonical JSON itself (70 bytes and more) would push a
+--     small hash past hash-max-listpack-value and double its size; 64
+--     bits are plenty to tell the data of one ID from other data.
 local function wrong_types(list)
   for _, kt in ipairs(list) do
     local t = redis.call('TYPE', kt[1])['ok']
@@ -36,6 +43,15 @@ local function dec_ge(a, b)
     if x ~= y then return x > y end
   end
   return true
+end
+local function digest(fp)
+  local h, b, x = redis.sha1hex(fp), {}, '0123456789abcdef'
+  for i = 1, 16, 2 do
+    local hi = string.find(x, string.sub(h, i, i), 1, true) - 1
+    local lo = string.find(x, string.sub(h, i + 1, i + 1), 1, true) - 1
+    b[#b + 1] = string.char(hi * 16 + lo)
+  end
+  return table.concat(b)
 end
 local function conflict(what, id)
   return {'dead', 'idempotency_conflict: ' .. what .. ' ' .. id .. ' was first seen with different data'}

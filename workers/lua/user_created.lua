@@ -1,27 +1,31 @@
 --@include schema
 -- user_created.lua -- the effect of user.created (workers/user.c).
--- KEYS: user fp ledger
---   1 user:<id>, 2 sluice:fp:user:<id>, 3 ledger.
--- ARGV: fingerprint user_id name email balance_cents
---   1 fingerprint, 2 user_id, 3 name, 4 email, 5 balance_cents.
+-- KEYS: user ledger expiry
+--   1 user:<id> (its field fp holds the fingerprint), 2 ledger,
+--       3 sluice:fp:expiry.
+-- ARGV: fingerprint user_id name email balance_cents retention_ms
+--   1 fingerprint, 2 user_id, 3 name, 4 email, 5 balance_cents,
+--       6 idempotency_retention_ms ('0': keep the fingerprint for ever).
 -- Returns 'created' or 'duplicate' (both ack), or a dead reply. A user
 -- hash that exists without a fingerprint was not made by sluice; taking
 -- it over silently would break the conservation invariant (its balance
 -- has no open: ledger entry), so that is a conflict too.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'string'}, {KEYS[3], 'stream'}})
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'stream'}, {KEYS[3], 'stream'}})
 if bad then return bad end
-local fp = redis.call('GET', KEYS[2])
+local mine = digest(ARGV[1])
+local fp = redis.call('HGET', KEYS[1], 'fp')
 if fp then
-  if fp == ARGV[1] then return 'duplicate' end
+  if fp == mine then return 'duplicate' end
   return conflict('user', ARGV[2])
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'dead', 'idempotency_conflict: user ' .. ARGV[2] .. ' exists but was not created by sluice'}
 end
-redis.call('HSET', KEYS[1], 'name', ARGV[3], 'email', ARGV[4], 'balance_cents', ARGV[5])
+redis.call('HSET', KEYS[1], 'name', ARGV[3], 'email', ARGV[4], 'balance_cents', ARGV[5],
+           'fp', mine)
 if ARGV[5] ~= '0' then
-  redis.call('XADD', KEYS[3], '*', 'user_id', ARGV[2], 'delta_cents', ARGV[5],
+  redis.call('XADD', KEYS[2], '*', 'user_id', ARGV[2], 'delta_cents', ARGV[5],
              'ref', 'open:' .. ARGV[2])
 end
-redis.call('SET', KEYS[2], ARGV[1])
+if ARGV[6] ~= '0' then redis.call('XADD', KEYS[3], '*', 'k', KEYS[1], 'f', 'fp') end
 return 'created'

@@ -1,20 +1,23 @@
 --@include schema
 -- user_credited.lua -- the effect of user.credited (workers/user.c).
--- KEYS: user credit fp ledger
---   1 user:<user_id>, 2 credit:<credit_id>, 3 sluice:fp:credit:<credit_id>, 4 ledger.
--- ARGV: fingerprint credit_id user_id amount_cents
---   1 fingerprint, 2 credit_id, 3 user_id, 4 amount_cents.
+-- KEYS: user credit ledger expiry
+--   1 user:<user_id>, 2 credit:<credit_id> (its field fp holds the
+--       fingerprint), 3 ledger, 4 sluice:fp:expiry.
+-- ARGV: fingerprint credit_id user_id amount_cents retention_ms
+--   1 fingerprint, 2 credit_id, 3 user_id, 4 amount_cents,
+--       5 idempotency_retention_ms ('0': keep the fingerprint for ever).
 -- Returns 'credited' or 'duplicate', or a dead or retry reply. The
 -- fingerprint is looked at before the user, so a repeat of an applied
 -- credit acks even if the user were gone. A balance of 19 digits or more
 -- could overflow HINCRBY's 64 bits after a credit of up to 10^12; that is
 -- refused before any write instead of failing half-way.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'string'},
+local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'},
                         {KEYS[4], 'stream'}})
 if bad then return bad end
-local fp = redis.call('GET', KEYS[3])
+local mine = digest(ARGV[1])
+local fp = redis.call('HGET', KEYS[2], 'fp')
 if fp then
-  if fp == ARGV[1] then return 'duplicate' end
+  if fp == mine then return 'duplicate' end
   return conflict('credit', ARGV[2])
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -31,8 +34,8 @@ if #bal > 18 then
   return {'dead', 'invalid_amount: crediting ' .. ARGV[4] .. ' could overflow the balance of user ' .. ARGV[3]}
 end
 redis.call('HINCRBY', KEYS[1], 'balance_cents', ARGV[4])
-redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4])
-redis.call('XADD', KEYS[4], '*', 'user_id', ARGV[3], 'delta_cents', ARGV[4],
+redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4], 'fp', mine)
+redis.call('XADD', KEYS[3], '*', 'user_id', ARGV[3], 'delta_cents', ARGV[4],
            'ref', 'credit:' .. ARGV[2])
-redis.call('SET', KEYS[3], ARGV[1])
+if ARGV[5] ~= '0' then redis.call('XADD', KEYS[4], '*', 'k', KEYS[2], 'f', 'fp') end
 return 'credited'
