@@ -160,6 +160,7 @@ struct sl_cluster {
     int refreshing;               /* a map read is in flight */
     int refresh_next;             /* node the next map read asks */
     uint64_t last_refresh;        /* when the last map read was sent */
+    unsigned long map_failures;   /* map reads failed in a row */
     struct event *refresh_ev;     /* a throttled map read, or the periodic one */
     long long retry_ms;           /* see sl__cluster_set_retry_ms() */
     int freeing;                  /* sl__cluster_free() runs: no callbacks */
@@ -640,10 +641,15 @@ static void on_slots(struct sl_cluster *cl, redisReply *r, const char *why, void
     cl->refreshing = 0;
     if (r != NULL && apply_slots(cl, r, asked) == 0) {
         cl->st.refreshes++;
+        cl->map_failures = 0;
         return;
     }
-    sl__log(SL_LOG_WARN, "cluster_map", "node=%s error=%s", cl->nodes[asked]->addr,
-            r != NULL ? (r->type == REDIS_REPLY_ERROR ? r->str : "not a slot map") : why);
+    /* Every node is asked in turn, four times a second while none
+     * answers: log the first failure and then one in twenty. */
+    if (cl->map_failures++ % 20 == 0)
+        sl__log(SL_LOG_WARN, "cluster_map", "node=%s failures=%lu error=%s",
+                sl__logq(cl->nodes[asked]->addr), cl->map_failures,
+                sl__logq(r != NULL ? (r->type == REDIS_REPLY_ERROR ? r->str : "not a slot map") : why));
     /* Ask the next node, after the throttle. */
     sl__cluster_refresh(cl);
 }
