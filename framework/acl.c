@@ -7,7 +7,8 @@
  * the configured handlers' scripts call, found by reading the scripts'
  * sources for redis.call('...'), since Redis checks a script's commands
  * against the caller's ACL too. The keys are each configured stream, its
- * dead-letter stream and attempts hash, the heartbeats, and the patterns
+ * dead-letter stream and attempts hash, the heartbeats and their registry,
+ * the rate samples, the fingerprints' expiry stream, and the patterns
  * the handlers declare in their `keys` field.
  */
 #include <ctype.h>
@@ -29,7 +30,8 @@ static const char *const fw_commands[] = {
     "xgroup|create", "xinfo|stream", "xinfo|groups", "xinfo|consumers",
     "scan", "hset", "hmget", "pexpire", "pttl", "del", "exists", "type", "time",
     "xdel", "xrevrange",
-    "evalsha", "script|load",
+    "zadd", "zrange", "zrem", "zremrangebyscore",     /* the registry of live workers */
+    "evalsha", "eval", "script|load",            /* eval: the housekeeping's rate.lua, expire.lua */
 };
 
 /* Commands whose first argument names a subcommand that the ACL can
@@ -162,6 +164,9 @@ int sl__acl(const struct sl_config *cfg, const struct sl_handler *const *registr
     for (i = 0; i < SL_NSCRIPTS; i++)
         unknown += scan_lua(&cmds, sl__script((int)i)->src);
     add(&keys, "~" SL_HB_PREFIX "*");
+    add(&keys, "~" SL_HB_REGISTRY);
+    add(&keys, "~" SL_RATE_PREFIX "*");
+    add(&keys, "~" SL_FP_EXPIRY);
     printf("# The Redis ACL rules of this configuration (sluice acl), for the user\n"
            "# \"%s\": the commands and keys of the framework, of the admin commands\n"
            "# and of each configured handler, nothing more.\n", user);

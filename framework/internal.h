@@ -61,6 +61,8 @@ struct sl_worker_conf {
  * of SL_KEYLEN bytes, which this bound makes always large enough. */
 #define SL_NAME_MAX 200
 #define SL_KEYLEN 512
+#define SL_FP_EXPIRY "sluice:fp:expiry" /* fingerprints due to expire (janitor.c, expire.lua) */
+
 /* The largest configuration file, in bytes. */
 #define SL_CONFIG_MAX 1048576
 

@@ -284,6 +284,17 @@ static int hash_is(struct sl_sync *s, const char *key, const char *field, const 
     return ok;
 }
 
+/* Tells whether key exists. */
+static int key_exists(struct sl_sync *s, const char *key)
+{
+    const char *argv[] = { "EXISTS", key };
+    redisReply *r = admin_cmd(s, 2, argv);
+    int yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+    freeReplyObject(r);
+    return yes;
+}
+
 /* Runs one admin command of sluice with cfg and asserts it worked. */
 static void assert_admin_ok(const char *cfg, const char *const *args)
 {
@@ -389,6 +400,11 @@ START_TEST(test_conn_tls_acl_user_runs_everything)
         sl_test_http_free(&h);
     }
 
+    /* The housekeeping ran too (a rate sample, every 5 s), and the
+     * heartbeats are listed in their registry. */
+    SL_TEST_ASSERT_EVENTUALLY(15000, key_exists(s, "sluice:rate:payments:payment-workers"));
+    ck_assert(key_exists(s, "sluice:workers"));
+
     /* Nothing was refused by the ACL, anywhere. */
     r = admin_cmd(s, 2, acllog);
     ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
@@ -458,9 +474,20 @@ static int healthz_is_port(int port, int status)
     return ok;
 }
 
+/* Tells whether GET path on port answers status. */
+static int get_is_port(int port, const char *path, int status)
+{
+    struct sl_test_http h = sl_test_http_get(port, path);
+    int ok = h.status == status;
+
+    sl_test_http_free(&h);
+    return ok;
+}
+
 /* Redis frozen (SIGSTOP) for 8 s under a pool with the default timeouts
  * (command_timeout_ms 5000): a SIGKILLed child is back within 2 s, and
- * every /healthz meanwhile answers within 1 s, with 503 and the reason.
+ * every /healthz meanwhile answers within 1 s, with 503 and the reason,
+ * and so does every dashboard page (metrics.dashboard on).
  * The restart time is printed for the record. */
 START_TEST(test_conn_frozen_redis_supervisor_answers)
 {
@@ -468,7 +495,7 @@ START_TEST(test_conn_frozen_redis_supervisor_answers)
     char cfg[600], log[600], workers[200];
     long long t0, back = -1, worst = 0, t;
     pid_t sup, kid, again = 0;
-    int port, rv, n503 = 0, redis_named = 0;
+    int port, rv, n503 = 0, redis_named = 0, turn = 0;
 
     snprintf(workers, sizeof(workers),
              "{\"handler\": \"noop\", \"stream\": \"fz\", \"group\": \"g\", \"processes\": 2}");
@@ -478,6 +505,23 @@ START_TEST(test_conn_frozen_redis_supervisor_answers)
     c.metrics_listen = "127.0.0.1:0";
     snprintf(cfg, sizeof(cfg), "%s/pool.json", tmp);
     ck_assert_int_eq(sl_test_config_write(cfg, &c), 0);
+    {
+        /* The dashboard's pages on the listener too: their reads go on
+         * the supervisor's connection, and must not block it either. */
+        char *text = sl_test_read_file(cfg), *at;
+        const char *listen = "\"listen\": \"127.0.0.1:0\"}";
+        FILE *f;
+
+        ck_assert_ptr_nonnull(text);
+        at = strstr(text, listen);
+        ck_assert_ptr_nonnull(at);
+        f = fopen(cfg, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%.*s\"listen\": \"127.0.0.1:0\", \"dashboard\": true}%s", (int)(at - text),
+                text, at + strlen(listen));
+        fclose(f);
+        free(text);
+    }
     snprintf(log, sizeof(log), "%s/pool.log", tmp);
     sup = sl_test_pool_spawn(cfg, log);
     ck_assert_int_gt(sup, 0);
@@ -487,6 +531,8 @@ START_TEST(test_conn_frozen_redis_supervisor_answers)
     port = (int)file_last_number(log, "event=metrics_listening addr=127.0.0.1:");
     ck_assert_int_gt(port, 0);
     SL_TEST_ASSERT_EVENTUALLY(5000, healthz_is_port(port, 200));
+    SL_TEST_ASSERT_EVENTUALLY(5000, get_is_port(port, "/api/overview", 200));
+    SL_TEST_ASSERT_EVENTUALLY(5000, get_is_port(port, "/api/workers", 200));
     {
         char needle[512];
         snprintf(needle, sizeof(needle), "event=child_started consumer=%s:noop:0 child=", host);
@@ -504,6 +550,21 @@ START_TEST(test_conn_frozen_redis_supervisor_answers)
                 again = (pid_t)file_last_number(log, needle);
                 if (again > 0 && again != kid)
                     back = sl_test_now_ms() - t0;
+            }
+            /* Every other time a dashboard page first: its read of Redis
+             * starts, and hangs, on the supervisor's connection. */
+            if ((++turn & 1) == 1) {
+                h = sl_test_http_get(port, "/api/overview");
+                took = sl_test_now_ms() - q0;
+                if (took > worst)
+                    worst = took;
+                sl_test_http_free(&h);
+                if (back < 0) {
+                    again = (pid_t)file_last_number(log, needle);
+                    if (again > 0 && again != kid)
+                        back = sl_test_now_ms() - t0;
+                }
+                q0 = sl_test_now_ms();
             }
             h = sl_test_http_get(port, "/healthz");
             took = sl_test_now_ms() - q0;
@@ -528,8 +589,9 @@ START_TEST(test_conn_frozen_redis_supervisor_answers)
                   worst);
     ck_assert_int_gt(n503, 0);
     ck_assert_msg(redis_named, "no 503 named Redis as the reason");
-    /* Redis back: healthy again. */
+    /* Redis back: healthy again, and so is the dashboard. */
     SL_TEST_ASSERT_EVENTUALLY(20000, healthz_is_port(port, 200));
+    SL_TEST_ASSERT_EVENTUALLY(20000, get_is_port(port, "/api/overview", 200));
     sl_test_kill(sup, SIGTERM);
     ck_assert(sl_test_wait_exit(sup, 15000, &rv));
     untrack(sup);
