@@ -105,6 +105,7 @@ struct sl_config {
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
     int metrics_dashboard;        /* 1: the dashboard's pages (read-only) on that listener */
     char *password_file;          /* redis.password_file (owned), NULL when none */
+    char *cluster_nodes;          /* redis.cluster_nodes joined, "h:p,h:p" (owned), NULL: standalone */
     struct sl_tls tls;            /* redis.tls_* (used for rediss:// URLs) */
 };
 

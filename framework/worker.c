@@ -355,7 +355,7 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
     char nk[16];
     struct sl_ctx *ctx = k->effect == 1 ? k->ctx : NULL;
     int script = ctx != NULL ? ctx->script : -1;
-    const struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
+    struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
     int ek = script >= 0 ? ctx->nkeys : 0, ea = script >= 0 ? ctx->nargs : 0;
     int nkeys = SL_FW_KEYS + ek, nargs = SL_FW_ARGS + ea;
     int i, n;

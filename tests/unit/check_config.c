@@ -957,6 +957,34 @@ END_TEST
  * Suite
  * ------------------------------------------------------------------ */
 
+/* redis.cluster_nodes: seeds kept joined; bad ones and a database other
+ * than 0 refused with the key named; absent, standalone (NULL). */
+START_TEST(test_config_cluster_nodes)
+{
+    static const char *const bad[] = {
+        "{\"redis\": {\"cluster_nodes\": []}}",
+        "{\"redis\": {\"cluster_nodes\": \"127.0.0.1:7000\"}}",
+        "{\"redis\": {\"cluster_nodes\": [\"127.0.0.1\"]}}",
+        "{\"redis\": {\"cluster_nodes\": [\"a:1,b:2\"]}}",
+        "{\"redis\": {\"url\": \"redis://h:1/3\", \"cluster_nodes\": [\"a:1\"]}}",
+    };
+    size_t i;
+
+    expect_ok("{}");
+    ck_assert_ptr_null(cfg->cluster_nodes);
+    expect_ok("{\"redis\": {\"url\": \"redis://sluice@h:1\", "
+              "\"cluster_nodes\": [\"10.0.0.1:7000\", \"[::1]:7001\", \"redis-2:7002\"]}}");
+    ck_assert_str_eq(cfg->cluster_nodes, "10.0.0.1:7000,[::1]:7001,redis-2:7002");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_config(bad[i]);
+        sl__config_free(cfg);
+        cfg = sl__config_load(path, 1, err, sizeof(err));
+        ck_assert_msg(cfg == NULL, "accepted: %s", bad[i]);
+        ck_assert_msg(strstr(err, "redis.cluster_nodes") != NULL, "%s: %s", bad[i], err);
+    }
+}
+END_TEST
+
 /* Returns the config suite: defaults, overrides, syntax, values, workers
  * and URLs. New: the runner frees it. */
 Suite *config_suite(void)
@@ -1034,6 +1062,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_file_size_limit);
     tcase_add_test(tc, test_config_load_is_linear_in_workers);
     tcase_add_test(tc, test_config_metrics_address);
+    tcase_add_test(tc, test_config_cluster_nodes);
     suite_add_tcase(s, tc);
 
     return s;
