@@ -40,7 +40,7 @@ FROM debian:12-slim
 # (runAsUser, a host's view of the process) name the same user everywhere.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libhiredis0.14 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libjansson4 redis-tools \
+        libhiredis0.14 libevent-2.1-7 libevent-openssl-2.1-7 libjansson4 libssl3 ca-certificates redis-tools \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 sluice \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \

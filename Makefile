@@ -66,6 +66,7 @@ INT_SRC  := $(wildcard tests/integration/*.c)
 SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
+CLUSTER_SRC := $(wildcard tests/cluster/*.c)
 SOAK_SRC := $(wildcard tests/soak/*.c)
 
 FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o $(GEN)/web_assets.o
@@ -76,6 +77,7 @@ INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 CHAOS_OBJ:= $(CHAOS_SRC:%.c=$(BUILD)/%.o)
+CLUSTER_OBJ := $(CLUSTER_SRC:%.c=$(BUILD)/%.o)
 SOAK_OBJ := $(SOAK_SRC:%.c=$(BUILD)/%.o)
 
 LIB      := $(BUILD)/libsluice.a
@@ -87,10 +89,12 @@ BENCH_BIN:= $(BUILD)/sluice-bench
 CHAOS_BIN:= $(BUILD)/sluice-chaos
 SOAK_BIN := $(BUILD)/sluice-soak
 CHECK_BIN:= $(BUILD)/sluice-check
+RECV_BIN := $(BUILD)/webhook-receiver
+CLUSTER_BIN := $(BUILD)/check_cluster
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run soak soak-run clean install \
-	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run
+	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run test-cluster test-cluster-run
 
 all: $(BIN) $(LIB)
 
@@ -192,8 +196,24 @@ $(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/support/server.o $(BUILD)/tests/suppor
 $(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
+# The cluster tests: a local Redis Cluster of six servers (3 masters + 3
+# replicas), so a runner of their own, not part of `make test`'s
+# integration run nor of the valgrind run. `make test-cluster`; .ci/run runs it.
+$(CLUSTER_BIN): $(CLUSTER_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+test-cluster: test-deps
+	@$(MAKE) --no-print-directory test-cluster-run
+
+test-cluster-run: $(CLUSTER_BIN)
+	$(CLUSTER_BIN)
+
 $(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+# The local merchant server of the webhook worker (`make run`, check_webhook.c).
+$(RECV_BIN): $(BUILD)/tests/tools/webhook-receiver.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The invariant checker of docs/payment-flow.md, runnable against any Redis.
 $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
@@ -201,7 +221,7 @@ $(CHECK_BIN): $(BUILD)/tests/tools/sluice-check.o $(SUP_OBJ) $(LIB)
 
 # The production binary holds no test handler (`probe` aborts on request).
 check-prod-bin: $(BIN) $(TEST_BIN)
-	@if nm $(BIN) | grep -E ' (probe|echo)_handler$$'; then \
+	@if nm $(BIN) | grep -E ' (probe|aprobe|echo)_handler$$'; then \
 		echo "$(BIN) contains a test handler" >&2; exit 1; fi
 	@nm $(TEST_BIN) | grep -q ' probe_handler$$' || { echo "$(TEST_BIN) lacks probe" >&2; exit 1; }
 
@@ -240,7 +260,7 @@ browser-test: $(TEST_BIN)
 REPORTS = $(abspath $(BUILD))/reports
 CHAOS_SECONDS ?= 60
 CHAOS_SEEDS ?= 1 2
-test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(CHAOS_BIN) check-prod-bin producers
+test-run: lua-check check-cycles $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(RECV_BIN) $(CHAOS_BIN) check-prod-bin producers
 	@rm -rf $(REPORTS)
 	$(UNIT_BIN)
 	SLUICE_REPORT_DIR=$(REPORTS) SLUICE_BIN=$(abspath $(TEST_BIN)) $(INT_BIN)
@@ -260,8 +280,8 @@ unit-run: $(UNIT_BIN)
 	$(UNIT_BIN)
 
 run: deps
-	@$(MAKE) --no-print-directory $(BIN)
-	@sh scripts/run-local.sh $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) $(RECV_BIN)
+	@sh scripts/run-local.sh $(BIN) $(RECV_BIN)
 
 asan: test-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
@@ -287,7 +307,7 @@ valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) producers
 bench: deps
 	@$(MAKE) --no-print-directory bench-run
 
-bench-run: $(BIN) $(BENCH_BIN)
+bench-run: $(BIN) $(BENCH_BIN) $(RECV_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
 
 # The dashboard at scale: 1,000 streams and a 1,000,000-entry dead-letter

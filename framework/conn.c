@@ -416,6 +416,17 @@ int sl__conn_command_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
     return command_argv(c, cb, priv, 1, timeout_ms, argc, argv, argvlen);
 }
 
+/* Sends one command already in the Redis protocol (len bytes of cmd,
+ * borrowed), for a caller that keeps it formatted to send again (the
+ * cluster router resends after a redirect); see command(). */
+int sl__conn_command_raw(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                         long long timeout_ms, const char *cmd, size_t len)
+{
+    if (len > (size_t)0x7fffffff)
+        return -1;
+    return command(c, cb, priv, 0, timeout_ms, cmd, (int)len);
+}
+
 /* The same with a hiredis format string and its arguments. */
 int sl__conn_vcommand_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                            long long timeout_ms, const char *fmt, va_list ap)

@@ -30,6 +30,8 @@ int sl__conn_command_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                           const size_t *argvlen);
 int sl__conn_vcommand_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                            long long timeout_ms, const char *fmt, va_list ap);
+int sl__conn_command_raw(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                         long long timeout_ms, const char *cmd, size_t len);
 void sl__conn_flush(struct sl_conn *c);
 /* The loop was blocked for us microseconds: the armed deadline moves
  * later by that much (conn.c). */

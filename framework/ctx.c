@@ -53,6 +53,7 @@ void sl__ctx_reset(struct sl_ctx *ctx)
     ctx->nargs = 0;
     ctx->buflen = 0;
     ctx->type[0] = '\0';
+    ctx->early = 0;
 }
 
 /* Frees the context and its buffers. Accepts NULL and does nothing. */
@@ -292,4 +293,34 @@ int sl_ctx_retry_after(struct sl_ctx *ctx, long long ms)
         return SL_EINVAL;
     ctx->retry_after_ms = ms;
     return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Async handlers
+ * ------------------------------------------------------------------ */
+
+/* Returns the worker's loop (see sluice.h). */
+struct event_base *sl_ctx_base(const struct sl_ctx *ctx)
+{
+    return ctx != NULL ? ctx->base : NULL;
+}
+
+/* Finishes an entry in progress (see sluice.h). A completion that comes
+ * while `handle` still runs is only remembered: the worker applies it
+ * when `handle` returns SL_PENDING, so a callback that fires at once (a
+ * refused connection) needs no special case in the handler. */
+int sl_ctx_complete(struct sl_ctx *ctx, enum sl_disposition d)
+{
+    if (ctx == NULL || (d != SL_ACK && d != SL_RETRY && d != SL_DEAD))
+        return SL_EINVAL;
+    if (ctx->phase == SL_PHASE_HANDLE) {
+        if (ctx->early != 0)
+            return SL_EINVAL;
+        ctx->early = 1 + (int)d;
+        return 0;
+    }
+    if ((ctx->phase != SL_PHASE_PENDING && ctx->phase != SL_PHASE_ABANDONED) ||
+        ctx->complete == NULL)
+        return SL_EINVAL;
+    return ctx->complete(ctx, d);
 }

@@ -29,6 +29,7 @@ void sl__assert_fail(const char *expr, const char *file, int line)
 /* The tunables of section 3's "defaults", also settable per worker. */
 struct sl_tunables {
     long long batch;              /* COUNT of one XREADGROUP, 1..10000 */
+    int batch_set;                /* 1: `batch` was given in the configuration */
     long long block_ms;           /* BLOCK of one XREADGROUP, ms, >= 1 */
     long long reclaim_idle_ms;    /* idle time after which a peer reclaims, ms */
     long long reclaim_interval_ms;/* period of the reclaim sweep, ms */
@@ -45,6 +46,7 @@ struct sl_tunables {
     int trim;                     /* SL_TRIM_ACKED or SL_TRIM_NONE */
     long long dead_letter_max_len;    /* keep at most this many dead letters; 0 = all */
     long long dead_letter_max_age_ms; /* drop dead letters older than this, ms; 0 = never */
+    long long concurrency;        /* entries an async handler has in flight per process, 1..SL_INFLIGHT_MAX */
 };
 
 /* One entry of "workers". */
@@ -103,6 +105,7 @@ struct sl_config {
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
     int metrics_dashboard;        /* 1: the dashboard's pages (read-only) on that listener */
     char *password_file;          /* redis.password_file (owned), NULL when none */
+    char *cluster_nodes;          /* redis.cluster_nodes joined, "h:p,h:p" (owned), NULL: standalone */
     struct sl_tls tls;            /* redis.tls_* (used for rediss:// URLs) */
 };
 
@@ -367,6 +370,13 @@ int sl__attempts_key(char *buf, size_t size, const char *stream, const char *gro
 #define SL_ERRLEN 512
 #define SL_TYPELEN 256           /* bytes for a `type` and its NUL; longer types are unknown_type */
 
+#define SL_IDLEN_CTX 48           /* bytes of an entry ID and its NUL (slot.h's SL_IDLEN) */
+#define SL_INFLIGHT_MAX 256       /* the largest `concurrency` */
+#define SL_PHASE_IDLE 0           /* not handed to a handler */
+#define SL_PHASE_HANDLE 1         /* inside `handle` */
+#define SL_PHASE_PENDING 2        /* `handle` returned SL_PENDING; waiting for sl_ctx_complete() */
+#define SL_PHASE_ABANDONED 3      /* timed out and recorded as failed; a completion is discarded */
+
 /* What a handler (or the framework's checks) decided about one entry.
  * One context serves every entry of a process: sl__ctx_reset() between
  * entries keeps its buffers, so the hot path allocates nothing. */
@@ -385,7 +395,23 @@ struct sl_ctx {
     size_t offcap;                /* entries allocated in offs */
     char type[SL_TYPELEN];        /* the entry's `type`, NUL-terminated; "" until sl__msg_prepare() copies it */
     long long retry_after_ms;     /* sl_ctx_retry_after(): least delay of a retry, ms; 0 when none */
+    /* Async entries (worker.c): a context handed out with SL_PENDING
+     * belongs to its entry until sl_ctx_complete(). */
+    struct event_base *base;      /* the worker's loop (borrowed), for sl_ctx_base() */
+    void *owner;                  /* the worker (borrowed), NULL outside a worker */
+    int (*complete)(struct sl_ctx *ctx, enum sl_disposition d); /* the worker's completion
+                                     (a pointer, so that ctx.c does not call into worker.c),
+                                     NULL outside a worker */
+    int phase;                    /* SL_PHASE_* */
+    int early;                    /* 1 + the disposition completed while `handle` ran, 0 when none */
+    char id[SL_IDLEN_CTX];        /* entry ID while in flight */
+    long long attempts;           /* failed attempts before this one */
+    uint64_t started_ms;          /* monotonic start of its handler, ms */
+    uint64_t renewed_ms;          /* monotonic time of its last lease renewal, ms */
+    struct sl_ctx *next, *prev;   /* in the worker's in-flight or free list */
 };
+
+
 
 /* Returns a context for handler h (borrowed, must outlive it), or NULL.
  * New: sl__ctx_free(). */

@@ -127,6 +127,7 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
     for (i = 0; i <= SL_HIST_N; i++)
         ch->carried_hist[i] += sl__slot_counter(ch->slot, i, 1);
     sl__slot_reset(ch->slot);
+    ch->slot->serial = ch->serial;
     /* The child inherits libevent's handlers, which would write a signal
      * meant for the child into the supervisor's own signal socket (a
      * SIGTERM to a fresh child read as a second SIGTERM to the pool). So
@@ -177,6 +178,7 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
     ch->pid = pid;
     ch->started_ms = sl__now_ms();
     ch->timed_out = 0;
+    ch->stalled = 0;
     ch->killed_for = NULL;
     ch->last_renew_ms = 0;
     sl__log(SL_LOG_INFO, "child_started", "consumer=%s child=%ld",
@@ -288,6 +290,36 @@ static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
                                (int)SL_NELEM(args), args, NULL, NULL);
 }
 
+/* Decides whom a child that died abnormally is charged to, from the
+ * entries its slot says it held: the one whose blocking `handle` ran
+ * (cur_id), and the async entries in flight. Exactly one: that one, its
+ * ID left in v->cur_id; returns 1. None: returns 0. Several: nobody can
+ * tell which of them killed the process, and charging them all would
+ * dead-letter innocent entries after a few crashes. So none is charged;
+ * the next process of the slot recovers them one at a time (ch->serial),
+ * and whichever crashes it again alone is charged then. Returns their
+ * number. A blocking handler past handler_timeout_ms is charged alone
+ * whatever else was in flight: its own call was what overran. */
+static int suspects(struct sl_child *ch, struct sl_slot_view *v)
+{
+    static char ids[SL_INFLIGHT_MAX][SL_IDLEN];
+    int n = sl__slot_inflight(ch->slot, ids), total;
+
+    if (n < 0)
+        n = 0;
+    if (ch->timed_out && v->cur_id[0] != '\0')
+        return 1;
+    total = n + (v->cur_id[0] != '\0');
+    if (total == 1 && v->cur_id[0] == '\0')
+        snprintf(v->cur_id, sizeof(v->cur_id), "%s", ids[0]);
+    if (total >= 2) {
+        ch->serial = 1;
+        sl__log(SL_LOG_WARN, "crash_suspects", "consumer=%s count=%d charged=none "
+                "next=serial_recovery", sl__logq(ch->consumer), total);
+    }
+    return total;
+}
+
 /* Reaps every child that exited and decides what follows. */
 static void reap(struct sl_pool *p)
 {
@@ -310,6 +342,8 @@ static void reap(struct sl_pool *p)
         if (ch == NULL)
             continue;
         ch->pid = 0;
+        if (__atomic_load_n(&ch->slot->serial, __ATOMIC_RELAXED) == 0)
+            ch->serial = 0;     /* the process got past its serial recovery */
         abnormal = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
         if (!abnormal)
             release_beat(p, ch, pid);
@@ -325,9 +359,13 @@ static void reap(struct sl_pool *p)
             WTERMSIG(status) == SIGKILL) {
             /* Our own kill for an operator's reason: not the entry's
              * fault, nothing to charge (kill_for logged it). */
-        } else if (abnormal && sl__slot_read(ch->slot, &v) == 0 && v.cur_id[0] != '\0') {
+        } else if (abnormal && sl__slot_read(ch->slot, &v) == 0 &&
+                   suspects(ch, &v) == 1) {
             snprintf(ch->failed_id, sizeof(ch->failed_id), "%s", v.cur_id);
-            if (ch->timed_out)
+            if (ch->stalled)
+                snprintf(ch->failed_why, sizeof(ch->failed_why),
+                         "last attempt's loop stood still for %lld ms", ch->wc->t.handler_timeout_ms);
+            else if (ch->timed_out)
                 snprintf(ch->failed_why, sizeof(ch->failed_why),
                          "last attempt timed out after %lld ms", ch->wc->t.handler_timeout_ms);
             else if (WIFSIGNALED(status))
@@ -410,6 +448,22 @@ void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         ch->timed_out = 1;
         kill(ch->pid, SIGKILL);
         return;
+    }
+    if (v.cur_id[0] == '\0' && !ch->timed_out &&
+        __atomic_load_n(&ch->slot->inflight_n, __ATOMIC_RELAXED) > 0) {
+        /* Async entries in flight and no `handle` running: the loop must
+         * answer, stamping loop_ms every tick. One that stood still for
+         * handler_timeout_ms is stuck in a callback. */
+        uint64_t lm = __atomic_load_n(&ch->slot->loop_ms, __ATOMIC_RELAXED);
+        if (lm > 0 && lm <= now && now - lm > (uint64_t)t->handler_timeout_ms &&
+            !child_stopped(ch->pid)) {
+            sl__log(SL_LOG_WARN, "loop_stalled", "consumer=%s child=%ld timeout_ms=%lld",
+                    sl__logq(ch->consumer), (long)ch->pid, t->handler_timeout_ms);
+            ch->timed_out = 1;
+            ch->stalled = 1;
+            kill(ch->pid, SIGKILL);
+            return;
+        }
     }
     if (v.first_id[0] != '\0' && v.batch_started_ms <= now && now - v.batch_started_ms >= every &&
         now - ch->last_renew_ms >= every && !child_stopped(ch->pid)) {

@@ -50,6 +50,9 @@ struct sl_child {
     uint64_t rolled_ms;           /* when the reload released it (monotonic ms) */
     int changing_hands;           /* a reload is moving its name (reload.c, every tick): /healthz counts it up */
     uint64_t stop_asked_ms;       /* when a reload asked it to stop (monotonic ms) */
+    int serial;                   /* its next process recovers one entry at a time: the last
+                                     one crashed with several async entries in flight */
+    int stalled;                  /* killed by us: its loop stood still with entries in flight */
 };
 
 /* What the HTTP side shows from Redis, read by the supervisor when a

@@ -35,6 +35,7 @@ struct sl_lua {
     int nargs;                    /* arguments of the header line (the fixed ones) */
     int more_args;                /* 1: more arguments may follow */
     char sha[41];                 /* SHA1 once SCRIPT LOAD told it, "" before */
+    int slot_warned;              /* standalone: a mixed key set was logged once */
 };
 
 /* Returns framework script `which` (SL_SCRIPT_*), borrowed for the life
@@ -94,10 +95,23 @@ void sl__commit_args_least(struct sl_commit_args *c, long long ms);
  * NULL klen/alen are strlen()), using nkbuf (16 bytes) for the key
  * count. The counts must match the script's header line (SL_ASSERT: a
  * programmer error). Returns argc. */
-int sl__script_argv(const struct sl_lua *l, char nkbuf[16],
+int sl__script_argv(struct sl_lua *l, char nkbuf[16],
                     int nkeys, const char *const *keys, const size_t *klen,
                     int nargs, const char *const *args, const size_t *alen,
                     const char **argv, size_t *argvlen);
+
+/* Checks that the keys of one run of script l share one hash slot, as a
+ * script must in a Redis Cluster (Redis refuses a mixed set with
+ * CROSSSLOT, or worse, runs part of it). In cluster mode (cluster 1) a
+ * mixed set is refused: -1 and err names the script, two keys and their
+ * slots. Standalone (cluster 0) it returns 0, and logs a warning once per
+ * script when the keys are in more than one slot although one of them
+ * carries a hash tag (untagged names are the standalone layout: their
+ * slots mean nothing; a tag says the keys are meant for a cluster).
+ * klen may be NULL for C strings. sl__script_argv() does the standalone
+ * check on every command it builds. */
+int sl__script_check_slots(struct sl_lua *l, int nkeys, const char *const *keys,
+                           const size_t *klen, int cluster, char *err, size_t errlen);
 
 /* The SCRIPT LOAD command of l, for a connection's setup. */
 void sl__script_load_argv(const struct sl_lua *l, const char *argv[3]);

@@ -36,6 +36,29 @@ int sl__slot_read(const struct sl_slot *s, struct sl_slot_view *v)
     return -1;
 }
 
+/* Copies the IDs of the entries in flight (see slot.h). */
+int sl__slot_inflight(const struct sl_slot *s, char (*ids)[SL_IDLEN])
+{
+    int tries;
+
+    for (tries = 0; tries < 100; tries++) {
+        uint32_t a = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE), n, i;
+        if (a & 1)
+            continue;
+        n = __atomic_load_n(&s->inflight_n, __ATOMIC_RELAXED);
+        if (n > SL_INFLIGHT_MAX)
+            n = SL_INFLIGHT_MAX;
+        memcpy(ids, s->inflight, (size_t)n * SL_IDLEN);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == a) {
+            for (i = 0; i < n; i++)
+                ids[i][SL_IDLEN - 1] = '\0';
+            return (int)n;
+        }
+    }
+    return -1;
+}
+
 /* Returns counter k, or histogram bucket k when hist (see slot.h). */
 uint64_t sl__slot_counter(const struct sl_slot *s, int k, int hist)
 {

@@ -18,6 +18,7 @@
  * child writes); counters are single-writer and read with relaxed atomics. */
 
 #define SL_IDLEN 48               /* room for "18446744073709551615-18446744073709551615" */
+_Static_assert(SL_IDLEN == SL_IDLEN_CTX, "an in-flight context's ID fits a slot's");
 #define SL_HIST_N 12              /* handler-duration histogram buckets */
 
 extern const double sl__hist_bounds[SL_HIST_N]; /* upper bounds, seconds */
@@ -48,6 +49,12 @@ struct sl_slot {
     int32_t redis_up;             /* 1 while the child's connections are ready */
     uint64_t counters[SL_NCOUNTERS]; /* enum sl_counter */
     uint64_t hist[SL_HIST_N + 1]; /* handler durations per bucket, last = +Inf */
+    /* Async handlers (worker.c). */
+    uint64_t loop_ms;             /* sl__now_ms() of the loop's last in-flight tick, 0 before the first */
+    int32_t serial;               /* set by the supervisor: recover own entries one at a time
+                                     (suspects of a crash); the child clears it once running */
+    uint32_t inflight_n;          /* async entries in flight (written under seq) */
+    char inflight[SL_INFLIGHT_MAX][SL_IDLEN]; /* their IDs, first inflight_n used (under seq) */
 };
 
 /* A consistent copy of the strings of a child's slot. */
@@ -70,6 +77,11 @@ uint64_t sl__slot_counter(const struct sl_slot *s, int k, int hist);
 
 /* Tells whether the child said its connections are ready. (slot.c) */
 int sl__slot_redis_up(const struct sl_slot *s);
+
+/* Copies the IDs of the async entries in flight into ids (room for
+ * SL_INFLIGHT_MAX) consistently. Returns their number, or -1 if they
+ * kept changing. (slot.c) */
+int sl__slot_inflight(const struct sl_slot *s, char (*ids)[SL_IDLEN]);
 
 /* Empties the slot for a new process (the supervisor, before fork, when
  * no process writes it). (slot.c) */
@@ -138,6 +150,38 @@ static inline void sl__slot_copy_id(char *dst, const char *id, size_t len)
 
     memcpy(dst, id, n);
     dst[n] = '\0';
+}
+
+/* Adds an async entry to the list in flight (the supervisor reads it
+ * after a crash to know which entries the process held). */
+static inline void sl__slot_inflight_add(struct sl_slot *s, const char *id)
+{
+    uint32_t n = __atomic_load_n(&s->inflight_n, __ATOMIC_RELAXED);
+
+    if (n >= SL_INFLIGHT_MAX)
+        return;
+    sl__slot_begin(s);
+    sl__slot_copy_id(s->inflight[n], id, strlen(id));
+    __atomic_store_n(&s->inflight_n, n + 1, __ATOMIC_RELAXED);
+    sl__slot_end(s);
+}
+
+/* Removes an async entry from the list in flight: the last one moves
+ * into its place. */
+static inline void sl__slot_inflight_del(struct sl_slot *s, const char *id)
+{
+    uint32_t n = __atomic_load_n(&s->inflight_n, __ATOMIC_RELAXED), i;
+
+    for (i = 0; i < n; i++)
+        if (strcmp(s->inflight[i], id) == 0)
+            break;
+    if (i == n)
+        return;
+    sl__slot_begin(s);
+    if (i != n - 1)
+        memcpy(s->inflight[i], s->inflight[n - 1], SL_IDLEN);
+    __atomic_store_n(&s->inflight_n, n - 1, __ATOMIC_RELAXED);
+    sl__slot_end(s);
 }
 
 #endif /* SL_SLOT_H */

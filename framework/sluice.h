@@ -37,13 +37,17 @@ const char *sl_strerror(int code);
 enum sl_disposition {
     SL_ACK = 0,                   /* done: apply declared effects, then XACK */
     SL_RETRY = 1,                 /* failed this time: deliver again after backoff */
-    SL_DEAD = 2                   /* permanent failure: move to <stream>:dead */
+    SL_DEAD = 2,                  /* permanent failure: move to <stream>:dead */
+    SL_PENDING = 3                /* in progress: the handler finishes it later with
+                                     sl_ctx_complete(), from a callback on the loop of
+                                     sl_ctx_base() (an async handler) */
 };
 
 /* Handler flags. */
 #define SL_HANDLER_RAW 0x1        /* do not parse `data`: msg->data is NULL */
 
 struct sl_ctx;                    /* per-entry handling context, opaque */
+struct event_base;                /* libevent's loop (event2/event.h) */
 
 /* One field of a stream entry. Names and values are binary-safe: use the
  * lengths. Both pointers are borrowed, valid until `handle` returns. */
@@ -179,6 +183,36 @@ enum sl_disposition sl_ctx_fail(struct sl_ctx *ctx, enum sl_disposition d,
  * only when the entry ends SL_RETRY, and does not use up more attempts.
  * Returns 0, or SL_EINVAL for ms below 0 or above 604800000 (7 days). */
 int sl_ctx_retry_after(struct sl_ctx *ctx, long long ms);
+
+/* ---------------------------------------------------------------------
+ * Async handlers. A handler that waits on the network (an HTTP call, say)
+ * need not block its process: it starts the work on the worker's own
+ * event loop, returns SL_PENDING, and later, from a callback on that
+ * loop, declares the effect or the failure on the same ctx and calls
+ * sl_ctx_complete(). Up to the worker's `concurrency` entries are in
+ * flight per process, each with its own lease and handler_timeout_ms.
+ * `msg` is still borrowed only until `handle` returns: copy what the
+ * callback needs. See README, "Blocking or async handlers".
+ * ------------------------------------------------------------------ */
+
+/* Returns the event loop of the worker process that handles ctx's entry
+ * (borrowed: valid for the life of the process; never run or free it).
+ * Add the events of an async handler's I/O to it. NULL for a NULL ctx. */
+struct event_base *sl_ctx_base(const struct sl_ctx *ctx);
+
+/* Finishes an entry whose `handle` returned SL_PENDING with disposition
+ * d (SL_ACK, SL_RETRY or SL_DEAD): what was declared on ctx (effect,
+ * sl_ctx_fail, sl_ctx_retry_after) is committed atomically with the ack,
+ * fenced as for a blocking handler. Call it exactly once per SL_PENDING,
+ * on the loop's thread; ctx is valid until then and must not be used
+ * after. An entry abandoned meanwhile (past handler_timeout_ms, already
+ * recorded as a failed attempt) is not committed: the completion is
+ * discarded, counted and logged, and the call returns SL_ERR. Called
+ * before `handle` returned, it takes effect when `handle` returns
+ * SL_PENDING. Returns 0, SL_ERR for a discarded completion, SL_EINVAL
+ * for a ctx that is not in progress or a d that is not a final
+ * disposition. */
+int sl_ctx_complete(struct sl_ctx *ctx, enum sl_disposition d);
 
 /* Returns the error recorded on ctx for the current entry: "code" or
  * "code: detail", "" when none. Borrowed until the next entry. */

@@ -50,7 +50,9 @@
 #define READ_BUDGET_PAYLOADS 2    /* one reply's entries hold at most this many max_payload_bytes */
 #define READ_AHEAD_MAX_US 5000    /* read ahead only after batches handled faster, us */
 #define PREFETCH_US 100000        /* a read brings at most this much handler time, us */
+#define GROWN_READ 512            /* the largest read of a default `batch` on a deep backlog */
 #define STALL_TELL_US 1000        /* handler time told to the connections' deadlines in steps of, us */
+#define INFLIGHT_TICK_MS 100      /* period of the in-flight timer (loop stamp, leases, timeouts), ms */
 #define BACKOFF_BASE_MS 100       /* first reconnect delay */
 #define BACKOFF_CAP_MS 5000       /* longest reconnect delay */
 
@@ -72,11 +74,14 @@ struct batch {
     int outstanding;              /* replies still expected */
     int failed;                   /* an infrastructure error was seen */
     int n;                        /* records in use */
+    int async;                    /* the commit of one async entry, listed in w->abatches */
+    struct batch *anext, *aprev;  /* in w->abatches while async */
     struct commit {
         struct batch *b;          /* back pointer */
         char id[SL_IDLEN];        /* entry ID */
         int effect;               /* 1 for an effect script, 0 commit, -1 plain XACK */
         int count;                /* plain XACK: IDs sent */
+        struct sl_ctx *ctx;       /* context holding the effect (effect 1), borrowed until sent */
         long long least_ms;       /* least delay of a retry (sl_ctx_retry_after), ms */
         char err[160];            /* retry/dead reason, cut, for the log */
     } c[];
@@ -108,6 +113,8 @@ struct worker {
     } sw[3];
     int last_mode;                /* CLAIM_* of the last page sent, to alternate */
     long long read_n;             /* COUNT of the last read or claim page, 0 before the first */
+    long long read_sent;          /* COUNT of the read in flight */
+    int read_full;                /* the last read brought as many entries as it asked for */
     long long entry_bytes;        /* largest entry of the last non-empty reply, bytes of its fields */
     int commit_batches;           /* batches whose commits are in flight */
     int stopping;                 /* asked to stop: finish and exit */
@@ -148,6 +155,21 @@ struct worker {
     size_t *acklen;               /* its lengths */
     size_t ackcap;                /* entries allocated in both */
     struct sl_slot local;         /* used when no supervisor gave a slot */
+    /* Async handlers: entries in flight after `handle` returned SL_PENDING. */
+    struct sl_ctx *inflight;      /* contexts in flight (list) */
+    int ninflight;                /* entries in it */
+    struct sl_ctx *abandoned;     /* contexts past their timeout, awaiting their completion (list) */
+    struct sl_ctx *spare;         /* contexts ready for the next entry (list) */
+    int async_seen;               /* the handler returned SL_PENDING once: `concurrency` bounds reads */
+    int serial;                   /* recovering suspects of a crash: one entry at a time */
+    int recover_wait;             /* serial recovery paused until the entry in flight completes */
+    char recover_next[SL_IDLEN + 2]; /* where that recovery goes on, "" for the end */
+    int own_left;                 /* own entries were left unhandled (concurrency full): sweep them */
+    long long reserved_read;      /* places the read in flight may fill (async handlers) */
+    long long reserved_claim;     /* places the claim page in flight may fill (async handlers) */
+    int exiting;                  /* the loop has ended: completions are dropped */
+    struct batch *abatches;       /* async entries' commits awaiting their replies (list) */
+    struct event *inflight_ev;    /* timer: stamps the loop, renews leases, enforces timeouts */
     struct sl_typecount *tc;      /* per-type counts not yet sent (owned) */
     int tc_fresh;                 /* the batch in hand was read with ">": its entries count as in */
 };
@@ -161,6 +183,12 @@ static void claim_next(struct worker *w, int mode, const char *start);
 static void sweep_pump(struct worker *w);
 static void sweep_paged(struct worker *w, int mode, const char *next);
 static void maybe_exit(struct worker *w);
+static void go_run(struct worker *w);
+static int full(const struct worker *w);
+static int in_flight(const struct worker *w, const redisReply *id);
+static int take_spare(struct worker *w);
+static void go_pending(struct worker *w, const struct entry *e);
+static int complete(struct sl_ctx *ctx, enum sl_disposition d);
 
 /* ------------------------------------------------------------------ */
 /* Slot: what the supervisor sees (the protocol is slot.h's)           */
@@ -252,6 +280,14 @@ static void batch_done(struct batch *b)
     w->commit_batches--;
     if (!b->failed)
         w->fails = 0;
+    if (b->async) {
+        if (b->aprev != NULL)
+            b->aprev->anext = b->anext;
+        else
+            w->abatches = b->anext;
+        if (b->anext != NULL)
+            b->anext->aprev = b->aprev;
+    }
     free(b);
     if (w->state == W_RUN && !w->reading)
         read_next(w);
@@ -320,9 +356,10 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
                         const char *kind, const char *err, int trim)
 {
     char nk[16];
-    int script = k->effect == 1 ? w->ctx->script : -1;
-    const struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
-    int ek = script >= 0 ? w->ctx->nkeys : 0, ea = script >= 0 ? w->ctx->nargs : 0;
+    struct sl_ctx *ctx = k->effect == 1 ? k->ctx : NULL;
+    int script = ctx != NULL ? ctx->script : -1;
+    struct sl_lua *l = script >= 0 ? w->eff[script] : sl__script(SL_SCRIPT_COMMIT);
+    int ek = script >= 0 ? ctx->nkeys : 0, ea = script >= 0 ? ctx->nargs : 0;
     int nkeys = SL_FW_KEYS + ek, nargs = SL_FW_ARGS + ea;
     int i, n;
 
@@ -341,13 +378,13 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
         w->kalen[i] = strlen(w->ca.keys[i]);
     }
     for (i = 0; i < ek; i++)
-        w->kav[SL_FW_KEYS + i] = sl__ctx_effect_arg(w->ctx, i, &w->kalen[SL_FW_KEYS + i]);
+        w->kav[SL_FW_KEYS + i] = sl__ctx_effect_arg(ctx, i, &w->kalen[SL_FW_KEYS + i]);
     for (i = 0; i < SL_FW_ARGS; i++) {
         w->kav[nkeys + i] = w->ca.args[i];
         w->kalen[nkeys + i] = strlen(w->ca.args[i]);
     }
     for (i = 0; i < ea; i++)
-        w->kav[nkeys + SL_FW_ARGS + i] = sl__ctx_effect_arg(w->ctx, ek + i,
+        w->kav[nkeys + SL_FW_ARGS + i] = sl__ctx_effect_arg(ctx, ek + i,
                                                             &w->kalen[nkeys + SL_FW_ARGS + i]);
     n = sl__script_argv(l, nk, nkeys, w->kav, w->kalen, nargs, w->kav + nkeys,
                         w->kalen + nkeys, w->argv, w->argvlen);
@@ -404,9 +441,10 @@ static long fill_fields(struct worker *w, const redisReply *f)
 /* Records a handler's duration in the histogram and for the prefetch
  * bound, and tells both connections that the loop stood still meanwhile
  * (their deadlines count only time in which a reply could be read). */
-static void observe(struct worker *w, uint64_t us)
+static void observe(struct worker *w, uint64_t us, int hist)
 {
-    sl__slot_observe(w->slot, us);
+    if (hist)
+        sl__slot_observe(w->slot, us);
     w->batch_us += us;
     w->batch_calls++;
     /* Handlers of microseconds add up to a stall worth telling only
@@ -474,13 +512,23 @@ static enum sl_disposition decide(struct worker *w, struct entry *e,
         return SL_DEAD;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    w->ctx->phase = SL_PHASE_HANDLE;
     d = sl_handler_call(w->h, w->ctx, msg, w->priv);
+    w->ctx->phase = SL_PHASE_IDLE;
+    /* A completion made while `handle` ran stands for what it returned. */
+    if (d == SL_PENDING && w->ctx->early != 0)
+        d = (enum sl_disposition)(w->ctx->early - 1);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     w->clock_ms = (uint64_t)t1.tv_sec * 1000u + (uint64_t)t1.tv_nsec / 1000000u;
+    /* An entry in progress is timed when it completes: only the loop's
+     * stall is told now, not a handler duration. */
     observe(w, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000LL +
-                          (t1.tv_nsec - t0.tv_nsec) / 1000));
+                          (t1.tv_nsec - t0.tv_nsec) / 1000), d != SL_PENDING);
     if (msg->data != NULL)
         json_decref(msg->data);
+    if (d != SL_ACK && d != SL_RETRY && d != SL_DEAD && d != SL_PENDING)
+        return sl_ctx_fail(w->ctx, SL_DEAD, "handler_error",
+                           "handle returned %d", (int)d);
     if (d == SL_RETRY && w->ctx->err[0] == '\0')
         sl_ctx_fail(w->ctx, SL_RETRY, "handler_retry", NULL);
     if (d == SL_DEAD && w->ctx->err[0] == '\0')
@@ -547,6 +595,20 @@ static void handle_batch(struct worker *w, size_t n)
             w->stopping = 1;
         if (w->stopping && !w->finish_batch)
             break;              /* the rest stays pending: recovered later */
+        /* Own entries claimed again while their async handler still
+         * runs (recovery after a reconnect) are that handler's. */
+        if ((w->ninflight > 0 || w->abatches != NULL) && in_flight(w, e->id))
+            continue;
+        if (full(w)) {
+            /* An async handler holds `concurrency` entries: the rest stays
+             * pending for this consumer, swept up as entries complete. */
+            w->own_left = 1;
+            break;
+        }
+        if (take_spare(w) < 0) {
+            reset(w, "out of memory");
+            break;
+        }
         count(w, SL_C_PROCESSED, 1);
         if (e->fields->type != REDIS_REPLY_ARRAY) {
             /* Trimmed or deleted while pending: ack, count, never handle. */
@@ -565,10 +627,14 @@ static void handle_batch(struct worker *w, size_t n)
         w->slot->cur_started_ms = w->clock_ms;
         sl__slot_end(w->slot);
         d = decide(w, e, &msg, &trim);
+        if (d == SL_PENDING)
+            go_pending(w, e);   /* before cur_id clears: the entry is never unlisted */
         sl__slot_begin(w->slot);
         w->slot->cur_id[0] = '\0';
         sl__slot_end(w->slot);
-        sl__tc_add(w->tc, e->fields, w->tc_fresh, d != SL_RETRY);
+        sl__tc_add(w->tc, e->fields, w->tc_fresh, d != SL_RETRY && d != SL_PENDING);
+        if (d == SL_PENDING)
+            continue;
 
         if (d == SL_ACK && w->ctx->script < 0 && e->attempts == 0) {
             w->ackv[3 + nplain] = e->id->str;
@@ -578,6 +644,7 @@ static void handle_batch(struct worker *w, size_t n)
         }
         k = &b->c[b->n++];
         k->b = b;
+        k->ctx = w->ctx;
         copy_id(k->id, e->id);
         k->least_ms = w->ctx->retry_after_ms;
         b->outstanding++;
@@ -625,6 +692,289 @@ static void handle_batch(struct worker *w, size_t n)
 }
 
 /* ------------------------------------------------------------------ */
+/* Async entries: in flight after `handle` returned SL_PENDING         */
+/* ------------------------------------------------------------------ */
+
+/* Links ctx at the head of a list. */
+static void ctx_push(struct sl_ctx **head, struct sl_ctx *ctx)
+{
+    ctx->prev = NULL;
+    ctx->next = *head;
+    if (*head != NULL)
+        (*head)->prev = ctx;
+    *head = ctx;
+}
+
+/* Unlinks ctx from the list it is in. */
+static void ctx_unlink(struct sl_ctx **head, struct sl_ctx *ctx)
+{
+    if (ctx->prev != NULL)
+        ctx->prev->next = ctx->next;
+    else
+        *head = ctx->next;
+    if (ctx->next != NULL)
+        ctx->next->prev = ctx->prev;
+    ctx->next = ctx->prev = NULL;
+}
+
+/* Frees every context of a list. */
+static void ctx_free_list(struct sl_ctx *head)
+{
+    struct sl_ctx *n;
+
+    for (; head != NULL; head = n) {
+        n = head->next;
+        sl__ctx_free(head);
+    }
+}
+
+/* Makes sure a spare context waits for the next entry, so that handing
+ * the current one to an async entry never fails half-way. A blocking
+ * handler allocates it once and never uses it. Returns 0, or -1 when
+ * memory ran out. */
+static int take_spare(struct worker *w)
+{
+    struct sl_ctx *c;
+
+    if (w->spare != NULL)
+        return 0;
+    if ((c = sl__ctx_new(w->h)) == NULL)
+        return -1;
+    c->base = w->base;
+    c->owner = w;
+    c->complete = complete;
+    w->spare = c;
+    return 0;
+}
+
+/* Returns a finished context to the spares. The spares never outnumber
+ * the most contexts ever in use at once (concurrency, plus the abandoned
+ * ones, plus the one in hand), so nothing grows without bound. */
+static void ctx_release(struct worker *w, struct sl_ctx *ctx)
+{
+    sl__ctx_reset(ctx);
+    ctx->phase = SL_PHASE_IDLE;
+    ctx->id[0] = '\0';
+    ctx_push(&w->spare, ctx);
+}
+
+/* Tells whether an async handler has `concurrency` entries in flight:
+ * then nothing more is read, claimed or handled. Before the handler
+ * first returns SL_PENDING, a blocking handler's reads are unbounded by
+ * it (its entries are in flight only while `handle` runs). */
+static int full(const struct worker *w)
+{
+    return w->async_seen &&
+           w->ninflight + w->reserved_read + w->reserved_claim >= w->t->concurrency;
+}
+
+/* Tells whether the entry `id` is in flight in this process: its async
+ * handler runs, or its commit awaits the reply. The second matters
+ * because a claim page sent while the handler ran answers before the
+ * commit sent after it (one connection, in order): the page still lists
+ * the entry, which is done here all the same. */
+static int in_flight(const struct worker *w, const redisReply *id)
+{
+    const struct sl_ctx *c;
+    const struct batch *b;
+
+    for (c = w->inflight; c != NULL; c = c->next)
+        if ((size_t)id->len == strlen(c->id) && memcmp(c->id, id->str, (size_t)id->len) == 0)
+            return 1;
+    for (b = w->abatches; b != NULL; b = b->anext)
+        if ((size_t)id->len == strlen(b->c[0].id) &&
+            memcmp(b->c[0].id, id->str, (size_t)id->len) == 0)
+            return 1;
+    return 0;
+}
+
+/* `handle` returned SL_PENDING for e: the context now belongs to the
+ * entry until its completion, and a spare one (take_spare() made sure
+ * of it) serves the next entry. The entry is listed in the slot before
+ * cur_id is cleared, so a crash at any moment finds it. */
+static void go_pending(struct worker *w, const struct entry *e)
+{
+    struct sl_ctx *c = w->ctx;
+    uint64_t now = sl__now_ms();
+
+    sl__slot_copy_id(c->id, e->id->str, (size_t)e->id->len);
+    c->attempts = e->attempts;
+    c->started_ms = now;
+    c->renewed_ms = now;
+    c->phase = SL_PHASE_PENDING;
+    ctx_push(&w->inflight, c);
+    w->ninflight++;
+    sl__slot_inflight_add(w->slot, c->id);
+    w->async_seen = 1;
+    w->ctx = w->spare;
+    ctx_unlink(&w->spare, w->ctx);
+}
+
+/* Takes ctx out of the list in flight (and the slot's). */
+static void unlist(struct worker *w, struct sl_ctx *ctx)
+{
+    ctx_unlink(&w->inflight, ctx);
+    w->ninflight--;
+    sl__slot_inflight_del(w->slot, ctx->id);
+}
+
+/* The serial recovery waits for nothing now: page on, or start running. */
+static void recover_resume(struct worker *w)
+{
+    if (!w->recover_wait || w->ninflight > 0 || w->state != W_RECOVER)
+        return;
+    w->recover_wait = 0;
+    if (w->recover_next[0] != '\0' && !w->stopping)
+        claim_next(w, CLAIM_OWN, w->recover_next);
+    else
+        go_run(w);
+}
+
+/* Sends the commit of one async entry in a batch of its own: kind "ack"
+ * (with ctx's effect when declared), "retry" or "dead" with err. The
+ * effect's keys and arguments are copied into the command before this
+ * returns, so ctx may be released afterwards. */
+static void commit_one(struct worker *w, struct sl_ctx *ctx, const char *kind, const char *err)
+{
+    struct batch *b = calloc(1, sizeof(*b) + sizeof(b->c[0]));
+    struct commit *k;
+
+    if (b == NULL) {
+        /* The entry stays pending and is handled again after the reset's
+         * recovery. */
+        reset(w, "out of memory");
+        return;
+    }
+    b->w = w;
+    b->outstanding = 2;             /* the command, and this function's hold */
+    b->n = 1;
+    b->async = 1;
+    b->anext = w->abatches;
+    if (w->abatches != NULL)
+        w->abatches->aprev = b;
+    w->abatches = b;
+    w->commit_batches++;
+    k = &b->c[0];
+    k->b = b;
+    k->ctx = ctx;
+    snprintf(k->id, sizeof(k->id), "%s", ctx->id);
+    k->least_ms = ctx->retry_after_ms;
+    if (strcmp(kind, "ack") == 0) {
+        k->effect = ctx->script >= 0 ? 1 : 0;
+        snprintf(k->err, sizeof(k->err), "see the dead-letter entry (decided by the effect)");
+    } else {
+        k->effect = 0;
+        snprintf(k->err, sizeof(k->err), "%s%.120s",
+                 strcmp(kind, "retry") == 0 ? "max_deliveries_exceeded: " : "", err);
+    }
+    send_commit(w, b, k, kind, err, 0);
+    if (--b->outstanding == 0)
+        batch_done(b);
+}
+
+/* Completes an async entry (sl_ctx_complete(), through ctx->complete):
+ * commits it as a blocking handler's entry would be, or discards the completion of an entry that
+ * was abandoned at its timeout. That entry's failed attempt is already
+ * recorded, and it may be running again here or elsewhere: a late
+ * completion must change nothing. */
+static int complete(struct sl_ctx *ctx, enum sl_disposition d)
+{
+    struct worker *w = ctx->owner;
+
+    if (w == NULL)
+        return SL_EINVAL;
+    if (ctx->phase == SL_PHASE_ABANDONED || w->exiting) {
+        if (ctx->phase == SL_PHASE_ABANDONED) {
+            ctx_unlink(&w->abandoned, ctx);
+            count(w, SL_C_DISCARDED, 1);
+            sl__log(SL_LOG_INFO, "commit_discarded", "id=%s reason=late_completion", ctx->id);
+        } else {
+            unlist(w, ctx);
+        }
+        ctx_release(w, ctx);
+        return SL_ERR;
+    }
+    unlist(w, ctx);
+    sl__slot_observe(w->slot, (sl__now_ms() - ctx->started_ms) * 1000u);
+    if (d == SL_RETRY && ctx->err[0] == '\0')
+        sl_ctx_fail(ctx, SL_RETRY, "handler_retry", NULL);
+    if (d == SL_DEAD && ctx->err[0] == '\0')
+        sl_ctx_fail(ctx, SL_DEAD, "handler_dead", NULL);
+    commit_one(w, ctx, d == SL_ACK ? "ack" : d == SL_RETRY ? "retry" : "dead", ctx->err);
+    ctx_release(w, ctx);
+    recover_resume(w);
+    maybe_exit(w);
+    return 0;
+}
+
+/* Reply to a lease renewal: a failure is harmless, the next tick renews
+ * again, and a lost connection is handled elsewhere. */
+static void on_renewed(struct sl_conn *c, redisReply *r, void *priv)
+{
+    (void)c;
+    (void)r;
+    (void)priv;
+}
+
+/* Renews the lease of one entry in flight: renew.lua resets its idle time
+ * only while it is still pending for this consumer. */
+static void renew_one(struct worker *w, struct sl_ctx *ctx)
+{
+    const char *keys[] = { w->wc->stream };
+    const char *args[] = { w->wc->group, w->consumer, ctx->id, ctx->id, "1" };
+    const char *argv[3 + SL_NELEM(keys) + SL_NELEM(args)];
+    size_t argvlen[SL_NELEM(argv)];
+    char nk[16];
+    int argc;
+
+    argc = sl__script_argv(sl__script(SL_SCRIPT_RENEW), nk, (int)SL_NELEM(keys), keys, NULL,
+                           (int)SL_NELEM(args), args, NULL, argv, argvlen);
+    sl__conn_command(w->cmd, on_renewed, w, 0, argc, argv, argvlen);
+}
+
+/* Timer: the loop is answering (the supervisor kills a process whose
+ * loop stands still while entries are in flight); each entry in flight
+ * gets its lease renewed every reclaim_idle_ms / 3, as the supervisor
+ * renews a blocking handler's batch; an entry past handler_timeout_ms is
+ * abandoned as a failed attempt ("handler_timeout"), which frees its
+ * place, and its late completion is discarded. The process goes on: its
+ * loop answered, so nothing else is at fault. */
+static void on_inflight_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t now = sl__now_ms();
+    uint64_t every = (uint64_t)(w->t->reclaim_idle_ms / 3 > 0 ? w->t->reclaim_idle_ms / 3 : 1);
+    struct sl_ctx *c, *n;
+    int ready = (w->state == W_RUN || w->state == W_RECOVER) && sl__conn_ready(w->cmd);
+
+    (void)fd;
+    (void)what;
+    __atomic_store_n(&w->slot->loop_ms, now, __ATOMIC_RELAXED);
+    for (c = w->inflight; c != NULL; c = n) {
+        n = c->next;
+        if (now - c->started_ms > (uint64_t)w->t->handler_timeout_ms) {
+            char err[SL_ERRLEN];
+
+            if (!ready)
+                continue;       /* recorded once Redis answers again */
+            snprintf(err, sizeof(err), "handler_timeout: no completion within %lld ms",
+                     w->t->handler_timeout_ms);
+            sl__log(SL_LOG_WARN, "handler_timeout", "id=%s timeout_ms=%lld", c->id,
+                    w->t->handler_timeout_ms);
+            unlist(w, c);
+            c->phase = SL_PHASE_ABANDONED;
+            ctx_push(&w->abandoned, c);
+            commit_one(w, c, "retry", err);
+            recover_resume(w);
+            maybe_exit(w);
+        } else if (ready && now - c->renewed_ms >= every) {
+            c->renewed_ms = now;
+            renew_one(w, c);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Reading                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -666,11 +1016,21 @@ static long long entry_size(const redisReply *fields)
  * Redis), but a read cannot leave one behind: one such entry, up to
  * Redis's 512 MB, is held whole, once, before the count drops to 1. And a
  * sudden jump in entry size can still bring up to `batch` entries of the
- * new size in one reply. */
-static long long read_count(struct worker *w)
+ * new size in one reply.
+ *
+ * Backlog. `batch` left at its default (64) is not a limit the user
+ * chose: while reads come back full, a deep backlog is waiting, and a
+ * read (not a claim page) may grow on to GROWN_READ, within both bounds
+ * above. 64 entries per round trip cost Redis about 1.6 times the CPU
+ * per entry of 500, and a process drained a backlog at two thirds of the
+ * rate of a client reading 500 at a time. The first read that is not
+ * full brings the limit back to `batch`. An explicit `batch` is always
+ * the largest COUNT. */
+static long long read_count(struct worker *w, int reading)
 {
     long long budget = READ_BUDGET_PAYLOADS * w->t->max_payload_bytes;
     long long n = w->read_n > 0 ? 2 * w->read_n : 1;
+    long long most = w->t->batch;
 
     if (w->handler_us == 0)
         n = 1;
@@ -678,8 +1038,18 @@ static long long read_count(struct worker *w)
         n = (long long)(PREFETCH_US / w->handler_us);
     if (w->entry_bytes > 0 && n > budget / w->entry_bytes)
         n = budget / w->entry_bytes;
-    if (n > w->t->batch)
-        n = w->t->batch;
+    if (reading && w->read_full && !w->t->batch_set && most < GROWN_READ)
+        most = GROWN_READ;
+    if (n > most)
+        n = most;
+    /* An async handler's entries stay in flight after `handle`: a read
+     * brings no more than the places left. A serial recovery takes one
+     * entry at a time. */
+    if (w->async_seen &&
+        n > w->t->concurrency - w->ninflight - w->reserved_read - w->reserved_claim)
+        n = w->t->concurrency - w->ninflight - w->reserved_read - w->reserved_claim;
+    if (w->serial && w->state == W_RECOVER)
+        n = 1;
     if (n < 1)
         n = 1;
     w->read_n = n;
@@ -714,6 +1084,7 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
     (void)c;
     w->reading = 0;
     w->read_ahead = 0;
+    w->reserved_read = 0;
     if (r == NULL)
         return;                    /* the lost-connection path takes over */
     if (r->type == REDIS_REPLY_ERROR) {
@@ -725,6 +1096,7 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
     }
     if (r->type == REDIS_REPLY_NIL) {
         w->fails = 0;               /* a quiet, healthy round trip */
+        w->read_full = 0;
         read_next(w);
         maybe_exit(w);
         return;
@@ -737,6 +1109,7 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
         return;
     }
     list = r->element[0]->element[1];
+    w->read_full = list->elements >= (size_t)w->read_sent;
     if (ents_reserve(w, list->elements) < 0) {
         reset(w, "out of memory");
         return;
@@ -763,7 +1136,9 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
      * nothing, and a stop must then find nothing read that is not in hand.
      * A read-ahead batch that arrives after a stop is finished (it was
      * read, and it is fast), so a graceful stop leaves nothing pending. */
-    if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled &&
+    /* Not for an async handler: the batch in hand is about to take its
+     * places, which a read sent now would not know of. */
+    if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled && !w->async_seen &&
         list->elements >= (size_t)w->t->batch) {
         read_next(w);
         if (w->reading) {
@@ -793,14 +1168,21 @@ static void read_next(struct worker *w)
                            "COUNT", count_s, "BLOCK", block_s,
                            "STREAMS", w->wc->stream, ">" };
 
-    if (w->state != W_RUN || w->reading || w->stopping || stop_signalled ||
+    if (w->state != W_RUN || w->reading || w->stopping || stop_signalled || full(w) ||
         w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->rd))
         return;
-    snprintf(count_s, sizeof(count_s), "%lld", read_count(w));
+    long long n = read_count(w, 1);
+
+    w->read_sent = n;
+    snprintf(count_s, sizeof(count_s), "%lld", n);
     snprintf(block_s, sizeof(block_s), "%lld", w->t->block_ms);
     if (sl__conn_command(w->rd, on_read, w, w->t->block_ms + w->cfg->command_timeout_ms,
-                         11, argv, NULL) == 0)
+                         11, argv, NULL) == 0) {
         w->reading = 1;
+        /* What this read brings must find a place: a claim or another
+         * read sent meanwhile counts without it. */
+        w->reserved_read = w->async_seen ? n : 0;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -819,6 +1201,7 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
 
     (void)c;
     w->claiming = 0;
+    w->reserved_claim = 0;
     if (r == NULL)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -870,18 +1253,42 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
     handle_batch(w, n);
     if (w->state == W_DOWN)
         return;
+    if (mode == CLAIM_OWN && w->state == W_RECOVER && w->serial && w->ninflight > 0) {
+        /* Suspects of a crash go one at a time: the next page (or RUN)
+         * waits until the entry in flight completes. */
+        snprintf(w->recover_next, sizeof(w->recover_next), "%s", next);
+        w->recover_wait = 1;
+        maybe_exit(w);
+        return;
+    }
     if (mode != CLAIM_OWN) {
         sweep_paged(w, mode, next);
-    } else if (next[0] != '\0' && !w->stopping) {
+    } else if (next[0] != '\0' && !w->stopping && !(w->state == W_RUN && full(w))) {
         claim_next(w, CLAIM_OWN, next);
         return;
     } else if (w->state == W_RECOVER) {
-        w->state = W_RUN;
-        sl__slot_set_redis_up(w->slot, 1);
-        sl__log(SL_LOG_INFO, "running", "stream=%s group=%s",
-                sl__logq(w->wc->stream), sl__logq(w->wc->group));
-        read_next(w);
+        go_run(w);
+    } else if (next[0] != '\0') {
+        w->own_left = 1;        /* full again: the sweep starts over later */
     }
+    sweep_pump(w);
+    maybe_exit(w);
+}
+
+/* Recovery is over: read new entries. A serial recovery has let every
+ * suspect run alone, so the supervisor's mark is cleared. */
+static void go_run(struct worker *w)
+{
+    w->state = W_RUN;
+    if (w->serial) {
+        w->serial = 0;
+        __atomic_store_n(&w->slot->serial, 0, __ATOMIC_RELAXED);
+        sl__log(SL_LOG_INFO, "suspects_cleared", NULL);
+    }
+    sl__slot_set_redis_up(w->slot, 1);
+    sl__log(SL_LOG_INFO, "running", "stream=%s group=%s",
+            sl__logq(w->wc->stream), sl__logq(w->wc->group));
+    read_next(w);
     sweep_pump(w);
     maybe_exit(w);
 }
@@ -901,15 +1308,19 @@ static void claim_next(struct worker *w, int mode, const char *start)
 
     snprintf(minidle, sizeof(minidle), "%lld",
              mode == CLAIM_ANY ? w->t->reclaim_idle_ms : 0LL);
-    snprintf(cnt, sizeof(cnt), "%lld", read_count(w));
+    long long n = read_count(w, 0);
+
+    snprintf(cnt, sizeof(cnt), "%lld", n);
     snprintf(maxp, sizeof(maxp), "%lld", w->t->max_payload_bytes);
     w->claim_mode = mode;
     if (mode != CLAIM_OWN)
         w->last_mode = mode;
     argc = sl__script_argv(sl__script(SL_SCRIPT_CLAIM), nk, (int)SL_NELEM(keys), keys, NULL,
                            (int)SL_NELEM(args), args, NULL, argv, argvlen);
-    if (sl__conn_command(w->cmd, on_claim, w, 0, argc, argv, argvlen) == 0)
+    if (sl__conn_command(w->cmd, on_claim, w, 0, argc, argv, argvlen) == 0) {
         w->claiming = 1;
+        w->reserved_claim = w->async_seen ? n : 0;
+    }
 }
 
 /* Records where the sweep in `mode` goes on after a page: at `next`, or
@@ -948,9 +1359,16 @@ static void sweep_pump(struct worker *w)
     uint64_t now;
     int i, first;
 
-    if (w->claiming || w->stopping || stop_signalled || w->state != W_RUN ||
+    if (w->claiming || w->stopping || stop_signalled || w->state != W_RUN || full(w) ||
         w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->cmd))
         return;
+    if (w->own_left) {
+        /* Entries a full batch left unhandled, now that places are free
+         * (those in flight are skipped when the page comes back). */
+        w->own_left = 0;
+        claim_next(w, CLAIM_OWN, "-");
+        return;
+    }
     now = sl__now_ms();
     first = w->last_mode == CLAIM_RETRY ? CLAIM_ANY : CLAIM_RETRY;
     for (i = 0; i < 2; i++) {
@@ -1085,7 +1503,8 @@ static void start_init(struct worker *w)
 
     w->state = W_INIT;
     w->init_pending = 0;
-    static const int used[] = { SL_SCRIPT_COMMIT, SL_SCRIPT_CLAIM, SL_SCRIPT_RELEASE };
+    static const int used[] = { SL_SCRIPT_COMMIT, SL_SCRIPT_CLAIM, SL_SCRIPT_RELEASE,
+                                SL_SCRIPT_RENEW };
     const char *argv[3];
 
     for (i = 0; i < (int)SL_NELEM(used) && ok; i++) {
@@ -1155,6 +1574,8 @@ static void on_reset_ev(evutil_socket_t fd, short what, void *arg)
     w->reading = 0;
     w->read_ahead = 0;
     w->claiming = 0;
+    w->reserved_read = 0;
+    w->reserved_claim = 0;
     if (w->stopping || stop_signalled) {
         event_base_loopbreak(w->base);
         return;
@@ -1238,7 +1659,7 @@ static void maybe_exit(struct worker *w)
         event_base_loopbreak(w->base);
         return;
     }
-    if (!w->reading && !w->claiming && w->commit_batches == 0) {
+    if (!w->reading && !w->claiming && w->commit_batches == 0 && w->ninflight == 0) {
         w->releasing = 1;
         if (!sl__conn_ready(w->cmd) || release_beat(w) < 0)
             event_base_loopbreak(w->base);
@@ -1331,6 +1752,7 @@ static void worker_free(struct worker *w)
     if (w->pump_ev) event_free(w->pump_ev);
     if (w->beat_ev) event_free(w->beat_ev);
     if (w->sig_ev) event_free(w->sig_ev);
+    if (w->inflight_ev) event_free(w->inflight_ev);
     if (w->base) event_base_free(w->base);
     for (i = 0; i < w->neff; i++)
         sl__script_effect_free(w->eff[i]);
@@ -1346,6 +1768,9 @@ static void worker_free(struct worker *w)
     free(w->acklen);
     free(w->tc);
     sl__ctx_free(w->ctx);
+    ctx_free_list(w->inflight);
+    ctx_free_list(w->abandoned);
+    ctx_free_list(w->spare);
 }
 
 /* Wraps each of the handler's scripts in effect.lua, and lists the
@@ -1415,6 +1840,13 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     w->tc = malloc(sizeof(*w->tc));
     if (w->ctx == NULL || w->base == NULL || w->tc == NULL || load_sources(w) < 0)
         goto out;
+    w->ctx->base = w->base;
+    w->ctx->owner = w;
+    w->ctx->complete = complete;
+    w->serial = __atomic_load_n(&w->slot->serial, __ATOMIC_RELAXED) != 0;
+    if (w->serial)
+        sl__log(SL_LOG_INFO, "suspects_serial", "reason=%s",
+                sl__logq("the last process crashed with several entries in flight"));
     sl__tc_init(w->tc, wc->stream, wc->group);
     w->rd = sl__conn_new(w->base, "reader", cfg, on_ready, on_lost, w);
     w->cmd = sl__conn_new(w->base, "cmd", cfg, on_ready, on_lost, w);
@@ -1430,7 +1862,8 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     w->reclaim_ev = periodic(w, w->t->reclaim_interval_ms, on_reclaim_timer);
     w->beat_ev = periodic(w, w->t->heartbeat_ms, on_beat_timer);
     w->pump_ev = evtimer_new(w->base, on_pump, w);
-    if (w->rd == NULL || w->cmd == NULL || w->reconnect_ev == NULL ||
+    w->inflight_ev = periodic(w, INFLIGHT_TICK_MS, on_inflight_tick);
+    if (w->inflight_ev == NULL || w->rd == NULL || w->cmd == NULL || w->reconnect_ev == NULL ||
         w->reset_ev == NULL || w->sig_ev == NULL || w->retry_ev == NULL ||
         w->reclaim_ev == NULL || w->beat_ev == NULL || w->pump_ev == NULL)
         goto out;
@@ -1450,6 +1883,7 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
      * pipe: the loop sees it at once and exits without connecting. */
     event_active(w->reconnect_ev, EV_TIMEOUT, 0);
     event_base_dispatch(w->base);
+    w->exiting = 1;
     sl__log(SL_LOG_INFO, "worker_stopped", "processed=%llu",
             (unsigned long long)w->slot->counters[SL_C_PROCESSED]);
     rc = 0;

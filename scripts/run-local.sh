@@ -3,9 +3,19 @@
 # one with its data under var/ when none does), then runs the pool in the
 # foreground with config/sluice.json. A Redis started here is stopped again
 # when the pool exits; one that was already running is left alone.
+#
+# When the local webhook receiver is built (the second argument), it is
+# started on 127.0.0.1:8089 with a secret of its own in var/webhook-secret
+# (made once, mode 600), and the pool runs config/webhook-run.json: the
+# same workers plus the webhook worker, which tells the receiver of every
+# paid or failed order. The receiver prints each delivery and whether its
+# signature verified.
 set -eu
 
 bin=${1:-build/sluice}
+receiver=${2:-}
+config=config/sluice.json
+rpid=
 port=6379
 started=""
 
@@ -29,8 +39,25 @@ else
     echo "run-local: started redis-server (pid $started) on 127.0.0.1:$port, data in var/" >&2
 fi
 
+if [ -n "$receiver" ] && [ -x "$receiver" ]; then
+    mkdir -p var
+    if [ ! -s var/webhook-secret ]; then
+        (umask 077 && printf 'whsec_%s\n' "$(head -c 24 /dev/urandom | base64)" > var/webhook-secret)
+    fi
+    SLUICE_WEBHOOK_SECRET_FILE="$(pwd)/var/webhook-secret"
+    SLUICE_WEBHOOK_URL=http://127.0.0.1:8089/webhooks/orders
+    export SLUICE_WEBHOOK_SECRET_FILE SLUICE_WEBHOOK_URL
+    "$receiver" --port 8089 &
+    rpid=$!
+    config=config/webhook-run.json
+    echo "run-local: webhook receiver (pid $rpid) on $SLUICE_WEBHOOK_URL, secret in var/webhook-secret" >&2
+fi
+
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 stop_redis() {
+    if [ -n "$rpid" ]; then
+        kill "$rpid" 2>/dev/null || true
+    fi
     if [ -n "$started" ]; then
         kill "$started" 2>/dev/null || true
         echo "run-local: stopped redis-server (pid $started)" >&2
@@ -43,5 +70,5 @@ trap ':' INT TERM
 
 # Not exec: the trap must run after the pool exits.
 rc=0
-"$bin" run -c config/sluice.json --redis "redis://127.0.0.1:$port/0" || rc=$?
+"$bin" run -c "$config" --redis "redis://127.0.0.1:$port/0" || rc=$?
 exit "$rc"

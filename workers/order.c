@@ -50,9 +50,14 @@ static const struct sl_script order_payment_result_script = {
     .body = workers_lua_order_payment_result,
 };
 
-/* The keys its scripts touch (for `sluice acl`). */
+/* Where the merchant's notifications go (the webhook worker's stream). */
+#define ORDER_NOTIFICATIONS_STREAM "notifications"
+
+/* The keys its scripts touch (for `sluice acl`). The notifications stream
+ * is among them even without a webhook URL: Redis checks an ACL user's key
+ * patterns against every key a script is given, written to or not. */
 static const char *const order_keys[] = {
-    "order:*", "payment:*", ORDER_PAYMENTS_STREAM, SCHEMA_EXPIRY_KEY,
+    "order:*", "payment:*", ORDER_PAYMENTS_STREAM, SCHEMA_EXPIRY_KEY, ORDER_NOTIFICATIONS_STREAM,
     NULL,
 };
 
@@ -137,6 +142,20 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
     return SL_ACK;
 }
 
+
+/* Tells whether a webhook URL is configured ($SLUICE_WEBHOOK_URL, read
+ * once): only then does a final order add a notification. */
+static int notify_enabled(void)
+{
+    static int on = -1;
+
+    if (on < 0) {
+        const char *u = getenv("SLUICE_WEBHOOK_URL");
+        on = u != NULL && u[0] != '\0';
+    }
+    return on;
+}
+
 /* Validates a payment.succeeded (declined == 0) or payment.declined
  * (declined == 1) event in data (borrowed) and declares the order's
  * transition, which the script makes only when payment:<payment_id>
@@ -148,9 +167,9 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
 {
     struct sl_value v[3];
     char k_order[SCHEMA_KEYLEN], k_pay[SCHEMA_KEYLEN];
-    const char *keys[3], *args[6];
+    const char *keys[4], *args[7];
     const char *reason;
-    char *fp;
+    char *fp, *note = NULL;
     int rc;
 
     if (declined) {
@@ -183,14 +202,34 @@ static enum sl_disposition order_payment_result(struct sl_ctx *ctx, json_t *data
     keys[0] = schema_key(k_order, "order:", v[1].s);
     keys[1] = schema_key(k_pay, "payment:", v[0].s);
     keys[2] = SCHEMA_EXPIRY_KEY;
+    keys[3] = ORDER_NOTIFICATIONS_STREAM;
+    /* With a webhook URL configured, the merchant is told the outcome:
+     * the script adds this `data` to notifications when (and only when)
+     * the order becomes final. Its id, the webhook-id, is the order's and
+     * the outcome's, so it is the same on every retry and replay. */
+    if (notify_enabled()) {
+        char nid[160];
+        snprintf(nid, sizeof(nid), "%s.%s", v[1].s, declined ? "failed" : "paid");
+        note = schema_dumps(declined ?
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", nid, "type", "order.failed",
+                      "order_id", v[1].s, "payment_id", v[0].s, "reason", reason) :
+            json_pack("{s:s, s:s, s:s, s:s}", "id", nid, "type", "order.paid",
+                      "order_id", v[1].s, "payment_id", v[0].s));
+        if (note == NULL) {
+            free(fp);
+            return sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "order notification");
+        }
+    }
     args[0] = fp;
     args[1] = v[0].s;
     args[2] = v[1].s;
     args[3] = declined ? "failed" : "paid";
     args[4] = reason;
     args[5] = schema_retention(privdata);
+    args[6] = note != NULL ? note : "";
     rc = SCHEMA_EFFECT(ctx, &order_payment_result_script, WORKERS_LUA_ORDER_PAYMENT_RESULT, keys, args);
     free(fp);
+    free(note);
     if (rc != 0)
         return schema_effect_failed(ctx, rc, "the payment result effect");
     return SL_ACK;

@@ -9,11 +9,13 @@ extern const struct sl_handler user_handler;
 extern const struct sl_handler order_handler;
 extern const struct sl_handler payment_handler;
 extern const struct sl_handler noop_handler;
+extern const struct sl_handler webhook_handler;
 
 const struct sl_handler *const sl_handlers[] = {
     &user_handler,
     &order_handler,
     &payment_handler,
     &noop_handler,
+    &webhook_handler,
     NULL,
 };

@@ -35,6 +35,8 @@ Suite *conn_suite(void);
 Suite *dlq_suite(void);
 Suite *web_suite(void);
 Suite *slow_suite(void);
+Suite *async_suite(void);
+Suite *webhook_suite(void);
 
 /* Prints every non-empty report in dir; returns how many there were. */
 static int reports(const char *dir)
@@ -99,6 +101,8 @@ int main(void)
     srunner_add_suite(sr, producers_suite());
     srunner_add_suite(sr, dlq_suite());
     srunner_add_suite(sr, slow_suite());
+    srunner_add_suite(sr, async_suite());
+    srunner_add_suite(sr, webhook_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -97,6 +97,7 @@ static void assert_builtin_tunables(const struct sl_tunables *t)
     ck_assert_int_eq(t->trim, SL_TRIM_ACKED);
     ck_assert_int_eq(t->dead_letter_max_len, 0);
     ck_assert_int_eq(t->dead_letter_max_age_ms, 0);
+    ck_assert_int_eq(t->concurrency, 1);
 }
 
 /* Asserts that c is the built-in configuration apart from its path. */
@@ -425,6 +426,20 @@ START_TEST(test_config_dead_letter_retention)
     ck_assert_int_eq(cfg->defaults.dead_letter_max_age_ms, 604800000);
     ck_assert_int_eq(cfg->workers[0].t.dead_letter_max_len, 5);
     ck_assert_int_eq(cfg->workers[0].t.dead_letter_max_age_ms, 604800000);
+}
+END_TEST
+
+/* concurrency: 1 by default (assert_builtin_tunables), 1 to 256, per
+ * worker too. */
+START_TEST(test_config_concurrency)
+{
+    expect_default_error("concurrency", "0", "expected an integer from 1 to 256");
+    expect_default_error("concurrency", "257", "expected an integer from 1 to 256");
+    expect_ok("{\"defaults\": {\"concurrency\": 8},"
+              " \"workers\": [{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"g\","
+              " \"concurrency\": 64}]}");
+    ck_assert_int_eq(cfg->defaults.concurrency, 8);
+    ck_assert_int_eq(cfg->workers[0].t.concurrency, 64);
 }
 END_TEST
 
@@ -942,6 +957,34 @@ END_TEST
  * Suite
  * ------------------------------------------------------------------ */
 
+/* redis.cluster_nodes: seeds kept joined; bad ones and a database other
+ * than 0 refused with the key named; absent, standalone (NULL). */
+START_TEST(test_config_cluster_nodes)
+{
+    static const char *const bad[] = {
+        "{\"redis\": {\"cluster_nodes\": []}}",
+        "{\"redis\": {\"cluster_nodes\": \"127.0.0.1:7000\"}}",
+        "{\"redis\": {\"cluster_nodes\": [\"127.0.0.1\"]}}",
+        "{\"redis\": {\"cluster_nodes\": [\"a:1,b:2\"]}}",
+        "{\"redis\": {\"url\": \"redis://h:1/3\", \"cluster_nodes\": [\"a:1\"]}}",
+    };
+    size_t i;
+
+    expect_ok("{}");
+    ck_assert_ptr_null(cfg->cluster_nodes);
+    expect_ok("{\"redis\": {\"url\": \"redis://sluice@h:1\", "
+              "\"cluster_nodes\": [\"10.0.0.1:7000\", \"[::1]:7001\", \"redis-2:7002\"]}}");
+    ck_assert_str_eq(cfg->cluster_nodes, "10.0.0.1:7000,[::1]:7001,redis-2:7002");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_config(bad[i]);
+        sl__config_free(cfg);
+        cfg = sl__config_load(path, 1, err, sizeof(err));
+        ck_assert_msg(cfg == NULL, "accepted: %s", bad[i]);
+        ck_assert_msg(strstr(err, "redis.cluster_nodes") != NULL, "%s: %s", bad[i], err);
+    }
+}
+END_TEST
+
 /* Returns the config suite: defaults, overrides, syntax, values, workers
  * and URLs. New: the runner frees it. */
 Suite *config_suite(void)
@@ -984,6 +1027,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_retry_backoff);
     tcase_add_test(tc, test_config_trim);
     tcase_add_test(tc, test_config_dead_letter_retention);
+    tcase_add_test(tc, test_config_concurrency);
     tcase_add_test(tc, test_config_redis_values);
     tcase_add_test(tc, test_config_metrics_values);
     tcase_add_test(tc, test_config_metrics_dashboard);
@@ -1018,6 +1062,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_file_size_limit);
     tcase_add_test(tc, test_config_load_is_linear_in_workers);
     tcase_add_test(tc, test_config_metrics_address);
+    tcase_add_test(tc, test_config_cluster_nodes);
     suite_add_tcase(s, tc);
 
     return s;

@@ -1,0 +1,419 @@
+/* check_webhook.c -- the webhook worker (issue 15 part 4) against a real
+ * redis-server, the real binary and build/webhook-receiver, a local
+ * merchant server that verifies each signature and logs each delivery.
+ *
+ * Each test adds notifications {"id": "ntf-N", ...} to `notifications`
+ * and checks, from the receiver's log, that every one was delivered at
+ * least once with its own webhook-id and a signature that verifies, that
+ * none is lost (nothing left pending), and that the dead-letter stream
+ * holds exactly the ones the receiver rejected.
+ */
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <hiredis.h>
+
+#include "sluice.h"
+#include "ops.h"
+#include "config.h"
+#include "sut.h"
+
+#define SECRET "whsec_c2x1aWNlLXRlc3Qtc2VjcmV0LWtleS0xMjM0NQ=="
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+/* Returns the path of build/webhook-receiver, next to $SLUICE_BIN. */
+static const char *receiver_path(void)
+{
+    static char path[1024];
+    char bin[1024];
+    const char *b = getenv("SLUICE_BIN");
+
+    snprintf(bin, sizeof(bin), "%s", b != NULL ? b : "build/sluice-test");
+    snprintf(path, sizeof(path), "%s/webhook-receiver", dirname(bin));
+    return path;
+}
+
+/* Starts the receiver on port (0: any) with extra arguments (NULL-
+ * terminated, at most 4), logging to <tmp>/<log>, and returns its port
+ * once it listens. The pid goes to *pid. */
+static int receiver_start(const char *log, int port, const char *const *extra, pid_t *pid)
+{
+    char path[600], ports[16];
+    const char *argv[10];
+    int n = 0, got;
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, log);
+    snprintf(ports, sizeof(ports), "%d", port);
+    argv[n++] = receiver_path();
+    argv[n++] = "--port";
+    argv[n++] = ports;
+    while (extra != NULL && *extra != NULL && n < 9)
+        argv[n++] = *extra++;
+    argv[n] = NULL;
+    setenv("SLUICE_WEBHOOK_SECRET", SECRET, 1);
+    *pid = fork();
+    ck_assert_int_ge(*pid, 0);
+    if (*pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    track(*pid);
+    SL_TEST_ASSERT_EVENTUALLY(10000, file_last_number(path, "event=receiver_listening port=") > 0);
+    got = (int)file_last_number(path, "event=receiver_listening port=");
+    return got;
+}
+
+/* Sets the worker's environment (inherited by the pool) for a receiver
+ * on port. */
+static void webhook_env(int port, const char *timeout_ms)
+{
+    char url[100];
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hooks/orders", port);
+    setenv("SLUICE_WEBHOOK_URL", url, 1);
+    setenv("SLUICE_WEBHOOK_SECRET", SECRET, 1);
+    setenv("SLUICE_WEBHOOK_RETRY_FIRST_MS", "200", 1);
+    if (timeout_ms != NULL)
+        setenv("SLUICE_WEBHOOK_TIMEOUT_MS", timeout_ms, 1);
+    else
+        unsetenv("SLUICE_WEBHOOK_TIMEOUT_MS");
+}
+
+/* Starts the pool with one webhook process (concurrency 64,
+ * max_deliveries 12, retries after 100 ms to 1 s), logging to
+ * <tmp>/pool.log. */
+static void webhook_pool(struct pool *p)
+{
+    struct sl_test_config c = { srv.url, NULL, "\"retry_backoff_ms\": [100, 1000]", NULL,
+                                "{\"handler\": \"webhook\", \"stream\": \"notifications\", "
+                                "\"group\": \"webhook\", \"processes\": 1, \"concurrency\": 64, "
+                                "\"max_deliveries\": 12}", NULL };
+    int rv;
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->cfg, sizeof(p->cfg), "%s/webhook.json", tmp);
+    ck_assert_int_eq(sl_test_config_write(p->cfg, &c), 0);
+    snprintf(p->log, sizeof(p->log), "%s/pool.log", tmp);
+    p->pid = sl_test_pool_spawn(p->cfg, p->log);
+    ck_assert_int_gt(p->pid, 0);
+    track(p->pid);
+    rv = sl_test_pool_wait_running(p->pid, p->log, 1, 10000);
+    ck_assert_msg(rv == 0, "the webhook worker is not running (%d); see %s", rv, p->log);
+}
+
+/* Adds n notifications ntf-<from>..; those whose index is in reject
+ * (n_reject of them) carry "reject":true. */
+static void add_notes(int from, int n, const int *reject, int n_reject)
+{
+    int i, j;
+
+    for (i = from; i < from + n; i++) {
+        int rej = 0;
+        redisReply *r;
+
+        for (j = 0; j < n_reject; j++)
+            rej |= reject[j] == i;
+        r = sl_test_cmd(rc, "XADD notifications * type order.paid data "
+                        "{\"id\":\"ntf-%d\",\"order_id\":\"o-%d\",\"status\":\"paid\"%s}",
+                        i, i, rej ? ",\"reject\":true" : "");
+        ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+}
+
+/* Returns 1 when the receiver's log shows notification i answered with
+ * status (the same webhook-id on every attempt: the id is the needle). */
+static int delivered(const char *log, int i, int status)
+{
+    char path[600], needle[120];
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, log);
+    snprintf(needle, sizeof(needle), "webhook_id=ntf-%d timestamp=", i);
+    if (file_count(path, needle) == 0)
+        return 0;
+    snprintf(needle, sizeof(needle), "webhook_id=ntf-%d timestamp=", i);
+    {
+        char *text = sl_test_read_file(path), *at;
+        int ok = 0;
+        char st[32];
+
+        snprintf(st, sizeof(st), " status=%d ", status);
+        for (at = text; at != NULL && (at = strstr(at, needle)) != NULL; at++) {
+            char *eol = strchr(at, '\n'), *s = strstr(at, st);
+            if (s != NULL && (eol == NULL || s < eol))
+                ok = 1;
+        }
+        free(text);
+        return ok;
+    }
+}
+
+/* Returns 1 when every notification from..from+n-1 except those in
+ * reject was delivered with 204 in one of the logs. */
+static int all_delivered(const char *const *logs, int from, int n, const int *reject, int nrej)
+{
+    int i, j, k;
+
+    for (i = from; i < from + n; i++) {
+        int rej = 0, ok = 0;
+
+        for (j = 0; j < nrej; j++)
+            rej |= reject[j] == i;
+        if (rej)
+            continue;
+        for (k = 0; logs[k] != NULL && !ok; k++)
+            ok = delivered(logs[k], i, 204);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* Asserts that no delivery in the receiver log failed its signature. */
+static void assert_signed(const char *log)
+{
+    char path[600];
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, log);
+    ck_assert_msg(file_count(path, "event=delivery ") > 0, "no delivery in %s", path);
+    ck_assert_msg(file_count(path, " verified=0 ") == 0, "a signature did not verify; see %s",
+                  path);
+}
+
+/* Returns the number of dead letters of notifications. */
+static long long dead_len(void)
+{
+    redisReply *r = sl_test_cmd(rc, "XLEN notifications:dead");
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------ */
+
+/* 200 notifications, 64 in flight, a receiver answering in 50 ms: all
+ * delivered once, signed, acked; the rate is printed. */
+START_TEST(test_webhook_delivers_200_with_64_in_flight)
+{
+    static const char *const logs[] = { "recv.log", NULL };
+    static const char *const args[] = { "--delay-ms", "50", NULL };
+    struct pool p;
+    pid_t rp;
+    long long t0;
+
+    webhook_env(receiver_start("recv.log", 0, args, &rp), NULL);
+    webhook_pool(&p);
+    t0 = sl_test_now_ms();
+    add_notes(0, 200, NULL, 0);
+    SL_TEST_ASSERT_EVENTUALLY(60000, all_delivered(logs, 0, 200, NULL, 0) &&
+                                     group_backlog("notifications", "webhook") == 0);
+    fprintf(stderr, "webhook: 200 deliveries at 50 ms, concurrency 64: %lld ms\n",
+            sl_test_now_ms() - t0);
+    assert_signed("recv.log");
+    ck_assert_int_eq(dead_len(), 0);
+    pool_stop(&p);
+}
+END_TEST
+
+/* A receiver failing 30% of requests with 503 and Retry-After: every
+ * notification is delivered in the end with its own webhook-id, and
+ * the dead-letter stream holds exactly the 3 it rejected with 400. */
+START_TEST(test_webhook_failing_receiver_retries_rejects_dead)
+{
+    static const char *const logs[] = { "recv.log", NULL };
+    static const char *const args[] = { "--fail-pct", "30", NULL };
+    static const int reject[] = { 7, 21, 33 };
+    struct pool p;
+    pid_t rp;
+    redisReply *r;
+    size_t i;
+
+    webhook_env(receiver_start("recv.log", 0, args, &rp), NULL);
+    webhook_pool(&p);
+    add_notes(0, 40, reject, 3);
+    SL_TEST_ASSERT_EVENTUALLY(90000, all_delivered(logs, 0, 40, reject, 3) && dead_len() == 3 &&
+                                     group_backlog("notifications", "webhook") == 0);
+    assert_signed("recv.log");
+    r = sl_test_cmd(rc, "XRANGE notifications:dead - +");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        size_t j;
+        int rejected = 0, is_reject = 0;
+
+        for (j = 0; j + 1 < f->elements; j += 2) {
+            if (strcmp(f->element[j]->str, "error") == 0)
+                rejected = strcmp(f->element[j + 1]->str, "webhook_rejected: 400") == 0;
+            if (strcmp(f->element[j]->str, "data") == 0)
+                is_reject = strstr(f->element[j + 1]->str, "\"reject\":true") != NULL;
+        }
+        ck_assert_msg(rejected && is_reject, "dead letter %zu is not a rejected one", i);
+    }
+    freeReplyObject(r);
+    pool_stop(&p);
+}
+END_TEST
+
+/* A receiver that hangs past the request timeout, killed and replaced on
+ * the same port by one that answers: every notification is delivered in
+ * the end, none is lost or dead, and each one's attempts carry the same
+ * webhook-id (the needle of `delivered`). */
+START_TEST(test_webhook_hanging_then_restarted_receiver)
+{
+    static const char *const logs[] = { "recv2.log", NULL };
+    static const char *const hang[] = { "--hang", NULL };
+    struct pool p;
+    pid_t rp, rp2;
+    int port, status, i;
+    char path[600];
+
+    port = receiver_start("recv1.log", 0, hang, &rp);
+    webhook_env(port, "500");
+    webhook_pool(&p);
+    add_notes(0, 10, NULL, 0);
+    snprintf(path, sizeof(path), "%s/recv1.log", tmp);
+    SL_TEST_ASSERT_EVENTUALLY(20000, file_count(path, "event=delivery ") >= 10);
+    sl_test_kill(rp, SIGKILL);
+    ck_assert(sl_test_wait_exit(rp, 5000, &status));
+    untrack(rp);
+    ck_assert_int_eq(receiver_start("recv2.log", port, NULL, &rp2), port);
+    SL_TEST_ASSERT_EVENTUALLY(60000, all_delivered(logs, 0, 10, NULL, 0) &&
+                                     group_backlog("notifications", "webhook") == 0);
+    assert_signed("recv1.log");
+    assert_signed("recv2.log");
+    for (i = 0; i < 10; i++)
+        ck_assert_msg(delivered("recv1.log", i, 0), "ntf-%d was never sent to the hanging one", i);
+    ck_assert_int_eq(dead_len(), 0);
+    pool_stop(&p);
+}
+END_TEST
+
+/* Starts user, order and payment workers (one process each), plus the
+ * webhook worker when `webhook`, logging to <tmp>/flow.log. */
+static void flow_pool(struct pool *p, int webhook)
+{
+    struct sl_test_config c = { srv.url, NULL, NULL, NULL, NULL, NULL };
+    int rv;
+
+    c.workers = webhook ?
+        "{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"u\", \"processes\": 1},"
+        "{\"handler\": \"order\", \"stream\": \"orders\", \"group\": \"o\", \"processes\": 1},"
+        "{\"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"p\", \"processes\": 1},"
+        "{\"handler\": \"webhook\", \"stream\": \"notifications\", \"group\": \"webhook\","
+        " \"processes\": 1, \"concurrency\": 64, \"max_deliveries\": 12}" :
+        "{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"u\", \"processes\": 1},"
+        "{\"handler\": \"order\", \"stream\": \"orders\", \"group\": \"o\", \"processes\": 1},"
+        "{\"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"p\", \"processes\": 1}";
+    memset(p, 0, sizeof(*p));
+    snprintf(p->cfg, sizeof(p->cfg), "%s/flow.json", tmp);
+    ck_assert_int_eq(sl_test_config_write(p->cfg, &c), 0);
+    snprintf(p->log, sizeof(p->log), "%s/flow.log", tmp);
+    p->pid = sl_test_pool_spawn(p->cfg, p->log);
+    ck_assert_int_gt(p->pid, 0);
+    track(p->pid);
+    rv = sl_test_pool_wait_running(p->pid, p->log, webhook ? 4 : 3, 10000);
+    ck_assert_msg(rv == 0, "the workers are not running (%d); see %s", rv, p->log);
+}
+
+/* Returns the status field of order:<id>, "" when none. New: free(). */
+static char *order_status(const char *id)
+{
+    char *s = sl_test_str(rc, "HGET order:%s status", id);
+
+    return s != NULL ? s : strdup("");
+}
+
+/* Returns 1 when o1 is paid and o2 failed. */
+static int both_final(void)
+{
+    char *a = order_status("o1"), *b = order_status("o2");
+    int ok = strcmp(a, "paid") == 0 && strcmp(b, "failed") == 0;
+
+    free(a);
+    free(b);
+    return ok;
+}
+
+/* Adds a user with 1000 cents and two orders: o1 of 300 (paid) and o2
+ * of 5000 (failed: insufficient_funds); waits until both are final. */
+static void two_orders(void)
+{
+    freeReplyObject(sl_test_cmd(rc, "XADD users * type user.created data "
+        "{\"user_id\":\"u1\",\"name\":\"Ada\",\"email\":\"ada@example.com\",\"balance_cents\":1000}"));
+    freeReplyObject(sl_test_cmd(rc, "XADD orders * type order.created data "
+        "{\"order_id\":\"o1\",\"user_id\":\"u1\",\"amount_cents\":300,\"currency\":\"EUR\"}"));
+    freeReplyObject(sl_test_cmd(rc, "XADD orders * type order.created data "
+        "{\"order_id\":\"o2\",\"user_id\":\"u1\",\"amount_cents\":5000,\"currency\":\"EUR\"}"));
+    SL_TEST_ASSERT_EVENTUALLY(30000, both_final());
+}
+
+/* With a webhook URL, the order worker's paid/failed step adds one
+ * notification per final order, and the webhook worker delivers each,
+ * signed, with the webhook-id <order_id>.<outcome>. */
+START_TEST(test_webhook_order_flow_notifies)
+{
+    struct pool p;
+    pid_t rp;
+    char path[600];
+
+    webhook_env(receiver_start("recv.log", 0, NULL, &rp), NULL);
+    flow_pool(&p, 1);
+    two_orders();
+    snprintf(path, sizeof(path), "%s/recv.log", tmp);
+    SL_TEST_ASSERT_EVENTUALLY(20000, file_count(path, "webhook_id=o1.paid ") >= 1 &&
+                                     file_count(path, "webhook_id=o2.failed ") >= 1);
+    assert_signed("recv.log");
+    ck_assert_int_eq(file_count(path, "event=delivery "), 2);
+    ck_assert_int_eq(group_backlog("notifications", "webhook"), 0);
+    pool_stop(&p);
+}
+END_TEST
+
+/* Without a webhook URL nothing is written to notifications. */
+START_TEST(test_webhook_no_url_no_notifications)
+{
+    struct pool p;
+    redisReply *r;
+
+    unsetenv("SLUICE_WEBHOOK_URL");
+    flow_pool(&p, 0);
+    two_orders();
+    r = sl_test_cmd(rc, "EXISTS notifications");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    pool_stop(&p);
+}
+END_TEST
+
+Suite *webhook_suite(void)
+{
+    Suite *s = suite_create("webhook");
+    TCase *tc;
+
+    tc = ops_server_case(s, "deliveries", 180);
+    tcase_add_test(tc, test_webhook_delivers_200_with_64_in_flight);
+    tcase_add_test(tc, test_webhook_failing_receiver_retries_rejects_dead);
+    tcase_add_test(tc, test_webhook_hanging_then_restarted_receiver);
+    tc = ops_server_case(s, "orders", 90);
+    tcase_add_test(tc, test_webhook_order_flow_notifies);
+    tcase_add_test(tc, test_webhook_no_url_no_notifications);
+    return s;
+}
