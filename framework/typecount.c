@@ -69,6 +69,14 @@ void sl__tc_add(struct sl_typecount *tc, const redisReply *fields, int in, int d
     t->done += done != 0;
 }
 
+/* See typecount.h. */
+void sl__tc_done(struct sl_typecount *tc, const char *type)
+{
+    const char *name = type != NULL && type[0] != '\0' ? type : SL_TC_NONE;
+
+    slot_of(tc, name, strlen(name))->done++;
+}
+
 /* A reply to an increment: nothing to do (a failure is a count less). */
 static void on_incr(struct sl_conn *c, redisReply *r, void *priv)
 {

@@ -66,6 +66,11 @@ void sl__tc_init(struct sl_typecount *tc, const char *stream, const char *group)
  * when it was decided for good. */
 void sl__tc_add(struct sl_typecount *tc, const redisReply *fields, int in, int done);
 
+/* Counts one entry of `type` ("" or NULL: an entry without one) done
+ * later than it was read: an async handler's entry, done when it
+ * completes rather than when its handler returned SL_PENDING. */
+void sl__tc_done(struct sl_typecount *tc, const char *type);
+
 /* Sends what tc holds on c (one HINCRBY per counter that moved, replies
  * ignored: a lost increment is a count less) when `force` or when the
  * last send is SL_TC_FLUSH_MS old, and forgets it. */

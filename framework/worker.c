@@ -901,6 +901,8 @@ static int complete(struct sl_ctx *ctx, enum sl_disposition d)
     if (d == SL_DEAD && ctx->err[0] == '\0')
         sl_ctx_fail(ctx, SL_DEAD, "handler_dead", NULL);
     commit_one(w, ctx, d == SL_ACK ? "ack" : d == SL_RETRY ? "retry" : "dead", ctx->err);
+    if (d != SL_RETRY)
+        sl__tc_done(w->tc, ctx->type);
     ctx_release(w, ctx);
     recover_resume(w);
     maybe_exit(w);
