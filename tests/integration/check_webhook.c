@@ -306,6 +306,96 @@ START_TEST(test_webhook_hanging_then_restarted_receiver)
 }
 END_TEST
 
+/* Makes, with the openssl command, a CA (<tmp>/ca.pem), a server
+ * certificate it signed for 127.0.0.1 and localhost (<tmp>/srv.pem,
+ * key <tmp>/srv.key) and another CA that signed nothing (<tmp>/other.pem). */
+static void make_certs(void)
+{
+    char cmd[4096];
+    int rv;
+
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && exec >openssl.log 2>&1 && "
+             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' >ext.cnf && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=sluice-test-ca && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout other.key -out other.pem -days 2 -subj /CN=sluice-other-ca && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout srv.key -out srv.csr -subj /CN=localhost && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile ext.cnf",
+             tmp);
+    rv = system(cmd);
+    ck_assert_msg(rv == 0, "openssl failed (%d); see %s/openssl.log", rv, tmp);
+}
+
+/* Starts the receiver in TLS mode with <tmp>/srv.pem and points the
+ * worker at https://127.0.0.1:<port>/hooks/orders, trusting <tmp>/<ca>. */
+static void https_env(const char *ca, pid_t *rp)
+{
+    static char cert[600], key[600];
+    const char *args[] = { "--tls-cert", cert, "--tls-key", key, NULL };
+    char url[100], cafile[600];
+    int port;
+
+    snprintf(cert, sizeof(cert), "%s/srv.pem", tmp);
+    snprintf(key, sizeof(key), "%s/srv.key", tmp);
+    port = receiver_start("recv.log", 0, args, rp);
+    webhook_env(port, NULL);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/hooks/orders", port);
+    setenv("SLUICE_WEBHOOK_URL", url, 1);
+    snprintf(cafile, sizeof(cafile), "%s/%s", tmp, ca);
+    setenv("SLUICE_WEBHOOK_CA_FILE", cafile, 1);
+}
+
+/* https:// with SLUICE_WEBHOOK_CA_FILE naming the CA that signed the
+ * receiver's certificate (for 127.0.0.1): every notification delivered
+ * over TLS, its signature verified, nothing dead. */
+START_TEST(test_webhook_https_trusted_ca_delivers)
+{
+    static const char *const logs[] = { "recv.log", NULL };
+    struct pool p;
+    pid_t rp;
+
+    make_certs();
+    https_env("ca.pem", &rp);
+    webhook_pool(&p);
+    add_notes(0, 10, NULL, 0);
+    SL_TEST_ASSERT_EVENTUALLY(30000, all_delivered(logs, 0, 10, NULL, 0) &&
+                                     group_backlog("notifications", "webhook") == 0);
+    assert_signed("recv.log");
+    ck_assert_int_eq(dead_len(), 0);
+    pool_stop(&p);
+    unsetenv("SLUICE_WEBHOOK_CA_FILE");
+}
+END_TEST
+
+/* https:// trusting another CA: the handshake fails, nothing reaches the
+ * receiver, the notification is retried (attempted again, still
+ * pending, not dead) and the log names the verification failure. */
+START_TEST(test_webhook_https_wrong_ca_retries)
+{
+    struct pool p;
+    pid_t rp;
+    char path[600];
+
+    make_certs();
+    https_env("other.pem", &rp);
+    webhook_pool(&p);
+    add_notes(0, 1, NULL, 0);
+    SL_TEST_ASSERT_EVENTUALLY(30000, file_count(p.log, "certificate verification failed") >= 2);
+    ck_assert_msg(file_count(p.log, "unable to get local issuer certificate") >= 1,
+                  "the log does not say why the certificate was refused; see %s", p.log);
+    snprintf(path, sizeof(path), "%s/recv.log", tmp);
+    ck_assert_int_eq(file_count(path, "event=delivery "), 0);
+    ck_assert_int_eq(dead_len(), 0);
+    ck_assert_int_eq(group_backlog("notifications", "webhook"), 1);
+    pool_stop(&p);
+    unsetenv("SLUICE_WEBHOOK_CA_FILE");
+}
+END_TEST
+
 /* Starts user, order and payment workers (one process each), plus the
  * webhook worker listed explicitly when `webhook`, logging to
  * <tmp>/flow.log, and waits for `running` children (the pool adds the
@@ -476,6 +566,9 @@ Suite *webhook_suite(void)
     tcase_add_test(tc, test_webhook_delivers_200_with_64_in_flight);
     tcase_add_test(tc, test_webhook_failing_receiver_retries_rejects_dead);
     tcase_add_test(tc, test_webhook_hanging_then_restarted_receiver);
+    tc = ops_server_case(s, "https", 90);
+    tcase_add_test(tc, test_webhook_https_trusted_ca_delivers);
+    tcase_add_test(tc, test_webhook_https_wrong_ca_retries);
     tc = ops_server_case(s, "orders", 90);
     tcase_add_test(tc, test_webhook_order_flow_notifies);
     tcase_add_test(tc, test_webhook_url_starts_worker_and_group);
