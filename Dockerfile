@@ -16,7 +16,7 @@
 FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        gcc libc6-dev make pkg-config libhiredis-dev libevent-dev libjansson-dev libssl-dev \
+        gcc libc6-dev make pkg-config libhiredis-dev libevent-dev libssl-dev libjansson-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./

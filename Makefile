@@ -13,7 +13,7 @@
 #   make soak       the payment flow for SOAK_MINUTES (10) at SOAK_RATE (500/s)
 #   make container-test  the Dockerfile and docker-compose.yml under podman
 
-PKGS      = hiredis libevent jansson libevent_openssl libcrypto libssl
+PKGS      = hiredis libevent libevent_openssl openssl jansson
 TEST_PKGS = check
 
 CC       ?= cc
@@ -66,6 +66,7 @@ INT_SRC  := $(wildcard tests/integration/*.c)
 SUP_SRC  := $(wildcard tests/support/*.c)
 BENCH_SRC:= $(wildcard tests/bench/*.c)
 CHAOS_SRC:= $(wildcard tests/chaos/*.c)
+CLUSTER_SRC := $(wildcard tests/cluster/*.c)
 SOAK_SRC := $(wildcard tests/soak/*.c)
 
 FW_OBJ   := $(FW_SRC:%.c=$(BUILD)/%.o) $(GEN)/fw_lua.o $(GEN)/web_assets.o
@@ -76,6 +77,7 @@ INT_OBJ  := $(INT_SRC:%.c=$(BUILD)/%.o)
 SUP_OBJ  := $(SUP_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 CHAOS_OBJ:= $(CHAOS_SRC:%.c=$(BUILD)/%.o)
+CLUSTER_OBJ := $(CLUSTER_SRC:%.c=$(BUILD)/%.o)
 SOAK_OBJ := $(SOAK_SRC:%.c=$(BUILD)/%.o)
 
 LIB      := $(BUILD)/libsluice.a
@@ -88,10 +90,11 @@ CHAOS_BIN:= $(BUILD)/sluice-chaos
 SOAK_BIN := $(BUILD)/sluice-soak
 CHECK_BIN:= $(BUILD)/sluice-check
 RECV_BIN := $(BUILD)/webhook-receiver
+CLUSTER_BIN := $(BUILD)/check_cluster
 
 .PHONY: all deps test-deps test test-run unit unit-run integration-run run asan valgrind \
 	valgrind-run producers bench bench-run bench-peers bench-peers-run chaos chaos-run soak soak-run clean install \
-	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run
+	container-test check-prod-bin lua-check check-cycles browser-test bench-web bench-web-run test-cluster test-cluster-run
 
 all: $(BIN) $(LIB)
 
@@ -192,6 +195,18 @@ $(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/support/server.o $(BUILD)/tests/suppor
 
 $(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+# The cluster tests: a local Redis Cluster of six servers (3 masters + 3
+# replicas), so a runner of their own, not part of `make test`'s
+# integration run nor of the valgrind run. `make test-cluster`; .ci/run runs it.
+$(CLUSTER_BIN): $(CLUSTER_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
+
+test-cluster: test-deps
+	@$(MAKE) --no-print-directory test-cluster-run
+
+test-cluster-run: $(CLUSTER_BIN)
+	$(CLUSTER_BIN)
 
 $(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)

@@ -47,7 +47,7 @@ _sluice()
     local -a _sluice_w
     local _sluice_cw cur prev i w cmd="" verb="" dashdash=0 opts
     local value_opts="-c --config --redis --workers --metrics --idle --count --watch --after --data --code --older-than --listen --stream"
-    local cmds="run pending stats workers dlq enqueue web health"
+    local cmds="run pending stats workers dlq enqueue acl web health"
     local common="-c --config --redis --help"
 
     COMPREPLY=()

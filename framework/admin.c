@@ -19,7 +19,7 @@
 /* Checks the reply r of a command on c: prints the error and returns
  * NULL when it failed (connection or error reply, which is freed), else
  * returns r. New: freeReplyObject(). */
-static redisReply *checked(redisContext *c, redisReply *r)
+static redisReply *checked(struct sl_sync *c, redisReply *r)
 {
     if (r == NULL) {
         fprintf(stderr, "sluice: redis: %s\n", c->errstr);
@@ -38,14 +38,14 @@ static redisReply *checked(redisContext *c, redisReply *r)
 
 /* Runs a command; prints the error and returns NULL when it failed
  * (connection or error reply). New: freeReplyObject(). */
-static redisReply *run(redisContext *c, int argc, const char **argv)
+static redisReply *run(struct sl_sync *c, int argc, const char **argv)
 {
-    return checked(c, redisCommandArgv(c, argc, argv, NULL));
+    return checked(c, sl__sync_argv(c, argc, argv, NULL));
 }
 
 /* Runs framework script `which` through the one EVALSHA path of
  * scripts.c; prints the error and returns NULL like run(). */
-static redisReply *run_script(redisContext *c, int which, int nkeys, const char *const *keys,
+static redisReply *run_script(struct sl_sync *c, int which, int nkeys, const char *const *keys,
                               int nargs, const char *const *args)
 {
     return checked(c, sl__script_call(c, sl__script(which), nkeys, keys, nargs, args));
@@ -259,12 +259,12 @@ static int is_entry_id(const char *s)
 
 /* XADDs {type, data} to stream. Returns the reply (a string: the new
  * ID) or NULL after printing the error. New: freeReplyObject(). */
-static redisReply *xadd_entry(redisContext *c, const char *stream, const char *type,
+static redisReply *xadd_entry(struct sl_sync *c, const char *stream, const char *type,
                               const char *data, size_t len)
 {
     const char *argv[7] = { "XADD", stream, "*", "type", type, "data", data };
     size_t argl[7] = { 4, strlen(stream), 1, 4, strlen(type), 4, len };
-    redisReply *r = checked(c, redisCommandArgv(c, 7, argv, argl));
+    redisReply *r = checked(c, sl__sync_argv(c, 7, argv, argl));
 
     if (r != NULL && r->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "sluice: redis: unexpected reply to XADD\n");
@@ -338,7 +338,7 @@ static void report_added(const struct sl_args *a, json_t *doc, long line, const 
  * parse_line). Every line is read and checked first; only when all of
  * them pass is anything sent, so a bad line leaves the stream as it was
  * and its number is in the error. Blank lines are skipped. */
-static int enqueue_stdin(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg,
+static int enqueue_stdin(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg,
                          const struct sl_handler *const *reg, const char *stream)
 {
     char **types = NULL, **datas = NULL, *line = NULL, err[SL_ERRLEN + 256];
@@ -430,7 +430,7 @@ out:
 /* sluice enqueue STREAM TYPE JSON, or STREAM - (lines of stdin): checks
  * each entry as the stream's configured handlers would (check_entry)
  * before anything is sent, then XADDs it with `*`. */
-static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg,
+static int cmd_enqueue(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg,
                        const struct sl_handler *const *reg)
 {
     char err[SL_ERRLEN + 256];
@@ -478,7 +478,7 @@ static int cmd_enqueue(const struct sl_args *a, redisContext **cp, const struct 
  * where replay --all and purge stop, so that what is dead-lettered
  * while they run is never touched. Returns 1 found, 0 for an empty or
  * missing stream, -1 after printing an error. */
-static int dlq_last(redisContext *c, const char *dkey, char *last, size_t size)
+static int dlq_last(struct sl_sync *c, const char *dkey, char *last, size_t size)
 {
     const char *argv[] = { "XREVRANGE", dkey, "+", "-", "COUNT", "1" };
     redisReply *r = run(c, 6, argv);
@@ -550,7 +550,7 @@ static int is_entry(const redisReply *e)
 /* dlq list STREAM [--after ID] [--count N] and dlq show ID STREAM.
  * list reads one entry more than it shows, to know whether there is a
  * next page; it then prints the cursor for it (the last ID shown). */
-static int dlq_list(const struct sl_args *a, redisContext *c, const char *dkey, const char *id)
+static int dlq_list(const struct sl_args *a, struct sl_sync *c, const char *dkey, const char *id)
 {
     char start[64], cnt[24], next[64] = "";
     const char *argv[] = { "XRANGE", dkey, "-", "+", "COUNT", cnt };
@@ -642,7 +642,7 @@ static int dlq_list(const struct sl_args *a, redisContext *c, const char *dkey, 
  * script (dlq_purge.lua), from the start up to the newest entry at the
  * start (or up to the age limit): a purge never blocks Redis for long,
  * and never removes what was dead-lettered while it ran. */
-static int dlq_purge(const struct sl_args *a, redisContext *c, const char *dkey, const char *id)
+static int dlq_purge(const struct sl_args *a, struct sl_sync *c, const char *dkey, const char *id)
 {
     char stop[64], from[80] = "-", page[24];
     long long purged = 0, age = -1;
@@ -738,7 +738,7 @@ done:
 /* Replays dead letter one of dkey into stream (replay.lua; data, when
  * not NULL, replaces its `data`). Returns 0 and adds it to doc or prints
  * it; 1 after printing why not. */
-static int replay_one(const struct sl_args *a, redisContext *c, const char *dkey,
+static int replay_one(const struct sl_args *a, struct sl_sync *c, const char *dkey,
                       const char *stream, const char *one, const char *data, json_t *doc)
 {
     const char *keys[] = { dkey, stream };
@@ -767,7 +767,7 @@ static int replay_one(const struct sl_args *a, redisContext *c, const char *dkey
 /* Checks corrected data for dead letter id before anything is written:
  * reads the dead letter's type and runs check_entry() on {type, data}.
  * Returns 0, 1 (Redis failed, or no such dead letter) or 2 (refused). */
-static int replay_check(redisContext *c, const struct sl_config *cfg,
+static int replay_check(struct sl_sync *c, const struct sl_config *cfg,
                         const struct sl_handler *const *reg, const char *dkey,
                         const char *stream, const char *id, const char *data)
 {
@@ -803,7 +803,7 @@ static int replay_check(redisContext *c, const struct sl_config *cfg,
  * one that fails again, say) have larger IDs and are left for the next
  * call: with a handler that always fails, the loop would otherwise chase
  * its own tail for as long as the pool keeps up. */
-static int replay_all(const struct sl_args *a, redisContext *c, const char *dkey,
+static int replay_all(const struct sl_args *a, struct sl_sync *c, const char *dkey,
                       const char *stream, json_t *doc, long long *replayed)
 {
     char stop[64], from[80] = "-", cnt[24];
@@ -862,7 +862,7 @@ static int verb_takes_id(const char *verb, const struct sl_args *a)
  * the source stream; its dead letters are in STREAM:dead. An ID
  * argument must look like an entry ID, so swapped arguments are a usage
  * error that says so, not a Redis error. */
-static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg,
+static int cmd_dlq(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg,
                    const struct sl_handler *const *reg)
 {
     const char *verb = a->npos > 1 ? a->pos[1] : "";
@@ -935,7 +935,7 @@ static int cmd_dlq(const struct sl_args *a, redisContext **cp, const struct sl_c
  * stream and group: an HMGET of the attempts hash with one reply element
  * per element of e (nil where an element is not an entry or has no
  * field), and one more (a placeholder). NULL after printing an error. New: freeReplyObject(). */
-static redisReply *pending_attempts(redisContext *c, const char *stream, const char *group,
+static redisReply *pending_attempts(struct sl_sync *c, const char *stream, const char *group,
                                     const redisReply *e)
 {
     char akey[SL_KEYLEN];
@@ -969,7 +969,7 @@ static redisReply *pending_attempts(redisContext *c, const char *stream, const c
 }
 
 /* Prints the pending view of one group; adds it to doc with --json. */
-static int pending_group(redisContext *c, const struct sl_args *a, const char *stream,
+static int pending_group(struct sl_sync *c, const struct sl_args *a, const char *stream,
                          const char *group, long long idle, long long count, json_t *doc)
 {
     const char *sum[] = { "XPENDING", stream, group };
@@ -1086,7 +1086,7 @@ static int pending_group(redisContext *c, const struct sl_args *a, const char *s
 }
 
 /* sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]. */
-static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+static int cmd_pending(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg)
 {
     long long idle = opt_int(a->idle, 0), count = opt_int(a->count, 10);
     json_t *doc;
@@ -1109,7 +1109,7 @@ static int cmd_pending(const struct sl_args *a, redisContext **cp, const struct 
         rc = pending_group(*cp, a, a->pos[1], a->pos[2], idle, count, doc);
     } else {
         const char *argv[] = { "XINFO", "GROUPS", a->pos[1] };
-        redisReply *r = redisCommandArgv(*cp, 3, argv, NULL);
+        redisReply *r = sl__sync_argv(*cp, 3, argv, NULL);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
             if (r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, "no such key") != NULL)
                 fprintf(stderr, "sluice: no stream %s\n", a->pos[1]);
@@ -1147,7 +1147,7 @@ static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "
                                            "started_at", "last_beat", "processed", "failed" };
 
 /* Runs one command of the heartbeat walk, printing a failure. */
-static redisReply *worker_cmd(redisContext *c, int argc, const char **argv, void *arg)
+static redisReply *worker_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
 {
     (void)arg;
     return run(c, argc, argv);
@@ -1176,7 +1176,7 @@ static int worker_seen(const char *consumer, size_t len, const redisReply *h, vo
 }
 
 /* sluice workers [--json]: every live heartbeat, sorted by name. */
-static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct sl_config *cfg)
+static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struct sl_config *cfg)
 {
     json_t *doc = json_array();
     long long now;
@@ -1246,7 +1246,7 @@ static int cmd_workers(const struct sl_args *a, redisContext **cp, const struct 
 int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *cfg,
               const struct sl_handler *const *registry)
 {
-    redisContext *c = NULL;
+    struct sl_sync *c = NULL;
     int rc;
 
     if (!strcmp(cmd, "enqueue"))
@@ -1261,6 +1261,6 @@ int sl__admin(const char *cmd, const struct sl_args *a, const struct sl_config *
         rc = sl__stats(a, cfg);
     else
         rc = 2;
-    redisFree(c);
+    sl__sync_free(c);
     return rc;
 }

@@ -38,11 +38,13 @@ static const char usage_text[] =
 "  sluice dlq     list|show ID|replay [ID|--all]|purge  STREAM [--json]\n"
 "  sluice enqueue STREAM TYPE JSON | STREAM - [--json]\n"
 "  sluice health  [--metrics ADDR]\n"
+"  sluice acl\n"
 "  sluice web     [--listen ADDR] [--allow-writes] [--stream S ...]\n"
 "  sluice --help | --version | help COMMAND\n"
 "\n"
 "Every subcommand takes -c FILE and --redis URL\n"
-"(redis://[:password@]host:port[/db]; also SLUICE_REDIS_URL). A password is\n"
+"(redis://[[user]:password@]host:port[/db], rediss:// for TLS; also\n"
+"SLUICE_REDIS_URL). A password is\n"
 "better given by SLUICE_REDIS_PASSWORD or redis.password_file.\n"
 "Without -c: $SLUICE_CONFIG, else ./config/sluice.json, else\n"
 "/etc/sluice/sluice.json, else the built-in defaults.\n"
@@ -71,7 +73,8 @@ enum {
 /* The options every subcommand takes, at the end of each usage. */
 #define COMMON_OPTS \
 "  -c, --config FILE    the configuration file (see `sluice help`)\n" \
-"  --redis URL          redis://[:password@]host:port[/db], replaces redis.url\n" \
+"  --redis URL          redis[s]://[[user]:password@]host:port[/db], replaces\n" \
+"                       redis.url\n" \
 "  -h, --help           this text\n"
 
 /* Exit codes of the admin commands, at the end of their usage. */
@@ -208,6 +211,18 @@ static const struct cmd_spec cmds[] = {
       COMMON_OPTS
       "\n"
       "exit codes: 0 healthy, 1 unhealthy, 2 usage or configuration error\n" },
+    { "acl", 0,
+      "usage: sluice acl\n"
+      "\n"
+      "Prints the Redis ACL rules the configuration needs: one ACL SETUSER line\n"
+      "granting the commands and keys of the framework, the admin commands and\n"
+      "the configured handlers, for the URL's user (else \"sluice\"). Needs no\n"
+      "Redis; prints no password.\n"
+      "\n"
+      "options:\n"
+      COMMON_OPTS
+      "\n"
+      "exit codes: 0 printed, 1 failure, 2 usage or configuration error\n" },
     { "web", OPT_LISTEN | OPT_ALLOW_WRITES | OPT_STREAM,
       "usage: sluice web [--listen ADDR] [--allow-writes] [--stream S ...]\n"
       "\n"
@@ -621,9 +636,20 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
          * ./config/sluice.json again, falling back to the defaults. */
         if (a.npos != 1)
             rc = usage_error_for(spec, "run takes no arguments, got \"%s\"", a.pos[1]);
-        else
+        else if (cfg->cluster_nodes != NULL) {
+            /* The cluster router exists; the pool does not use it yet, and
+             * running it against one node of a cluster would be wrong. */
+            fprintf(stderr, "sluice: redis.cluster_nodes: the pool does not run on a "
+                    "Redis Cluster yet (see docs/cluster.md)\n");
+            rc = 2;
+        } else
             rc = sl__pool_run(cfg, path != NULL ? path : DEFAULT_CONFIG, path != NULL,
                               a.redis, a.workers, a.metrics, registry);
+    } else if (strcmp(cmd, "acl") == 0) {
+        if (a.npos != 1)
+            rc = usage_error_for(spec, "acl takes no arguments, got \"%s\"", a.pos[1]);
+        else
+            rc = sl__acl(cfg, registry);
     } else if (strcmp(cmd, "web") == 0) {
         int k;
         rc = 0;

@@ -227,8 +227,13 @@ static int load_tunable(struct loader *ld, const char *key, json_t *v, struct sl
     for (i = 0; i < sizeof(tunable_defs) / sizeof(tunable_defs[0]); i++) {
         const struct tunable_def *d = &tunable_defs[i];
 
-        if (strcmp(key, d->name) == 0)
+        if (strcmp(key, d->name) == 0) {
+            /* An explicit batch is the largest COUNT; the default may
+             * grow on a deep backlog (worker.c's read_count()). */
+            if (d->off == offsetof(struct sl_tunables, batch))
+                t->batch_set = 1;
             return get_int(ld, v, d->lo, d->hi, (long long *)((char *)t + d->off));
+        }
     }
     if (strcmp(key, "retry_backoff_ms") == 0) {
         a = json_array_get(v, 0);
@@ -275,8 +280,69 @@ static int load_defaults(struct loader *ld, json_t *obj, struct sl_config *cfg)
     return 0;
 }
 
+/* Loads one redis.tls_* key into t: the CA file, the client certificate
+ * and key (each must be readable now, so a typo stops the start instead
+ * of failing every connect), the server name, and tls_verify, which only
+ * an explicit false turns off. Returns 0 or -1. */
+static int load_tls_key(struct loader *ld, const char *key, json_t *v, struct sl_tls *t)
+{
+    char **file = strcmp(key, "tls_ca_file") == 0 ? &t->ca_file :
+                  strcmp(key, "tls_cert_file") == 0 ? &t->cert_file :
+                  strcmp(key, "tls_key_file") == 0 ? &t->key_file : NULL;
+    FILE *f;
+
+    if (file != NULL) {
+        if (get_name(ld, v, 0, file) != 0)
+            return -1;
+        if ((f = fopen(*file, "r")) == NULL)
+            return fail(ld, 0, "cannot read \"%s\": %s", *file, strerror(errno));
+        fclose(f);
+        return 0;
+    }
+    if (strcmp(key, "tls_server_name") == 0)
+        return get_name(ld, v, 255, &t->server_name);
+    if (strcmp(key, "tls_verify") == 0) {
+        if (!json_is_boolean(v))
+            return fail(ld, 0, "expected true or false");
+        t->insecure = !json_is_true(v);
+        return 0;
+    }
+    return fail(ld, 1, "unknown key");
+}
+
+/* Loads redis.cluster_nodes: a non-empty array of "host:port" seeds,
+ * kept joined by commas (the form the cluster router takes). */
+static int load_cluster_nodes(struct loader *ld, json_t *v, struct sl_config *cfg)
+{
+    size_t i, len = 0;
+    char *joined;
+
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(ld, 0, "expected a non-empty array of \"host:port\"");
+    for (i = 0; i < json_array_size(v); i++) {
+        json_t *e = json_array_get(v, i);
+
+        if (!json_is_string(e) || !sl__host_port_valid(json_string_value(e))
+            || strchr(json_string_value(e), ',') != NULL)
+            return fail(ld, 0, "element %zu: expected \"host:port\"", i);
+        len += json_string_length(e) + 1;
+    }
+    joined = malloc(len);
+    if (joined == NULL)
+        return fail_nomem(ld);
+    joined[0] = '\0';
+    for (i = 0; i < json_array_size(v); i++) {
+        if (i > 0)
+            strcat(joined, ",");
+        strcat(joined, json_string_value(json_array_get(v, i)));
+    }
+    free(cfg->cluster_nodes);
+    cfg->cluster_nodes = joined;
+    return 0;
+}
+
 /* Loads the "redis" object: url, password_file, connect_timeout_ms,
- * command_timeout_ms. The password file must be readable now, so that a
+ * command_timeout_ms, tls_*. The password file must be readable now, so that a
  * typo in its path stops the start (exit 2) instead of being retried
  * forever; it is read again at every connect. Returns 0 or -1. */
 static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
@@ -315,12 +381,22 @@ static int load_redis(struct loader *ld, json_t *obj, struct sl_config *cfg)
             rc = get_int(ld, v, 1, MS_MAX, &cfg->connect_timeout_ms);
         } else if (strcmp(key, "command_timeout_ms") == 0) {
             rc = get_int(ld, v, 1, MS_MAX, &cfg->command_timeout_ms);
+        } else if (strncmp(key, "tls_", 4) == 0) {
+            rc = load_tls_key(ld, key, v, &cfg->tls);
+        } else if (strcmp(key, "cluster_nodes") == 0) {
+            rc = load_cluster_nodes(ld, v, cfg);
         } else {
             rc = fail(ld, 1, "unknown key");
         }
         if (rc != 0)
             return -1;
         pop(ld);
+    }
+    /* A cluster has database 0 only: SELECT n fails on every node. */
+    if (cfg->cluster_nodes != NULL && cfg->redis.db != 0) {
+        push_key(ld, "cluster_nodes");
+        return fail(ld, 0, "a Redis Cluster has database 0 only, and redis.url selects %d",
+                    cfg->redis.db);
     }
     return 0;
 }
@@ -809,5 +885,7 @@ void sl__config_free(struct sl_config *cfg)
     free(cfg->redis_url);
     free(cfg->metrics_listen);
     free(cfg->password_file);
+    free(cfg->cluster_nodes);
+    sl__tls_clear(&cfg->tls);
     free(cfg);
 }

@@ -1,15 +1,12 @@
-/* conn.c -- one asynchronous Redis connection with deadlines.
+/* conn.c -- one asynchronous Redis connection with deadlines, on the
+ * transport of link.c (plain or TLS).
  *
- * hiredis 0.14 has no timeouts of its own, so each
- * connection carries a libevent timer that is armed while a command is
- * outstanding: when no reply arrives in time (a SIGSTOPped or black-holed
- * server), the context is freed, every pending callback gets a NULL reply,
- * and the owner is told the connection was lost. The owner is always told
- * from a deferred event, never from inside a hiredis callback, so it may
- * close, free and reconnect freely.
- *
- * This is the only file that includes adapters/libevent.h (its functions
- * are static and would break -Werror elsewhere).
+ * Each connection carries a libevent timer that is armed while a command
+ * is outstanding: when no reply arrives in time (a SIGSTOPped or
+ * black-holed server), the link is closed, every pending callback gets a
+ * NULL reply, and the owner is told the connection was lost. The owner is
+ * always told from a deferred event, never from inside a reply callback,
+ * so it may close, free and reconnect freely.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,10 +15,9 @@
 #include <time.h>
 #include <event2/event.h>
 #include <hiredis.h>
-#include <async.h>
-#include <adapters/libevent.h>
 #include "internal.h"
 #include "conn.h"
+#include "link.h"
 
 /* One outstanding command. Recycled through a free list so that the hot
  * path does not allocate. */
@@ -30,17 +26,20 @@ struct cmd {
     sl_conn_cb *cb;               /* owner's callback, may be NULL */
     void *priv;                   /* owner's argument */
     long long timeout_ms;         /* deadline for this reply, ms */
-    struct cmd *next;             /* free list link */
+    int take;                     /* the callback takes the reply (synchronous callers) */
+    struct cmd *next;             /* queue or free list link */
 };
 
 struct sl_conn {
     struct event_base *base;      /* loop it runs on (borrowed) */
-    redisAsyncContext *ac;        /* NULL when not connected */
+    struct sl_link *link;         /* NULL when not connected */
+    struct cmd *head, *tail;      /* commands awaiting a reply, oldest first */
     struct event *deadline;       /* fires when a reply is overdue */
     struct event *lost_ev;        /* deferred "connection lost" notice */
     struct event *setup_ev;       /* deferred AUTH/SELECT after connect */
     struct sl_redis_url url;      /* where to connect */
     char *password_file;          /* redis.password_file (owned), NULL when none */
+    struct sl_tls tls;            /* TLS settings (strings owned) */
     char password[256];           /* the password AUTH was sent with, for redacting its reply */
     long long connect_timeout_ms; /* deadline of the connect phase, ms */
     long long command_timeout_ms; /* default reply deadline, ms */
@@ -96,29 +95,68 @@ static void arm(struct sl_conn *c, long long ms)
     event_add(c->deadline, &tv);
 }
 
-/* hiredis reply callback for every command: accounts for the reply, keeps
- * the deadline honest, then hands the reply (NULL when the connection
- * went away) to the owner. */
-static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+/* Puts k back on the free list. */
+static void cmd_put(struct sl_conn *c, struct cmd *k)
 {
-    struct cmd *k = privdata;
-    struct sl_conn *c = k->c;
-    sl_conn_cb *cb = k->cb;
-    void *priv = k->priv;
-
-    (void)ac;
-    c->inflight--;
     k->next = c->free_cmds;
     c->free_cmds = k;
-    if (r != NULL && !c->closing)
+}
+
+/* Hands a NULL reply to every command still waiting, oldest first. The
+ * queue is detached first, so a callback that sends or closes meets an
+ * empty one. */
+static void fail_pending(struct sl_conn *c)
+{
+    struct cmd *k = c->head, *next;
+
+    c->head = c->tail = NULL;
+    c->inflight = 0;
+    for (; k != NULL; k = next) {
+        sl_conn_cb *cb = k->cb;
+        void *priv = k->priv;
+
+        next = k->next;
+        cmd_put(c, k);
+        if (cb != NULL)
+            cb(c, NULL, priv);
+    }
+}
+
+/* The link's reply callback: the reply belongs to the oldest command
+ * (Redis answers in order). Accounts for it, keeps the deadline honest,
+ * then hands it to the owner, and frees it unless the owner takes it. */
+static void on_reply(struct sl_link *l, redisReply *r, void *arg)
+{
+    struct sl_conn *c = arg;
+    struct cmd *k = c->head;
+    sl_conn_cb *cb;
+    void *priv;
+    int take;
+
+    (void)l;
+    if (k == NULL) {
+        /* Nothing asked for it (a push message): not ours to keep. */
+        freeReplyObject(r);
+        return;
+    }
+    c->head = k->next;
+    if (c->head == NULL)
+        c->tail = NULL;
+    cb = k->cb;
+    priv = k->priv;
+    take = k->take;
+    c->inflight--;
+    cmd_put(c, k);
+    if (!c->closing)
         arm(c, c->command_timeout_ms);
     if (cb != NULL)
-        cb(c, (redisReply *)r, priv);
+        cb(c, r, priv);
+    if (!take || cb == NULL)
+        freeReplyObject(r);
 }
 
 /* Fires when a reply (or the connect) is overdue: the server is hung or
- * unreachable. Freeing here is safe: this is a libevent timer, not a
- * hiredis callback. */
+ * unreachable. */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_conn *c = arg;
@@ -201,11 +239,11 @@ static void on_setup_reply(struct sl_conn *c, redisReply *r, void *priv)
     setup_done(c);
 }
 
-/* Sends AUTH and SELECT as needed, outside of the connect callback
- * (hiredis 0.14 must not be driven from inside onConnect, #835). The
- * password is looked up now, at every connect (URL, then
- * SLUICE_REDIS_PASSWORD, then redis.password_file), so that a rotated
- * password file works after the next reconnect. */
+/* Sends AUTH and SELECT as needed, from a deferred event rather than
+ * from inside the link's callback. The password is looked up now, at
+ * every connect (URL, then SLUICE_REDIS_PASSWORD, then
+ * redis.password_file), so that a rotated password file works after the
+ * next reconnect. */
 static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_conn *c = arg;
@@ -214,7 +252,7 @@ static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (c->ac == NULL)
+    if (c->link == NULL)
         return;
     if (sl__session_begin(&c->url, c->password_file, &ss, buf, sizeof(buf)) != 0) {
         notify_lost(c, buf);
@@ -235,41 +273,25 @@ static void on_setup_ev(evutil_socket_t fd, short what, void *arg)
     setup_done(c);
 }
 
-/* hiredis connect callback. On failure hiredis frees the context after we
- * return and never calls the disconnect callback. */
-static void on_connect(const redisAsyncContext *ac, int status)
+/* The link's up/down callback. Up: the setup follows from a deferred
+ * event. Down: every waiting command gets a NULL reply, then the owner
+ * hears of it (deferred). The link is freed here: link.c releases it
+ * once its own dispatch returns. */
+static void on_state(struct sl_link *l, int up, const char *why, void *arg)
 {
-    struct sl_conn *c = ac->data;
+    struct sl_conn *c = arg;
 
-    if (c == NULL)
-        return;
-    if (status != REDIS_OK) {
-        char buf[160];
-        snprintf(buf, sizeof(buf), "connect failed: %.120s",
-                 ac->c.errstr[0] ? ac->c.errstr : "unknown error");
-        c->ac = NULL;
-        notify_lost(c, buf);
+    if (up) {
+        event_active(c->setup_ev, EV_TIMEOUT, 0);
         return;
     }
-    event_active(c->setup_ev, EV_TIMEOUT, 0);
-}
-
-/* hiredis disconnect callback. The context is freed when it returns, so
- * the pointer is forgotten here (STYLE 5). */
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct sl_conn *c = ac->data;
-    char buf[160];
-
-    if (c == NULL)
+    if (c->link != l)
         return;
-    c->ac = NULL;
+    c->link = NULL;
     c->ready = 0;
-    if (c->closing)
-        return;
-    snprintf(buf, sizeof(buf), "disconnected: %.120s",
-             status == REDIS_OK ? "closed" : (ac->errstr ? ac->errstr : "error"));
-    notify_lost(c, buf);
+    sl__link_free(l);
+    notify_lost(c, why);
+    fail_pending(c);
 }
 
 /* Creates an unconnected connection. New: sl__conn_free(). */
@@ -284,10 +306,6 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
         return NULL;
     c->base = base;
     c->url = cfg->redis;
-    if (cfg->password_file != NULL && (c->password_file = strdup(cfg->password_file)) == NULL) {
-        free(c);
-        return NULL;
-    }
     c->connect_timeout_ms = cfg->connect_timeout_ms;
     c->command_timeout_ms = cfg->command_timeout_ms;
     c->on_ready = on_ready;
@@ -297,7 +315,9 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
     c->deadline = evtimer_new(base, on_deadline, c);
     c->lost_ev = event_new(base, -1, 0, on_lost_ev, c);
     c->setup_ev = event_new(base, -1, 0, on_setup_ev, c);
-    if (c->deadline == NULL || c->lost_ev == NULL || c->setup_ev == NULL) {
+    if (c->deadline == NULL || c->lost_ev == NULL || c->setup_ev == NULL
+        || sl__tls_copy(&c->tls, &cfg->tls) != 0
+        || (cfg->password_file != NULL && (c->password_file = strdup(cfg->password_file)) == NULL)) {
         sl__conn_free(c);
         return NULL;
     }
@@ -308,49 +328,31 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
  * 0, or -1 when even the attempt could not start (on_lost follows). */
 int sl__conn_connect(struct sl_conn *c)
 {
-    redisAsyncContext *ac;
+    char buf[sizeof(c->errstr)];
 
-    SL_ASSERT(c->ac == NULL);
+    SL_ASSERT(c->link == NULL);
     c->closing = 0;
     c->ready = 0;
     c->errstr[0] = '\0';
-    ac = redisAsyncConnect(c->url.host, c->url.port);
-    if (ac == NULL) {
-        notify_lost(c, "connect failed: out of memory");
-        return -1;
-    }
-    if (ac->err) {
-        char buf[160];
-        snprintf(buf, sizeof(buf), "connect failed: %.120s", ac->errstr);
-        redisAsyncFree(ac);
+    c->link = sl__link_new(c->base, &c->url, &c->tls, on_reply, on_state, c, buf, sizeof(buf));
+    if (c->link == NULL) {
         notify_lost(c, buf);
         return -1;
     }
-    ac->data = c;
-    if (redisLibeventAttach(ac, c->base) != REDIS_OK) {
-        redisAsyncFree(ac);
-        notify_lost(c, "connect failed: cannot attach to the event loop");
-        return -1;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    c->ac = ac;
     arm(c, c->connect_timeout_ms);
     return 0;
 }
 
-/* Sends one command, binary-safe (argvlen may be NULL for C strings).
- * timeout_ms 0 means the connection's command timeout; a blocking command
- * passes its BLOCK time plus that. Returns 0 and the callback runs
- * exactly once (reply NULL if the connection is lost); or -1 and it never
- * runs. */
-int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
-                     long long timeout_ms, int argc, const char **argv,
-                     const size_t *argvlen)
+/* Sends one command, formatted in cmd (len bytes, borrowed). timeout_ms
+ * 0 means the connection's command timeout; a blocking command passes
+ * its BLOCK time plus that. Returns 0 and the callback runs exactly once
+ * (reply NULL if the connection is lost); or -1 and it never runs. */
+static int command(struct sl_conn *c, sl_conn_cb *cb, void *priv, int take,
+                   long long timeout_ms, const char *cmd, int len)
 {
     struct cmd *k;
 
-    if (c->ac == NULL || c->closing)
+    if (c->link == NULL || c->closing || len < 0)
         return -1;
     k = cmd_get(c);
     if (k == NULL)
@@ -358,12 +360,18 @@ int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
     k->c = c;
     k->cb = cb;
     k->priv = priv;
+    k->take = take;
+    k->next = NULL;
     k->timeout_ms = timeout_ms > 0 ? timeout_ms : c->command_timeout_ms;
-    if (redisAsyncCommandArgv(c->ac, on_reply, k, argc, argv, argvlen) != REDIS_OK) {
-        k->next = c->free_cmds;
-        c->free_cmds = k;
+    if (sl__link_send(c->link, cmd, (size_t)len) != 0) {
+        cmd_put(c, k);
         return -1;
     }
+    if (c->tail != NULL)
+        c->tail->next = k;
+    else
+        c->head = k;
+    c->tail = k;
     c->inflight++;
     /* A longer deadline (BLOCK) replaces a shorter one; otherwise the
      * armed deadline, counted from the last reply, already covers it. */
@@ -372,43 +380,104 @@ int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
     return 0;
 }
 
+/* Formats argv and sends it (see command()). */
+static int command_argv(struct sl_conn *c, sl_conn_cb *cb, void *priv, int take,
+                        long long timeout_ms, int argc, const char **argv,
+                        const size_t *argvlen)
+{
+    char *cmd = NULL;
+    int len, rc;
+
+    if (c->link == NULL || c->closing)
+        return -1;
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0 || cmd == NULL)
+        return -1;
+    rc = command(c, cb, priv, take, timeout_ms, cmd, len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+/* Sends one command, binary-safe (argvlen may be NULL for C strings);
+ * see command(). The reply is freed when the callback returns. */
+int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                     long long timeout_ms, int argc, const char **argv,
+                     const size_t *argvlen)
+{
+    return command_argv(c, cb, priv, 0, timeout_ms, argc, argv, argvlen);
+}
+
+/* Sends one command whose callback takes the reply (new:
+ * freeReplyObject), for callers that keep it past the callback. */
+int sl__conn_command_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                          long long timeout_ms, int argc, const char **argv,
+                          const size_t *argvlen)
+{
+    return command_argv(c, cb, priv, 1, timeout_ms, argc, argv, argvlen);
+}
+
+/* Sends one command already in the Redis protocol (len bytes of cmd,
+ * borrowed), for a caller that keeps it formatted to send again (the
+ * cluster router resends after a redirect); see command(). */
+int sl__conn_command_raw(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                         long long timeout_ms, const char *cmd, size_t len)
+{
+    if (len > (size_t)0x7fffffff)
+        return -1;
+    return command(c, cb, priv, 0, timeout_ms, cmd, (int)len);
+}
+
+/* The same with a hiredis format string and its arguments. */
+int sl__conn_vcommand_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                           long long timeout_ms, const char *fmt, va_list ap)
+{
+    char *cmd = NULL;
+    int len, rc;
+
+    if (c->link == NULL || c->closing)
+        return -1;
+    len = redisvFormatCommand(&cmd, fmt, ap);
+    if (len < 0 || cmd == NULL)
+        return -1;
+    rc = command(c, cb, priv, 1, timeout_ms, cmd, len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
 /* Closes the connection now. Pending callbacks run with a NULL reply
  * before this returns; on_lost is not called for a close we asked for.
- * Must not be called from inside one of this connection's callbacks. */
+ * Safe inside this connection's own reply callbacks (the link is
+ * released when its dispatch returns). */
 void sl__conn_close(struct sl_conn *c)
 {
-    redisAsyncContext *ac;
+    struct sl_link *l;
 
     if (c == NULL)
         return;
-    ac = c->ac;
+    l = c->link;
     c->ready = 0;
     c->setup_pending = 0;
     event_del(c->deadline);
     c->due_us = 0;
     event_del(c->setup_ev);
-    if (ac == NULL)
+    if (l == NULL)
         return;
     c->closing = 1;
-    redisAsyncFree(ac);          /* runs on_disconnect, which clears c->ac */
-    c->ac = NULL;
-    c->inflight = 0;
+    c->link = NULL;
+    sl__link_free(l);
+    fail_pending(c);
 }
 
 /* Writes what is queued on the connection now, instead of at the next
  * turn of the event loop, so that a command issued inside a reply
- * callback reaches Redis before the callback's own work is done. Only
- * redisBufferWrite() is called: unlike redisAsyncHandleWrite() it never
- * frees the context, so this is safe inside this connection's own
- * callbacks. A write error stays in the context, and the next turn of the
- * loop reports the connection lost as usual. */
+ * callback reaches Redis before the callback's own work is done. No
+ * callback runs from here; a write error is reported by the loop as a
+ * lost connection, as usual. */
 void sl__conn_flush(struct sl_conn *c)
 {
-    int done = 0;
-
-    if (c == NULL || c->ac == NULL || c->closing || c->ac->c.err)
+    if (c == NULL || c->link == NULL || c->closing)
         return;
-    (void)redisBufferWrite(&c->ac->c, &done);
+    sl__link_flush(c->link);
 }
 
 /* Tells the connection that its loop could not run for `us`
@@ -444,7 +513,7 @@ void sl__conn_stalled(struct sl_conn *c, uint64_t us)
 /* Returns 1 when commands can be sent. */
 int sl__conn_ready(const struct sl_conn *c)
 {
-    return c != NULL && c->ac != NULL && c->ready && !c->closing;
+    return c != NULL && c->link != NULL && c->ready && !c->closing;
 }
 
 /* Returns the number of commands awaiting a reply. */
@@ -457,7 +526,7 @@ int sl__conn_inflight(const struct sl_conn *c)
  * child closes its inherited copy without touching the event loop. */
 int sl__conn_fd(const struct sl_conn *c)
 {
-    return c != NULL && c->ac != NULL ? c->ac->c.fd : -1;
+    return c != NULL ? sl__link_fd(c->link) : -1;
 }
 
 /* Returns the reason the connection was last lost ("" when none). */
@@ -485,6 +554,7 @@ void sl__conn_free(struct sl_conn *c)
     if (c->setup_ev)
         event_free(c->setup_ev);
     free(c->password_file);
+    sl__tls_clear(&c->tls);
     memset(&c->url, 0, sizeof(c->url));
     memset(c->password, 0, sizeof(c->password));
     free(c);

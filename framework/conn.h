@@ -1,9 +1,9 @@
-/* conn.h -- an asynchronous Redis connection with deadlines (conn.c).
- * Shared by framework files only; hides hiredis's async context so that
- * no other file needs adapters/libevent.h. */
+/* conn.h -- an asynchronous Redis connection with deadlines (conn.c),
+ * plain or TLS. Shared by framework files only. */
 #ifndef SL_CONN_H
 #define SL_CONN_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <hiredis.h>
 
@@ -25,6 +25,13 @@ int sl__conn_connect(struct sl_conn *c);
 int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                      long long timeout_ms, int argc, const char **argv,
                      const size_t *argvlen);
+int sl__conn_command_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                          long long timeout_ms, int argc, const char **argv,
+                          const size_t *argvlen);
+int sl__conn_vcommand_take(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                           long long timeout_ms, const char *fmt, va_list ap);
+int sl__conn_command_raw(struct sl_conn *c, sl_conn_cb *cb, void *priv,
+                         long long timeout_ms, const char *cmd, size_t len);
 void sl__conn_flush(struct sl_conn *c);
 /* The loop was blocked for us microseconds: the armed deadline moves
  * later by that much (conn.c). */

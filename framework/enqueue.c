@@ -21,7 +21,7 @@
 /* One synchronous connection and what the last call left behind. */
 struct sl_producer {
     struct sl_config *cfg;        /* URL, password and timeouts (owned) */
-    redisContext *c;              /* the connection (owned), NULL after a broken one */
+    struct sl_sync *c;              /* the connection (owned), NULL after a broken one */
     size_t max_payload;           /* largest `data` sent, bytes; 0: no limit */
     char errstr[SL_ERRLEN];       /* why the last call failed, "" after a success */
 };
@@ -87,7 +87,7 @@ int sl_enqueue_check(const char *type, const char *json, size_t len,
  * p->errstr set. */
 static int connect_or_fail(struct sl_producer *p)
 {
-    redisFree(p->c);
+    sl__sync_free(p->c);
     p->c = sl__redis_connect(p->cfg, p->errstr, sizeof(p->errstr));
     return p->c != NULL ? SL_OK : SL_EREDIS;
 }
@@ -172,12 +172,12 @@ int sl_enqueue(struct sl_producer *p, const char *stream, const char *type,
     argv[4] = type; argl[4] = strlen(type);
     argv[5] = "data"; argl[5] = 4;
     argv[6] = json; argl[6] = len;
-    r = redisCommandArgv(p->c, 7, argv, argl);
+    r = sl__sync_argv(p->c, 7, argv, argl);
     if (r == NULL) {
         snprintf(p->errstr, sizeof(p->errstr),
                  "redis: %s (the entry may or may not have been added)",
                  p->c->errstr[0] ? p->c->errstr : "no reply");
-        redisFree(p->c);
+        sl__sync_free(p->c);
         p->c = NULL;
         return SL_EREDIS;
     }
@@ -211,7 +211,7 @@ void sl_producer_free(struct sl_producer *p)
 {
     if (p == NULL)
         return;
-    redisFree(p->c);
+    sl__sync_free(p->c);
     sl__config_free(p->cfg);
     free(p);
 }

@@ -202,7 +202,7 @@ static int check_http(const char *listen)
 
 /* Returns 1 when one of the heartbeat keys of worker entry i exists, 0
  * when none does, -1 after printing a failure. */
-static int worker_alive(redisContext *c, const struct sl_config *cfg, size_t i, const char *host)
+static int worker_alive(struct sl_sync *c, const struct sl_config *cfg, size_t i, const char *host)
 {
     const struct sl_worker_conf *wc = &cfg->workers[i];
     int shared = cfg->nworkers > 1 && sl__pool_name_taken(cfg, i);
@@ -228,7 +228,7 @@ static int worker_alive(redisContext *c, const struct sl_config *cfg, size_t i, 
         sl__hb_key(keys[j], sizeof(keys[j]), consumer);
         argv[j + 1] = keys[j];
     }
-    r = redisCommandArgv(c, n + 1, argv, NULL);
+    r = sl__sync_argv(c, n + 1, argv, NULL);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         fprintf(stderr, "sluice: unhealthy: redis: %s\n",
                 r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to EXISTS");
@@ -247,7 +247,7 @@ out:
 static int check_redis(const struct sl_config *cfg)
 {
     char host[256];
-    redisContext *c;
+    struct sl_sync *c;
     redisReply *r;
     size_t i;
     int rc = 0;
@@ -257,13 +257,13 @@ static int check_redis(const struct sl_config *cfg)
     host[sizeof(host) - 1] = '\0';
     if ((c = sl__admin_connect(cfg)) == NULL)
         return 1;               /* it printed why */
-    r = redisCommand(c, "PING");
+    r = sl__sync_cmd(c, "PING");
     if (r == NULL || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0) {
         fprintf(stderr, "sluice: unhealthy: redis at %s:%d does not answer PING: %s\n",
                 cfg->redis.host, cfg->redis.port,
                 r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
-        redisFree(c);
+        sl__sync_free(c);
         return 1;
     }
     freeReplyObject(r);
@@ -279,7 +279,7 @@ static int check_redis(const struct sl_config *cfg)
             rc = 1;
         }
     }
-    redisFree(c);
+    sl__sync_free(c);
     if (rc == 0)
         printf("healthy: redis at %s:%d answers, %zu worker(s) beating on host %s\n",
                cfg->redis.host, cfg->redis.port, cfg->nworkers, host);

@@ -89,7 +89,7 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
  * key, not the registry, says who lives. It only reads, so an operator's
  * read-only account can run `stats` and `workers`; the janitor drops the
  * stale names. */
-int sl__hb_walk(redisContext *c, const char *const *fields, int nfields,
+int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg)
 {
     char key[SL_HB_KEYLEN];

@@ -82,7 +82,7 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
 
 /* Runs one command for sl__hb_walk(): returns the reply (new), or NULL
  * after the runner reported a failure. */
-typedef redisReply *sl_hb_run(redisContext *c, int argc, const char **argv, void *arg);
+typedef redisReply *sl_hb_run(struct sl_sync *c, int argc, const char **argv, void *arg);
 
 /* Visits one heartbeat: `consumer` (borrowed, len bytes) and the reply
  * to HMGET of the fields asked for (borrowed; may be an error reply).
@@ -94,7 +94,7 @@ typedef int sl_hb_visit(const char *consumer, size_t len, const redisReply *fiel
  * heartbeat key exists. That is 1 + workers commands, whatever else the
  * database holds. Returns 0; -1 when ZRANGE failed (reported by the
  * runner); -2 when it gave an unexpected reply (not reported). */
-int sl__hb_walk(redisContext *c, const char *const *fields, int nfields,
+int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg);
 
 #endif /* SL_HEARTBEAT_H */

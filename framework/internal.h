@@ -29,6 +29,7 @@ void sl__assert_fail(const char *expr, const char *file, int line)
 /* The tunables of section 3's "defaults", also settable per worker. */
 struct sl_tunables {
     long long batch;              /* COUNT of one XREADGROUP, 1..10000 */
+    int batch_set;                /* 1: `batch` was given in the configuration */
     long long block_ms;           /* BLOCK of one XREADGROUP, ms, >= 1 */
     long long reclaim_idle_ms;    /* idle time after which a peer reclaims, ms */
     long long reclaim_interval_ms;/* period of the reclaim sweep, ms */
@@ -62,6 +63,8 @@ struct sl_worker_conf {
  * of SL_KEYLEN bytes, which this bound makes always large enough. */
 #define SL_NAME_MAX 200
 #define SL_KEYLEN 512
+#define SL_FP_EXPIRY "sluice:fp:expiry" /* fingerprints due to expire (janitor.c, expire.lua) */
+
 /* The largest configuration file, in bytes. */
 #define SL_CONFIG_MAX 1048576
 
@@ -69,9 +72,26 @@ struct sl_worker_conf {
 struct sl_redis_url {
     char host[256];               /* host name or address */
     int port;                     /* TCP port */
+    char user[256];               /* ACL user name, empty for the default user */
     char password[256];           /* empty when none */
     int db;                       /* database index */
+    int tls;                      /* rediss://: connect through TLS */
 };
+
+/* TLS settings of the "redis" object (redis.tls_*). */
+struct sl_tls {
+    char *ca_file;                /* CA certificates (PEM, owned), NULL: the system's */
+    char *cert_file;              /* client certificate (PEM, owned), NULL when none */
+    char *key_file;               /* its private key (PEM, owned), NULL: in cert_file */
+    char *server_name;            /* SNI and the name checked, NULL: the URL's host */
+    int insecure;                 /* 1: do not verify the server (explicit, warned) */
+};
+
+/* Deep-copies src into dst (dst's old strings are not freed). Returns 0
+ * or -1 when out of memory (dst then cleared). */
+int sl__tls_copy(struct sl_tls *dst, const struct sl_tls *src);
+/* Frees the strings of t and zeroes it. */
+void sl__tls_clear(struct sl_tls *t);
 
 struct sl_config {
     char *path;                   /* file read (owned), NULL for built-in defaults */
@@ -85,6 +105,8 @@ struct sl_config {
     char *metrics_listen;         /* "host:port" (owned), or NULL when disabled */
     int metrics_dashboard;        /* 1: the dashboard's pages (read-only) on that listener */
     char *password_file;          /* redis.password_file (owned), NULL when none */
+    char *cluster_nodes;          /* redis.cluster_nodes joined, "h:p,h:p" (owned), NULL: standalone */
+    struct sl_tls tls;            /* redis.tls_* (used for rediss:// URLs) */
 };
 
 /* Work done by the last sl__config_load() calls, in scanner and
@@ -191,7 +213,8 @@ int sl__redis_password(const struct sl_redis_url *u, const char *password_file,
  * password, if the reply held it, replaced by "***". */
 void sl__auth_error(char *buf, size_t size, const char *reply, const char *password);
 
-/* Parses redis://[:password@]host:port[/db]. Returns 0 or -1 with err. */
+/* Parses redis[s]://[[user]:password@]host:port[/db], user and password
+ * percent-decoded. Returns 0 or -1 with err. */
 int sl__url_parse(const char *url, struct sl_redis_url *out,
                   char *err, size_t errlen);
 
@@ -203,8 +226,8 @@ int sl__url_parse(const char *url, struct sl_redis_url *out,
 struct sl_session {
     char password[256];           /* the password found, "" when none (wiped by _end) */
     char db[16];                  /* the database index as text */
-    const char *auth[2];          /* AUTH password, when nauth is 2 */
-    int nauth;                    /* 0 or 2 */
+    const char *auth[3];          /* AUTH [user] password */
+    int nauth;                    /* 0, 2, or 3 with an ACL user */
     const char *select[2];        /* SELECT db, when nselect is 2 */
     int nselect;                  /* 0 or 2 */
 };
@@ -218,15 +241,62 @@ int sl__session_begin(const struct sl_redis_url *u, const char *password_file,
 /* Wipes the password. */
 void sl__session_end(struct sl_session *ss);
 
-/* Connects with the configured timeouts, AUTH (or PING without a
- * password) and SELECT. NULL with the reason in err ("cannot reach redis
- * at HOST:PORT: ...", "authentication failed: ...", never a password).
- * Used by the admin commands and the supervisor. New: redisFree(). */
-struct redisContext *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen);
+/* Prints to stdout the Redis ACL rules cfg needs (`sluice acl`): one
+ * ACL SETUSER line with the commands and key patterns of the framework,
+ * the admin commands and the configured handlers of registry. Returns
+ * the exit code. */
+int sl__acl(const struct sl_config *cfg, const struct sl_handler *const *registry);
+
+/* A synchronous connection: the connection of conn.c on a private event
+ * loop, each call sending one command and running that loop until the
+ * reply or the deadline. */
+struct sl_sync_pend;
+struct sl_sync {
+    struct event_base *base;      /* the private loop (owned) */
+    struct sl_conn *conn;         /* the connection (owned) */
+    int err;                      /* nonzero once the connection broke: every call fails */
+    char errstr[160];             /* why (never a secret) */
+    struct redisReply *reply;     /* the reply being waited for (taken by the caller) */
+    int done;                     /* the awaited callback ran */
+    int lost;                     /* the connection was lost */
+    int ready;                    /* the connection is set up */
+    struct sl_sync_pend *head;    /* appended commands whose replies are unread, oldest first */
+    struct sl_sync_pend *tail;    /* the newest of them */
+};
+
+/* Connects with the configured timeouts, AUTH and SELECT, then PINGs (so
+ * that a server wanting a password says so here). NULL with the reason in
+ * err ("cannot reach redis at HOST:PORT: ...", "authentication failed:
+ * ...", never a password). Used by the admin commands, `sluice health`
+ * and the producer API (sync.c). New: sl__sync_free(). */
+struct sl_sync *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen);
 
 /* The same, printing why and returning NULL when that fails. New:
- * redisFree(). */
-struct redisContext *sl__admin_connect(const struct sl_config *cfg);
+ * sl__sync_free(). */
+struct sl_sync *sl__admin_connect(const struct sl_config *cfg);
+
+/* Sends one command (argvlen may be NULL for C strings) and waits for
+ * its reply. Returns it (new: freeReplyObject), or NULL with s->err and
+ * s->errstr set when the connection broke or the reply timed out. */
+struct redisReply *sl__sync_argv(struct sl_sync *s, int argc, const char **argv,
+                                 const size_t *argvlen);
+
+/* The same with a hiredis format string ("XLEN %s"). */
+struct redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...);
+
+/* Pipelining: sends one command without waiting (argvlen may be NULL).
+ * Its reply is read, in the order the commands were appended, by
+ * sl__sync_get_reply(). Returns 0, or -1 with s->err set. */
+int sl__sync_append(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen);
+
+/* Waits for the reply of the oldest appended command not read yet.
+ * Returns it (new: freeReplyObject), or NULL with s->err set (the
+ * connection broke, the reply timed out, or nothing was appended). */
+struct redisReply *sl__sync_get_reply(struct sl_sync *s);
+
+/* Closes and frees s. Accepts NULL. */
+void sl__sync_free(struct sl_sync *s);
+
 
 /* ---------------------------------------------------------------------
  * Logging (log.c): one logfmt line per event on stderr.

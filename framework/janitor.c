@@ -19,7 +19,6 @@
 #define JANITOR_SLICE 200         /* consumers looked at per step of the janitor */
 #define EXPIRE_COUNT 2000         /* records one expire.lua call forgets at most */
 #define EXPIRE_CALLS 5            /* expire.lua calls per housekeeping period */
-#define SL_FP_EXPIRY "sluice:fp:expiry" /* the stream of fingerprints due to expire */
 
 /* One group a janitor pass goes through. Copies: a reload may free the
  * configuration while the pass runs. */

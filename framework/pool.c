@@ -39,6 +39,8 @@
 #define RESTART_BASE_MS 100       /* first restart delay of a crashing slot */
 #define RESTART_CAP_MS 10000      /* longest restart delay */
 #define STABLE_MS 10000           /* a child that lived this long resets its backoff */
+#define RECORD_HOLD_MS 500        /* longest wait of a restart for its crash record */
+#define DRAIN_MS 1000             /* longest wait for Redis's last replies at a stop */
 
 /* ------------------------------------------------------------------ */
 /* Children                                                            */
@@ -165,12 +167,6 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
         sigaddset(&none, SIGTERM);
         sigaddset(&none, SIGINT);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (p->rc != NULL) {
-            /* The supervisor's connection: redisFree() only closes our
-             * copy of the socket and frees the buffers (no I/O). */
-            redisFree(p->rc);
-            p->rc = NULL;
-        }
         sl__pool_child_cleanup(p);
         sl__metrics_child_close(p);
         errno = 0;
@@ -189,33 +185,91 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch)
             sl__logq(ch->consumer), (long)pid);
 }
 
-/* Records a failed attempt of the entry a dead child held, with reason.
- * Returns 0 when recorded (or nothing to record), -1 to try again. */
+/* Returns the child (current or being rolled out) called consumer, or
+ * NULL: a reply may come after a reload replaced the arrays. */
+static struct sl_child *find_child(struct sl_pool *p, const char *consumer)
+{
+    size_t i;
+
+    for (i = 0; i < p->nchildren; i++)
+        if (strcmp(p->children[i].consumer, consumer) == 0)
+            return &p->children[i];
+    for (i = 0; i < p->nold; i++)
+        if (strcmp(p->old[i].consumer, consumer) == 0)
+            return &p->old[i];
+    return NULL;
+}
+
+/* What a reply about one child needs: the pool and the child's name
+ * (the child itself may be gone or moved by then). */
+struct child_call {
+    struct sl_pool *p;            /* the pool */
+    char consumer[320];           /* the child's consumer name */
+    char id[SL_IDLEN];            /* the entry concerned, when any */
+};
+
+/* Returns a new child_call for ch, or NULL when out of memory. */
+static struct child_call *child_call_new(struct sl_pool *p, const struct sl_child *ch)
+{
+    struct child_call *k = malloc(sizeof(*k));
+
+    if (k == NULL)
+        return NULL;
+    k->p = p;
+    snprintf(k->consumer, sizeof(k->consumer), "%s", ch->consumer);
+    snprintf(k->id, sizeof(k->id), "%s", ch->failed_id);
+    return k;
+}
+
+/* The reply to fail.lua: the attempt is recorded (the child's failed_id
+ * cleared, unless a newer crash replaced it), or it is tried again at a
+ * later tick, 40 times at most. */
+static void on_recorded(struct sl_conn *c, redisReply *r, void *arg)
+{
+    struct child_call *k = arg;
+    struct sl_child *ch = find_child(k->p, k->consumer);
+
+    (void)c;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        sl__log(SL_LOG_INFO, "attempt_failed", "consumer=%s id=%s reason=%s outcome=%s",
+                sl__logq(k->consumer), k->id, sl__logq(ch != NULL ? ch->failed_why : ""),
+                r->integer == SL_COMMIT_DEAD ? "dead_letter" :
+                r->integer == SL_COMMIT_RETRIED ? "retry" : "not_pending");
+        if (ch != NULL && strcmp(ch->failed_id, k->id) == 0)
+            ch->failed_id[0] = '\0';
+    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        sl__log(SL_LOG_WARN, "attempt_record_failed", "id=%s error=%s", k->id, sl__logq(r->str));
+    }
+    if (ch != NULL) {
+        ch->record_pending = 0;
+        if (ch->failed_id[0] != '\0' && ++ch->record_tries >= 40)
+            ch->failed_id[0] = '\0';
+    }
+    free(k);
+}
+
+/* Sends the record of a failed attempt of the entry a dead child held,
+ * with its reason (the reply comes to on_recorded). Returns 0 when sent,
+ * -1 when Redis is not connected now. */
 static int record_failure(struct sl_pool *p, struct sl_child *ch)
 {
     struct sl_commit_args ca;
-    redisReply *r;
-    int rc = -1;
+    struct child_call *k;
 
-    if (ch->failed_id[0] == '\0')
+    if (ch->failed_id[0] == '\0' || ch->record_pending)
         return 0;
+    if ((k = child_call_new(p, ch)) == NULL)
+        return -1;
     sl__commit_args_init(&ca, ch->wc->stream, ch->wc->group, ch->consumer, &ch->wc->t);
     sl__commit_args_set(&ca, ch->failed_id, "retry", ch->failed_why, 0);
-    r = sl__pool_script(p, SL_SCRIPT_FAIL, (int)SL_NELEM(ca.keys), ca.keys,
-                        (int)SL_NELEM(ca.args), ca.args);
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
-        sl__log(SL_LOG_INFO, "attempt_failed", "consumer=%s id=%s reason=%s outcome=%s",
-                sl__logq(ch->consumer), ch->failed_id, sl__logq(ch->failed_why),
-                r->integer == SL_COMMIT_DEAD ? "dead_letter" :
-                r->integer == SL_COMMIT_RETRIED ? "retry" : "not_pending");
-        ch->failed_id[0] = '\0';
-        rc = 0;
-    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        sl__log(SL_LOG_WARN, "attempt_record_failed", "id=%s error=%s",
-                ch->failed_id, sl__logq(r->str));
+    if (sl__pool_send_script(p, SL_SCRIPT_FAIL, (int)SL_NELEM(ca.keys), ca.keys,
+                             (int)SL_NELEM(ca.args), ca.args, on_recorded, k) != 0) {
+        free(k);
+        return -1;
     }
-    freeReplyObject(r);
-    return rc;
+    ch->record_pending = 1;
+    ch->record_since = sl__now_ms();
+    return 0;
 }
 
 /* Deletes the heartbeat of a child that stopped gracefully (exit 0),
@@ -223,7 +277,7 @@ static int record_failure(struct sl_pool *p, struct sl_child *ch)
  * process wrote meanwhile. The child deleted it itself before exiting;
  * this covers a keep-alive of ours that landed after that, and a child
  * that could not reach Redis on its way out. A failure here only leaves
- * the key to expire. */
+ * the key to expire, so nothing waits for the reply. */
 static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
 {
     char key[SL_HB_KEYLEN], spid[24];
@@ -232,8 +286,8 @@ static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
 
     sl__hb_key(key, sizeof(key), ch->consumer);
     snprintf(spid, sizeof(spid), "%ld", (long)pid);
-    freeReplyObject(sl__pool_script(p, SL_SCRIPT_RELEASE, (int)SL_NELEM(keys), keys,
-                                    (int)SL_NELEM(args), args));
+    (void)sl__pool_send_script(p, SL_SCRIPT_RELEASE, (int)SL_NELEM(keys), keys,
+                               (int)SL_NELEM(args), args, NULL, NULL);
 }
 
 /* Decides whom a child that died abnormally is charged to, from the
@@ -333,20 +387,33 @@ static void reap(struct sl_pool *p)
     }
 }
 
-/* Renews the lease of a child's batch in hand. */
+/* The reply to renew.lua. */
+static void on_renewed(struct sl_conn *c, redisReply *r, void *arg)
+{
+    struct child_call *k = arg;
+
+    (void)c;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        sl__log(SL_LOG_DEBUG, "lease_renewed", "consumer=%s count=%lld",
+                sl__logq(k->consumer), r->integer);
+    free(k);
+}
+
+/* Renews the lease of a child's batch in hand (a renewal that cannot be
+ * sent now is made at the next period). */
 static void renew(struct sl_pool *p, struct sl_child *ch, const struct sl_slot_view *v)
 {
     char cnt[24];
     const char *keys[] = { ch->wc->stream };
     const char *args[] = { ch->wc->group, ch->consumer, v->first_id, v->last_id, cnt };
-    redisReply *r;
+    struct child_call *k = child_call_new(p, ch);
 
+    if (k == NULL)
+        return;
     snprintf(cnt, sizeof(cnt), "%u", v->batch_len > 0 ? v->batch_len : 1);
-    r = sl__pool_script(p, SL_SCRIPT_RENEW, (int)SL_NELEM(keys), keys, (int)SL_NELEM(args), args);
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
-        sl__log(SL_LOG_DEBUG, "lease_renewed", "consumer=%s count=%lld",
-                sl__logq(ch->consumer), r->integer);
-    freeReplyObject(r);
+    if (sl__pool_send_script(p, SL_SCRIPT_RENEW, (int)SL_NELEM(keys), keys,
+                             (int)SL_NELEM(args), args, on_renewed, k) != 0)
+        free(k);
 }
 
 /* Returns 1 when the kernel reports pid stopped ('T', by SIGSTOP or a
@@ -435,10 +502,14 @@ static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         b.hset[b.nhset++] = "last_beat";
         b.hset[b.nhset++] = beat;
     }
-    freeReplyObject(sl__pool_cmd(p, b.nhset, b.hset));
-    freeReplyObject(sl__pool_cmd(p, 3, b.pexpire));
-    /* The registry entry's expiry follows the key's (heartbeat.h). */
-    freeReplyObject(sl__pool_cmd(p, 4, b.zadd));
+    /* Sent, not awaited: the supervisor never waits on Redis. The
+     * commands go out in order on the one connection, so the expiry
+     * follows the fields, and the registry entry's expiry follows the
+     * key's (heartbeat.h). A failure shows as the key lapsing, as it
+     * would if the supervisor were gone. */
+    if (sl__pool_send(p, NULL, NULL, b.nhset, b.hset) == 0 &&
+        sl__pool_send(p, NULL, NULL, 3, b.pexpire) == 0)
+        (void)sl__pool_send(p, NULL, NULL, 4, b.zadd);
 }
 
 /* Looks after one running child: its handler timeout and lease
@@ -524,7 +595,7 @@ void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
     p->next_housekeeping = now + (uint64_t)every;
     if (sl__janitor_start(p) < 0)
         sl__log(SL_LOG_WARN, "janitor_failed", "error=%s", sl__logq("out of memory"));
-    if (sl__pool_redis(p) == NULL)
+    if (!sl__pool_async_ready(p))
         return;
     sl__trim_streams(p);
 }
@@ -535,6 +606,16 @@ void sl__pool_child_cleanup(struct sl_pool *p)
     if (p->http_fd >= 0)
         close(p->http_fd);
     sl__janitor_child_close(p);
+    sl__pool_async_child_close(p);
+}
+
+/* Tells whether a dead child's restart waits for the record of its
+ * failed attempt, so that the new process already sees the attempt: only
+ * while the record is on its way, and RECORD_HOLD_MS at most, so that a
+ * hung Redis does not hold a restart. */
+static int held_for_record(const struct sl_child *ch, uint64_t now)
+{
+    return ch->failed_id[0] != '\0' && ch->record_pending && now - ch->record_since < RECORD_HOLD_MS;
 }
 
 /* The supervisor's timer: restarts, timeouts, leases, shutdown. */
@@ -557,30 +638,30 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     for (i = 0; i < p->nchildren; i++) {
         struct sl_child *ch = &p->children[i];
-        if (ch->failed_id[0] != '\0' && ch->pid == 0) {
-            /* Record the crash before the slot restarts, so the new
-             * process already sees the attempt; give up after a while
-             * when Redis stays away (the backstop counter remains). */
-            if (record_failure(p, ch) < 0 && ++ch->record_tries < 40)
-                continue;
-            ch->failed_id[0] = '\0';
-        }
+        if (ch->failed_id[0] != '\0' && ch->pid == 0 &&
+            record_failure(p, ch) < 0 && ++ch->record_tries >= 40)
+            ch->failed_id[0] = '\0';    /* Redis stays away: the backstop counter remains */
         if (ch->pid > 0)
             watch_and_beat(p, ch);
-        else if (!p->stopping && !ch->retired && p->started && now >= ch->restart_at)
+        else if (!p->stopping && !ch->retired && p->started && now >= ch->restart_at &&
+                 !held_for_record(ch, now))
             sl__pool_spawn(p, ch);
     }
     sl__pool_roll(p);
-    if (p->snap.wanted) {
-        /* An HTTP request waits: take the snapshot it needs, answer it. */
-        sl__snapshot_take(p);
-        sl__metrics_answer(p);
-    }
+    if (p->snap.wanted || p->snap.inflight)
+        sl__snapshot_take(p);       /* answers the HTTP requests when done */
     if (!p->started)
         sl__pool_try_start(p);
     if (p->started)
         sl__pool_housekeeping(p, now);
     if (p->stopping && running(p) == 0) {
+        /* Let the last replies in (release of heartbeats, records), a
+         * second at most: then stop. */
+        if (p->drain_until == 0)
+            p->drain_until = now + DRAIN_MS;
+        if (p->ac != NULL && sl__conn_ready(p->ac) && sl__conn_inflight(p->ac) > 0 &&
+            now < p->drain_until)
+            return;
         event_base_loopbreak(p->base);
         return;
     }
@@ -697,7 +778,7 @@ int sl__pool_run(struct sl_config *cfg, const char *cfg_path, int cfg_explicit,
     event_add(ev_chld, NULL);
     event_add(ev_hup, NULL);
     event_add(tick, &tv);
-    if (sl__metrics_start(p) < 0)
+    if (sl__metrics_start(p) < 0 || sl__pool_async_start(p) < 0)
         goto out;
     /* The dashboard's pages on the same listener (web.c). */
     if (p->http != NULL && p->cfg->metrics_dashboard && sl__web_pool_attach(p) < 0) {
@@ -730,13 +811,13 @@ out:
     sl__web_pool_detach(p);       /* after evhttp_free: its callbacks point at it */
     sl__snapshot_free(p);
     sl__janitor_free(p);
+    sl__pool_async_free(p);
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);
     if (ev_chld) event_free(ev_chld);
     if (ev_hup) event_free(ev_hup);
     if (tick) event_free(tick);
     if (p->base) event_base_free(p->base);
-    if (p->rc) redisFree(p->rc);
     sl__pool_free_retired(p);
     free(p->children);
     if (p->cfg != cfg)

@@ -8,6 +8,7 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "slot.h"
+#include "conn.h"
 
 struct event_base;
 struct evhttp;
@@ -37,6 +38,8 @@ struct sl_child {
     char failed_id[SL_IDLEN];     /* entry held at a crash, to record; "" when none */
     char failed_why[128];         /* its reason: "last crash signal 11" */
     int record_tries;             /* attempts to record it */
+    int record_pending;           /* its record was sent, reply awaited */
+    uint64_t record_since;        /* when it was sent (monotonic ms) */
     int retired;                  /* replaced by a reload: not restarted */
     uint64_t carried[SL_NCOUNTERS]; /* counters of this slot's earlier processes */
     uint64_t carried_hist[SL_HIST_N + 1]; /* their handler-duration buckets */
@@ -69,6 +72,8 @@ struct sl_dead_tally {
     int in_sync;                  /* the tally covered the whole stream at the last snapshot */
     struct sl_dead_code codes[SL_DEAD_CODES]; /* codes seen; the last one is "(other)" when full */
     size_t ncodes;                /* entries used in codes */
+    int page;                     /* pages read in the snapshot in flight */
+    int restarted;                /* the tally started over in it */
 };
 
 struct sl_snapshot {
@@ -81,6 +86,11 @@ struct sl_snapshot {
     size_t n;                     /* entries in pending, lag and oldest_ms */
     struct sl_dead_tally *dead;   /* one per distinct configured stream (owned) */
     size_t ndead;                 /* entries in dead */
+    int inflight;                 /* its commands were sent, replies awaited */
+    int outstanding;              /* replies still awaited */
+    unsigned gen;                 /* number of the snapshot in flight (late replies ignored) */
+    uint64_t started_ms;          /* when it was sent (monotonic ms) */
+    long long redis_now;          /* Redis's clock (TIME) in this snapshot, ms; 0 unknown */
     int web_wanted;               /* a dashboard request waits for the documents below */
     uint64_t web_at;              /* when they were read (monotonic ms), 0 never */
     json_t *web_overview;         /* the dashboard's overview (owned), NULL when unread */
@@ -102,9 +112,11 @@ struct sl_pool {
     pid_t pid;                    /* the supervisor's pid */
     char host[256];               /* gethostname() */
     struct event_base *base;
-    redisContext *rc;             /* synchronous connection, NULL when down */
-    int redis_fails;              /* consecutive connect failures */
-    uint64_t redis_retry_at;      /* next connect attempt (monotonic ms) */
+    struct sl_conn *ac;           /* asynchronous connection on base (all work after the start check) */
+    struct event *ac_retry;       /* its reconnect backoff timer */
+    int ac_fails;                 /* its consecutive failed connects */
+    int ac_loaded[32];            /* per SL_SCRIPT_*: SCRIPT LOAD sent on this connection */
+
     struct sl_slot *slots;        /* MAP_SHARED array of slots */
     size_t next_slot;             /* next free slot index (wraps) */
     struct sl_child *children;    /* current children (owned) */
@@ -115,10 +127,16 @@ struct sl_pool {
     struct sl_config *old_cfg;    /* configuration the old children run (owned unless cfg_caller) */
     int started;                  /* the start check passed; children run */
     int start_fails;              /* start checks refused so far (LOADING...) */
+    struct redisReply **sc_replies; /* start check: the round's replies, HMGET and PTTL per child (owned) */
+    size_t sc_n;                  /* entries of sc_replies */
+    int sc_outstanding;           /* replies of the round still awaited */
+    int sc_inflight;              /* a round was sent */
+    unsigned sc_gen;              /* number of the round (late replies dropped) */
     uint64_t held_until;          /* start check: when every heartbeat found on our
                                    * names must have expired (monotonic ms), 0 if none */
     int stopping;                 /* SIGTERM/SIGINT received */
     uint64_t stop_deadline;       /* when to SIGKILL the rest (monotonic ms) */
+    uint64_t drain_until;         /* all children gone: last replies awaited until then (ms) */
     int exit_code;                /* process exit code */
     uint64_t next_housekeeping;   /* janitor and trim (monotonic ms) */
     struct sl_janitor *janitor;   /* the janitor's state (janitor.c), NULL until first run */
@@ -138,12 +156,17 @@ void sl__pool_spawn(struct sl_pool *p, struct sl_child *ch);
 void sl__pool_watch(struct sl_pool *p, struct sl_child *ch, uint64_t now);
 void sl__pool_child_cleanup(struct sl_pool *p);
 
-/* supconn.c: the supervisor's synchronous connection. Each returns NULL
- * while Redis is unreachable; replies are new (freeReplyObject). */
-redisContext *sl__pool_redis(struct sl_pool *p);
-redisReply *sl__pool_cmd(struct sl_pool *p, int argc, const char **argv);
-redisReply *sl__pool_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
-                            int nargs, const char *const *args);
+/* supconn.c: the asynchronous connection (see there). Each send returns
+ * 0 (cb runs once, with NULL when the connection is lost) or -1 when the
+ * connection is down (cb never runs). */
+int sl__pool_async_start(struct sl_pool *p);
+int sl__pool_async_ready(const struct sl_pool *p);
+void sl__pool_async_free(struct sl_pool *p);
+void sl__pool_async_child_close(struct sl_pool *p);
+int sl__pool_send(struct sl_pool *p, sl_conn_cb *cb, void *arg, int argc, const char **argv);
+int sl__pool_send_take(struct sl_pool *p, sl_conn_cb *cb, void *arg, int argc, const char **argv);
+int sl__pool_send_script(struct sl_pool *p, int which, int nkeys, const char *const *keys,
+                         int nargs, const char *const *args, sl_conn_cb *cb, void *arg);
 
 /* plan.c: children of a configuration, consumer names, overrides. */
 void sl__consumer_name(char *buf, size_t size, const char *host, const struct sl_config *cfg,
@@ -182,7 +205,8 @@ void sl__snapshot_free(struct sl_pool *p);
 struct sl_web;
 int sl__web_pool_attach(struct sl_pool *p);
 void sl__web_pool_detach(struct sl_pool *p);
-void sl__web_pool_snapshot(struct sl_pool *p);
+int sl__web_pool_snapshot(struct sl_pool *p, void (*done)(struct sl_pool *p, unsigned gen),
+                          unsigned gen);
 
 /* metrics.c: the HTTP endpoint. */
 int sl__metrics_start(struct sl_pool *p);

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include "scripts.h"
+#include "cluster.h"
 
 /* A table entry from the generated names of framework/lua/NAME.lua. */
 #define SCRIPT(name, NAME) \
@@ -149,8 +151,64 @@ void sl__commit_args_least(struct sl_commit_args *c, long long ms)
     c->args[9] = c->least;
 }
 
+/* 1 when key (len bytes) has a hash tag: a '{' with a '}' after it and
+ * at least one byte between (the rule of CLUSTER KEYSLOT). */
+static int has_tag(const char *key, size_t len)
+{
+    const char *o = memchr(key, '{', len), *c;
+
+    if (o == NULL)
+        return 0;
+    c = memchr(o + 1, '}', len - (size_t)(o + 1 - key));
+    return c != NULL && c > o + 1;
+}
+
+/* Checks the slots of one run's keys (see scripts.h). */
+int sl__script_check_slots(struct sl_lua *l, int nkeys, const char *const *keys,
+                           const size_t *klen, int cluster, char *err, size_t errlen)
+{
+    int i, first = -1, tagged = 0, other = -1;
+
+    /* Standalone, the hot path: nothing to say once warned, nor when no
+     * key has a tag (a '{' scan, no hashing). */
+    if (!cluster) {
+        if (l->slot_warned)
+            return 0;
+        for (i = 0; i < nkeys && !tagged; i++)
+            tagged = has_tag(keys[i], klen != NULL ? klen[i] : strlen(keys[i]));
+        if (!tagged)
+            return 0;
+    }
+    for (i = 0; i < nkeys; i++) {
+        size_t len = klen != NULL ? klen[i] : strlen(keys[i]);
+        int slot = sl__cluster_keyslot(keys[i], len);
+
+        if (i == 0)
+            first = slot;
+        else if (slot != first && other < 0)
+            other = i;
+    }
+    if (other < 0)
+        return 0;
+    if (cluster) {
+        snprintf(err, errlen, "script %s: keys \"%.100s\" (slot %d) and \"%.100s\" (slot %d) "
+                 "are in different hash slots; in a cluster every key of a script must "
+                 "carry the hash tag of its stream, e.g. orders:{p0}", l->name,
+                 keys[0], first, keys[other],
+                 sl__cluster_keyslot(keys[other], klen != NULL ? klen[other] : strlen(keys[other])));
+        return -1;
+    }
+    if (!l->slot_warned) {
+        l->slot_warned = 1;
+        sl__log(SL_LOG_WARN, "script_crossslot", "script=%s key=%s other_key=%s "
+                "hint=%s", sl__logq(l->name), sl__logq(keys[0]), sl__logq(keys[other]),
+                sl__logq("its keys are in different hash slots: a Redis Cluster would refuse it"));
+    }
+    return 0;
+}
+
 /* Builds EVALSHA sha nkeys keys... args... (see scripts.h). */
-int sl__script_argv(const struct sl_lua *l, char nkbuf[16],
+int sl__script_argv(struct sl_lua *l, char nkbuf[16],
                     int nkeys, const char *const *keys, const size_t *klen,
                     int nargs, const char *const *args, const size_t *alen,
                     const char **argv, size_t *argvlen)
@@ -159,6 +217,7 @@ int sl__script_argv(const struct sl_lua *l, char nkbuf[16],
 
     SL_ASSERT(nkeys == l->nkeys || (l->more_keys && nkeys >= l->nkeys));
     SL_ASSERT(nargs == l->nargs || (l->more_args && nargs >= l->nargs));
+    sl__script_check_slots(l, nkeys, keys, klen, 0, NULL, 0);
     snprintf(nkbuf, 16, "%d", nkeys);
     argv[n] = "EVALSHA";
     argvlen[n++] = 7;
@@ -185,6 +244,20 @@ void sl__script_load_argv(const struct sl_lua *l, const char *argv[3])
     argv[2] = l->src;
 }
 
+/* Computes l's sha (SHA1 of its source, in hex, as Redis names it)
+ * without asking Redis, so that SCRIPT LOAD and EVALSHA can be sent in
+ * one round trip. */
+void sl__script_sha(struct sl_lua *l)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (EVP_Digest(l->src, strlen(l->src), md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+        return;
+    for (i = 0; i < n; i++)
+        snprintf(l->sha + 2 * i, 3, "%02x", md[i]);
+}
+
 /* Stores the sha of a SCRIPT LOAD reply. */
 int sl__script_loaded(struct sl_lua *l, const redisReply *r)
 {
@@ -204,13 +277,13 @@ int sl__script_noscript(const redisReply *r)
 /* Loads l on c and learns its sha. Returns NULL when that worked (or,
  * with *lost set, when the connection failed); else the reply to hand
  * back to the caller (an error, or not a sha). */
-static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
+static redisReply *load(struct sl_sync *c, struct sl_lua *l, int *lost)
 {
     const char *argv[3];
     redisReply *r;
 
     sl__script_load_argv(l, argv);
-    r = redisCommandArgv(c, 3, argv, NULL);
+    r = sl__sync_argv(c, 3, argv, NULL);
     *lost = r == NULL;
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         return r;
@@ -223,7 +296,7 @@ static redisReply *load(redisContext *c, struct sl_lua *l, int *lost)
 }
 
 /* Runs l on a synchronous connection (see scripts.h). */
-redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+redisReply *sl__script_call(struct sl_sync *c, struct sl_lua *l,
                             int nkeys, const char *const *keys,
                             int nargs, const char *const *args)
 {
@@ -246,7 +319,7 @@ redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
         if (lost)
             break;
         argc = sl__script_argv(l, nk, nkeys, keys, NULL, nargs, args, NULL, argv, argvlen);
-        r = redisCommandArgv(c, argc, argv, argvlen);
+        r = sl__sync_argv(c, argc, argv, argvlen);
         if (!sl__script_noscript(r) || tries == 1)
             break;              /* a reply, or NOSCRIPT right after a load: hand it back */
         /* The server forgot it (SCRIPT FLUSH, a restart without

@@ -35,11 +35,15 @@ struct sl_lua {
     int nargs;                    /* arguments of the header line (the fixed ones) */
     int more_args;                /* 1: more arguments may follow */
     char sha[41];                 /* SHA1 once SCRIPT LOAD told it, "" before */
+    int slot_warned;              /* standalone: a mixed key set was logged once */
 };
 
 /* Returns framework script `which` (SL_SCRIPT_*), borrowed for the life
  * of the process. Its sha is learned by the first load. */
 struct sl_lua *sl__script(int which);
+
+/* Sets l->sha from l's source (SHA1), as SCRIPT LOAD would. */
+void sl__script_sha(struct sl_lua *l);
 
 /* Returns a handler's effect script: its body wrapped by effect.lua
  * (fence, then the disposition its result picks). New: free with
@@ -91,10 +95,23 @@ void sl__commit_args_least(struct sl_commit_args *c, long long ms);
  * NULL klen/alen are strlen()), using nkbuf (16 bytes) for the key
  * count. The counts must match the script's header line (SL_ASSERT: a
  * programmer error). Returns argc. */
-int sl__script_argv(const struct sl_lua *l, char nkbuf[16],
+int sl__script_argv(struct sl_lua *l, char nkbuf[16],
                     int nkeys, const char *const *keys, const size_t *klen,
                     int nargs, const char *const *args, const size_t *alen,
                     const char **argv, size_t *argvlen);
+
+/* Checks that the keys of one run of script l share one hash slot, as a
+ * script must in a Redis Cluster (Redis refuses a mixed set with
+ * CROSSSLOT, or worse, runs part of it). In cluster mode (cluster 1) a
+ * mixed set is refused: -1 and err names the script, two keys and their
+ * slots. Standalone (cluster 0) it returns 0, and logs a warning once per
+ * script when the keys are in more than one slot although one of them
+ * carries a hash tag (untagged names are the standalone layout: their
+ * slots mean nothing; a tag says the keys are meant for a cluster).
+ * klen may be NULL for C strings. sl__script_argv() does the standalone
+ * check on every command it builds. */
+int sl__script_check_slots(struct sl_lua *l, int nkeys, const char *const *keys,
+                           const size_t *klen, int cluster, char *err, size_t errlen);
 
 /* The SCRIPT LOAD command of l, for a connection's setup. */
 void sl__script_load_argv(const struct sl_lua *l, const char *argv[3]);
@@ -112,7 +129,7 @@ int sl__script_noscript(const redisReply *r);
  * when the server answers NOSCRIPT. Returns the reply (new:
  * freeReplyObject), which may be an error reply, or NULL when the
  * connection failed (c->err says why). */
-redisReply *sl__script_call(redisContext *c, struct sl_lua *l,
+redisReply *sl__script_call(struct sl_sync *c, struct sl_lua *l,
                             int nkeys, const char *const *keys,
                             int nargs, const char *const *args);
 

@@ -144,6 +144,11 @@ struct sl_handler {
      * NULL}; an entry of any other type is dead-lettered as unknown_type
      * before any function is called. NULL when `handle` is set. */
     const struct sl_route *routes;
+
+    /* Optional. NULL-terminated Redis glob patterns ("order:*") of the
+     * keys the handler's scripts touch, for `sluice acl`; NULL when not
+     * declared. Borrowed for the life of the process. */
+    const char *const *keys;
 };
 
 /* Calls the function of h that decides msg: the route of msg->type, or

@@ -106,10 +106,10 @@ static double now_s(void)
 
 /* Runs one command of the heartbeat walk: a NULL reply (the connection
  * failed) ends the sample. */
-static redisReply *beat_cmd(redisContext *c, int argc, const char **argv, void *arg)
+static redisReply *beat_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
 {
     (void)arg;
-    return redisCommandArgv(c, argc, argv, NULL);
+    return sl__sync_argv(c, argc, argv, NULL);
 }
 
 /* Keeps one heartbeat whose stream and group are a row of the sample,
@@ -145,7 +145,7 @@ static int beat_seen(const char *consumer, size_t len, const redisReply *h, void
 
 /* Reads every heartbeat into s->beats and adds each processed counter to
  * its row. Returns 0, or -1 when Redis failed. */
-static int sample_beats(redisContext *c, struct sample *s)
+static int sample_beats(struct sl_sync *c, struct sample *s)
 {
     static const char *const fields[] = { "stream", "group", "processed", "started_at" };
 
@@ -154,7 +154,7 @@ static int sample_beats(redisContext *c, struct sample *s)
 
 /* Samples every group of every configured stream into s. Returns 0, or
  * -1 when Redis failed (a stream that does not exist yet is no failure). */
-static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s)
+static int sample(struct sl_sync *c, const struct sl_config *cfg, struct sample *s)
 {
     size_t w, i;
 
@@ -169,7 +169,7 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
             seen |= strcmp(cfg->workers[i].stream, stream) == 0;
         if (seen)
             continue;
-        info = redisCommand(c, "XINFO STREAM %s", stream);
+        info = sl__sync_cmd(c, "XINFO STREAM %s", stream);
         if (info == NULL)
             return -1;
         if (info->type == REDIS_REPLY_ERROR) {
@@ -181,7 +181,7 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
                 continue;       /* no such stream yet */
             return -1;
         }
-        groups = redisCommand(c, "XINFO GROUPS %s", stream);
+        groups = sl__sync_cmd(c, "XINFO GROUPS %s", stream);
         if (groups == NULL) {
             freeReplyObject(info);
             return -1;
@@ -201,13 +201,13 @@ static int sample(redisContext *c, const struct sl_config *cfg, struct sample *s
             r->read = fint(g, "entries-read", -1);
             r->consumers = fint(g, "consumers", 0);
             r->oldest_ms = -1;
-            x = redisCommand(c, "XPENDING %s %s - + 1", stream, r->group);
+            x = sl__sync_cmd(c, "XPENDING %s %s - + 1", stream, r->group);
             if (x != NULL && x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
                 x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 4 &&
                 x->element[0]->element[2]->type == REDIS_REPLY_INTEGER)
                 r->oldest_ms = x->element[0]->element[2]->integer;
             freeReplyObject(x);
-            x = redisCommand(c, "XLEN %s:dead", stream);
+            x = sl__sync_cmd(c, "XLEN %s:dead", stream);
             if (x != NULL && x->type == REDIS_REPLY_INTEGER)
                 r->dead = x->integer;
             freeReplyObject(x);
@@ -236,7 +236,7 @@ static long long efield(const redisReply *f, const char *name)
  * XREVRANGE) and sets r->win, r->win_lambda and r->win_mu when they span
  * at least RATE_MIN_S and the newest is fresh; leaves r->win 0 otherwise.
  * `now` is this machine's clock, seconds; the sample IDs are Redis's. */
-static void rate_window(redisContext *c, struct row *r, double now)
+static void rate_window(struct sl_sync *c, struct row *r, double now)
 {
     char key[600];
     redisReply *x;
@@ -246,7 +246,7 @@ static void rate_window(redisContext *c, struct row *r, double now)
     r->win = 0;
     if ((size_t)sl__rate_key(key, sizeof(key), r->stream, r->group) >= sizeof(key))
         return;
-    x = redisCommand(c, "XREVRANGE %s + - COUNT %d", key, RATE_WINDOW_S / 5 + 1);
+    x = sl__sync_cmd(c, "XREVRANGE %s + - COUNT %d", key, RATE_WINDOW_S / 5 + 1);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 2)
         goto done;
     nw = x->element[0];
@@ -393,7 +393,7 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
     static struct sample s1, s2;
     struct sample *before = &s1, *after = &s2, *tmp;
     double window = 1.0;
-    redisContext *c;
+    struct sl_sync *c;
     int tty = isatty(STDOUT_FILENO), reports = 0;
 
     if (a->npos != 1) {
@@ -448,10 +448,10 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         before = after;
         after = tmp;
     }
-    redisFree(c);
+    sl__sync_free(c);
     return 0;
 fail:
     fprintf(stderr, "sluice: redis: %s\n", c->errstr[0] ? c->errstr : "unexpected reply");
-    redisFree(c);
+    sl__sync_free(c);
     return 1;
 }

@@ -15,7 +15,7 @@
 
 #include "internal.h"
 
-#define URL_FORM        "redis://[:password@]host:port[/db]"
+#define URL_FORM        "redis://[[user]:password@]host:port[/db] (rediss:// for TLS)"
 
 /* ---------------------------------------------------------------------
  * redis:// URLs
@@ -94,40 +94,92 @@ static int url_fail(const char *url, const char *why, char *err, size_t errlen)
     return -1;
 }
 
-/* Parses redis://[:password@]host:port[/db] (see internal.h). The scheme
- * is case-insensitive (RFC 3986). The port defaults to 6379 and the db to
- * 0; an IPv6 host is written in brackets. TLS (rediss://) and user names
- * ("redis://user@host", "redis://user:pw@host", Redis 6 ACL users) are
- * refused with their own message: silently dropping either would connect
- * in the clear, or as someone else. No error text ever holds the
- * password: every one shows the URL through sl__url_redact(). */
+/* Returns the value of hex digit ch, or -1. */
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the percent-escapes of [s, e) (RFC 3986: "%40" is '@') into
+ * buf (size bytes, NUL-terminated). Returns 0, -1 for a bad escape or a
+ * NUL byte, or -2 when the value does not fit. */
+static int percent_decode(const char *s, const char *e, char *buf, size_t size)
+{
+    size_t n = 0;
+    int hi, lo;
+
+    for (; s < e; s++) {
+        char ch = *s;
+
+        if (ch == '%') {
+            if (e - s < 3)
+                return -1;
+            hi = hexval(s[1]);
+            lo = hexval(s[2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            s += 2;
+        }
+        if (n + 1 >= size)
+            return -2;
+        buf[n++] = ch;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Parses redis[s]://[[user]:password@]host:port[/db] (see internal.h).
+ * The scheme is case-insensitive (RFC 3986); rediss:// connects through
+ * TLS. The port defaults to 6379 and the db to 0; an IPv6 host is
+ * written in brackets. The user information runs to the LAST '@' (a
+ * password may itself hold '@'); a user (Redis 6 ACL) comes before the
+ * first ':', the password after it, both percent-decoded ("%40" for
+ * '@', "%3A" for ':'). "user@" alone names the user and leaves the
+ * password to SLUICE_REDIS_PASSWORD or redis.password_file. No error
+ * text ever holds the password: every one shows the URL through
+ * sl__url_redact(). */
 int sl__url_parse(const char *url, struct sl_redis_url *out,
                   char *err, size_t errlen)
 {
     static const char expected[] = "expected " URL_FORM;
     struct sl_redis_url u;
-    const char *p, *at, *hs, *he;
+    const char *p, *at, *hs, *he, *colon;
     size_t n;
     long long v;
 
     memset(&u, 0, sizeof(u));
     u.port = 6379;
-    if (url != NULL && strncasecmp(url, "rediss://", 9) == 0)
-        return url_fail(url, "TLS (rediss://) is not supported yet", err, errlen);
-    if (url == NULL || strncasecmp(url, "redis://", 8) != 0)
+    if (url != NULL && strncasecmp(url, "rediss://", 9) == 0) {
+        u.tls = 1;
+        p = url + 9;
+    } else if (url != NULL && strncasecmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else {
         return url_fail(url, expected, err, errlen);
-    p = url + 8;
+    }
 
     at = strrchr(p, '@');
     if (at != NULL) {
-        if (*p != ':')
-            return url_fail(url, "user names (ACL) are not supported yet; "
-                            "expected " URL_FORM, err, errlen);
-        n = (size_t)(at - (p + 1));
-        if (n >= sizeof(u.password))
-            return url_fail(url, "password longer than 255 bytes", err, errlen);
-        memcpy(u.password, p + 1, n);
-        u.password[n] = '\0';
+        int rc;
+
+        colon = memchr(p, ':', (size_t)(at - p));
+        rc = percent_decode(p, colon != NULL ? colon : at, u.user, sizeof(u.user));
+        if (rc != 0)
+            return url_fail(url, rc == -2 ? "user name longer than 255 bytes" :
+                            "bad user name: a NUL byte, or a '%' not followed by two hex "
+                            "digits (write '%25' for '%')", err, errlen);
+        rc = colon != NULL ? percent_decode(colon + 1, at, u.password, sizeof(u.password)) : 0;
+        if (rc != 0)
+            return url_fail(url, rc == -2 ? "password longer than 255 bytes" :
+                            "bad password: a NUL byte, or a '%' not followed by two hex "
+                            "digits (write '%25' for '%')", err, errlen);
         p = at + 1;
     }
 

@@ -69,7 +69,8 @@ struct sl_web {
     struct event_base *base;      /* borrowed (the pool's) or owned */
     struct evhttp *http;          /* borrowed (the pool's) or owned */
     struct sl_http *lim;          /* the listener's limits (metrics.c) */
-    redisContext *rc;             /* `sluice web`: its connection, NULL while down */
+    struct sl_sync *rc;           /* `sluice web`: its connection, NULL while down */
+    struct sl_web_read *rd;       /* the pool: its read of the overview in flight, or NULL */
     struct sl_web_state *st;      /* `sluice web`: the overview's state */
     json_t *ov;                   /* `sluice web`: the last overview (owned) */
     uint64_t ov_at;               /* when it was read (monotonic ms) */
@@ -263,12 +264,12 @@ static long count_param(struct evkeyvalq *q, long dflt, long max)
 /* ------------------------------------------------------------------ */
 
 /* Returns the connection, made again when it broke, or NULL with err. */
-static redisContext *conn(struct sl_web *w, char *err, size_t errlen)
+static struct sl_sync *conn(struct sl_web *w, char *err, size_t errlen)
 {
     if (w->rc != NULL && w->rc->err == 0)
         return w->rc;
     if (w->rc != NULL)
-        redisFree(w->rc);
+        sl__sync_free(w->rc);
     w->rc = sl__redis_connect(w->cfg, err, errlen);
     return w->rc;
 }
@@ -278,14 +279,14 @@ static redisContext *conn(struct sl_web *w, char *err, size_t errlen)
 static json_t *overview(struct sl_web *w, char *err, size_t errlen)
 {
     uint64_t now = sl__now_ms();
-    redisContext *c;
+    struct sl_web_io io = { NULL, NULL };
     json_t *doc;
 
     if (w->ov != NULL && now - w->ov_at < WEB_SNAP_MS)
         return w->ov;
-    if ((c = conn(w, err, errlen)) == NULL)
+    if ((io.sync = conn(w, err, errlen)) == NULL)
         return NULL;
-    if ((doc = sl__web_overview(w->st, c, err, errlen)) == NULL)
+    if ((doc = sl__web_overview(w->st, &io, err, errlen)) == NULL)
         return NULL;
     json_decref(w->ov);
     w->ov = doc;
@@ -316,7 +317,7 @@ static void read_path(struct sl_web *w, struct evhttp_request *req, const char *
                       struct evkeyvalq *q)
 {
     char err[256] = "";
-    redisContext *c;
+    struct sl_sync *c;
     const char *stream = NULL, *s;
 
     if (strcmp(path, "/api/overview") == 0) {
@@ -334,7 +335,9 @@ static void read_path(struct sl_web *w, struct evhttp_request *req, const char *
         return;
     }
     if (strcmp(path, "/api/workers") == 0) {
-        reply_doc(req, sl__web_workers(c, err, sizeof(err)), err);
+        struct sl_web_io io = { NULL, NULL };
+        io.sync = c;
+        reply_doc(req, sl__web_workers(&io, err, sizeof(err)), err);
     } else if (strcmp(path, "/api/group") == 0) {
         s = param(q, "group");
         if (s == NULL || *s == '\0' || strlen(s) > SL_NAME_MAX)
@@ -373,7 +376,7 @@ static void write_path(struct sl_web *w, struct evhttp_request *req, const char 
     char body[WEB_MAX_BODY + 1];
     const char *stream, *id, *code, *data;
     json_t *j;
-    redisContext *c;
+    struct sl_sync *c;
 
     if (len > WEB_MAX_BODY) {
         reply_err(req, 413, "Payload Too Large", "body too large");
@@ -688,30 +691,167 @@ int sl__web_pool_attach(struct sl_pool *p)
     return 0;
 }
 
-/* Frees the pool's dashboard (after evhttp_free). */
-void sl__web_pool_detach(struct sl_pool *p)
+/* The pool's read of the overview and the workers: two replays
+ * (web_data.c; one each, since a walk's commands depend on its first
+ * reply) whose commands go out on the supervisor's asynchronous
+ * connection, run again each time all the replies awaited have come. The
+ * supervisor never waits for it. */
+struct sl_web_chan {
+    struct sl_web_read *rd;       /* the read it belongs to */
+    struct sl_web_replay rp;      /* its commands and replies so far */
+    size_t recv;                  /* replies come in sending order: the next one's index */
+    int awaiting;                 /* commands sent, replies not come */
+};
+
+struct sl_web_read {
+    struct sl_pool *p;            /* the pool */
+    struct sl_web_chan ov;        /* the overview's replay */
+    struct sl_web_chan wk;        /* the workers' */
+    int orphan;                   /* the read is over: free it once nothing is awaited */
+    void (*done)(struct sl_pool *p, unsigned gen); /* told when the read ends */
+    unsigned gen;                 /* its argument */
+};
+
+/* Replies rd still awaits. */
+static int read_awaiting(const struct sl_web_read *rd)
 {
-    if (p->web == NULL)
-        return;
-    free(p->web->page);
-    free(p->web);
-    p->web = NULL;
-    p->web_answer = NULL;
+    return rd->ov.awaiting + rd->wk.awaiting;
 }
 
-/* Reads the overview and the workers into the snapshot, at most once per
- * WEB_SNAP_MS (snapshot.c calls it on the tick after a dashboard request
- * came). */
-void sl__web_pool_snapshot(struct sl_pool *p)
+/* Frees rd. */
+static void read_free(struct sl_web_read *rd)
+{
+    sl__web_replay_clear(&rd->ov.rp);
+    sl__web_replay_clear(&rd->wk.rp);
+    free(rd);
+}
+
+/* Ends rd: tells the snapshot (unless the pool is stopping), then frees
+ * rd, or leaves it to its last reply. */
+static void read_end(struct sl_web_read *rd)
+{
+    struct sl_pool *p = rd->p;
+
+    if (p->web != NULL && p->web->rd == rd)
+        p->web->rd = NULL;
+    rd->orphan = 1;
+    if (rd->done != NULL)
+        rd->done(p, rd->gen);
+    if (read_awaiting(rd) == 0)
+        read_free(rd);
+}
+
+static void read_run(struct sl_web_read *rd);
+
+/* One reply of a channel (taken; NULL when the connection failed it). */
+static void on_read_reply(struct sl_conn *c, redisReply *r, void *arg)
+{
+    struct sl_web_chan *ch = arg;
+    struct sl_web_read *rd = ch->rd;
+
+    (void)c;
+    ch->awaiting--;
+    if (ch->recv < ch->rp.n) {
+        ch->rp.cmd[ch->recv].reply = r;
+        ch->rp.cmd[ch->recv].have = 1;
+        ch->recv++;
+    } else {
+        freeReplyObject(r);
+    }
+    if (rd->orphan) {
+        if (read_awaiting(rd) == 0)
+            read_free(rd);
+        return;
+    }
+    if (read_awaiting(rd) == 0)
+        read_run(rd);
+}
+
+/* Sends the commands ch's last run added. Returns 0 or -1. */
+static int chan_send(struct sl_pool *p, struct sl_web_chan *ch)
+{
+    size_t i;
+
+    for (i = ch->recv + (size_t)ch->awaiting; i < ch->rp.n; i++) {
+        struct sl_web_cmd *m = &ch->rp.cmd[i];
+        if (sl__pool_send_take(p, on_read_reply, ch, m->argc, (const char **)m->argv) != 0)
+            return -1;
+        m->sent = 1;
+        ch->awaiting++;
+    }
+    return 0;
+}
+
+/* Returns 1 when ch's last run failed for good (not for want of a
+ * reply), with the reason in err when it had none. */
+static int chan_failed(const struct sl_web_chan *ch)
+{
+    return ch->rp.failed || ch->rp.mismatch || (!ch->rp.pending && ch->recv == ch->rp.n);
+}
+
+/* One run of the read: keeps the documents when every reply is in,
+ * else sends the commands the run added. */
+static void read_run(struct sl_web_read *rd)
+{
+    struct sl_pool *p = rd->p;
+    struct sl_snapshot *s = &p->snap;
+    struct sl_web_io io = { NULL, NULL };
+    char err[sizeof(s->web_err)] = "";
+    json_t *ov, *wk;
+
+    sl__web_replay_rewind(&rd->wk.rp);
+    io.rp = &rd->wk.rp;
+    wk = sl__web_workers(&io, err, sizeof(err));
+    sl__web_replay_rewind(&rd->ov.rp);
+    io.rp = &rd->ov.rp;
+    ov = sl__web_overview(s->web_state, &io, err, sizeof(err));
+    if (ov != NULL && wk != NULL) {
+        json_decref(s->web_overview);
+        json_decref(s->web_workers);
+        s->web_overview = ov;
+        s->web_workers = wk;
+        s->web_err[0] = '\0';
+        s->web_at = sl__now_ms();
+        read_end(rd);
+        return;
+    }
+    json_decref(ov);
+    json_decref(wk);
+    if (rd->ov.rp.failed || rd->wk.rp.failed) {
+        snprintf(s->web_err, sizeof(s->web_err), "redis: %s",
+                 p->ac != NULL && sl__conn_error(p->ac)[0] ? sl__conn_error(p->ac) :
+                 "connection lost");
+        read_end(rd);
+        return;
+    }
+    if ((ov == NULL && chan_failed(&rd->ov)) || (wk == NULL && chan_failed(&rd->wk))) {
+        snprintf(s->web_err, sizeof(s->web_err), "%s", err[0] ? err : "redis: unexpected reply");
+        read_end(rd);
+        return;
+    }
+    if (chan_send(p, &rd->wk) < 0 || chan_send(p, &rd->ov) < 0) {
+        snprintf(s->web_err, sizeof(s->web_err), "redis unreachable");
+        read_end(rd);
+    }
+}
+
+/* Starts reading the overview and the workers into the snapshot, at most
+ * once per WEB_SNAP_MS (snapshot.c calls it when a dashboard request
+ * waits). Returns 1 when a read began, which calls done(p, gen) when it
+ * ends (never from here); 0 when none did (fresh enough, one in flight,
+ * or it failed at once: web_err says why). */
+int sl__web_pool_snapshot(struct sl_pool *p, void (*done)(struct sl_pool *p, unsigned gen),
+                          unsigned gen)
 {
     struct sl_snapshot *s = &p->snap;
     uint64_t now = sl__now_ms();
-    redisContext *c;
-    json_t *ov, *wk;
+    struct sl_web_read *rd;
 
+    if (p->web == NULL || p->web->rd != NULL)
+        return 0;
     if (s->web_at != 0 && now - s->web_at < WEB_SNAP_MS && s->web_overview != NULL &&
         s->web_cfg == p->cfg)
-        return;
+        return 0;
     if (s->web_cfg != p->cfg) {
         /* A reload may have changed the streams: start again from them. */
         sl__web_state_free(s->web_state);
@@ -720,24 +860,44 @@ void sl__web_pool_snapshot(struct sl_pool *p)
     }
     if (s->web_state == NULL && (s->web_state = sl__web_state_new(p->cfg, NULL, 0)) == NULL) {
         snprintf(s->web_err, sizeof(s->web_err), "out of memory");
-        return;
+        return 0;
     }
-    if ((c = sl__pool_redis(p)) == NULL) {
+    if (!sl__pool_async_ready(p)) {
         snprintf(s->web_err, sizeof(s->web_err), "redis unreachable");
-        return;
+        return 0;
     }
-    ov = sl__web_overview(s->web_state, c, s->web_err, sizeof(s->web_err));
-    wk = ov != NULL ? sl__web_workers(c, s->web_err, sizeof(s->web_err)) : NULL;
-    if (ov == NULL || wk == NULL) {
-        json_decref(ov);
-        return;
+    if ((rd = calloc(1, sizeof(*rd))) == NULL) {
+        snprintf(s->web_err, sizeof(s->web_err), "out of memory");
+        return 0;
     }
-    json_decref(s->web_overview);
-    json_decref(s->web_workers);
-    s->web_overview = ov;
-    s->web_workers = wk;
-    s->web_err[0] = '\0';
-    s->web_at = now;
+    rd->p = p;
+    rd->ov.rd = rd->wk.rd = rd;
+    rd->ov.rp.now = rd->wk.rp.now = (long long)sl__wall_ms();
+    p->web->rd = rd;
+    read_run(rd);                 /* sends the first round; no reply can come yet */
+    if (p->web->rd != rd)
+        return 0;                 /* it failed at once (read_end ran, done unset) */
+    rd->done = done;
+    rd->gen = gen;
+    return 1;
+}
+
+/* Frees the pool's dashboard (after evhttp_free). */
+void sl__web_pool_detach(struct sl_pool *p)
+{
+    if (p->web == NULL)
+        return;
+    if (p->web->rd != NULL) {
+        /* Its replies come when the connection closes, after this. */
+        p->web->rd->orphan = 1;
+        if (read_awaiting(p->web->rd) == 0)
+            read_free(p->web->rd);
+        p->web->rd = NULL;
+    }
+    free(p->web->page);
+    free(p->web);
+    p->web = NULL;
+    p->web_answer = NULL;
 }
 
 /* Answers a waiting /api/overview or /api/workers from the snapshot
@@ -851,7 +1011,7 @@ out:
     if (w.base != NULL)
         event_base_free(w.base);
     if (w.rc != NULL)
-        redisFree(w.rc);
+        sl__sync_free(w.rc);
     sl__web_state_free(w.st);
     json_decref(w.ov);
     free(w.page);

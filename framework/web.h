@@ -40,17 +40,55 @@ const char *sl__web_stream_at(const struct sl_web_state *st, size_t i);
 int sl__web_run(const struct sl_config *cfg, const char *listen, int allow_writes,
                 const char *const *streams, size_t nstreams);
 
-/* Reads the overview (every stream x group, see docs/dashboard.md) on c
- * and keeps what the next read needs (rate history, dead-letter counts).
- * Returns the document (new), or NULL when Redis failed (err says why). */
-json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, size_t errlen);
+#define SL_WEB_REPLAY_MAX 200000  /* commands one replayed read issues at most */
+
+/* One command of a replayed read (web_data.c) and its reply. */
+struct sl_web_cmd {
+    int argc;
+    char **argv;                  /* its arguments (owned) */
+    redisReply *reply;            /* its reply (owned), NULL while awaited or failed */
+    int sent;                     /* sent on the supervisor's connection */
+    int have;                     /* its reply came (reply NULL: the connection failed it) */
+};
+
+/* A read of the overview and workers that the supervisor makes without
+ * waiting: the commands its runs issued and the replies that came
+ * (web_data.c explains). */
+struct sl_web_replay {
+    struct sl_web_cmd *cmd;       /* every command recorded, in issue order (owned) */
+    size_t n, cap;
+    size_t *fifo;                 /* this run's appended commands, in order (owned) */
+    size_t nfifo, fifo_rd;        /* of those, appended and read */
+    size_t issued;                /* commands this run issued */
+    long long now;                /* the read's clock (ms since the epoch) */
+    int pending;                  /* this run needed a reply that has not come */
+    int mismatch;                 /* this run issued other commands than recorded */
+    int failed;                   /* a reply it needed failed (connection lost) */
+};
+
+/* Where the overview and workers reads go: a synchronous connection
+ * (`sluice web`: sync set, rp NULL), or a replay (the pool: rp set). */
+struct sl_web_io {
+    struct sl_sync *sync;
+    struct sl_web_replay *rp;
+};
+
+/* Starts one run of rp; frees what it holds and empties it. */
+void sl__web_replay_rewind(struct sl_web_replay *rp);
+void sl__web_replay_clear(struct sl_web_replay *rp);
+
+/* Reads the overview (every stream x group, see docs/dashboard.md)
+ * through io and keeps what the next read needs (rate history,
+ * dead-letter counts). Returns the document (new), or NULL when Redis
+ * failed (err says why) or, replayed, a reply has not come yet. */
+json_t *sl__web_overview(struct sl_web_state *st, struct sl_web_io *io, char *err, size_t errlen);
 
 /* Reads every live worker heartbeat. Returns an array (new) or NULL. */
-json_t *sl__web_workers(redisContext *c, char *err, size_t errlen);
+json_t *sl__web_workers(struct sl_web_io *io, char *err, size_t errlen);
 
 /* Reads one group: consumers, pending per consumer, the oldest pending
  * entries (at most `count`). Returns the document (new) or NULL. */
-json_t *sl__web_group(redisContext *c, const char *stream, const char *group, long count,
+json_t *sl__web_group(struct sl_sync *c, const char *stream, const char *group, long count,
                       char *err, size_t errlen);
 
 /* Reads one page of stream's dead letters after `cursor` (exclusive;
@@ -58,29 +96,29 @@ json_t *sl__web_group(redisContext *c, const char *stream, const char *group, lo
  * `code` when not NULL (reading SL_WEB_SCAN_MAX at most, so a page may
  * hold fewer: next_cursor says where to go on). Returns the page (new)
  * or NULL. */
-json_t *sl__web_dead_page(redisContext *c, const char *stream, const char *cursor, long count,
+json_t *sl__web_dead_page(struct sl_sync *c, const char *stream, const char *cursor, long count,
                           const char *code, char *err, size_t errlen);
 
 /* Reads the dead letter `id` of stream with every field. Returns the
  * entry (new), json_null() when there is none, or NULL on failure. */
-json_t *sl__web_dead_entry(redisContext *c, const char *stream, const char *id,
+json_t *sl__web_dead_entry(struct sl_sync *c, const char *stream, const char *id,
                            char *err, size_t errlen);
 
 /* Moves dead letter `id` back to stream, with its data replaced by `data`
  * when not NULL. Returns {"new_id":...} (new), json_null() when there is
  * no such dead letter, or NULL on failure. */
-json_t *sl__web_replay(redisContext *c, const char *stream, const char *id, const char *data,
+json_t *sl__web_replay(struct sl_sync *c, const char *stream, const char *id, const char *data,
                        char *err, size_t errlen);
 
 /* Deletes dead letter `id`. Returns {"purged":0|1} (new) or NULL. */
-json_t *sl__web_purge_id(redisContext *c, const char *stream, const char *id,
+json_t *sl__web_purge_id(struct sl_sync *c, const char *stream, const char *id,
                          char *err, size_t errlen);
 
 /* Deletes the dead letters whose code is `code`, from `cursor` on and up
  * to the last one there was when the purge began (`until`, "" to take
  * it now), reading SL_WEB_SCAN_MAX at most. Returns {"purged", "cursor",
  * "until", "done"} (new) so the caller repeats it until done, or NULL. */
-json_t *sl__web_purge_code(redisContext *c, const char *stream, const char *code,
+json_t *sl__web_purge_code(struct sl_sync *c, const char *stream, const char *code,
                            const char *cursor, const char *until, char *err, size_t errlen);
 
 /* The code of a dead letter's error: the text before the first ":", cut

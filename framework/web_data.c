@@ -80,10 +80,20 @@ struct sl_web_state {
 /* ------------------------------------------------------------------ */
 
 /* Formats a failure into err and returns NULL. */
-static void *fail(char *err, size_t errlen, const redisContext *c, const char *what)
+static void *fail(char *err, size_t errlen, const struct sl_sync *c, const char *what)
 {
     sl__put_err(err, errlen, "%s: %s", what, c != NULL && c->err ? c->errstr : "unexpected reply");
     return NULL;
+}
+
+/* The same for a read through io: a replay that mismatched says so. */
+static void *io_fail(char *err, size_t errlen, const struct sl_web_io *io, const char *what)
+{
+    if (io->rp != NULL && io->rp->mismatch) {
+        sl__put_err(err, errlen, "%s: the commands of a read changed while it ran", what);
+        return NULL;
+    }
+    return fail(err, errlen, io->sync, what);
 }
 
 /* Returns the reply of a flat name/value array for `name`, or NULL. */
@@ -338,20 +348,217 @@ static void rates(const struct pt *a, const struct pt *b, double *lambda, double
 /* Pipelines                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Appends one command to c's output buffer. Returns 0 or -1. */
-static int append(redisContext *c, int argc, const char **argv)
+/* Pipelines and replays. `sluice web` reads through a synchronous
+ * connection. The pool's supervisor never waits on Redis, so there the
+ * same code runs against a replay (io->rp): each run issues its commands
+ * in the same order, given the same replies; a reply that has not come
+ * yet makes the run stop (io_ready() is 0) before anything is kept, web.c
+ * sends the commands the run added on the supervisor's asynchronous
+ * connection and runs it again once their replies are in. The commands
+ * of a run depend only on the replies and on what the state kept from
+ * earlier reads (which a stopped run does not change), so a later run
+ * issues the same ones again; a run whose commands differ from those
+ * recorded fails instead of using the wrong replies. */
+
+/* Returns a deep copy of r (new), or NULL when memory ran out. */
+static redisReply *reply_copy(const redisReply *r)
 {
-    return redisAppendCommandArgv(c, argc, argv, NULL) == REDIS_OK ? 0 : -1;
+    redisReply *c = calloc(1, sizeof(*c));
+    size_t i;
+
+    if (c == NULL)
+        return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->str != NULL) {
+        if ((c->str = malloc((size_t)r->len + 1)) == NULL) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->str, r->str, (size_t)r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        if ((c->element = calloc(r->elements, sizeof(*c->element))) == NULL) {
+            freeReplyObject(c);
+            return NULL;
+        }
+        c->elements = r->elements;
+        for (i = 0; i < r->elements; i++)
+            if ((c->element[i] = reply_copy(r->element[i])) == NULL) {
+                freeReplyObject(c);
+                return NULL;
+            }
+    }
+    return c;
 }
 
-/* Reads the next pipelined reply (new), or NULL when the connection failed. */
-static redisReply *next_reply(redisContext *c)
+/* Grows rp's arrays to hold one more command. Returns 0 or -1. */
+static int replay_grow(struct sl_web_replay *rp)
 {
-    void *r = NULL;
+    size_t cap = rp->cap ? 2 * rp->cap : 64;
+    struct sl_web_cmd *cmd;
+    size_t *fifo;
 
-    if (redisGetReply(c, &r) != REDIS_OK)
+    if (rp->n < rp->cap)
+        return 0;
+    if ((cmd = realloc(rp->cmd, cap * sizeof(*cmd))) == NULL)
+        return -1;
+    rp->cmd = cmd;
+    if ((fifo = realloc(rp->fifo, cap * sizeof(*fifo))) == NULL)
+        return -1;
+    rp->fifo = fifo;
+    rp->cap = cap;
+    return 0;
+}
+
+/* Issues one command of a replay's run: checks it against the one
+ * recorded at its place, or records it (to be sent). Returns its index,
+ * or -1 (out of memory, or a mismatch: rp->mismatch). */
+static long replay_issue(struct sl_web_replay *rp, int argc, const char **argv)
+{
+    size_t i = rp->issued, k;
+    struct sl_web_cmd *m;
+
+    if (rp->mismatch)
+        return -1;
+    if (i < rp->n) {
+        m = &rp->cmd[i];
+        for (k = 0; m->argc == argc && k < (size_t)argc; k++)
+            if (strcmp(m->argv[k], argv[k]) != 0)
+                break;
+        if (m->argc != argc || k < (size_t)argc) {
+            rp->mismatch = 1;
+            return -1;
+        }
+    } else {
+        if (replay_grow(rp) < 0 || rp->issued >= SL_WEB_REPLAY_MAX)
+            return -1;
+        m = &rp->cmd[rp->n];
+        memset(m, 0, sizeof(*m));
+        if ((m->argv = calloc((size_t)argc, sizeof(*m->argv))) == NULL)
+            return -1;
+        for (k = 0; k < (size_t)argc; k++)
+            if ((m->argv[k] = strdup(argv[k])) == NULL) {
+                while (k-- > 0)
+                    free(m->argv[k]);
+                free(m->argv);
+                return -1;
+            }
+        m->argc = argc;
+        rp->n++;
+    }
+    rp->issued++;
+    return (long)i;
+}
+
+/* The reply of command i (new: a copy), or NULL when it has not come
+ * (the run is then pending) or memory ran out. `fake`: hand a nil reply
+ * instead of NULL when it has not come, so that a walk goes on and
+ * issues all its commands in this run (io_ready() is 0 all the same). */
+static redisReply *replay_reply(struct sl_web_replay *rp, long i, int fake)
+{
+    const struct sl_web_cmd *m = &rp->cmd[i];
+
+    if (m->have && m->reply != NULL)
+        return reply_copy(m->reply);
+    if (m->have) {
+        rp->failed = 1;           /* the connection failed it */
         return NULL;
-    return r;
+    }
+    rp->pending = 1;
+    return fake ? calloc(1, sizeof(redisReply)) : NULL;  /* type 0: not any reply type */
+}
+
+/* Appends one command (see the section comment). Returns 0 or -1. */
+static int append(struct sl_web_io *io, int argc, const char **argv)
+{
+    struct sl_web_replay *rp = io->rp;
+    long i;
+
+    if (rp == NULL)
+        return sl__sync_append(io->sync, argc, argv, NULL);
+    if ((i = replay_issue(rp, argc, argv)) < 0)
+        return -1;
+    rp->fifo[rp->nfifo++] = (size_t)i;
+    return 0;
+}
+
+/* Reads the next pipelined reply (new), or NULL when the connection
+ * failed (or, replayed, the reply has not come yet). */
+static redisReply *next_reply(struct sl_web_io *io)
+{
+    struct sl_web_replay *rp = io->rp;
+
+    if (rp == NULL)
+        return sl__sync_get_reply(io->sync);
+    if (rp->fifo_rd >= rp->nfifo)
+        return NULL;
+    return replay_reply(rp, (long)rp->fifo[rp->fifo_rd++], 0);
+}
+
+/* Runs one command and returns its reply (new), or NULL. Replayed, a
+ * reply that has not come is a nil reply (see replay_reply). */
+static redisReply *io_call(struct sl_web_io *io, int argc, const char **argv)
+{
+    long i;
+
+    if (io->rp == NULL)
+        return sl__sync_argv(io->sync, argc, argv, NULL);
+    if ((i = replay_issue(io->rp, argc, argv)) < 0)
+        return NULL;
+    return replay_reply(io->rp, i, 1);
+}
+
+/* Returns 1 when every command issued so far has its reply: what a run
+ * may keep is kept only then. A synchronous connection always has. */
+static int io_ready(const struct sl_web_io *io)
+{
+    const struct sl_web_replay *rp = io->rp;
+    size_t i;
+
+    if (rp == NULL)
+        return 1;
+    if (rp->pending || rp->mismatch || rp->failed)
+        return 0;
+    for (i = 0; i < rp->issued; i++)
+        if (!rp->cmd[i].have)
+            return 0;
+    return 1;
+}
+
+/* The clock of a read: a replay keeps the time its first run began, so
+ * that its commands (which name times) stay the same run after run. */
+static long long io_now(const struct sl_web_io *io)
+{
+    return io->rp != NULL && io->rp->now > 0 ? io->rp->now : (long long)sl__wall_ms();
+}
+
+/* Starts one run of a replay: nothing issued yet. */
+void sl__web_replay_rewind(struct sl_web_replay *rp)
+{
+    rp->issued = 0;
+    rp->nfifo = 0;
+    rp->fifo_rd = 0;
+    rp->pending = 0;
+}
+
+/* Frees what rp holds and empties it (for a new read). */
+void sl__web_replay_clear(struct sl_web_replay *rp)
+{
+    size_t i;
+    int k;
+
+    for (i = 0; i < rp->n; i++) {
+        for (k = 0; k < rp->cmd[i].argc; k++)
+            free(rp->cmd[i].argv[k]);
+        free(rp->cmd[i].argv);
+        freeReplyObject(rp->cmd[i].reply);
+    }
+    free(rp->cmd);
+    free(rp->fifo);
+    memset(rp, 0, sizeof(*rp));
 }
 
 /* What the first round learnt about one stream. */
@@ -361,18 +568,48 @@ struct sinfo {
     long long dead;               /* XLEN <stream>:dead */
 };
 
+/* A heartbeat walk through io: the runner's and the visitor's argument. */
+struct hb_io {
+    struct sl_web_io *io;         /* where the commands go */
+    sl_hb_visit *visit;           /* the visitor */
+    void *arg;                    /* its argument */
+};
+
+/* Runs one command of the heartbeat walk. */
+static redisReply *hb_run(struct sl_sync *c, int argc, const char **argv, void *arg)
+{
+    struct hb_io *h = arg;
+
+    (void)c;
+    return io_call(h->io, argc, argv);
+}
+
+/* Hands one heartbeat to the walk's own visitor. */
+static int hb_visit(const char *consumer, size_t len, const redisReply *fields, void *arg)
+{
+    struct hb_io *h = arg;
+
+    return h->visit(consumer, len, fields, h->arg);
+}
+
+/* Walks the live heartbeats through io (sl__hb_walk's return). */
+static int io_walk(struct sl_web_io *io, const char *const *fields, int nfields,
+                   sl_hb_visit *visit, void *arg)
+{
+    struct hb_io h;
+
+    h.io = io;
+    h.visit = visit;
+    h.arg = arg;
+    return sl__hb_walk(io->sync, fields, nfields, hb_run, hb_visit, &h);
+}
+
 /* Heartbeat walk for the overview: counts live workers per row. */
 struct beats {
     struct sl_web_state *st;      /* its rows (those marked used are this read's) */
     size_t hint;                  /* where the last heartbeat's row was */
 };
 
-/* Runs one command of the heartbeat walk. */
-static redisReply *hb_run(redisContext *c, int argc, const char **argv, void *arg)
-{
-    (void)arg;
-    return redisCommandArgv(c, argc, argv, NULL);
-}
 
 /* Counts one heartbeat (fields stream, group) on its row. */
 static int hb_count(const char *consumer, size_t len, const redisReply *h, void *arg)
@@ -416,14 +653,14 @@ static json_t *row_chart(const struct row *r, long long now)
 }
 
 /* Reads the overview (see web.h and the file comment). */
-json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, size_t errlen)
+json_t *sl__web_overview(struct sl_web_state *st, struct sl_web_io *io, char *err, size_t errlen)
 {
     struct sinfo *si = calloc(st->nstreams + 1, sizeof(*si));
     size_t *rowof = NULL;         /* each group's row, in reply order: an index, since
                                    * st->rows moves when it grows */
     size_t *rowstream = NULL;     /* the stream index of each of those */
     json_t *doc = NULL, *rows = NULL, *out = NULL;
-    long long now = (long long)sl__wall_ms();
+    long long now = io_now(io);
     size_t s, g, nr = 0, hint = 0, maxr = 0;
     struct beats beats;
     static const char *const hbf[] = { "stream", "group" };
@@ -437,14 +674,14 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         const char *a1[] = { "XINFO", "STREAM", st->streams[s] };
         const char *a2[] = { "XINFO", "GROUPS", st->streams[s] };
         const char *a3[] = { "XLEN", key };
-        if (dead_key(key, sizeof(key), st->streams[s]) < 0 || append(c, 3, a1) < 0 ||
-            append(c, 3, a2) < 0 || append(c, 2, a3) < 0)
+        if (dead_key(key, sizeof(key), st->streams[s]) < 0 || append(io, 3, a1) < 0 ||
+            append(io, 3, a2) < 0 || append(io, 2, a3) < 0)
             goto redis_fail;
     }
     for (s = 0; s < st->nstreams; s++) {
         redisReply *d;
-        if ((si[s].info = next_reply(c)) == NULL || (si[s].groups = next_reply(c)) == NULL ||
-            (d = next_reply(c)) == NULL)
+        if ((si[s].info = next_reply(io)) == NULL || (si[s].groups = next_reply(io)) == NULL ||
+            (d = next_reply(io)) == NULL)
             goto redis_fail;
         si[s].dead = d->type == REDIS_REPLY_INTEGER ? d->integer : 0;
         freeReplyObject(d);
@@ -466,7 +703,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         if (si[s].dead > 0) {
             const char *a[] = { "XREVRANGE", key, "+", "-", "COUNT", XSTR(DEAD_CODES_SAMPLE) };
             dead_key(key, sizeof(key), st->streams[s]);
-            if (append(c, 6, a) < 0)
+            if (append(io, 6, a) < 0)
                 goto redis_fail;
         }
         for (g = 0; gr->type == REDIS_REPLY_ARRAY && g < gr->elements; g++) {
@@ -491,10 +728,21 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
                 snprintf(from, sizeof(from), "(%s", r->last_id);
             else
                 snprintf(from, sizeof(from), "%lld", now - HOUR_MS);
-            if (append(c, 6, xp) < 0 || append(c, 6, xr) < 0)
+            if (append(io, 6, xp) < 0 || append(io, 6, xr) < 0)
                 goto redis_fail;
         }
     }
+    /* Live workers per row, from the heartbeats (the rows this read uses
+     * are marked above; nothing else is kept yet). */
+    beats.st = st;
+    beats.hint = 0;
+    if (st->nrows > 0 && io_walk(io, hbf, (int)SL_NELEM(hbf), hb_count, &beats) == -1 &&
+        io_ready(io))
+        goto redis_fail;
+    /* A replayed run stops here until every reply has come: what follows
+     * keeps rate samples and readings in st. */
+    if (!io_ready(io))
+        goto redis_fail;
     rows = json_array();
     doc = json_object();
     if (rows == NULL || doc == NULL) {
@@ -512,7 +760,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         if (codes == NULL)
             goto oom;
         if (si[s].dead > 0) {
-            redisReply *d = next_reply(c);
+            redisReply *d = next_reply(io);
             if (d == NULL) {
                 json_decref(codes);
                 goto redis_fail;
@@ -556,9 +804,9 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
                 if (is_str(n) && strcmp(n->str, r->group) == 0)
                     gi = si[s].groups->element[k];
             }
-            if ((xp = next_reply(c)) == NULL)
+            if ((xp = next_reply(io)) == NULL)
                 goto redis_fail;
-            if ((xr = next_reply(c)) == NULL) {
+            if ((xr = next_reply(io)) == NULL) {
                 freeReplyObject(xp);
                 goto redis_fail;
             }
@@ -654,12 +902,7 @@ json_t *sl__web_overview(struct sl_web_state *st, redisContext *c, char *err, si
         }
         json_decref(codes);
     }
-    /* Live workers per row, from the heartbeats, then "no live consumer". */
-    beats.st = st;
-    beats.hint = 0;
-    if (st->nrows > 0 &&
-        sl__hb_walk(c, hbf, (int)SL_NELEM(hbf), hb_run, hb_count, &beats) == -1)
-        goto redis_fail;
+    /* Then "no live consumer" where the walk above found none. */
     for (g = 0, s = 0; g < json_array_size(rows); g++) {
         json_t *o = json_array_get(rows, g);
         if (!json_is_string(json_object_get(o, "group")))
@@ -681,11 +924,11 @@ oom:
     fail(err, errlen, NULL, "out of memory");
     goto out;
 redis_fail:
-    fail(err, errlen, c, "redis");
+    io_fail(err, errlen, io, "redis");
     /* A pipeline left half read cannot be reused. */
-    if (c->err == 0) {
-        c->err = REDIS_ERR_OTHER;
-        snprintf(c->errstr, sizeof(c->errstr), "pipeline failed");
+    if (io->sync != NULL && io->sync->err == 0) {
+        io->sync->err = 1;
+        snprintf(io->sync->errstr, sizeof(io->sync->errstr), "pipeline failed");
     }
 out:
     for (s = 0; s < st->nstreams; s++) {
@@ -736,21 +979,22 @@ static int worker_seen(const char *consumer, size_t len, const redisReply *h, vo
 }
 
 /* Reads every live heartbeat (see web.h). */
-json_t *sl__web_workers(redisContext *c, char *err, size_t errlen)
+json_t *sl__web_workers(struct sl_web_io *io, char *err, size_t errlen)
 {
     json_t *doc = json_array();
 
     if (doc == NULL)
         return fail(err, errlen, NULL, "out of memory");
-    if (sl__hb_walk(c, worker_cols, (int)SL_NELEM(worker_cols), hb_run, worker_seen, doc) != 0) {
+    if (io_walk(io, worker_cols, (int)SL_NELEM(worker_cols), worker_seen, doc) != 0 ||
+        !io_ready(io)) {
         json_decref(doc);
-        return fail(err, errlen, c, "redis");
+        return io_fail(err, errlen, io, "redis");
     }
     return doc;
 }
 
 /* Reads one group (see web.h). */
-json_t *sl__web_group(redisContext *c, const char *stream, const char *group, long count,
+json_t *sl__web_group(struct sl_sync *c, const char *stream, const char *group, long count,
                       char *err, size_t errlen)
 {
     redisReply *cons = NULL, *pend = NULL;
@@ -758,7 +1002,7 @@ json_t *sl__web_group(redisContext *c, const char *stream, const char *group, lo
     char cnt[24];
     size_t i;
 
-    cons = redisCommand(c, "XINFO CONSUMERS %s %s", stream, group);
+    cons = sl__sync_cmd(c, "XINFO CONSUMERS %s %s", stream, group);
     if (cons == NULL)
         return fail(err, errlen, c, "redis");
     if (cons->type == REDIS_REPLY_ERROR) {
@@ -767,7 +1011,7 @@ json_t *sl__web_group(redisContext *c, const char *stream, const char *group, lo
         return json_null();
     }
     snprintf(cnt, sizeof(cnt), "%ld", count);
-    pend = redisCommand(c, "XPENDING %s %s - + %s", stream, group, cnt);
+    pend = sl__sync_cmd(c, "XPENDING %s %s - + %s", stream, group, cnt);
     if (pend == NULL) {
         freeReplyObject(cons);
         return fail(err, errlen, c, "redis");
@@ -791,7 +1035,7 @@ json_t *sl__web_group(redisContext *c, const char *stream, const char *group, lo
                             json_integer(kv_int(e, "inactive", -1)) : json_null());
         /* Its heartbeat, read by key: no walk for one name. */
         sl__hb_key(hkey, sizeof(hkey), name->str);
-        hb = redisCommand(c, "HMGET %s last_beat pid host", hkey);
+        hb = sl__sync_cmd(c, "HMGET %s last_beat pid host", hkey);
         if (hb == NULL) {
             json_decref(o);
             goto redis_fail;
@@ -871,7 +1115,7 @@ static int code_is(const redisReply *e, const char *code)
 }
 
 /* Reads one page of dead letters (see web.h). */
-json_t *sl__web_dead_page(redisContext *c, const char *stream, const char *cursor, long count,
+json_t *sl__web_dead_page(struct sl_sync *c, const char *stream, const char *cursor, long count,
                           const char *code, char *err, size_t errlen)
 {
     char key[SL_KEYLEN + 8], from[48], cnt[24];
@@ -894,7 +1138,7 @@ json_t *sl__web_dead_page(redisContext *c, const char *stream, const char *curso
         const char *argv[] = { "XRANGE", key, from, "+", "COUNT", cnt };
         size_t i;
 
-        if ((r = redisCommandArgv(c, 6, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
+        if ((r = sl__sync_argv(c, 6, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
             json_decref(items);
             return fail(err, errlen, c, "redis");
@@ -917,7 +1161,7 @@ json_t *sl__web_dead_page(redisContext *c, const char *stream, const char *curso
         if (code == NULL)
             break;
     }
-    r = redisCommand(c, "XLEN %s", key);
+    r = sl__sync_cmd(c, "XLEN %s", key);
     if (r == NULL) {
         json_decref(items);
         return fail(err, errlen, c, "redis");
@@ -934,7 +1178,7 @@ json_t *sl__web_dead_page(redisContext *c, const char *stream, const char *curso
 }
 
 /* Reads one dead letter with every field (see web.h). */
-json_t *sl__web_dead_entry(redisContext *c, const char *stream, const char *id,
+json_t *sl__web_dead_entry(struct sl_sync *c, const char *stream, const char *id,
                            char *err, size_t errlen)
 {
     char key[SL_KEYLEN + 8];
@@ -947,7 +1191,7 @@ json_t *sl__web_dead_entry(redisContext *c, const char *stream, const char *id,
         sl__put_err(err, errlen, "bad id");
         return json_null();
     }
-    if ((r = redisCommandArgv(c, 4, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
+    if ((r = sl__sync_argv(c, 4, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return fail(err, errlen, c, "redis");
     }
@@ -970,7 +1214,7 @@ json_t *sl__web_dead_entry(redisContext *c, const char *stream, const char *id,
 }
 
 /* Replays one dead letter (see web.h). */
-json_t *sl__web_replay(redisContext *c, const char *stream, const char *id, const char *data,
+json_t *sl__web_replay(struct sl_sync *c, const char *stream, const char *id, const char *data,
                        char *err, size_t errlen)
 {
     char key[SL_KEYLEN + 8];
@@ -1005,7 +1249,7 @@ json_t *sl__web_replay(redisContext *c, const char *stream, const char *id, cons
 }
 
 /* Deletes one dead letter (see web.h). */
-json_t *sl__web_purge_id(redisContext *c, const char *stream, const char *id,
+json_t *sl__web_purge_id(struct sl_sync *c, const char *stream, const char *id,
                          char *err, size_t errlen)
 {
     char key[SL_KEYLEN + 8];
@@ -1017,7 +1261,7 @@ json_t *sl__web_purge_id(redisContext *c, const char *stream, const char *id,
         sl__put_err(err, errlen, "bad id");
         return json_null();
     }
-    if ((r = redisCommandArgv(c, 3, argv, NULL)) == NULL || r->type != REDIS_REPLY_INTEGER) {
+    if ((r = sl__sync_argv(c, 3, argv, NULL)) == NULL || r->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(r);
         return fail(err, errlen, c, "redis");
     }
@@ -1031,7 +1275,7 @@ json_t *sl__web_purge_id(redisContext *c, const char *stream, const char *id,
  * PURGE_PAGE entries read, SL_WEB_SCAN_MAX per call. `until` fixes the
  * end when the purge begins, so entries dead-lettered meanwhile are not
  * chased for ever (the "retry all" loop other dashboards had). */
-json_t *sl__web_purge_code(redisContext *c, const char *stream, const char *code,
+json_t *sl__web_purge_code(struct sl_sync *c, const char *stream, const char *code,
                            const char *cursor, const char *until, char *err, size_t errlen)
 {
     char key[SL_KEYLEN + 8], from[48], end[48];
@@ -1050,7 +1294,7 @@ json_t *sl__web_purge_code(redisContext *c, const char *stream, const char *code
         snprintf(end, sizeof(end), "%s", until);
     } else {
         const char *argv[] = { "XREVRANGE", key, "+", "-", "COUNT", "1" };
-        if ((r = redisCommandArgv(c, 6, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
+        if ((r = sl__sync_argv(c, 6, argv, NULL)) == NULL || r->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
             return fail(err, errlen, c, "redis");
         }

@@ -14,7 +14,8 @@ set -eu
 missing=""
 want() { missing="$missing $1"; }
 
-for pc in hiredis:libhiredis-dev libevent:libevent-dev libevent_openssl:libevent-dev jansson:libjansson-dev libssl:libssl-dev check:check; do
+for pc in hiredis:libhiredis-dev libevent:libevent-dev libevent_openssl:libevent-dev \
+          openssl:libssl-dev jansson:libjansson-dev check:check; do
     mod=${pc%%:*}
     pkg=${pc#*:}
     if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$mod" 2>/dev/null; then

@@ -50,6 +50,17 @@ static const struct sl_script order_payment_result_script = {
     .body = workers_lua_order_payment_result,
 };
 
+/* Where the merchant's notifications go (the webhook worker's stream). */
+#define ORDER_NOTIFICATIONS_STREAM "notifications"
+
+/* The keys its scripts touch (for `sluice acl`). The notifications stream
+ * is among them even without a webhook URL: Redis checks an ACL user's key
+ * patterns against every key a script is given, written to or not. */
+static const char *const order_keys[] = {
+    "order:*", "payment:*", ORDER_PAYMENTS_STREAM, SCHEMA_EXPIRY_KEY, ORDER_NOTIFICATIONS_STREAM,
+    NULL,
+};
+
 /* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const order_scripts[] = {
     &order_created_script,
@@ -131,8 +142,6 @@ static enum sl_disposition order_created(struct sl_ctx *ctx, const struct sl_msg
     return SL_ACK;
 }
 
-/* Where the merchant's notifications go (the webhook worker's stream). */
-#define ORDER_NOTIFICATIONS_STREAM "notifications"
 
 /* Tells whether a webhook URL is configured ($SLUICE_WEBHOOK_URL, read
  * once): only then does a final order add a notification. */
@@ -258,5 +267,6 @@ const struct sl_handler order_handler = {
     .scripts = order_scripts,
     .init = schema_init,
     .destroy = schema_destroy,
+    .keys = order_keys,
     .routes = order_routes,
 };

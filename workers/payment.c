@@ -40,6 +40,13 @@ static const struct sl_script payment_requested_script = {
     .body = workers_lua_payment_requested,
 };
 
+/* The keys its scripts touch (for `sluice acl`). */
+static const char *const payment_keys[] = {
+    "payment:*", "user:*", PAYMENT_LEDGER_STREAM, PAYMENT_ORDERS_STREAM,
+    SCHEMA_EXPIRY_KEY,
+    NULL,
+};
+
 /* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const payment_scripts[] = {
     &payment_requested_script,
@@ -143,5 +150,6 @@ const struct sl_handler payment_handler = {
     .scripts = payment_scripts,
     .init = schema_init,
     .destroy = schema_destroy,
+    .keys = payment_keys,
     .routes = payment_routes,
 };

@@ -40,6 +40,12 @@ static const struct sl_script user_credited_script = {
     .body = workers_lua_user_credited,
 };
 
+/* The keys its scripts touch (for `sluice acl`). */
+static const char *const user_keys[] = {
+    "user:*", "credit:*", "ledger", SCHEMA_EXPIRY_KEY,
+    NULL,
+};
+
 /* The scripts this handler may declare, NULL-terminated. */
 static const struct sl_script *const user_scripts[] = {
     &user_created_script,
@@ -163,5 +169,6 @@ const struct sl_handler user_handler = {
     .scripts = user_scripts,
     .init = schema_init,
     .destroy = schema_destroy,
+    .keys = user_keys,
     .routes = user_routes,
 };

@@ -37,8 +37,8 @@ local function finish(id)
   redis.call('XACK', S, G, id)
   redis.call('HDEL', A, id)
 end
-local added = {error=1, source_id=1, deliveries=1, attempts=1, consumer=1, failed_at=1}
 local function dead(id, err, deliveries, trim, attempts)
+  local added = {error=1, source_id=1, deliveries=1, attempts=1, consumer=1, failed_at=1}
   local e = redis.call('XRANGE', S, id, id)
   local args = {D, '*'}
   if #e > 0 then
@@ -80,8 +80,10 @@ local function retry(id, why, deliveries, max, first, cap, least)
   return 2
 end
 local function decide(kind, err, p)
-  local max, first, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  if kind == 'retry' then return retry(ID, err, p[4], max, first, cap, tonumber(ARGV[10])) end
+  if kind == 'retry' then
+    return retry(ID, err, p[4], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
+                 tonumber(ARGV[10]))
+  end
   if kind == 'dead' then
     local n = parse_att(redis.call('HGET', A, ID))
     local code = string.match(err, '^[^:]*')

@@ -93,6 +93,12 @@ void sl_bench_create_users(redisContext *c, int users);
 void sl_bench_prefill_payments(redisContext *c, const char *stream, long long first,
                                long long n, int users, char *last_id);
 
+/* Appends n order.created entries with order IDs o-<first+i> spread
+ * over `users` users (amounts as sl_bench_prefill_payments'). last_id as
+ * above. */
+void sl_bench_prefill_orders(redisContext *c, const char *stream, long long first,
+                             long long n, int users, char *last_id);
+
 /* The state of a consumer group from XINFO GROUPS. */
 struct sl_bench_group {
     long long pending;            /* entries delivered, not acked */
@@ -134,6 +140,8 @@ int sl_bench_proc_read(pid_t pid, struct sl_bench_proc *p);
 #define SL_BENCH_MODE_PAYMENT 1   /* the payment worker's script per entry */
 #define SL_BENCH_MODE_BLOCK   2   /* like NOOP, but BLOCKing until stopped */
 #define SL_BENCH_MODE_AHEAD   3   /* like NOOP, reading one batch ahead */
+#define SL_BENCH_MODE_FLOW_ORDER   4 /* the order worker's scripts per entry, BLOCKing until stopped */
+#define SL_BENCH_MODE_FLOW_PAYMENT 5 /* the payment worker's script per entry, BLOCKing until stopped */
 
 /* A running set of ceiling children. */
 struct sl_bench_clients {
@@ -188,12 +196,19 @@ struct sl_bench_sluice {
 extern char sl_bench_worker_extra[256];
 
 /* Writes a config (handler on stream/group, `processes` children, COUNT
- * `batch`, trim none, metrics off) and starts `$SLUICE_BIN run -c` on it.
+ * `batch` or, when 0, no batch key at all, trim none, metrics off) and starts `$SLUICE_BIN run -c` on it.
  * Waits until its children are blocked in XREADGROUP (so nothing of the
  * startup is measured). Returns 0 or -1 (with the log on stderr). */
 int sl_bench_sluice_start(struct sl_bench_sluice *s, const struct sl_bench_redis *r,
                           redisContext *c, const char *handler, const char *stream,
                           const char *group, int processes, int batch);
+
+/* The same with several workers: `workers` is the text of the config's
+ * workers array members (JSON objects separated by commas), `readers`
+ * the number of processes to wait for in XREADGROUP. */
+int sl_bench_sluice_start_workers(struct sl_bench_sluice *s, const struct sl_bench_redis *r,
+                                  redisContext *c, const char *workers, int readers,
+                                  int batch);
 
 /* Sums /proc readings over the children: cpu_us added, hwm_kb the
  * largest. Returns 0 or -1 when a child is gone. */

@@ -20,7 +20,11 @@
  *            from the payment handler itself, called directly on a
  *            context, so the ceiling sends exactly what sluice sends: only
  *            the framework is missing;
- *   block:   like noop with BLOCK 100, until SIGTERM (latency rows).
+ *   block:   like noop with BLOCK 100, until SIGTERM (latency rows);
+ *   flow-order, flow-payment: like payment, with the order worker's
+ *            scripts (order.created and the payment results) or the
+ *            payment worker's, and BLOCK 100 until SIGTERM, since in the
+ *            whole-flow rows the entries arrive while the flow runs.
  *
  * It stops when a read returns nothing (the pre-filled stream is drained),
  * and reports "done hwm_kb cpu_us" on stdout.
@@ -43,6 +47,7 @@
 
 extern char **environ;
 extern const struct sl_handler payment_handler;
+extern const struct sl_handler order_handler;
 
 /* ---------------------------------------------------------------------
  * The child
@@ -64,23 +69,25 @@ struct child {
     char count[16];               /* COUNT as text */
     int mode;                     /* SL_BENCH_MODE_* */
     long long done;               /* entries acked */
+    const struct sl_handler *h;   /* payment, flow: the handler whose effects run */
+    int block;                    /* 1: BLOCK 100 reads until SIGTERM */
     struct sl_ctx *ctx;           /* payment: the handler's context */
-    char esha[41];                /* payment: SHA1 of the effect script */
+    char esha[4][41];             /* payment: SHA1 of each effect script */
     char akey[512], dkey[512];    /* payment: attempts hash, dead letters */
     const char **argv;            /* payment: EVALSHA argument vector */
     size_t *argvlen;              /* its lengths */
     size_t argcap;                /* entries allocated in both */
 };
 
-/* Appends XREADGROUP ... > (with BLOCK 100 in block mode). */
-static void append_read(struct child *ch)
+/* Appends XREADGROUP ... >, with BLOCK 100 when `block`. */
+static void append_read(struct child *ch, int block)
 {
     const char *argv[] = { "XREADGROUP", "GROUP", ch->group, ch->consumer, "COUNT",
                            ch->count, "BLOCK", "100", "STREAMS", ch->stream, ">" };
     const char *nb[] = { "XREADGROUP", "GROUP", ch->group, ch->consumer, "COUNT",
                          ch->count, "STREAMS", ch->stream, ">" };
 
-    if (ch->mode == SL_BENCH_MODE_BLOCK)
+    if (block)
         redisAppendCommandArgv(ch->c, 11, argv, NULL);
     else
         redisAppendCommandArgv(ch->c, 9, nb, NULL);
@@ -143,10 +150,10 @@ static void arg(struct child *ch, size_t i, const char *s)
     ch->argvlen[i] = strlen(s);
 }
 
-/* Appends the payment effect script of one entry: parses its data,
- * lets the payment handler declare the effect, and sends the declared
+/* Appends the effect script of one entry: parses its data, lets the
+ * handler (payment or order) declare the effect, and sends the declared
  * keys and arguments behind the framework's, as the worker does. */
-static void append_payment(struct child *ch, const redisReply *e)
+static void append_effect(struct child *ch, const redisReply *e)
 {
     const redisReply *id = e->element[0], *f = e->element[1];
     struct sl_msg msg;
@@ -168,22 +175,23 @@ static void append_payment(struct child *ch, const redisReply *e)
         }
     }
     if (type == NULL || data == NULL)
-        sl_bench_die("payment entry %s: no type or unparsable data", id->str);
+        sl_bench_die("%s entry %s: no type or unparsable data", ch->h->name, id->str);
     msg.id = id->str;
     msg.stream = ch->stream;
     msg.type = type;
     msg.data = data;
     msg.deliveries = 1;
     sl__ctx_reset(ch->ctx);
-    if (sl_handler_call(&payment_handler, ch->ctx, &msg, NULL) != SL_ACK || ch->ctx->script < 0)
-        sl_bench_die("payment entry %s: handler refused it: %s", id->str, ch->ctx->err);
+    if (sl_handler_call(ch->h, ch->ctx, &msg, NULL) != SL_ACK || ch->ctx->script < 0 ||
+        ch->ctx->script >= 4)
+        sl_bench_die("%s entry %s: handler refused it: %s", ch->h->name, id->str, ch->ctx->err);
     json_decref(data);
 
     args_reserve(ch, 3 + SL_FW_KEYS + SL_FW_ARGS +
                  (size_t)(ch->ctx->nkeys + ch->ctx->nargs));
     snprintf(nk, sizeof(nk), "%d", SL_FW_KEYS + ch->ctx->nkeys);
     arg(ch, n++, "EVALSHA");
-    arg(ch, n++, ch->esha);
+    arg(ch, n++, ch->esha[ch->ctx->script]);
     arg(ch, n++, nk);
     arg(ch, n++, ch->stream);
     arg(ch, n++, ch->akey);
@@ -218,21 +226,28 @@ static redisReply *get_reply(struct child *ch, const char *what)
     return r;
 }
 
-/* Loads the payment effect script and prepares the framework's keys. */
-static void payment_setup(struct child *ch)
+/* Loads the handler's effect scripts (at most 4) and prepares the
+ * framework's keys. */
+static void effect_setup(struct child *ch)
 {
-    char *src = sl__script_effect_source(payment_handler.scripts[0]);
-    redisReply *r;
+    int k;
 
-    ch->ctx = sl__ctx_new(&payment_handler);
-    if (src == NULL || ch->ctx == NULL)
+    ch->ctx = sl__ctx_new(ch->h);
+    if (ch->ctx == NULL)
         sl_bench_die("out of memory");
-    r = redisCommand(ch->c, "SCRIPT LOAD %s", src);
-    if (r == NULL || r->type != REDIS_REPLY_STRING)
-        sl_bench_die("SCRIPT LOAD of the payment script failed");
-    snprintf(ch->esha, sizeof(ch->esha), "%s", r->str);
-    freeReplyObject(r);
-    free(src);
+    for (k = 0; ch->h->scripts[k] != NULL; k++) {
+        char *src = sl__script_effect_source(ch->h->scripts[k]);
+        redisReply *r;
+
+        if (src == NULL || k >= 4)
+            sl_bench_die("%s: cannot load script %d", ch->h->name, k);
+        r = redisCommand(ch->c, "SCRIPT LOAD %s", src);
+        if (r == NULL || r->type != REDIS_REPLY_STRING)
+            sl_bench_die("SCRIPT LOAD of a %s script failed", ch->h->name);
+        snprintf(ch->esha[k], sizeof(ch->esha[k]), "%s", r->str);
+        freeReplyObject(r);
+        free(src);
+    }
     sl__attempts_key(ch->akey, sizeof(ch->akey), ch->stream, ch->group);
     snprintf(ch->dkey, sizeof(ch->dkey), "%s:dead", ch->stream);
 }
@@ -243,12 +258,12 @@ static size_t append_commits(struct child *ch, const redisReply *list)
 {
     size_t i;
 
-    if (ch->mode != SL_BENCH_MODE_PAYMENT) {
+    if (ch->h == NULL) {
         append_ack(ch, list);
         return 1;
     }
     for (i = 0; i < list->elements; i++)
-        append_payment(ch, list->element[i]);
+        append_effect(ch, list->element[i]);
     return list->elements;
 }
 
@@ -259,7 +274,7 @@ static void collect(struct child *ch, size_t n)
 
     for (i = 0; i < n; i++) {
         redisReply *r = get_reply(ch, "ack");
-        if (ch->mode == SL_BENCH_MODE_PAYMENT)
+        if (ch->h != NULL)
             ch->done += r->type == REDIS_REPLY_INTEGER && r->integer == 1;
         else if (r->type == REDIS_REPLY_INTEGER)
             ch->done += r->integer;
@@ -289,7 +304,7 @@ static void serial_loop(struct child *ch)
         const redisReply *list = prev ? entries_of(prev) : NULL;
         size_t owed = list != NULL ? append_commits(ch, list) : 0;
 
-        append_read(ch);
+        append_read(ch, ch->block);
         collect(ch, owed);
         if (prev != NULL)
             freeReplyObject(prev);
@@ -297,7 +312,7 @@ static void serial_loop(struct child *ch)
         if (entries_of(prev) == NULL) {
             freeReplyObject(prev);
             prev = NULL;
-            if (ch->mode != SL_BENCH_MODE_BLOCK || child_stop)
+            if (!ch->block || child_stop)
                 return;
         }
     }
@@ -313,15 +328,18 @@ static void ahead_loop(struct child *ch)
     redisReply *cur;
     size_t owed = 0;              /* commit replies sent, not yet read */
 
-    append_read(ch);
+    append_read(ch, 0);
     cur = get_reply(ch, "XREADGROUP");
-    while (entries_of(cur) != NULL) {
+    while (entries_of(cur) != NULL || (ch->block && !child_stop)) {
         redisReply *next;
-        size_t n;
+        size_t n = 0;
 
-        append_read(ch);
+        /* A BLOCKing read would hold up the commits queued behind it on
+         * the connection: block only when there is nothing to commit. */
+        append_read(ch, ch->block && entries_of(cur) == NULL && owed == 0);
         flush_out(ch);
-        n = append_commits(ch, entries_of(cur));
+        if (entries_of(cur) != NULL)
+            n = append_commits(ch, entries_of(cur));
         flush_out(ch);
         collect(ch, owed);
         next = get_reply(ch, "XREADGROUP");
@@ -360,11 +378,17 @@ int sl_bench_child_main(int argc, char **argv)
     ch.c = redisConnect("127.0.0.1", port);
     if (ch.c == NULL || ch.c->err)
         sl_bench_die("child: cannot connect to port %d", port);
-    if (ch.mode == SL_BENCH_MODE_PAYMENT)
-        payment_setup(&ch);
+    if (ch.mode == SL_BENCH_MODE_PAYMENT || ch.mode == SL_BENCH_MODE_FLOW_PAYMENT)
+        ch.h = &payment_handler;
+    else if (ch.mode == SL_BENCH_MODE_FLOW_ORDER)
+        ch.h = &order_handler;
+    ch.block = ch.mode == SL_BENCH_MODE_BLOCK || ch.mode == SL_BENCH_MODE_FLOW_ORDER ||
+               ch.mode == SL_BENCH_MODE_FLOW_PAYMENT;
+    if (ch.h != NULL)
+        effect_setup(&ch);
     if (write(1, "R", 1) != 1 || read(0, &b, 1) != 1)
         return 1;
-    if (ch.mode == SL_BENCH_MODE_PAYMENT || ch.mode == SL_BENCH_MODE_AHEAD)
+    if (ch.h != NULL || ch.mode == SL_BENCH_MODE_AHEAD)
         ahead_loop(&ch);
     else
         serial_loop(&ch);

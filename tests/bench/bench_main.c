@@ -1,8 +1,8 @@
 /* bench_main.c -- `sluice-bench`: sluice against the ceiling, one table.
  *
  *   sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]
- *                [--only noop,payment,aof,latency,scaling] [--batch B]
- *                [--keep] [--perf DIR]
+ *                [--only noop,payment,flow,aof,latency,scaling] [--batch B]
+ *                [--keep] [--perf DIR] [--commandstats]
  *
  * N (default 1,000,000, or $BENCH_N) entries of ~150-byte JSON are
  * pre-filled once per server with pipelined XADDs; every drain then uses
@@ -47,6 +47,11 @@
 #define TUNED_BATCH 500           /* sluice's tuned COUNT, the ceiling's COUNT */
 #define DEFAULT_BATCH 64          /* sluice's default COUNT (docs/configuration.md) */
 
+/* The batch to configure for a row of `batch`: none at all for a row at
+ * the default, so that sluice runs as a user who never set it does
+ * (the default grows on a deep backlog; an explicit 64 does not). */
+#define CONF_BATCH(b) ((b) == DEFAULT_BATCH ? 0 : (b))
+
 /* What a run asked for on the command line. */
 struct opts {
     long long n;                  /* entries per drain */
@@ -57,6 +62,7 @@ struct opts {
     char only[256];               /* sections to run, "" = all */
     const char *perf;             /* directory for perf profiles, or NULL */
     int batch;                    /* sluice's tuned batch (second noop rows) */
+    int cmdstats;                 /* print INFO commandstats per drain */
 };
 
 /* One line of the table. */
@@ -139,6 +145,45 @@ static long long redis_cpu(const struct sl_bench_redis *r)
     return p.cpu_us;
 }
 
+/* Resets redis-server's command statistics when --commandstats was
+ * given, so that the next commandstats_print() covers one drain only. */
+static void commandstats_reset(const struct opts *o, redisContext *c)
+{
+    redisReply *r;
+
+    if (!o->cmdstats)
+        return;
+    r = sl_bench_cmd(c, 0, "CONFIG RESETSTAT");
+    freeReplyObject(r);
+}
+
+/* Prints, with --commandstats, where redis-server's time went in the
+ * drain of n entries: every command of INFO commandstats with its calls
+ * and its microseconds per entry, on stderr. A script's line includes
+ * the commands it ran, which also have lines of their own (Redis counts
+ * both); the benchmark's own XINFO polling is listed too. */
+static void commandstats_print(const struct opts *o, redisContext *c, const char *tag,
+                               long long n)
+{
+    redisReply *r;
+    char *line, *save = NULL;
+
+    if (!o->cmdstats || n <= 0)
+        return;
+    r = sl_bench_cmd(c, 0, "INFO commandstats");
+    if (r->type != REDIS_REPLY_STRING)
+        sl_bench_die("INFO commandstats: not a string");
+    fprintf(stderr, "    commandstats of %s (us per entry, calls per entry):\n", tag);
+    for (line = strtok_r(r->str, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        char name[64];
+        long long calls, usec;
+        if (sscanf(line, "cmdstat_%63[^:]:calls=%lld,usec=%lld", name, &calls, &usec) == 3)
+            fprintf(stderr, "      %-24s %8.3f us  %6.2f calls\n", name,
+                    (double)usec / (double)n, (double)calls / (double)n);
+    }
+    freeReplyObject(r);
+}
+
 /* Starts `perf record` on the given pids into dir/<tag>.data when --perf
  * was given. Returns its pid, or 0. */
 static pid_t perf_start(const struct opts *o, const char *tag, const pid_t *pids, int n)
@@ -206,12 +251,14 @@ static void drain_ceiling(const struct opts *o, const struct sl_bench_redis *srv
         sl_bench_die("cannot start the ceiling clients");
     snprintf(tag, sizeof(tag), "%.15s-%.47s-%dp", rw->section, rw->name, procs);
     perf = perf_start(o, tag, cl.pid, cl.n);
+    commandstats_reset(o, c);
     rcpu0 = redis_cpu(srv);
     t0 = sl_bench_mono_us();
     sl_bench_clients_go(&cl);
     t1 = sl_bench_wait_drained(c, stream, group, last, drain_timeout_ms(n));
     perf_stop(perf);
     rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+    commandstats_print(o, c, tag, n);
     rw->ok = sl_bench_clients_finish(&cl, 0, 60000, &res) == 0 && t1 > 0;
     if (res.done != n) {
         fprintf(stderr, "sluice-bench: %s: the ceiling acked %lld of %lld\n",
@@ -242,13 +289,14 @@ static void drain_sluice(const struct opts *o, const struct sl_bench_redis *srv,
 
     snprintf(group, sizeof(group), "g%d", ++group_seq);
     run(c, "XGROUP CREATE %s %s $", stream, group);
-    if (sl_bench_sluice_start(&s, srv, c, handler, stream, group, procs, batch) < 0)
+    if (sl_bench_sluice_start(&s, srv, c, handler, stream, group, procs, CONF_BATCH(batch)) < 0)
         sl_bench_die("cannot start sluice run");
     snprintf(tag, sizeof(tag), "%.15s-%.47s-%dp-b%d", rw->section, handler, procs, batch);
     perf = perf_start(o, tag, s.child, s.nchild);
     if (sl_bench_sluice_proc(&s, &p0) < 0)
         sl_bench_die("cannot read the workers' /proc");
     n = xlen(c, stream) + 1;
+    commandstats_reset(o, c);
     rcpu0 = redis_cpu(srv);
     t0 = sl_bench_mono_us();
     r = sl_bench_cmd(c, 0, "XGROUP SETID %s %s 0", stream, group);
@@ -256,6 +304,7 @@ static void drain_sluice(const struct opts *o, const struct sl_bench_redis *srv,
     add(c, stream, n - 1, last);
     t1 = sl_bench_wait_drained(c, stream, group, last, drain_timeout_ms(n));
     rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+    commandstats_print(o, c, tag, n);
     perf_stop(perf);
     rw->ok = sl_bench_sluice_proc(&s, &p1) == 0 && t1 > 0;
     if (sl_bench_sluice_stop(&s, o->keep) != 0)
@@ -453,6 +502,190 @@ static void section_payment(const struct opts *o, const struct sl_bench_redis *s
                o->payment_n);
 }
 
+/* Builds the whole-flow state from nothing: FLUSHALL, the users, and n
+ * order.created entries on `orders` (n - 1 for sluice, whose release
+ * adds the last one). */
+static void refill_orders(redisContext *c, long long n, int for_sluice)
+{
+    char last[SL_BENCH_IDLEN];
+    redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
+
+    freeReplyObject(r);
+    sl_bench_create_users(c, PAYMENT_USERS);
+    sl_bench_prefill_orders(c, "orders", 0, for_sluice ? n - 1 : n, PAYMENT_USERS, last);
+}
+
+/* Waits until the flow of n orders is over: `orders` holds n + n
+ * entries (each order and its payment result) and its group has
+ * delivered and acked them all. Returns the monotonic time (us) of the
+ * poll that saw it, or -1 after timeout_ms. */
+static int64_t wait_flow(redisContext *c, const char *group, long long n, long long timeout_ms)
+{
+    int64_t deadline = sl_bench_mono_us() + timeout_ms * 1000;
+
+    while (sl_bench_mono_us() < deadline) {
+        if (xlen(c, "orders") >= 2 * n) {
+            char last[SL_BENCH_IDLEN];
+            struct sl_bench_group g;
+
+            last_entry(c, "orders", last);
+            sl_bench_group_state(c, "orders", group, &g);
+            if (g.found && g.pending == 0 && strcmp(g.last_delivered, last) == 0)
+                return sl_bench_mono_us();
+        }
+        sl_bench_pause_ms(1);
+    }
+    return -1;
+}
+
+/* Counts the orders o-00000000.. of the run that are paid, and the
+ * entries of the dead-letter streams; the row fails unless all n are
+ * paid and nothing was dead-lettered (every user can pay every order). */
+static int flow_check(redisContext *c, long long n, const char *name)
+{
+    long long i, paid = 0, dead;
+    redisReply *r;
+
+    for (i = 0; i < n; i++)
+        redisAppendCommand(c, "HGET order:o-%08lld status", i);
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            sl_bench_die("HGET: %s", c->errstr);
+        paid += r->type == REDIS_REPLY_STRING && strcmp(r->str, "paid") == 0;
+        freeReplyObject(r);
+    }
+    dead = xlen(c, "orders:dead") + xlen(c, "payments:dead");
+    if (paid != n || dead != 0)
+        fprintf(stderr, "sluice-bench: %s: %lld of %lld orders paid, %lld dead letters\n",
+                name, paid, n, dead);
+    return paid == n && dead == 0;
+}
+
+/* One whole-flow run: n orders from order.created to paid, through the
+ * order and payment workers (sluice, with the user worker configured as
+ * in a deployment) or through ceiling clients running the same scripts,
+ * `procs` processes per stream. */
+static void flow_run(const struct opts *o, const struct sl_bench_redis *srv, redisContext *c,
+                     int sluice, int procs, long long n, struct row *rw)
+{
+    char og[32], pg[32], ug[32], tag[160];
+    long long rcpu0, cpu = 0, hwm = 0;
+    int64_t t0, t1;
+    int ok = 1;
+
+    snprintf(og, sizeof(og), "g%d", ++group_seq);
+    snprintf(pg, sizeof(pg), "g%d", ++group_seq);
+    snprintf(ug, sizeof(ug), "g%d", ++group_seq);
+    snprintf(tag, sizeof(tag), "flow-%s-%dp", sluice ? "sluice" : "ceiling", procs);
+    refill_orders(c, n, sluice);
+    if (sluice) {
+        struct sl_bench_sluice s;
+        struct sl_bench_proc p0, p1;
+        char workers[1024], last[SL_BENCH_IDLEN];
+        redisReply *r;
+
+        run(c, "XGROUP CREATE orders %s $", og, NULL);
+        snprintf(workers, sizeof(workers),
+                 "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"%s\", \"processes\": 1 },\n"
+                 "    { \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"%s\", \"processes\": %d },\n"
+                 "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"%s\", \"processes\": %d }",
+                 ug, og, procs, pg, procs);
+        if (sl_bench_sluice_start_workers(&s, srv, c, workers, 1 + 2 * procs, 0) < 0)
+            sl_bench_die("cannot start sluice run");
+        if (sl_bench_sluice_proc(&s, &p0) < 0)
+            sl_bench_die("cannot read the workers' /proc");
+        commandstats_reset(o, c);
+        rcpu0 = redis_cpu(srv);
+        t0 = sl_bench_mono_us();
+        r = sl_bench_cmd(c, 0, "XGROUP SETID orders %s 0", og);
+        freeReplyObject(r);
+        sl_bench_prefill_orders(c, "orders", n - 1, 1, PAYMENT_USERS, last);
+        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        commandstats_print(o, c, tag, n);
+        ok = sl_bench_sluice_proc(&s, &p1) == 0;
+        if (sl_bench_sluice_stop(&s, o->keep) != 0)
+            ok = 0;
+        cpu = p1.cpu_us - p0.cpu_us;
+        hwm = p1.hwm_kb;
+    } else {
+        struct sl_bench_clients co, cp;
+        struct sl_bench_child_result ro, rp;
+
+        run(c, "XGROUP CREATE orders %s 0", og, NULL);
+        run(c, "XGROUP CREATE payments %s 0 MKSTREAM", pg, NULL);
+        if (sl_bench_clients_start(&co, srv, procs, SL_BENCH_MODE_FLOW_ORDER, "orders", og,
+                                   TUNED_BATCH) < 0 ||
+            sl_bench_clients_start(&cp, srv, procs, SL_BENCH_MODE_FLOW_PAYMENT, "payments", pg,
+                                   TUNED_BATCH) < 0)
+            sl_bench_die("cannot start the ceiling clients");
+        commandstats_reset(o, c);
+        rcpu0 = redis_cpu(srv);
+        t0 = sl_bench_mono_us();
+        sl_bench_clients_go(&co);
+        sl_bench_clients_go(&cp);
+        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        commandstats_print(o, c, tag, n);
+        ok = sl_bench_clients_finish(&co, 1, 60000, &ro) == 0;
+        ok = sl_bench_clients_finish(&cp, 1, 60000, &rp) == 0 && ok;
+        if (ro.done != 2 * n || rp.done != n) {
+            fprintf(stderr, "sluice-bench: %s: the ceiling committed %lld of %lld order "
+                    "entries and %lld of %lld payments\n", rw->name, ro.done, 2 * n, rp.done, n);
+            ok = 0;
+        }
+        cpu = ro.cpu_us + rp.cpu_us;
+        hwm = ro.hwm_kb > rp.hwm_kb ? ro.hwm_kb : rp.hwm_kb;
+    }
+    if (t1 <= 0)
+        fprintf(stderr, "sluice-bench: %s: the flow did not finish in time\n", rw->name);
+    rw->ok = ok && t1 > 0 && flow_check(c, n, rw->name);
+    rw->n = n;
+    rw->rate = t1 > t0 ? (double)n * 1e6 / (double)(t1 - t0) : 0;
+    rw->rss_mib = (double)hwm / 1024.0;
+    rw->cpu_us = (double)cpu / (double)n;
+}
+
+/* The whole flow: orders per second from order.created to paid through
+ * the order and payment workers (three scripts: order_created,
+ * payment_requested, order_payment_result), with Redis CPU per order,
+ * sluice at its defaults against ceiling clients running the same three
+ * scripts, 1 and 2 processes per stream. */
+static void section_flow(const struct opts *o, const struct sl_bench_redis *srv,
+                         redisContext *c)
+{
+    static const int procs[] = { 1, 2 };
+    long long n = o->payment_n;
+    size_t i;
+    int k, sluice;
+
+    fprintf(stderr, "flow: %lld orders, %d users\n", n, PAYMENT_USERS);
+    for (i = 0; i < 2; i++) {
+        struct row samples[2][8];
+        int first = nrows;
+
+        for (k = 0; k < o->repeat; k++)
+            for (sluice = 0; sluice < 2; sluice++) {
+                struct row *rw = &samples[sluice][k];
+                memset(rw, 0, sizeof(*rw));
+                snprintf(rw->section, sizeof(rw->section), "flow");
+                snprintf(rw->name, sizeof(rw->name), "%s", sluice ? "sluice orders" :
+                         "flow ceiling");
+                rw->procs = procs[i];
+                rw->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
+                flow_run(o, srv, c, sluice, procs[i], n, rw);
+                progress(rw);
+            }
+        for (sluice = 0; sluice < 2; sluice++) {
+            struct row *rw = new_row("flow", samples[sluice][0].name, procs[i],
+                                     samples[sluice][0].batch);
+            keep_median(rw, samples[sluice], o->repeat);
+        }
+        if (rows[first].rate > 0)
+            rows[first + 1].ratio = rows[first + 1].rate / rows[first].rate;
+    }
+}
+
 /* Drains of 100 B, 1 KB and 10 KB payloads, 1 process, at most
  * SCALE_BUDGET bytes of payload per stream. */
 static void section_scaling(const struct opts *o, const struct sl_bench_redis *srv,
@@ -518,7 +751,7 @@ static void section_latency(const struct opts *o, const struct sl_bench_redis *s
             rw->latency = 1;
             if (sluice) {
                 if (sl_bench_sluice_start(&s, srv, c, "noop", stream, group, 1,
-                                          DEFAULT_BATCH) < 0)
+                                          CONF_BATCH(DEFAULT_BATCH)) < 0)
                     sl_bench_die("cannot start sluice run");
             } else {
                 run(c, "XGROUP CREATE %s %s $ MKSTREAM", stream, group);
@@ -595,7 +828,9 @@ static void print_table(const struct opts *o)
                rw->section, rw->name, rw->ok ? "" : " (FAILED)", rw->procs, rw->batch,
                rw->n, rw->rate, ratio, p50, p99, p999, rss, cpu, rcpu);
     }
-    printf("\nvs ceiling: msgs/s of the row / msgs/s of the ceiling row with the same "
+    printf("\nbatch 64 rows run sluice with no batch key (the default, which grows on a "
+           "deep backlog); other batches are set explicitly. ");
+    printf("vs ceiling: msgs/s of the row / msgs/s of the ceiling row with the same "
            "processes in the same section; for latency rows, p99 of sluice / p99 of "
            "the ceiling at the same rate (lower is better). Latency rows: msgs/s is "
            "the offered rate achieved, entries the number sent. Webhook rows: deliveries/s "
@@ -728,8 +963,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
-            "                    [--only noop,payment,aof,latency,scaling,webhook] [--batch B]\n"
-            "                    [--keep] [--perf DIR]\n"
+            "                    [--only noop,payment,flow,aof,latency,scaling,webhook] [--batch B]\n"
+            "                    [--keep] [--perf DIR] [--commandstats]\n"
             "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
             "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
             "  batch in the noop rows, defaults to 500 (the ceiling's COUNT).\n");
@@ -783,6 +1018,8 @@ int main(int argc, char **argv)
             o.batch = (int)positive(argv[++i]);
         else if (strcmp(argv[i], "--keep") == 0)
             o.keep = 1;
+        else if (strcmp(argv[i], "--commandstats") == 0)
+            o.cmdstats = 1;
         else
             usage();
     }
@@ -804,6 +1041,8 @@ int main(int argc, char **argv)
         section_noop(&o, &srv, c, "noop");
     if (selected(&o, "payment"))
         section_payment(&o, &srv, c, "payment");
+    if (selected(&o, "flow"))
+        section_flow(&o, &srv, c);
     if (selected(&o, "latency") || selected(&o, "scaling")) {
         redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
         freeReplyObject(r);

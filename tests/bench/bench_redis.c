@@ -244,6 +244,27 @@ void sl_bench_prefill_payments(redisContext *c, const char *stream, long long fi
     drain_replies(c, queued, last_id);
 }
 
+void sl_bench_prefill_orders(redisContext *c, const char *stream, long long first,
+                             long long n, int users, char *last_id)
+{
+    char data[256];
+    long long i, queued = 0;
+
+    for (i = first; i < first + n; i++) {
+        int len = snprintf(data, sizeof(data),
+                           "{\"order_id\":\"o-%08lld\",\"user_id\":\"u-%05lld\","
+                           "\"amount_cents\":%lld,\"currency\":\"USD\"}",
+                           i, i % users, 100 + (i * 7919) % 9900);
+        redisAppendCommand(c, "XADD %s * type order.created data %b", stream,
+                           data, (size_t)len);
+        if (++queued == PIPE_DEPTH) {
+            drain_replies(c, queued, last_id);
+            queued = 0;
+        }
+    }
+    drain_replies(c, queued, last_id);
+}
+
 /* ---------------------------------------------------------------------
  * Group state
  * ------------------------------------------------------------------ */

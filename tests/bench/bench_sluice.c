@@ -63,20 +63,20 @@ static int scan_children(struct sl_bench_sluice *s)
 /* Extra members of the next pools' worker object ("" for none). */
 char sl_bench_worker_extra[256];
 
-/* Writes the config file. Returns 0 or -1. */
+/* Writes sluice.json into the run's directory: COUNT `batch` (0: no
+ * batch key, the default a user gets), trim none, and the given workers
+ * array members. Returns 0 or -1. */
 static int write_config(const struct sl_bench_sluice *s, const struct sl_bench_redis *r,
-                        const char *handler, const char *stream, const char *group,
-                        int processes, int batch)
+                        const char *workers, int batch)
 {
-    char path[320], defaults[64], workers[512];
+    char path[320], defaults[64];
     struct sl_test_config c = { r->url, NULL, defaults, NULL, workers, NULL };
 
     snprintf(path, sizeof(path), "%s/sluice.json", s->dir);
-    snprintf(defaults, sizeof(defaults), "\"batch\": %d, \"trim\": \"none\"", batch);
-    snprintf(workers, sizeof(workers),
-             "{ \"handler\": \"%s\", \"stream\": \"%s\", \"group\": \"%s\", \"processes\": %d%s%s }",
-             handler, stream, group, processes, sl_bench_worker_extra[0] ? ", " : "",
-             sl_bench_worker_extra);
+    if (batch > 0)
+        snprintf(defaults, sizeof(defaults), "\"batch\": %d, \"trim\": \"none\"", batch);
+    else
+        snprintf(defaults, sizeof(defaults), "\"trim\": \"none\"");
     return sl_test_config_write(path, &c);
 }
 
@@ -106,6 +106,20 @@ int sl_bench_sluice_start(struct sl_bench_sluice *s, const struct sl_bench_redis
                           redisContext *c, const char *handler, const char *stream,
                           const char *group, int processes, int batch)
 {
+    char workers[512];
+
+    snprintf(workers, sizeof(workers),
+             "{ \"handler\": \"%s\", \"stream\": \"%s\", \"group\": \"%s\", \"processes\": %d%s%s }",
+             handler, stream, group, processes, sl_bench_worker_extra[0] ? ", " : "",
+             sl_bench_worker_extra);
+    return sl_bench_sluice_start_workers(s, r, c, workers, processes, batch);
+}
+
+/* See bench.h. */
+int sl_bench_sluice_start_workers(struct sl_bench_sluice *s, const struct sl_bench_redis *r,
+                                  redisContext *c, const char *workers, int processes,
+                                  int batch)
+{
     const char *bin = getenv("SLUICE_BIN") ? getenv("SLUICE_BIN") : "build/sluice";
     char cfg[320], logp[320];
     int64_t deadline;
@@ -115,7 +129,7 @@ int sl_bench_sluice_start(struct sl_bench_sluice *s, const struct sl_bench_redis
     snprintf(s->dir, sizeof(s->dir), "/tmp/sluice-bench-run-XXXXXX");
     if (mkdtemp(s->dir) == NULL)
         return -1;
-    if (write_config(s, r, handler, stream, group, processes, batch) < 0)
+    if (write_config(s, r, workers, batch) < 0)
         return -1;
     snprintf(cfg, sizeof(cfg), "%s/sluice.json", s->dir);
     snprintf(logp, sizeof(logp), "%s/sluice.log", s->dir);

@@ -222,6 +222,23 @@ START_TEST(test_cli_config_named_missing_file_is_an_error)
 }
 END_TEST
 
+/* A configuration naming cluster seeds: `sluice run` refuses it (exit 2,
+ * saying why) instead of running the pool against the standalone URL. */
+START_TEST(test_cli_run_refuses_cluster_nodes)
+{
+    char path[PATH_MAX + 64];
+    const char *args[] = { "run", "-c", path, NULL };
+
+    snprintf(path, sizeof(path), "%s/cluster.json", dir);
+    ck_assert_int_eq(sl_test_write_file(path,
+        "{ \"redis\": { \"url\": \"%s\", \"cluster_nodes\": [\"127.0.0.1:1\"] },\n"
+        "  \"workers\": [ { \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\" } ],\n"
+        "  \"metrics\": { \"listen\": null } }\n", srv.url), 0);
+    ASSERT_CLI(2, args);
+    ck_assert(out_has("redis.cluster_nodes: the pool does not run on a Redis Cluster yet"));
+}
+END_TEST
+
 /* With no file anywhere, the built-in defaults are used (with --redis to
  * reach the test server). /etc/sluice/sluice.json is the one place this
  * test cannot control; the unit tests cover that step. */
@@ -701,6 +718,7 @@ Suite *cli_suite(void)
     tcase_add_test(config, test_cli_config_flag_beats_env_beats_cwd);
     tcase_add_test(config, test_cli_config_cwd_file_is_read);
     tcase_add_test(config, test_cli_config_named_missing_file_is_an_error);
+    tcase_add_test(config, test_cli_run_refuses_cluster_nodes);
     tcase_add_test(config, test_cli_config_builtin_defaults_when_no_file);
     tcase_add_test(config, test_cli_config_run_uses_sluice_config);
     suite_add_tcase(s, config);

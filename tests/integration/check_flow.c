@@ -1700,6 +1700,10 @@ START_TEST(test_flow_fingerprint_retention)
     if ((rv = sl_test_pool_wait_running(pool_pid, logpath, 3, FLOW_START_MS)) != 0)
         fail_log("the pool did not start (%d)", rv);
     xadd("users", "user.created", "{'user_id':'u-1','name':'Ann','email':'a@example.com','balance_cents':5000}");
+    /* The user first: the user worker and the order -> payment chain
+     * run side by side, and a payment that overtakes its user is
+     * declined unknown_user. */
+    wait_hash("user:u-1", "balance_cents", "5000");
     xadd("orders", "order.created", "{'order_id':'o-1','user_id':'u-1','amount_cents':300,'currency':'EUR'}");
     wait_hash("order:o-1", "status", "paid");
     wait_quiet(FLOW_QUIET_MS);

@@ -669,6 +669,115 @@ START_TEST(test_flow_refuses_bad_state)
 }
 END_TEST
 
+/* Sets `key` to a string (its value, if any, kept aside meanwhile) and
+ * asserts that the event is refused with RETRY wrong_key_type naming
+ * that key and the type it must have, and that nothing was written: no
+ * key added, the balance of u-1 and the length of every other stream of
+ * the flow unchanged. Then puts the key back as it was. */
+static void refused_for_type(const struct sl_handler *h, const char *type, const char *sq,
+                             const char *key, const char *want)
+{
+    static const char *const streams[] = { "ledger", "orders", "payments" };
+    const char *user = strcmp(key, "user:u-1") == 0 ? "test:saved" : "user:u-1";
+    char expect[256], bal[1024];
+    long long keys, len[3];
+    int i, saved = (int)sl_test_int(rc, "EXISTS %s", key);
+
+    if (saved)
+        freeReplyObject(sl_test_cmd(rc, "RENAME %s test:saved", key));
+    freeReplyObject(sl_test_cmd(rc, "SET %s oops", key));
+    keys = sl_test_int(rc, "DBSIZE");
+    snprintf(bal, sizeof bal, "%s", hget(user, "balance_cents"));
+    for (i = 0; i < 3; i++)
+        len[i] = strcmp(streams[i], key) != 0 ? xlen(streams[i]) : -1;
+    snprintf(expect, sizeof expect, "retry: wrong_key_type: %s is a string, expected a %s",
+             key, want);
+    EXPECT(h, type, sq, expect);
+    ck_assert_int_eq(sl_test_int(rc, "DBSIZE"), keys);
+    ck_assert_str_eq(hget(user, "balance_cents"), bal);
+    for (i = 0; i < 3; i++)
+        if (len[i] >= 0)
+            ck_assert_int_eq(xlen(streams[i]), len[i]);
+    ck_assert_int_eq(sl_test_int(rc, "DEL %s", key), 1);
+    if (saved)
+        freeReplyObject(sl_test_cmd(rc, "RENAME test:saved %s", key));
+}
+
+/* Every key an effect script reads or writes is checked for its type
+ * before the first write, whichever way the script checks it: each one
+ * in turn of the wrong type is RETRY wrong_key_type with no write. */
+START_TEST(test_flow_every_key_type_checked)
+{
+    const char *pay = "{'payment_id':'o-1','order_id':'o-1','user_id':'u-1',"
+                      "'amount_cents':1999,'currency':'USD'}";
+    const char *credit = "{'credit_id':'c-1','user_id':'u-1','amount_cents':5}";
+    const char *paid = "{'payment_id':'o-1','order_id':'o-1'}";
+    char report[4096];
+
+    refused_for_type(&user_handler, "user.created", ANN, "user:u-1", "hash");
+    refused_for_type(&user_handler, "user.created", ANN, "ledger", "stream");
+    EXPECT(&user_handler, "user.created", ANN, "created");
+
+    refused_for_type(&user_handler, "user.credited", credit, "credit:c-1", "hash");
+    refused_for_type(&user_handler, "user.credited", credit, "ledger", "stream");
+
+    refused_for_type(&order_handler, "order.created", ORDER1, "order:o-1", "hash");
+    refused_for_type(&order_handler, "order.created", ORDER1, "payments", "stream");
+    EXPECT(&order_handler, "order.created", ORDER1, "created");
+
+    refused_for_type(&payment_handler, "payment.requested", pay, "payment:o-1", "hash");
+    refused_for_type(&payment_handler, "payment.requested", pay, "ledger", "stream");
+    refused_for_type(&payment_handler, "payment.requested", pay, "orders", "stream");
+    EXPECT(&payment_handler, "payment.requested", pay, "succeeded");
+
+    refused_for_type(&order_handler, "payment.succeeded", paid, "order:o-1", "hash");
+    refused_for_type(&order_handler, "payment.succeeded", paid, "payment:o-1", "hash");
+    EXPECT(&order_handler, "payment.succeeded", paid, "paid");
+    assert_invariants();
+
+    /* The user key: for a credit and for a new payment. */
+    EXPECT(&order_handler, "order.created",
+           "{'order_id':'o-2','user_id':'u-1','amount_cents':1,'currency':'USD'}", "created");
+    refused_for_type(&user_handler, "user.credited", credit, "user:u-1", "hash");
+    refused_for_type(&payment_handler, "payment.requested",
+                     "{'payment_id':'o-2','order_id':'o-2','user_id':'u-1',"
+                     "'amount_cents':1,'currency':'USD'}", "user:u-1", "hash");
+    ck_assert_msg(sl_test_invariants_live(rc, report, sizeof report) == 0, "%s", report);
+}
+END_TEST
+
+/* The stored form of a fingerprint does not change with the scripts:
+ * a record written earlier, with fp = the first 8 bytes of the SHA-1 of
+ * the canonical JSON (computed here apart from the scripts), is
+ * recognised as the same request. */
+START_TEST(test_flow_digest_is_stable)
+{
+    const char *pay = "{'payment_id':'o-1','order_id':'o-1','user_id':'u-1',"
+                      "'amount_cents':1999,'currency':'USD'}";
+    const char *canon = "{\"amount_cents\":1999,\"currency\":\"USD\",\"order_id\":\"o-1\","
+                        "\"payment_id\":\"o-1\",\"user_id\":\"u-1\"}";
+    unsigned char fp[8];
+    redisReply *r;
+    int i;
+
+    EXPECT(&user_handler, "user.created", ANN, "created");
+    r = sl_test_cmd(rc, "EVAL %s 0 %s", "return redis.sha1hex(ARGV[1])", canon);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_int_eq((int)r->len, 40);
+    for (i = 0; i < 8; i++) {
+        unsigned int byte;
+        ck_assert_int_eq(sscanf(r->str + 2 * i, "%2x", &byte), 1);
+        fp[i] = (unsigned char)byte;
+    }
+    freeReplyObject(r);
+    r = sl_test_cmd(rc, "HSET payment:o-1 order_id o-1 user_id u-1 amount_cents 1999 "
+                    "currency USD status succeeded fp %b", fp, (size_t)8);
+    freeReplyObject(r);
+    EXPECT(&payment_handler, "payment.requested", pay, "duplicate");
+    ck_assert_str_eq(hget("user:u-1", "balance_cents"), "5000");
+}
+END_TEST
+
 /* Returns 1 when the report holds needle. */
 static int reports(const char *report, const char *needle)
 {
@@ -818,6 +927,8 @@ Suite *flow_scripts_suite(void)
     tcase_add_test(tc, test_flow_forged_payment_results);
     tcase_add_test(tc, test_flow_money_never_negative);
     tcase_add_test(tc, test_flow_refuses_bad_state);
+    tcase_add_test(tc, test_flow_every_key_type_checked);
+    tcase_add_test(tc, test_flow_digest_is_stable);
     tcase_add_test(tc, test_flow_invariants_detect_damage);
     tcase_add_test(tc, test_flow_wrapped_by_framework);
     suite_add_tcase(s, tc);

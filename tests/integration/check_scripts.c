@@ -14,6 +14,8 @@
 
 static struct sl_test_redis srv;  /* one server per TCase */
 static redisContext *rc;          /* the test's own connection */
+static struct sl_sync *sc;        /* the framework's synchronous connection to it */
+static struct sl_config *scfg;    /* its configuration */
 static char *dir;                 /* temp dir of the current test */
 static pid_t pool;                /* the `sluice run` under test, 0 when none */
 
@@ -39,6 +41,12 @@ static void test_up(void)
     freeReplyObject(sl_test_cmd(rc, "CONFIG RESETSTAT"));
     dir = sl_test_tmpdir();
     pool = 0;
+    scfg = sl__config_default();
+    ck_assert_ptr_nonnull(scfg);
+    scfg->redis.port = srv.port;
+    snprintf(scfg->redis.host, sizeof(scfg->redis.host), "127.0.0.1");
+    sc = sl__redis_connect(scfg, NULL, 0);
+    ck_assert_ptr_nonnull(sc);
 }
 
 /* Stops the pool if a test left it running, then cleans up. */
@@ -55,6 +63,8 @@ static void test_down(void)
         pool = 0;
     }
     redisFree(rc);
+    sl__sync_free(sc);
+    sl__config_free(scfg);
     sl_test_rmtree(dir);
     free(dir);
 }
@@ -121,7 +131,7 @@ START_TEST(test_scripts_evalsha_and_noscript_reload)
     redisReply *r;
 
     trim->sha[0] = '\0';
-    r = sl__script_call(rc, trim, 1, keys, 0, NULL);
+    r = sl__script_call(sc, trim, 1, keys, 0, NULL);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
     ck_assert_int_eq(r->integer, 0);
@@ -129,7 +139,7 @@ START_TEST(test_scripts_evalsha_and_noscript_reload)
     ck_assert_int_eq((int)strlen(trim->sha), 40);
 
     freeReplyObject(sl_test_cmd(rc, "SCRIPT FLUSH"));
-    r = sl__script_call(rc, trim, 1, keys, 0, NULL);
+    r = sl__script_call(sc, trim, 1, keys, 0, NULL);
     ck_assert_ptr_nonnull(r);
     ck_assert_msg(r->type == REDIS_REPLY_INTEGER, "after SCRIPT FLUSH: %s",
                   r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
@@ -158,7 +168,7 @@ START_TEST(test_scripts_error_lines_map_to_files)
 
     freeReplyObject(sl_test_cmd(rc, "XADD s 1-1 type t data {}"));
     freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE s g 0"));
-    r = sl__script_call(rc, claim, 2, keys, 7, args);
+    r = sl__script_call(sc, claim, 2, keys, 7, args);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     line = line_of("framework/lua/claim.lua", "'IDLE', MINIDLE, START, '+', COUNT)");
@@ -170,7 +180,7 @@ START_TEST(test_scripts_error_lines_map_to_files)
     freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP g me COUNT 1 STREAMS s >"));
     eff = sl__script_effect_new(&bad);
     ck_assert_ptr_nonnull(eff);
-    r = sl__script_call(rc, eff, 3, ekeys, 10, eargs);
+    r = sl__script_call(sc, eff, 3, ekeys, 10, eargs);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_ERROR);
     ck_assert_msg(names_line(r->str, 4), "wanted line 2 + 2 in: %s", r->str);

@@ -133,9 +133,9 @@ END_TEST
 START_TEST(test_secrets_bad_urls_redacted)
 {
     static const char *const urls[] = {
-        "rediss://:hunter2@127.0.0.1:1", "redis://admin:hunter2@127.0.0.1:1",
+        "rediss://:hunter2%@127.0.0.1:1", "redis://admin:hunter2%zz@127.0.0.1:1",
         "REDIS://:hunter2@127.0.0.1:99999", "redis://:hunter2@127.0.0.1:1/x",
-        "redis://hunter2@127.0.0.1:1", "redis://:hunter2",
+        "redis://hunter2%@127.0.0.1:1", "redis://:hunter2",
     };
     char cfgpath[600], envvar[300];
     size_t i;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -419,6 +420,93 @@ START_TEST(test_slow_prefetch_spreads_slow_entries)
 }
 END_TEST
 
+/* Fills `stream` with n noop entries, creates its group at 0, and turns
+ * on a SLOWLOG of every command (it keeps each command's arguments). */
+static void backlog_for_reads(const char *stream, const char *group, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        redisAppendCommand(rc, "XADD %s * type bench.noop data {}", stream);
+    for (i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        ck_assert_int_eq(redisGetReply(rc, (void **)&r), REDIS_OK);
+        ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE %s %s 0", stream, group));
+    freeReplyObject(sl_test_cmd(rc, "CONFIG SET slowlog-max-len 100000"));
+    freeReplyObject(sl_test_cmd(rc, "CONFIG SET slowlog-log-slower-than 0"));
+    freeReplyObject(sl_test_cmd(rc, "SLOWLOG RESET"));
+}
+
+/* Returns the largest COUNT of the XREADGROUPs on `stream` in the
+ * SLOWLOG, and turns the SLOWLOG back off. */
+static long long largest_read(const char *stream)
+{
+    redisReply *r = sl_test_cmd(rc, "SLOWLOG GET -1");
+    long long most = 0;
+    size_t i, j;
+
+    freeReplyObject(sl_test_cmd(rc, "CONFIG SET slowlog-log-slower-than 10000"));
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    for (i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i], *args;
+        int ours = 0;
+        long long count = 0;
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 ||
+            e->element[3]->type != REDIS_REPLY_ARRAY)
+            continue;
+        args = e->element[3];
+        if (args->elements < 1 || strcasecmp(args->element[0]->str, "XREADGROUP") != 0)
+            continue;
+        for (j = 0; j + 1 < args->elements; j++) {
+            if (strcasecmp(args->element[j]->str, "COUNT") == 0)
+                count = atoll(args->element[j + 1]->str);
+            if (strcmp(args->element[j]->str, stream) == 0)
+                ours = 1;
+        }
+        if (ours && count > most)
+            most = count;
+    }
+    freeReplyObject(r);
+    return most;
+}
+
+/* With `batch` left at its default, the read size grows past 64 while
+ * every read comes back full (a deep backlog of a fast handler), so one
+ * process reads as a tuned client would; an explicit batch stays the
+ * largest COUNT, even when it is the default's value. */
+START_TEST(test_slow_default_read_grows_on_backlog)
+{
+    char cfg[600];
+    struct pool p;
+    long long most;
+
+    backlog_for_reads("gq", "gg", 5000);
+    slow_config(cfg, sizeof(cfg), NULL, NULL,
+                "{\"handler\": \"noop\", \"stream\": \"gq\", \"group\": \"gg\", \"processes\": 1}",
+                0);
+    slow_start(&p, cfg, "grow.log", 1, 0);
+    SL_TEST_ASSERT_EVENTUALLY(60000, group_backlog("gq", "gg") == 0);
+    pool_stop(&p);
+    most = largest_read("gq");
+    fprintf(stderr, "slow: default batch, 5000-entry backlog: largest COUNT %lld\n", most);
+    ck_assert_msg(most > 64, "the default read size stayed at %lld on a deep backlog", most);
+
+    backlog_for_reads("fq", "fg", 5000);
+    slow_config(cfg, sizeof(cfg), NULL, "\"batch\": 64",
+                "{\"handler\": \"noop\", \"stream\": \"fq\", \"group\": \"fg\", \"processes\": 1}",
+                0);
+    slow_start(&p, cfg, "fixed.log", 1, 0);
+    SL_TEST_ASSERT_EVENTUALLY(60000, group_backlog("fq", "fg") == 0);
+    pool_stop(&p);
+    most = largest_read("fq");
+    ck_assert_msg(most == 64, "an explicit batch of 64 read up to %lld at a time", most);
+}
+END_TEST
+
 Suite *slow_suite(void)
 {
     Suite *s = suite_create("slow");
@@ -432,5 +520,6 @@ Suite *slow_suite(void)
     tcase_add_test(tc, test_slow_retry_after_is_honoured);
     tc = ops_server_case(s, "prefetch", 90);
     tcase_add_test(tc, test_slow_prefetch_spreads_slow_entries);
+    tcase_add_test(tc, test_slow_default_read_grows_on_backlog);
     return s;
 }

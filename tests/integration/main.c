@@ -31,6 +31,7 @@ Suite *faults_suite(void);
 Suite *cli_suite(void);
 Suite *scripts_suite(void);
 Suite *producers_suite(void);
+Suite *conn_suite(void);
 Suite *dlq_suite(void);
 Suite *web_suite(void);
 Suite *slow_suite(void);
@@ -96,6 +97,7 @@ int main(void)
     srunner_add_suite(sr, faults_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, scripts_suite());
+    srunner_add_suite(sr, conn_suite());
     srunner_add_suite(sr, producers_suite());
     srunner_add_suite(sr, dlq_suite());
     srunner_add_suite(sr, slow_suite());

@@ -485,7 +485,7 @@ END_TEST
 START_TEST(test_config_redis_values)
 {
     expect_error("{\"redis\": {\"url\": \"http://x:1\"}}",
-                 "1:19: redis.url: redis URL \"http://x:1\": expected redis://[:password@]host:port[/db]");
+                 "1:19: redis.url: redis URL \"http://x:1\": expected redis://[[user]:password@]host:port[/db] (rediss:// for TLS)");
     expect_error("{\"redis\": {\"url\": 6379}}", "1:19: redis.url: expected a string");
     expect_error("{\"redis\": {\"connect_timeout_ms\": 0}}",
                  "1:34: redis.connect_timeout_ms: expected an integer from 1 to 604800000");
@@ -640,7 +640,7 @@ START_TEST(test_config_url_bad)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ck_assert_msg(sl__url_parse(bad[i], &u, err, sizeof(err)) == -1, "accepted %s", bad[i]);
         snprintf(want, sizeof(want),
-                 "redis URL \"%s\": expected redis://[:password@]host:port[/db]", bad[i]);
+                 "redis URL \"%s\": expected redis://[[user]:password@]host:port[/db] (rediss:// for TLS)", bad[i]);
         ck_assert_str_eq(err, want);
     }
     ck_assert_int_eq(sl__url_parse(NULL, &u, err, sizeof(err)), -1);
@@ -653,7 +653,7 @@ START_TEST(test_config_url_error_hides_password)
 
     ck_assert_int_eq(sl__url_parse("redis://:hunter2@h:99999", &u, err, sizeof(err)), -1);
     ck_assert_str_eq(err,
-                     "redis URL \"redis://:***@h:99999\": expected redis://[:password@]host:port[/db]");
+                     "redis URL \"redis://:***@h:99999\": expected redis://[[user]:password@]host:port[/db] (rediss:// for TLS)");
     ck_assert_ptr_null(strstr(err, "hunter2"));
 }
 END_TEST
@@ -672,14 +672,14 @@ START_TEST(test_config_set_url)
     ck_assert_int_eq(sl__config_set_url(cfg, "localhost:6379", "SLUICE_REDIS_URL",
                                         err, sizeof(err)), -1);
     ck_assert_str_eq(err, "SLUICE_REDIS_URL: redis URL \"localhost:6379\": "
-                          "expected redis://[:password@]host:port[/db]");
+                          "expected redis://[[user]:password@]host:port[/db] (rediss:// for TLS)");
     /* A failed replacement leaves the previous URL in place. */
     ck_assert_str_eq(cfg->redis_url, "redis://10.0.0.5:7001/1");
     ck_assert_int_eq(cfg->redis.port, 7001);
 
     ck_assert_int_eq(sl__config_set_url(cfg, "redis://x:1/2x", "--redis", err, sizeof(err)), -1);
     ck_assert_str_eq(err, "--redis: redis URL \"redis://x:1/2x\": "
-                          "expected redis://[:password@]host:port[/db]");
+                          "expected redis://[[user]:password@]host:port[/db] (rediss:// for TLS)");
 }
 END_TEST
 
@@ -703,13 +703,12 @@ static void expect_url_refused(const char *url, const char *shown, const char *w
 
 START_TEST(test_config_url_errors_never_show_the_password)
 {
-    expect_url_refused("rediss://:hunter2@h:6380", "\"rediss://:***@h:6380\"",
-                       "TLS (rediss://) is not supported");
-    expect_url_refused("REDISS://:hunter2@h", "\"REDISS://:***@h\"", "TLS (rediss://) is not supported");
-    expect_url_refused("redis://user:hunter2@h:1", "\"redis://user:***@h:1\"",
-                       "user names (ACL) are not supported");
-    expect_url_refused("redis://hunter2@h:1", "\"redis://***@h:1\"",
-                       "user names (ACL) are not supported");
+    expect_url_refused("rediss://:hunter2@h:99999", "\"rediss://:***@h:99999\"",
+                       "expected redis://");
+    expect_url_refused("REDISS://:hunter2%@h", "\"REDISS://:***@h\"", "bad password");
+    expect_url_refused("redis://user:hunter2%0@h:1", "\"redis://user:***@h:1\"", "bad password");
+    expect_url_refused("redis://user:hunter2%00@h:1", "\"redis://user:***@h:1\"", "bad password");
+    expect_url_refused("redis://us%zr:hunter2@h:1", "\"redis://us%zr:***@h:1\"", "bad user name");
     expect_url_refused("REDIS://:hunter2@h:99999", "\"REDIS://:***@h:99999\"", "expected redis://");
     expect_url_refused("redis://:hunter2@h:1/x", "\"redis://:***@h:1/x\"", "expected redis://");
     expect_url_refused("redis://:hunter2", "\"redis://:***\"", "expected redis://");
@@ -729,6 +728,34 @@ START_TEST(test_config_url_errors_never_show_the_password)
 }
 END_TEST
 
+/* rediss:// asks for TLS; an ACL user and its password come before the
+ * '@', each percent-decoded; "user@" alone names the user and leaves the
+ * password to SLUICE_REDIS_PASSWORD or redis.password_file. */
+START_TEST(test_config_url_tls_and_acl_user)
+{
+    struct sl_redis_url u;
+
+    ck_assert_int_eq(sl__url_parse("rediss://app%40x:p%3Ass%25@cache:6380/2", &u, err,
+                                   sizeof(err)), 0);
+    ck_assert_int_eq(u.tls, 1);
+    ck_assert_str_eq(u.user, "app@x");
+    ck_assert_str_eq(u.password, "p:ss%");
+    ck_assert_str_eq(u.host, "cache");
+    ck_assert_int_eq(u.port, 6380);
+    ck_assert_int_eq(u.db, 2);
+    ck_assert_int_eq(sl__url_parse("REDISS://cache", &u, err, sizeof(err)), 0);
+    ck_assert_int_eq(u.tls, 1);
+    ck_assert_int_eq(u.port, 6379);
+    ck_assert_int_eq(sl__url_parse("redis://sluice@cache:1", &u, err, sizeof(err)), 0);
+    ck_assert_int_eq(u.tls, 0);
+    ck_assert_str_eq(u.user, "sluice");
+    ck_assert_str_eq(u.password, "");
+    ck_assert_int_eq(sl__url_parse("redis://:p@ss@cache", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.user, "");
+    ck_assert_str_eq(u.password, "p@ss");
+}
+END_TEST
+
 START_TEST(test_config_url_scheme_is_case_insensitive)
 {
     struct sl_redis_url u;
@@ -743,16 +770,16 @@ END_TEST
 
 START_TEST(test_config_url_error_in_file_and_overrides_hides_password)
 {
-    expect_error("{\"redis\": {\"url\": \"rediss://:hunter2@h:1\"}}",
-                 "1:19: redis.url: redis URL \"rediss://:***@h:1\": "
-                 "TLS (rediss://) is not supported yet");
+    expect_error("{\"redis\": {\"url\": \"rediss://:hunter2%@h:1\"}}",
+                 "1:19: redis.url: redis URL \"rediss://:***@h:1\": bad password: a NUL byte, "
+                 "or a '%' not followed by two hex digits (write '%25' for '%')");
     ck_assert_ptr_null(strstr(err, "hunter2"));
     cfg = sl__config_default();
     ck_assert_ptr_nonnull(cfg);
-    ck_assert_int_eq(sl__config_set_url(cfg, "redis://admin:hunter2@h:1", "--redis",
+    ck_assert_int_eq(sl__config_set_url(cfg, "redis://admin:hunter2@h:1/x", "--redis",
                                         err, sizeof(err)), -1);
     ck_assert_ptr_null(strstr(err, "hunter2"));
-    ck_assert_ptr_nonnull(strstr(err, "--redis: redis URL \"redis://admin:***@h:1\""));
+    ck_assert_ptr_nonnull(strstr(err, "--redis: redis URL \"redis://admin:***@h:1/x\""));
     ck_assert_int_eq(sl__config_set_url(cfg, "REDIS://:hunter2@h:0", "SLUICE_REDIS_URL",
                                         err, sizeof(err)), -1);
     ck_assert_ptr_null(strstr(err, "hunter2"));
@@ -969,6 +996,34 @@ END_TEST
  * Suite
  * ------------------------------------------------------------------ */
 
+/* redis.cluster_nodes: seeds kept joined; bad ones and a database other
+ * than 0 refused with the key named; absent, standalone (NULL). */
+START_TEST(test_config_cluster_nodes)
+{
+    static const char *const bad[] = {
+        "{\"redis\": {\"cluster_nodes\": []}}",
+        "{\"redis\": {\"cluster_nodes\": \"127.0.0.1:7000\"}}",
+        "{\"redis\": {\"cluster_nodes\": [\"127.0.0.1\"]}}",
+        "{\"redis\": {\"cluster_nodes\": [\"a:1,b:2\"]}}",
+        "{\"redis\": {\"url\": \"redis://h:1/3\", \"cluster_nodes\": [\"a:1\"]}}",
+    };
+    size_t i;
+
+    expect_ok("{}");
+    ck_assert_ptr_null(cfg->cluster_nodes);
+    expect_ok("{\"redis\": {\"url\": \"redis://sluice@h:1\", "
+              "\"cluster_nodes\": [\"10.0.0.1:7000\", \"[::1]:7001\", \"redis-2:7002\"]}}");
+    ck_assert_str_eq(cfg->cluster_nodes, "10.0.0.1:7000,[::1]:7001,redis-2:7002");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_config(bad[i]);
+        sl__config_free(cfg);
+        cfg = sl__config_load(path, 1, err, sizeof(err));
+        ck_assert_msg(cfg == NULL, "accepted: %s", bad[i]);
+        ck_assert_msg(strstr(err, "redis.cluster_nodes") != NULL, "%s: %s", bad[i], err);
+    }
+}
+END_TEST
+
 /* Returns the config suite: defaults, overrides, syntax, values, workers
  * and URLs. New: the runner frees it. */
 Suite *config_suite(void)
@@ -1034,6 +1089,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_set_url);
     tcase_add_test(tc, test_config_url_errors_never_show_the_password);
     tcase_add_test(tc, test_config_url_scheme_is_case_insensitive);
+    tcase_add_test(tc, test_config_url_tls_and_acl_user);
     tcase_add_test(tc, test_config_url_error_in_file_and_overrides_hides_password);
     tcase_add_test(tc, test_config_url_redact_every_form);
     tcase_add_test(tc, test_config_password_sources);
@@ -1046,6 +1102,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_load_is_linear_in_workers);
     tcase_add_test(tc, test_config_metrics_address);
     tcase_add_test(tc, test_config_webhook_url_adds_webhook_worker);
+    tcase_add_test(tc, test_config_cluster_nodes);
     suite_add_tcase(s, tc);
 
     return s;

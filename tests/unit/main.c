@@ -10,6 +10,7 @@ Suite *workers_suite(void);
 Suite *cli_suite(void);
 Suite *registry_suite(void);
 Suite *producer_suite(void);
+Suite *slots_suite(void);
 
 int main(void)
 {
@@ -22,6 +23,7 @@ int main(void)
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, registry_suite());
     srunner_add_suite(sr, producer_suite());
+    srunner_add_suite(sr, slots_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

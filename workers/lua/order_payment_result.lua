@@ -45,13 +45,16 @@
 -- Then the order's state decides: pending moves to paid or failed; a
 -- final state equal to this result (same reason for a decline) is an
 -- idempotent repeat; any other final state is a conflict and is left
--- untouched. Every check comes before the first write.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'},
-                         {KEYS[4], 'stream'}})
-if bad then return bad end
-local mine = digest(ARGV[1])
-local fp = redis.call('HGET', KEYS[1], 'fp_result')
-if fp == mine then return 'duplicate' end
+-- untouched. Every check comes before the first write, the types of the
+-- keys too: both hashes are read with one HMGET each through
+-- redis.pcall (all the fields any check needs, read once), and the
+-- expiry and notifications streams are checked only when they are about
+-- to be written.
+local st = redis.pcall('HMGET', KEYS[1], 'fp_result', 'status', 'reason', 'user_id',
+                      'amount_cents', 'currency')
+if st.err then return wrong(KEYS[1], 'hash', st) end
+local fp = st[1]
+if fp and fp == digest(ARGV[1]) then return 'duplicate' end
 local function txt(v)
   if v then return v end
   return '(none)'
@@ -59,11 +62,12 @@ end
 local function mismatch(detail)
   return {'dead', 'payment_mismatch: payment ' .. ARGV[2] .. ' ' .. detail}
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
+local pay = redis.pcall('HMGET', KEYS[2], 'order_id', 'user_id', 'amount_cents',
+                        'currency', 'status', 'reason')
+if pay.err then return wrong(KEYS[2], 'hash', pay) end
+if not pay[1] and redis.call('EXISTS', KEYS[2]) == 0 then
   return {'dead', 'payment_mismatch: no payment record ' .. KEYS[2]}
 end
-local pay = redis.call('HMGET', KEYS[2], 'order_id', 'user_id', 'amount_cents',
-                       'currency', 'status', 'reason')
 if pay[1] ~= ARGV[3] then
   return mismatch('is for order ' .. txt(pay[1]) .. ', not ' .. ARGV[3])
 end
@@ -76,18 +80,24 @@ if want == 'declined' and pay[6] ~= ARGV[5] then
   return mismatch('was declined (' .. txt(pay[6]) .. '), not (' .. ARGV[5] .. ')')
 end
 if fp then return conflict('payment result', ARGV[2]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local status, reason = st[2], st[3]
+if not status and redis.call('EXISTS', KEYS[1]) == 0 then
   return {'retry', 'order_not_found: ' .. ARGV[3]}
 end
-local st = redis.call('HMGET', KEYS[1], 'status', 'reason', 'user_id',
-                      'amount_cents', 'currency')
-local status, reason = st[1], st[2]
-if st[3] ~= pay[2] or st[4] ~= pay[3] or st[5] ~= pay[4] then
+if st[4] ~= pay[2] or st[5] ~= pay[3] or st[6] ~= pay[4] then
   return mismatch('is ' .. txt(pay[3]) .. ' ' .. txt(pay[4]) .. ' from user ' .. txt(pay[2]) ..
-                  ', order ' .. ARGV[3] .. ' is ' .. txt(st[4]) .. ' ' .. txt(st[5]) ..
-                  ' from user ' .. txt(st[3]))
+                  ', order ' .. ARGV[3] .. ' is ' .. txt(st[5]) .. ' ' .. txt(st[6]) ..
+                  ' from user ' .. txt(st[4]))
 end
 if status == 'pending' then
+  local exp, note
+  if ARGV[6] ~= '0' then exp = KEYS[3] end
+  if ARGV[7] ~= '' then note = KEYS[4] end
+  if exp or note then
+    local bad = streams_bad(exp or note, exp and note or nil)
+    if bad then return bad end
+  end
+  local mine = digest(ARGV[1])
   if ARGV[4] == 'paid' then
     redis.call('HSET', KEYS[1], 'status', 'paid', 'fp_result', mine)
   else

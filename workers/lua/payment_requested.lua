@@ -11,36 +11,41 @@
 --       10 idempotency_retention_ms ('0': keep the fingerprint for ever;
 --       else the payment, final once written, joins the expiry stream).
 -- Returns 'succeeded', 'declined' or 'duplicate', or a dead or retry
--- reply. Every read and check (fingerprint, user, balance) comes before
--- the first write. The balance is compared with the amount as decimal
+-- reply. Every read and check (fingerprint, user, balance, the types of
+-- the keys) comes before the first write: the two hashes are checked by
+-- the reads themselves, the streams to be written (ledger only when
+-- money moves, the expiry stream only with a retention) by one XREAD.
+-- The balance is compared with the amount as decimal
 -- text (dec_ge), never through tonumber(), and the debit is HINCRBY, so
 -- no double ever touches money. A balance that is not a plain
 -- non-negative integer was corrupted outside sluice: RETRY, so that an
 -- operator can repair it before the entry is dead-lettered.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'},
-                        {KEYS[3], 'stream'}, {KEYS[4], 'stream'}, {KEYS[5], 'stream'}})
+local n, bad = hash_len(KEYS[1])
 if bad then return bad end
-local mine = digest(ARGV[1])
-local fp = redis.call('HGET', KEYS[1], 'fp')
-if fp then
-  if fp == mine then return 'duplicate' end
+if n > 0 then
+  local fp = redis.call('HGET', KEYS[1], 'fp')
+  if not fp then
+    return {'dead', 'idempotency_conflict: payment ' .. ARGV[2] .. ' exists but was not created by sluice'}
+  end
+  if fp == digest(ARGV[1]) then return 'duplicate' end
   return conflict('payment', ARGV[2])
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'dead', 'idempotency_conflict: payment ' .. ARGV[2] .. ' exists but was not created by sluice'}
-end
 local reason, follow = nil, ARGV[7]
-if redis.call('EXISTS', KEYS[2]) == 0 then
+local bal = redis.pcall('HGET', KEYS[2], 'balance_cents')
+if type(bal) == 'table' then return wrong(KEYS[2], 'hash', bal) end
+if not bal and redis.call('EXISTS', KEYS[2]) == 0 then
   reason, follow = 'unknown_user', ARGV[8]
-else
-  local bal = redis.call('HGET', KEYS[2], 'balance_cents')
-  if not is_dec(bal) then
-    return {'retry', 'corrupt_balance: ' .. KEYS[2] .. ' balance_cents is not a non-negative integer'}
-  end
-  if not dec_ge(bal, ARGV[5]) then
-    reason, follow = 'insufficient_funds', ARGV[9]
-  end
+elseif not is_dec(bal) then
+  return {'retry', 'corrupt_balance: ' .. KEYS[2] .. ' balance_cents is not a non-negative integer'}
+elseif not dec_ge(bal, ARGV[5]) then
+  reason, follow = 'insufficient_funds', ARGV[9]
 end
+local ledger, expiry = nil, nil
+if not reason then ledger = KEYS[3] end
+if ARGV[10] ~= '0' then expiry = KEYS[5] end
+bad = streams_bad(KEYS[4], ledger, expiry)
+if bad then return bad end
+local mine = digest(ARGV[1])
 if reason then
   redis.call('HSET', KEYS[1], 'order_id', ARGV[3], 'user_id', ARGV[4],
              'amount_cents', ARGV[5], 'currency', ARGV[6],

@@ -10,31 +10,36 @@
 -- fingerprint is looked at before the user, so a repeat of an applied
 -- credit acks even if the user were gone. A balance of 19 digits or more
 -- could overflow HINCRBY's 64 bits after a credit of up to 10^12; that is
--- refused before any write instead of failing half-way.
-local bad = wrong_types({{KEYS[1], 'hash'}, {KEYS[2], 'hash'}, {KEYS[3], 'stream'},
-                        {KEYS[4], 'stream'}})
+-- refused before any write instead of failing half-way. Key types are
+-- checked before the first write too: the credit by its HLEN, the user by
+-- the read of its balance, the streams to be written by one XREAD.
+local n, bad = hash_len(KEYS[2])
 if bad then return bad end
-local mine = digest(ARGV[1])
-local fp = redis.call('HGET', KEYS[2], 'fp')
-if fp then
-  if fp == mine then return 'duplicate' end
+if n > 0 then
+  local fp = redis.call('HGET', KEYS[2], 'fp')
+  if not fp then
+    return {'dead', 'idempotency_conflict: credit ' .. ARGV[2] .. ' exists but was not created by sluice'}
+  end
+  if fp == digest(ARGV[1]) then return 'duplicate' end
   return conflict('credit', ARGV[2])
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {'dead', 'idempotency_conflict: credit ' .. ARGV[2] .. ' exists but was not created by sluice'}
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local bal = redis.pcall('HGET', KEYS[1], 'balance_cents')
+if type(bal) == 'table' then return wrong(KEYS[1], 'hash', bal) end
+if not bal and redis.call('EXISTS', KEYS[1]) == 0 then
   return {'dead', 'unknown_user: ' .. ARGV[3]}
 end
-local bal = redis.call('HGET', KEYS[1], 'balance_cents')
 if not is_dec(bal) then
   return {'retry', 'corrupt_balance: ' .. KEYS[1] .. ' balance_cents is not a non-negative integer'}
 end
 if #bal > 18 then
   return {'dead', 'invalid_amount: crediting ' .. ARGV[4] .. ' could overflow the balance of user ' .. ARGV[3]}
 end
+local expiry = nil
+if ARGV[5] ~= '0' then expiry = KEYS[4] end
+bad = streams_bad(KEYS[3], expiry)
+if bad then return bad end
 redis.call('HINCRBY', KEYS[1], 'balance_cents', ARGV[4])
-redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4], 'fp', mine)
+redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'amount_cents', ARGV[4], 'fp', digest(ARGV[1]))
 redis.call('XADD', KEYS[3], '*', 'user_id', ARGV[3], 'delta_cents', ARGV[4],
            'ref', 'credit:' .. ARGV[2])
 if ARGV[5] ~= '0' then redis.call('XADD', KEYS[4], '*', 'k', KEYS[2], 'f', 'fp') end

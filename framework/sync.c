@@ -1,0 +1,278 @@
+/* sync.c -- the synchronous calls of the admin commands, `sluice
+ * health` and the producer API: the connection of conn.c on a private
+ * event loop, each call sending one command and running that loop until
+ * the reply or the connection's deadline.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "conn.h"
+/* The connection is set up. */
+static void sync_ready(struct sl_conn *c, void *arg)
+{
+    struct sl_sync *s = arg;
+
+    (void)c;
+    s->ready = 1;
+}
+
+/* The connection is gone: every later call fails with the reason. */
+static void sync_lost(struct sl_conn *c, void *arg)
+{
+    struct sl_sync *s = arg;
+
+    s->lost = 1;
+    if (!s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(c)[0] ? sl__conn_error(c) : "connection lost");
+    }
+}
+
+/* The awaited reply (taken), or NULL. */
+static void sync_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct sl_sync *s = priv;
+
+    (void)c;
+    s->reply = r;
+    s->done = 1;
+}
+
+/* Runs the private loop until *flag is set or the connection is lost;
+ * the connection's own deadlines bound the wait. */
+static void sync_wait(struct sl_sync *s, const int *flag)
+{
+    while (!*flag && !s->lost)
+        if (event_base_loop(s->base, EVLOOP_ONCE) < 0)
+            break;
+}
+
+/* Waits for the reply of the command just sent (rc its sending's
+ * outcome). Returns it (new), or NULL with s->err set. */
+static redisReply *sync_finish(struct sl_sync *s, int rc)
+{
+    redisReply *r;
+
+    if (rc != 0) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "cannot send the command");
+        return NULL;
+    }
+    sync_wait(s, &s->done);
+    r = s->reply;
+    s->reply = NULL;
+    if (r == NULL && !s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "no reply");
+    }
+    return r;
+}
+
+/* Sends one command and waits for its reply (see internal.h). */
+redisReply *sl__sync_argv(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen)
+{
+    if (s->err)
+        return NULL;
+    s->done = 0;
+    s->reply = NULL;
+    return sync_finish(s, sl__conn_command_take(s->conn, sync_reply, s, 0, argc, argv, argvlen));
+}
+
+/* The same with a hiredis format string (see internal.h). */
+redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    if (s->err)
+        return NULL;
+    s->done = 0;
+    s->reply = NULL;
+    va_start(ap, fmt);
+    rc = sl__conn_vcommand_take(s->conn, sync_reply, s, 0, fmt, ap);
+    va_end(ap);
+    return sync_finish(s, rc);
+}
+
+/* One appended command: its reply, kept until the caller reads it. */
+struct sl_sync_pend {
+    struct sl_sync_pend *next;    /* the next newer one */
+    redisReply *reply;            /* its reply (owned), NULL when none */
+    int done;                     /* its callback ran (reply NULL: it failed) */
+};
+
+/* An appended command's reply (taken), or NULL when it failed. */
+static void pend_reply(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct sl_sync_pend *q = priv;
+
+    (void)c;
+    q->reply = r;
+    q->done = 1;
+}
+
+/* Sends without waiting (see internal.h). */
+int sl__sync_append(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen)
+{
+    struct sl_sync_pend *q;
+
+    if (s->err)
+        return -1;
+    if ((q = calloc(1, sizeof(*q))) == NULL) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "out of memory");
+        return -1;
+    }
+    if (sl__conn_command_take(s->conn, pend_reply, q, 0, argc, argv, argvlen) != 0) {
+        free(q);
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "cannot send the command");
+        return -1;
+    }
+    if (s->tail != NULL)
+        s->tail->next = q;
+    else
+        s->head = q;
+    s->tail = q;
+    return 0;
+}
+
+/* Reads the oldest appended reply (see internal.h). */
+redisReply *sl__sync_get_reply(struct sl_sync *s)
+{
+    struct sl_sync_pend *q = s->head;
+    redisReply *r;
+
+    if (q == NULL) {
+        if (!s->err) {
+            s->err = 1;
+            snprintf(s->errstr, sizeof(s->errstr), "no command appended");
+        }
+        return NULL;
+    }
+    sync_wait(s, &q->done);
+    if (!q->done)
+        return NULL;      /* lost: s->err is set, q stays queued until the callback runs */
+    s->head = q->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    r = q->reply;
+    free(q);
+    if (r == NULL && !s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s",
+                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "no reply");
+    }
+    return r;
+}
+
+/* Closes and frees s. Accepts NULL. The connection's close hands every
+ * appended command its (NULL) reply first, so the queue is freed after. */
+void sl__sync_free(struct sl_sync *s)
+{
+    struct sl_sync_pend *q;
+
+    if (s == NULL)
+        return;
+    sl__conn_free(s->conn);
+    while ((q = s->head) != NULL) {
+        s->head = q->next;
+        freeReplyObject(q->reply);
+        free(q);
+    }
+    if (s->base != NULL)
+        event_base_free(s->base);
+    memset(s->errstr, 0, sizeof(s->errstr));
+    free(s);
+}
+
+/* Rewrites the connection's reason for failing as the synchronous
+ * callers have always shown it: "cannot reach redis at HOST:PORT: why",
+ * an authentication failure as it is. */
+static void connect_error(const struct sl_config *cfg, const char *why, char *err, size_t errlen)
+{
+    static const char *const strip[] = { "connect failed: ", "disconnected: " };
+    size_t i;
+
+    if (strncmp(why, "authentication failed", 21) == 0) {
+        snprintf(err, errlen, "%s", why);
+        return;
+    }
+    if (strncmp(why, "setup failed: ", 14) == 0) {
+        snprintf(err, errlen, "redis SELECT failed: %s", why + 14);
+        return;
+    }
+    for (i = 0; i < SL_NELEM(strip); i++)
+        if (strncmp(why, strip[i], strlen(strip[i])) == 0)
+            why += strlen(strip[i]);
+    snprintf(err, errlen, "cannot reach redis at %s:%d: %s", cfg->redis.host,
+             cfg->redis.port, why);
+}
+
+/* Connects with the configured timeouts, authenticates and selects the
+ * database (see internal.h). The password is looked up at every call
+ * (URL, SLUICE_REDIS_PASSWORD, redis.password_file), so a supervisor that
+ * reconnects picks up a rotated password file. A PING follows, so that a
+ * server that wants a password we do not have is reported as an
+ * authentication failure here rather than as a puzzling error on the
+ * first real command. Returns the connection, or NULL with err set. */
+struct sl_sync *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen)
+{
+    struct sl_sync *s = calloc(1, sizeof(*s));
+    redisReply *r = NULL;
+    const char *ping[] = { "PING" };
+
+    if (s == NULL || (s->base = event_base_new()) == NULL
+        || (s->conn = sl__conn_new(s->base, "sync", cfg, sync_ready, sync_lost, s)) == NULL) {
+        snprintf(err, errlen, "cannot reach redis at %s:%d: out of memory", cfg->redis.host,
+                 cfg->redis.port);
+        goto fail;
+    }
+    (void)sl__conn_connect(s->conn);
+    sync_wait(s, &s->ready);
+    if (!s->ready) {
+        connect_error(cfg, s->errstr[0] ? s->errstr : sl__conn_error(s->conn), err, errlen);
+        goto fail;
+    }
+    r = sl__sync_argv(s, 1, ping, NULL);
+    if (r == NULL) {
+        connect_error(cfg, s->errstr, err, errlen);
+        goto fail;
+    }
+    /* NOAUTH to the PING: a server that wants a password we lack. Any
+     * other error (LOADING...) is not about credentials: the connection
+     * is kept, and the caller's own commands meet that error and report
+     * it as they always did. */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0) {
+        sl__auth_error(err, errlen, r->str, NULL);
+        goto fail;
+    }
+    freeReplyObject(r);
+    return s;
+
+fail:
+    freeReplyObject(r);
+    sl__sync_free(s);
+    return NULL;
+}
+
+/* Connects as sl__redis_connect() does; prints why and returns NULL when
+ * Redis cannot be reached or refuses us. New: sl__sync_free(). */
+struct sl_sync *sl__admin_connect(const struct sl_config *cfg)
+{
+    char err[SL_ERRLEN];
+    struct sl_sync *c = sl__redis_connect(cfg, err, sizeof(err));
+
+    if (c == NULL)
+        fprintf(stderr, "sluice: %s\n", err);
+    return c;
+}

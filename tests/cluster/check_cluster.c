@@ -1,0 +1,603 @@
+/* check_cluster.c -- the cluster router (framework/cluster.c) against a
+ * local Redis Cluster of 3 masters + 3 replicas (tests/support/cluster.c):
+ * hash slots as Redis computes them, MOVED from a wrong node, ASK during a
+ * hand-driven migration of one slot, TRYAGAIN while a multi-key command's
+ * keys are split by that migration, CLUSTERDOWN while a master serves an
+ * incomplete map, a CLUSTER FAILOVER while a read is blocked, and a
+ * master SIGKILLed under a command that may be repeated.
+ *
+ * Its own runner (make test-cluster): six servers are too many for the
+ * valgrind run. The cluster is started once in the runner; each test runs
+ * in a forked child and looks the current masters up itself, since the
+ * tests move slots and masters.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <check.h>
+#include <event2/event.h>
+#include <hiredis.h>
+#include "internal.h"
+#include "cluster.h"
+#include "harness.h"
+#include "cluster_rig.h"
+
+static struct sl_test_cluster rig;
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+/* What a test keeps of one routed command's outcome (the reply is freed
+ * when the callback returns). */
+struct outcome {
+    int done;
+    int type;                     /* REDIS_REPLY_*, or -1 for no reply */
+    long long integer;
+    char str[256];                /* a string, status or error reply; why for none */
+    char first_id[64];            /* XREADGROUP: the first entry's ID */
+};
+
+/* Records the outcome. */
+static void on_done(struct sl_cluster *cl, redisReply *r, const char *why, void *priv)
+{
+    struct outcome *o = priv;
+
+    (void)cl;
+    o->done = 1;
+    if (r == NULL) {
+        o->type = -1;
+        snprintf(o->str, sizeof(o->str), "%s", why);
+        return;
+    }
+    o->type = r->type;
+    o->integer = r->integer;
+    if (r->str != NULL)
+        snprintf(o->str, sizeof(o->str), "%s", r->str);
+    /* [[stream, [[id, fields], ...]]] */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0
+        && r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2
+        && r->element[0]->element[1]->type == REDIS_REPLY_ARRAY
+        && r->element[0]->element[1]->elements > 0
+        && r->element[0]->element[1]->element[0]->type == REDIS_REPLY_ARRAY
+        && r->element[0]->element[1]->element[0]->elements > 0
+        && r->element[0]->element[1]->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(o->first_id, sizeof(o->first_id), "%s",
+                 r->element[0]->element[1]->element[0]->element[0]->str);
+}
+
+/* Runs the loop until *done or timeout_ms (scaled) passes. */
+static int run_until(struct event_base *base, const int *done, int timeout_ms)
+{
+    long long deadline = sl_test_deadline(timeout_ms);
+
+    while (!*done && sl_test_now_ms() < deadline) {
+        struct timeval tv = { 0, 20000 };
+
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    return *done;
+}
+
+/* A configuration with the defaults (no file). */
+static struct sl_config *defaults(void)
+{
+    char err[256];
+    struct sl_config *cfg = sl__config_load("/nonexistent/sluice-cluster.json", 0, err, sizeof(err));
+
+    ck_assert_msg(cfg != NULL, "config: %s", err);
+    return cfg;
+}
+
+/* A router over every node of the rig, once the cluster is whole, its
+ * map read. */
+static struct sl_cluster *router(struct event_base *base, struct sl_config *cfg)
+{
+    char err[256];
+    struct sl_cluster *cl = sl__cluster_new(base, cfg, rig.seeds, err, sizeof(err));
+    struct sl_cluster_stats st;
+    long long deadline = sl_test_deadline(10000);
+
+    ck_assert_msg(cl != NULL, "router: %s", err);
+    /* A test before may have left the cluster healing. */
+    ck_assert_msg(sl_test_cluster_wait_ok(&rig, 60000), "the cluster is not ok");
+    for (;;) {
+        struct timeval tv = { 0, 20000 };
+
+        sl__cluster_stats(cl, &st);
+        if (st.refreshes > 0)
+            break;
+        ck_assert_msg(sl_test_now_ms() < deadline, "no slot map read");
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    return cl;
+}
+
+/* Sends a C-string command routed by its keys and waits for the outcome. */
+static void call_keys(struct sl_cluster *cl, struct event_base *base, struct outcome *o,
+                      int first_key, int nkeys, long long timeout_ms, int argc, const char **argv)
+{
+    char err[256];
+
+    memset(o, 0, sizeof(*o));
+    ck_assert_msg(sl__cluster_command_keys(cl, first_key, nkeys, 0, on_done, o, timeout_ms,
+                                           argc, argv, NULL, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(run_until(base, &o->done, 40000), "%s: no outcome", argv[0]);
+}
+
+/* Runs a command on node i of the rig and checks it is not an error. */
+static void node_ok_cmd(int i, const char *fmt, ...)
+{
+    redisContext *c = sl_test_cluster_connect(&rig, i);
+    redisReply *r;
+    va_list ap;
+
+    ck_assert_msg(c != NULL && !c->err, "node %d unreachable", i);
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(r != NULL, "node %d: no reply to %s", i, fmt);
+    ck_assert_msg(r->type != REDIS_REPLY_ERROR, "node %d: %s: %s", i, fmt, r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* The index of the master of slot, as node 0..5 (any live one) sees it. */
+static int master_of(int slot)
+{
+    int i, m = -1;
+
+    for (i = 0; i < rig.n && m < 0; i++)
+        m = sl_test_cluster_master_of(&rig, i, slot);
+    ck_assert_msg(m >= 0, "no master for slot %d", slot);
+    return m;
+}
+
+/* Another master than m (the master of a slot far from m's). */
+static int other_master(int m)
+{
+    static const int probe[] = { 0, 6000, 12000, 16383 };
+    size_t i;
+
+    for (i = 0; i < sizeof(probe) / sizeof(probe[0]); i++) {
+        int o = master_of(probe[i]);
+
+        if (o != m)
+            return o;
+    }
+    ck_abort_msg("one master only");
+    return -1;
+}
+
+/* Tells every master (from the slot's new owner on) that slot belongs to
+ * node `to`. */
+static void setslot_node(int slot, int to)
+{
+    char *id = sl_test_cluster_node_id(&rig, to);
+    int i;
+
+    ck_assert(id != NULL);
+    node_ok_cmd(to, "CLUSTER SETSLOT %d NODE %s", slot, id);
+    for (i = 0; i < rig.n; i++) {
+        redisContext *c;
+        redisReply *r;
+
+        if (i == to)
+            continue;
+        c = sl_test_cluster_connect(&rig, i);
+        if (c == NULL)
+            continue;
+        /* Replicas refuse SETSLOT; they follow their master. */
+        r = c->err ? NULL : redisCommand(c, "CLUSTER SETSLOT %d NODE %s", slot, id);
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
+    }
+    free(id);
+}
+
+/* ------------------------------------------------------------------------
+ * Slots
+ * ------------------------------------------------------------------------ */
+
+/* The slot of each key is the one Redis computes (CLUSTER KEYSLOT),
+ * hash tags included. */
+START_TEST(test_keyslot)
+{
+    static const char *const keys[] = {
+        "123456789", "foo", "foo{bar}{zap}", "foo{{bar}}zap", "foo{}{bar}",
+        "sluice:{p7}:x", "orders:{p7}", "{", "}", "{}", "a{b", "a}b{c}", "",
+    };
+    redisContext *c = sl_test_cluster_connect(&rig, 0);
+    size_t i;
+
+    ck_assert(c != NULL && !c->err);
+    ck_assert_int_eq(sl__cluster_keyslot("123456789", 9), 12739);
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        long long want = sl_test_int(c, "CLUSTER KEYSLOT %s", keys[i]);
+
+        ck_assert_msg(sl__cluster_keyslot(keys[i], strlen(keys[i])) == want,
+                      "%s: %d, Redis says %lld", keys[i],
+                      sl__cluster_keyslot(keys[i], strlen(keys[i])), want);
+    }
+    redisFree(c);
+    {
+        const char *same[] = { "sluice:{p7}:x", "orders:{p7}" };
+        const char *mixed[] = { "orders:{p7}", "orders:{p8}" };
+
+        ck_assert_int_eq(sl__cluster_keys_slot(2, same, NULL), sl__cluster_keyslot("p7", 2));
+        ck_assert_int_eq(sl__cluster_keys_slot(2, mixed, NULL), -2);
+        ck_assert_int_eq(sl__cluster_keys_slot(0, mixed, NULL), -1);
+    }
+}
+END_TEST
+
+/* Keys in two slots are refused before anything is sent. */
+START_TEST(test_crossslot_refused)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    const char *argv[] = { "EVAL", "return 1", "2", "orders:{p7}", "orders:{p8}" };
+    struct outcome o;
+    char err[256] = "";
+
+    memset(&o, 0, sizeof(o));
+    ck_assert_int_eq(sl__cluster_command_keys(cl, 3, 2, 0, on_done, &o, 0, 5, argv, NULL,
+                                              err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "CROSSSLOT") != NULL, "%s", err);
+    ck_assert_int_eq(o.done, 0);
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Redirects
+ * ------------------------------------------------------------------------ */
+
+/* A command sent to the wrong master (routed by another slot) gets MOVED,
+ * lands on the right one, and the map learns the slot. */
+START_TEST(test_moved)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    int slot = sl__cluster_keyslot("moved:{m}", 9), wrong;
+    const char *argv[] = { "XADD", "moved:{m}", "*", "k", "v" };
+    struct sl_cluster_stats st;
+    struct outcome o;
+
+    /* A slot served by another master than the key's. */
+    wrong = sl__cluster_keyslot("moved:{m}", 9) < 8000 ? 16000 : 100;
+    while (master_of(wrong) == master_of(slot))
+        wrong = (wrong + 3000) % SL_CLUSTER_SLOTS;
+    memset(&o, 0, sizeof(o));
+    ck_assert_int_eq(sl__cluster_command(cl, wrong, 0, on_done, &o, 0, 5, argv, NULL), 0);
+    ck_assert(run_until(base, &o.done, 20000));
+    ck_assert_msg(o.type == REDIS_REPLY_STRING, "type %d: %s", o.type, o.str);
+    sl__cluster_stats(cl, &st);
+    ck_assert_uint_eq(st.moved, 1);
+    ck_assert_uint_eq(st.ask, 0);
+    {
+        redisContext *c = sl_test_cluster_connect(&rig, master_of(slot));
+
+        ck_assert_int_eq(sl_test_int(c, "XLEN moved:{m}"), 1);
+        redisFree(c);
+    }
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* What the TRYAGAIN test's timer finishes: the migration of the slot. */
+struct migration {
+    int slot, from, to;
+    const char *key;
+};
+
+/* Moves the last key of the slot and hands the slot over (runs from a
+ * timer while the router is retrying). */
+static void finish_migration(evutil_socket_t fd, short what, void *arg)
+{
+    struct migration *m = arg;
+
+    (void)fd;
+    (void)what;
+    node_ok_cmd(m->from, "MIGRATE 127.0.0.1 %d %s 0 5000", rig.node[m->to].port, m->key);
+    setslot_node(m->slot, m->to);
+}
+
+/* A hand-driven migration of one slot: a key already moved is reached
+ * through ASK (ASKING on the target, the map untouched); a two-key script
+ * over one moved and one unmoved key gets TRYAGAIN, is retried with
+ * backoff, and succeeds once the migration is finished. */
+START_TEST(test_ask_and_tryagain)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    int slot = sl__cluster_keyslot("mig", 3);
+    int from = master_of(slot), to = other_master(from);
+    char *from_id = sl_test_cluster_node_id(&rig, from), *to_id = sl_test_cluster_node_id(&rig, to);
+    const char *xlen[] = { "XLEN", "{mig}:a" };
+    const char *both[] = { "EVAL", "return redis.call('XLEN', KEYS[1]) + redis.call('XLEN', KEYS[2])",
+                           "2", "{mig}:a", "{mig}:b" };
+    struct migration mig = { slot, from, to, "{mig}:b" };
+    struct event *ev = evtimer_new(base, finish_migration, &mig);
+    struct timeval half = { 0, 500000 };
+    struct sl_cluster_stats st;
+    struct outcome o;
+
+    ck_assert(from_id != NULL && to_id != NULL && ev != NULL);
+    node_ok_cmd(from, "XADD {mig}:a * k v");
+    node_ok_cmd(from, "XADD {mig}:a * k v");
+    node_ok_cmd(from, "XADD {mig}:b * k v");
+    node_ok_cmd(to, "CLUSTER SETSLOT %d IMPORTING %s", slot, from_id);
+    node_ok_cmd(from, "CLUSTER SETSLOT %d MIGRATING %s", slot, to_id);
+    node_ok_cmd(from, "MIGRATE 127.0.0.1 %d {mig}:a 0 5000", rig.node[to].port);
+
+    call_keys(cl, base, &o, 1, 1, 0, 2, xlen);
+    ck_assert_msg(o.type == REDIS_REPLY_INTEGER && o.integer == 2, "type %d %lld: %s",
+                  o.type, o.integer, o.str);
+    sl__cluster_stats(cl, &st);
+    ck_assert_uint_eq(st.ask, 1);
+    ck_assert_uint_eq(st.moved, 0);
+    /* ASK leaves the map alone: the slot is still the source's. */
+    ck_assert_int_eq(atoi(strrchr(sl__cluster_slot_addr(cl, slot), ':') + 1),
+                     rig.node[from].port);
+
+    /* Split keys: TRYAGAIN until the timer finishes the migration. */
+    evtimer_add(ev, &half);
+    call_keys(cl, base, &o, 3, 2, 0, 5, both);
+    ck_assert_msg(o.type == REDIS_REPLY_INTEGER && o.integer == 3, "type %d %lld: %s",
+                  o.type, o.integer, o.str);
+    sl__cluster_stats(cl, &st);
+    ck_assert_msg(st.retried >= 1, "retried %lu", st.retried);
+
+    /* The slot is now the target's: the map learns it (MOVED or a read). */
+    call_keys(cl, base, &o, 1, 1, 0, 2, xlen);
+    ck_assert_int_eq(o.integer, 2);
+    SL_TEST_ASSERT_EVENTUALLY(5000, (event_base_loop(base, EVLOOP_NONBLOCK),
+                              sl__cluster_slot_addr(cl, slot) != NULL
+                              && atoi(strrchr(sl__cluster_slot_addr(cl, slot), ':') + 1)
+                                     == rig.node[to].port));
+    event_free(ev);
+    free(from_id);
+    free(to_id);
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* The CLUSTERDOWN test's timer: gives the slot back. */
+struct down {
+    int node, slot;
+};
+
+/* Re-adds the slot the test took from its master. */
+static void give_back(evutil_socket_t fd, short what, void *arg)
+{
+    struct down *d = arg;
+
+    (void)fd;
+    (void)what;
+    node_ok_cmd(d->node, "CLUSTER ADDSLOTS %d", d->slot);
+}
+
+/* 1 when the node answers a command with CLUSTERDOWN. */
+static int says_clusterdown(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "XLEN {down}:s");
+    int down = r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CLUSTERDOWN", 11) == 0;
+
+    if (r != NULL)
+        freeReplyObject(r);
+    return down;
+}
+
+/* A master missing one of its slots says CLUSTERDOWN to everything: the
+ * router retries with backoff and gets through once the slot is back. */
+START_TEST(test_clusterdown)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    int slot = sl__cluster_keyslot("down", 4), m = master_of(slot), spare;
+    const char *argv[] = { "XADD", "{down}:s", "*", "k", "v" };
+    struct down d;
+    struct event *ev = evtimer_new(base, give_back, &d);
+    struct timeval later = { 1, 0 };
+    struct sl_cluster_stats st;
+    struct outcome o;
+    redisContext *c;
+
+    /* Another slot of the same master, empty: removing it breaks the
+     * coverage in that master's own view. */
+    for (spare = 0; spare < SL_CLUSTER_SLOTS; spare++)
+        if (spare != slot && sl_test_cluster_master_of(&rig, m, spare) == m)
+            break;
+    ck_assert(spare < SL_CLUSTER_SLOTS && ev != NULL);
+    d.node = m;
+    d.slot = spare;
+    node_ok_cmd(m, "CLUSTER DELSLOTS %d", spare);
+    c = sl_test_cluster_connect(&rig, m);
+    SL_TEST_ASSERT_EVENTUALLY(10000, says_clusterdown(c));
+    redisFree(c);
+
+    evtimer_add(ev, &later);
+    call_keys(cl, base, &o, 1, 1, 0, 5, argv);
+    ck_assert_msg(o.type == REDIS_REPLY_STRING, "type %d: %s", o.type, o.str);
+    sl__cluster_stats(cl, &st);
+    ck_assert_msg(st.retried >= 1, "retried %lu", st.retried);
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    event_free(ev);
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Failover
+ * ------------------------------------------------------------------------ */
+
+/* What the failover test's timer does: CLUSTER FAILOVER on the replica. */
+static void do_failover(evutil_socket_t fd, short what, void *arg)
+{
+    int *replica = arg;
+
+    (void)fd;
+    (void)what;
+    node_ok_cmd(*replica, "CLUSTER FAILOVER");
+}
+
+/* A read blocked on a master that a CLUSTER FAILOVER demotes ends (with
+ * -UNBLOCKED or a closed connection, as Redis chooses); the consumer's
+ * own PEL, re-read through the router, comes from the new master. */
+START_TEST(test_failover_blocked_read)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    int slot = sl__cluster_keyslot("fo", 2), m = master_of(slot), replica;
+    const char *read_new[] = { "XREADGROUP", "GROUP", "g", "c1", "COUNT", "10",
+                               "STREAMS", "{fo}:s", ">" };
+    const char *block[] = { "XREADGROUP", "GROUP", "g", "c1", "COUNT", "10", "BLOCK", "5000",
+                            "STREAMS", "{fo}:s", ">" };
+    const char *read_pel[] = { "XREADGROUP", "GROUP", "g", "c1", "COUNT", "10",
+                               "STREAMS", "{fo}:s", "0" };
+    struct event *ev;
+    struct timeval soon = { 0, 300000 };
+    struct outcome o;
+    char id[64];
+    long long t0;
+
+    replica = sl_test_cluster_replica_of(&rig, m);
+    ck_assert_msg(replica >= 0, "master %d has no replica", m);
+    ev = evtimer_new(base, do_failover, &replica);
+    ck_assert(ev != NULL);
+    node_ok_cmd(m, "XGROUP CREATE {fo}:s g $ MKSTREAM");
+    node_ok_cmd(m, "XADD {fo}:s * k v");
+    node_ok_cmd(m, "WAIT 1 5000");
+    call_keys(cl, base, &o, 7, 1, 0, 9, read_new);
+    ck_assert_msg(o.first_id[0] != '\0', "first read: type %d %s", o.type, o.str);
+    snprintf(id, sizeof(id), "%s", o.first_id);
+    node_ok_cmd(m, "WAIT 1 5000");            /* the PEL reaches the replica */
+
+    evtimer_add(ev, &soon);
+    t0 = sl_test_now_ms();
+    call_keys(cl, base, &o, 9, 1, 5000 + cfg->command_timeout_ms, 11, block);
+    ck_assert_msg(o.type == -1 || (o.type == REDIS_REPLY_ERROR && strncmp(o.str, "UNBLOCKED", 9) == 0),
+                  "blocked read ended with type %d: %s", o.type, o.str);
+    ck_assert_msg(sl_test_now_ms() - t0 < 5000, "the read waited out its BLOCK");
+
+    /* The own PEL, from the slot's new master. */
+    memset(&o, 0, sizeof(o));
+    {
+        char err[256];
+
+        ck_assert(sl__cluster_command_keys(cl, 7, 1, SL_CLUSTER_RESEND, on_done, &o, 0, 9,
+                                           read_pel, NULL, err, sizeof(err)) == 0);
+    }
+    ck_assert(run_until(base, &o.done, 40000));
+    ck_assert_msg(strcmp(o.first_id, id) == 0, "PEL re-read: type %d %s id \"%s\", want %s",
+                  o.type, o.str, o.first_id, id);
+    ck_assert_int_eq(atoi(strrchr(sl__cluster_slot_addr(cl, slot), ':') + 1),
+                     rig.node[replica].port);
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    event_free(ev);
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* A master SIGKILLed: a command marked safe to repeat keeps being
+ * retried (connection refused, CLUSTERDOWN, a stale map) until the
+ * replica is promoted, and lands there. The cluster is left with one
+ * master dead and no replica for the promoted one: this test runs last. */
+START_TEST(test_master_killed)
+{
+    struct event_base *base = event_base_new();
+    struct sl_config *cfg = defaults();
+    struct sl_cluster *cl = router(base, cfg);
+    int slot = sl__cluster_keyslot("kill", 4), m = master_of(slot), replica;
+    const char *argv[] = { "XADD", "{kill}:s", "*", "k", "v" };
+    struct sl_cluster_stats st;
+    struct outcome o;
+    char err[256];
+
+    replica = sl_test_cluster_replica_of(&rig, m);
+    ck_assert_msg(replica >= 0, "master %d has no replica", m);
+    sl_test_redis_kill(&rig.node[m]);
+
+    memset(&o, 0, sizeof(o));
+    ck_assert(sl__cluster_command_keys(cl, 1, 1, SL_CLUSTER_RESEND, on_done, &o, 0, 5, argv,
+                                       NULL, err, sizeof(err)) == 0);
+    ck_assert(run_until(base, &o.done, 60000));
+    ck_assert_msg(o.type == REDIS_REPLY_STRING, "type %d: %s", o.type, o.str);
+    sl__cluster_stats(cl, &st);
+    ck_assert_msg(st.retried >= 1, "retried %lu", st.retried);
+    ck_assert_int_eq(atoi(strrchr(sl__cluster_slot_addr(cl, slot), ':') + 1),
+                     rig.node[replica].port);
+    sl__cluster_free(cl);
+    sl__config_free(cfg);
+    event_base_free(base);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * Runner
+ * ------------------------------------------------------------------------ */
+
+/* Starts the cluster in the runner (every test's child inherits it). */
+static void cluster_up(void)
+{
+    if (sl_test_cluster_start(&rig) != 0) {
+        fprintf(stderr, "check_cluster: no local cluster\n");
+        exit(1);
+    }
+}
+
+/* Stops it. */
+static void cluster_down(void)
+{
+    sl_test_cluster_stop(&rig);
+}
+
+/* The suite. */
+static Suite *cluster_suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("router");
+
+    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_set_timeout(tc, 120.0 * sl_test_slow_factor());
+    tcase_add_test(tc, test_keyslot);
+    tcase_add_test(tc, test_crossslot_refused);
+    tcase_add_test(tc, test_moved);
+    tcase_add_test(tc, test_ask_and_tryagain);
+    tcase_add_test(tc, test_clusterdown);
+    tcase_add_test(tc, test_failover_blocked_read);
+    tcase_add_test(tc, test_master_killed);      /* last: leaves a master dead */
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cluster_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
