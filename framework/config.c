@@ -668,6 +668,60 @@ err:
     return NULL;
 }
 
+static struct sl_config *config_base(void);
+
+/* Returns 1 when cfg has a worker whose handler (field 0) or stream
+ * (field 1) is name. */
+static int has_worker(const struct sl_config *cfg, int field, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nworkers; i++)
+        if (strcmp(field == 0 ? cfg->workers[i].handler : cfg->workers[i].stream, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Appends the workers of sl__builtin_auto that the environment turns on
+ * and the configuration does not already cover (see internal.h), so that
+ * their groups are created at start like those of the listed workers.
+ * Returns 0, or -1 when out of memory (cfg then holds what it held). */
+static int add_auto_workers(struct sl_config *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < sl__builtin_nauto; i++) {
+        const struct sl_builtin_auto *a = &sl__builtin_auto[i];
+        const char *on = getenv(a->env);
+        struct sl_worker_conf *w, *grown;
+
+        if (on == NULL || on[0] == '\0' || !has_worker(cfg, 0, a->beside) ||
+            has_worker(cfg, 1, a->w.stream))
+            continue;
+        grown = realloc(cfg->workers, (cfg->nworkers + 1) * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        cfg->workers = grown;
+        w = &grown[cfg->nworkers];
+        memset(w, 0, sizeof(*w));
+        w->handler = strdup(a->w.handler);
+        w->stream = strdup(a->w.stream);
+        w->group = strdup(a->w.group);
+        if (w->handler == NULL || w->stream == NULL || w->group == NULL) {
+            free(w->handler);
+            free(w->stream);
+            free(w->group);
+            return -1;
+        }
+        w->processes = a->w.processes;
+        w->t = cfg->defaults;
+        w->t.concurrency = a->concurrency;
+        w->t.max_deliveries = a->max_deliveries;
+        cfg->nworkers++;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------
  * Public (framework-wide) entry points
  * ------------------------------------------------------------------ */
@@ -675,6 +729,20 @@ err:
 /* Returns the built-in configuration of docs/configuration.md (see internal.h),
  * or NULL when out of memory. New: sl__config_free(). */
 struct sl_config *sl__config_default(void)
+{
+    struct sl_config *cfg = config_base();
+
+    if (cfg != NULL && add_auto_workers(cfg) != 0) {
+        sl__config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* The built-in configuration without the workers the environment adds,
+ * the start of every load (whose "workers" may replace the built-in
+ * ones before those are added). NULL when out of memory. */
+static struct sl_config *config_base(void)
 {
     struct sl_config *cfg = calloc(1, sizeof(*cfg));
     size_t i, n = sl__builtin_nworkers;
@@ -744,7 +812,7 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
         sl__put_err(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         goto err;
     }
-    cfg = sl__config_default();
+    cfg = config_base();
     if (cfg == NULL) {
         sl__put_err(err, errlen, "%s: out of memory", path);
         goto err;
@@ -757,6 +825,10 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
     ld.errlen = errlen;
     if (load_root(&ld, root, cfg) != 0)
         goto err;
+    if (add_auto_workers(cfg) != 0) {
+        sl__put_err(err, errlen, "%s: out of memory", path);
+        goto err;
+    }
     cfg->path = strdup(path);
     if (cfg->path == NULL) {
         sl__put_err(err, errlen, "%s: out of memory", path);

@@ -150,6 +150,22 @@ struct sl_builtin_worker {
 extern const struct sl_builtin_worker sl__builtin_workers[];
 extern const size_t sl__builtin_nworkers;
 
+/* A worker the configuration gains by itself (builtin.c): when the
+ * environment variable `env` is set and not empty, a worker `beside`
+ * runs, and no worker of the configuration reads w.stream, then w is
+ * appended with the merged defaults and its own concurrency and
+ * max_deliveries. Listing a worker of w.stream turns it off (its
+ * settings win). */
+struct sl_builtin_auto {
+    const char *env;              /* the variable that turns it on */
+    const char *beside;           /* the handler whose output it reads */
+    struct sl_builtin_worker w;   /* handler, stream, group, processes */
+    long long concurrency;        /* entries in flight per process */
+    long long max_deliveries;     /* failed attempts before dead-lettering */
+};
+extern const struct sl_builtin_auto sl__builtin_auto[];
+extern const size_t sl__builtin_nauto;
+
 /* ---------------------------------------------------------------------
  * Positions in JSON text (jsonpos.c)
  * ------------------------------------------------------------------ */

@@ -20,7 +20,9 @@
  * and than this worker's own schedule (5 s doubling, at most an hour:
  * with max_deliveries 12 a delivery is tried for over two hours, so an
  * outage of 15 minutes dead-letters nothing). Any other status is dead
- * as `webhook_rejected: <status>`.
+ * as `webhook_rejected: <status>`. An https:// certificate that does not
+ * verify retries too, as `webhook_tls` with OpenSSL's reason, also logged
+ * (event=webhook_tls_refused) so that it is not taken for an outage.
  *
  * Settings come from the environment (docs/configuration.md, "The webhook
  * worker"), read once at init: SLUICE_WEBHOOK_URL (http:// or https://),
@@ -73,6 +75,7 @@ struct delivery {
     struct evhttp_connection *conn; /* freed on completion by libevent */
     char id[128];                 /* webhook-id */
     int attempts;                 /* failed attempts before this one */
+    long verify_err;              /* https: the first X509_V_ERR_* of the handshake, 0 when none */
 };
 
 /* ---------------------------------------------------------------------
@@ -206,6 +209,20 @@ out:
     return rc;
 }
 
+/* The certificate check's callback: keeps OpenSSL's verdict, and notes
+ * the first reason a certificate was refused on the delivery (the SSL's
+ * app data), because libevent reports a failed handshake only as a
+ * failed request, after its connection (and the SSL) is gone. */
+static int on_verify(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct delivery *dv = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+
+    if (!ok && dv != NULL && dv->verify_err == 0)
+        dv->verify_err = X509_STORE_CTX_get_error(x);
+    return ok;
+}
+
 /* Makes the TLS context of an https:// URL: the system's trusted
  * certificates (or $SLUICE_WEBHOOK_CA_FILE), peer verification on.
  * Returns 0, or -1 with why in err. */
@@ -218,7 +235,7 @@ static int load_tls(struct webhook *wh, char *err, size_t errlen)
         return -1;
     }
     SSL_CTX_set_min_proto_version(wh->ssl, TLS1_2_VERSION);
-    SSL_CTX_set_verify(wh->ssl, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(wh->ssl, SSL_VERIFY_PEER, on_verify);
     if ((ca != NULL && ca[0] != '\0') ? SSL_CTX_load_verify_locations(wh->ssl, ca, NULL) != 1
                                       : SSL_CTX_set_default_verify_paths(wh->ssl) != 1) {
         snprintf(err, errlen, "cannot load the trusted certificates%s%s",
@@ -374,9 +391,23 @@ static void on_response(struct evhttp_request *req, void *arg)
         wait = req != NULL && status != 0 ? retry_after_ms(req) : 0;
         sl_ctx_retry_after(ctx, wait > schedule_ms(dv->wh, dv->attempts) ? wait
                                                                  : schedule_ms(dv->wh, dv->attempts));
-        d = status == 0 ? sl_ctx_fail(ctx, SL_RETRY, "webhook_unreachable", "%s",
-                                      "timeout, refused or broken connection")
-                        : sl_ctx_fail(ctx, SL_RETRY, "webhook_failed", "%d", status);
+        /* A refused certificate is retried too (a receiver's renewal
+         * gone wrong is fixed in time), but named, so that it is not
+         * mistaken for an outage. */
+        if (status == 0 && dv->verify_err != 0) {
+            const char *why = X509_verify_cert_error_string(dv->verify_err);
+
+            /* On stderr like the init error: the operator must see it. */
+            fprintf(stderr, "level=warn event=webhook_tls_refused webhook_id=%s "
+                    "error=\"certificate verification failed: %s\"\n", dv->id, why);
+            d = sl_ctx_fail(ctx, SL_RETRY, "webhook_tls", "certificate verification failed: %s",
+                            why);
+        }
+        else if (status == 0)
+            d = sl_ctx_fail(ctx, SL_RETRY, "webhook_unreachable", "%s",
+                            "timeout, refused or broken connection");
+        else
+            d = sl_ctx_fail(ctx, SL_RETRY, "webhook_failed", "%d", status);
     } else {
         d = sl_ctx_fail(ctx, SL_DEAD, "webhook_rejected", "%d", status);
     }
@@ -442,7 +473,8 @@ static enum sl_disposition webhook_handle(struct sl_ctx *ctx, const struct sl_ms
             goto oom;
         /* Verify that the certificate names this host, and send SNI. */
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (SSL_set1_host(ssl, wh->host) != 1 || SSL_set_tlsext_host_name(ssl, wh->host) != 1)
+        if (SSL_set1_host(ssl, wh->host) != 1 || SSL_set_tlsext_host_name(ssl, wh->host) != 1 ||
+            SSL_set_app_data(ssl, dv) != 1)
             goto oom;
         bev = bufferevent_openssl_socket_new(sl_ctx_base(ctx), -1, ssl,
                                              BUFFEREVENT_SSL_CONNECTING,

@@ -306,9 +306,101 @@ START_TEST(test_webhook_hanging_then_restarted_receiver)
 }
 END_TEST
 
+/* Makes, with the openssl command, a CA (<tmp>/ca.pem), a server
+ * certificate it signed for 127.0.0.1 and localhost (<tmp>/srv.pem,
+ * key <tmp>/srv.key) and another CA that signed nothing (<tmp>/other.pem). */
+static void make_certs(void)
+{
+    char cmd[4096];
+    int rv;
+
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && exec >openssl.log 2>&1 && "
+             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' >ext.cnf && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=sluice-test-ca && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout other.key -out other.pem -days 2 -subj /CN=sluice-other-ca && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout srv.key -out srv.csr -subj /CN=localhost && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile ext.cnf",
+             tmp);
+    rv = system(cmd);
+    ck_assert_msg(rv == 0, "openssl failed (%d); see %s/openssl.log", rv, tmp);
+}
+
+/* Starts the receiver in TLS mode with <tmp>/srv.pem and points the
+ * worker at https://127.0.0.1:<port>/hooks/orders, trusting <tmp>/<ca>. */
+static void https_env(const char *ca, pid_t *rp)
+{
+    static char cert[600], key[600];
+    const char *args[] = { "--tls-cert", cert, "--tls-key", key, NULL };
+    char url[100], cafile[600];
+    int port;
+
+    snprintf(cert, sizeof(cert), "%s/srv.pem", tmp);
+    snprintf(key, sizeof(key), "%s/srv.key", tmp);
+    port = receiver_start("recv.log", 0, args, rp);
+    webhook_env(port, NULL);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/hooks/orders", port);
+    setenv("SLUICE_WEBHOOK_URL", url, 1);
+    snprintf(cafile, sizeof(cafile), "%s/%s", tmp, ca);
+    setenv("SLUICE_WEBHOOK_CA_FILE", cafile, 1);
+}
+
+/* https:// with SLUICE_WEBHOOK_CA_FILE naming the CA that signed the
+ * receiver's certificate (for 127.0.0.1): every notification delivered
+ * over TLS, its signature verified, nothing dead. */
+START_TEST(test_webhook_https_trusted_ca_delivers)
+{
+    static const char *const logs[] = { "recv.log", NULL };
+    struct pool p;
+    pid_t rp;
+
+    make_certs();
+    https_env("ca.pem", &rp);
+    webhook_pool(&p);
+    add_notes(0, 10, NULL, 0);
+    SL_TEST_ASSERT_EVENTUALLY(30000, all_delivered(logs, 0, 10, NULL, 0) &&
+                                     group_backlog("notifications", "webhook") == 0);
+    assert_signed("recv.log");
+    ck_assert_int_eq(dead_len(), 0);
+    pool_stop(&p);
+    unsetenv("SLUICE_WEBHOOK_CA_FILE");
+}
+END_TEST
+
+/* https:// trusting another CA: the handshake fails, nothing reaches the
+ * receiver, the notification is retried (attempted again, still
+ * pending, not dead) and the log names the verification failure. */
+START_TEST(test_webhook_https_wrong_ca_retries)
+{
+    struct pool p;
+    pid_t rp;
+    char path[600];
+
+    make_certs();
+    https_env("other.pem", &rp);
+    webhook_pool(&p);
+    add_notes(0, 1, NULL, 0);
+    SL_TEST_ASSERT_EVENTUALLY(30000, file_count(p.log, "certificate verification failed") >= 2);
+    ck_assert_msg(file_count(p.log, "unable to get local issuer certificate") >= 1,
+                  "the log does not say why the certificate was refused; see %s", p.log);
+    snprintf(path, sizeof(path), "%s/recv.log", tmp);
+    ck_assert_int_eq(file_count(path, "event=delivery "), 0);
+    ck_assert_int_eq(dead_len(), 0);
+    ck_assert_int_eq(group_backlog("notifications", "webhook"), 1);
+    pool_stop(&p);
+    unsetenv("SLUICE_WEBHOOK_CA_FILE");
+}
+END_TEST
+
 /* Starts user, order and payment workers (one process each), plus the
- * webhook worker when `webhook`, logging to <tmp>/flow.log. */
-static void flow_pool(struct pool *p, int webhook)
+ * webhook worker listed explicitly when `webhook`, logging to
+ * <tmp>/flow.log, and waits for `running` children (the pool adds the
+ * webhook worker by itself when a URL is set and none is listed). */
+static void flow_pool(struct pool *p, int webhook, int running)
 {
     struct sl_test_config c = { srv.url, NULL, NULL, NULL, NULL, NULL };
     int rv;
@@ -329,8 +421,35 @@ static void flow_pool(struct pool *p, int webhook)
     p->pid = sl_test_pool_spawn(p->cfg, p->log);
     ck_assert_int_gt(p->pid, 0);
     track(p->pid);
-    rv = sl_test_pool_wait_running(p->pid, p->log, webhook ? 4 : 3, 10000);
-    ck_assert_msg(rv == 0, "the workers are not running (%d); see %s", rv, p->log);
+    rv = sl_test_pool_wait_running(p->pid, p->log, running, 10000);
+    ck_assert_msg(rv == 0, "the workers are not running (%d, want %d); see %s", rv, running, p->log);
+}
+
+/* Returns 1 when stream has a consumer group named group. */
+static int group_exists(const char *stream, const char *group)
+{
+    redisReply *r = sl_test_cmd(rc, "XINFO GROUPS %s", stream);
+    int found = 0;
+    size_t i, j;
+
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (i = 0; i < r->elements; i++)
+            for (j = 0; j + 1 < r->element[i]->elements; j += 2)
+                if (strcmp(r->element[i]->element[j]->str, "name") == 0 &&
+                    strcmp(r->element[i]->element[j + 1]->str, group) == 0)
+                    found = 1;
+    freeReplyObject(r);
+    return found;
+}
+
+/* Returns the length of stream (0 when it does not exist). */
+static long long stream_len(const char *stream)
+{
+    redisReply *r = sl_test_cmd(rc, "XLEN %s", stream);
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    return n;
 }
 
 /* Returns the status field of order:<id>, "" when none. New: free(). */
@@ -375,7 +494,7 @@ START_TEST(test_webhook_order_flow_notifies)
     char path[600];
 
     webhook_env(receiver_start("recv.log", 0, NULL, &rp), NULL);
-    flow_pool(&p, 1);
+    flow_pool(&p, 1, 4);
     two_orders();
     snprintf(path, sizeof(path), "%s/recv.log", tmp);
     SL_TEST_ASSERT_EVENTUALLY(20000, file_count(path, "webhook_id=o1.paid ") >= 1 &&
@@ -383,22 +502,57 @@ START_TEST(test_webhook_order_flow_notifies)
     assert_signed("recv.log");
     ck_assert_int_eq(file_count(path, "event=delivery "), 2);
     ck_assert_int_eq(group_backlog("notifications", "webhook"), 0);
+    /* listed explicitly: its settings win, no second webhook worker */
+    ck_assert_int_eq(file_count(p.log, " event=running "), 4);
+    ck_assert(!group_exists("notifications", "webhook-workers"));
     pool_stop(&p);
 }
 END_TEST
 
-/* Without a webhook URL nothing is written to notifications. */
+/* With a webhook URL and no webhook worker in the configuration, the
+ * pool starts one by itself (group webhook-workers, created at start,
+ * before any order), it delivers each final order's notification,
+ * signed, and the default trimming ("acked") cuts notifications like
+ * any other stream once they are delivered. */
+START_TEST(test_webhook_url_starts_worker_and_group)
+{
+    struct pool p;
+    pid_t rp;
+    char path[600];
+
+    webhook_env(receiver_start("recv.log", 0, NULL, &rp), NULL);
+    flow_pool(&p, 0, 4);
+    ck_assert_msg(group_exists("notifications", "webhook-workers"),
+                  "no group webhook-workers on notifications at start; see %s", p.log);
+    ck_assert_int_eq(file_count(p.log, "event=running stream=notifications group=webhook-workers"), 1);
+    two_orders();
+    snprintf(path, sizeof(path), "%s/recv.log", tmp);
+    SL_TEST_ASSERT_EVENTUALLY(20000, file_count(path, "webhook_id=o1.paid ") >= 1 &&
+                                     file_count(path, "webhook_id=o2.failed ") >= 1);
+    assert_signed("recv.log");
+    SL_TEST_ASSERT_EVENTUALLY(20000, group_backlog("notifications", "webhook-workers") == 0 &&
+                                     stream_len("notifications") == 0);
+    ck_assert_int_eq(dead_len(), 0);
+    pool_stop(&p);
+}
+END_TEST
+
+/* Without a webhook URL nothing is written to notifications and no
+ * webhook worker is started. */
 START_TEST(test_webhook_no_url_no_notifications)
 {
     struct pool p;
     redisReply *r;
 
     unsetenv("SLUICE_WEBHOOK_URL");
-    flow_pool(&p, 0);
+    flow_pool(&p, 0, 3);
     two_orders();
     r = sl_test_cmd(rc, "EXISTS notifications");
     ck_assert_int_eq(r->integer, 0);
     freeReplyObject(r);
+    /* and no webhook worker was started */
+    ck_assert_int_eq(file_count(p.log, " event=running "), 3);
+    ck_assert_int_eq(file_count(p.log, "stream=notifications"), 0);
     pool_stop(&p);
 }
 END_TEST
@@ -412,8 +566,12 @@ Suite *webhook_suite(void)
     tcase_add_test(tc, test_webhook_delivers_200_with_64_in_flight);
     tcase_add_test(tc, test_webhook_failing_receiver_retries_rejects_dead);
     tcase_add_test(tc, test_webhook_hanging_then_restarted_receiver);
+    tc = ops_server_case(s, "https", 90);
+    tcase_add_test(tc, test_webhook_https_trusted_ca_delivers);
+    tcase_add_test(tc, test_webhook_https_wrong_ca_retries);
     tc = ops_server_case(s, "orders", 90);
     tcase_add_test(tc, test_webhook_order_flow_notifies);
+    tcase_add_test(tc, test_webhook_url_starts_worker_and_group);
     tcase_add_test(tc, test_webhook_no_url_no_notifications);
     return s;
 }

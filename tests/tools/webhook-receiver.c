@@ -3,6 +3,7 @@
  * webhook, and check_webhook.c starts it in its failure modes.
  *
  *   webhook-receiver [--port N] [--delay-ms N] [--fail-pct P] [--hang]
+ *                    [--tls-cert PEM --tls-key PEM]
  *
  * It listens on 127.0.0.1:N (0, the default: a free port), verifies the
  * Standard Webhooks signature of every POST with the secret of
@@ -13,6 +14,8 @@
  * verify; 400 to a body holding "reject":true (a merchant refusing it);
  * 503 with Retry-After: 1 to --fail-pct percent of requests at random;
  * never, with --hang. Its first line is event=receiver_listening port=N.
+ * With --tls-cert and --tls-key it speaks HTTPS only (the certificate
+ * chain and key in PEM), so the worker's certificate check can be tested.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,10 @@
 #include <event2/http.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
@@ -33,6 +40,7 @@ static long delay_ms;             /* answer after this long */
 static int fail_pct;              /* answer 503 to this percentage */
 static int hang;                  /* never answer */
 static struct event_base *base;   /* the loop */
+static SSL_CTX *tls;              /* --tls-cert: the server's TLS context */
 
 /* A request waiting for its delayed answer. */
 struct later {
@@ -180,11 +188,45 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
 }
 
+/* evhttp's bufferevent factory in TLS mode: each accepted connection
+ * is a server-side OpenSSL bufferevent. */
+static struct bufferevent *tls_bev(struct event_base *b, void *arg)
+{
+    SSL *ssl = SSL_new(tls);
+    struct bufferevent *bev;
+
+    (void)arg;
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(b, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return bev;
+}
+
+/* Makes the server's TLS context from a PEM chain and key. Returns 0 or
+ * -1 (after printing why). */
+static int load_tls(const char *cert, const char *keyfile)
+{
+    if ((tls = SSL_CTX_new(TLS_server_method())) == NULL ||
+        SSL_CTX_use_certificate_chain_file(tls, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls, keyfile, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(tls) != 1) {
+        fprintf(stderr, "webhook-receiver: cannot use %s and %s\n", cert, keyfile);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct evhttp *http;
     struct evhttp_bound_socket *bs;
     int port = 0, i;
+    const char *cert = NULL, *keyfile = NULL;
     struct sockaddr_storage ss;
     ev_socklen_t sl = sizeof(ss);
 
@@ -197,9 +239,13 @@ int main(int argc, char **argv)
             fail_pct = atoi(argv[++i]);
         else if (strcmp(argv[i], "--hang") == 0)
             hang = 1;
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            keyfile = argv[++i];
         else {
             fprintf(stderr, "usage: webhook-receiver [--port N] [--delay-ms N] "
-                    "[--fail-pct P] [--hang]\n");
+                    "[--fail-pct P] [--hang] [--tls-cert PEM --tls-key PEM]\n");
             return 2;
         }
     }
@@ -208,10 +254,18 @@ int main(int argc, char **argv)
                 "SLUICE_WEBHOOK_SECRET\n");
         return 2;
     }
+    if ((cert != NULL) != (keyfile != NULL)) {
+        fprintf(stderr, "webhook-receiver: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (cert != NULL && load_tls(cert, keyfile) < 0)
+        return 1;
     srandom((unsigned)(getpid() ^ time(NULL)));
     if ((base = event_base_new()) == NULL || (http = evhttp_new(base)) == NULL)
         return 1;
     evhttp_set_gencb(http, on_request, NULL);
+    if (tls != NULL)
+        evhttp_set_bevcb(http, tls_bev, NULL);
     if ((bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", (unsigned short)port)) == NULL) {
         fprintf(stderr, "webhook-receiver: cannot listen on 127.0.0.1:%d\n", port);
         return 1;
@@ -223,5 +277,6 @@ int main(int argc, char **argv)
     event_base_dispatch(base);
     evhttp_free(http);
     event_base_free(base);
+    SSL_CTX_free(tls);
     return 0;
 }

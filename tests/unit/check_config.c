@@ -232,6 +232,45 @@ START_TEST(test_config_defaults_reach_builtin_workers)
 }
 END_TEST
 
+/* SLUICE_WEBHOOK_URL beside an order worker adds the webhook worker
+ * (after the listed ones, from the merged defaults, concurrency 64,
+ * max_deliveries 12); a listed worker of notifications wins; no order
+ * worker or no URL adds nothing. */
+START_TEST(test_config_webhook_url_adds_webhook_worker)
+{
+    setenv("SLUICE_WEBHOOK_URL", "http://127.0.0.1:1/h", 1);
+    expect_ok("{\"defaults\": {\"batch\": 9, \"trim\": \"none\"}}");
+    ck_assert_uint_eq(cfg->nworkers, 4);
+    ck_assert_str_eq(cfg->workers[3].handler, "webhook");
+    ck_assert_str_eq(cfg->workers[3].stream, "notifications");
+    ck_assert_str_eq(cfg->workers[3].group, "webhook-workers");
+    ck_assert_int_eq(cfg->workers[3].processes, 1);
+    ck_assert_int_eq(cfg->workers[3].t.concurrency, 64);
+    ck_assert_int_eq(cfg->workers[3].t.max_deliveries, 12);
+    ck_assert_int_eq(cfg->workers[3].t.batch, 9);
+    ck_assert_int_eq(cfg->workers[3].t.trim, SL_TRIM_NONE);
+    sl__config_free(cfg);
+    cfg = sl__config_default();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->nworkers, 4);
+    ck_assert_int_eq(cfg->workers[3].t.trim, SL_TRIM_ACKED);
+    expect_ok("{\"workers\": [{\"handler\": \"order\", \"stream\": \"orders\", \"group\": \"o\"},"
+              " {\"handler\": \"webhook\", \"stream\": \"notifications\", \"group\": \"mine\","
+              " \"concurrency\": 8}]}");
+    ck_assert_uint_eq(cfg->nworkers, 2);
+    ck_assert_str_eq(cfg->workers[1].group, "mine");
+    ck_assert_int_eq(cfg->workers[1].t.concurrency, 8);
+    expect_ok("{\"workers\": [{\"handler\": \"user\", \"stream\": \"users\", \"group\": \"u\"}]}");
+    ck_assert_uint_eq(cfg->nworkers, 1);
+    setenv("SLUICE_WEBHOOK_URL", "", 1);
+    expect_ok("{}");
+    ck_assert_uint_eq(cfg->nworkers, 3);
+    unsetenv("SLUICE_WEBHOOK_URL");
+    expect_ok("{}");
+    ck_assert_uint_eq(cfg->nworkers, 3);
+}
+END_TEST
+
 START_TEST(test_config_redis_and_metrics)
 {
     expect_ok("{\"redis\": {\"url\": \"redis://:s3cret@db.local:6380/3\", \"command_timeout_ms\": 1},"
@@ -1062,6 +1101,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_file_size_limit);
     tcase_add_test(tc, test_config_load_is_linear_in_workers);
     tcase_add_test(tc, test_config_metrics_address);
+    tcase_add_test(tc, test_config_webhook_url_adds_webhook_worker);
     tcase_add_test(tc, test_config_cluster_nodes);
     suite_add_tcase(s, tc);
 
