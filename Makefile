@@ -297,7 +297,7 @@ valgrind: test-deps
 	@sh scripts/install-deps.sh --test --valgrind
 	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O0 valgrind-run
 
-valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) producers
+valgrind-run: $(BIN) $(TEST_BIN) $(UNIT_BIN) $(INT_BIN) $(CHECK_BIN) $(RECV_BIN) producers
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	CK_FORK=no $(VG) $(UNIT_BIN)
 	CK_FORK=no SLUICE_TEST_SLOW=4 SLUICE_BIN=$(abspath $(TEST_BIN)) SLUICE_REPORT_DIR=$(REPORTS) \
