@@ -76,6 +76,15 @@ struct sl_dead_tally {
     int restarted;                /* the tally started over in it */
 };
 
+/* Forgets what tally t counted, so that the next read starts over. */
+void sl__tally_reset(struct sl_dead_tally *t);
+
+/* Adds n dead letters of code (len bytes) to tally t. Past
+ * SL_DEAD_CODES - 1 codes, the rest share "(other)": the codes are
+ * whatever anyone wrote into the stream, and each is a series. One tally
+ * for /metrics (snapshot.c) and the dashboard (web_data.c). */
+void sl__tally_add(struct sl_dead_tally *t, const char *code, size_t len, long long n);
+
 struct sl_snapshot {
     int wanted;                   /* a request waits: take one on the next tick */
     int redis_ok;                 /* Redis answered the PING */

@@ -87,46 +87,6 @@ static void group_oldest(const redisReply *r, long long now_ms, long long *oldes
     }
 }
 
-/* Forgets what tally t counted, so that the next read starts over. */
-static void tally_reset(struct sl_dead_tally *t)
-{
-    snprintf(t->next, sizeof(t->next), "-");
-    t->counted = 0;
-    t->ncodes = 0;
-    t->in_sync = 0;
-}
-
-/* Adds n dead letters of code (len bytes) to tally t. Past
- * SL_DEAD_CODES - 1 codes, the rest share "(other)": the codes are
- * whatever anyone wrote into the stream, and each is a series. */
-static void tally_add(struct sl_dead_tally *t, const char *code, size_t len, long long n)
-{
-    size_t i;
-
-    if (len > SL_DEAD_CODE_MAX)
-        len = SL_DEAD_CODE_MAX;
-    for (i = 0; i < t->ncodes; i++)
-        if (strlen(t->codes[i].code) == len && memcmp(t->codes[i].code, code, len) == 0)
-            break;
-    if (i == t->ncodes) {
-        if (t->ncodes == SL_DEAD_CODES - 1) {
-            code = "(other)";
-            len = strlen(code);
-            for (i = 0; i < t->ncodes; i++)
-                if (strcmp(t->codes[i].code, code) == 0)
-                    break;
-        }
-        if (i == t->ncodes) {
-            memcpy(t->codes[i].code, code, len);
-            t->codes[i].code[len] = '\0';
-            t->codes[i].n = 0;
-            t->ncodes++;
-        }
-    }
-    t->codes[i].n += n;
-    t->counted += n;
-}
-
 static int snap_send(struct sl_pool *p, int kind, size_t i, int argc, const char **argv);
 static int dead_send(struct sl_pool *p, size_t k);
 
@@ -146,7 +106,7 @@ static int tally_page(struct sl_dead_tally *t, const redisReply *r)
         r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len > 60 ||
         r->element[1]->type != REDIS_REPLY_INTEGER || r->element[2]->type != REDIS_REPLY_ARRAY) {
         /* A wrong type, a script error: nothing to show. */
-        tally_reset(t);
+        sl__tally_reset(t);
         return 0;
     }
     len = r->element[1]->integer;
@@ -154,7 +114,7 @@ static int tally_page(struct sl_dead_tally *t, const redisReply *r)
     for (j = 0; j + 1 < codes->elements; j += 2)
         if (codes->element[j]->type == REDIS_REPLY_STRING &&
             codes->element[j + 1]->type == REDIS_REPLY_INTEGER)
-            tally_add(t, codes->element[j]->str, (size_t)codes->element[j]->len,
+            sl__tally_add(t, codes->element[j]->str, (size_t)codes->element[j]->len,
                       codes->element[j + 1]->integer);
     if (r->element[0]->len > 0)
         snprintf(t->next, sizeof(t->next), "(%s", r->element[0]->str);
@@ -166,7 +126,7 @@ static int tally_page(struct sl_dead_tally *t, const redisReply *r)
         }
         if (t->restarted)
             return 0;
-        tally_reset(t);
+        sl__tally_reset(t);
         t->restarted = 1;
     }
     return ++t->page < DEAD_PAGES;
@@ -196,7 +156,7 @@ static int tallies_follow(struct sl_snapshot *s, const struct sl_config *cfg)
             t[n] = s->dead[k];
         } else {
             snprintf(t[n].stream, sizeof(t[n].stream), "%s", stream);
-            tally_reset(&t[n]);
+            sl__tally_reset(&t[n]);
         }
         n++;
     }

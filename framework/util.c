@@ -8,6 +8,7 @@
 #include <time.h>
 #include <sys/types.h>
 #include "internal.h"
+#include "pool.h"
 
 /* Reports a violated programmer assumption and aborts. Never used for
  * runtime conditions such as a Redis outage or bad input. */
@@ -221,4 +222,42 @@ void sl__put_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* See pool.h. */
+void sl__tally_reset(struct sl_dead_tally *t)
+{
+    snprintf(t->next, sizeof(t->next), "-");
+    t->counted = 0;
+    t->ncodes = 0;
+    t->in_sync = 0;
+}
+
+/* See pool.h. */
+void sl__tally_add(struct sl_dead_tally *t, const char *code, size_t len, long long n)
+{
+    size_t i;
+
+    if (len > SL_DEAD_CODE_MAX)
+        len = SL_DEAD_CODE_MAX;
+    for (i = 0; i < t->ncodes; i++)
+        if (strlen(t->codes[i].code) == len && memcmp(t->codes[i].code, code, len) == 0)
+            break;
+    if (i == t->ncodes) {
+        if (t->ncodes == SL_DEAD_CODES - 1) {
+            code = "(other)";
+            len = strlen(code);
+            for (i = 0; i < t->ncodes; i++)
+                if (strcmp(t->codes[i].code, code) == 0)
+                    break;
+        }
+        if (i == t->ncodes) {
+            memcpy(t->codes[i].code, code, len);
+            t->codes[i].code[len] = '\0';
+            t->codes[i].n = 0;
+            t->ncodes++;
+        }
+    }
+    t->codes[i].n += n;
+    t->counted += n;
 }

@@ -672,43 +672,6 @@ static json_t *row_chart(const struct row *r, long long now)
     return json_pack("{s:o,s:o,s:o}", "t", t, "lambda", l, "mu", m);
 }
 
-/* Forgets what tally t counted: the next read starts over. */
-static void tally_reset(struct sl_dead_tally *t)
-{
-    snprintf(t->next, sizeof(t->next), "-");
-    t->counted = 0;
-    t->ncodes = 0;
-    t->in_sync = 0;
-}
-
-/* Adds n dead letters of code (len bytes) to t; past SL_DEAD_CODES - 1
- * codes the rest share "(other)", as /metrics counts them. */
-static void tally_add(struct sl_dead_tally *t, const char *code, size_t len, long long n)
-{
-    size_t i;
-
-    if (len > SL_DEAD_CODE_MAX)
-        len = SL_DEAD_CODE_MAX;
-    for (i = 0; i < t->ncodes; i++)
-        if (strlen(t->codes[i].code) == len && memcmp(t->codes[i].code, code, len) == 0)
-            break;
-    if (i == t->ncodes && t->ncodes == SL_DEAD_CODES - 1) {
-        code = "(other)";
-        len = strlen(code);
-        for (i = 0; i < t->ncodes; i++)
-            if (strcmp(t->codes[i].code, code) == 0)
-                break;
-    }
-    if (i == t->ncodes) {
-        memcpy(t->codes[i].code, code, len);
-        t->codes[i].code[len] = '\0';
-        t->codes[i].n = 0;
-        t->ncodes++;
-    }
-    t->codes[i].n += n;
-    t->counted += n;
-}
-
 /* Brings tally t of `stream` towards its dead letters (dead of them now)
  * with at most *budget dlq_count.lua calls, taken from *budget. Sets
  * t->in_sync when it covers them all. Returns 0, or -1 when Redis failed
@@ -725,7 +688,7 @@ static int tally_update(struct sl_web_io *io, const char *stream, struct sl_dead
         return 0;
     t->in_sync = 0;
     if (t->next[0] == '\0' || t->counted > dead)
-        tally_reset(t);         /* new (zeroed), or dead letters went: from the start */
+        sl__tally_reset(t);         /* new (zeroed), or dead letters went: from the start */
     while (*budget > 0) {
         const char *argv[] = { "EVAL", l->src, "1", dkey, t->next, XSTR(DEAD_PAGE) };
         redisReply *r = io_call(io, (int)SL_NELEM(argv), argv);
@@ -741,14 +704,14 @@ static int tally_update(struct sl_web_io *io, const char *stream, struct sl_dead
             r->element[0]->len > 60 || r->element[1]->type != REDIS_REPLY_INTEGER ||
             r->element[2]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);     /* a wrong type, a script error: no tally */
-            tally_reset(t);
+            sl__tally_reset(t);
             return 0;
         }
         len = r->element[1]->integer;
         codes = r->element[2];
         for (j = 0; j + 1 < codes->elements; j += 2)
             if (is_str(codes->element[j]) && codes->element[j + 1]->type == REDIS_REPLY_INTEGER)
-                tally_add(t, codes->element[j]->str, (size_t)codes->element[j]->len,
+                sl__tally_add(t, codes->element[j]->str, (size_t)codes->element[j]->len,
                           codes->element[j + 1]->integer);
         if (r->element[0]->len > 0)
             snprintf(t->next, sizeof(t->next), "(%s", r->element[0]->str);
@@ -759,7 +722,7 @@ static int tally_update(struct sl_web_io *io, const char *stream, struct sl_dead
                 t->in_sync = 1;
                 return 0;
             }
-            tally_reset(t);         /* entries went meanwhile: again, next time */
+            sl__tally_reset(t);         /* entries went meanwhile: again, next time */
             return 0;
         }
     }
@@ -849,7 +812,7 @@ json_t *sl__web_overview(struct sl_web_state *st, struct sl_web_io *io, char *er
             size_t k = (st->tally_next + i) % st->nstreams;
             struct sl_dead_tally *t = &st->tally[k];
             if (si[k].dead <= 0) {
-                tally_reset(t);
+                sl__tally_reset(t);
                 t->in_sync = 1;     /* none: complete */
                 continue;
             }
