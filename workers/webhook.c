@@ -503,6 +503,11 @@ static enum sl_disposition webhook_handle(struct sl_ctx *ctx, const struct sl_ms
         snprintf(hostport, sizeof(hostport), "%s:%d", wh->host, wh->port);
     if (evhttp_add_header(hd, "Host", hostport) < 0 ||
         evhttp_add_header(hd, "Content-Type", "application/json") < 0 ||
+        /* One connection per delivery, and libevent frees a connection
+         * marked free-on-completion only when it closes after its
+         * request: without this, a receiver that keeps connections alive
+         * leaves each one (its socket and buffers) open for ever. */
+        evhttp_add_header(hd, "Connection", "close") < 0 ||
         evhttp_add_header(hd, "User-Agent", "sluice-webhook/" SL_VERSION) < 0 ||
         evhttp_add_header(hd, "webhook-id", dv->id) < 0 ||
         evhttp_add_header(hd, "webhook-timestamp", ts) < 0 ||
