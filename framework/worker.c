@@ -124,6 +124,7 @@ struct worker {
     int finish_batch;             /* the batch in hand came from a read-ahead: finish it even when stopping */
     int exit_code;                /* returned by sl__worker_run */
     long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
+    int unblocking;               /* a CLIENT UNBLOCK of the read is in flight (sweep_pump) */
     struct sl_commit_args ca;     /* framework keys and arguments of the commit scripts */
     char host[256];               /* gethostname() */
     const char **types;           /* the types the handler accepts (owned array), NULL: any */
@@ -289,9 +290,12 @@ static void batch_done(struct batch *b)
             b->anext->aprev = b->aprev;
     }
     free(b);
+    /* A due sweep before the read: an async handler's read takes every
+     * place left, and under a steady load a sweep pumped after it would
+     * never find one, so due retries would wait for the load to stop. */
+    sweep_pump(w);
     if (w->state == W_RUN && !w->reading)
         read_next(w);
-    sweep_pump(w);
     maybe_exit(w);
 }
 
@@ -1087,6 +1091,7 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
     w->reading = 0;
     w->read_ahead = 0;
     w->reserved_read = 0;
+    w->unblocking = 0;
     if (r == NULL)
         return;                    /* the lost-connection path takes over */
     if (r->type == REDIS_REPLY_ERROR) {
@@ -1099,6 +1104,9 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
     if (r->type == REDIS_REPLY_NIL) {
         w->fails = 0;               /* a quiet, healthy round trip */
         w->read_full = 0;
+        /* A sweep that was waiting for this read's places goes first
+         * (sweep_pump unblocked the read for it). */
+        sweep_pump(w);
         read_next(w);
         maybe_exit(w);
         return;
@@ -1274,6 +1282,10 @@ static void on_claim(struct sl_conn *c, redisReply *r, void *priv)
         w->own_left = 1;        /* full again: the sweep starts over later */
     }
     sweep_pump(w);
+    /* The places this claim held are free again (an async handler's read
+     * waits for them when the sweep went first). */
+    if (w->state == W_RUN && !w->reading)
+        read_next(w);
     maybe_exit(w);
 }
 
@@ -1347,6 +1359,50 @@ static void sweep_paged(struct worker *w, int mode, const char *next)
     }
 }
 
+/* Reply to CLIENT UNBLOCK: nothing to do, the read returns by itself. */
+static void on_unblock(struct sl_conn *c, redisReply *r, void *priv)
+{
+    (void)c;
+    (void)r;
+    (void)priv;
+}
+
+/* Tells whether a sweep waits to send a page: its timer fired, it has a
+ * page to go on from (and is not resting), or a full batch left own
+ * entries unhandled. */
+static int sweep_waiting(const struct worker *w)
+{
+    uint64_t now = sl__now_ms();
+    int m;
+
+    if (w->own_left)
+        return 1;
+    for (m = CLAIM_RETRY; m <= CLAIM_ANY; m++)
+        if (w->sw[m].wanted || (w->sw[m].cursor[0] != '\0' && now >= w->sw[m].rest_until_ms))
+            return 1;
+    return 0;
+}
+
+/* An async handler's blocked read holds every place left (it reads as
+ * many entries as there are places), so a sweep could never start while
+ * the stream is quiet: the read blocks for block_ms and the next one is
+ * sent the moment it returns. Due retries of an idle webhook worker then
+ * waited for new traffic, for ever. So when a sweep waits and only the
+ * read's reservation is in the way, the read is ended at once with
+ * CLIENT UNBLOCK; its NIL reply pumps the sweep before the next read. */
+static void unblock_for_sweep(struct worker *w)
+{
+    char id[24];
+    const char *argv[] = { "CLIENT", "UNBLOCK", id };
+
+    if (!w->reading || w->unblocking || w->reader_id <= 0 || w->read_ahead ||
+        w->ninflight + w->reserved_claim >= w->t->concurrency || !sweep_waiting(w))
+        return;
+    snprintf(id, sizeof(id), "%lld", w->reader_id);
+    if (sl__conn_command(w->cmd, on_unblock, w, 0, 3, argv, NULL) == 0)
+        w->unblocking = 1;
+}
+
 /* Sends the next page of the retry or reclaim sweep, when one is due and
  * the command connection is free for it (one claim in flight at a time,
  * and no more than MAX_COMMIT_BATCHES batches awaiting their commits).
@@ -1361,9 +1417,13 @@ static void sweep_pump(struct worker *w)
     uint64_t now;
     int i, first;
 
-    if (w->claiming || w->stopping || stop_signalled || w->state != W_RUN || full(w) ||
+    if (w->claiming || w->stopping || stop_signalled || w->state != W_RUN ||
         w->commit_batches >= MAX_COMMIT_BATCHES || !sl__conn_ready(w->cmd))
         return;
+    if (full(w)) {
+        unblock_for_sweep(w);
+        return;
+    }
     if (w->own_left) {
         /* Entries a full batch left unhandled, now that places are free
          * (those in flight are skipped when the page comes back). */
@@ -1608,14 +1668,6 @@ static void reset(struct worker *w, const char *why)
 /* ------------------------------------------------------------------ */
 /* Stopping                                                            */
 /* ------------------------------------------------------------------ */
-
-/* Reply to CLIENT UNBLOCK: nothing to do, the read returns by itself. */
-static void on_unblock(struct sl_conn *c, redisReply *r, void *priv)
-{
-    (void)c;
-    (void)r;
-    (void)priv;
-}
 
 /* Reply to release.lua: the heartbeat is gone (or was not ours, or the
  * script failed and the key expires as after a crash); exit. */

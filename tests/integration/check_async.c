@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -154,6 +155,15 @@ static long long type_count(const char *what)
     return n;
 }
 
+/* Lets ms of wall time pass (a scenario's quiet period). */
+static void quiet_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
 /* ------------------------------------------------------------------------
  * Concurrency
  * ------------------------------------------------------------------------ */
@@ -221,6 +231,43 @@ START_TEST(test_async_dispositions)
     SL_TEST_ASSERT_EVENTUALLY(20000, applied(a) == 1 && applied(r) == 1 && dead_len() == 1 &&
                                      group_backlog("aq", "ag") == 0);
     ck_assert_int_eq(file_count(p.log, "error=aprobe_dead"), 1);
+    pool_stop(&p);
+}
+END_TEST
+
+/* At the defaults a user gets (concurrency 1, block_ms 2000, backoff
+ * from 1 s, the default sweep timers), an entry that fails on a quiet
+ * stream is retried when its delay is over. Before the sweep could end
+ * the blocked read, the read held the one place, no retry sweep ever
+ * started, and the entry sat pending until new traffic came. Then the
+ * same with a second entry arriving meanwhile, and with concurrency 4. */
+START_TEST(test_async_idle_retry_at_defaults)
+{
+    char cfg[600], a[IDLEN], b[IDLEN];
+    struct pool p;
+    long long t0;
+
+    async_config(cfg, sizeof(cfg), NULL, NULL, 1);
+    async_start(&p, cfg, "pool.log", 1);
+    /* With concurrency 1 the very first read holds the one place. */
+    t0 = sl_test_now_ms();
+    add("{\"effect\":true,\"retry\":2}", a);
+    SL_TEST_ASSERT_EVENTUALLY(30000, applied(a) == 1 && group_backlog("aq", "ag") == 0);
+    fprintf(stderr, "async: idle retry at the defaults (2 failures): applied after %lld ms\n",
+            sl_test_now_ms() - t0);
+    add("{\"effect\":true,\"retry\":1}", b);
+    SL_TEST_ASSERT_EVENTUALLY(30000, applied(b) == 1 && group_backlog("aq", "ag") == 0);
+    pool_stop(&p);
+
+    async_config(cfg, sizeof(cfg), NULL, "\"concurrency\": 4", 1);
+    freeReplyObject(sl_test_cmd(rc, "FLUSHALL"));
+    async_start(&p, cfg, "pool2.log", 1);
+    /* A quiet stream for a while, not an effect to wait for: each empty
+     * read doubles the next one's COUNT up to the 4 places, and the
+     * failure must come once the read holds them all. */
+    quiet_ms(7000);
+    add("{\"effect\":true,\"retry\":1}", a);
+    SL_TEST_ASSERT_EVENTUALLY(30000, applied(a) == 1 && group_backlog("aq", "ag") == 0);
     pool_stop(&p);
 }
 END_TEST
@@ -345,6 +392,7 @@ Suite *async_suite(void)
     tcase_add_test(tc, test_async_concurrency_bound_respected);
     tcase_add_test(tc, test_async_default_concurrency_is_one);
     tcase_add_test(tc, test_async_dispositions);
+    tcase_add_test(tc, test_async_idle_retry_at_defaults);
     tc = ops_server_case(s, "timeout", 90);
     tcase_add_test(tc, test_async_timeout_late_completion_discarded);
     tc = ops_server_case(s, "crash", 120);

@@ -416,7 +416,8 @@ void test_down(void)
     if (rc != NULL)
         redisFree(rc);
     rc = NULL;
-    if (tmp != NULL)
+    /* SLUICE_KEEP_TMP=1 keeps the logs of a test being chased. */
+    if (tmp != NULL && getenv("SLUICE_KEEP_TMP") == NULL)
         sl_test_rmtree(tmp);
     free(tmp);
     tmp = NULL;
