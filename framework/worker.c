@@ -118,6 +118,7 @@ struct worker {
     long long entry_bytes;        /* largest entry of the last non-empty reply, bytes of its fields */
     int commit_batches;           /* batches whose commits are in flight */
     int stopping;                 /* asked to stop: finish and exit */
+    int stop_seen;                /* on_signal_pipe has run (and ended the read) */
     int releasing;                /* stopping, all done: deleting its heartbeat, no more beats */
     int read_ahead;               /* the read in flight went out before the batch before it was handled */
     int ahead_ok;                 /* the last batch took < READ_AHEAD_MAX_US: reading ahead is allowed */
@@ -1730,8 +1731,13 @@ static void on_signal_pipe(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
-    if (w->stopping)
+    /* Not `stopping`: handle_batch sets it when it sees the signal
+     * between two entries, before this runs, and the read in flight then
+     * (one sent ahead of the batch, or the read beside a claim page) must
+     * still be ended here, or the exit waits for its whole block_ms. */
+    if (w->stop_seen)
         return;
+    w->stop_seen = 1;
     w->stopping = 1;
     sl__log(SL_LOG_INFO, "stopping", NULL);
     if (w->reading && w->reader_id > 0 && sl__conn_ready(w->cmd)) {

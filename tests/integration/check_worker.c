@@ -339,6 +339,53 @@ START_TEST(test_worker_sigterm_at_start_is_one_graceful_stop)
 }
 END_TEST
 
+/* A stop that comes while a blocking handler runs the first entries of a
+ * batch read ahead of time ends the read that went out meanwhile at once.
+ * The batch loop saw the signal first and marked the worker stopping, and
+ * the signal's own callback, finding it so marked, returned before its
+ * CLIENT UNBLOCK: the read-ahead then blocked for all of block_ms, past
+ * the shutdown timeout here (60 s against 10 s), and the supervisor
+ * killed a healthy worker. With batch 2 the second read brings two
+ * entries at once (the batch is full: a read goes ahead), and the
+ * first one sleeps long enough for the signal to land in it. */
+START_TEST(test_worker_sigterm_mid_batch_ends_the_read_ahead)
+{
+    redisContext *c = sl_test_connect(&srv);
+    char data[128], needle[128], *id;
+    redisReply *r;
+    int status = 0;
+
+    start_pool("probe", 1, "\"block_ms\": 60000, \"batch\": 2");
+    SL_TEST_ASSERT_EVENTUALLY(15000, log_has("event=running"));
+    /* One fast entry first: the next read asks for two, and is allowed
+     * to go ahead (the batch before it was handled fast). */
+    id = add(c, "{}");
+    SL_TEST_ASSERT_EVENTUALLY(15000, drained(c));
+    free(id);
+    snprintf(data, sizeof(data), "{\"sleep_ms\":%d,\"trace\":true}",
+             2000 * sl_test_slow_factor());
+    freeReplyObject(sl_test_cmd(c, "MULTI"));
+    freeReplyObject(sl_test_cmd(c, "XADD s * type t data %s", data));
+    freeReplyObject(sl_test_cmd(c, "XADD s * type t data {}"));
+    r = sl_test_cmd(c, "EXEC");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, 2);
+    snprintf(needle, sizeof(needle), "event=probe_call id=%s", r->element[0]->str);
+    freeReplyObject(r);
+    SL_TEST_ASSERT_EVENTUALLY(15000, log_has(needle));
+    sl_test_kill(pool, SIGTERM);
+    ck_assert(sl_test_wait_exit(pool, 30000, &status));
+    pool = 0;
+    ck_assert_msg(!log_has("event=shutdown_timeout"), "the worker was killed at the shutdown timeout");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pool exited with status %d",
+                  status);
+    ck_assert(log_has("event=pool_stopped exit_code=0"));
+    /* The second entry of the batch stays pending (a batch that was not
+     * read ahead is not finished after a stop): the next run recovers it. */
+    redisFree(c);
+}
+END_TEST
+
 /* Runs the sluice binary with argv (NULL-terminated after the program)
  * to completion; returns its exit status and leaves its output in
  * dir/out.log. */
@@ -430,6 +477,7 @@ Suite *worker_suite(void)
     tcase_add_test(core, test_worker_recovers_its_own_pending_entries_first);
     tcase_add_test(core, test_worker_stops_cleanly_on_sigterm);
     tcase_add_test(core, test_worker_sigterm_at_start_is_one_graceful_stop);
+    tcase_add_test(core, test_worker_sigterm_mid_batch_ends_the_read_ahead);
     suite_add_tcase(s, core);
 
     tcase_add_unchecked_fixture(faults, server_up, server_down);
