@@ -1503,7 +1503,11 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->state != W_RUN || w->releasing || !sl__conn_ready(w->cmd))
+    /* RECOVER too: a serial recovery waits for each suspect alone, for
+     * as long as its handler takes, and nobody else beats for an async
+     * entry; the key lapsing would free the name for a second pool. */
+    if ((w->state != W_RUN && w->state != W_RECOVER) || w->releasing ||
+        !sl__conn_ready(w->cmd))
         return;
     sl__hb_fill(&b, w->consumer, (long)getpid(), w->host, w->h->name, w->wc->stream,
                 w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
@@ -1548,6 +1552,10 @@ static void on_init_reply(struct sl_conn *c, redisReply *r, void *priv)
         w->reader_id = r->integer;
     if (--w->init_pending == 0) {
         w->state = W_RECOVER;
+        /* Connected and working from here: a recovery can take long (a
+         * serial one waits for each suspect alone), and /healthz must not
+         * call the process disconnected meanwhile. */
+        sl__slot_set_redis_up(w->slot, 1);
         if (!w->stopping && sl__conn_ready(w->cmd))
             claim_next(w, CLAIM_OWN, "-");
         if (!w->claiming)

@@ -383,6 +383,74 @@ START_TEST(test_async_crash_dead_letters_only_the_poison)
 }
 END_TEST
 
+/* Returns 1 when the heartbeat of consumer <host>:aprobe:0 exists and
+ * was written for process pid (by the process or by its supervisor). */
+static int beat_of(pid_t pid)
+{
+    char *s = sl_test_str(rc, "HGET sluice:worker:%s:aprobe:0 pid", host);
+    int yes = s != NULL && atol(s) == (long)pid;
+
+    free(s);
+    return yes;
+}
+
+/* After a crash with two entries in flight, the next process recovers
+ * them one at a time, and waits for each alone: here a slow one (20 s,
+ * a slow receiver), the poison after it. All that time it is connected
+ * and working, so it beats and /healthz says it is up. Before, both
+ * waited for the end of the recovery: the process never beat while it
+ * recovered (its supervisor beats only for a blocking handler's batch),
+ * so its heartbeat key lapsed after three beats (a second pool's start
+ * check then saw the name free, and `sluice health` without a listener
+ * said unhealthy), and /healthz answered 503 "is not connected to redis"
+ * for the whole wait, which a health probe could answer by restarting
+ * the pool in the middle of every serial recovery. At the defaults
+ * (heartbeat_ms 1000) but concurrency 2. */
+START_TEST(test_async_serial_recovery_beats_and_is_healthy)
+{
+    char cfg[600], workers[300], data[160], slow_id[IDLEN], poison[IDLEN];
+    struct sl_test_config c = { srv.url, NULL, NULL, NULL, workers, "127.0.0.1:0" };
+    struct pool p;
+    pid_t first, kid;
+    int rv;
+
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"aprobe\", \"stream\": \"aq\", \"group\": \"ag\", "
+             "\"processes\": 1, \"concurrency\": 2}");
+    snprintf(cfg, sizeof(cfg), "%s/async.json", tmp);
+    ck_assert_int_eq(sl_test_config_write(cfg, &c), 0);
+    memset(&p, 0, sizeof(p));
+    snprintf(p.cfg, sizeof(p.cfg), "%s", cfg);
+    snprintf(p.log, sizeof(p.log), "%s/pool.log", tmp);
+    p.pid = sl_test_pool_spawn(p.cfg, p.log);
+    ck_assert_int_gt(p.pid, 0);
+    track(p.pid);
+    rv = sl_test_pool_wait_running(p.pid, p.log, 1, 10000);
+    ck_assert_msg(rv == 0, "the child is not running (%d); see %s", rv, p.log);
+    p.port = (int)file_last_number(p.log, "event=metrics_listening addr=127.0.0.1:");
+    ck_assert_int_gt(p.port, 0);
+    first = child_pid(&p, "aprobe:0");
+
+    snprintf(data, sizeof(data), "{\"effect\":true,\"delay_ms\":%d}", 20000 * sl_test_slow_factor());
+    add(data, slow_id);
+    add("{\"effect\":true,\"crash\":true,\"delay_ms\":300}", poison);
+    SL_TEST_ASSERT_EVENTUALLY(15000, file_count(p.log, "event=suspects_serial") >= 1);
+    kid = child_pid(&p, "aprobe:0");
+    ck_assert_int_ne(kid, first);
+    /* The new process waits for the slow entry alone, for 20 s. */
+    SL_TEST_ASSERT_EVENTUALLY(8000, beat_of(kid));
+    SL_TEST_ASSERT_EVENTUALLY(8000, healthz_is(&p, 200, "ok\n"));
+    ck_assert_msg(applied(slow_id) == 0 && file_count(p.log, "event=suspects_cleared") == 0,
+                  "the beat and /healthz came only once the serial recovery was over; see %s",
+                  p.log);
+    /* And the recovery ends as before: the slow entry applied, the poison dead. */
+    SL_TEST_ASSERT_EVENTUALLY(60000, applied(slow_id) == 1 && dead_len() == 1 &&
+                                     group_backlog("aq", "ag") == 0);
+    ck_assert_int_eq(dead_from(poison), 1);
+    pool_stop(&p);
+}
+END_TEST
+
 Suite *async_suite(void)
 {
     Suite *s = suite_create("async");
@@ -398,5 +466,7 @@ Suite *async_suite(void)
     tc = ops_server_case(s, "crash", 120);
     tcase_add_test(tc, test_async_shutdown_waits_for_all);
     tcase_add_test(tc, test_async_crash_dead_letters_only_the_poison);
+    tc = ops_server_case(s, "serial", 120);
+    tcase_add_test(tc, test_async_serial_recovery_beats_and_is_healthy);
     return s;
 }
