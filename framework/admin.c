@@ -54,7 +54,7 @@ static redisReply *run_script(struct sl_sync *c, int which, int nkeys, const cha
 /* Prints a JSON document and frees it. */
 static void print_json(json_t *doc)
 {
-    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | SL_JSON_DIGITS);
 
     if (s != NULL) {
         puts(s);

@@ -357,6 +357,11 @@ char *sl__escape_text(const char *s, size_t len);
  * New reference; NULL only when memory ran out. */
 json_t *sl__json_text(const char *s, size_t len);
 
+/* The json_dumps() flag of every document an admin command prints: a
+ * rate or a time with six significant digits (999.9), where jansson's
+ * default gives a double's seventeen (999.89999999999998). */
+#define SL_JSON_DIGITS JSON_REAL_PRECISION(6)
+
 /* The escaped cells of one table row (see sl__cell). Start it zeroed,
  * and release it with sl__cells_free(). */
 #define SL_CELLS 8

@@ -599,7 +599,7 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         reports++;
         report(before, after, a->json, doc);
         if (a->json) {
-            char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | SL_JSON_DIGITS);
             if (s)
                 puts(s);
             free(s);

@@ -663,6 +663,84 @@ START_TEST(test_admin_stats_errors)
 }
 END_TEST
 
+/* The most significant digits any fraction in the admin commands' JSON
+ * may carry: enough for a rate or a time, not the 17 of a double's
+ * round trip. */
+#define JSON_MAX_DIGITS 6
+
+/* Returns the largest number of significant digits among the JSON
+ * numbers with a fraction or an exponent in text (strings skipped), and
+ * copies the longest such number into worst. */
+static int json_max_digits(const char *text, char *worst, size_t wl)
+{
+    const char *p = text;
+    int most = 0;
+
+    worst[0] = '\0';
+    while (*p != '\0') {
+        if (*p == '"') {
+            for (p++; *p != '\0' && *p != '"'; p++)
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+            if (*p == '"')
+                p++;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            const char *start = p, *q;
+            int digits = 0, seen = 0, real = 0;
+            while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
+                   (*p >= '0' && *p <= '9'))
+                p++;
+            for (q = start; q < p && *q != 'e' && *q != 'E'; q++) {
+                if (*q == '.')
+                    real = 1;
+                if (*q >= '1' && *q <= '9')
+                    seen = 1;
+                if (seen && *q >= '0' && *q <= '9')
+                    digits++;
+            }
+            real = real || q < p;
+            if (real && digits > most) {
+                most = digits;
+                snprintf(worst, wl, "%.*s", (int)(p - start), start);
+            }
+        } else {
+            p++;
+        }
+    }
+    return most;
+}
+
+/* stats --json prints its rates and times (lambda, mu, rho, W, window_s,
+ * here window_s: the measured seconds between two samples) with at most
+ * JSON_MAX_DIGITS significant digits, not a double's 17 digits
+ * (999.89999999999998). The parsed document is still exact JSON. */
+START_TEST(test_admin_stats_json_precision)
+{
+    char cfg[600], worst[64];
+    const char *argv[] = { sl_test_bin(), "stats", "--json", "-c", cfg, NULL };
+    struct out o;
+    json_t *doc, *r;
+    int most;
+
+    write_config(cfg, sizeof(cfg), "stats",
+                 "{\"handler\": \"noop\", \"stream\": \"jobs\", \"group\": \"g\"}", "", 0);
+    freeReplyObject(sl_test_cmd(rc, "XADD jobs * type t data {}"));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE jobs g 0"));
+    o = run(argv);
+    ck_assert_msg(o.code == 0, "sluice stats exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    ck_assert(json_is_array(doc));
+    r = stats_row(doc, "jobs", "g");
+    ck_assert_msg(json_is_real(json_object_get(r, "window_s")), "%s", o.out);
+    ck_assert(json_real_value(json_object_get(r, "window_s")) > 0.5);
+    most = json_max_digits(o.out, worst, sizeof(worst));
+    ck_assert_msg(most >= 1 && most <= JSON_MAX_DIGITS, "%d significant digits in %s: %s",
+                  most, worst, o.out);
+    json_decref(doc);
+    out_free(&o);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * sluice workers
  * ------------------------------------------------------------------ */
@@ -1332,5 +1410,9 @@ Suite *admin_suite(void)
     tcase_add_test(tc, test_admin_workers_registry_stale);
     tcase_add_test(tc, test_admin_wrong_type_keys);
     tcase_add_test(tc, test_admin_tables_escape_control_chars);
+
+    /* How the tables and documents look to an operator. */
+    tc = ops_server_case(s, "format", 40);
+    tcase_add_test(tc, test_admin_stats_json_precision);
     return s;
 }
