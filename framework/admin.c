@@ -1148,6 +1148,14 @@ static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "
                                            "busy", "entry", "entry_since" };
 #define WORKER_NUMS 9             /* worker_cols before this one are the beat's own; after, the entry in hand */
 
+/* The table of `sluice workers`: the narrowest widths; a longer name
+ * widens its column on every row. */
+static const struct sl_col worker_table[] = {
+    { "CONSUMER", -36 }, { "PID", 8 }, { "HANDLER", -10 }, { "STREAM", -12 }, { "GROUP", -18 },
+    { "UP_S", 8 }, { "BEAT_MS", 8 }, { "PROCESSED", 10 }, { "FAILED", 8 }, { "STATE", -5 },
+    { "ENTRY", -24 }, { "ENTRY_MS", 8 }
+};
+
 /* Runs one command of the heartbeat walk, printing a failure. */
 static redisReply *worker_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
 {
@@ -1223,34 +1231,51 @@ static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struc
     } else {
         /* A heartbeat is a hash anyone can write: its names are escaped. */
         struct sl_cells cells = { { NULL } };
+        struct sl_table t;
+        int bad = 0;
 
-        printf("%-36s %8s %-10s %-12s %-18s %8s %8s %10s %8s %-5s %-24s %8s\n", "CONSUMER", "PID",
-               "HANDLER", "STREAM", "GROUP", "UP_S", "BEAT_MS", "PROCESSED", "FAILED", "STATE",
-               "ENTRY", "ENTRY_MS");
+        sl__table_init(&t, worker_table, (int)SL_NELEM(worker_table));
         for (i = 0; i < json_array_size(doc); i++) {
             json_t *o = json_array_get(doc, i);
             long long started = json_integer_value(json_object_get(o, "started_at"));
             long long beat = json_integer_value(json_object_get(o, "last_beat"));
             json_t *age = json_object_get(o, "entry_age_ms");
-            char age_s[24];
+            char pid_s[24], up_s[24], beat_s[24], proc_s[24], fail_s[24], age_s[24];
+            const char *row[SL_NELEM(worker_table)];
 
             if (json_is_integer(age))
                 snprintf(age_s, sizeof(age_s), "%lld", (long long)json_integer_value(age));
             else
                 snprintf(age_s, sizeof(age_s), "-");
-            printf("%-36s %8lld %-10s %-12s %-18s %8lld %8lld %10lld %8lld %-5s %-24s %8s\n",
-                   jcell(&cells, 0, o, "consumer"),
-                   (long long)json_integer_value(json_object_get(o, "pid")),
-                   jcell(&cells, 1, o, "handler"), jcell(&cells, 2, o, "stream"),
-                   jcell(&cells, 3, o, "group"),
-                   now > started ? (now - started) / 1000 : 0, now > beat ? now - beat : 0,
-                   (long long)json_integer_value(json_object_get(o, "processed")),
-                   (long long)json_integer_value(json_object_get(o, "failed")),
-                   json_is_true(json_object_get(o, "busy")) ? "busy" : "idle",
-                   json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry") : "-",
-                   age_s);
+            snprintf(pid_s, sizeof(pid_s), "%lld", (long long)json_integer_value(json_object_get(o, "pid")));
+            snprintf(up_s, sizeof(up_s), "%lld", now > started ? (now - started) / 1000 : 0);
+            snprintf(beat_s, sizeof(beat_s), "%lld", now > beat ? now - beat : 0);
+            snprintf(proc_s, sizeof(proc_s), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "processed")));
+            snprintf(fail_s, sizeof(fail_s), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "failed")));
+            row[0] = jcell(&cells, 0, o, "consumer");
+            row[1] = pid_s;
+            row[2] = jcell(&cells, 1, o, "handler");
+            row[3] = jcell(&cells, 2, o, "stream");
+            row[4] = jcell(&cells, 3, o, "group");
+            row[5] = up_s;
+            row[6] = beat_s;
+            row[7] = proc_s;
+            row[8] = fail_s;
+            row[9] = json_is_true(json_object_get(o, "busy")) ? "busy" : "idle";
+            row[10] = json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry") : "-";
+            row[11] = age_s;
+            (void)sl__table_add(&t, (int)SL_NELEM(row), row);
         }
         sl__cells_free(&cells);
+        bad = sl__table_print(&t, stdout);
+        sl__table_free(&t);
+        if (bad) {
+            fprintf(stderr, "sluice: out of memory\n");
+            json_decref(doc);
+            return 1;
+        }
     }
     json_decref(doc);
     return 0;

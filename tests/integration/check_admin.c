@@ -741,6 +741,97 @@ START_TEST(test_admin_stats_json_precision)
 }
 END_TEST
 
+/* Fails unless every line of the table `out` has as many blank-separated
+ * cells as align has letters, and cell k of each row lines up with the
+ * header's: the same start for an 'l' (left-aligned) column, the same end
+ * for an 'r' one. */
+static void assert_aligned(const char *what, const char *out, const char *align)
+{
+    size_t ncol = strlen(align), k;
+    long hs[32], he[32];
+    const char *line = out;
+    int first = 1, rows = 0;
+
+    ck_assert(ncol <= 32);
+    while (*line != '\0') {
+        const char *end = strchr(line, '\n'), *p = line;
+        long s[32], e[32];
+        size_t n = 0;
+
+        if (end == NULL)
+            end = line + strlen(line);
+        while (p < end) {
+            while (p < end && *p == ' ')
+                p++;
+            if (p == end)
+                break;
+            ck_assert_msg(n < 32, "%s: too many cells in: %.*s", what, (int)(end - line), line);
+            s[n] = p - line;
+            while (p < end && *p != ' ')
+                p++;
+            e[n++] = p - line;
+        }
+        if (n > 0) {
+            ck_assert_msg(n == ncol, "%s: %zu cells, not %zu, in line: %.*s\n%s", what, n, ncol,
+                          (int)(end - line), line, out);
+            for (k = 0; k < n; k++) {
+                if (first) {
+                    hs[k] = s[k];
+                    he[k] = e[k];
+                } else {
+                    ck_assert_msg(align[k] == 'l' ? s[k] == hs[k] : e[k] == he[k],
+                                  "%s: column %zu out of line (%s-aligned, header %ld..%ld, "
+                                  "row %ld..%ld):\n%s", what, k + 1, align[k] == 'l' ? "left" : "right",
+                                  hs[k], he[k], s[k], e[k], out);
+                }
+            }
+            rows += !first;
+            first = 0;
+        }
+        line = *end == '\n' ? end + 1 : end;
+    }
+    ck_assert_msg(rows >= 2, "%s: %d rows under the header:\n%s", what, rows, out);
+}
+
+/* A 60-character stream name and a long group name: the columns of
+ * `sluice workers` and `sluice stats` widen to them, so every row's
+ * cells still start (left-aligned) or end (right-aligned) where the
+ * header's do. Before, the long cell pushed the rest of its own row to
+ * the right. */
+START_TEST(test_admin_tables_align_long_names)
+{
+    static const char lng[] = "orders-eu-west-1-priority-high-retries-2026-backfill-archive";
+    static const char grp[] = "settlement-reconciliation-group";
+    const char *wrk[] = { sl_test_bin(), "workers", "--redis", srv.url, NULL };
+    const char *stats[] = { sl_test_bin(), "stats", "-c", NULL, NULL };
+    char cfg[800], workers[400];
+    struct out o;
+
+    ck_assert_int_eq(strlen(lng), 60);
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:a pid 1 host h handler noop stream %s "
+                                "group g started_at 1 last_beat 2 processed 3 failed 0", lng));
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:b pid 22 host h handler noop stream s "
+                                "group %s started_at 1 last_beat 2 processed 12345 failed 1", grp));
+    freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers 9999999999999 a 9999999999999 b"));
+    o = run(wrk);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_aligned("workers", o.out, "lrlllrrrrllr");
+    out_free(&o);
+
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"noop\", \"stream\": \"%s\", \"group\": \"g\"},"
+             "{\"handler\": \"noop\", \"stream\": \"s\", \"group\": \"%s\"}", lng, grp);
+    stats[3] = write_config(cfg, sizeof(cfg), "align", workers, "", 0);
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE %s g 0 MKSTREAM", lng));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE s %s 0 MKSTREAM", grp));
+    freeReplyObject(sl_test_cmd(rc, "XADD s * type t data {}"));
+    o = run(stats);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_aligned("stats", o.out, "llrrrrrrrrrrrr");
+    out_free(&o);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * sluice workers
  * ------------------------------------------------------------------ */
@@ -1414,5 +1505,6 @@ Suite *admin_suite(void)
     /* How the tables and documents look to an operator. */
     tc = ops_server_case(s, "format", 40);
     tcase_add_test(tc, test_admin_stats_json_precision);
+    tcase_add_test(tc, test_admin_tables_align_long_names);
     return s;
 }
