@@ -968,6 +968,13 @@ static redisReply *pending_attempts(struct sl_sync *c, const char *stream, const
     return r;
 }
 
+/* The tables of `sluice pending`: the narrowest widths; a longer
+ * consumer name widens its column on every row. */
+static const struct sl_col pending_cons_table[] = { { "CONSUMER", -40 }, { "PENDING", -1 } };
+static const struct sl_col pending_ent_table[] = {
+    { "ID", -24 }, { "CONSUMER", -40 }, { "IDLE_MS", 10 }, { "DELIVERIES", 10 }, { "ATTEMPTS", 8 }
+};
+
 /* Prints the pending view of one group; adds it to doc with --json. */
 static int pending_group(struct sl_sync *c, const struct sl_args *a, const char *stream,
                          const char *group, long long idle, long long count, json_t *doc)
@@ -978,6 +985,7 @@ static int pending_group(struct sl_sync *c, const struct sl_args *a, const char 
     redisReply *s, *e, *att;
     json_t *g = json_object(), *cons = json_array(), *ents = json_array();
     size_t i;
+    int bad = 0;
 
     snprintf(idle_s, sizeof(idle_s), "%lld", idle);
     snprintf(count_s, sizeof(count_s), "%lld", count);
@@ -1058,31 +1066,56 @@ static int pending_group(struct sl_sync *c, const struct sl_args *a, const char 
             printf(" (%s .. %s)", jcell(&cells, 0, g, "min_id"), jcell(&cells, 1, g, "max_id"));
         printf("\n");
         if (json_array_size(cons) > 0) {
-            printf("  %-40s %s\n", "CONSUMER", "PENDING");
+            struct sl_table t;
+            sl__table_init(&t, pending_cons_table, (int)SL_NELEM(pending_cons_table));
+            t.indent = "  ";
             for (i = 0; i < json_array_size(cons); i++) {
                 json_t *o = json_array_get(cons, i);
-                printf("  %-40s %lld\n", jcell(&cells, 0, o, "consumer"),
-                       (long long)json_integer_value(json_object_get(o, "pending")));
+                char n_s[24];
+                const char *row[2];
+                snprintf(n_s, sizeof(n_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "pending")));
+                row[0] = jcell(&cells, 0, o, "consumer");
+                row[1] = n_s;
+                (void)sl__table_add(&t, 2, row);
             }
+            if (sl__table_print(&t, stdout) != 0)
+                bad = 1;
+            sl__table_free(&t);
         }
         if (json_array_size(ents) > 0) {
-            printf("  %-24s %-40s %10s %10s %8s\n", "ID", "CONSUMER", "IDLE_MS", "DELIVERIES",
-                   "ATTEMPTS");
+            struct sl_table t;
+            sl__table_init(&t, pending_ent_table, (int)SL_NELEM(pending_ent_table));
+            t.indent = "  ";
             for (i = 0; i < json_array_size(ents); i++) {
                 json_t *o = json_array_get(ents, i);
-                printf("  %-24s %-40s %10lld %10lld %8lld\n",
-                       jcell(&cells, 0, o, "id"), jcell(&cells, 1, o, "consumer"),
-                       (long long)json_integer_value(json_object_get(o, "idle_ms")),
-                       (long long)json_integer_value(json_object_get(o, "deliveries")),
-                       (long long)json_integer_value(json_object_get(o, "attempts")));
+                char age_s[24], del_s[24], att_s[24];
+                const char *row[5];
+                snprintf(age_s, sizeof(age_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "idle_ms")));
+                snprintf(del_s, sizeof(del_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "deliveries")));
+                snprintf(att_s, sizeof(att_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "attempts")));
+                row[0] = jcell(&cells, 0, o, "id");
+                row[1] = jcell(&cells, 1, o, "consumer");
+                row[2] = age_s;
+                row[3] = del_s;
+                row[4] = att_s;
+                (void)sl__table_add(&t, 5, row);
             }
+            if (sl__table_print(&t, stdout) != 0)
+                bad = 1;
+            sl__table_free(&t);
         }
         sl__cells_free(&cells);
+        if (bad)
+            fprintf(stderr, "sluice: out of memory: a row is missing\n");
     }
     json_array_append_new(doc, g);
     freeReplyObject(s);
     freeReplyObject(e);
-    return 0;
+    return bad;
 }
 
 /* sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]. */

@@ -393,6 +393,7 @@ struct sl_col {
 struct sl_table {
     const struct sl_col *cols;    /* the columns (borrowed) */
     int ncols;
+    const char *indent;           /* printed before every line; NULL: none */
     char **cell;                  /* nrows * ncols copies; NULL past a short row's end */
     size_t nrows, cap;
     int failed;                   /* memory ran out: a row is missing */
@@ -407,8 +408,8 @@ void sl__table_init(struct sl_table *t, const struct sl_col *cols, int ncols);
 int sl__table_add(struct sl_table *t, int n, const char *const *cells);
 
 /* Prints the header and every row to f, each column as wide as its
- * widest cell, one space between columns. Returns 0, or -1 when a row
- * is missing (memory ran out). */
+ * widest cell, one space between columns, no blanks at the end of a
+ * line. Returns 0, or -1 when a row is missing (memory ran out). */
 int sl__table_print(const struct sl_table *t, FILE *f);
 
 /* Frees the rows of t (the columns stay the caller's). */

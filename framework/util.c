@@ -265,15 +265,16 @@ int sl__table_add(struct sl_table *t, int n, const char *const *cells)
 }
 
 /* Prints s in a column of width w (negative: left-aligned), padded
- * with blanks as printf's "%*s" would pad it. */
-static void put_cell(FILE *f, const char *s, int w)
+ * with blanks as printf's "%*s" would pad it, except that the last cell
+ * of a line gets no trailing blanks. */
+static void put_cell(FILE *f, const char *s, int w, int last)
 {
     int pad = (w < 0 ? -w : w) - text_width(s);
 
     if (w > 0)
         fprintf(f, "%*s", pad > 0 ? pad : 0, "");
     fputs(s, f);
-    if (w < 0)
+    if (w < 0 && !last)
         fprintf(f, "%*s", pad > 0 ? pad : 0, "");
 }
 
@@ -295,17 +296,20 @@ int sl__table_print(const struct sl_table *t, FILE *f)
         }
         width[i] = t->cols[i].width < 0 ? -w : w;
     }
+    fputs(t->indent != NULL ? t->indent : "", f);
     for (i = 0; i < t->ncols; i++) {
         if (i > 0)
             fputc(' ', f);
-        put_cell(f, t->cols[i].name, width[i]);
+        put_cell(f, t->cols[i].name, width[i], i + 1 == t->ncols);
     }
     fputc('\n', f);
     for (r = 0; r < t->nrows; r++) {
-        for (i = 0; i < t->ncols && t->cell[r * (size_t)t->ncols + (size_t)i] != NULL; i++) {
+        char *const *row = &t->cell[r * (size_t)t->ncols];
+        fputs(t->indent != NULL ? t->indent : "", f);
+        for (i = 0; i < t->ncols && row[i] != NULL; i++) {
             if (i > 0)
                 fputc(' ', f);
-            put_cell(f, t->cell[r * (size_t)t->ncols + (size_t)i], width[i]);
+            put_cell(f, row[i], width[i], i + 1 == t->ncols || row[i + 1] == NULL);
         }
         fputc('\n', f);
     }

@@ -794,7 +794,8 @@ static void assert_aligned(const char *what, const char *out, const char *align)
 }
 
 /* A 60-character stream name and a long group name: the columns of
- * `sluice workers` and `sluice stats` widen to them, so every row's
+ * `sluice workers` and `sluice stats` widen to them, and those of
+ * `sluice pending` to a 60-character consumer name, so every row's
  * cells still start (left-aligned) or end (right-aligned) where the
  * header's do. Before, the long cell pushed the rest of its own row to
  * the right. */
@@ -804,6 +805,7 @@ START_TEST(test_admin_tables_align_long_names)
     static const char grp[] = "settlement-reconciliation-group";
     const char *wrk[] = { sl_test_bin(), "workers", "--redis", srv.url, NULL };
     const char *stats[] = { sl_test_bin(), "stats", "-c", NULL, NULL };
+    const char *pend[] = { sl_test_bin(), "pending", "s", "--redis", srv.url, NULL };
     char cfg[800], workers[400];
     struct out o;
 
@@ -828,6 +830,21 @@ START_TEST(test_admin_tables_align_long_names)
     o = run(stats);
     ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
     assert_aligned("stats", o.out, "llrrrrrrrrrrrr");
+    out_free(&o);
+
+    /* pending: a consumer as long as a pod's host name, beside a short one. */
+    freeReplyObject(sl_test_cmd(rc, "XADD s * type t data {}"));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP %s %s COUNT 1 STREAMS s >", grp, lng));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP %s c COUNT 1 STREAMS s >", grp));
+    o = run(pend);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    {
+        char *cons = strstr(o.out, "\n  CONSUMER"), *ents = strstr(o.out, "\n  ID ");
+        ck_assert_msg(cons != NULL && ents != NULL && cons < ents, "%s", o.out);
+        ents[0] = '\0';
+        assert_aligned("pending consumers", cons + 1, "ll");
+        assert_aligned("pending entries", ents + 1, "llrrr");
+    }
     out_free(&o);
 }
 END_TEST

@@ -145,12 +145,28 @@ START_TEST(test_util_table_columns_fit_longest_cell)
     ck_assert_int_eq(sl__table_print(&t, f), 0);
     fclose(f);
     ck_assert_str_eq(buf, "NAME          N NOTE\n"
-                          "a             1 x   \n"
-                          "long-name 12345 y   \n"
+                          "a             1 x\n"
+                          "long-name 12345 y\n"
                           "\xc3\xa9t\xc3\xa9           7\n");
     free(buf);
     sl__table_free(&t);
     ck_assert_uint_eq(t.nrows, 0);
+
+    /* An indented table; a left-aligned last column gets no blanks. */
+    {
+        static const struct sl_col two[] = { { "ID", -4 }, { "WHO", -1 } };
+        const char *row[] = { "1-1", "c" };
+        f = open_memstream(&buf, &len);
+        ck_assert_ptr_nonnull(f);
+        sl__table_init(&t, two, 2);
+        t.indent = "  ";
+        ck_assert_int_eq(sl__table_add(&t, 2, row), 0);
+        ck_assert_int_eq(sl__table_print(&t, f), 0);
+        fclose(f);
+        ck_assert_str_eq(buf, "  ID   WHO\n  1-1  c\n");
+        free(buf);
+        sl__table_free(&t);
+    }
 }
 END_TEST
 
