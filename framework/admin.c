@@ -1280,7 +1280,8 @@ static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struc
                 snprintf(age_s, sizeof(age_s), "%lld", (long long)json_integer_value(age));
             else
                 snprintf(age_s, sizeof(age_s), "-");
-            snprintf(pid_s, sizeof(pid_s), "%lld", (long long)json_integer_value(json_object_get(o, "pid")));
+            snprintf(pid_s, sizeof(pid_s), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "pid")));
             snprintf(up_s, sizeof(up_s), "%lld", now > started ? (now - started) / 1000 : 0);
             snprintf(beat_s, sizeof(beat_s), "%lld", now > beat ? now - beat : 0);
             snprintf(proc_s, sizeof(proc_s), "%lld",
@@ -1297,7 +1298,8 @@ static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struc
             row[7] = proc_s;
             row[8] = fail_s;
             row[9] = json_is_true(json_object_get(o, "busy")) ? "busy" : "idle";
-            row[10] = json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry") : "-";
+            row[10] = json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry")
+                                                                  : "-";
             row[11] = age_s;
             (void)sl__table_add(&t, (int)SL_NELEM(row), row);
         }

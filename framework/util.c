@@ -252,8 +252,9 @@ int sl__table_add(struct sl_table *t, int n, const char *const *cells)
     }
     base = t->nrows * (size_t)t->ncols;
     for (i = 0; i < t->ncols; i++) {
-        t->cell[base + (size_t)i] = NULL;
-        if (i < n && (t->cell[base + (size_t)i] = strdup(cells[i] != NULL ? cells[i] : "")) == NULL) {
+        char **slot = &t->cell[base + (size_t)i];
+        *slot = NULL;
+        if (i < n && (*slot = strdup(cells[i] != NULL ? cells[i] : "")) == NULL) {
             while (i-- > 0)
                 free(t->cell[base + (size_t)i]);
             t->failed = 1;
