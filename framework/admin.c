@@ -54,7 +54,7 @@ static redisReply *run_script(struct sl_sync *c, int which, int nkeys, const cha
 /* Prints a JSON document and frees it. */
 static void print_json(json_t *doc)
 {
-    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | SL_JSON_DIGITS);
 
     if (s != NULL) {
         puts(s);
@@ -968,6 +968,13 @@ static redisReply *pending_attempts(struct sl_sync *c, const char *stream, const
     return r;
 }
 
+/* The tables of `sluice pending`: the narrowest widths; a longer
+ * consumer name widens its column on every row. */
+static const struct sl_col pending_cons_table[] = { { "CONSUMER", -40 }, { "PENDING", -1 } };
+static const struct sl_col pending_ent_table[] = {
+    { "ID", -24 }, { "CONSUMER", -40 }, { "IDLE_MS", 10 }, { "DELIVERIES", 10 }, { "ATTEMPTS", 8 }
+};
+
 /* Prints the pending view of one group; adds it to doc with --json. */
 static int pending_group(struct sl_sync *c, const struct sl_args *a, const char *stream,
                          const char *group, long long idle, long long count, json_t *doc)
@@ -978,6 +985,7 @@ static int pending_group(struct sl_sync *c, const struct sl_args *a, const char 
     redisReply *s, *e, *att;
     json_t *g = json_object(), *cons = json_array(), *ents = json_array();
     size_t i;
+    int bad = 0;
 
     snprintf(idle_s, sizeof(idle_s), "%lld", idle);
     snprintf(count_s, sizeof(count_s), "%lld", count);
@@ -1058,31 +1066,56 @@ static int pending_group(struct sl_sync *c, const struct sl_args *a, const char 
             printf(" (%s .. %s)", jcell(&cells, 0, g, "min_id"), jcell(&cells, 1, g, "max_id"));
         printf("\n");
         if (json_array_size(cons) > 0) {
-            printf("  %-40s %s\n", "CONSUMER", "PENDING");
+            struct sl_table t;
+            sl__table_init(&t, pending_cons_table, (int)SL_NELEM(pending_cons_table));
+            t.indent = "  ";
             for (i = 0; i < json_array_size(cons); i++) {
                 json_t *o = json_array_get(cons, i);
-                printf("  %-40s %lld\n", jcell(&cells, 0, o, "consumer"),
-                       (long long)json_integer_value(json_object_get(o, "pending")));
+                char n_s[24];
+                const char *row[2];
+                snprintf(n_s, sizeof(n_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "pending")));
+                row[0] = jcell(&cells, 0, o, "consumer");
+                row[1] = n_s;
+                (void)sl__table_add(&t, 2, row);
             }
+            if (sl__table_print(&t, stdout) != 0)
+                bad = 1;
+            sl__table_free(&t);
         }
         if (json_array_size(ents) > 0) {
-            printf("  %-24s %-40s %10s %10s %8s\n", "ID", "CONSUMER", "IDLE_MS", "DELIVERIES",
-                   "ATTEMPTS");
+            struct sl_table t;
+            sl__table_init(&t, pending_ent_table, (int)SL_NELEM(pending_ent_table));
+            t.indent = "  ";
             for (i = 0; i < json_array_size(ents); i++) {
                 json_t *o = json_array_get(ents, i);
-                printf("  %-24s %-40s %10lld %10lld %8lld\n",
-                       jcell(&cells, 0, o, "id"), jcell(&cells, 1, o, "consumer"),
-                       (long long)json_integer_value(json_object_get(o, "idle_ms")),
-                       (long long)json_integer_value(json_object_get(o, "deliveries")),
-                       (long long)json_integer_value(json_object_get(o, "attempts")));
+                char age_s[24], del_s[24], att_s[24];
+                const char *row[5];
+                snprintf(age_s, sizeof(age_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "idle_ms")));
+                snprintf(del_s, sizeof(del_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "deliveries")));
+                snprintf(att_s, sizeof(att_s), "%lld",
+                         (long long)json_integer_value(json_object_get(o, "attempts")));
+                row[0] = jcell(&cells, 0, o, "id");
+                row[1] = jcell(&cells, 1, o, "consumer");
+                row[2] = age_s;
+                row[3] = del_s;
+                row[4] = att_s;
+                (void)sl__table_add(&t, 5, row);
             }
+            if (sl__table_print(&t, stdout) != 0)
+                bad = 1;
+            sl__table_free(&t);
         }
         sl__cells_free(&cells);
+        if (bad)
+            fprintf(stderr, "sluice: out of memory: a row is missing\n");
     }
     json_array_append_new(doc, g);
     freeReplyObject(s);
     freeReplyObject(e);
-    return 0;
+    return bad;
 }
 
 /* sluice pending STREAM [GROUP] [--idle MS] [--count N] [--json]. */
@@ -1147,6 +1180,14 @@ static const char *const worker_cols[] = { "pid", "host", "handler", "stream", "
                                            "started_at", "last_beat", "processed", "failed",
                                            "busy", "entry", "entry_since" };
 #define WORKER_NUMS 9             /* worker_cols before this one are the beat's own; after, the entry in hand */
+
+/* The table of `sluice workers`: the narrowest widths; a longer name
+ * widens its column on every row. */
+static const struct sl_col worker_table[] = {
+    { "CONSUMER", -36 }, { "PID", 8 }, { "HANDLER", -10 }, { "STREAM", -12 }, { "GROUP", -18 },
+    { "UP_S", 8 }, { "BEAT_MS", 8 }, { "PROCESSED", 10 }, { "FAILED", 8 }, { "STATE", -5 },
+    { "ENTRY", -24 }, { "ENTRY_MS", 8 }
+};
 
 /* Runs one command of the heartbeat walk, printing a failure. */
 static redisReply *worker_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
@@ -1223,34 +1264,53 @@ static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struc
     } else {
         /* A heartbeat is a hash anyone can write: its names are escaped. */
         struct sl_cells cells = { { NULL } };
+        struct sl_table t;
+        int bad = 0;
 
-        printf("%-36s %8s %-10s %-12s %-18s %8s %8s %10s %8s %-5s %-24s %8s\n", "CONSUMER", "PID",
-               "HANDLER", "STREAM", "GROUP", "UP_S", "BEAT_MS", "PROCESSED", "FAILED", "STATE",
-               "ENTRY", "ENTRY_MS");
+        sl__table_init(&t, worker_table, (int)SL_NELEM(worker_table));
         for (i = 0; i < json_array_size(doc); i++) {
             json_t *o = json_array_get(doc, i);
             long long started = json_integer_value(json_object_get(o, "started_at"));
             long long beat = json_integer_value(json_object_get(o, "last_beat"));
             json_t *age = json_object_get(o, "entry_age_ms");
-            char age_s[24];
+            char pid_s[24], up_s[24], beat_s[24], proc_s[24], fail_s[24], age_s[24];
+            const char *row[SL_NELEM(worker_table)];
 
             if (json_is_integer(age))
                 snprintf(age_s, sizeof(age_s), "%lld", (long long)json_integer_value(age));
             else
                 snprintf(age_s, sizeof(age_s), "-");
-            printf("%-36s %8lld %-10s %-12s %-18s %8lld %8lld %10lld %8lld %-5s %-24s %8s\n",
-                   jcell(&cells, 0, o, "consumer"),
-                   (long long)json_integer_value(json_object_get(o, "pid")),
-                   jcell(&cells, 1, o, "handler"), jcell(&cells, 2, o, "stream"),
-                   jcell(&cells, 3, o, "group"),
-                   now > started ? (now - started) / 1000 : 0, now > beat ? now - beat : 0,
-                   (long long)json_integer_value(json_object_get(o, "processed")),
-                   (long long)json_integer_value(json_object_get(o, "failed")),
-                   json_is_true(json_object_get(o, "busy")) ? "busy" : "idle",
-                   json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry") : "-",
-                   age_s);
+            snprintf(pid_s, sizeof(pid_s), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "pid")));
+            snprintf(up_s, sizeof(up_s), "%lld", now > started ? (now - started) / 1000 : 0);
+            snprintf(beat_s, sizeof(beat_s), "%lld", now > beat ? now - beat : 0);
+            snprintf(proc_s, sizeof(proc_s), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "processed")));
+            snprintf(fail_s, sizeof(fail_s), "%lld",
+                     (long long)json_integer_value(json_object_get(o, "failed")));
+            row[0] = jcell(&cells, 0, o, "consumer");
+            row[1] = pid_s;
+            row[2] = jcell(&cells, 1, o, "handler");
+            row[3] = jcell(&cells, 2, o, "stream");
+            row[4] = jcell(&cells, 3, o, "group");
+            row[5] = up_s;
+            row[6] = beat_s;
+            row[7] = proc_s;
+            row[8] = fail_s;
+            row[9] = json_is_true(json_object_get(o, "busy")) ? "busy" : "idle";
+            row[10] = json_is_string(json_object_get(o, "entry")) ? jcell(&cells, 4, o, "entry")
+                                                                  : "-";
+            row[11] = age_s;
+            (void)sl__table_add(&t, (int)SL_NELEM(row), row);
         }
         sl__cells_free(&cells);
+        bad = sl__table_print(&t, stdout);
+        sl__table_free(&t);
+        if (bad) {
+            fprintf(stderr, "sluice: out of memory\n");
+            json_decref(doc);
+            return 1;
+        }
     }
     json_decref(doc);
     return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include "sluice.h"
 
 /* The number of elements of an array (not a pointer). */
@@ -357,6 +358,11 @@ char *sl__escape_text(const char *s, size_t len);
  * New reference; NULL only when memory ran out. */
 json_t *sl__json_text(const char *s, size_t len);
 
+/* The json_dumps() flag of every document an admin command prints: a
+ * rate or a time with six significant digits (999.9), where jansson's
+ * default gives a double's seventeen (999.89999999999998). */
+#define SL_JSON_DIGITS JSON_REAL_PRECISION(6)
+
 /* The escaped cells of one table row (see sl__cell). Start it zeroed,
  * and release it with sl__cells_free(). */
 #define SL_CELLS 8
@@ -372,6 +378,42 @@ const char *sl__cell(struct sl_cells *c, int i, const char *s, size_t len);
 
 /* Frees every slot of c, leaving it empty (and reusable). */
 void sl__cells_free(struct sl_cells *c);
+
+/* One column of an admin table: its header and its narrowest width,
+ * negative for a left-aligned column, as in printf's "%-Ns". */
+struct sl_col {
+    const char *name;
+    int width;
+};
+
+/* A text table whose columns widen to their longest cell, so a long
+ * stream or group name moves the columns after it on every row alike
+ * instead of pushing its own row out of line. Start it with
+ * sl__table_init(), add rows, print it once, free it. */
+struct sl_table {
+    const struct sl_col *cols;    /* the columns (borrowed) */
+    int ncols;
+    const char *indent;           /* printed before every line; NULL: none */
+    char **cell;                  /* nrows * ncols copies; NULL past a short row's end */
+    size_t nrows, cap;
+    int failed;                   /* memory ran out: a row is missing */
+};
+
+/* Starts t with the ncols columns cols (borrowed; they must outlive t). */
+void sl__table_init(struct sl_table *t, const struct sl_col *cols, int ncols);
+
+/* Adds a row of n cells (copied; n <= the columns, and a row with fewer
+ * cells ends early). Returns 0, or -1 when memory ran out (the row is
+ * missing and sl__table_print() reports it). */
+int sl__table_add(struct sl_table *t, int n, const char *const *cells);
+
+/* Prints the header and every row to f, each column as wide as its
+ * widest cell, one space between columns, no blanks at the end of a
+ * line. Returns 0, or -1 when a row is missing (memory ran out). */
+int sl__table_print(const struct sl_table *t, FILE *f);
+
+/* Frees the rows of t (the columns stay the caller's). */
+void sl__table_free(struct sl_table *t);
 
 /* The key under which sluice keeps its per-entry bookkeeping for one
  * stream and group: "sluice:attempts:<len>:<stream>:<group>". The length

@@ -428,15 +428,21 @@ static long long processed_between(const struct sample *a, const struct sample *
     return n;
 }
 
+/* The table of `sluice stats`: the narrowest widths; a longer stream
+ * or group name widens its column on every row. */
+static const struct sl_col stats_table[] = {
+    { "STREAM", -16 }, { "GROUP", -18 }, { "LENGTH", 8 }, { "LAG", 8 }, { "PENDING", 8 },
+    { "CONS", 5 }, { "OLDEST_MS", 10 }, { "DEAD", 6 }, { "LAMBDA/s", 9 }, { "MU/s", 9 },
+    { "RHO", 6 }, { "L", 8 }, { "W_s", 9 }, { "WIN_s", 6 }
+};
+
 /* Prints (or adds to doc) the figures between samples a and b. */
 static void report(const struct sample *a, const struct sample *b, int json, json_t *doc)
 {
+    struct sl_table t;
     int i, j;
 
-    if (!json)
-        printf("%-16s %-18s %8s %8s %8s %5s %10s %6s %9s %9s %6s %8s %9s %6s\n", "STREAM", "GROUP",
-               "LENGTH", "LAG", "PENDING", "CONS", "OLDEST_MS", "DEAD", "LAMBDA/s", "MU/s", "RHO",
-               "L", "W_s", "WIN_s");
+    sl__table_init(&t, stats_table, (int)SL_NELEM(stats_table));
     for (i = 0; i < b->nrows; i++) {
         const struct row *r = &b->rows[i];
         const struct row *o = NULL;
@@ -515,29 +521,54 @@ static void report(const struct sample *a, const struct sample *b, int json, jso
             }
             json_array_append_new(doc, o2);
         } else {
-            char lag_s[24], old_s[24];
+            char len_s[24], lag_s[24], pend_s[24], cons_s[24], old_s[24], dead_s[24];
+            char lam_s[32], mu_s[32], l_s[24], win_s[32];
             struct sl_cells cells = { { NULL } };
+            const char *row[SL_NELEM(stats_table)];
 
+            snprintf(len_s, sizeof(len_s), "%lld", r->length);
             snprintf(lag_s, sizeof(lag_s), r->lag >= 0 ? "%lld" : "-", r->lag);
+            snprintf(pend_s, sizeof(pend_s), "%lld", r->pending);
+            snprintf(cons_s, sizeof(cons_s), "%lld", r->consumers);
             snprintf(old_s, sizeof(old_s), r->oldest_ms >= 0 ? "%lld" : "-", r->oldest_ms);
+            snprintf(dead_s, sizeof(dead_s), "%lld", r->dead);
+            snprintf(lam_s, sizeof(lam_s), "%.1f", lambda);
+            snprintf(mu_s, sizeof(mu_s), "%.1f", mu);
+            snprintf(l_s, sizeof(l_s), "%lld", l);
+            snprintf(win_s, sizeof(win_s), "%.1f", win);
             /* Names are escaped: a group name could drive the terminal. */
-            printf("%-16s %-18s %8lld %8s %8lld %5lld %10s %6lld %9.1f %9.1f %6s %8lld %9s %6.1f\n",
-                   sl__cell(&cells, 0, r->stream, strlen(r->stream)),
-                   sl__cell(&cells, 1, r->group, strlen(r->group)), r->length, lag_s, r->pending,
-                   r->consumers, old_s, r->dead, lambda, mu, rho_s, l, w_s, win);
+            row[0] = sl__cell(&cells, 0, r->stream, strlen(r->stream));
+            row[1] = sl__cell(&cells, 1, r->group, strlen(r->group));
+            row[2] = len_s;
+            row[3] = lag_s;
+            row[4] = pend_s;
+            row[5] = cons_s;
+            row[6] = old_s;
+            row[7] = dead_s;
+            row[8] = lam_s;
+            row[9] = mu_s;
+            row[10] = rho_s;
+            row[11] = l_s;
+            row[12] = w_s;
+            row[13] = win_s;
+            (void)sl__table_add(&t, (int)SL_NELEM(row), row);
             /* A stream that carries several types: one row per type
-             * under it, with its λ and μ. */
+             * under it, with its λ and μ (the row ends at MU/s). */
             for (k = 0; ntr > 1 && k < ntr; k++) {
-                char lam_s[24] = "-";
+                const char *trow[10] = { "  type", NULL, "", "", "", "", "", "", lam_s, mu_s };
+                snprintf(lam_s, sizeof(lam_s), "-");
                 if (tr[k].lambda >= 0)
                     snprintf(lam_s, sizeof(lam_s), "%.1f", tr[k].lambda);
-                printf("%-16s %-18s %8s %8s %8s %5s %10s %6s %9s %9.1f\n", "  type",
-                       sl__cell(&cells, 2, tr[k].name, strlen(tr[k].name)), "", "", "", "", "", "",
-                       lam_s, tr[k].mu);
+                snprintf(mu_s, sizeof(mu_s), "%.1f", tr[k].mu);
+                trow[1] = sl__cell(&cells, 2, tr[k].name, strlen(tr[k].name));
+                (void)sl__table_add(&t, (int)SL_NELEM(trow), trow);
             }
             sl__cells_free(&cells);
         }
     }
+    if (!json && sl__table_print(&t, stdout) != 0)
+        fprintf(stderr, "sluice: out of memory: a row is missing\n");
+    sl__table_free(&t);
 }
 
 /* Sleeps s seconds (fractions allowed). */
@@ -599,7 +630,7 @@ int sl__stats(const struct sl_args *a, const struct sl_config *cfg)
         reports++;
         report(before, after, a->json, doc);
         if (a->json) {
-            char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | SL_JSON_DIGITS);
             if (s)
                 puts(s);
             free(s);

@@ -3,10 +3,13 @@
  * event loop, each call sending one command and running that loop until
  * the reply or the connection's deadline.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <hiredis.h>
@@ -45,12 +48,33 @@ static void sync_reply(struct sl_conn *c, redisReply *r, void *priv)
 }
 
 /* Runs the private loop until *flag is set or the connection is lost;
- * the connection's own deadlines bound the wait. */
+ * the connection's own deadlines bound the wait.
+ *
+ * SIGPIPE is held back meanwhile: libevent writes the socket with plain
+ * writes, and a write after Redis closed the connection (its FIN, then
+ * the reset our next bytes drew) raises SIGPIPE, whose default action
+ * ended an admin command, or a program using the producer API, without a
+ * word. Held back, the write fails with EPIPE, the connection is lost
+ * with that reason, and the caller reports it. The signal the write left
+ * pending is taken away again, unless one was pending before we came;
+ * the process's own disposition is never changed, so its stdout keeps
+ * the usual behaviour (`sluice dlq list ... | head -1` ends quietly). */
 static void sync_wait(struct sl_sync *s, const int *flag)
 {
+    static const struct timespec now = { 0, 0 };
+    sigset_t pipe_only, old, pending;
+    int was_pending;
+
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
     while (!*flag && !s->lost)
         if (event_base_loop(s->base, EVLOOP_ONCE) < 0)
             break;
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+        (void)sigtimedwait(&pipe_only, NULL, &now);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Waits for the reply of the command just sent (rc its sending's

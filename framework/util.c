@@ -212,6 +212,123 @@ void sl__cells_free(struct sl_cells *c)
     }
 }
 
+/* Returns the columns the UTF-8 text s takes on a terminal: one per
+ * character (continuation bytes take none). Escaped cells are ASCII or
+ * valid UTF-8; a wide (CJK) character still counts one. */
+static int text_width(const char *s)
+{
+    int n = 0;
+
+    for (; *s != '\0'; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+/* Starts an empty table (see internal.h). */
+void sl__table_init(struct sl_table *t, const struct sl_col *cols, int ncols)
+{
+    memset(t, 0, sizeof(*t));
+    t->cols = cols;
+    t->ncols = ncols;
+}
+
+/* Copies one row in (see internal.h). */
+int sl__table_add(struct sl_table *t, int n, const char *const *cells)
+{
+    size_t base;
+    int i;
+
+    SL_ASSERT(n >= 0 && n <= t->ncols);
+    if (t->nrows == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 16;
+        char **c = realloc(t->cell, nc * (size_t)t->ncols * sizeof(*c));
+        if (c == NULL) {
+            t->failed = 1;
+            return -1;
+        }
+        t->cell = c;
+        t->cap = nc;
+    }
+    base = t->nrows * (size_t)t->ncols;
+    for (i = 0; i < t->ncols; i++) {
+        char **slot = &t->cell[base + (size_t)i];
+        *slot = NULL;
+        if (i < n && (*slot = strdup(cells[i] != NULL ? cells[i] : "")) == NULL) {
+            while (i-- > 0)
+                free(t->cell[base + (size_t)i]);
+            t->failed = 1;
+            return -1;
+        }
+    }
+    t->nrows++;
+    return 0;
+}
+
+/* Prints s in a column of width w (negative: left-aligned), padded
+ * with blanks as printf's "%*s" would pad it, except that the last cell
+ * of a line gets no trailing blanks. */
+static void put_cell(FILE *f, const char *s, int w, int last)
+{
+    int pad = (w < 0 ? -w : w) - text_width(s);
+
+    if (w > 0)
+        fprintf(f, "%*s", pad > 0 ? pad : 0, "");
+    fputs(s, f);
+    if (w < 0 && !last)
+        fprintf(f, "%*s", pad > 0 ? pad : 0, "");
+}
+
+/* Prints the table (see internal.h). */
+int sl__table_print(const struct sl_table *t, FILE *f)
+{
+    int width[32], i;
+    size_t r;
+
+    SL_ASSERT(t->ncols <= (int)SL_NELEM(width));
+    for (i = 0; i < t->ncols; i++) {
+        int w = t->cols[i].width < 0 ? -t->cols[i].width : t->cols[i].width;
+        if (text_width(t->cols[i].name) > w)
+            w = text_width(t->cols[i].name);
+        for (r = 0; r < t->nrows; r++) {
+            const char *c = t->cell[r * (size_t)t->ncols + (size_t)i];
+            if (c != NULL && text_width(c) > w)
+                w = text_width(c);
+        }
+        width[i] = t->cols[i].width < 0 ? -w : w;
+    }
+    fputs(t->indent != NULL ? t->indent : "", f);
+    for (i = 0; i < t->ncols; i++) {
+        if (i > 0)
+            fputc(' ', f);
+        put_cell(f, t->cols[i].name, width[i], i + 1 == t->ncols);
+    }
+    fputc('\n', f);
+    for (r = 0; r < t->nrows; r++) {
+        char *const *row = &t->cell[r * (size_t)t->ncols];
+        fputs(t->indent != NULL ? t->indent : "", f);
+        for (i = 0; i < t->ncols && row[i] != NULL; i++) {
+            if (i > 0)
+                fputc(' ', f);
+            put_cell(f, row[i], width[i], i + 1 == t->ncols || row[i + 1] == NULL);
+        }
+        fputc('\n', f);
+    }
+    return t->failed ? -1 : 0;
+}
+
+/* Frees every row (see internal.h). */
+void sl__table_free(struct sl_table *t)
+{
+    size_t k;
+
+    for (k = 0; k < t->nrows * (size_t)t->ncols; k++)
+        free(t->cell[k]);
+    free(t->cell);
+    t->cell = NULL;
+    t->nrows = t->cap = 0;
+}
+
 /* Formats into err (see internal.h). */
 void sl__put_err(char *err, size_t errlen, const char *fmt, ...)
 {

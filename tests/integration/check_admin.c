@@ -663,6 +663,192 @@ START_TEST(test_admin_stats_errors)
 }
 END_TEST
 
+/* The most significant digits any fraction in the admin commands' JSON
+ * may carry: enough for a rate or a time, not the 17 of a double's
+ * round trip. */
+#define JSON_MAX_DIGITS 6
+
+/* Returns the largest number of significant digits among the JSON
+ * numbers with a fraction or an exponent in text (strings skipped), and
+ * copies the longest such number into worst. */
+static int json_max_digits(const char *text, char *worst, size_t wl)
+{
+    const char *p = text;
+    int most = 0;
+
+    worst[0] = '\0';
+    while (*p != '\0') {
+        if (*p == '"') {
+            for (p++; *p != '\0' && *p != '"'; p++)
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+            if (*p == '"')
+                p++;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            const char *start = p, *q;
+            int digits = 0, seen = 0, real = 0;
+            while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
+                   (*p >= '0' && *p <= '9'))
+                p++;
+            for (q = start; q < p && *q != 'e' && *q != 'E'; q++) {
+                if (*q == '.')
+                    real = 1;
+                if (*q >= '1' && *q <= '9')
+                    seen = 1;
+                if (seen && *q >= '0' && *q <= '9')
+                    digits++;
+            }
+            real = real || q < p;
+            if (real && digits > most) {
+                most = digits;
+                snprintf(worst, wl, "%.*s", (int)(p - start), start);
+            }
+        } else {
+            p++;
+        }
+    }
+    return most;
+}
+
+/* stats --json prints its rates and times (lambda, mu, rho, W, window_s,
+ * here window_s: the measured seconds between two samples) with at most
+ * JSON_MAX_DIGITS significant digits, not a double's 17 digits
+ * (999.89999999999998). The parsed document is still exact JSON. */
+START_TEST(test_admin_stats_json_precision)
+{
+    char cfg[600], worst[64];
+    const char *argv[] = { sl_test_bin(), "stats", "--json", "-c", cfg, NULL };
+    struct out o;
+    json_t *doc, *r;
+    int most;
+
+    write_config(cfg, sizeof(cfg), "stats",
+                 "{\"handler\": \"noop\", \"stream\": \"jobs\", \"group\": \"g\"}", "", 0);
+    freeReplyObject(sl_test_cmd(rc, "XADD jobs * type t data {}"));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE jobs g 0"));
+    o = run(argv);
+    ck_assert_msg(o.code == 0, "sluice stats exit %d: %s", o.code, o.err);
+    doc = parse_json(o.out);
+    ck_assert(json_is_array(doc));
+    r = stats_row(doc, "jobs", "g");
+    ck_assert_msg(json_is_real(json_object_get(r, "window_s")), "%s", o.out);
+    ck_assert(json_real_value(json_object_get(r, "window_s")) > 0.5);
+    most = json_max_digits(o.out, worst, sizeof(worst));
+    ck_assert_msg(most >= 1 && most <= JSON_MAX_DIGITS, "%d significant digits in %s: %s",
+                  most, worst, o.out);
+    json_decref(doc);
+    out_free(&o);
+}
+END_TEST
+
+/* Fails unless every line of the table `out` has as many blank-separated
+ * cells as align has letters, and cell k of each row lines up with the
+ * header's: the same start for an 'l' (left-aligned) column, the same end
+ * for an 'r' one. */
+static void assert_aligned(const char *what, const char *out, const char *align)
+{
+    size_t ncol = strlen(align), k;
+    long hs[32], he[32];
+    const char *line = out;
+    int first = 1, rows = 0;
+
+    ck_assert(ncol <= 32);
+    while (*line != '\0') {
+        const char *end = strchr(line, '\n'), *p = line;
+        long s[32], e[32];
+        size_t n = 0;
+
+        if (end == NULL)
+            end = line + strlen(line);
+        while (p < end) {
+            while (p < end && *p == ' ')
+                p++;
+            if (p == end)
+                break;
+            ck_assert_msg(n < 32, "%s: too many cells in: %.*s", what, (int)(end - line), line);
+            s[n] = p - line;
+            while (p < end && *p != ' ')
+                p++;
+            e[n++] = p - line;
+        }
+        if (n > 0) {
+            ck_assert_msg(n == ncol, "%s: %zu cells, not %zu, in line: %.*s\n%s", what, n, ncol,
+                          (int)(end - line), line, out);
+            for (k = 0; k < n; k++) {
+                if (first) {
+                    hs[k] = s[k];
+                    he[k] = e[k];
+                } else {
+                    ck_assert_msg(align[k] == 'l' ? s[k] == hs[k] : e[k] == he[k],
+                                  "%s: column %zu out of line (%s-aligned, header %ld..%ld, "
+                                  "row %ld..%ld):\n%s", what, k + 1, align[k] == 'l' ? "left" : "right",
+                                  hs[k], he[k], s[k], e[k], out);
+                }
+            }
+            rows += !first;
+            first = 0;
+        }
+        line = *end == '\n' ? end + 1 : end;
+    }
+    ck_assert_msg(rows >= 2, "%s: %d rows under the header:\n%s", what, rows, out);
+}
+
+/* A 60-character stream name and a long group name: the columns of
+ * `sluice workers` and `sluice stats` widen to them, and those of
+ * `sluice pending` to a 60-character consumer name, so every row's
+ * cells still start (left-aligned) or end (right-aligned) where the
+ * header's do. Before, the long cell pushed the rest of its own row to
+ * the right. */
+START_TEST(test_admin_tables_align_long_names)
+{
+    static const char lng[] = "orders-eu-west-1-priority-high-retries-2026-backfill-archive";
+    static const char grp[] = "settlement-reconciliation-group";
+    const char *wrk[] = { sl_test_bin(), "workers", "--redis", srv.url, NULL };
+    const char *stats[] = { sl_test_bin(), "stats", "-c", NULL, NULL };
+    const char *pend[] = { sl_test_bin(), "pending", "s", "--redis", srv.url, NULL };
+    char cfg[800], workers[400];
+    struct out o;
+
+    ck_assert_int_eq(strlen(lng), 60);
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:a pid 1 host h handler noop stream %s "
+                                "group g started_at 1 last_beat 2 processed 3 failed 0", lng));
+    freeReplyObject(sl_test_cmd(rc, "HSET sluice:worker:b pid 22 host h handler noop stream s "
+                                "group %s started_at 1 last_beat 2 processed 12345 failed 1", grp));
+    freeReplyObject(sl_test_cmd(rc, "ZADD sluice:workers 9999999999999 a 9999999999999 b"));
+    o = run(wrk);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_aligned("workers", o.out, "lrlllrrrrllr");
+    out_free(&o);
+
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"noop\", \"stream\": \"%s\", \"group\": \"g\"},"
+             "{\"handler\": \"noop\", \"stream\": \"s\", \"group\": \"%s\"}", lng, grp);
+    stats[3] = write_config(cfg, sizeof(cfg), "align", workers, "", 0);
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE %s g 0 MKSTREAM", lng));
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE s %s 0 MKSTREAM", grp));
+    freeReplyObject(sl_test_cmd(rc, "XADD s * type t data {}"));
+    o = run(stats);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    assert_aligned("stats", o.out, "llrrrrrrrrrrrr");
+    out_free(&o);
+
+    /* pending: a consumer as long as a pod's host name, beside a short one. */
+    freeReplyObject(sl_test_cmd(rc, "XADD s * type t data {}"));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP %s %s COUNT 1 STREAMS s >", grp, lng));
+    freeReplyObject(sl_test_cmd(rc, "XREADGROUP GROUP %s c COUNT 1 STREAMS s >", grp));
+    o = run(pend);
+    ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
+    {
+        char *cons = strstr(o.out, "\n  CONSUMER"), *ents = strstr(o.out, "\n  ID ");
+        ck_assert_msg(cons != NULL && ents != NULL && cons < ents, "%s", o.out);
+        ents[0] = '\0';
+        assert_aligned("pending consumers", cons + 1, "ll");
+        assert_aligned("pending entries", ents + 1, "llrrr");
+    }
+    out_free(&o);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * sluice workers
  * ------------------------------------------------------------------ */
@@ -1314,5 +1500,10 @@ Suite *admin_suite(void)
     tcase_add_test(tc, test_admin_workers_registry_stale);
     tcase_add_test(tc, test_admin_wrong_type_keys);
     tcase_add_test(tc, test_admin_tables_escape_control_chars);
+
+    /* How the tables and documents look to an operator. */
+    tc = ops_server_case(s, "format", 40);
+    tcase_add_test(tc, test_admin_stats_json_precision);
+    tcase_add_test(tc, test_admin_tables_align_long_names);
     return s;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -705,12 +706,234 @@ START_TEST(test_cli_stats_watch_into_pipe_is_plain)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Redis closing the connection under an admin command                 */
+/* ------------------------------------------------------------------ */
+
+/* Returns the state letter of pid in /proc (R, S, T, Z...), or 0. */
+static char proc_state(pid_t pid)
+{
+    char path[64], *text, *p, st = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((text = sl_test_read_file(path)) == NULL)
+        return 0;
+    if ((p = strrchr(text, ')')) != NULL && p[1] == ' ')
+        st = p[2];
+    free(text);
+    return st;
+}
+
+/* Returns the TCP state (as /proc/net/tcp numbers it: 8 is CLOSE_WAIT)
+ * of the loopback socket whose local port is port, or -1 when none. */
+static int tcp_state(int port)
+{
+    char *text = sl_test_read_file("/proc/net/tcp"), *line;
+    int st = -1;
+
+    if (text == NULL)
+        return -1;
+    for (line = strchr(text, '\n'); line != NULL && st < 0; line = strchr(line + 1, '\n')) {
+        unsigned lport, rport, state;
+        if (sscanf(line + 1, " %*d: %*8x:%x %*8x:%x %x", &lport, &rport, &state) == 3 &&
+            (int)lport == port)
+            st = (int)state;
+    }
+    free(text);
+    return st;
+}
+
+/* Reads exactly n bytes from fd within the deadline; returns 1 when it did. */
+static int read_n(int fd, char *buf, size_t n, long long deadline)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        ssize_t k;
+        if (poll(&p, 1, 100) < 0 || (p.revents == 0 && !sl_test_tick(deadline)))
+            return 0;
+        if (p.revents == 0)
+            continue;
+        if ((k = read(fd, buf + got, n - got)) <= 0)
+            return 0;
+        got += (size_t)k;
+    }
+    return 1;
+}
+
+/* `sluice enqueue` is writing one large entry when "Redis" (here a
+ * listening socket of the test, which answers the PING and then reads
+ * nothing more) ends the connection: first its FIN, then, while the
+ * command is descheduled (SIGSTOP stands in for a busy machine), the
+ * reset of the closed socket. The next write on the socket fails with
+ * EPIPE. The command must say that Redis went away and exit 1; before,
+ * the write raised SIGPIPE and the process died of it without a word
+ * (the shell showed exit 141). */
+START_TEST(test_cli_redis_gone_mid_write_is_an_error)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    struct linger lg = { 1, 0 };
+    char cfg[PATH_MAX + 16], data[PATH_MAX + 16], logp[PATH_MAX + 16], ping[14], url[64];
+    int lfd, cfd = -1, rcv = 4096, dfd, status = 0, client_port, avail = 0;
+    long long dl;
+    pid_t pid;
+    FILE *f;
+    size_t i;
+
+    /* The listener: a small receive buffer, so the client's large
+     * command cannot all leave its own buffers before the close. */
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(lfd, 4), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", ntohs(a.sin_port));
+
+    /* One 12 MB entry (more than any socket buffer holds), allowed by
+     * the configuration's max_payload_bytes. */
+    snprintf(cfg, sizeof(cfg), "%s/gone.json", dir);
+    ck_assert_int_eq(sl_test_write_file(cfg,
+        "{ \"redis\": { \"url\": \"%s\", \"connect_timeout_ms\": 5000, \"command_timeout_ms\": 60000 },\n"
+        "  \"defaults\": { \"max_payload_bytes\": 16777216 },\n"
+        "  \"metrics\": { \"listen\": null } }\n", url), 0);
+    snprintf(data, sizeof(data), "%s/big.txt", dir);
+    f = fopen(data, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("t {\"x\":\"", f);
+    for (i = 0; i < 12 * 1024; i++)
+        fprintf(f, "%01024d", 0);
+    fputs("\"}\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+
+    snprintf(logp, sizeof(logp), "%s/out.log", dir);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* A shell's defaults: SIGPIPE not ignored, nothing blocked. */
+        sigset_t none;
+        int lg_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dfd = open(data, O_RDONLY);
+        if (lg_fd < 0 || dfd < 0 || dup2(dfd, 0) < 0 || dup2(lg_fd, 1) < 0 || dup2(lg_fd, 2) < 0)
+            _exit(120);
+        close(lfd);
+        execl(bin, bin, "enqueue", "big", "-", "-c", cfg, (char *)NULL);
+        _exit(121);
+    }
+
+    dl = sl_test_deadline(20000);
+    for (;;) {
+        struct pollfd p = { lfd, POLLIN, 0 };
+        if (poll(&p, 1, 100) > 0) {
+            alen = sizeof(a);
+            cfd = accept(lfd, (struct sockaddr *)&a, &alen);
+            break;
+        }
+        if (!sl_test_tick(dl))
+            break;
+    }
+    ck_assert_msg(cfd >= 0, "sluice never connected");
+    client_port = ntohs(a.sin_port);
+    ck_assert(read_n(cfd, ping, sizeof(ping), dl));
+    ck_assert_int_eq(memcmp(ping, "*1\r\n$4\r\nPING\r\n", sizeof(ping)), 0);
+    ck_assert_int_eq(write(cfd, "+PONG\r\n", 7), 7);
+    /* The XADD is on its way: the client queued all of it. */
+    while (ioctl(cfd, FIONREAD, &avail) == 0 && avail == 0 && sl_test_tick(dl))
+        ;
+    ck_assert_msg(avail > 0, "the XADD never came");
+    kill(pid, SIGSTOP);
+    while (proc_state(pid) != 'T' && sl_test_tick(dl))
+        ;
+    ck_assert_int_eq(proc_state(pid), 'T');
+    /* "Redis" goes: its FIN (the client's socket now in CLOSE_WAIT),
+     * then its reset, since the rest of the command is never read. */
+    ck_assert_int_eq(shutdown(cfd, SHUT_WR), 0);
+    while (tcp_state(client_port) != 8 && sl_test_tick(dl))
+        ;
+    ck_assert_int_eq(tcp_state(client_port), 8);
+    ck_assert_int_eq(setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(cfd);
+    close(lfd);
+    kill(pid, SIGCONT);
+    ck_assert_msg(sl_test_wait_exit(pid, 20000, &status), "sluice enqueue did not end");
+    {
+        char *out = sl_test_read_file(logp);
+        ck_assert_msg(!WIFSIGNALED(status), "killed by signal %d (%s), output: %s",
+                      WTERMSIG(status), strsignal(WTERMSIG(status)), out ? out : "");
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit %d, output: %s",
+                      WEXITSTATUS(status), out ? out : "");
+        ck_assert_msg(out != NULL && strstr(out, "sluice: redis: ") != NULL &&
+                      strstr(out, "line 1 not added") != NULL, "output: %s", out ? out : "");
+        free(out);
+    }
+}
+END_TEST
+
+/* The other closed pipe: the reader of stdout goes (`sluice stats
+ * --watch | head`). Redis is fine, so this is no error: the command ends
+ * at its next report, quietly, as other tools do (SIGPIPE, or exit 0),
+ * instead of writing reports into the void forever or complaining. */
+START_TEST(test_cli_stdout_closed_ends_quietly)
+{
+    char cfg[PATH_MAX], logp[PATH_MAX + 16], buf[4096];
+    const char *argv[] = { bin, "stats", "--watch", "0.2", "-c", cfg, NULL };
+    long long dl = sl_test_deadline(20000);
+    int fds[2], status = 0, got = 0;
+    pid_t pid;
+    char *err;
+
+    write_cfg(cfg, sizeof(cfg), "watch.json", NULL, "null");
+    snprintf(logp, sizeof(logp), "%s/err.log", dir);
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int efd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        signal(SIGPIPE, SIG_DFL);
+        close(fds[0]);
+        if (efd < 0 || dup2(fds[1], 1) < 0 || dup2(efd, 2) < 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    /* The first bytes of a report, then the reader goes. */
+    while (!got && sl_test_tick(dl)) {
+        struct pollfd pfd = { fds[0], POLLIN, 0 };
+        if (poll(&pfd, 1, 100) > 0 && read(fds[0], buf, sizeof(buf)) > 0)
+            got = 1;
+    }
+    close(fds[0]);
+    ck_assert_msg(got, "no report on stdout");
+    if (!sl_test_wait_exit(pid, 20000, &status)) {
+        sl_test_kill(pid, SIGKILL);
+        sl_test_wait_exit(pid, 5000, &status);
+        ck_abort_msg("stats --watch kept running with its stdout closed");
+    }
+    ck_assert_msg((WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) ||
+                  (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+                  "ended with status 0x%x", (unsigned)status);
+    err = sl_test_read_file(logp);
+    ck_assert_msg(err != NULL && err[0] == '\0', "stderr: %s", err ? err : "(none)");
+    free(err);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
     TCase *config = tcase_create("config");
     TCase *health = tcase_create("health");
     TCase *usage = tcase_create("usage");
+    TCase *gone = tcase_create("redis_gone");
 
     tcase_add_unchecked_fixture(config, server_up, server_down);
     tcase_add_checked_fixture(config, test_up, test_down);
@@ -739,5 +962,12 @@ Suite *cli_suite(void)
     tcase_add_test(usage, test_cli_stats_watch_into_pipe_is_plain);
     suite_add_tcase(s, health);
     suite_add_tcase(s, usage);
+
+    tcase_add_unchecked_fixture(gone, server_up, server_down);
+    tcase_add_checked_fixture(gone, test_up, test_down);
+    tcase_set_timeout(gone, 60 * sl_test_slow_factor());
+    tcase_add_test(gone, test_cli_redis_gone_mid_write_is_an_error);
+    tcase_add_test(gone, test_cli_stdout_closed_ends_quietly);
+    suite_add_tcase(s, gone);
     return s;
 }

@@ -123,6 +123,53 @@ START_TEST(test_util_json_text_and_cells)
 }
 END_TEST
 
+/* The table sizes each column to its widest cell (header included, by
+ * characters, not bytes), keeps the narrowest width it was given, aligns
+ * left or right, and ends a short row early. */
+START_TEST(test_util_table_columns_fit_longest_cell)
+{
+    static const struct sl_col cols[] = { { "NAME", -4 }, { "N", 3 }, { "NOTE", -2 } };
+    const char *r1[] = { "a", "1", "x" };
+    const char *r2[] = { "long-name", "12345", "y" };
+    const char *r3[] = { "\xc3\xa9t\xc3\xa9", "7" };
+    struct sl_table t;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+
+    ck_assert_ptr_nonnull(f);
+    sl__table_init(&t, cols, 3);
+    ck_assert_int_eq(sl__table_add(&t, 3, r1), 0);
+    ck_assert_int_eq(sl__table_add(&t, 3, r2), 0);
+    ck_assert_int_eq(sl__table_add(&t, 2, r3), 0);
+    ck_assert_int_eq(sl__table_print(&t, f), 0);
+    fclose(f);
+    ck_assert_str_eq(buf, "NAME          N NOTE\n"
+                          "a             1 x\n"
+                          "long-name 12345 y\n"
+                          "\xc3\xa9t\xc3\xa9           7\n");
+    free(buf);
+    sl__table_free(&t);
+    ck_assert_uint_eq(t.nrows, 0);
+
+    /* An indented table; a left-aligned last column gets no blanks. */
+    {
+        static const struct sl_col two[] = { { "ID", -4 }, { "WHO", -1 } };
+        const char *row[] = { "1-1", "c" };
+        f = open_memstream(&buf, &len);
+        ck_assert_ptr_nonnull(f);
+        sl__table_init(&t, two, 2);
+        t.indent = "  ";
+        ck_assert_int_eq(sl__table_add(&t, 2, row), 0);
+        ck_assert_int_eq(sl__table_print(&t, f), 0);
+        fclose(f);
+        ck_assert_str_eq(buf, "  ID   WHO\n  1-1  c\n");
+        free(buf);
+        sl__table_free(&t);
+    }
+}
+END_TEST
+
 Suite *util_suite(void)
 {
     Suite *s = suite_create("util");
@@ -135,6 +182,7 @@ Suite *util_suite(void)
     tcase_add_test(tc, test_util_clocks_move_forward);
     tcase_add_test(tc, test_util_escape_text_for_terminals);
     tcase_add_test(tc, test_util_json_text_and_cells);
+    tcase_add_test(tc, test_util_table_columns_fit_longest_cell);
     suite_add_tcase(s, tc);
     return s;
 }
