@@ -946,6 +946,70 @@ START_TEST(test_pool_sigterm_leaves_rest_of_batch_pending)
 }
 END_TEST
 
+/* The same stop when the slow batch came from a read-ahead, at the
+ * default batch and block_ms. After a full batch handled quickly the
+ * worker sends its next read before handling that batch; when nothing is
+ * waiting that read blocks, and whatever arrives meanwhile comes back
+ * through it. SIGTERM must still finish at most the entry in hand: the
+ * rest of a slow batch stays pending whichever read brought it (before,
+ * such a batch was finished whole, five slow handlers after the signal,
+ * and past shutdown_timeout_ms the child was killed mid-handler). */
+START_TEST(test_pool_sigterm_leaves_rest_of_read_ahead_batch_pending)
+{
+    const char *log = tpath("pool.log");
+    char ids[5][IDLEN], warm[IDLEN], data[64];
+    redisReply *r;
+    pid_t sup, kids[1];
+    int status, i, done = 0;
+
+    /* block_ms at its default (BASE_DEFAULTS shortens it), so the
+     * read-ahead waits long enough for the slow entries below. */
+    write_config("{\"handler\": \"probe\", \"stream\": \"raq\", \"group\": \"rag\", "
+                 "\"processes\": 1, \"block_ms\": 2000}");
+    snprintf(data, sizeof(data), "{\"effect\":true,\"sleep_ms\":%d}",
+             400 * sl_test_slow_factor());
+    /* Waiting before the worker starts, 1+2+4+...+64 quick entries: the
+     * reads grow from one entry to the default batch of 64, and the last
+     * takes exactly a full batch, so the read sent ahead of handling it
+     * finds the stream empty and blocks. */
+    for (i = 0; i < 127; i++)
+        add_entry("raq", "{}", warm);
+    sup = start_pool("pool.log", NULL);
+    SL_TEST_ASSERT_EVENTUALLY(5000, (kids[0] = child_of(log, cname("probe", 0))) > 0);
+    SL_TEST_ASSERT_EVENTUALLY(5000, delivered_up_to("raq", "rag", warm) &&
+                                    pending_total("raq", "rag") == 0);
+    /* One transaction: the blocked read is served all five at once. */
+    r = sl_test_cmd(rc, "MULTI");
+    freeReplyObject(r);
+    for (i = 0; i < 5; i++) {
+        r = sl_test_cmd(rc, "XADD raq * type t data %s", data);
+        freeReplyObject(r);
+    }
+    r = sl_test_cmd(rc, "EXEC");
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 5, "EXEC: reply type %d", r->type);
+    for (i = 0; i < 5; i++) {
+        ck_assert(r->element[i]->type == REDIS_REPLY_STRING);
+        snprintf(ids[i], IDLEN, "%s", r->element[i]->str);
+    }
+    freeReplyObject(r);
+    SL_TEST_ASSERT_EVENTUALLY(5000, pending_of("raq", "rag", cname("probe", 0), NULL, 0) == 5);
+    sl_test_kill(sup, SIGTERM);
+    status = wait_status(sup, 10000);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "supervisor status %d after SIGTERM", status);
+    ck_assert_int_eq(log_count(log, "event=shutdown_timeout"), 0);
+    done = (int)applied(ids[0]);
+    ck_assert_int_le(done, 1);
+    for (i = 1; i < 5; i++)
+        ck_assert_msg(applied(ids[i]) == 0, "entry %d of the read-ahead batch was handled "
+                      "after SIGTERM (applied %lld)", i, applied(ids[i]));
+    ck_assert_int_eq(pending_total("raq", "rag"), 5 - done);
+
+    start_pool("pool2.log", NULL);
+    SL_TEST_ASSERT_EVENTUALLY(15000, all_applied_once("raq", "rag", ids, 5));
+}
+END_TEST
+
 /* A handler that overstays shutdown_timeout_ms is killed, the supervisor
  * exits non-zero once the timeout has passed, the entry stays pending with
  * no effect applied, and a new pool processes it (once). */
@@ -1766,6 +1830,7 @@ Suite *pool_suite(void)
 
     tcase_add_test(stop, test_pool_sigterm_finishes_entries_in_hand);
     tcase_add_test(stop, test_pool_sigterm_leaves_rest_of_batch_pending);
+    tcase_add_test(stop, test_pool_sigterm_leaves_rest_of_read_ahead_batch_pending);
     tcase_add_test(stop, test_pool_shutdown_timeout_kills_overstaying_handler);
     tcase_add_test(stop, test_pool_second_signal_stops_at_once);
     tcase_add_test(stop, test_pool_clean_stop_releases_heartbeats);
