@@ -1445,13 +1445,20 @@ START_TEST(test_pool_stale_heartbeat_taken_over)
     const char *log = tpath("pool.log");
     const char *c0 = cname("probe", 0);
     char want[512];
+    char workers[256];
     pid_t dead = gone_pid(), sup, kids[1], old[1];
     int status;
 
     /* Another host's heartbeat, renewed: refused, whatever the PID. */
     write_beat(c0, dead, "elsewhere.invalid", 450);
-    write_config("{\"handler\": \"probe\", \"stream\": \"wq\", \"group\": \"wg\", "
-                 "\"processes\": 1}");
+    /* A beat every 150 ms, scaled like every deadline: the old child's
+     * heartbeat (three beats) must outlive the start of the last pool up
+     * to its check, which takes some 700 ms under valgrind; 450 ms had
+     * expired by then, and nothing was waited for. */
+    snprintf(workers, sizeof(workers), "{\"handler\": \"probe\", \"stream\": \"wq\", "
+             "\"group\": \"wg\", \"processes\": 1, \"heartbeat_ms\": %d}",
+             150 * sl_test_slow_factor());
+    write_config(workers);
     sup = start_pool("refused.log", NULL);
     status = beat_until_exit(sup, c0, dead, "elsewhere.invalid", 8000);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
@@ -1459,7 +1466,7 @@ START_TEST(test_pool_stale_heartbeat_taken_over)
     ck_assert_int_eq(log_count(tpath("refused.log"), "event=child_started "), 0);
 
     /* On this host, of a PID that is gone, with no expiry: stale once it
-     * has stayed unchanged for three beats (450 ms). */
+     * has stayed unchanged for three beats (450 ms unscaled). */
     write_beat(c0, dead, host, 0);
     freeReplyObject(sl_test_cmd(rc, "PERSIST sluice:worker:%s", c0));
     sup = start_pool("pool.log", NULL);
@@ -1473,6 +1480,7 @@ START_TEST(test_pool_stale_heartbeat_taken_over)
     sl_test_kill(sup, SIGKILL);
     ck_assert(sl_test_wait_exit(sup, 5000, NULL));
     SL_TEST_ASSERT_EVENTUALLY(5000, !sl_test_pid_alive(old[0]));
+    ck_assert_msg(beats_as(c0, old[0]), "the old heartbeat expired before the new pool started");
     start_pool("pool2.log", NULL);
     wait_children(tpath("pool2.log"), "probe", 1, kids);
     ck_assert_int_ne(kids[0], old[0]);
@@ -1496,7 +1504,9 @@ START_TEST(test_pool_start_wait_measured_after_slow_redis)
 
     write_config("{\"handler\": \"probe\", \"stream\": \"wq\", \"group\": \"wg\", "
                  "\"processes\": 1}");
-    write_beat(c0, dead, host, 2000);
+    /* Both scaled alike: a pause that outlasts the heartbeat (2400 ms
+     * against 2000 under valgrind) leaves nothing to wait for. */
+    write_beat(c0, dead, host, 2000 * sl_test_slow_factor());
     freeReplyObject(sl_test_cmd(rc, "CLIENT PAUSE %d ALL", 600 * sl_test_slow_factor()));
     sup = start_pool("pool.log", NULL);
     SL_TEST_ASSERT_EVENTUALLY(10000, log_count(log, "event=child_started ") >= 1 ||
@@ -1542,8 +1552,11 @@ START_TEST(test_pool_janitor_removes_only_idle_empty_consumers)
     start_pool("pool.log", "--workers", "probe:0", NULL);
     wait_children(log, "noop", 1, kids);
     SL_TEST_ASSERT_EVENTUALLY(8000, !has_consumer("jq", "jg", "ghost-empty"));
-    line = log_line(log, "event=consumer_removed stream=jq group=jg consumer=ghost-empty ");
-    ck_assert_ptr_nonnull(line);
+    /* Logged when the script's reply comes back, so after Redis already
+     * shows the consumer gone: waited for, not read at once (under
+     * valgrind the line came too late for a single look). */
+    SL_TEST_ASSERT_EVENTUALLY(5000, (line = log_line(log, "event=consumer_removed stream=jq "
+                                                     "group=jg consumer=ghost-empty ")) != NULL);
     idle = strstr(line, "idle_ms=");
     ck_assert_ptr_nonnull(idle);
     ck_assert_int_gt(strtoll(idle + 8, NULL, 10), 1000);
