@@ -1151,7 +1151,8 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
      * Only after a batch that was handled fast: for a slow handler it gains
      * nothing, and a stop must then find nothing read that is not in hand.
      * A read-ahead batch that arrives after a stop is finished while it
-     * is fast (handle_batch), so a graceful stop leaves nothing pending. */
+     * stays fast (handle_batch), so a graceful stop under a fast load
+     * leaves nothing pending. */
     /* Not for an async handler: the batch in hand is about to take its
      * places, which a read sent now would not know of. */
     if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled && !w->async_seen &&

@@ -371,7 +371,7 @@ cleanup:
 }
 
 /* Forks and execs argv (prefixed with $SLUICE_WRAP's words); see
- * harness.h. */
+ * server.h. */
 pid_t sl_test_spawn(const char *const argv[], const char *logpath)
 {
     return spawn_wrapped(NULL, argv, logpath);
@@ -404,7 +404,7 @@ int sl_test_wrap_is_valgrind(void)
 }
 
 /* Starts argv like sl_test_spawn(), under `prlimit --nofile=nofile`; see
- * harness.h. The wrapper goes inside prlimit, not around it: valgrind
+ * server.h. The wrapper goes inside prlimit, not around it: valgrind
  * refuses its program's change of RLIMIT_NOFILE (prlimit fails with
  * EPERM), and would watch prlimit instead of argv anyway. Valgrind's
  * reserve is added to the limit, so that argv sees the same limit and
