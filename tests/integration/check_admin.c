@@ -975,24 +975,6 @@ START_TEST(test_admin_tables_escape_control_chars)
 }
 END_TEST
 
-/* Returns 1 when pid runs under a memory checker (AddressSanitizer's
- * runtime or valgrind mapped in, or SLUICE_WRAP set): rates measured
- * then say nothing about sluice's own. */
-static int instrumented(pid_t pid)
-{
-    char path[64], *maps;
-    int yes;
-
-    if (getenv("SLUICE_WRAP") != NULL && getenv("SLUICE_WRAP")[0] != '\0')
-        return 1;
-    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
-    if ((maps = sl_test_read_file(path)) == NULL)
-        return 0;
-    yes = strstr(maps, "libasan") != NULL || strstr(maps, "vgpreload") != NULL;
-    free(maps);
-    return yes;
-}
-
 /* Condition: the rate samples of "steady" span at least 10 s. */
 static int rate_span_10s(void *arg)
 {
@@ -1023,7 +1005,7 @@ START_TEST(test_admin_stats_mu_exact)
     pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"steady\", \"group\": \"sg\", \"processes\": 2}",
                ", \"block_ms\": 2000, \"heartbeat_ms\": 1000, \"reclaim_idle_ms\": 30000, "
                "\"reclaim_interval_ms\": 5000, \"retry_backoff_ms\": [1000, 60000]", 0, 2);
-    if (instrumented(child_pid(&p, "noop:0"))) {
+    if (pid_instrumented(child_pid(&p, "noop:0"))) {
         fprintf(stderr, "admin: test_admin_stats_mu_exact skipped under a memory checker\n");
         pool_stop(&p);
         return;
@@ -1086,7 +1068,7 @@ START_TEST(test_admin_stats_per_type_rates)
     pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"mixed\", \"group\": \"mg\", \"processes\": 2}",
                ", \"block_ms\": 2000, \"heartbeat_ms\": 1000, \"reclaim_idle_ms\": 30000, "
                "\"reclaim_interval_ms\": 5000, \"retry_backoff_ms\": [1000, 60000]", 0, 2);
-    if (instrumented(child_pid(&p, "noop:0"))) {
+    if (pid_instrumented(child_pid(&p, "noop:0"))) {
         fprintf(stderr, "admin: test_admin_stats_per_type_rates skipped under a memory checker\n");
         pool_stop(&p);
         return;

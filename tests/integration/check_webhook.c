@@ -95,16 +95,18 @@ static void webhook_env(int port, const char *timeout_ms)
 }
 
 /* Starts the pool with one webhook process (concurrency 64,
- * max_deliveries 12, retries after 100 ms to 1 s), logging to
+ * max_deliveries maxd, retries after 100 ms to 1 s), logging to
  * <tmp>/pool.log. */
-static void webhook_pool(struct pool *p)
+static void webhook_pool(struct pool *p, int maxd)
 {
-    struct sl_test_config c = { srv.url, NULL, "\"retry_backoff_ms\": [100, 1000]", NULL,
-                                "{\"handler\": \"webhook\", \"stream\": \"notifications\", "
-                                "\"group\": \"webhook\", \"processes\": 1, \"concurrency\": 64, "
-                                "\"max_deliveries\": 12}", NULL };
+    char wk[300];
+    struct sl_test_config c = { srv.url, NULL, "\"retry_backoff_ms\": [100, 1000]", NULL, wk,
+                                NULL };
     int rv;
 
+    snprintf(wk, sizeof(wk), "{\"handler\": \"webhook\", \"stream\": \"notifications\", "
+             "\"group\": \"webhook\", \"processes\": 1, \"concurrency\": 64, "
+             "\"max_deliveries\": %d}", maxd);
     memset(p, 0, sizeof(*p));
     snprintf(p->cfg, sizeof(p->cfg), "%s/webhook.json", tmp);
     ck_assert_int_eq(sl_test_config_write(p->cfg, &c), 0);
@@ -220,7 +222,7 @@ START_TEST(test_webhook_delivers_200_with_64_in_flight)
     long long t0;
 
     webhook_env(receiver_start("recv.log", 0, args, &rp), NULL);
-    webhook_pool(&p);
+    webhook_pool(&p, 12);
     t0 = sl_test_now_ms();
     add_notes(0, 200, NULL, 0);
     SL_TEST_ASSERT_EVENTUALLY(60000, all_delivered(logs, 0, 200, NULL, 0) &&
@@ -247,7 +249,7 @@ START_TEST(test_webhook_failing_receiver_retries_rejects_dead)
     size_t i;
 
     webhook_env(receiver_start("recv.log", 0, args, &rp), NULL);
-    webhook_pool(&p);
+    webhook_pool(&p, 12);
     add_notes(0, 40, reject, 3);
     SL_TEST_ASSERT_EVENTUALLY(90000, all_delivered(logs, 0, 40, reject, 3) && dead_len() == 3 &&
                                      group_backlog("notifications", "webhook") == 0);
@@ -272,6 +274,65 @@ START_TEST(test_webhook_failing_receiver_retries_rejects_dead)
 }
 END_TEST
 
+/* Returns the resident set of pid in KiB (VmRSS), -1 when unknown. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], *text, *at;
+    long kib = -1;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    if ((text = sl_test_read_file(path)) == NULL)
+        return -1;
+    if ((at = strstr(text, "VmRSS:")) != NULL)
+        kib = atol(at + 6);
+    free(text);
+    return kib;
+}
+
+/* Every failed delivery frees its connection. A receiver that always
+ * answers 503 (and keeps its connections alive, as HTTP/1.1 servers do):
+ * with max_deliveries 1 each notification is one failed delivery and one
+ * dead letter. The worker's memory after 6,000 of them is within 2 MiB of
+ * what it was after 1,000 (measured: +36 KiB over 2,500). Before each
+ * request asked for `Connection: close`, libevent never freed a
+ * connection that the receiver kept open: +3,556 KiB over 2,500, about
+ * 7 MiB over these 5,000. Memory says nothing under AddressSanitizer (its
+ * quarantine holds freed memory) or valgrind, which report such a leak
+ * themselves: the check is skipped there. */
+START_TEST(test_webhook_failed_deliveries_free_their_connections)
+{
+    static const char *const args[] = { "--fail-pct", "100", NULL };
+    struct pool p;
+    pid_t rp, wp;
+    long before = -1, after;
+    int i;
+
+    webhook_env(receiver_start("recv.log", 0, args, &rp), NULL);
+    webhook_pool(&p, 1);
+    wp = child_pid(&p, "webhook:0");
+    ck_assert_int_gt(wp, 0);
+    if (pid_instrumented(wp)) {
+        fprintf(stderr, "webhook: connection memory check skipped under a memory checker\n");
+        pool_stop(&p);
+        return;
+    }
+    for (i = 0; i < 6; i++) {
+        add_notes(i * 1000, 1000, NULL, 0);
+        SL_TEST_ASSERT_EVENTUALLY(60000, dead_len() == (i + 1) * 1000LL);
+        if (i == 0)
+            before = rss_kib(wp);
+    }
+    after = rss_kib(wp);
+    fprintf(stderr, "webhook: RSS after 1000 failed deliveries %ld KiB, after 6000 %ld KiB\n",
+            before, after);
+    ck_assert_int_gt(before, 0);
+    ck_assert_msg(after - before < 2048, "the worker grew %ld KiB over 5000 failed deliveries",
+                  after - before);
+    ck_assert_int_eq(group_backlog("notifications", "webhook"), 0);
+    pool_stop(&p);
+}
+END_TEST
+
 /* A receiver that hangs past the request timeout, killed and replaced on
  * the same port by one that answers: every notification is delivered in
  * the end, none is lost or dead, and each one's attempts carry the same
@@ -287,7 +348,7 @@ START_TEST(test_webhook_hanging_then_restarted_receiver)
 
     port = receiver_start("recv1.log", 0, hang, &rp);
     webhook_env(port, "500");
-    webhook_pool(&p);
+    webhook_pool(&p, 12);
     add_notes(0, 10, NULL, 0);
     snprintf(path, sizeof(path), "%s/recv1.log", tmp);
     SL_TEST_ASSERT_EVENTUALLY(20000, file_count(path, "event=delivery ") >= 10);
@@ -360,7 +421,7 @@ START_TEST(test_webhook_https_trusted_ca_delivers)
 
     make_certs();
     https_env("ca.pem", &rp);
-    webhook_pool(&p);
+    webhook_pool(&p, 12);
     add_notes(0, 10, NULL, 0);
     SL_TEST_ASSERT_EVENTUALLY(30000, all_delivered(logs, 0, 10, NULL, 0) &&
                                      group_backlog("notifications", "webhook") == 0);
@@ -382,7 +443,7 @@ START_TEST(test_webhook_https_wrong_ca_retries)
 
     make_certs();
     https_env("other.pem", &rp);
-    webhook_pool(&p);
+    webhook_pool(&p, 12);
     add_notes(0, 1, NULL, 0);
     SL_TEST_ASSERT_EVENTUALLY(30000, file_count(p.log, "certificate verification failed") >= 2);
     ck_assert_msg(file_count(p.log, "unable to get local issuer certificate") >= 1,
@@ -471,12 +532,27 @@ static int both_final(void)
     return ok;
 }
 
-/* Adds a user with 1000 cents and two orders: o1 of 300 (paid) and o2
- * of 5000 (failed: insufficient_funds); waits until both are final. */
+/* Returns 1 when the user worker has created user:u1. */
+static int user_exists(void)
+{
+    redisReply *r = sl_test_cmd(rc, "EXISTS user:u1");
+    int yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+
+    freeReplyObject(r);
+    return yes;
+}
+
+/* Adds a user with 1000 cents and, once the user worker has created it,
+ * two orders: o1 of 300 (paid) and o2 of 5000 (failed:
+ * insufficient_funds); waits until both are final. The orders wait for
+ * the user because the three streams are independent: a payment handled
+ * before its user exists is declined as unknown_user, which is right,
+ * but not what this test is about (it failed once that way). */
 static void two_orders(void)
 {
     freeReplyObject(sl_test_cmd(rc, "XADD users * type user.created data "
         "{\"user_id\":\"u1\",\"name\":\"Ada\",\"email\":\"ada@example.com\",\"balance_cents\":1000}"));
+    SL_TEST_ASSERT_EVENTUALLY(30000, user_exists());
     freeReplyObject(sl_test_cmd(rc, "XADD orders * type order.created data "
         "{\"order_id\":\"o1\",\"user_id\":\"u1\",\"amount_cents\":300,\"currency\":\"EUR\"}"));
     freeReplyObject(sl_test_cmd(rc, "XADD orders * type order.created data "
@@ -566,6 +642,7 @@ Suite *webhook_suite(void)
     tcase_add_test(tc, test_webhook_delivers_200_with_64_in_flight);
     tcase_add_test(tc, test_webhook_failing_receiver_retries_rejects_dead);
     tcase_add_test(tc, test_webhook_hanging_then_restarted_receiver);
+    tcase_add_test(tc, test_webhook_failed_deliveries_free_their_connections);
     tc = ops_server_case(s, "https", 90);
     tcase_add_test(tc, test_webhook_https_trusted_ca_delivers);
     tcase_add_test(tc, test_webhook_https_wrong_ca_retries);
