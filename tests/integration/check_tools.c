@@ -83,7 +83,11 @@ START_TEST(test_tools_enqueue_processed)
     char id1[64], id2[64];
 
     snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", srv.url);
-    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"sh\", \"group\": \"sg\"}", "", 0, 1);
+    /* "trim": "none": the housekeeping (every 300 ms here) would remove
+     * the entries once processed, and XLEN would no longer count what
+     * the script added. */
+    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"sh\", \"group\": \"sg\", "
+               "\"trim\": \"none\"}", "", 0, 1);
     o = run(one);
     ck_assert_msg(o.code == 0 && is_id_line(o.out), "exit %d: %s%s", o.code, o.out, o.err);
     snprintf(id1, sizeof(id1), "%.*s", (int)strlen(o.out) - 1, o.out);
@@ -143,7 +147,11 @@ START_TEST(test_tools_enqueue_bulk)
                                         types[0], datas[0], types[1], datas[1], types[2], datas[2],
                                         types[3], datas[3]), 0);
     ck_assert_int_eq(sl_test_write_file(badfile, "probe.a {}\nprobe.b {}\nprobe.c [1]\n"), 0);
-    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"bulk\", \"group\": \"bg\"}", "", 0, 1);
+    /* "trim": "none", as above: processed entries stay, so XLEN counts
+     * what each run added (before, under valgrind, the trim had emptied
+     * the stream by the time XLEN was read: "XLEN bulk" 0). */
+    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"bulk\", \"group\": \"bg\", "
+               "\"trim\": \"none\"}", "", 0, 1);
 
     o = run(argv);
     ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
