@@ -118,6 +118,32 @@ START_TEST(test_tools_enqueue_processed)
 }
 END_TEST
 
+/* With both variables set, every wrapper takes SLUICE_REDIS_URL, as
+ * start-pool.sh (and so the pool) does: REDIS_URL names a closed port
+ * here. Before, enqueue.sh and pending.sh took REDIS_URL first, so one
+ * environment sent a pool to one server and its tools to another. */
+START_TEST(test_tools_sluice_url_beats_redis_url)
+{
+    const char *enq[] = { "scripts/enqueue.sh", "sp", "probe.test", "{\"n\": 1}", NULL };
+    const char *pend[] = { "scripts/pending.sh", "sp", NULL };
+    char env_s[200], env_r[200];
+    const char *env[] = { env_s, env_r, NULL };
+    struct out o;
+
+    snprintf(env_s, sizeof(env_s), "SLUICE_REDIS_URL=%s", srv.url);
+    snprintf(env_r, sizeof(env_r), "REDIS_URL=redis://127.0.0.1:%d", closed_port());
+    o = run_env(enq, env, NULL, 20000);
+    ck_assert_msg(o.code == 0 && is_id_line(o.out), "enqueue.sh: exit %d: %s%s", o.code, o.out,
+                  o.err);
+    out_free(&o);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN sp"), 1);
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE sp g 0"));
+    o = run_env(pend, env, NULL, 20000);
+    ck_assert_msg(o.code == 0, "pending.sh: exit %d: %s%s", o.code, o.out, o.err);
+    out_free(&o);
+}
+END_TEST
+
 /* Bulk mode: every "TYPE JSON" line of the file becomes one entry, in
  * order, with the JSON byte for byte (quotes, backslashes, UTF-8, inner
  * blanks); comments and blank lines are skipped; the IDs are printed one
@@ -316,6 +342,7 @@ Suite *tools_suite(void)
     tcase_add_test(tc, test_tools_enqueue_processed);
     tcase_add_test(tc, test_tools_enqueue_bulk);
     tcase_add_test(tc, test_tools_pending_sh);
+    tcase_add_test(tc, test_tools_sluice_url_beats_redis_url);
     tcase_add_test(tc, test_tools_start_pool);
     return s;
 }
