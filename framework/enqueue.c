@@ -94,7 +94,8 @@ static int connect_or_fail(struct sl_producer *p)
 
 /* Creates a producer and connects it (see sluice.h). The URL goes
  * through the configuration's own parser, so it follows the rules of
- * --redis: no TLS, no ACL user names, a password only as ":pw@". */
+ * --redis: redis:// or rediss://, an ACL user and password, both
+ * percent-decoded. */
 struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t errlen)
 {
     const char *origin = "redis_url", *env = getenv("SLUICE_REDIS_URL");

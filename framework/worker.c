@@ -122,7 +122,7 @@ struct worker {
     int releasing;                /* stopping, all done: deleting its heartbeat, no more beats */
     int read_ahead;               /* the read in flight went out before the batch before it was handled */
     int ahead_ok;                 /* the last batch took < READ_AHEAD_MAX_US: reading ahead is allowed */
-    int finish_batch;             /* the batch in hand came from a read-ahead: finish it even when stopping */
+    int finish_batch;             /* from a read-ahead: a stop finishes it while fast */
     int exit_code;                /* returned by sl__worker_run */
     long long reader_id;          /* CLIENT ID of the reader, for CLIENT UNBLOCK */
     int unblocking;               /* a CLIENT UNBLOCK of the read is in flight (sweep_pump) */
@@ -598,8 +598,14 @@ static void handle_batch(struct worker *w, size_t n)
 
         if (stop_signalled)
             w->stopping = 1;
-        if (w->stopping && !w->finish_batch)
-            break;              /* the rest stays pending: recovered later */
+        /* The rest stays pending, recovered later. A read-ahead batch is
+         * finished only while it stays as fast as the batch that let it
+         * be read: that read may have blocked and brought slow entries
+         * that came later, and a stop finishes the entry in hand, not
+         * seconds of handlers more. */
+        if (w->stopping && (!w->finish_batch ||
+                            w->clock_ms - w->slot->batch_started_ms >= READ_AHEAD_MAX_US / 1000))
+            break;
         /* Own entries claimed again while their async handler still
          * runs (recovery after a reconnect) are that handler's. */
         if ((w->ninflight > 0 || w->abatches != NULL) && in_flight(w, e->id))
@@ -1145,8 +1151,9 @@ static void on_read(struct sl_conn *c, redisReply *r, void *priv)
      * flight, so BLOCK, the deadline and CLIENT UNBLOCK work as before.
      * Only after a batch that was handled fast: for a slow handler it gains
      * nothing, and a stop must then find nothing read that is not in hand.
-     * A read-ahead batch that arrives after a stop is finished (it was
-     * read, and it is fast), so a graceful stop leaves nothing pending. */
+     * A read-ahead batch that arrives after a stop is finished while it
+     * stays fast (handle_batch), so a graceful stop under a fast load
+     * leaves nothing pending. */
     /* Not for an async handler: the batch in hand is about to take its
      * places, which a read sent now would not know of. */
     if (n > 0 && w->ahead_ok && !w->stopping && !stop_signalled && !w->async_seen &&

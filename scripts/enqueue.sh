@@ -13,7 +13,7 @@
 # nothing; then all entries go through one redis-cli and their IDs are
 # printed, one per line, in order.
 #
-# The server is -u URL, else $REDIS_URL, else $SLUICE_REDIS_URL, else
+# The server is -u URL, else $SLUICE_REDIS_URL, else $REDIS_URL, else
 # redis://127.0.0.1:6379 (redis://[:password@]host:port[/db]).
 # $REDIS_CLI names the redis-cli to run. Exit status: 0 done, 1 Redis
 # failed (unreachable, or an error reply), 2 usage or bad input.
@@ -21,7 +21,7 @@ set -eu
 
 prog=enqueue.sh
 cli=${REDIS_CLI:-redis-cli}
-url=${REDIS_URL:-${SLUICE_REDIS_URL:-redis://127.0.0.1:6379}}
+url=${SLUICE_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379}}
 file=
 
 usage() {

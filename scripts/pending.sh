@@ -16,14 +16,14 @@
 #     ID                       CONSUMER                    IDLE_MS DELIVERIES
 #     1-1                      worker-a                       1200          1
 #
-# The server is -u URL, else $REDIS_URL, else $SLUICE_REDIS_URL, else
+# The server is -u URL, else $SLUICE_REDIS_URL, else $REDIS_URL, else
 # redis://127.0.0.1:6379. $REDIS_CLI names the redis-cli to run. Exit
 # status: 0 done, 1 Redis failed or no such stream/group, 2 usage.
 set -eu
 
 prog=pending.sh
 cli=${REDIS_CLI:-redis-cli}
-url=${REDIS_URL:-${SLUICE_REDIS_URL:-redis://127.0.0.1:6379}}
+url=${SLUICE_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379}}
 count=10
 
 usage() {

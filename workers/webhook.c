@@ -19,8 +19,10 @@
  * connection retry, no sooner than the receiver's Retry-After (seconds)
  * and than this worker's own schedule (5 s doubling, at most an hour:
  * with max_deliveries 12 a delivery is tried for over two hours, so an
- * outage of 15 minutes dead-letters nothing). Any other status is dead
- * as `webhook_rejected: <status>`. An https:// certificate that does not
+ * outage of 15 minutes dead-letters nothing). 1xx and 3xx retry too: a
+ * redirect is not followed (the signature names this URL), and a
+ * receiver that answers one is misconfigured for now, not refusing the
+ * notification. Any other 4xx is dead as `webhook_rejected: <status>`. An https:// certificate that does not
  * verify retries too, as `webhook_tls` with OpenSSL's reason, also logged
  * (event=webhook_tls_refused) so that it is not taken for an outage.
  *

@@ -725,8 +725,10 @@ static char proc_state(pid_t pid)
 }
 
 /* Returns the TCP state (as /proc/net/tcp numbers it: 8 is CLOSE_WAIT)
- * of the loopback socket whose local port is port, or -1 when none. */
-static int tcp_state(int port)
+ * of the loopback socket from port to peer, or -1 when none. Both ports:
+ * a local port alone also matches an older connection of another peer
+ * still in TIME_WAIT (6), which a full run once found first. */
+static int tcp_state(int port, int peer)
 {
     char *text = sl_test_read_file("/proc/net/tcp"), *line;
     int st = -1;
@@ -736,7 +738,7 @@ static int tcp_state(int port)
     for (line = strchr(text, '\n'); line != NULL && st < 0; line = strchr(line + 1, '\n')) {
         unsigned lport, rport, state;
         if (sscanf(line + 1, " %*d: %*8x:%x %*8x:%x %x", &lport, &rport, &state) == 3 &&
-            (int)lport == port)
+            (int)lport == port && (int)rport == peer)
             st = (int)state;
     }
     free(text);
@@ -776,7 +778,7 @@ START_TEST(test_cli_redis_gone_mid_write_is_an_error)
     socklen_t alen = sizeof(a);
     struct linger lg = { 1, 0 };
     char cfg[PATH_MAX + 16], data[PATH_MAX + 16], logp[PATH_MAX + 16], ping[14], url[64];
-    int lfd, cfd = -1, rcv = 4096, dfd, status = 0, client_port, avail = 0;
+    int lfd, cfd = -1, rcv = 4096, dfd, status = 0, client_port, server_port, avail = 0;
     long long dl;
     pid_t pid;
     FILE *f;
@@ -793,7 +795,8 @@ START_TEST(test_cli_redis_gone_mid_write_is_an_error)
     ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
     ck_assert_int_eq(listen(lfd, 4), 0);
     ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    server_port = ntohs(a.sin_port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", server_port);
 
     /* One 12 MB entry (more than any socket buffer holds), allowed by
      * the configuration's max_payload_bytes. */
@@ -856,9 +859,9 @@ START_TEST(test_cli_redis_gone_mid_write_is_an_error)
     /* "Redis" goes: its FIN (the client's socket now in CLOSE_WAIT),
      * then its reset, since the rest of the command is never read. */
     ck_assert_int_eq(shutdown(cfd, SHUT_WR), 0);
-    while (tcp_state(client_port) != 8 && sl_test_tick(dl))
+    while (tcp_state(client_port, server_port) != 8 && sl_test_tick(dl))
         ;
-    ck_assert_int_eq(tcp_state(client_port), 8);
+    ck_assert_int_eq(tcp_state(client_port, server_port), 8);
     ck_assert_int_eq(setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     close(cfd);
     close(lfd);

@@ -469,6 +469,42 @@ START_TEST(test_harness_spawn_wrap)
 }
 END_TEST
 
+/* sl_test_spawn_nofile puts SLUICE_WRAP's words inside prlimit, and the
+ * program sees the limit asked for: under a plain wrapper as it is, under
+ * valgrind (when installed) raised by what valgrind keeps for itself.
+ * (Before, `valgrind prlimit ...` failed: valgrind refuses prlimit's
+ * change of the descriptor limit.) */
+START_TEST(test_harness_spawn_nofile_wrap)
+{
+    const char *const argv[] = { "/bin/sh", "-c",
+        "echo \"wrapped=$SL_WRAPPED nofile=$(ulimit -n)\"", NULL };
+    char *saved = set_env("SLUICE_WRAP", "/usr/bin/env SL_WRAPPED=yes");
+    char *dir = sl_test_tmpdir();
+    char log[512];
+    int status = 0;
+    pid_t pid;
+
+    ck_assert_ptr_nonnull(dir);
+    snprintf(log, sizeof log, "%s/nofile.log", dir);
+    pid = sl_test_spawn_nofile(argv, log, 20);
+    restore_env("SLUICE_WRAP", saved);
+    ck_assert_int_eq(sl_test_wait_exit(pid, 5000, &status), 1);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_msg(sl_test_file_contains(log, "wrapped=yes nofile=20\n"), "see %s", log);
+    if (system("valgrind --version >/dev/null 2>&1") == 0) {
+        saved = set_env("SLUICE_WRAP", "valgrind -q");
+        snprintf(log, sizeof log, "%s/valgrind.log", dir);
+        pid = sl_test_spawn_nofile(argv, log, 20);
+        restore_env("SLUICE_WRAP", saved);
+        ck_assert_int_eq(sl_test_wait_exit(pid, 30000, &status), 1);
+        ck_assert_msg(WEXITSTATUS(status) == 0 && sl_test_file_contains(log, "nofile=20\n"),
+                      "status %d; see %s", WEXITSTATUS(status), log);
+    }
+    sl_test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* wait_exit gives up on a process that keeps running; a signal then ends
  * it and the status says which. sl_test_bin honours SLUICE_BIN. */
 START_TEST(test_harness_wait_exit_and_kill)
@@ -602,6 +638,7 @@ Suite *harness_suite(void)
     tcase_add_test(tc, test_harness_spawn_exit_status);
     tcase_add_test(tc, test_harness_spawn_log_and_stdin);
     tcase_add_test(tc, test_harness_spawn_wrap);
+    tcase_add_test(tc, test_harness_spawn_nofile_wrap);
     tcase_add_test(tc, test_harness_wait_exit_and_kill);
     tcase_add_test(tc, test_harness_files);
     tcase_add_test(tc, test_harness_cpu_ms);

@@ -40,7 +40,7 @@
  * ------------------------------------------------------------------ */
 
 #define HTTP_CAP 64               /* the listener's connection cap (metrics.c) */
-#define CHILD_FAIL_NOFILE "9"     /* descriptors enough for the supervisor (8), not a child (11) */
+#define CHILD_FAIL_NOFILE 9       /* descriptors enough for the supervisor (8), not a child (11) */
 
 /* Returns 1 when the server has closed the connection fd (EOF or reset
  * waiting to be read), 0 while it is open. Reads nothing. */
@@ -152,19 +152,18 @@ static int pid_sockets_among(pid_t pid, const unsigned long *inodes, int n)
 }
 
 /* Starts a pool of one noop child with metrics, like pool_start(), but
- * under `prlimit --nofile=nofile` (0: no limit set). */
+ * under `prlimit --nofile=nofile` (sl_test_spawn_nofile). */
 static void pool_start_nofile(struct pool *p, const char *stream, int nofile)
 {
-    char workers[200], lim[40];
-    const char *argv[] = { "prlimit", lim, sl_test_bin(), "run", "-c", p->cfg, NULL };
+    char workers[200];
+    const char *argv[] = { sl_test_bin(), "run", "-c", p->cfg, NULL };
 
     memset(p, 0, sizeof(*p));
     snprintf(workers, sizeof(workers),
              "{\"handler\": \"noop\", \"stream\": \"%s\", \"group\": \"g\"}", stream);
-    snprintf(lim, sizeof(lim), "--nofile=%d", nofile);
     write_config(p->cfg, sizeof(p->cfg), "pool", workers, "", 1);
     snprintf(p->log, sizeof(p->log), "%s/pool.log", tmp);
-    p->pid = sl_test_spawn(argv, p->log);
+    p->pid = sl_test_spawn_nofile(argv, p->log, nofile);
     ck_assert_int_gt(p->pid, 0);
     track(p->pid);
     SL_TEST_ASSERT_EVENTUALLY(10000, file_count(p->log, "event=running ") >= 1 ||
@@ -418,23 +417,34 @@ END_TEST
  * exit(1).) */
 START_TEST(test_http_child_start_failure_logged)
 {
-    const char *argv[] = { "prlimit", "--nofile=" CHILD_FAIL_NOFILE, sl_test_bin(), "run", "-c",
-                           NULL, NULL };
+    const char *argv[] = { sl_test_bin(), "run", "-c", NULL, NULL };
+    char limit[40];
     struct pool p;
 
     memset(&p, 0, sizeof(p));
     write_config(p.cfg, sizeof(p.cfg), "pool",
                  "{\"handler\": \"noop\", \"stream\": \"hl\", \"group\": \"g\"}", "", 1);
-    argv[5] = p.cfg;
+    argv[3] = p.cfg;
     snprintf(p.log, sizeof(p.log), "%s/pool.log", tmp);
-    p.pid = sl_test_spawn(argv, p.log);
+    p.pid = sl_test_spawn_nofile(argv, p.log, CHILD_FAIL_NOFILE);
     ck_assert_int_gt(p.pid, 0);
     track(p.pid);
     SL_TEST_ASSERT_EVENTUALLY(10000, file_count(p.log, "event=child_exited ") >= 1 ||
                                      !sl_test_pid_alive(p.pid));
     ck_assert_msg(sl_test_pid_alive(p.pid), "the pool exited; see %s", p.log);
-    ck_assert_msg(file_count(p.log, "event=child_failed status=1 error=\"Too many open files\"") >= 1,
-                  "no reason logged for the child's exit; see %s", p.log);
+    /* Under valgrind the limit is valgrind's: it refuses pipe() past it
+     * (EMFILE) but lets socketpair() return a descriptor past it, then
+     * refuses every call on that one (EBADF), so libevent's fallback to a
+     * socketpair fails with "Bad file descriptor". The reason is still
+     * logged, in the pool's format, with the limit it hit. */
+    snprintf(limit, sizeof(limit), " fd_limit=%d\n", CHILD_FAIL_NOFILE);
+    if (sl_test_wrap_is_valgrind())
+        ck_assert_msg(file_count(p.log, "event=child_failed status=1 error=") >= 1 &&
+                      file_count(p.log, limit) >= 1,
+                      "no reason logged for the child's exit; see %s", p.log);
+    else
+        ck_assert_msg(file_count(p.log, "event=child_failed status=1 error=\"Too many open files\"") >= 1,
+                      "no reason logged for the child's exit; see %s", p.log);
     ck_assert_int_eq(file_count(p.log, "[err]"), 0);
     pool_stop(&p);
 }

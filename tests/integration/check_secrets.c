@@ -214,14 +214,23 @@ START_TEST(test_secrets_password_not_in_cmdline)
     freeReplyObject(sl_test_cmd(rc, "XADD cs * type t data {}"));
     SL_TEST_ASSERT_EVENTUALLY(10000, group_backlog("cs", "cg") == 0);
 
-    ck_assert_int_eq(cmdline_has(pid, "secretpw"), 0);
-    ck_assert_int_eq(cmdline_has(pid, "redis://:***@127.0.0.1"), 1);
+    /* Under valgrind /proc/<pid>/cmdline is valgrind's own command line,
+     * the arguments as given: the program's argv, which the masking
+     * rewrites, is a copy valgrind made elsewhere. Nothing to read there;
+     * the masking still runs (and valgrind checks its writes), and the
+     * log is checked below. */
+    if (!sl_test_wrap_is_valgrind()) {
+        ck_assert_int_eq(cmdline_has(pid, "secretpw"), 0);
+        ck_assert_int_eq(cmdline_has(pid, "redis://:***@127.0.0.1"), 1);
+    }
     for (i = 0; i < 2; i++) {
         char needle[512];
 
         snprintf(needle, sizeof(needle), "event=child_started consumer=%s:noop:%d child=", host, i);
         kids[i] = (pid_t)file_last_number(logpath, needle);
         ck_assert_int_gt(kids[i], 0);
+        if (sl_test_wrap_is_valgrind())
+            continue;
         ck_assert_int_eq(cmdline_has(kids[i], "secretpw"), 0);
         ck_assert_int_eq(cmdline_has(kids[i], "redis://:***@127.0.0.1"), 1);
     }

@@ -83,7 +83,11 @@ START_TEST(test_tools_enqueue_processed)
     char id1[64], id2[64];
 
     snprintf(env_url, sizeof(env_url), "REDIS_URL=%s", srv.url);
-    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"sh\", \"group\": \"sg\"}", "", 0, 1);
+    /* "trim": "none": the housekeeping (every 300 ms here) would remove
+     * the entries once processed, and XLEN would no longer count what
+     * the script added. */
+    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"sh\", \"group\": \"sg\", "
+               "\"trim\": \"none\"}", "", 0, 1);
     o = run(one);
     ck_assert_msg(o.code == 0 && is_id_line(o.out), "exit %d: %s%s", o.code, o.out, o.err);
     snprintf(id1, sizeof(id1), "%.*s", (int)strlen(o.out) - 1, o.out);
@@ -111,6 +115,32 @@ START_TEST(test_tools_enqueue_processed)
     ck_assert_int_eq(sl_test_int(rc, "XLEN sh"), 2);
     ck_assert_int_eq(group_backlog("sh", "sg"), 0);
     pool_stop(&p);
+}
+END_TEST
+
+/* With both variables set, every wrapper takes SLUICE_REDIS_URL, as
+ * start-pool.sh (and so the pool) does: REDIS_URL names a closed port
+ * here. Before, enqueue.sh and pending.sh took REDIS_URL first, so one
+ * environment sent a pool to one server and its tools to another. */
+START_TEST(test_tools_sluice_url_beats_redis_url)
+{
+    const char *enq[] = { "scripts/enqueue.sh", "sp", "probe.test", "{\"n\": 1}", NULL };
+    const char *pend[] = { "scripts/pending.sh", "sp", NULL };
+    char env_s[200], env_r[200];
+    const char *env[] = { env_s, env_r, NULL };
+    struct out o;
+
+    snprintf(env_s, sizeof(env_s), "SLUICE_REDIS_URL=%s", srv.url);
+    snprintf(env_r, sizeof(env_r), "REDIS_URL=redis://127.0.0.1:%d", closed_port());
+    o = run_env(enq, env, NULL, 20000);
+    ck_assert_msg(o.code == 0 && is_id_line(o.out), "enqueue.sh: exit %d: %s%s", o.code, o.out,
+                  o.err);
+    out_free(&o);
+    ck_assert_int_eq(sl_test_int(rc, "XLEN sp"), 1);
+    freeReplyObject(sl_test_cmd(rc, "XGROUP CREATE sp g 0"));
+    o = run_env(pend, env, NULL, 20000);
+    ck_assert_msg(o.code == 0, "pending.sh: exit %d: %s%s", o.code, o.out, o.err);
+    out_free(&o);
 }
 END_TEST
 
@@ -143,7 +173,11 @@ START_TEST(test_tools_enqueue_bulk)
                                         types[0], datas[0], types[1], datas[1], types[2], datas[2],
                                         types[3], datas[3]), 0);
     ck_assert_int_eq(sl_test_write_file(badfile, "probe.a {}\nprobe.b {}\nprobe.c [1]\n"), 0);
-    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"bulk\", \"group\": \"bg\"}", "", 0, 1);
+    /* "trim": "none", as above: processed entries stay, so XLEN counts
+     * what each run added (before, under valgrind, the trim had emptied
+     * the stream by the time XLEN was read: "XLEN bulk" 0). */
+    pool_start(&p, "{\"handler\": \"probe\", \"stream\": \"bulk\", \"group\": \"bg\", "
+               "\"trim\": \"none\"}", "", 0, 1);
 
     o = run(argv);
     ck_assert_msg(o.code == 0, "exit %d: %s", o.code, o.err);
@@ -308,6 +342,7 @@ Suite *tools_suite(void)
     tcase_add_test(tc, test_tools_enqueue_processed);
     tcase_add_test(tc, test_tools_enqueue_bulk);
     tcase_add_test(tc, test_tools_pending_sh);
+    tcase_add_test(tc, test_tools_sluice_url_beats_redis_url);
     tcase_add_test(tc, test_tools_start_pool);
     return s;
 }

@@ -310,22 +310,26 @@ static int split_words(char *s, char **args, size_t *n, size_t max)
     return 0;
 }
 
-/* Forks and execs argv (prefixed with $SLUICE_WRAP's words) with output
- * appended to logpath; see harness.h. Everything the child needs is built
- * before fork(), so the child only calls async-signal-safe functions
- * (apart from close_from's getrlimit, which is safe in practice). */
-pid_t sl_test_spawn(const char *const argv[], const char *logpath)
+/* Forks and execs `pre` (may be NULL), then $SLUICE_WRAP's words, then
+ * argv, with output appended to logpath; see harness.h. Everything the
+ * child needs is built before fork(), so the child only calls
+ * async-signal-safe functions (apart from close_from's getrlimit, which
+ * is safe in practice). */
+static pid_t spawn_wrapped(const char *const pre[], const char *const argv[],
+                           const char *logpath)
 {
     const char *wrap = getenv("SLUICE_WRAP");
     char *wrapcopy = NULL;
     char **args = NULL;
-    size_t n = 0, nargv = 0, max;
+    size_t n = 0, npre = 0, nargv = 0, max;
     int logfd = -1, nullfd = -1;
     pid_t parent = getpid();
     pid_t pid = -1;
 
     if (argv == NULL || argv[0] == NULL)
         return -1;
+    while (pre != NULL && pre[npre] != NULL)
+        npre++;
     while (argv[nargv] != NULL)
         nargv++;
     if (wrap != NULL && *wrap != '\0') {
@@ -334,14 +338,16 @@ pid_t sl_test_spawn(const char *const argv[], const char *logpath)
             goto cleanup;
     }
     /* A string of k bytes holds at most k/2+1 words. */
-    max = (wrapcopy != NULL ? strlen(wrapcopy) / 2 + 1 : 0) + nargv;
+    max = npre + (wrapcopy != NULL ? strlen(wrapcopy) / 2 + 1 : 0) + nargv;
     args = calloc(max + 1, sizeof *args);
     if (args == NULL)
         goto cleanup;
+    for (size_t i = 0; i < npre; i++)
+        args[n++] = (char *)pre[i];     /* execvp does not write to them */
     if (wrapcopy != NULL && split_words(wrapcopy, args, &n, max) != 0)
         goto cleanup;
     for (size_t i = 0; i < nargv; i++)
-        args[n++] = (char *)argv[i];    /* execvp does not write to them */
+        args[n++] = (char *)argv[i];
     args[n] = NULL;
 
     logfd = open(logpath != NULL ? logpath : "/dev/null",
@@ -362,6 +368,55 @@ cleanup:
     free(args);
     free(wrapcopy);
     return pid;
+}
+
+/* Forks and execs argv (prefixed with $SLUICE_WRAP's words); see
+ * server.h. */
+pid_t sl_test_spawn(const char *const argv[], const char *logpath)
+{
+    return spawn_wrapped(NULL, argv, logpath);
+}
+
+/* Descriptors valgrind keeps for itself at the top of the limit it starts
+ * under (its N_RESERVED_FDS): the program it runs sees the limit less
+ * these. Checked with valgrind 3.19: under `prlimit --nofile=21 valgrind`
+ * a program reads a limit of 9 and opens exactly as many descriptors as
+ * under `prlimit --nofile=9` alone. */
+#define VALGRIND_RESERVED_FDS 12
+
+/* Returns 1 when $SLUICE_WRAP runs valgrind (its first word names it);
+ * see server.h. */
+int sl_test_wrap_is_valgrind(void)
+{
+    const char *wrap = getenv("SLUICE_WRAP");
+    const char *end, *base;
+    size_t len;
+
+    if (wrap == NULL)
+        return 0;
+    while (*wrap == ' ')
+        wrap++;
+    end = strchr(wrap, ' ');
+    len = end != NULL ? (size_t)(end - wrap) : strlen(wrap);
+    for (base = wrap + len; base > wrap && base[-1] != '/'; base--)
+        ;
+    return (size_t)(wrap + len - base) == 8 && strncmp(base, "valgrind", 8) == 0;
+}
+
+/* Starts argv like sl_test_spawn(), under `prlimit --nofile=nofile`; see
+ * server.h. The wrapper goes inside prlimit, not around it: valgrind
+ * refuses its program's change of RLIMIT_NOFILE (prlimit fails with
+ * EPERM), and would watch prlimit instead of argv anyway. Valgrind's
+ * reserve is added to the limit, so that argv sees the same limit and
+ * can open the same descriptors as without a wrapper. */
+pid_t sl_test_spawn_nofile(const char *const argv[], const char *logpath, int nofile)
+{
+    char lim[40];
+    const char *pre[] = { "prlimit", lim, NULL };
+
+    snprintf(lim, sizeof(lim), "--nofile=%d",
+             nofile + (sl_test_wrap_is_valgrind() ? VALGRIND_RESERVED_FDS : 0));
+    return spawn_wrapped(pre, argv, logpath);
 }
 
 /* Returns $SLUICE_BIN, or "build/sluice-test" (the binary with the test

@@ -137,6 +137,17 @@ int sl_test_wait_for(int timeout_ms, int (*cond)(void *arg), void *arg);
  * borrowed. */
 pid_t sl_test_spawn(const char *const argv[], const char *logpath);
 
+/* Like sl_test_spawn(), under `prlimit --nofile=nofile` (soft and hard
+ * limit). SLUICE_WRAP's words go after prlimit, and when they run
+ * valgrind the limit is raised by the descriptors valgrind keeps for
+ * itself, so argv sees `nofile` either way. */
+pid_t sl_test_spawn_nofile(const char *const argv[], const char *logpath, int nofile);
+
+/* Returns 1 when SLUICE_WRAP runs the processes under test under valgrind
+ * (`make valgrind`), for the few checks whose outcome valgrind's own
+ * emulation decides. */
+int sl_test_wrap_is_valgrind(void);
+
 /* The binary under test: $SLUICE_BIN, or "build/sluice". Borrowed. */
 const char *sl_test_bin(void);
 
