@@ -253,11 +253,17 @@ fi
 # Compose up and the README tour
 # ---------------------------------------------------------------------
 
-# Prints a loopback TCP port nothing listens on.
+# Prints a loopback TCP port nothing listens on, below the kernel's
+# ephemeral range: a port in that range can be held at any moment by a
+# client connection (not listening, so the probe below cannot see it),
+# and then publishing it fails and the redis container never starts
+# ("container state improper"), which one CI run hit.
 free_port() {
-    local p
+    local p low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    [ "$low" -gt 11000 ] || low=32768
     for _ in $(seq 1 50); do
-        p=$(( 20000 + RANDOM % 30000 ))
+        p=$(( 10000 + RANDOM % (low - 10000) ))
         (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null || { echo "$p"; return 0; }
     done
     return 1
@@ -277,6 +283,17 @@ POOL2_C="${PROJECT}_sluice_2"
 for c in "$REDIS_C" "$POOL_C" "$POOL2_C"; do
     podman container exists "$c" || { tail -n 30 "${WORK}/up.log"; die "compose did not create ${c}"; }
 done
+# A redis container that was created but could not start says why here
+# (podman exec would only say "container state improper").
+st=$(podman inspect --format '{{.State.Status}} {{.State.Error}}' "$REDIS_C" 2>&1 || true)
+case "$st" in
+running*) ;;
+*)
+    tail -n 30 "${WORK}/up.log"
+    podman logs "$REDIS_C" 2>&1 | tail -n 20
+    die "${REDIS_C} is not running after compose up: ${st}"
+    ;;
+esac
 pass "compose started ${REDIS_C}, ${POOL_C} and ${POOL2_C}"
 
 # Runs redis-cli inside the redis container.
