@@ -1191,7 +1191,7 @@ START_TEST(test_admin_stats_mu_exact)
     pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"steady\", \"group\": \"sg\", \"processes\": 2}",
                ", \"block_ms\": 2000, \"heartbeat_ms\": 1000, \"reclaim_idle_ms\": 30000, "
                "\"reclaim_interval_ms\": 5000, \"retry_backoff_ms\": [1000, 60000]", 0, 2);
-    if (pid_instrumented(child_pid(&p, "noop:0"))) {
+    if (sl_test_instrumented(child_pid(&p, "noop:0"))) {
         fprintf(stderr, "admin: test_admin_stats_mu_exact skipped under a memory checker\n");
         pool_stop(&p);
         return;
@@ -1254,7 +1254,7 @@ START_TEST(test_admin_stats_per_type_rates)
     pool_start(&p, "{\"handler\": \"noop\", \"stream\": \"mixed\", \"group\": \"mg\", \"processes\": 2}",
                ", \"block_ms\": 2000, \"heartbeat_ms\": 1000, \"reclaim_idle_ms\": 30000, "
                "\"reclaim_interval_ms\": 5000, \"retry_backoff_ms\": [1000, 60000]", 0, 2);
-    if (pid_instrumented(child_pid(&p, "noop:0"))) {
+    if (sl_test_instrumented(child_pid(&p, "noop:0"))) {
         fprintf(stderr, "admin: test_admin_stats_per_type_rates skipped under a memory checker\n");
         pool_stop(&p);
         return;

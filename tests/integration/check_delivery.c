@@ -1633,24 +1633,6 @@ static long long peak_rss_kib(pid_t pid)
     return kib;
 }
 
-/* Returns 1 when pid runs under a memory checker (AddressSanitizer's
- * runtime or valgrind mapped in, or SLUICE_WRAP set), whose shadow
- * memory and quarantine make its RSS say nothing about sluice's own. */
-static int instrumented(pid_t pid)
-{
-    char path[64], *maps;
-    int yes;
-
-    if (getenv("SLUICE_WRAP") != NULL && getenv("SLUICE_WRAP")[0] != '\0')
-        return 1;
-    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
-    if ((maps = sl_test_read_file(path)) == NULL)
-        return 0;
-    yes = strstr(maps, "libasan") != NULL || strstr(maps, "vgpreload") != NULL;
-    free(maps);
-    return yes;
-}
-
 /* Returns 1 once <stream>:dead holds 16 entries (for polling). */
 static int dead_is_16(void *arg)
 {
@@ -1705,7 +1687,7 @@ START_TEST(test_delivery_worker_memory_bounded)
     fprintf(stderr, "worker_memory_bounded: worker peak RSS %lld KiB (bound %lld KiB)\n",
             kib, bound_kib);
     ck_assert_int_gt(kib, 0);
-    if (instrumented(pid))
+    if (sl_test_instrumented(pid))
         fprintf(stderr, "worker_memory_bounded: under a memory checker, RSS not judged\n");
     else
         ck_assert_msg(kib < bound_kib, "worker peak RSS %lld KiB, bound %lld KiB", kib,

@@ -886,6 +886,29 @@ START_TEST(test_pool_sigterm_finishes_entries_in_hand)
 }
 END_TEST
 
+/* Adds five entries of data to stream in one transaction, so that a
+ * blocked read is served all five at once rather than the first alone;
+ * their IDs go to ids. */
+static void add_five_at_once(const char *stream, const char *data, char (*ids)[IDLEN])
+{
+    redisReply *r;
+    int i;
+
+    r = sl_test_cmd(rc, "MULTI");
+    freeReplyObject(r);
+    for (i = 0; i < 5; i++) {
+        r = sl_test_cmd(rc, "XADD %s * type t data %s", stream, data);
+        freeReplyObject(r);
+    }
+    r = sl_test_cmd(rc, "EXEC");
+    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 5, "EXEC: reply type %d", r->type);
+    for (i = 0; i < 5; i++) {
+        ck_assert(r->element[i]->type == REDIS_REPLY_STRING);
+        snprintf(ids[i], IDLEN, "%s", r->element[i]->str);
+    }
+    freeReplyObject(r);
+}
+
 /* SIGTERM while a child holds a batch of five: it finishes at most the
  * entry in hand (the first; none if the signal came before its handler
  * started), leaves the rest of the batch pending and unhandled, and exits
@@ -895,7 +918,6 @@ START_TEST(test_pool_sigterm_leaves_rest_of_batch_pending)
 {
     const char *log = tpath("pool.log");
     char ids[5][IDLEN], warm[IDLEN], data[64];
-    redisReply *r;
     pid_t sup, kids[1];
     int status, i, done = 0;
 
@@ -914,19 +936,7 @@ START_TEST(test_pool_sigterm_leaves_rest_of_batch_pending)
                                     pending_total("rbq", "rbg") == 0);
     /* One transaction, so that the blocked read is served all five at
      * once rather than the first alone. */
-    r = sl_test_cmd(rc, "MULTI");
-    freeReplyObject(r);
-    for (i = 0; i < 5; i++) {
-        r = sl_test_cmd(rc, "XADD rbq * type t data %s", data);
-        freeReplyObject(r);
-    }
-    r = sl_test_cmd(rc, "EXEC");
-    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 5, "EXEC: reply type %d", r->type);
-    for (i = 0; i < 5; i++) {
-        ck_assert(r->element[i]->type == REDIS_REPLY_STRING);
-        snprintf(ids[i], IDLEN, "%s", r->element[i]->str);
-    }
-    freeReplyObject(r);
+    add_five_at_once("rbq", data, ids);
     SL_TEST_ASSERT_EVENTUALLY(5000, pending_of("rbq", "rbg", cname("probe", 0), NULL, 0) == 5);
     sl_test_kill(sup, SIGTERM);
     status = wait_status(sup, 5000);
@@ -958,7 +968,6 @@ START_TEST(test_pool_sigterm_leaves_rest_of_read_ahead_batch_pending)
 {
     const char *log = tpath("pool.log");
     char ids[5][IDLEN], warm[IDLEN], data[64];
-    redisReply *r;
     pid_t sup, kids[1];
     int status, i, done = 0;
 
@@ -979,19 +988,7 @@ START_TEST(test_pool_sigterm_leaves_rest_of_read_ahead_batch_pending)
     SL_TEST_ASSERT_EVENTUALLY(5000, delivered_up_to("raq", "rag", warm) &&
                                     pending_total("raq", "rag") == 0);
     /* One transaction: the blocked read is served all five at once. */
-    r = sl_test_cmd(rc, "MULTI");
-    freeReplyObject(r);
-    for (i = 0; i < 5; i++) {
-        r = sl_test_cmd(rc, "XADD raq * type t data %s", data);
-        freeReplyObject(r);
-    }
-    r = sl_test_cmd(rc, "EXEC");
-    ck_assert_msg(r->type == REDIS_REPLY_ARRAY && r->elements == 5, "EXEC: reply type %d", r->type);
-    for (i = 0; i < 5; i++) {
-        ck_assert(r->element[i]->type == REDIS_REPLY_STRING);
-        snprintf(ids[i], IDLEN, "%s", r->element[i]->str);
-    }
-    freeReplyObject(r);
+    add_five_at_once("raq", data, ids);
     SL_TEST_ASSERT_EVENTUALLY(5000, pending_of("raq", "rag", cname("probe", 0), NULL, 0) == 5);
     sl_test_kill(sup, SIGTERM);
     status = wait_status(sup, 10000);

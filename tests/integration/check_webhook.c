@@ -311,7 +311,7 @@ START_TEST(test_webhook_failed_deliveries_free_their_connections)
     webhook_pool(&p, 1);
     wp = child_pid(&p, "webhook:0");
     ck_assert_int_gt(wp, 0);
-    if (pid_instrumented(wp)) {
+    if (sl_test_instrumented(wp)) {
         fprintf(stderr, "webhook: connection memory check skipped under a memory checker\n");
         pool_stop(&p);
         return;

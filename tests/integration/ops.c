@@ -300,24 +300,6 @@ pid_t child_pid(const struct pool *p, const char *suffix)
     return (pid_t)file_last_number(p->log, needle);
 }
 
-/* Returns 1 when pid runs under a memory checker (AddressSanitizer's
- * runtime or valgrind mapped in, or SLUICE_WRAP set): rates and memory
- * measured then say nothing about sluice's own. */
-int pid_instrumented(pid_t pid)
-{
-    char path[64], *maps;
-    int yes;
-
-    if (getenv("SLUICE_WRAP") != NULL && getenv("SLUICE_WRAP")[0] != '\0')
-        return 1;
-    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
-    if ((maps = sl_test_read_file(path)) == NULL)
-        return 0;
-    yes = strstr(maps, "libasan") != NULL || strstr(maps, "vgpreload") != NULL;
-    free(maps);
-    return yes;
-}
-
 /* Returns pending + lag of a group (what is left to do), or -1 when the
  * group does not exist yet. */
 long long group_backlog(const char *stream, const char *group)

@@ -57,7 +57,6 @@ void pool_start(struct pool *p, const char *workers, const char *extra, int metr
                        int children);
 void pool_stop(struct pool *p);
 pid_t child_pid(const struct pool *p, const char *suffix);
-int pid_instrumented(pid_t pid);
 long long group_backlog(const char *stream, const char *group);
 size_t count_keys(const char *pattern);
 json_t *parse_json(const char *text);

@@ -203,3 +203,21 @@ int sl_test_unquiet(redisContext *c, const char *const *streams, size_t n, int r
 
 /* The three streams of the payment flow. */
 const char *const sl_test_flow_streams[3] = { "users", "orders", "payments" };
+
+/* Returns 1 when pid runs under a memory checker (AddressSanitizer's
+ * runtime or valgrind mapped in, or SLUICE_WRAP set): rates and memory
+ * measured then say nothing about sluice's own. */
+int sl_test_instrumented(pid_t pid)
+{
+    char path[64], *maps;
+    int yes;
+
+    if (getenv("SLUICE_WRAP") != NULL && getenv("SLUICE_WRAP")[0] != '\0')
+        return 1;
+    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+    if ((maps = sl_test_read_file(path)) == NULL)
+        return 0;
+    yes = strstr(maps, "libasan") != NULL || strstr(maps, "vgpreload") != NULL;
+    free(maps);
+    return yes;
+}

@@ -63,4 +63,8 @@ int sl_test_unquiet(redisContext *c, const char *const *streams, size_t n, int r
 /* users, orders and payments: the streams of the payment flow. */
 extern const char *const sl_test_flow_streams[3];
 
+/* Returns 1 when pid runs under a memory checker (ASan, valgrind, or
+ * SLUICE_WRAP set): its rates and memory say nothing of sluice's own. */
+int sl_test_instrumented(pid_t pid);
+
 #endif
