@@ -120,7 +120,7 @@ static void reply_bytes(struct evhttp_request *req, int code, const char *reason
 /* Sends doc (borrowed) as JSON. */
 static void reply_json(struct evhttp_request *req, int code, const char *reason, const json_t *doc)
 {
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY | SL_JSON_DIGITS);
 
     if (s == NULL) {
         evhttp_send_error(req, 500, "out of memory");
