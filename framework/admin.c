@@ -547,6 +547,11 @@ static int is_entry(const redisReply *e)
     return e->type == REDIS_REPLY_ARRAY && e->elements >= 2 && is_str(e->element[0]);
 }
 
+static const struct sl_col dlq_list_table[] = {
+    { "ID", -22 }, { "SOURCE_ID", -22 }, { "TYPE", -20 }, { "DELIVERIES", -10 }, { "ATTEMPTS", -8 },
+    { "ERROR", -1 }
+};
+
 /* dlq list STREAM [--after ID] [--count N] and dlq show ID STREAM.
  * list reads one entry more than it shows, to know whether there is a
  * next page; it then prints the cursor for it (the last ID shown). */
@@ -558,6 +563,9 @@ static int dlq_list(const struct sl_args *a, struct sl_sync *c, const char *dkey
     json_t *doc;
     redisReply *r;
     size_t i, shown;
+    struct sl_table t;
+    const char *row[6];
+    int bad = 0;
 
     if (n <= 0 || n > DLQ_LIST_MAX) {
         fprintf(stderr, "sluice: --count: expected an integer from 1 to %d\n", DLQ_LIST_MAX);
@@ -595,9 +603,7 @@ static int dlq_list(const struct sl_args *a, struct sl_sync *c, const char *dkey
         return 0;
     }
     doc = json_array();
-    if (!a->json)
-        printf("%-22s %-22s %-20s %-10s %-8s %s\n", "ID", "SOURCE_ID", "TYPE", "DELIVERIES",
-               "ATTEMPTS", "ERROR");
+    sl__table_init(&t, dlq_list_table, (int)SL_NELEM(dlq_list_table));
     for (i = 0; i < shown && doc != NULL; i++) {
         const redisReply *e = r->element[i];
         struct sl_cells cells = { { NULL } };
@@ -612,20 +618,26 @@ static int dlq_list(const struct sl_args *a, struct sl_sync *c, const char *dkey
             continue;
         }
         /* Every cell comes from the entry, which anyone who can XADD
-         * wrote: escaped, so it cannot drive the terminal. */
-        printf("%-22s %-22s %-20.20s %-10s %-8s %s\n",
-               sl__cell(&cells, 0, e->element[0]->str, (size_t)e->element[0]->len),
-               field(&cells, 1, e->element[1], "source_id"),
-               field(&cells, 2, e->element[1], "type"),
-               field(&cells, 3, e->element[1], "deliveries"),
-               field(&cells, 4, e->element[1], "attempts"),
-               field(&cells, 5, e->element[1], "error"));
+         * wrote: escaped, so it cannot drive the terminal. A type is
+         * shown whole (a cut could split a UTF-8 character): the column
+         * widens to the longest. */
+        row[0] = sl__cell(&cells, 0, e->element[0]->str, (size_t)e->element[0]->len);
+        row[1] = field(&cells, 1, e->element[1], "source_id");
+        row[2] = field(&cells, 2, e->element[1], "type");
+        row[3] = field(&cells, 3, e->element[1], "deliveries");
+        row[4] = field(&cells, 4, e->element[1], "attempts");
+        row[5] = field(&cells, 5, e->element[1], "error");
+        (void)sl__table_add(&t, 6, row);
         sl__cells_free(&cells);
     }
     if (doc == NULL) {
+        sl__table_free(&t);
         freeReplyObject(r);
         return 1;
     }
+    if (!a->json && sl__table_print(&t, stdout) != 0)
+        bad = 1;
+    sl__table_free(&t);
     if (a->json)
         print_json(id != NULL ? json_incref(json_array_get(doc, 0)) : json_incref(doc));
     /* The cursor: on stdout under the table, on stderr with --json so
@@ -634,7 +646,7 @@ static int dlq_list(const struct sl_args *a, struct sl_sync *c, const char *dkey
         fprintf(a->json ? stderr : stdout, "next: --after %s (more dead letters follow)\n", next);
     json_decref(doc);
     freeReplyObject(r);
-    return 0;
+    return bad;
 }
 
 /* dlq purge [ID] STREAM [--code CODE] [--older-than DURATION] [--yes].

@@ -411,6 +411,54 @@ START_TEST(test_dlq_show_one_and_swapped)
 }
 END_TEST
 
+/* The characters of UTF-8 text from a up to b: its bytes other than
+ * continuation bytes. */
+static long chars(const char *a, const char *b)
+{
+    long n = 0;
+
+    for (; a < b; a++)
+        n += ((unsigned char)*a & 0xC0) != 0x80;
+    return n;
+}
+
+/* list shows a type whole: the column widens to the longest type, as
+ * the other admin tables do; it was cut at 20 bytes, which could split a
+ * UTF-8 character in two (before: "payment.requested.a\xc3" and no
+ * "été"). Both rows put their ERROR column at the same character. */
+START_TEST(test_dlq_list_type_whole)
+{
+    char id[64], id2[64];
+    const char *type = "payment.requested.a\xc3\xa9t\xc3\xa9.v2";
+    const char *tab[] = { "dlq", "list", "s", NULL };
+    struct out o;
+    const char *line;
+
+    dead_add(id, "s", type, "{}", "invalid_schema");
+    dead_add(id2, "s", "t", "{}", "invalid_schema");
+    o = sluice(tab);
+    ck_assert_msg(o.code == 0, "list: %s", o.err);
+    line = strstr(o.out, id);
+    ck_assert_msg(line != NULL && strstr(line, type) != NULL, "list: %s", o.out);
+    /* Both rows put their ERROR column at the same place. */
+    {
+        const char *a = strstr(o.out, id), *b = strstr(o.out, id2);
+        const char *ea, *eb, *la, *lb;
+
+        ck_assert(a != NULL && b != NULL);
+        for (la = a; la > o.out && la[-1] != '\n'; la--)
+            ;
+        for (lb = b; lb > o.out && lb[-1] != '\n'; lb--)
+            ;
+        ea = strstr(la, "invalid_schema");
+        eb = strstr(lb, "invalid_schema");
+        ck_assert(ea != NULL && eb != NULL);
+        ck_assert_msg(chars(la, ea) == chars(lb, eb), "ERROR columns differ: %s", o.out);
+    }
+    out_free(&o);
+}
+END_TEST
+
 /* list pages with a cursor: --count N shows N and prints the cursor of
  * the next page; following the cursors visits every dead letter exactly
  * once, past the old silent stop at 1000. */
@@ -805,6 +853,7 @@ Suite *dlq_suite(void)
     tcase_add_test(tc, test_dlq_replay_with_data);
     tcase_add_test(tc, test_dlq_show_one_and_swapped);
     tcase_add_test(tc, test_dlq_list_pages);
+    tcase_add_test(tc, test_dlq_list_type_whole);
     tcase_add_test(tc, test_dlq_purge_filters);
     tcase_add_test(tc, test_dlq_retention);
     suite_add_tcase(s, tc);
