@@ -1502,11 +1502,27 @@ static void on_beat(struct sl_conn *c, redisReply *r, void *priv)
     (void)priv;
 }
 
+/* Sends the three commands of a heartbeat (the hash, its expiry, the
+ * registry entry) with cb and priv for each reply. Returns how many were
+ * sent. */
+static int send_beat(struct worker *w, sl_conn_cb *cb, void *priv)
+{
+    struct sl_hb b;
+
+    sl__hb_fill(&b, w->consumer, (long)getpid(), w->host, w->h->name, w->wc->stream,
+                w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
+                sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
+                sl__slot_counter(w->slot, SL_C_FAILED, 0));
+    sl__hb_entry(&b, NULL, 0);      /* sent between batches: nothing in hand */
+    return (sl__conn_command(w->cmd, cb, priv, 0, b.nhset, b.hset, NULL) == 0) +
+           (sl__conn_command(w->cmd, cb, priv, 0, 3, b.pexpire, NULL) == 0) +
+           (sl__conn_command(w->cmd, cb, priv, 0, 4, b.zadd, NULL) == 0);
+}
+
 /* Timer: refreshes sluice:worker:<consumer>. */
 static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    struct sl_hb b;
 
     (void)fd;
     (void)what;
@@ -1516,15 +1532,8 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
     if ((w->state != W_RUN && w->state != W_RECOVER) || w->releasing ||
         !sl__conn_ready(w->cmd))
         return;
-    sl__hb_fill(&b, w->consumer, (long)getpid(), w->host, w->h->name, w->wc->stream,
-                w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
-                sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
-                sl__slot_counter(w->slot, SL_C_FAILED, 0));
-    sl__hb_entry(&b, NULL, 0);      /* a timer runs between batches: nothing in hand */
     sl__tc_flush(w->tc, w->cmd, 1);
-    sl__conn_command(w->cmd, on_beat, w, 0, b.nhset, b.hset, NULL);
-    sl__conn_command(w->cmd, on_beat, w, 0, 3, b.pexpire, NULL);
-    sl__conn_command(w->cmd, on_beat, w, 0, 4, b.zadd, NULL);
+    send_beat(w, on_beat, w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1534,8 +1543,9 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
 static struct worker *the_worker; /* one per process; for INIT replies */
 
 /* Reply to one command of the INIT sequence: SCRIPT LOADs, XGROUP
- * CREATE, CLIENT ID. priv says which: >= 0 a framework script, <= -10 a
- * handler script, -1 the group, -2 the reader's id. */
+ * CREATE, CLIENT ID, the first heartbeat. priv says which: >= 0 a
+ * framework script, <= -10 a handler script, -1 the group, -2 the
+ * reader's id, -3 the heartbeat. */
 static void on_init_reply(struct sl_conn *c, redisReply *r, void *priv)
 {
     struct worker *w = the_worker;
@@ -1603,6 +1613,16 @@ static void start_init(struct worker *w)
     if (ok) {
         ok = sl__conn_command(w->rd, on_init_reply, (void *)(intptr_t)-2, 0, 2, cid, NULL) == 0;
         w->init_pending += ok;
+    }
+    /* The first heartbeat is part of INIT: the process counts as up
+     * (/healthz) only once its heartbeat is there for `sluice health`
+     * and for peers deciding whether its entries are orphaned; the beat
+     * timer would write it up to heartbeat_ms later. */
+    if (ok) {
+        int sent = send_beat(w, on_init_reply, (void *)(intptr_t)-3);
+
+        w->init_pending += sent;
+        ok = sent == 3;
     }
     if (!ok)
         reset(w, "cannot send the init sequence");

@@ -389,6 +389,37 @@ START_TEST(test_cli_health_listener_pool_up_then_down)
 }
 END_TEST
 
+/* The two health checks agree from the start: once /healthz says 200,
+ * every child has written its heartbeat, so `health --metrics none`
+ * (which reads the heartbeats in Redis) says healthy too. A child used
+ * to count as up when its INIT ended and to write its first heartbeat
+ * at its first beat tick, up to heartbeat_ms later (5 s here, so that
+ * the window is wide; 1 s at the defaults). */
+START_TEST(test_cli_health_both_checks_agree_at_start)
+{
+    char cfg[PATH_MAX + 64], hcfg[PATH_MAX + 64], addr[64];
+    const char *hc[] = { "health", "-c", hcfg, NULL };
+    const char *hr[] = { "health", "-c", cfg, "--metrics", "none", NULL };
+    struct sl_test_config c = {
+        srv.url, "\"connect_timeout_ms\": 1000, \"command_timeout_ms\": 2000",
+        "\"heartbeat_ms\": 5000", NULL,
+        "{ \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 2 }",
+        "127.0.0.1:0"
+    };
+    int port;
+
+    snprintf(cfg, sizeof(cfg), "%s/beat.json", dir);
+    ck_assert_int_eq(sl_test_config_write(cfg, &c), 0);
+    port = start_pool(cfg, 1);
+    snprintf(addr, sizeof(addr), "\"127.0.0.1:%d\"", port);
+    write_cfg(hcfg, sizeof(hcfg), "health.json", NULL, addr);
+    SL_TEST_ASSERT_EVENTUALLY(10000, run_cli(hc) == 0);
+    ASSERT_CLI(0, hr);
+    ck_assert(out_has("healthy: redis at 127.0.0.1:"));
+    stop_pool();
+}
+END_TEST
+
 /* A listener that is not sluice's pool, or a pool that says 503: 1, and
  * the pool's reason is passed on. */
 START_TEST(test_cli_health_listener_unreachable_or_503)
@@ -953,6 +984,7 @@ Suite *cli_suite(void)
     tcase_add_checked_fixture(health, test_up, test_down);
     tcase_set_timeout(health, 90 * sl_test_slow_factor());
     tcase_add_test(health, test_cli_health_listener_pool_up_then_down);
+    tcase_add_test(health, test_cli_health_both_checks_agree_at_start);
     tcase_add_test(health, test_cli_health_listener_unreachable_or_503);
     tcase_add_test(health, test_cli_health_redis_mode);
     tcase_add_test(health, test_cli_health_body_shown_escaped);
