@@ -48,6 +48,8 @@ struct sl_tunables {
     long long dead_letter_max_len;    /* keep at most this many dead letters; 0 = all */
     long long dead_letter_max_age_ms; /* drop dead letters older than this, ms; 0 = never */
     long long concurrency;        /* entries an async handler has in flight per process, 1..SL_INFLIGHT_MAX */
+    long long wait_replicas;      /* WAIT for this many replicas after a batch's commits; 0: no WAIT */
+    long long wait_timeout_ms;    /* that WAIT's timeout, ms */
 };
 
 /* One entry of "workers". */
