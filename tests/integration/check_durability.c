@@ -107,6 +107,7 @@ START_TEST(test_durability_config_range)
 }
 END_TEST
 
+/* The suite: one server per TCase, a replica started by the test. */
 Suite *durability_suite(void)
 {
     Suite *s = suite_create("durability");
