@@ -205,7 +205,7 @@ $(CLUSTER_BIN): $(CLUSTER_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 test-cluster: test-deps
 	@$(MAKE) --no-print-directory test-cluster-run
 
-test-cluster-run: $(CLUSTER_BIN)
+test-cluster-run: $(CLUSTER_BIN) $(TEST_BIN)
 	$(CLUSTER_BIN)
 
 $(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)

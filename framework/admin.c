@@ -264,7 +264,12 @@ static redisReply *xadd_entry(struct sl_sync *c, const char *stream, const char 
 {
     const char *argv[7] = { "XADD", stream, "*", "type", type, "data", data };
     size_t argl[7] = { 4, strlen(stream), 1, 4, strlen(type), 4, len };
-    redisReply *r = checked(c, sl__sync_argv(c, 7, argv, argl));
+    redisReply *r;
+
+    /* To the stream's master; never resent after a lost connection: the
+     * entry may have been added, and a resend would add it twice. */
+    sl__sync_route(c, stream, 0);
+    r = checked(c, sl__sync_argv(c, 7, argv, argl));
 
     if (r != NULL && r->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "sluice: redis: unexpected reply to XADD\n");
@@ -911,6 +916,11 @@ static int cmd_dlq(const struct sl_args *a, struct sl_sync **cp, const struct sl
     snprintf(dkey, sizeof(dkey), "%s:dead", stream);
     if ((*cp = sl__admin_connect(cfg)) == NULL)
         return 1;
+    /* In a cluster every command of a dlq verb goes to the master of the
+     * dead letters (which share the stream's hash tag, and so its slot);
+     * list and show only read, so they may be resent after a lost
+     * connection; purge and replay write and are not. */
+    sl__sync_route(*cp, dkey, !strcmp(verb, "list") || !strcmp(verb, "show"));
     if (!strcmp(verb, "list") || !strcmp(verb, "show"))
         return dlq_list(a, *cp, dkey, id);
     if (!strcmp(verb, "purge"))
@@ -1149,6 +1159,7 @@ static int cmd_pending(const struct sl_args *a, struct sl_sync **cp, const struc
     }
     if ((*cp = sl__admin_connect(cfg)) == NULL)
         return 1;
+    sl__sync_route(*cp, a->pos[1], 1);  /* reads, on the stream's master in a cluster */
     doc = json_array();
     if (a->npos == 3) {
         rc = pending_group(*cp, a, a->pos[1], a->pos[2], idle, count, doc);

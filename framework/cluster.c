@@ -161,6 +161,7 @@ struct sl_cluster {
     int refresh_next;             /* node the next map read asks */
     uint64_t last_refresh;        /* when the last map read was sent */
     unsigned long map_failures;   /* map reads failed in a row */
+    char map_err[200];            /* why the last map read failed, "" after a success */
     struct event *refresh_ev;     /* a throttled map read, or the periodic one */
     long long retry_ms;           /* see sl__cluster_set_retry_ms() */
     int freeing;                  /* sl__cluster_free() runs: no callbacks */
@@ -533,6 +534,24 @@ int sl__cluster_command(struct sl_cluster *cl, int slot, int flags, sl_cluster_c
     return 0;
 }
 
+/* Sends a command already in the protocol (copied) to the master of
+ * slot (see cluster.h). */
+int sl__cluster_command_formatted(struct sl_cluster *cl, int slot, int flags, sl_cluster_cb *cb,
+                                  void *priv, long long timeout_ms, const char *cmd, size_t len)
+{
+    struct req *q;
+    char *copy;
+
+    if (slot < 0 || slot >= SL_CLUSTER_SLOTS || len == 0 || (copy = malloc(len)) == NULL)
+        return -1;
+    memcpy(copy, cmd, len);
+    q = req_new(cl, copy, len, slot, flags, cb, priv, timeout_ms);
+    if (q == NULL)
+        return -1;
+    dispatch(q);
+    return 0;
+}
+
 /* Routes by the keys at argv[first_key..first_key+nkeys). */
 int sl__cluster_command_keys(struct sl_cluster *cl, int first_key, int nkeys, int flags,
                              sl_cluster_cb *cb, void *priv, long long timeout_ms,
@@ -642,8 +661,17 @@ static void on_slots(struct sl_cluster *cl, redisReply *r, const char *why, void
     if (r != NULL && apply_slots(cl, r, asked) == 0) {
         cl->st.refreshes++;
         cl->map_failures = 0;
+        cl->map_err[0] = '\0';
         return;
     }
+    /* Kept for a caller that must say why no master is known (a
+     * synchronous client that cannot reach any seed). */
+    if (r != NULL)
+        snprintf(cl->map_err, sizeof(cl->map_err), "%.40s: %.150s", cl->nodes[asked]->addr,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "not a slot map");
+    else
+        snprintf(cl->map_err, sizeof(cl->map_err), "%.190s",
+                 strncmp(why, "cluster unavailable: ", 21) == 0 ? why + 21 : why);
     /* Every node is asked in turn, four times a second while none
      * answers: log the first failure and then one in twenty. */
     if (cl->map_failures++ % 20 == 0)
@@ -811,6 +839,12 @@ const char *sl__cluster_slot_addr(const struct sl_cluster *cl, int slot)
     if (slot < 0 || slot >= SL_CLUSTER_SLOTS || cl->slot_node[slot] < 0)
         return NULL;
     return cl->nodes[cl->slot_node[slot]]->addr;
+}
+
+/* Why the last map read failed (see cluster.h). */
+const char *sl__cluster_map_error(const struct sl_cluster *cl)
+{
+    return cl->map_err;
 }
 
 /* Frees everything; pending callbacks are dropped. */

@@ -85,6 +85,17 @@ void sl__cluster_stats(const struct sl_cluster *cl, struct sl_cluster_stats *st)
  * valid until the next call). */
 const char *sl__cluster_slot_addr(const struct sl_cluster *cl, int slot);
 
+/* The same as sl__cluster_command() with the command already in the
+ * Redis protocol (len bytes of cmd, copied): for a caller that formats
+ * with a hiredis format string. Returns 0, or -1 and cb never runs. */
+int sl__cluster_command_formatted(struct sl_cluster *cl, int slot, int flags, sl_cluster_cb *cb,
+                                  void *priv, long long timeout_ms, const char *cmd, size_t len);
+
+/* Why the last read of the slot map failed ("host:port: reason"), or ""
+ * after one succeeded: what a caller shows when no master is known.
+ * Borrowed, valid until the next read. */
+const char *sl__cluster_map_error(const struct sl_cluster *cl);
+
 /* Closes every connection and frees the router. Callbacks of commands
  * still pending are not called. Accepts NULL. */
 void sl__cluster_free(struct sl_cluster *cl);

@@ -49,6 +49,8 @@ static const struct sl_tunables builtin_tunables = {
     .dead_letter_max_len = 0,
     .dead_letter_max_age_ms = 0,
     .concurrency = 1,
+    .wait_replicas = 0,
+    .wait_timeout_ms = 1000,
 };
 
 /* ---------------------------------------------------------------------
@@ -214,6 +216,11 @@ static const struct tunable_def tunable_defs[] = {
     { "dead_letter_max_age_ms", offsetof(struct sl_tunables, dead_letter_max_age_ms), 0, TTL_MAX },
     /* Entries an async handler has in flight per process (worker.c). */
     { "concurrency",         offsetof(struct sl_tunables, concurrency),         1, SL_INFLIGHT_MAX },
+    /* WAIT after each batch's commits (worker.c). The timeout is capped
+     * at a minute: the WAIT holds back every command queued behind it on
+     * the worker's connection, heartbeats included. */
+    { "wait_replicas",       offsetof(struct sl_tunables, wait_replicas),       0, 100 },
+    { "wait_timeout_ms",     offsetof(struct sl_tunables, wait_timeout_ms),     1, 60000 },
 };
 
 /* Applies the tunable `key` = v to t when key names one. Returns 0 when

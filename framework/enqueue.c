@@ -98,6 +98,15 @@ static int connect_or_fail(struct sl_producer *p)
  * percent-decoded. */
 struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t errlen)
 {
+    return sl_producer_new_cluster(redis_url, NULL, err, errlen);
+}
+
+/* Creates a producer on a cluster, or on one Redis when cluster_nodes is
+ * NULL or empty (see sluice.h). The seeds are checked by the cluster
+ * client itself when it connects. */
+struct sl_producer *sl_producer_new_cluster(const char *redis_url, const char *cluster_nodes,
+                                            char *err, size_t errlen)
+{
     const char *origin = "redis_url", *env = getenv("SLUICE_REDIS_URL");
     struct sl_producer *p = calloc(1, sizeof(*p));
 
@@ -113,6 +122,11 @@ struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t err
     if (redis_url != NULL &&
         sl__config_set_url(p->cfg, redis_url, origin, p->errstr, sizeof(p->errstr)) != 0) {
         sl__put_err(err, errlen, "%s", p->errstr);
+        goto err;
+    }
+    if (cluster_nodes != NULL && *cluster_nodes != '\0'
+        && (p->cfg->cluster_nodes = strdup(cluster_nodes)) == NULL) {
+        sl__put_err(err, errlen, "out of memory");
         goto err;
     }
     if (connect_or_fail(p) != SL_OK) {
@@ -173,6 +187,7 @@ int sl_enqueue(struct sl_producer *p, const char *stream, const char *type,
     argv[4] = type; argl[4] = strlen(type);
     argv[5] = "data"; argl[5] = 4;
     argv[6] = json; argl[6] = len;
+    sl__sync_route(p->c, stream, 0);    /* the stream's master; never resent */
     r = sl__sync_argv(p->c, 7, argv, argl);
     if (r == NULL) {
         snprintf(p->errstr, sizeof(p->errstr),

@@ -48,6 +48,8 @@ struct sl_tunables {
     long long dead_letter_max_len;    /* keep at most this many dead letters; 0 = all */
     long long dead_letter_max_age_ms; /* drop dead letters older than this, ms; 0 = never */
     long long concurrency;        /* entries an async handler has in flight per process, 1..SL_INFLIGHT_MAX */
+    long long wait_replicas;      /* WAIT for this many replicas after a batch's commits; 0: no WAIT */
+    long long wait_timeout_ms;    /* that WAIT's timeout, ms */
 };
 
 /* One entry of "workers". */
@@ -263,6 +265,11 @@ struct sl_sync {
     int ready;                    /* the connection is set up */
     struct sl_sync_pend *head;    /* appended commands whose replies are unread, oldest first */
     struct sl_sync_pend *tail;    /* the newest of them */
+    /* Cluster mode (redis.cluster_nodes): conn is NULL and every command
+     * goes through the router of cluster.c on the private loop. */
+    struct sl_cluster *cl;        /* the router (owned), NULL on a single Redis */
+    int slot;                     /* where commands go (sl__sync_route), -1: any master */
+    int resend;                   /* they may be sent again after a lost connection */
 };
 
 /* Connects with the configured timeouts, AUTH and SELECT, then PINGs (so
@@ -297,6 +304,15 @@ struct redisReply *sl__sync_get_reply(struct sl_sync *s);
 
 /* Closes and frees s. Accepts NULL. */
 void sl__sync_free(struct sl_sync *s);
+
+/* Routes the commands sent on s from now on to the master of key's hash
+ * slot: the key sluice itself put in them (the stream, or a key that
+ * carries the stream's hash tag). key NULL: any master (PING, TIME).
+ * resend: they are reads or otherwise safe to repeat, so the cluster
+ * client may send them again after a lost connection; otherwise such a
+ * loss is reported (an XADD whose reply was lost may have been applied).
+ * On a single Redis this does nothing. */
+void sl__sync_route(struct sl_sync *s, const char *key, int resend);
 
 
 /* ---------------------------------------------------------------------

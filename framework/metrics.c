@@ -125,6 +125,8 @@ static const struct {
     { "sluice_effects_discarded_total", "Commits discarded by the ownership fence." },
     { "sluice_redis_reconnects_total", "Redis reconnections of worker processes." },
     { NULL, NULL },
+    { "sluice_wait_total", "WAITs for replicas sent after a batch's commits (wait_replicas)." },
+    { "sluice_wait_short_total", "WAITs answered by fewer replicas than wait_replicas asked for." },
 };
 
 /* Appends the label value s, quoted, with quotes, backslashes and
@@ -547,7 +549,9 @@ static void answer_metrics(struct sl_pool *p, struct evhttp_request *req)
     up = vals;
     pending = vals + cfg->nworkers;
     lag = vals + 2 * cfg->nworkers;
-    for (k = 0; counters[k].name != NULL; k++) {
+    for (k = 0; k < SL_NCOUNTERS; k++) {
+        if (counters[k].name == NULL)
+            continue;           /* handler time: the histogram's _sum below */
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n", counters[k].name,
                             counters[k].help, counters[k].name);
         for (w = 0; w < cfg->nworkers; w++) {

@@ -34,6 +34,8 @@ enum sl_counter {
     SL_C_DISCARDED,               /* commits refused by the ownership fence */
     SL_C_RECONNECTS,              /* Redis connections re-established */
     SL_C_HANDLER_US,              /* total handler time, microseconds */
+    SL_C_WAITS,                   /* WAITs sent after a batch's commits (wait_replicas) */
+    SL_C_WAIT_SHORT,              /* of those, answered by fewer replicas than asked */
     SL_NCOUNTERS
 };
 

@@ -312,6 +312,15 @@ struct sl_producer;               /* one synchronous Redis connection, opaque */
  * the reason in err (errlen bytes, may be NULL; never holds a password). */
 struct sl_producer *sl_producer_new(const char *redis_url, char *err, size_t errlen);
 
+/* The same for a Redis Cluster: cluster_nodes lists seed nodes,
+ * "host:port,host:port" (IPv6 in brackets; any one reachable is enough),
+ * and redis_url gives only the user, the password and TLS (its database
+ * must be 0). Each entry goes to the master of its stream's hash slot,
+ * following the cluster's redirects. cluster_nodes NULL or "" is
+ * sl_producer_new(). */
+struct sl_producer *sl_producer_new_cluster(const char *redis_url, const char *cluster_nodes,
+                                            char *err, size_t errlen);
+
 /* Sets the largest `data`, in bytes, that sl_enqueue() sends: it should
  * match the consuming worker's max_payload_bytes. 0 means no limit. The
  * default is SL_PAYLOAD_MAX_DEFAULT. */

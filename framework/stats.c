@@ -141,6 +141,9 @@ static double now_s(void)
 static redisReply *beat_cmd(struct sl_sync *c, int argc, const char **argv, void *arg)
 {
     (void)arg;
+    /* Every command of the walk names its key first (the registry, a
+     * heartbeat): in a cluster it goes to that key's master. */
+    sl__sync_route(c, argc > 1 ? argv[1] : NULL, 1);
     return sl__sync_argv(c, argc, argv, NULL);
 }
 
@@ -294,6 +297,9 @@ static int sample(struct sl_sync *c, const struct sl_config *cfg, struct sample 
             seen |= strcmp(cfg->workers[i].stream, stream) == 0;
         if (seen)
             continue;
+        /* In a cluster, every key read below is the stream's or carries
+         * its hash tag: all of them go to the stream's master. */
+        sl__sync_route(c, stream, 1);
         info = sl__sync_cmd(c, "XINFO STREAM %s", stream);
         if (info == NULL)
             return -1;
@@ -373,6 +379,7 @@ static void rate_window(struct sl_sync *c, struct row *r, double now)
     r->nwcnt[0] = r->nwcnt[1] = 0;
     if ((size_t)sl__rate_key(key, sizeof(key), r->stream, r->group) >= sizeof(key))
         return;
+    sl__sync_route(c, r->stream, 1);    /* the stream's master in a cluster */
     x = sl__sync_cmd(c, "XREVRANGE %s + - COUNT %d", key, RATE_WINDOW_S / 5 + 1);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements < 2)
         goto done;

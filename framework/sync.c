@@ -2,6 +2,16 @@
  * health` and the producer API: the connection of conn.c on a private
  * event loop, each call sending one command and running that loop until
  * the reply or the connection's deadline.
+ *
+ * With redis.cluster_nodes set, the same calls go through the cluster
+ * router of cluster.c on that private loop instead: one slot map, one
+ * connection per master opened when first needed, each command sent to
+ * the master of the slot its caller named (sl__sync_route()), MOVED and
+ * ASK followed, TRYAGAIN, CLUSTERDOWN and LOADING retried with backoff to
+ * the router's deadline. A command whose connection is lost after it was
+ * written is resent only when the caller said it is safe to repeat; an
+ * XADD is never, so its caller reports that the entry may or may not have
+ * been added, as on a single Redis.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +25,8 @@
 #include <hiredis.h>
 #include "internal.h"
 #include "conn.h"
+#include "cluster.h"
+
 /* The connection is set up. */
 static void sync_ready(struct sl_conn *c, void *arg)
 {
@@ -86,7 +98,8 @@ static redisReply *sync_finish(struct sl_sync *s, int rc)
     if (rc != 0) {
         s->err = 1;
         snprintf(s->errstr, sizeof(s->errstr), "%s",
-                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "cannot send the command");
+                 s->conn != NULL && sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn)
+                 : "cannot send the command");
         return NULL;
     }
     sync_wait(s, &s->done);
@@ -95,9 +108,142 @@ static redisReply *sync_finish(struct sl_sync *s, int rc)
     if (r == NULL && !s->err) {
         s->err = 1;
         snprintf(s->errstr, sizeof(s->errstr), "%s",
-                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "no reply");
+                 s->conn != NULL && sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn)
+                 : "no reply");
     }
     return r;
+}
+
+/* ---------------------------------------------------------------------
+ * Cluster mode
+ * ------------------------------------------------------------------ */
+
+/* A deep copy of r (the router frees its replies when the callback
+ * returns; the synchronous callers keep theirs). hiredis 0.14 builds and
+ * frees replies with malloc and free, so freeReplyObject() frees this
+ * copy as it would the original. Returns NULL when out of memory. */
+static redisReply *reply_dup(const redisReply *r)
+{
+    redisReply *d = calloc(1, sizeof(*d));
+    size_t i;
+
+    if (d == NULL)
+        return NULL;
+    d->type = r->type;
+    d->integer = r->integer;
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        if ((d->str = malloc(r->len + 1)) == NULL) {
+            free(d);
+            return NULL;
+        }
+        if (r->len > 0)
+            memcpy(d->str, r->str, r->len);
+        d->str[r->len] = '\0';
+        d->len = r->len;
+        break;
+    case REDIS_REPLY_ARRAY:
+        if (r->elements == 0)
+            break;
+        if ((d->element = calloc(r->elements, sizeof(*d->element))) == NULL) {
+            free(d);
+            return NULL;
+        }
+        d->elements = r->elements;
+        for (i = 0; i < r->elements; i++)
+            if ((d->element[i] = reply_dup(r->element[i])) == NULL) {
+                freeReplyObject(d);
+                return NULL;
+            }
+        break;
+    default:
+        break;
+    }
+    return d;
+}
+
+/* One appended command: its reply, kept until the caller reads it. */
+struct sl_sync_pend {
+    struct sl_sync_pend *next;    /* the next newer one */
+    redisReply *reply;            /* its reply (owned), NULL when none */
+    int done;                     /* its callback ran (reply NULL: it failed) */
+    struct sl_sync *owner;        /* cluster mode: the connection it was sent on */
+};
+
+/* Records the final outcome of a routed command in *reply and *done: a
+ * copy of r, or, with none, the reason in s (every later call then
+ * fails, as after a lost connection on a single Redis). */
+static void cl_record(struct sl_sync *s, redisReply *r, const char *why, redisReply **reply,
+                      int *done)
+{
+    *done = 1;
+    *reply = r != NULL ? reply_dup(r) : NULL;
+    if (*reply == NULL && !s->err) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "%s", r != NULL ? "out of memory"
+                 : why != NULL ? why : "no reply");
+    }
+}
+
+/* The outcome of the one command a synchronous call waits for. */
+static void cl_call_done(struct sl_cluster *cl, redisReply *r, const char *why, void *priv)
+{
+    struct sl_sync *s = priv;
+
+    (void)cl;
+    cl_record(s, r, why, &s->reply, &s->done);
+}
+
+/* The outcome of an appended command. */
+static void cl_pend_done(struct sl_cluster *cl, redisReply *r, const char *why, void *priv)
+{
+    struct sl_sync_pend *q = priv;
+
+    (void)cl;
+    cl_record(q->owner, r, why, &q->reply, &q->done);
+}
+
+/* Hands a formatted command (len bytes of cmd) to the router, routed as
+ * sl__sync_route() said; q NULL: the synchronous call's own command,
+ * else an appended one. Returns 0, or -1 with s->err set. */
+static int cl_send(struct sl_sync *s, const char *cmd, size_t len, struct sl_sync_pend *q)
+{
+    if (sl__cluster_command_formatted(s->cl, s->slot >= 0 ? s->slot : 0,
+                                      s->resend ? SL_CLUSTER_RESEND : 0,
+                                      q != NULL ? cl_pend_done : cl_call_done,
+                                      q != NULL ? (void *)q : (void *)s, 0, cmd, len) == 0)
+        return 0;
+    s->err = 1;
+    snprintf(s->errstr, sizeof(s->errstr), "out of memory");
+    return -1;
+}
+
+/* The same for an argument vector. */
+static int cl_send_argv(struct sl_sync *s, int argc, const char **argv, const size_t *argvlen,
+                        struct sl_sync_pend *q)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen), rc;
+
+    if (len < 0 || cmd == NULL) {
+        s->err = 1;
+        snprintf(s->errstr, sizeof(s->errstr), "out of memory");
+        return -1;
+    }
+    rc = cl_send(s, cmd, (size_t)len, q);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+/* Routes later commands by key (see internal.h). */
+void sl__sync_route(struct sl_sync *s, const char *key, int resend)
+{
+    if (s == NULL || s->cl == NULL)
+        return;
+    s->slot = key != NULL ? sl__cluster_keyslot(key, strlen(key)) : -1;
+    s->resend = resend;
 }
 
 /* Sends one command and waits for its reply (see internal.h). */
@@ -107,6 +253,8 @@ redisReply *sl__sync_argv(struct sl_sync *s, int argc, const char **argv, const 
         return NULL;
     s->done = 0;
     s->reply = NULL;
+    if (s->cl != NULL)
+        return sync_finish(s, cl_send_argv(s, argc, argv, argvlen, NULL));
     return sync_finish(s, sl__conn_command_take(s->conn, sync_reply, s, 0, argc, argv, argvlen));
 }
 
@@ -121,17 +269,18 @@ redisReply *sl__sync_cmd(struct sl_sync *s, const char *fmt, ...)
     s->done = 0;
     s->reply = NULL;
     va_start(ap, fmt);
-    rc = sl__conn_vcommand_take(s->conn, sync_reply, s, 0, fmt, ap);
+    if (s->cl != NULL) {
+        char *cmd = NULL;
+        int len = redisvFormatCommand(&cmd, fmt, ap);
+
+        rc = len < 0 || cmd == NULL ? -1 : cl_send(s, cmd, (size_t)len, NULL);
+        redisFreeCommand(cmd);
+    } else {
+        rc = sl__conn_vcommand_take(s->conn, sync_reply, s, 0, fmt, ap);
+    }
     va_end(ap);
     return sync_finish(s, rc);
 }
-
-/* One appended command: its reply, kept until the caller reads it. */
-struct sl_sync_pend {
-    struct sl_sync_pend *next;    /* the next newer one */
-    redisReply *reply;            /* its reply (owned), NULL when none */
-    int done;                     /* its callback ran (reply NULL: it failed) */
-};
 
 /* An appended command's reply (taken), or NULL when it failed. */
 static void pend_reply(struct sl_conn *c, redisReply *r, void *priv)
@@ -155,7 +304,13 @@ int sl__sync_append(struct sl_sync *s, int argc, const char **argv, const size_t
         snprintf(s->errstr, sizeof(s->errstr), "out of memory");
         return -1;
     }
-    if (sl__conn_command_take(s->conn, pend_reply, q, 0, argc, argv, argvlen) != 0) {
+    if (s->cl != NULL) {
+        q->owner = s;
+        if (cl_send_argv(s, argc, argv, argvlen, q) != 0) {
+            free(q);
+            return -1;
+        }
+    } else if (sl__conn_command_take(s->conn, pend_reply, q, 0, argc, argv, argvlen) != 0) {
         free(q);
         s->err = 1;
         snprintf(s->errstr, sizeof(s->errstr), "%s",
@@ -194,7 +349,8 @@ redisReply *sl__sync_get_reply(struct sl_sync *s)
     if (r == NULL && !s->err) {
         s->err = 1;
         snprintf(s->errstr, sizeof(s->errstr), "%s",
-                 sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn) : "no reply");
+                 s->conn != NULL && sl__conn_error(s->conn)[0] ? sl__conn_error(s->conn)
+                 : "no reply");
     }
     return r;
 }
@@ -208,6 +364,9 @@ void sl__sync_free(struct sl_sync *s)
     if (s == NULL)
         return;
     sl__conn_free(s->conn);
+    /* Callbacks still pending are dropped: their waits were on the stack
+     * of a call that has returned, or are the queue freed below. */
+    sl__cluster_free(s->cl);
     while ((q = s->head) != NULL) {
         s->head = q->next;
         freeReplyObject(q->reply);
@@ -242,6 +401,64 @@ static void connect_error(const struct sl_config *cfg, const char *why, char *er
              cfg->redis.port, why);
 }
 
+/* Cluster mode of sl__redis_connect(): a router over the seeds of
+ * redis.cluster_nodes on the private loop, and a PING to a master, which
+ * waits for the first slot map and proves the credentials. The PING is
+ * retried for the connect and command timeouts together (time for one
+ * slow seed and the next), not the router's long retry time, meant for a
+ * failover under way: a cluster none of whose seeds answers is reported
+ * within seconds. Returns the connection, or NULL with err set. */
+static struct sl_sync *cluster_connect(const struct sl_config *cfg, char *err, size_t errlen)
+{
+    struct sl_sync *s = calloc(1, sizeof(*s));
+    const char *ping[] = { "PING" };
+    redisReply *r = NULL;
+    char why[SL_ERRLEN];
+
+    if (s == NULL || (s->base = event_base_new()) == NULL) {
+        snprintf(err, errlen, "redis cluster: out of memory");
+        goto fail;
+    }
+    s->slot = -1;
+    if ((s->cl = sl__cluster_new(s->base, cfg, cfg->cluster_nodes, why, sizeof(why))) == NULL) {
+        snprintf(err, errlen, "redis cluster: %s", why);
+        goto fail;
+    }
+    sl__cluster_set_retry_ms(s->cl, cfg->connect_timeout_ms + cfg->command_timeout_ms);
+    s->resend = 1;
+    r = sl__sync_argv(s, 1, ping, NULL);
+    s->resend = 0;
+    sl__cluster_set_retry_ms(s->cl, SL_CLUSTER_RETRY_MS);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0) {
+        sl__auth_error(err, errlen, r->str, NULL);
+        goto fail;
+    }
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        /* No master known: the seeds' own failure says more than "no
+         * master known for the slot". */
+        const char *m = sl__cluster_map_error(s->cl);
+
+        snprintf(why, sizeof(why), "%s", m[0] != '\0' ? m : r != NULL ? r->str : s->errstr);
+        if (strstr(why, "authentication failed") != NULL)
+            snprintf(err, errlen, "%s", strstr(why, "authentication failed"));
+        else if (strstr(why, "NOAUTH") != NULL)
+            sl__auth_error(err, errlen, strstr(why, "NOAUTH"), NULL);
+        else
+            snprintf(err, errlen, "cannot reach the redis cluster at %s: %s", cfg->cluster_nodes,
+                     why);
+        goto fail;
+    }
+    freeReplyObject(r);
+    s->err = 0;
+    s->errstr[0] = '\0';
+    return s;
+
+fail:
+    freeReplyObject(r);
+    sl__sync_free(s);
+    return NULL;
+}
+
 /* Connects with the configured timeouts, authenticates and selects the
  * database (see internal.h). The password is looked up at every call
  * (URL, SLUICE_REDIS_PASSWORD, redis.password_file), so a supervisor that
@@ -251,10 +468,13 @@ static void connect_error(const struct sl_config *cfg, const char *why, char *er
  * first real command. Returns the connection, or NULL with err set. */
 struct sl_sync *sl__redis_connect(const struct sl_config *cfg, char *err, size_t errlen)
 {
-    struct sl_sync *s = calloc(1, sizeof(*s));
+    struct sl_sync *s;
     redisReply *r = NULL;
     const char *ping[] = { "PING" };
 
+    if (cfg->cluster_nodes != NULL)
+        return cluster_connect(cfg, err, errlen);
+    s = calloc(1, sizeof(*s));
     if (s == NULL || (s->base = event_base_new()) == NULL
         || (s->conn = sl__conn_new(s->base, "sync", cfg, sync_ready, sync_lost, s)) == NULL) {
         snprintf(err, errlen, "cannot reach redis at %s:%d: out of memory", cfg->redis.host,

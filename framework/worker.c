@@ -274,8 +274,8 @@ static int transient(const redisReply *r)
 /* Commits                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Called when every reply of a batch has arrived (or was lost). */
-static void batch_done(struct batch *b)
+/* The rest of batch_done(), once the batch's WAIT (if any) is over. */
+static void batch_finish(struct batch *b)
 {
     struct worker *w = b->w;
 
@@ -298,6 +298,50 @@ static void batch_done(struct batch *b)
     if (w->state == W_RUN && !w->reading)
         read_next(w);
     maybe_exit(w);
+}
+
+/* The reply to a batch's WAIT: the number of replicas that have every
+ * write of this connection so far. Fewer than asked is counted, not
+ * retried: the commits stand either way (see batch_done()). */
+static void on_waited(struct sl_conn *c, redisReply *r, void *priv)
+{
+    struct batch *b = priv;
+    struct worker *w = b->w;
+
+    (void)c;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER || r->integer < w->t->wait_replicas) {
+        count(w, SL_C_WAIT_SHORT, 1);
+        if (r != NULL && r->type == REDIS_REPLY_ERROR)
+            sl__log(SL_LOG_WARN, "wait_failed", "error=%s", sl__logq(r->str));
+    }
+    batch_finish(b);
+}
+
+/* Called when every reply of a batch has arrived (or was lost). With
+ * wait_replicas set, a WAIT follows on the same connection as the
+ * commits (WAIT counts only the writes of its own connection), and the
+ * batch is over when it answers: the worker reads no more until its
+ * writes have reached the replicas or the timeout passed. This narrows
+ * the writes a failover can lose to about one batch; it does not close
+ * the window (replication stays asynchronous, and the writes were
+ * visible before the WAIT). */
+static void batch_done(struct batch *b)
+{
+    struct worker *w = b->w;
+    char n[24], ms[24];
+    const char *argv[3] = { "WAIT", n, ms };
+
+    if (w->t->wait_replicas > 0 && b->n > 0 && !b->failed && sl__conn_ready(w->cmd)) {
+        snprintf(n, sizeof(n), "%lld", w->t->wait_replicas);
+        snprintf(ms, sizeof(ms), "%lld", w->t->wait_timeout_ms);
+        /* Its deadline: the WAIT's own timeout plus the usual one. */
+        if (sl__conn_command(w->cmd, on_waited, b, w->t->wait_timeout_ms + w->cfg->command_timeout_ms,
+                             3, argv, NULL) == 0) {
+            count(w, SL_C_WAITS, 1);
+            return;
+        }
+    }
+    batch_finish(b);
 }
 
 static void send_commit(struct worker *w, struct batch *b, struct commit *k,

@@ -11,13 +11,18 @@
  * in a forked child and looks the current masters up itself, since the
  * tests move slots and masters.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <check.h>
 #include <event2/event.h>
 #include <hiredis.h>
+#include <jansson.h>
+#include "sluice.h"
 #include "internal.h"
 #include "cluster.h"
 #include "harness.h"
@@ -553,6 +558,396 @@ START_TEST(test_master_killed)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------------
+ * The synchronous path: sluice enqueue, the producer API, the admin
+ * commands (framework/sync.c over the router)
+ * ------------------------------------------------------------------------ */
+
+/* The three masters, by the slots of the cluster's first layout. */
+static void three_masters(int m[3])
+{
+    m[0] = master_of(0);
+    m[1] = master_of(8000);
+    m[2] = master_of(16000);
+    ck_assert_msg(m[0] != m[1] && m[1] != m[2] && m[0] != m[2], "masters %d %d %d",
+                  m[0], m[1], m[2]);
+}
+
+/* Writes into key (size bytes) "<prefix>:{<tag>N}" for the first N whose
+ * slot master m serves. */
+static void key_on(int m, const char *prefix, const char *tag, char *key, size_t size)
+{
+    int n;
+
+    for (n = 0; n < 1000; n++) {
+        char t[64];
+
+        snprintf(t, sizeof(t), "%s%d", tag, n);
+        if (master_of(sl__cluster_keyslot(t, strlen(t))) == m) {
+            snprintf(key, size, "%s:{%s}", prefix, t);
+            return;
+        }
+    }
+    ck_abort_msg("no tag %s* on master %d", tag, m);
+}
+
+/* "127.0.0.1:PORT" of node i. */
+static void node_addr(int i, char *buf, size_t size)
+{
+    snprintf(buf, size, "127.0.0.1:%d", rig.node[i].port);
+}
+
+/* A directory of the test's own, its config.json naming node `seed` as
+ * the only seed (the URL's server does not exist: it must not be used)
+ * and one noop worker per stream of `streams` (NULL-terminated). Returns
+ * the directory (free()). */
+static char *ops_config(int seed, const char *const *streams)
+{
+    char *dir = sl_test_tmpdir(), path[PATH_MAX], addr[64], workers[2048] = "";
+    size_t i, o = 0;
+
+    ck_assert(dir != NULL);
+    node_addr(seed, addr, sizeof(addr));
+    for (i = 0; streams[i] != NULL; i++)
+        o += (size_t)snprintf(workers + o, sizeof(workers) - o,
+                              "%s{\"handler\": \"noop\", \"stream\": \"%s\", \"group\": \"g\"}",
+                              i ? ", " : "", streams[i]);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    ck_assert(sl_test_write_file(path, "{\n  \"redis\": {\"url\": \"redis://127.0.0.1:1/0\", "
+                                 "\"cluster_nodes\": [\"%s\"]},\n  \"workers\": [%s]\n}\n",
+                                 addr, workers) == 0);
+    return dir;
+}
+
+/* Runs the binary under test with -c dir/config.json and args
+ * (NULL-terminated), its output in dir/out.log. Returns the exit code. */
+static int ops_cli(const char *dir, const char *const *args)
+{
+    const char *argv[24];
+    char cfg[PATH_MAX], log[PATH_MAX];
+    int status = -1, i, n = 0;
+    pid_t pid;
+
+    snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+    snprintf(log, sizeof(log), "%s/out.log", dir);
+    unlink(log);
+    argv[n++] = sl_test_bin();
+    for (i = 0; args[i] != NULL && n < 20; i++)
+        argv[n++] = args[i];
+    argv[n++] = "-c";
+    argv[n++] = cfg;
+    argv[n] = NULL;
+    pid = sl_test_spawn(argv, log);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_msg(sl_test_wait_exit(pid, 60000, &status), "%s %s: still running", argv[1], argv[2]);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* dir/out.log (new: free()). */
+static char *ops_out(const char *dir)
+{
+    char log[PATH_MAX];
+    char *t;
+
+    snprintf(log, sizeof(log), "%s/out.log", dir);
+    t = sl_test_read_file(log);
+    ck_assert(t != NULL);
+    return t;
+}
+
+/* XLEN of key on node i. */
+static long long xlen_on(int i, const char *key)
+{
+    redisContext *c = sl_test_cluster_connect(&rig, i);
+    long long n;
+
+    ck_assert(c != NULL && !c->err);
+    n = sl_test_int(c, "XLEN %s", key);
+    redisFree(c);
+    return n;
+}
+
+/* XLEN of key on node i, which imports its slot: after ASKING, as a
+ * client told ASK must. */
+static long long xlen_asking(int i, const char *key)
+{
+    redisContext *c = sl_test_cluster_connect(&rig, i);
+    redisReply *r;
+    long long n;
+
+    ck_assert(c != NULL && !c->err);
+    r = redisCommand(c, "ASKING");
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    n = sl_test_int(c, "XLEN %s", key);
+    redisFree(c);
+    return n;
+}
+
+/* `sluice enqueue` and the producer API, seeded with one master only,
+ * put each entry on the master of its stream's slot, on every master;
+ * a cluster none of whose seeds answers is reported as such. */
+START_TEST(test_sync_enqueue_each_master)
+{
+    char keys[3][64], seed[64], err[256], id[SL_ENQUEUE_IDLEN];
+    const char *streams[4];
+    struct sl_producer *p;
+    char *dir, *out;
+    int m[3], i;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    three_masters(m);
+    for (i = 0; i < 3; i++) {
+        key_on(m[i], "enq", "e", keys[i], sizeof(keys[i]));
+        streams[i] = keys[i];
+    }
+    streams[3] = NULL;
+    dir = ops_config(m[0], streams);
+    for (i = 0; i < 3; i++) {
+        const char *args[] = { "enqueue", keys[i], "t", "{\"n\": 1}", NULL };
+        int rc = ops_cli(dir, args);
+
+        out = ops_out(dir);
+        ck_assert_msg(rc == 0, "enqueue %s: exit %d: %s", keys[i], rc, out);
+        ck_assert_msg(strchr(out, '-') != NULL, "enqueue %s: no ID: %s", keys[i], out);
+        free(out);
+        ck_assert_int_eq(xlen_on(m[i], keys[i]), 1);
+    }
+
+    node_addr(m[0], seed, sizeof(seed));
+    p = sl_producer_new_cluster("redis://127.0.0.1:1/0", seed, err, sizeof(err));
+    ck_assert_msg(p != NULL, "producer: %s", err);
+    for (i = 0; i < 3; i++) {
+        ck_assert_msg(sl_enqueue(p, keys[i], "t", "{}", 2, id, sizeof(id)) == SL_OK, "%s: %s",
+                      keys[i], sl_producer_errstr(p));
+        ck_assert_int_eq(xlen_on(m[i], keys[i]), 2);
+    }
+    sl_producer_free(p);
+
+    p = sl_producer_new_cluster(NULL, "127.0.0.1:1", err, sizeof(err));
+    ck_assert(p == NULL);
+    ck_assert_msg(strstr(err, "cannot reach the redis cluster at 127.0.0.1:1") != NULL, "%s", err);
+    sl_test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The stats entry (a JSON object) of stream in the `stats --json`
+ * output text, or NULL. Borrowed from doc. */
+static json_t *stats_row(json_t *doc, const char *stream)
+{
+    size_t i;
+
+    for (i = 0; i < json_array_size(doc); i++) {
+        json_t *o = json_array_get(doc, i);
+
+        if (strcmp(json_string_value(json_object_get(o, "stream")), stream) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* stats, pending and dlq list / replay / purge over streams on two
+ * masters, the seed being one of them: each stream's figures come from
+ * its own master. */
+START_TEST(test_sync_ops_across_masters)
+{
+    char keys[2][64], dead[80];
+    const char *streams[3];
+    char *dir, *out;
+    int m[3], i, rc;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    three_masters(m);
+    for (i = 0; i < 2; i++) {
+        key_on(m[i], "ops", "o", keys[i], sizeof(keys[i]));
+        streams[i] = keys[i];
+        node_ok_cmd(m[i], "XGROUP CREATE %s g 0 MKSTREAM", keys[i]);
+        node_ok_cmd(m[i], "XADD %s * type t data {}", keys[i]);
+        node_ok_cmd(m[i], "XADD %s * type t data {}", keys[i]);
+        node_ok_cmd(m[i], "XREADGROUP GROUP g c%d COUNT 1 STREAMS %s >", i, keys[i]);
+        node_ok_cmd(m[i], "XADD %s:dead * source_id 1-1 type t data {} error boom%d "
+                    "deliveries 1 attempts 1", keys[i], i);
+    }
+    streams[2] = NULL;
+    /* Seeded with the second master: the first stream is elsewhere. */
+    dir = ops_config(m[1], streams);
+
+    {
+        const char *args[] = { "stats", "--json", NULL };
+        json_error_t jerr;
+        json_t *doc;
+
+        rc = ops_cli(dir, args);
+        out = ops_out(dir);
+        ck_assert_msg(rc == 0, "stats: exit %d: %s", rc, out);
+        doc = json_loads(out, 0, &jerr);
+        ck_assert_msg(doc != NULL, "stats: %s: %s", jerr.text, out);
+        for (i = 0; i < 2; i++) {
+            json_t *o = stats_row(doc, keys[i]);
+
+            ck_assert_msg(o != NULL, "stats: no row for %s: %s", keys[i], out);
+            ck_assert_int_eq(json_integer_value(json_object_get(o, "length")), 2);
+            ck_assert_int_eq(json_integer_value(json_object_get(o, "pending")), 1);
+            ck_assert_int_eq(json_integer_value(json_object_get(o, "dead")), 1);
+        }
+        json_decref(doc);
+        free(out);
+    }
+    for (i = 0; i < 2; i++) {
+        const char *args[] = { "pending", keys[i], NULL };
+        char want[16];
+
+        rc = ops_cli(dir, args);
+        out = ops_out(dir);
+        snprintf(want, sizeof(want), "c%d", i);
+        ck_assert_msg(rc == 0 && strstr(out, "1 pending") != NULL && strstr(out, want) != NULL,
+                      "pending %s: exit %d: %s", keys[i], rc, out);
+        free(out);
+    }
+    for (i = 0; i < 2; i++) {
+        const char *list[] = { "dlq", "list", keys[i], NULL };
+        char want[16];
+
+        rc = ops_cli(dir, list);
+        out = ops_out(dir);
+        snprintf(want, sizeof(want), "boom%d", i);
+        ck_assert_msg(rc == 0 && strstr(out, want) != NULL, "dlq list %s: exit %d: %s",
+                      keys[i], rc, out);
+        free(out);
+    }
+    {
+        const char *replay[] = { "dlq", "replay", "--all", keys[0], NULL };
+        const char *purge[] = { "dlq", "purge", keys[1], "--yes", NULL };
+
+        rc = ops_cli(dir, replay);
+        out = ops_out(dir);
+        ck_assert_msg(rc == 0 && strstr(out, "replayed 1 dead letters") != NULL,
+                      "dlq replay: exit %d: %s", rc, out);
+        free(out);
+        snprintf(dead, sizeof(dead), "%s:dead", keys[0]);
+        ck_assert_int_eq(xlen_on(m[0], dead), 0);
+        ck_assert_int_eq(xlen_on(m[0], keys[0]), 3);
+
+        rc = ops_cli(dir, purge);
+        out = ops_out(dir);
+        ck_assert_msg(rc == 0 && strstr(out, "purged 1 dead letters") != NULL,
+                      "dlq purge: exit %d: %s", rc, out);
+        free(out);
+        snprintf(dead, sizeof(dead), "%s:dead", keys[1]);
+        ck_assert_int_eq(xlen_on(m[1], dead), 0);
+    }
+    sl_test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A producer whose slot map is stale: while the stream's slot is being
+ * migrated by hand and the stream has moved, an entry reaches it through
+ * ASK; once the slot is handed over, through MOVED. No entry is lost or
+ * doubled. */
+START_TEST(test_sync_ask_and_moved)
+{
+    char key[64], seed[64], err[256], id[SL_ENQUEUE_IDLEN], *from_id, *to_id;
+    struct sl_producer *p;
+    int m[3], slot, from, to;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    three_masters(m);
+    from = m[2];
+    to = m[0];
+    key_on(from, "mig", "g", key, sizeof(key));
+    slot = sl__cluster_keyslot(strchr(key, '{') + 1, strlen(strchr(key, '{') + 1) - 1);
+    node_addr(to, seed, sizeof(seed));
+    p = sl_producer_new_cluster(NULL, seed, err, sizeof(err));
+    ck_assert_msg(p != NULL, "producer: %s", err);
+    ck_assert_msg(sl_enqueue(p, key, "t", "{}", 2, id, sizeof(id)) == SL_OK, "%s",
+                  sl_producer_errstr(p));
+    ck_assert_int_eq(xlen_on(from, key), 1);
+
+    from_id = sl_test_cluster_node_id(&rig, from);
+    to_id = sl_test_cluster_node_id(&rig, to);
+    ck_assert(from_id != NULL && to_id != NULL);
+    node_ok_cmd(to, "CLUSTER SETSLOT %d IMPORTING %s", slot, from_id);
+    node_ok_cmd(from, "CLUSTER SETSLOT %d MIGRATING %s", slot, to_id);
+    node_ok_cmd(from, "MIGRATE 127.0.0.1 %d %s 0 5000", rig.node[to].port, key);
+    /* The map still says `from`, which answers ASK. */
+    ck_assert_msg(sl_enqueue(p, key, "t", "{}", 2, id, sizeof(id)) == SL_OK, "ASK: %s",
+                  sl_producer_errstr(p));
+    ck_assert_int_eq(xlen_asking(to, key), 2);
+
+    setslot_node(slot, to);
+    /* `from` now answers MOVED. */
+    ck_assert_msg(sl_enqueue(p, key, "t", "{}", 2, id, sizeof(id)) == SL_OK, "MOVED: %s",
+                  sl_producer_errstr(p));
+    ck_assert_int_eq(xlen_on(to, key), 3);
+    {
+        char *dir;
+        const char *streams[] = { key, NULL };
+        const char *args[] = { "enqueue", key, "t", "{}", NULL };
+        char *out;
+        int rc;
+
+        /* The CLI, seeded with the old master, finds the new one. */
+        dir = ops_config(from, streams);
+        rc = ops_cli(dir, args);
+        out = ops_out(dir);
+        ck_assert_msg(rc == 0, "enqueue: exit %d: %s", rc, out);
+        free(out);
+        ck_assert_int_eq(xlen_on(to, key), 4);
+        sl_test_rmtree(dir);
+        free(dir);
+    }
+    sl_producer_free(p);
+    free(from_id);
+    free(to_id);
+}
+END_TEST
+
+/* An XADD whose reply is lost (here: the master holds writes back, and
+ * the command times out) is not sent again: sl_enqueue() says the entry
+ * may or may not have been added, as on a single Redis, and returns
+ * before the master lets writes through again; nothing is added twice.
+ * A read on the same cluster afterwards works (a new connection). */
+START_TEST(test_sync_lost_reply_not_resent)
+{
+    char key[64], seed[64], err[256], id[SL_ENQUEUE_IDLEN];
+    struct sl_producer *p;
+    int m[3], pause_ms = 4 * 5000 * sl_test_slow_factor();
+    long long t0, took;
+    redisContext *c;
+    int rc;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    three_masters(m);
+    key_on(m[1], "lost", "l", key, sizeof(key));
+    node_addr(m[0], seed, sizeof(seed));
+    p = sl_producer_new_cluster(NULL, seed, err, sizeof(err));
+    ck_assert_msg(p != NULL, "producer: %s", err);
+    ck_assert(sl_enqueue(p, key, "t", "{}", 2, id, sizeof(id)) == SL_OK);
+
+    node_ok_cmd(m[1], "CLIENT PAUSE %d WRITE", pause_ms);
+    t0 = sl_test_now_ms();
+    rc = sl_enqueue(p, key, "t", "{}", 2, id, sizeof(id));
+    took = sl_test_now_ms() - t0;
+    node_ok_cmd(m[1], "CLIENT UNPAUSE");
+    ck_assert_msg(rc == SL_EREDIS, "rc %d after %lld ms", rc, took);
+    ck_assert_msg(strstr(sl_producer_errstr(p), "may or may not have been added") != NULL, "%s",
+                  sl_producer_errstr(p));
+    ck_assert_msg(took < pause_ms, "returned after %lld ms, the pause was %d", took, pause_ms);
+    /* Nothing doubled: the held-back XADD ran once at most. */
+    c = sl_test_cluster_connect(&rig, m[1]);
+    ck_assert(c != NULL && !c->err);
+    ck_assert_int_le(sl_test_int(c, "XLEN %s", key), 2);
+    redisFree(c);
+    /* The producer connects again for the next entry. */
+    ck_assert_msg(sl_enqueue(p, key, "t", "{}", 2, id, sizeof(id)) == SL_OK, "%s",
+                  sl_producer_errstr(p));
+    sl_producer_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Runner
  * ------------------------------------------------------------------------ */
@@ -587,6 +982,17 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_clusterdown);
     tcase_add_test(tc, test_failover_blocked_read);
     tcase_add_test(tc, test_master_killed);      /* last: leaves a master dead */
+    suite_add_tcase(s, tc);
+
+    /* The synchronous path, on a cluster of its own (the router's tests
+     * leave one master dead). */
+    tc = tcase_create("sync");
+    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_set_timeout(tc, 180.0 * sl_test_slow_factor());
+    tcase_add_test(tc, test_sync_enqueue_each_master);
+    tcase_add_test(tc, test_sync_ops_across_masters);
+    tcase_add_test(tc, test_sync_lost_reply_not_resent);
+    tcase_add_test(tc, test_sync_ask_and_moved);         /* last: moves a slot */
     suite_add_tcase(s, tc);
     return s;
 }

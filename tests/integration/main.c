@@ -37,6 +37,7 @@ Suite *web_suite(void);
 Suite *slow_suite(void);
 Suite *async_suite(void);
 Suite *webhook_suite(void);
+Suite *durability_suite(void);
 
 /* Prints every non-empty report in dir; returns how many there were. */
 static int reports(const char *dir)
@@ -89,6 +90,7 @@ int main(void)
     srunner_add_suite(sr, flow_suite());
     srunner_add_suite(sr, admin_suite());
     srunner_add_suite(sr, metrics_suite());
+    srunner_add_suite(sr, durability_suite());
     srunner_add_suite(sr, http_suite());
     srunner_add_suite(sr, secrets_suite());
     srunner_add_suite(sr, limits_suite());
