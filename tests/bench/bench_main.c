@@ -41,8 +41,11 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include "bench.h"
+#include "invariants.h"
 
 #define PAYMENT_USERS 10000       /* users the payments are spread over */
+#define FLOW_USERS PAYMENT_USERS  /* users the flow rows create through the user worker */
+#define FLOW_REPORT (64 << 10)    /* bytes of an invariant violation report */
 #define SCALE_BUDGET (512LL << 20)/* bytes of payload per scaling stream */
 #define TUNED_BATCH 500           /* sluice's tuned COUNT, the ceiling's COUNT */
 #define DEFAULT_BATCH 64          /* sluice's default COUNT (docs/configuration.md) */
@@ -502,17 +505,18 @@ static void section_payment(const struct opts *o, const struct sl_bench_redis *s
                o->payment_n);
 }
 
-/* Builds the whole-flow state from nothing: FLUSHALL, the users, and n
- * order.created entries on `orders` (n - 1 for sluice, whose release
- * adds the last one). */
-static void refill_orders(redisContext *c, long long n, int for_sluice)
+/* Builds the whole-flow state from nothing: FLUSHALL, FLOW_USERS
+ * user.created entries on `users` and n order.created entries on
+ * `orders` (one fewer of each for sluice, whose releases add the last
+ * ones). The ID of the last user entry goes into ulast. */
+static void refill_flow(redisContext *c, long long n, int for_sluice, char *ulast)
 {
     char last[SL_BENCH_IDLEN];
     redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
 
     freeReplyObject(r);
-    sl_bench_create_users(c, PAYMENT_USERS);
-    sl_bench_prefill_orders(c, "orders", 0, for_sluice ? n - 1 : n, PAYMENT_USERS, last);
+    sl_bench_prefill_users(c, "users", 0, for_sluice ? FLOW_USERS - 1 : FLOW_USERS, ulast);
+    sl_bench_prefill_orders(c, "orders", 0, for_sluice ? n - 1 : n, FLOW_USERS, last);
 }
 
 /* Waits until the flow of n orders is over: `orders` holds n + n
@@ -538,12 +542,18 @@ static int64_t wait_flow(redisContext *c, const char *group, long long n, long l
     return -1;
 }
 
-/* Counts the orders o-00000000.. of the run that are paid, and the
- * entries of the dead-letter streams; the row fails unless all n are
- * paid and nothing was dead-lettered (every user can pay every order). */
+/* Checks a finished flow run: every user created, every order
+ * o-00000000.. paid, nothing dead-lettered (every user can pay every
+ * order), and every invariant of the payment flow as sluice-check checks
+ * them on a quiet system (money conserved, the ledger replays to every
+ * balance, each payment applied once, every group read to the end with
+ * nothing pending). Returns 1 when all hold; otherwise prints what
+ * failed and returns 0. */
 static int flow_check(redisContext *c, long long n, const char *name)
 {
-    long long i, paid = 0, dead;
+    long long i, paid = 0, users = 0, dead;
+    char *report;
+    int bad;
     redisReply *r;
 
     for (i = 0; i < n; i++)
@@ -554,135 +564,229 @@ static int flow_check(redisContext *c, long long n, const char *name)
         paid += r->type == REDIS_REPLY_STRING && strcmp(r->str, "paid") == 0;
         freeReplyObject(r);
     }
-    dead = xlen(c, "orders:dead") + xlen(c, "payments:dead");
-    if (paid != n || dead != 0)
-        fprintf(stderr, "sluice-bench: %s: %lld of %lld orders paid, %lld dead letters\n",
-                name, paid, n, dead);
-    return paid == n && dead == 0;
+    for (i = 0; i < FLOW_USERS; i++)
+        redisAppendCommand(c, "HEXISTS user:u-%05lld fp", i);
+    for (i = 0; i < FLOW_USERS; i++) {
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            sl_bench_die("HEXISTS: %s", c->errstr);
+        users += r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+    }
+    dead = xlen(c, "users:dead") + xlen(c, "orders:dead") + xlen(c, "payments:dead");
+    if (paid != n || users != FLOW_USERS || dead != 0)
+        fprintf(stderr, "sluice-bench: %s: %lld of %d users created, %lld of %lld orders "
+                "paid, %lld dead letters\n", name, users, FLOW_USERS, paid, n, dead);
+    if ((report = malloc(FLOW_REPORT)) == NULL)
+        sl_bench_die("out of memory");
+    bad = sl_test_invariants(c, report, FLOW_REPORT);
+    if (bad != 0)
+        fprintf(stderr, "sluice-bench: %s: %s of the payment flow's invariants:\n%s",
+                name, bad < 0 ? "cannot check" : "violations", report);
+    free(report);
+    return paid == n && users == FLOW_USERS && dead == 0 && bad == 0;
 }
 
-/* One whole-flow run: n orders from order.created to paid, through the
- * order and payment workers (sluice, with the user worker configured as
- * in a deployment) or through ceiling clients running the same scripts,
- * `procs` processes per stream. */
-static void flow_run(const struct opts *o, const struct sl_bench_redis *srv, redisContext *c,
-                     int sluice, int procs, long long n, struct row *rw)
-{
-    char og[32], pg[32], ug[32], tag[160];
-    long long rcpu0, cpu = 0, hwm = 0;
-    int64_t t0, t1;
-    int ok = 1;
+/* Readings at one instant of a flow run: Redis's CPU and the workers'. */
+struct flow_mark {
+    int64_t t;                    /* monotonic, us */
+    long long rcpu;               /* redis-server CPU so far, us */
+    struct sl_bench_proc p;       /* sluice's workers (sluice rows only) */
+};
 
+/* Takes a mark; for sluice also the workers' /proc. Returns 0, or -1 when
+ * a worker is gone. */
+static int flow_mark(const struct sl_bench_redis *srv, const struct sl_bench_sluice *s,
+                     struct flow_mark *m)
+{
+    m->rcpu = redis_cpu(srv);
+    m->t = sl_bench_mono_us();
+    memset(&m->p, 0, sizeof(m->p));
+    return s != NULL ? sl_bench_sluice_proc(s, &m->p) : 0;
+}
+
+/* Fills one phase's row from its marks: n entries from a to b (b.t <= 0
+ * when the phase did not finish; the caller puts the drain poll's time
+ * into b.t), worker CPU `cpu` us, peak RSS hwm KiB. */
+static void flow_row(struct row *rw, long long n, const struct flow_mark *a,
+                     const struct flow_mark *b, long long cpu, long long hwm)
+{
+    rw->n = n;
+    rw->rate = b->t > a->t ? (double)n * 1e6 / (double)(b->t - a->t) : 0;
+    rw->redis_us = (double)(b->rcpu - a->rcpu) / (double)n;
+    rw->cpu_us = (double)cpu / (double)n;
+    rw->rss_mib = (double)hwm / 1024.0;
+}
+
+/* One whole-flow run through all three workers, in two phases in one run
+ * of the same processes: first FLOW_USERS user.created entries, each
+ * creating a user with its opening balance (timed until the users group
+ * is drained), then n orders from order.created to paid (timed until
+ * every order's payment result is acked). Either sluice (`sluice run`
+ * with the user, order and payment workers, `procs` processes each) or
+ * ceiling clients running the same scripts. ru and ro get the rows of
+ * the two phases; both fail unless flow_check() passes. */
+static void flow_run(const struct opts *o, const struct sl_bench_redis *srv, redisContext *c,
+                     int sluice, int procs, long long n, struct row *ru, struct row *ro)
+{
+    char og[32], pg[32], ug[32], tag[160], ulast[SL_BENCH_IDLEN], last[SL_BENCH_IDLEN];
+    struct flow_mark m0, m1, m2;
+    int64_t t;
+    long long ucpu = 0, ocpu = 0, uhwm = 0, ohwm = 0;
+    int ok = 1;
+    redisReply *r;
+
+    memset(&m0, 0, sizeof(m0));
+    memset(&m1, 0, sizeof(m1));
+    memset(&m2, 0, sizeof(m2));
     snprintf(og, sizeof(og), "g%d", ++group_seq);
     snprintf(pg, sizeof(pg), "g%d", ++group_seq);
     snprintf(ug, sizeof(ug), "g%d", ++group_seq);
-    snprintf(tag, sizeof(tag), "flow-%s-%dp", sluice ? "sluice" : "ceiling", procs);
-    refill_orders(c, n, sluice);
+    refill_flow(c, n, sluice, ulast);
     if (sluice) {
         struct sl_bench_sluice s;
-        struct sl_bench_proc p0, p1;
-        char workers[1024], last[SL_BENCH_IDLEN];
-        redisReply *r;
+        char workers[1024];
 
+        run(c, "XGROUP CREATE users %s $", ug, NULL);
         run(c, "XGROUP CREATE orders %s $", og, NULL);
         snprintf(workers, sizeof(workers),
-                 "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"%s\", \"processes\": 1 },\n"
+                 "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"%s\", \"processes\": %d },\n"
                  "    { \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"%s\", \"processes\": %d },\n"
                  "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"%s\", \"processes\": %d }",
-                 ug, og, procs, pg, procs);
-        if (sl_bench_sluice_start_workers(&s, srv, c, workers, 1 + 2 * procs, 0) < 0)
+                 ug, procs, og, procs, pg, procs);
+        if (sl_bench_sluice_start_workers(&s, srv, c, workers, 3 * procs, 0) < 0)
             sl_bench_die("cannot start sluice run");
-        if (sl_bench_sluice_proc(&s, &p0) < 0)
-            sl_bench_die("cannot read the workers' /proc");
         commandstats_reset(o, c);
-        rcpu0 = redis_cpu(srv);
-        t0 = sl_bench_mono_us();
+        if (flow_mark(srv, &s, &m0) < 0)
+            sl_bench_die("cannot read the workers' /proc");
+        /* Users: the group goes back to 0 and one more user wakes it. */
+        r = sl_bench_cmd(c, 0, "XGROUP SETID users %s 0", ug);
+        freeReplyObject(r);
+        sl_bench_prefill_users(c, "users", FLOW_USERS - 1, 1, ulast);
+        t = sl_bench_wait_drained(c, "users", ug, ulast, drain_timeout_ms(FLOW_USERS));
+        ok = flow_mark(srv, &s, &m1) == 0 && t > 0;
+        m1.t = t;
+        snprintf(tag, sizeof(tag), "flow-sluice-%dp-users", procs);
+        commandstats_print(o, c, tag, FLOW_USERS);
+        commandstats_reset(o, c);
+        /* Orders, the same way, with every user in place. */
         r = sl_bench_cmd(c, 0, "XGROUP SETID orders %s 0", og);
         freeReplyObject(r);
-        sl_bench_prefill_orders(c, "orders", n - 1, 1, PAYMENT_USERS, last);
-        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
-        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        sl_bench_prefill_orders(c, "orders", n - 1, 1, FLOW_USERS, last);
+        t = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        ok = flow_mark(srv, &s, &m2) == 0 && t > 0 && ok;
+        m2.t = t;
+        snprintf(tag, sizeof(tag), "flow-sluice-%dp-orders", procs);
         commandstats_print(o, c, tag, n);
-        ok = sl_bench_sluice_proc(&s, &p1) == 0;
         if (sl_bench_sluice_stop(&s, o->keep) != 0)
             ok = 0;
-        cpu = p1.cpu_us - p0.cpu_us;
-        hwm = p1.hwm_kb;
+        ucpu = m1.p.cpu_us - m0.p.cpu_us;
+        ocpu = m2.p.cpu_us - m1.p.cpu_us;
+        uhwm = m1.p.hwm_kb;
+        ohwm = m2.p.hwm_kb;
     } else {
-        struct sl_bench_clients co, cp;
-        struct sl_bench_child_result ro, rp;
+        struct sl_bench_clients cu, co, cp;
+        struct sl_bench_child_result rsu, rso, rsp;
 
+        run(c, "XGROUP CREATE users %s 0", ug, NULL);
         run(c, "XGROUP CREATE orders %s 0", og, NULL);
         run(c, "XGROUP CREATE payments %s 0 MKSTREAM", pg, NULL);
-        if (sl_bench_clients_start(&co, srv, procs, SL_BENCH_MODE_FLOW_ORDER, "orders", og,
+        if (sl_bench_clients_start(&cu, srv, procs, SL_BENCH_MODE_FLOW_USER, "users", ug,
+                                   TUNED_BATCH) < 0 ||
+            sl_bench_clients_start(&co, srv, procs, SL_BENCH_MODE_FLOW_ORDER, "orders", og,
                                    TUNED_BATCH) < 0 ||
             sl_bench_clients_start(&cp, srv, procs, SL_BENCH_MODE_FLOW_PAYMENT, "payments", pg,
                                    TUNED_BATCH) < 0)
             sl_bench_die("cannot start the ceiling clients");
         commandstats_reset(o, c);
-        rcpu0 = redis_cpu(srv);
-        t0 = sl_bench_mono_us();
+        flow_mark(srv, NULL, &m0);
+        sl_bench_clients_go(&cu);
+        t = sl_bench_wait_drained(c, "users", ug, ulast, drain_timeout_ms(FLOW_USERS));
+        flow_mark(srv, NULL, &m1);
+        ok = t > 0;
+        m1.t = t;
+        snprintf(tag, sizeof(tag), "flow-ceiling-%dp-users", procs);
+        commandstats_print(o, c, tag, FLOW_USERS);
+        commandstats_reset(o, c);
         sl_bench_clients_go(&co);
         sl_bench_clients_go(&cp);
-        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
-        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        t = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        flow_mark(srv, NULL, &m2);
+        ok = t > 0 && ok;
+        m2.t = t;
+        snprintf(tag, sizeof(tag), "flow-ceiling-%dp-orders", procs);
         commandstats_print(o, c, tag, n);
-        ok = sl_bench_clients_finish(&co, 1, 60000, &ro) == 0;
-        ok = sl_bench_clients_finish(&cp, 1, 60000, &rp) == 0 && ok;
-        if (ro.done != 2 * n || rp.done != n) {
-            fprintf(stderr, "sluice-bench: %s: the ceiling committed %lld of %lld order "
-                    "entries and %lld of %lld payments\n", rw->name, ro.done, 2 * n, rp.done, n);
+        ok = sl_bench_clients_finish(&cu, 1, 60000, &rsu) == 0 && ok;
+        ok = sl_bench_clients_finish(&co, 1, 60000, &rso) == 0 && ok;
+        ok = sl_bench_clients_finish(&cp, 1, 60000, &rsp) == 0 && ok;
+        if (rsu.done != FLOW_USERS || rso.done != 2 * n || rsp.done != n) {
+            fprintf(stderr, "sluice-bench: flow ceiling: committed %lld of %d users, %lld of "
+                    "%lld order entries and %lld of %lld payments\n", rsu.done, FLOW_USERS,
+                    rso.done, 2 * n, rsp.done, n);
             ok = 0;
         }
-        cpu = ro.cpu_us + rp.cpu_us;
-        hwm = ro.hwm_kb > rp.hwm_kb ? ro.hwm_kb : rp.hwm_kb;
+        ucpu = rsu.cpu_us;
+        ocpu = rso.cpu_us + rsp.cpu_us;
+        uhwm = rsu.hwm_kb;
+        ohwm = rso.hwm_kb > rsp.hwm_kb ? rso.hwm_kb : rsp.hwm_kb;
     }
-    if (t1 <= 0)
-        fprintf(stderr, "sluice-bench: %s: the flow did not finish in time\n", rw->name);
-    rw->ok = ok && t1 > 0 && flow_check(c, n, rw->name);
-    rw->n = n;
-    rw->rate = t1 > t0 ? (double)n * 1e6 / (double)(t1 - t0) : 0;
-    rw->rss_mib = (double)hwm / 1024.0;
-    rw->cpu_us = (double)cpu / (double)n;
+    if (m1.t <= 0 || m2.t <= 0)
+        fprintf(stderr, "sluice-bench: %s: the flow did not finish in time\n", ro->name);
+    ok = ok && flow_check(c, n, ro->name);
+    flow_row(ru, FLOW_USERS, &m0, &m1, ucpu, uhwm);
+    flow_row(ro, n, &m1, &m2, ocpu, ohwm);
+    ru->ok = ro->ok = ok;
 }
 
-/* The whole flow: orders per second from order.created to paid through
- * the order and payment workers (three scripts: order_created,
- * payment_requested, order_payment_result), with Redis CPU per order,
- * sluice at its defaults against ceiling clients running the same three
- * scripts, 1 and 2 processes per stream. */
+/* The whole flow through all three workers: users per second (each
+ * user.created applied) and then orders per second from order.created to
+ * paid (three scripts per order: order_created, payment_requested,
+ * order_payment_result), with worker and Redis CPU per user and per
+ * order, sluice at its defaults against ceiling clients running the same
+ * scripts, 1 and 2 processes per stream, every run checked against the
+ * flow's invariants. */
 static void section_flow(const struct opts *o, const struct sl_bench_redis *srv,
                          redisContext *c)
 {
     static const int procs[] = { 1, 2 };
+    static const char *const names[2][2] = {
+        { "flow ceiling: users", "flow ceiling: orders" },
+        { "sluice users", "sluice orders" },
+    };
     long long n = o->payment_n;
     size_t i;
-    int k, sluice;
+    int k, sluice, ph;
 
-    fprintf(stderr, "flow: %lld orders, %d users\n", n, PAYMENT_USERS);
+    fprintf(stderr, "flow: %d user.created, then %lld order.created\n", FLOW_USERS, n);
     for (i = 0; i < 2; i++) {
-        struct row samples[2][8];
+        struct row samples[2][2][8];  /* [sluice][phase][run] */
         int first = nrows;
 
         for (k = 0; k < o->repeat; k++)
             for (sluice = 0; sluice < 2; sluice++) {
-                struct row *rw = &samples[sluice][k];
-                memset(rw, 0, sizeof(*rw));
-                snprintf(rw->section, sizeof(rw->section), "flow");
-                snprintf(rw->name, sizeof(rw->name), "%s", sluice ? "sluice orders" :
-                         "flow ceiling");
-                rw->procs = procs[i];
-                rw->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
-                flow_run(o, srv, c, sluice, procs[i], n, rw);
-                progress(rw);
+                for (ph = 0; ph < 2; ph++) {
+                    struct row *rw = &samples[sluice][ph][k];
+                    memset(rw, 0, sizeof(*rw));
+                    snprintf(rw->section, sizeof(rw->section), "flow");
+                    snprintf(rw->name, sizeof(rw->name), "%s", names[sluice][ph]);
+                    rw->procs = procs[i];
+                    rw->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
+                }
+                flow_run(o, srv, c, sluice, procs[i], n, &samples[sluice][0][k],
+                         &samples[sluice][1][k]);
+                progress(&samples[sluice][0][k]);
+                progress(&samples[sluice][1][k]);
             }
-        for (sluice = 0; sluice < 2; sluice++) {
-            struct row *rw = new_row("flow", samples[sluice][0].name, procs[i],
-                                     samples[sluice][0].batch);
-            keep_median(rw, samples[sluice], o->repeat);
-        }
-        if (rows[first].rate > 0)
-            rows[first + 1].ratio = rows[first + 1].rate / rows[first].rate;
+        /* Rows: ceiling users, sluice users, ceiling orders, sluice orders. */
+        for (ph = 0; ph < 2; ph++)
+            for (sluice = 0; sluice < 2; sluice++) {
+                struct row *rw = new_row("flow", names[sluice][ph], procs[i],
+                                         samples[sluice][ph][0].batch);
+                keep_median(rw, samples[sluice][ph], o->repeat);
+            }
+        for (ph = 0; ph < 2; ph++)
+            if (rows[first + 2 * ph].rate > 0)
+                rows[first + 2 * ph + 1].ratio = rows[first + 2 * ph + 1].rate /
+                                                  rows[first + 2 * ph].rate;
     }
 }
 
