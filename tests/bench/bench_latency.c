@@ -17,6 +17,10 @@
  * handler, so sluice's own noop handler is measured as it is. MONITOR
  * costs Redis some CPU for every command; the ceiling pays the same.
  *
+ * With $BENCH_LAT_TRACE set, every MONITOR line of run k is also written
+ * to $BENCH_LAT_TRACE.<k>, for a look at where a slow entry waited (its
+ * XADD, the reads and acks around it, each stamped by Redis).
+ *
  * One process does both sides (select() on two sockets) so that a
  * 2-core machine does not run a fifth busy process.
  */
@@ -44,6 +48,7 @@ struct lat_run {
     int64_t *due;                 /* due time of each entry, wall us */
     int64_t *lat;                 /* its latency, us; -1 until acked */
     int64_t first_send, last_send;/* wall us of the first and last send */
+    FILE *trace;                  /* $BENCH_LAT_TRACE: every MONITOR line, or NULL */
 };
 
 /* Sends every entry that is due by now. */
@@ -151,8 +156,11 @@ static void read_side(struct lat_run *L, redisContext *c, int monitor)
         r = rep;
         if (r->type == REDIS_REPLY_ERROR)
             sl_bench_die("latency %s: %s", monitor ? "monitor" : "XADD", r->str);
-        if (monitor && r->type == REDIS_REPLY_STATUS)
+        if (monitor && r->type == REDIS_REPLY_STATUS) {
+            if (L->trace != NULL)
+                fprintf(L->trace, "%s\n", r->str);
             on_monitor_line(L, r->str);
+        }
         else if (!monitor)
             L->replies++;
         freeReplyObject(r);
@@ -205,6 +213,14 @@ int sl_bench_latency_run(const struct sl_bench_redis *r, const char *stream,
     L.mon = sl_bench_connect(r);
     if (L.due == NULL || L.lat == NULL || L.prod == NULL || L.mon == NULL)
         goto out;
+    if (getenv("BENCH_LAT_TRACE") != NULL && *getenv("BENCH_LAT_TRACE") != '\0') {
+        char path[512];
+        static int seq;
+        snprintf(path, sizeof(path), "%s.%d", getenv("BENCH_LAT_TRACE"), ++seq);
+        if ((L.trace = fopen(path, "w")) == NULL)
+            sl_bench_die("%s: %s", path, strerror(errno));
+        fprintf(stderr, "sluice-bench: MONITOR trace of %s in %s\n", stream, path);
+    }
     rep = sl_bench_cmd(L.mon, 0, "MONITOR");
     freeReplyObject(rep);
     L.base = sl_bench_wall_us() / 1000;
@@ -269,6 +285,8 @@ out:
         redisFree(L.prod);
     if (L.mon)
         redisFree(L.mon);
+    if (L.trace != NULL)
+        fclose(L.trace);
     free(L.due);
     free(L.lat);
     return rc;

@@ -1,6 +1,7 @@
 /* bench_main.c -- `sluice-bench`: sluice against the ceiling, one table.
  *
  *   sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]
+ *                [--latency-repeat L]
  *                [--only noop,payment,flow,aof,latency,scaling] [--batch B]
  *                [--keep] [--perf DIR] [--commandstats]
  *
@@ -60,6 +61,7 @@ struct opts {
     long long n;                  /* entries per drain */
     long long payment_n;          /* entries per payment drain */
     double latency_secs;          /* seconds per latency run */
+    int lat_repeat;               /* pairs of latency runs per rate */
     int repeat;                   /* runs per row; the median is shown */
     int keep;                     /* keep sluice's temp dirs */
     char only[256];               /* sections to run, "" = all */
@@ -78,7 +80,11 @@ struct row {
     double rate;                  /* msgs/s (drain) or achieved offered rate */
     double ratio;                 /* vs the ceiling row; 0 for the ceiling itself */
     int latency;                  /* 1: p50/p99/p999 are set */
-    double p50, p99, p999;        /* enqueue-to-ack, us */
+    double p50, p99, p999, max;   /* enqueue-to-ack, us (latency rows: medians over runs) */
+    int runs;                     /* latency rows: runs the medians are taken over */
+    double pair[8];               /* latency, sluice: p99.9 / the ceiling's in each pair of runs */
+    double ratio99;               /* latency, sluice: median of the pairs' p99 ratios */
+    double psi;                   /* latency: % of the run some task waited for a CPU, -1 unknown */
     double rss_mib;               /* peak RSS of a worker process, MiB */
     double cpu_us;                /* worker CPU per message, us */
     double redis_us;              /* redis-server CPU per message, us */
@@ -380,9 +386,9 @@ static void keep_median(struct row *dst, struct row *samples, int k)
 static void progress(const struct row *rw)
 {
     if (rw->latency)
-        fprintf(stderr, "  %-8s %-26s %dp  %7.0f msgs/s offered  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms%s\n",
+        fprintf(stderr, "  %-8s %-26s %dp  %7.0f msgs/s offered  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  cpu pressure %.0f%%%s\n",
                 rw->section, rw->name, rw->procs, rw->rate, rw->p50 / 1000, rw->p99 / 1000,
-                rw->p999 / 1000, rw->ok ? "" : "  FAILED");
+                rw->p999 / 1000, rw->max / 1000, rw->psi, rw->ok ? "" : "  FAILED");
     else
         fprintf(stderr, "  %-8s %-26s %dp  %9.0f msgs/s  rss %.1f MiB  cpu %.2f us/msg  redis %.2f us/msg%s\n",
                 rw->section, rw->name, rw->procs, rw->rate, rw->rss_mib, rw->cpu_us,
@@ -825,75 +831,213 @@ static void section_scaling(const struct opts *o, const struct sl_bench_redis *s
     }
 }
 
-/* Latency at 2,000 and 20,000 msgs/s offered: the ceiling (a BLOCKing
- * client, COUNT 500, ack pipelined with the next read) and sluice noop
- * with its default batch, 1 process each. */
+/* Returns the machine's CPU pressure so far (/proc/pressure/cpu, "some"
+ * total: microseconds in which at least one task waited for a CPU), or
+ * -1 when the kernel does not report it. A latency tail of milliseconds
+ * on a machine where others were waiting for a CPU is the machine's. */
+static long long cpu_pressure_us(void)
+{
+    FILE *f = fopen("/proc/pressure/cpu", "r");
+    char line[256];
+    long long total = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *t = strstr(line, "total=");
+        if (strncmp(line, "some ", 5) == 0 && t != NULL)
+            total = strtoll(t + 6, NULL, 10);
+    }
+    fclose(f);
+    return total;
+}
+
+/* One latency run of S seconds at `rate` msgs/s offered, on a fresh
+ * stream: the ceiling (a BLOCKing client, COUNT 500, ack pipelined with
+ * the next read) or sluice noop with its default batch, 1 process. rw
+ * gets the percentiles. */
+static void latency_one(const struct opts *o, const struct sl_bench_redis *srv,
+                        redisContext *c, int sluice, double rate, struct row *rw)
+{
+    char stream[64], group[32];
+    struct sl_bench_lat lat;
+    struct sl_bench_clients cl;
+    struct sl_bench_child_result res;
+    struct sl_bench_sluice s;
+    redisReply *r;
+    long long psi0, psi1;
+    int64_t t0, t1;
+    int rc;
+
+    snprintf(stream, sizeof(stream), "bench:lat:%d", ++group_seq);
+    snprintf(group, sizeof(group), "g%d", group_seq);
+    if (sluice) {
+        if (sl_bench_sluice_start(&s, srv, c, "noop", stream, group, 1,
+                                  CONF_BATCH(DEFAULT_BATCH)) < 0)
+            sl_bench_die("cannot start sluice run");
+    } else {
+        run(c, "XGROUP CREATE %s %s $ MKSTREAM", stream, group);
+        if (sl_bench_clients_start(&cl, srv, 1, SL_BENCH_MODE_BLOCK, stream, group,
+                                   TUNED_BATCH) < 0)
+            sl_bench_die("cannot start the ceiling client");
+        sl_bench_clients_go(&cl);
+        if (sl_bench_wait_blocked(c, 1, 10000) < 0)
+            sl_bench_die("the ceiling client did not block");
+    }
+    psi0 = cpu_pressure_us();
+    t0 = sl_bench_mono_us();
+    rc = sl_bench_latency_run(srv, stream, rate, o->latency_secs, &lat);
+    psi1 = cpu_pressure_us();
+    t1 = sl_bench_mono_us();
+    rw->psi = psi0 >= 0 && psi1 >= psi0 && t1 > t0 ? 100.0 * (double)(psi1 - psi0) /
+                                                     (double)(t1 - t0) : -1;
+    if (sluice)
+        rw->ok = sl_bench_sluice_stop(&s, o->keep) == 0;
+    else
+        rw->ok = sl_bench_clients_finish(&cl, 1, 10000, &res) == 0;
+    rw->ok = rw->ok && rc == 0;
+    rw->latency = 1;
+    rw->n = lat.sent;
+    rw->rate = lat.rate;
+    rw->p50 = lat.p50;
+    rw->p99 = lat.p99;
+    rw->p999 = lat.p999;
+    rw->max = lat.max;
+    if (lat.seen != lat.sent)
+        fprintf(stderr, "sluice-bench: %s: %lld of %lld acks seen\n", rw->name,
+                lat.seen, lat.sent);
+    r = sl_bench_cmd(c, 0, "DEL %s", stream);
+    freeReplyObject(r);
+}
+
+/* Compares doubles for qsort. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Returns the median of k values (sorts v). */
+static double median(double *v, int k)
+{
+    qsort(v, (size_t)k, sizeof(*v), cmp_double);
+    return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+/* Latency at 2,000 and 20,000 msgs/s offered, the ceiling against sluice
+ * noop, 1 process each. A p99.9 moves a lot from run to run on a shared
+ * machine (a single stall of a few ms in a run moves it), so each rate
+ * runs R pairs, alternating which of the two goes first (ceiling, sluice,
+ * sluice, ceiling, ...) so that a drift of the machine's load hits both
+ * alike; each run has rate x S samples (S = --latency-secs). A row shows
+ * the median over its R runs of each percentile, and sluice's ratio is
+ * the median of the R pairs' ratios of p99.9 (the pairs are also listed
+ * in the latency table). */
 static void section_latency(const struct opts *o, const struct sl_bench_redis *srv,
                             redisContext *c)
 {
     static const double rates[] = { 2000, 20000 };
+    int R = o->lat_repeat;
     size_t i;
-    int sluice;
+    int k, j, sluice;
 
-    for (i = 0; i < 2; i++) {
-        struct row *ceil = NULL;
-        for (sluice = 0; sluice < 2; sluice++) {
-            char stream[64], group[32], name[48];
-            struct sl_bench_lat lat;
-            struct sl_bench_clients cl;
-            struct sl_bench_child_result res;
-            struct sl_bench_sluice s;
-            struct row *rw;
-            redisReply *r;
-            int rc;
+    for (i = 0; i < SL_NELEM_BENCH(rates); i++) {
+        struct row samp[2][8];
+        double v[8];
+        struct row *rw[2];
 
-            snprintf(stream, sizeof(stream), "bench:lat:%d", ++group_seq);
-            snprintf(group, sizeof(group), "g%d", group_seq);
-            snprintf(name, sizeof(name), "%s @ %.0f/s", sluice ? "sluice noop" : "ceiling",
-                     rates[i]);
-            rw = new_row("latency", name, 1, sluice ? DEFAULT_BATCH : TUNED_BATCH);
-            rw->latency = 1;
-            if (sluice) {
-                if (sl_bench_sluice_start(&s, srv, c, "noop", stream, group, 1,
-                                          CONF_BATCH(DEFAULT_BATCH)) < 0)
-                    sl_bench_die("cannot start sluice run");
-            } else {
-                run(c, "XGROUP CREATE %s %s $ MKSTREAM", stream, group);
-                if (sl_bench_clients_start(&cl, srv, 1, SL_BENCH_MODE_BLOCK, stream, group,
-                                           TUNED_BATCH) < 0)
-                    sl_bench_die("cannot start the ceiling client");
-                sl_bench_clients_go(&cl);
-                if (sl_bench_wait_blocked(c, 1, 10000) < 0)
-                    sl_bench_die("the ceiling client did not block");
+        fprintf(stderr, "latency: %.0f msgs/s offered, %d pair(s) of %.0f s runs\n", rates[i],
+                R, o->latency_secs);
+        for (k = 0; k < R; k++)
+            for (j = 0; j < 2; j++) {
+                struct row *x;
+                sluice = (k % 2 == 0) ? j : 1 - j;
+                x = &samp[sluice][k];
+                memset(x, 0, sizeof(*x));
+                snprintf(x->section, sizeof(x->section), "latency");
+                snprintf(x->name, sizeof(x->name), "%s @ %.0f/s",
+                         sluice ? "sluice noop" : "ceiling", rates[i]);
+                x->procs = 1;
+                x->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
+                latency_one(o, srv, c, sluice, rates[i], x);
+                progress(x);
             }
-            rc = sl_bench_latency_run(srv, stream, rates[i], o->latency_secs, &lat);
-            if (sluice)
-                rw->ok = sl_bench_sluice_stop(&s, o->keep) == 0;
-            else
-                rw->ok = sl_bench_clients_finish(&cl, 1, 10000, &res) == 0;
-            rw->ok = rw->ok && rc == 0;
-            rw->n = lat.sent;
-            rw->rate = lat.rate;
-            rw->p50 = lat.p50;
-            rw->p99 = lat.p99;
-            rw->p999 = lat.p999;
-            if (!sluice)
-                ceil = rw;
-            else if (ceil != NULL && ceil->p99 > 0)
-                rw->ratio = rw->p99 / ceil->p99;
-            if (lat.seen != lat.sent)
-                fprintf(stderr, "sluice-bench: %s: %lld of %lld acks seen\n", name,
-                        lat.seen, lat.sent);
-            progress(rw);
-            r = sl_bench_cmd(c, 0, "DEL %s", stream);
-            freeReplyObject(r);
+        for (sluice = 0; sluice < 2; sluice++) {
+            struct row *x = rw[sluice] = new_row("latency", samp[sluice][0].name, 1,
+                                                 samp[sluice][0].batch);
+            x->latency = 1;
+            x->ok = 1;
+            x->runs = R;
+            for (k = 0; k < R; k++) {
+                x->ok = x->ok && samp[sluice][k].ok;
+                x->n += samp[sluice][k].n;
+                v[k] = samp[sluice][k].rate;
+            }
+            x->rate = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].p50;
+            x->p50 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].p99;
+            x->p99 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].p999;
+            x->p999 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].max;
+            x->max = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].psi;
+            x->psi = median(v, R);
         }
+        for (k = 0; k < R; k++) {
+            rw[1]->pair[k] = samp[0][k].p999 > 0 ? samp[1][k].p999 / samp[0][k].p999 : 0;
+            v[k] = rw[1]->pair[k];
+        }
+        rw[1]->ratio = median(v, R);
+        for (k = 0; k < R; k++)
+            v[k] = samp[0][k].p99 > 0 ? samp[1][k].p99 / samp[0][k].p99 : 0;
+        rw[1]->ratio99 = median(v, R);
+        fprintf(stderr, "latency: %.0f/s: sluice p99.9 / ceiling p99.9, median of %d pair(s): "
+                "%.2f; of p99: %.2f\n", rates[i], R, rw[1]->ratio, rw[1]->ratio99);
     }
 }
 
 /* ---------------------------------------------------------------------
  * The table
  * ------------------------------------------------------------------ */
+
+/* Prints the latency rows again with their maximum and, for sluice, the
+ * p99.9 ratio of every pair of runs, when there are latency rows. */
+static void print_latency_table(void)
+{
+    int i, k, any = 0;
+
+    for (i = 0; i < nrows; i++) {
+        const struct row *rw = &rows[i];
+        char pairs[128] = "", ratio[48] = "(ceiling)";
+        size_t len = 0;
+
+        if (!rw->latency)
+            continue;
+        if (!any++)
+            printf("\n| latency row | runs | entries per run | p50 ms | p99 ms | p99.9 ms "
+                   "| max ms | CPU pressure | p99.9 vs ceiling, each pair | median (p99.9) | median (p99) |\n"
+                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n");
+        for (k = 0; rw->ratio > 0 && k < rw->runs && len < sizeof(pairs); k++)
+            len += (size_t)snprintf(pairs + len, sizeof(pairs) - len, "%s%.2f",
+                                    k ? ", " : "", rw->pair[k]);
+        if (rw->ratio > 0)
+            snprintf(ratio, sizeof(ratio), "%.2f× | %.2f×", rw->ratio, rw->ratio99);
+        else
+            snprintf(ratio, sizeof(ratio), "(ceiling) | ");
+        printf("| %s%s | %d | %lld | %.3f | %.3f | %.3f | %.3f | %.0f%% | %s | %s |\n", rw->name,
+               rw->ok ? "" : " (FAILED)", rw->runs, rw->runs > 0 ? rw->n / rw->runs : rw->n,
+               rw->p50 / 1000, rw->p99 / 1000, rw->p999 / 1000, rw->max / 1000, rw->psi, pairs,
+               ratio);
+    }
+}
 
 /* Prints every row as one Markdown table on stdout. */
 static void print_table(const struct opts *o)
@@ -916,7 +1060,7 @@ static void print_table(const struct opts *o)
             snprintf(p99, sizeof(p99), "%.3f", rw->p99 / 1000);
             snprintf(p999, sizeof(p999), "%.3f", rw->p999 / 1000);
             if (rw->ratio > 0)
-                snprintf(ratio, sizeof(ratio), "p99 %.2f×", rw->ratio);
+                snprintf(ratio, sizeof(ratio), "p99.9 %.2f×", rw->ratio);
             else
                 snprintf(ratio, sizeof(ratio), "(ceiling)");
         } else {
@@ -935,10 +1079,14 @@ static void print_table(const struct opts *o)
     printf("\nbatch 64 rows run sluice with no batch key (the default, which grows on a "
            "deep backlog); other batches are set explicitly. ");
     printf("vs ceiling: msgs/s of the row / msgs/s of the ceiling row with the same "
-           "processes in the same section; for latency rows, p99 of sluice / p99 of "
-           "the ceiling at the same rate (lower is better). Latency rows: msgs/s is "
-           "the offered rate achieved, entries the number sent. Webhook rows: deliveries/s "
-           "over the ideal concurrency / 0.05 s (the receiver's answer time).\n");
+           "processes in the same section; for latency rows, the median over the pairs of "
+           "runs of sluice's p99.9 / the ceiling's p99.9 at the same rate (lower is better). "
+           "Latency rows: msgs/s is the offered rate achieved, entries the number sent "
+           "over all runs, the percentiles medians over the runs. Flow rows: users are "
+           "user.created entries applied, orders go from order.created to paid. Webhook "
+           "rows: deliveries/s over the ideal concurrency / 0.05 s (the receiver's answer "
+           "time).\n");
+    print_latency_table();
     fflush(stdout);
 }
 
@@ -1067,11 +1215,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
+            "                    [--latency-repeat L]\n"
             "                    [--only noop,payment,flow,aof,latency,scaling,webhook] [--batch B]\n"
             "                    [--keep] [--perf DIR] [--commandstats]\n"
             "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
-            "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
-            "  batch in the noop rows, defaults to 500 (the ceiling's COUNT).\n");
+            "  latency runs last 5 s each (1 s when N < 100000), L pairs of them per\n"
+            "  rate (default 3, 1 when N < 100000); B, sluice's tuned batch in the noop\n"
+            "  rows, defaults to 500 (the ceiling's COUNT).\n");
     exit(2);
 }
 
@@ -1112,6 +1262,8 @@ int main(int argc, char **argv)
             o.payment_n = positive(argv[++i]);
         else if (strcmp(argv[i], "--latency-secs") == 0 && i + 1 < argc)
             o.latency_secs = atof(argv[++i]);
+        else if (strcmp(argv[i], "--latency-repeat") == 0 && i + 1 < argc)
+            o.lat_repeat = (int)positive(argv[++i]);
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
             o.repeat = (int)positive(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
@@ -1127,12 +1279,14 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (o.n < 2 || o.repeat > 8 || o.batch > 10000)
+    if (o.n < 2 || o.repeat > 8 || o.lat_repeat > 8 || o.batch > 10000)
         usage();
     if (o.payment_n == 0)
         o.payment_n = o.n < 200000 ? o.n : 200000;
     if (o.latency_secs <= 0)
-        o.latency_secs = o.n < 100000 ? 1 : 3;
+        o.latency_secs = o.n < 100000 ? 1 : 5;
+    if (o.lat_repeat == 0)
+        o.lat_repeat = o.n < 100000 ? 1 : 3;
     signal(SIGPIPE, SIG_IGN);
 
     if (sl_bench_redis_start(&srv, 0) < 0)
