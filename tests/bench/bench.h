@@ -240,6 +240,7 @@ struct sl_bench_lat {
     long long seen;               /* of which an XACK was seen */
     double rate;                  /* achieved offered rate, msgs/s */
     double p50, p99, p999, max;   /* enqueue-to-ack, us */
+    double side_p50, side_p999;   /* XADD-to-XACK as Redis stamped both, us */
 };
 
 /* Offers `rate` msgs/s to `stream` for `secs` seconds from a paced
