@@ -188,9 +188,10 @@ $(INT_BIN): $(INT_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)
 
 # The benchmark starts Redis with the support library's launcher
-# (server.c, which needs no Check).
+# (server.c, which needs no Check) and checks the flow rows with the
+# invariant checker (invariants.c, neither).
 $(BENCH_BIN): $(BENCH_OBJ) $(BUILD)/tests/support/server.o $(BUILD)/tests/support/config.o \
-		$(WK_OBJ) $(LIB)
+		$(BUILD)/tests/support/invariants.o $(WK_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(CHAOS_BIN): $(CHAOS_OBJ) $(SUP_OBJ) $(WK_OBJ) $(LIB)

@@ -88,6 +88,17 @@ void sl_bench_prefill(redisContext *c, const char *stream, const char *type,
  * payment takes the full path (debit, ledger, payment hash, follow-up). */
 void sl_bench_create_users(redisContext *c, int users);
 
+/* The opening balance of every benchmark user, cents: more than all the
+ * payments of a run can take (at most 9,999 cents each). */
+#define SL_BENCH_OPENING_CENTS 100000000000LL
+
+/* Appends n user.created entries for users u-<first+i> (u-00000..), each
+ * with the opening balance SL_BENCH_OPENING_CENTS, so that the user
+ * worker creates them as sl_bench_create_users() lays them out, with
+ * their fingerprint and their opening ledger entry. last_id as above. */
+void sl_bench_prefill_users(redisContext *c, const char *stream, long long first,
+                            long long n, char *last_id);
+
 /* Appends n payment.requested entries with payment IDs p-<first+i>
  * spread over `users` users. last_id as above. */
 void sl_bench_prefill_payments(redisContext *c, const char *stream, long long first,
@@ -142,6 +153,7 @@ int sl_bench_proc_read(pid_t pid, struct sl_bench_proc *p);
 #define SL_BENCH_MODE_AHEAD   3   /* like NOOP, reading one batch ahead */
 #define SL_BENCH_MODE_FLOW_ORDER   4 /* the order worker's scripts per entry, BLOCKing until stopped */
 #define SL_BENCH_MODE_FLOW_PAYMENT 5 /* the payment worker's script per entry, BLOCKing until stopped */
+#define SL_BENCH_MODE_FLOW_USER    6 /* the user worker's scripts per entry, BLOCKing until stopped */
 
 /* A running set of ceiling children. */
 struct sl_bench_clients {
@@ -228,6 +240,7 @@ struct sl_bench_lat {
     long long seen;               /* of which an XACK was seen */
     double rate;                  /* achieved offered rate, msgs/s */
     double p50, p99, p999, max;   /* enqueue-to-ack, us */
+    double side_p50, side_p999;   /* XADD-to-XACK as Redis stamped both, us */
 };
 
 /* Offers `rate` msgs/s to `stream` for `secs` seconds from a paced

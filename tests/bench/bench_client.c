@@ -21,8 +21,9 @@
  *            context, so the ceiling sends exactly what sluice sends: only
  *            the framework is missing;
  *   block:   like noop with BLOCK 100, until SIGTERM (latency rows);
- *   flow-order, flow-payment: like payment, with the order worker's
- *            scripts (order.created and the payment results) or the
+ *   flow-user, flow-order, flow-payment: like payment, with the user
+ *            worker's scripts (user.created, user.credited), the order
+ *            worker's (order.created and the payment results) or the
  *            payment worker's, and BLOCK 100 until SIGTERM, since in the
  *            whole-flow rows the entries arrive while the flow runs.
  *
@@ -48,6 +49,7 @@
 extern char **environ;
 extern const struct sl_handler payment_handler;
 extern const struct sl_handler order_handler;
+extern const struct sl_handler user_handler;
 
 /* ---------------------------------------------------------------------
  * The child
@@ -151,7 +153,7 @@ static void arg(struct child *ch, size_t i, const char *s)
 }
 
 /* Appends the effect script of one entry: parses its data, lets the
- * handler (payment or order) declare the effect, and sends the declared
+ * handler (payment, order or user) declare the effect, and sends the declared
  * keys and arguments behind the framework's, as the worker does. */
 static void append_effect(struct child *ch, const redisReply *e)
 {
@@ -382,8 +384,10 @@ int sl_bench_child_main(int argc, char **argv)
         ch.h = &payment_handler;
     else if (ch.mode == SL_BENCH_MODE_FLOW_ORDER)
         ch.h = &order_handler;
+    else if (ch.mode == SL_BENCH_MODE_FLOW_USER)
+        ch.h = &user_handler;
     ch.block = ch.mode == SL_BENCH_MODE_BLOCK || ch.mode == SL_BENCH_MODE_FLOW_ORDER ||
-               ch.mode == SL_BENCH_MODE_FLOW_PAYMENT;
+               ch.mode == SL_BENCH_MODE_FLOW_PAYMENT || ch.mode == SL_BENCH_MODE_FLOW_USER;
     if (ch.h != NULL)
         effect_setup(&ch);
     if (write(1, "R", 1) != 1 || read(0, &b, 1) != 1)

@@ -14,8 +14,15 @@
  * the first XACK naming its ID minus its due time: both are
  * CLOCK_REALTIME on the same machine. It covers the producer's send, the
  * consumer's wake-up, read, handling and ack, and needs nothing from the
- * handler, so sluice's own noop handler is measured as it is. MONITOR
+ * handler, so sluice's own noop handler is measured as it is. The same
+ * MONITOR stream stamps each XADD as Redis ran it, so the latency splits
+ * into the part before any consumer could see the entry (the producer's
+ * and Redis's delays) and the consumer's side, XADD to XACK. MONITOR
  * costs Redis some CPU for every command; the ceiling pays the same.
+ *
+ * With $BENCH_LAT_TRACE set, every MONITOR line of run k is also written
+ * to $BENCH_LAT_TRACE.<k>, for a look at where a slow entry waited (its
+ * XADD, the reads and acks around it, each stamped by Redis).
  *
  * One process does both sides (select() on two sockets) so that a
  * 2-core machine does not run a fifth busy process.
@@ -43,7 +50,10 @@ struct lat_run {
     double gap_us;                /* 1e6 / rate */
     int64_t *due;                 /* due time of each entry, wall us */
     int64_t *lat;                 /* its latency, us; -1 until acked */
+    int64_t *added;               /* Redis's stamp of its XADD, wall us; 0 until seen */
+    int64_t *side;                /* its XADD-to-XACK time, us; -1 until both seen */
     int64_t first_send, last_send;/* wall us of the first and last send */
+    FILE *trace;                  /* $BENCH_LAT_TRACE: every MONITOR line, or NULL */
 };
 
 /* Sends every entry that is due by now. */
@@ -100,12 +110,23 @@ static int next_arg(const char **p, char *out, size_t size)
     return 0;
 }
 
-/* Handles one MONITOR line: for an XACK, records the latency of every
- * entry it names that was not acked before. */
+/* Maps an entry ID of this run to its index + 1, or returns 0. */
+static long long seq_of(const struct lat_run *L, const char *arg)
+{
+    long long ms, seq;
+
+    if (sscanf(arg, "%lld-%lld", &ms, &seq) != 2 || ms != L->base || seq < 1 || seq > L->sent)
+        return 0;
+    return seq;
+}
+
+/* Handles one MONITOR line: for an XADD of the run, records Redis's stamp
+ * of it; for an XACK, records the latency of every entry it names that
+ * was not acked before, and its time since its XADD. */
 static void on_monitor_line(struct lat_run *L, const char *line)
 {
     char arg[128], *end;
-    long long sec, usec, ms, seq;
+    long long sec, usec, seq;
     const char *p;
     int64_t ts;
     int k;
@@ -119,17 +140,27 @@ static void on_monitor_line(struct lat_run *L, const char *line)
     if (p == NULL)
         return;
     p += 2;
-    if (next_arg(&p, arg, sizeof(arg)) < 0 || strcasecmp(arg, "XACK") != 0)
+    if (next_arg(&p, arg, sizeof(arg)) < 0)
+        return;
+    if (strcasecmp(arg, "XADD") == 0) {
+        /* XADD stream id ...: the producer's own entries only. */
+        if (next_arg(&p, arg, sizeof(arg)) == 0 && next_arg(&p, arg, sizeof(arg)) == 0 &&
+            (seq = seq_of(L, arg)) > 0 && L->added[seq - 1] == 0)
+            L->added[seq - 1] = ts;
+        return;
+    }
+    if (strcasecmp(arg, "XACK") != 0)
         return;
     for (k = 0; k < 2; k++)      /* stream, group */
         if (next_arg(&p, arg, sizeof(arg)) < 0)
             return;
     while (next_arg(&p, arg, sizeof(arg)) == 0) {
-        if (sscanf(arg, "%lld-%lld", &ms, &seq) != 2 || ms != L->base ||
-            seq < 1 || seq > L->sent)
+        if ((seq = seq_of(L, arg)) == 0)
             continue;
         if (L->lat[seq - 1] < 0) {
             L->lat[seq - 1] = ts - L->due[seq - 1];
+            if (L->added[seq - 1] > 0)
+                L->side[seq - 1] = ts - L->added[seq - 1];
             L->seen++;
         }
     }
@@ -151,8 +182,11 @@ static void read_side(struct lat_run *L, redisContext *c, int monitor)
         r = rep;
         if (r->type == REDIS_REPLY_ERROR)
             sl_bench_die("latency %s: %s", monitor ? "monitor" : "XADD", r->str);
-        if (monitor && r->type == REDIS_REPLY_STATUS)
+        if (monitor && r->type == REDIS_REPLY_STATUS) {
+            if (L->trace != NULL)
+                fprintf(L->trace, "%s\n", r->str);
             on_monitor_line(L, r->str);
+        }
         else if (!monitor)
             L->replies++;
         freeReplyObject(r);
@@ -201,10 +235,21 @@ int sl_bench_latency_run(const struct sl_bench_redis *r, const char *stream,
     L.gap_us = 1e6 / rate;
     L.due = malloc((size_t)L.total * sizeof(*L.due));
     L.lat = malloc((size_t)L.total * sizeof(*L.lat));
+    L.added = calloc((size_t)L.total, sizeof(*L.added));
+    L.side = malloc((size_t)L.total * sizeof(*L.side));
     L.prod = sl_bench_connect(r);
     L.mon = sl_bench_connect(r);
-    if (L.due == NULL || L.lat == NULL || L.prod == NULL || L.mon == NULL)
+    if (L.due == NULL || L.lat == NULL || L.added == NULL || L.side == NULL ||
+        L.prod == NULL || L.mon == NULL)
         goto out;
+    if (getenv("BENCH_LAT_TRACE") != NULL && *getenv("BENCH_LAT_TRACE") != '\0') {
+        char path[512];
+        static int seq;
+        snprintf(path, sizeof(path), "%s.%d", getenv("BENCH_LAT_TRACE"), ++seq);
+        if ((L.trace = fopen(path, "w")) == NULL)
+            sl_bench_die("%s: %s", path, strerror(errno));
+        fprintf(stderr, "sluice-bench: MONITOR trace of %s in %s\n", stream, path);
+    }
     rep = sl_bench_cmd(L.mon, 0, "MONITOR");
     freeReplyObject(rep);
     L.base = sl_bench_wall_us() / 1000;
@@ -212,6 +257,7 @@ int sl_bench_latency_run(const struct sl_bench_redis *r, const char *stream,
     for (i = 0; i < L.total; i++) {
         L.due[i] = L.t0 + (int64_t)((double)i * L.gap_us);
         L.lat[i] = -1;
+        L.side[i] = -1;
     }
 
     for (;;) {
@@ -263,13 +309,24 @@ int sl_bench_latency_run(const struct sl_bench_redis *r, const char *stream,
     out->p99 = quantile(L.lat, n, 0.99);
     out->p999 = quantile(L.lat, n, 0.999);
     out->max = n > 0 ? (double)L.lat[n - 1] : -1;
+    for (i = 0, n = 0; i < L.total; i++)
+        if (L.side[i] >= 0)
+            L.side[n++] = L.side[i];
+    qsort(L.side, (size_t)n, sizeof(*L.side), cmp_i64);
+    out->side_p50 = quantile(L.side, n, 0.50);
+    out->side_p999 = quantile(L.side, n, 0.999);
+    n = out->seen;
     rc = n == L.total ? 0 : -1;
 out:
     if (L.prod)
         redisFree(L.prod);
     if (L.mon)
         redisFree(L.mon);
+    if (L.trace != NULL)
+        fclose(L.trace);
     free(L.due);
     free(L.lat);
+    free(L.added);
+    free(L.side);
     return rc;
 }

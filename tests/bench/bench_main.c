@@ -1,6 +1,7 @@
 /* bench_main.c -- `sluice-bench`: sluice against the ceiling, one table.
  *
  *   sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]
+ *                [--latency-repeat L]
  *                [--only noop,payment,flow,aof,latency,scaling] [--batch B]
  *                [--keep] [--perf DIR] [--commandstats]
  *
@@ -41,8 +42,11 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include "bench.h"
+#include "invariants.h"
 
 #define PAYMENT_USERS 10000       /* users the payments are spread over */
+#define FLOW_USERS PAYMENT_USERS  /* users the flow rows create through the user worker */
+#define FLOW_REPORT (64 << 10)    /* bytes of an invariant violation report */
 #define SCALE_BUDGET (512LL << 20)/* bytes of payload per scaling stream */
 #define TUNED_BATCH 500           /* sluice's tuned COUNT, the ceiling's COUNT */
 #define DEFAULT_BATCH 64          /* sluice's default COUNT (docs/configuration.md) */
@@ -57,6 +61,7 @@ struct opts {
     long long n;                  /* entries per drain */
     long long payment_n;          /* entries per payment drain */
     double latency_secs;          /* seconds per latency run */
+    int lat_repeat;               /* pairs of latency runs per rate */
     int repeat;                   /* runs per row; the median is shown */
     int keep;                     /* keep sluice's temp dirs */
     char only[256];               /* sections to run, "" = all */
@@ -75,7 +80,12 @@ struct row {
     double rate;                  /* msgs/s (drain) or achieved offered rate */
     double ratio;                 /* vs the ceiling row; 0 for the ceiling itself */
     int latency;                  /* 1: p50/p99/p999 are set */
-    double p50, p99, p999;        /* enqueue-to-ack, us */
+    double p50, p99, p999, max;   /* enqueue-to-ack, us (latency rows: medians over runs) */
+    int runs;                     /* latency rows: runs the medians are taken over */
+    double pair[8];               /* latency, sluice: p99.9 / the ceiling's in each pair of runs */
+    double ratio99;               /* latency, sluice: median of the pairs' p99 ratios */
+    double psi;                   /* latency: % of the run some task waited for a CPU, -1 unknown */
+    double side50, side999;       /* latency: XADD-to-XACK p50 and p99.9 (the consumer's side), us */
     double rss_mib;               /* peak RSS of a worker process, MiB */
     double cpu_us;                /* worker CPU per message, us */
     double redis_us;              /* redis-server CPU per message, us */
@@ -377,9 +387,10 @@ static void keep_median(struct row *dst, struct row *samples, int k)
 static void progress(const struct row *rw)
 {
     if (rw->latency)
-        fprintf(stderr, "  %-8s %-26s %dp  %7.0f msgs/s offered  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms%s\n",
+        fprintf(stderr, "  %-8s %-26s %dp  %7.0f msgs/s offered  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  XADD->XACK p50 %.3f p99.9 %.3f ms  cpu pressure %.0f%%%s\n",
                 rw->section, rw->name, rw->procs, rw->rate, rw->p50 / 1000, rw->p99 / 1000,
-                rw->p999 / 1000, rw->ok ? "" : "  FAILED");
+                rw->p999 / 1000, rw->max / 1000, rw->side50 / 1000, rw->side999 / 1000, rw->psi,
+                rw->ok ? "" : "  FAILED");
     else
         fprintf(stderr, "  %-8s %-26s %dp  %9.0f msgs/s  rss %.1f MiB  cpu %.2f us/msg  redis %.2f us/msg%s\n",
                 rw->section, rw->name, rw->procs, rw->rate, rw->rss_mib, rw->cpu_us,
@@ -502,17 +513,18 @@ static void section_payment(const struct opts *o, const struct sl_bench_redis *s
                o->payment_n);
 }
 
-/* Builds the whole-flow state from nothing: FLUSHALL, the users, and n
- * order.created entries on `orders` (n - 1 for sluice, whose release
- * adds the last one). */
-static void refill_orders(redisContext *c, long long n, int for_sluice)
+/* Builds the whole-flow state from nothing: FLUSHALL, FLOW_USERS
+ * user.created entries on `users` and n order.created entries on
+ * `orders` (one fewer of each for sluice, whose releases add the last
+ * ones). The ID of the last user entry goes into ulast. */
+static void refill_flow(redisContext *c, long long n, int for_sluice, char *ulast)
 {
     char last[SL_BENCH_IDLEN];
     redisReply *r = sl_bench_cmd(c, 0, "FLUSHALL");
 
     freeReplyObject(r);
-    sl_bench_create_users(c, PAYMENT_USERS);
-    sl_bench_prefill_orders(c, "orders", 0, for_sluice ? n - 1 : n, PAYMENT_USERS, last);
+    sl_bench_prefill_users(c, "users", 0, for_sluice ? FLOW_USERS - 1 : FLOW_USERS, ulast);
+    sl_bench_prefill_orders(c, "orders", 0, for_sluice ? n - 1 : n, FLOW_USERS, last);
 }
 
 /* Waits until the flow of n orders is over: `orders` holds n + n
@@ -538,12 +550,18 @@ static int64_t wait_flow(redisContext *c, const char *group, long long n, long l
     return -1;
 }
 
-/* Counts the orders o-00000000.. of the run that are paid, and the
- * entries of the dead-letter streams; the row fails unless all n are
- * paid and nothing was dead-lettered (every user can pay every order). */
+/* Checks a finished flow run: every user created, every order
+ * o-00000000.. paid, nothing dead-lettered (every user can pay every
+ * order), and every invariant of the payment flow as sluice-check checks
+ * them on a quiet system (money conserved, the ledger replays to every
+ * balance, each payment applied once, every group read to the end with
+ * nothing pending). Returns 1 when all hold; otherwise prints what
+ * failed and returns 0. */
 static int flow_check(redisContext *c, long long n, const char *name)
 {
-    long long i, paid = 0, dead;
+    long long i, paid = 0, users = 0, dead;
+    char *report;
+    int bad;
     redisReply *r;
 
     for (i = 0; i < n; i++)
@@ -554,135 +572,229 @@ static int flow_check(redisContext *c, long long n, const char *name)
         paid += r->type == REDIS_REPLY_STRING && strcmp(r->str, "paid") == 0;
         freeReplyObject(r);
     }
-    dead = xlen(c, "orders:dead") + xlen(c, "payments:dead");
-    if (paid != n || dead != 0)
-        fprintf(stderr, "sluice-bench: %s: %lld of %lld orders paid, %lld dead letters\n",
-                name, paid, n, dead);
-    return paid == n && dead == 0;
+    for (i = 0; i < FLOW_USERS; i++)
+        redisAppendCommand(c, "HEXISTS user:u-%05lld fp", i);
+    for (i = 0; i < FLOW_USERS; i++) {
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            sl_bench_die("HEXISTS: %s", c->errstr);
+        users += r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+    }
+    dead = xlen(c, "users:dead") + xlen(c, "orders:dead") + xlen(c, "payments:dead");
+    if (paid != n || users != FLOW_USERS || dead != 0)
+        fprintf(stderr, "sluice-bench: %s: %lld of %d users created, %lld of %lld orders "
+                "paid, %lld dead letters\n", name, users, FLOW_USERS, paid, n, dead);
+    if ((report = malloc(FLOW_REPORT)) == NULL)
+        sl_bench_die("out of memory");
+    bad = sl_test_invariants(c, report, FLOW_REPORT);
+    if (bad != 0)
+        fprintf(stderr, "sluice-bench: %s: %s of the payment flow's invariants:\n%s",
+                name, bad < 0 ? "cannot check" : "violations", report);
+    free(report);
+    return paid == n && users == FLOW_USERS && dead == 0 && bad == 0;
 }
 
-/* One whole-flow run: n orders from order.created to paid, through the
- * order and payment workers (sluice, with the user worker configured as
- * in a deployment) or through ceiling clients running the same scripts,
- * `procs` processes per stream. */
-static void flow_run(const struct opts *o, const struct sl_bench_redis *srv, redisContext *c,
-                     int sluice, int procs, long long n, struct row *rw)
-{
-    char og[32], pg[32], ug[32], tag[160];
-    long long rcpu0, cpu = 0, hwm = 0;
-    int64_t t0, t1;
-    int ok = 1;
+/* Readings at one instant of a flow run: Redis's CPU and the workers'. */
+struct flow_mark {
+    int64_t t;                    /* monotonic, us */
+    long long rcpu;               /* redis-server CPU so far, us */
+    struct sl_bench_proc p;       /* sluice's workers (sluice rows only) */
+};
 
+/* Takes a mark; for sluice also the workers' /proc. Returns 0, or -1 when
+ * a worker is gone. */
+static int flow_mark(const struct sl_bench_redis *srv, const struct sl_bench_sluice *s,
+                     struct flow_mark *m)
+{
+    m->rcpu = redis_cpu(srv);
+    m->t = sl_bench_mono_us();
+    memset(&m->p, 0, sizeof(m->p));
+    return s != NULL ? sl_bench_sluice_proc(s, &m->p) : 0;
+}
+
+/* Fills one phase's row from its marks: n entries from a to b (b.t <= 0
+ * when the phase did not finish; the caller puts the drain poll's time
+ * into b.t), worker CPU `cpu` us, peak RSS hwm KiB. */
+static void flow_row(struct row *rw, long long n, const struct flow_mark *a,
+                     const struct flow_mark *b, long long cpu, long long hwm)
+{
+    rw->n = n;
+    rw->rate = b->t > a->t ? (double)n * 1e6 / (double)(b->t - a->t) : 0;
+    rw->redis_us = (double)(b->rcpu - a->rcpu) / (double)n;
+    rw->cpu_us = (double)cpu / (double)n;
+    rw->rss_mib = (double)hwm / 1024.0;
+}
+
+/* One whole-flow run through all three workers, in two phases in one run
+ * of the same processes: first FLOW_USERS user.created entries, each
+ * creating a user with its opening balance (timed until the users group
+ * is drained), then n orders from order.created to paid (timed until
+ * every order's payment result is acked). Either sluice (`sluice run`
+ * with the user, order and payment workers, `procs` processes each) or
+ * ceiling clients running the same scripts. ru and ro get the rows of
+ * the two phases; both fail unless flow_check() passes. */
+static void flow_run(const struct opts *o, const struct sl_bench_redis *srv, redisContext *c,
+                     int sluice, int procs, long long n, struct row *ru, struct row *ro)
+{
+    char og[32], pg[32], ug[32], tag[160], ulast[SL_BENCH_IDLEN], last[SL_BENCH_IDLEN];
+    struct flow_mark m0, m1, m2;
+    int64_t t;
+    long long ucpu = 0, ocpu = 0, uhwm = 0, ohwm = 0;
+    int ok = 1;
+    redisReply *r;
+
+    memset(&m0, 0, sizeof(m0));
+    memset(&m1, 0, sizeof(m1));
+    memset(&m2, 0, sizeof(m2));
     snprintf(og, sizeof(og), "g%d", ++group_seq);
     snprintf(pg, sizeof(pg), "g%d", ++group_seq);
     snprintf(ug, sizeof(ug), "g%d", ++group_seq);
-    snprintf(tag, sizeof(tag), "flow-%s-%dp", sluice ? "sluice" : "ceiling", procs);
-    refill_orders(c, n, sluice);
+    refill_flow(c, n, sluice, ulast);
     if (sluice) {
         struct sl_bench_sluice s;
-        struct sl_bench_proc p0, p1;
-        char workers[1024], last[SL_BENCH_IDLEN];
-        redisReply *r;
+        char workers[1024];
 
+        run(c, "XGROUP CREATE users %s $", ug, NULL);
         run(c, "XGROUP CREATE orders %s $", og, NULL);
         snprintf(workers, sizeof(workers),
-                 "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"%s\", \"processes\": 1 },\n"
+                 "{ \"handler\": \"user\", \"stream\": \"users\", \"group\": \"%s\", \"processes\": %d },\n"
                  "    { \"handler\": \"order\", \"stream\": \"orders\", \"group\": \"%s\", \"processes\": %d },\n"
                  "    { \"handler\": \"payment\", \"stream\": \"payments\", \"group\": \"%s\", \"processes\": %d }",
-                 ug, og, procs, pg, procs);
-        if (sl_bench_sluice_start_workers(&s, srv, c, workers, 1 + 2 * procs, 0) < 0)
+                 ug, procs, og, procs, pg, procs);
+        if (sl_bench_sluice_start_workers(&s, srv, c, workers, 3 * procs, 0) < 0)
             sl_bench_die("cannot start sluice run");
-        if (sl_bench_sluice_proc(&s, &p0) < 0)
-            sl_bench_die("cannot read the workers' /proc");
         commandstats_reset(o, c);
-        rcpu0 = redis_cpu(srv);
-        t0 = sl_bench_mono_us();
+        if (flow_mark(srv, &s, &m0) < 0)
+            sl_bench_die("cannot read the workers' /proc");
+        /* Users: the group goes back to 0 and one more user wakes it. */
+        r = sl_bench_cmd(c, 0, "XGROUP SETID users %s 0", ug);
+        freeReplyObject(r);
+        sl_bench_prefill_users(c, "users", FLOW_USERS - 1, 1, ulast);
+        t = sl_bench_wait_drained(c, "users", ug, ulast, drain_timeout_ms(FLOW_USERS));
+        ok = flow_mark(srv, &s, &m1) == 0 && t > 0;
+        m1.t = t;
+        snprintf(tag, sizeof(tag), "flow-sluice-%dp-users", procs);
+        commandstats_print(o, c, tag, FLOW_USERS);
+        commandstats_reset(o, c);
+        /* Orders, the same way, with every user in place. */
         r = sl_bench_cmd(c, 0, "XGROUP SETID orders %s 0", og);
         freeReplyObject(r);
-        sl_bench_prefill_orders(c, "orders", n - 1, 1, PAYMENT_USERS, last);
-        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
-        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        sl_bench_prefill_orders(c, "orders", n - 1, 1, FLOW_USERS, last);
+        t = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        ok = flow_mark(srv, &s, &m2) == 0 && t > 0 && ok;
+        m2.t = t;
+        snprintf(tag, sizeof(tag), "flow-sluice-%dp-orders", procs);
         commandstats_print(o, c, tag, n);
-        ok = sl_bench_sluice_proc(&s, &p1) == 0;
         if (sl_bench_sluice_stop(&s, o->keep) != 0)
             ok = 0;
-        cpu = p1.cpu_us - p0.cpu_us;
-        hwm = p1.hwm_kb;
+        ucpu = m1.p.cpu_us - m0.p.cpu_us;
+        ocpu = m2.p.cpu_us - m1.p.cpu_us;
+        uhwm = m1.p.hwm_kb;
+        ohwm = m2.p.hwm_kb;
     } else {
-        struct sl_bench_clients co, cp;
-        struct sl_bench_child_result ro, rp;
+        struct sl_bench_clients cu, co, cp;
+        struct sl_bench_child_result rsu, rso, rsp;
 
+        run(c, "XGROUP CREATE users %s 0", ug, NULL);
         run(c, "XGROUP CREATE orders %s 0", og, NULL);
         run(c, "XGROUP CREATE payments %s 0 MKSTREAM", pg, NULL);
-        if (sl_bench_clients_start(&co, srv, procs, SL_BENCH_MODE_FLOW_ORDER, "orders", og,
+        if (sl_bench_clients_start(&cu, srv, procs, SL_BENCH_MODE_FLOW_USER, "users", ug,
+                                   TUNED_BATCH) < 0 ||
+            sl_bench_clients_start(&co, srv, procs, SL_BENCH_MODE_FLOW_ORDER, "orders", og,
                                    TUNED_BATCH) < 0 ||
             sl_bench_clients_start(&cp, srv, procs, SL_BENCH_MODE_FLOW_PAYMENT, "payments", pg,
                                    TUNED_BATCH) < 0)
             sl_bench_die("cannot start the ceiling clients");
         commandstats_reset(o, c);
-        rcpu0 = redis_cpu(srv);
-        t0 = sl_bench_mono_us();
+        flow_mark(srv, NULL, &m0);
+        sl_bench_clients_go(&cu);
+        t = sl_bench_wait_drained(c, "users", ug, ulast, drain_timeout_ms(FLOW_USERS));
+        flow_mark(srv, NULL, &m1);
+        ok = t > 0;
+        m1.t = t;
+        snprintf(tag, sizeof(tag), "flow-ceiling-%dp-users", procs);
+        commandstats_print(o, c, tag, FLOW_USERS);
+        commandstats_reset(o, c);
         sl_bench_clients_go(&co);
         sl_bench_clients_go(&cp);
-        t1 = wait_flow(c, og, n, drain_timeout_ms(3 * n));
-        rw->redis_us = (double)(redis_cpu(srv) - rcpu0) / (double)n;
+        t = wait_flow(c, og, n, drain_timeout_ms(3 * n));
+        flow_mark(srv, NULL, &m2);
+        ok = t > 0 && ok;
+        m2.t = t;
+        snprintf(tag, sizeof(tag), "flow-ceiling-%dp-orders", procs);
         commandstats_print(o, c, tag, n);
-        ok = sl_bench_clients_finish(&co, 1, 60000, &ro) == 0;
-        ok = sl_bench_clients_finish(&cp, 1, 60000, &rp) == 0 && ok;
-        if (ro.done != 2 * n || rp.done != n) {
-            fprintf(stderr, "sluice-bench: %s: the ceiling committed %lld of %lld order "
-                    "entries and %lld of %lld payments\n", rw->name, ro.done, 2 * n, rp.done, n);
+        ok = sl_bench_clients_finish(&cu, 1, 60000, &rsu) == 0 && ok;
+        ok = sl_bench_clients_finish(&co, 1, 60000, &rso) == 0 && ok;
+        ok = sl_bench_clients_finish(&cp, 1, 60000, &rsp) == 0 && ok;
+        if (rsu.done != FLOW_USERS || rso.done != 2 * n || rsp.done != n) {
+            fprintf(stderr, "sluice-bench: flow ceiling: committed %lld of %d users, %lld of "
+                    "%lld order entries and %lld of %lld payments\n", rsu.done, FLOW_USERS,
+                    rso.done, 2 * n, rsp.done, n);
             ok = 0;
         }
-        cpu = ro.cpu_us + rp.cpu_us;
-        hwm = ro.hwm_kb > rp.hwm_kb ? ro.hwm_kb : rp.hwm_kb;
+        ucpu = rsu.cpu_us;
+        ocpu = rso.cpu_us + rsp.cpu_us;
+        uhwm = rsu.hwm_kb;
+        ohwm = rso.hwm_kb > rsp.hwm_kb ? rso.hwm_kb : rsp.hwm_kb;
     }
-    if (t1 <= 0)
-        fprintf(stderr, "sluice-bench: %s: the flow did not finish in time\n", rw->name);
-    rw->ok = ok && t1 > 0 && flow_check(c, n, rw->name);
-    rw->n = n;
-    rw->rate = t1 > t0 ? (double)n * 1e6 / (double)(t1 - t0) : 0;
-    rw->rss_mib = (double)hwm / 1024.0;
-    rw->cpu_us = (double)cpu / (double)n;
+    if (m1.t <= 0 || m2.t <= 0)
+        fprintf(stderr, "sluice-bench: %s: the flow did not finish in time\n", ro->name);
+    ok = ok && flow_check(c, n, ro->name);
+    flow_row(ru, FLOW_USERS, &m0, &m1, ucpu, uhwm);
+    flow_row(ro, n, &m1, &m2, ocpu, ohwm);
+    ru->ok = ro->ok = ok;
 }
 
-/* The whole flow: orders per second from order.created to paid through
- * the order and payment workers (three scripts: order_created,
- * payment_requested, order_payment_result), with Redis CPU per order,
- * sluice at its defaults against ceiling clients running the same three
- * scripts, 1 and 2 processes per stream. */
+/* The whole flow through all three workers: users per second (each
+ * user.created applied) and then orders per second from order.created to
+ * paid (three scripts per order: order_created, payment_requested,
+ * order_payment_result), with worker and Redis CPU per user and per
+ * order, sluice at its defaults against ceiling clients running the same
+ * scripts, 1 and 2 processes per stream, every run checked against the
+ * flow's invariants. */
 static void section_flow(const struct opts *o, const struct sl_bench_redis *srv,
                          redisContext *c)
 {
     static const int procs[] = { 1, 2 };
+    static const char *const names[2][2] = {
+        { "flow ceiling: users", "flow ceiling: orders" },
+        { "sluice users", "sluice orders" },
+    };
     long long n = o->payment_n;
     size_t i;
-    int k, sluice;
+    int k, sluice, ph;
 
-    fprintf(stderr, "flow: %lld orders, %d users\n", n, PAYMENT_USERS);
+    fprintf(stderr, "flow: %d user.created, then %lld order.created\n", FLOW_USERS, n);
     for (i = 0; i < 2; i++) {
-        struct row samples[2][8];
+        struct row samples[2][2][8];  /* [sluice][phase][run] */
         int first = nrows;
 
         for (k = 0; k < o->repeat; k++)
             for (sluice = 0; sluice < 2; sluice++) {
-                struct row *rw = &samples[sluice][k];
-                memset(rw, 0, sizeof(*rw));
-                snprintf(rw->section, sizeof(rw->section), "flow");
-                snprintf(rw->name, sizeof(rw->name), "%s", sluice ? "sluice orders" :
-                         "flow ceiling");
-                rw->procs = procs[i];
-                rw->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
-                flow_run(o, srv, c, sluice, procs[i], n, rw);
-                progress(rw);
+                for (ph = 0; ph < 2; ph++) {
+                    struct row *rw = &samples[sluice][ph][k];
+                    memset(rw, 0, sizeof(*rw));
+                    snprintf(rw->section, sizeof(rw->section), "flow");
+                    snprintf(rw->name, sizeof(rw->name), "%s", names[sluice][ph]);
+                    rw->procs = procs[i];
+                    rw->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
+                }
+                flow_run(o, srv, c, sluice, procs[i], n, &samples[sluice][0][k],
+                         &samples[sluice][1][k]);
+                progress(&samples[sluice][0][k]);
+                progress(&samples[sluice][1][k]);
             }
-        for (sluice = 0; sluice < 2; sluice++) {
-            struct row *rw = new_row("flow", samples[sluice][0].name, procs[i],
-                                     samples[sluice][0].batch);
-            keep_median(rw, samples[sluice], o->repeat);
-        }
-        if (rows[first].rate > 0)
-            rows[first + 1].ratio = rows[first + 1].rate / rows[first].rate;
+        /* Rows: ceiling users, sluice users, ceiling orders, sluice orders. */
+        for (ph = 0; ph < 2; ph++)
+            for (sluice = 0; sluice < 2; sluice++) {
+                struct row *rw = new_row("flow", names[sluice][ph], procs[i],
+                                         samples[sluice][ph][0].batch);
+                keep_median(rw, samples[sluice][ph], o->repeat);
+            }
+        for (ph = 0; ph < 2; ph++)
+            if (rows[first + 2 * ph].rate > 0)
+                rows[first + 2 * ph + 1].ratio = rows[first + 2 * ph + 1].rate /
+                                                  rows[first + 2 * ph].rate;
     }
 }
 
@@ -721,75 +833,227 @@ static void section_scaling(const struct opts *o, const struct sl_bench_redis *s
     }
 }
 
-/* Latency at 2,000 and 20,000 msgs/s offered: the ceiling (a BLOCKing
- * client, COUNT 500, ack pipelined with the next read) and sluice noop
- * with its default batch, 1 process each. */
+/* Returns the machine's CPU pressure so far (/proc/pressure/cpu, "some"
+ * total: microseconds in which at least one task waited for a CPU), or
+ * -1 when the kernel does not report it. A latency tail of milliseconds
+ * on a machine where others were waiting for a CPU is the machine's. */
+static long long cpu_pressure_us(void)
+{
+    FILE *f = fopen("/proc/pressure/cpu", "r");
+    char line[256];
+    long long total = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *t = strstr(line, "total=");
+        if (strncmp(line, "some ", 5) == 0 && t != NULL)
+            total = strtoll(t + 6, NULL, 10);
+    }
+    fclose(f);
+    return total;
+}
+
+/* One latency run of S seconds at `rate` msgs/s offered, on a fresh
+ * stream: the ceiling (a BLOCKing client, COUNT 500, ack pipelined with
+ * the next read) or sluice noop with its default batch, 1 process. rw
+ * gets the percentiles. */
+static void latency_one(const struct opts *o, const struct sl_bench_redis *srv,
+                        redisContext *c, int sluice, double rate, struct row *rw)
+{
+    char stream[64], group[32];
+    struct sl_bench_lat lat;
+    struct sl_bench_clients cl;
+    struct sl_bench_child_result res;
+    struct sl_bench_sluice s;
+    redisReply *r;
+    long long psi0, psi1;
+    int64_t t0, t1;
+    int rc;
+
+    snprintf(stream, sizeof(stream), "bench:lat:%d", ++group_seq);
+    snprintf(group, sizeof(group), "g%d", group_seq);
+    if (sluice) {
+        if (sl_bench_sluice_start(&s, srv, c, "noop", stream, group, 1,
+                                  CONF_BATCH(DEFAULT_BATCH)) < 0)
+            sl_bench_die("cannot start sluice run");
+    } else {
+        run(c, "XGROUP CREATE %s %s $ MKSTREAM", stream, group);
+        if (sl_bench_clients_start(&cl, srv, 1, SL_BENCH_MODE_BLOCK, stream, group,
+                                   TUNED_BATCH) < 0)
+            sl_bench_die("cannot start the ceiling client");
+        sl_bench_clients_go(&cl);
+        if (sl_bench_wait_blocked(c, 1, 10000) < 0)
+            sl_bench_die("the ceiling client did not block");
+    }
+    psi0 = cpu_pressure_us();
+    t0 = sl_bench_mono_us();
+    rc = sl_bench_latency_run(srv, stream, rate, o->latency_secs, &lat);
+    psi1 = cpu_pressure_us();
+    t1 = sl_bench_mono_us();
+    rw->psi = psi0 >= 0 && psi1 >= psi0 && t1 > t0 ? 100.0 * (double)(psi1 - psi0) /
+                                                     (double)(t1 - t0) : -1;
+    if (sluice)
+        rw->ok = sl_bench_sluice_stop(&s, o->keep) == 0;
+    else
+        rw->ok = sl_bench_clients_finish(&cl, 1, 10000, &res) == 0;
+    rw->ok = rw->ok && rc == 0;
+    rw->latency = 1;
+    rw->n = lat.sent;
+    rw->rate = lat.rate;
+    rw->p50 = lat.p50;
+    rw->p99 = lat.p99;
+    rw->p999 = lat.p999;
+    rw->max = lat.max;
+    rw->side50 = lat.side_p50;
+    rw->side999 = lat.side_p999;
+    if (lat.seen != lat.sent)
+        fprintf(stderr, "sluice-bench: %s: %lld of %lld acks seen\n", rw->name,
+                lat.seen, lat.sent);
+    r = sl_bench_cmd(c, 0, "DEL %s", stream);
+    freeReplyObject(r);
+}
+
+/* Compares doubles for qsort. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Returns the median of k values (sorts v). */
+static double median(double *v, int k)
+{
+    qsort(v, (size_t)k, sizeof(*v), cmp_double);
+    return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+/* Latency at 2,000 and 20,000 msgs/s offered, the ceiling against sluice
+ * noop, 1 process each. A p99.9 moves a lot from run to run on a shared
+ * machine (a single stall of a few ms in a run moves it), so each rate
+ * runs R pairs, alternating which of the two goes first (ceiling, sluice,
+ * sluice, ceiling, ...) so that a drift of the machine's load hits both
+ * alike; each run has rate x S samples (S = --latency-secs). A row shows
+ * the median over its R runs of each percentile, and sluice's ratio is
+ * the median of the R pairs' ratios of p99.9 (the pairs are also listed
+ * in the latency table). The table also shows the consumer's side alone,
+ * XADD to XACK as Redis stamped both: a producer that woke late or a
+ * Redis that was not scheduled delays an entry before any consumer could
+ * see it, and that part of the tail is the machine's. */
 static void section_latency(const struct opts *o, const struct sl_bench_redis *srv,
                             redisContext *c)
 {
     static const double rates[] = { 2000, 20000 };
+    int R = o->lat_repeat;
     size_t i;
-    int sluice;
+    int k, j, sluice;
 
-    for (i = 0; i < 2; i++) {
-        struct row *ceil = NULL;
-        for (sluice = 0; sluice < 2; sluice++) {
-            char stream[64], group[32], name[48];
-            struct sl_bench_lat lat;
-            struct sl_bench_clients cl;
-            struct sl_bench_child_result res;
-            struct sl_bench_sluice s;
-            struct row *rw;
-            redisReply *r;
-            int rc;
+    for (i = 0; i < SL_NELEM_BENCH(rates); i++) {
+        struct row samp[2][8];
+        double v[8];
+        struct row *rw[2];
 
-            snprintf(stream, sizeof(stream), "bench:lat:%d", ++group_seq);
-            snprintf(group, sizeof(group), "g%d", group_seq);
-            snprintf(name, sizeof(name), "%s @ %.0f/s", sluice ? "sluice noop" : "ceiling",
-                     rates[i]);
-            rw = new_row("latency", name, 1, sluice ? DEFAULT_BATCH : TUNED_BATCH);
-            rw->latency = 1;
-            if (sluice) {
-                if (sl_bench_sluice_start(&s, srv, c, "noop", stream, group, 1,
-                                          CONF_BATCH(DEFAULT_BATCH)) < 0)
-                    sl_bench_die("cannot start sluice run");
-            } else {
-                run(c, "XGROUP CREATE %s %s $ MKSTREAM", stream, group);
-                if (sl_bench_clients_start(&cl, srv, 1, SL_BENCH_MODE_BLOCK, stream, group,
-                                           TUNED_BATCH) < 0)
-                    sl_bench_die("cannot start the ceiling client");
-                sl_bench_clients_go(&cl);
-                if (sl_bench_wait_blocked(c, 1, 10000) < 0)
-                    sl_bench_die("the ceiling client did not block");
+        fprintf(stderr, "latency: %.0f msgs/s offered, %d pair(s) of %.0f s runs\n", rates[i],
+                R, o->latency_secs);
+        for (k = 0; k < R; k++)
+            for (j = 0; j < 2; j++) {
+                struct row *x;
+                sluice = (k % 2 == 0) ? j : 1 - j;
+                x = &samp[sluice][k];
+                memset(x, 0, sizeof(*x));
+                snprintf(x->section, sizeof(x->section), "latency");
+                snprintf(x->name, sizeof(x->name), "%s @ %.0f/s",
+                         sluice ? "sluice noop" : "ceiling", rates[i]);
+                x->procs = 1;
+                x->batch = sluice ? DEFAULT_BATCH : TUNED_BATCH;
+                latency_one(o, srv, c, sluice, rates[i], x);
+                progress(x);
             }
-            rc = sl_bench_latency_run(srv, stream, rates[i], o->latency_secs, &lat);
-            if (sluice)
-                rw->ok = sl_bench_sluice_stop(&s, o->keep) == 0;
-            else
-                rw->ok = sl_bench_clients_finish(&cl, 1, 10000, &res) == 0;
-            rw->ok = rw->ok && rc == 0;
-            rw->n = lat.sent;
-            rw->rate = lat.rate;
-            rw->p50 = lat.p50;
-            rw->p99 = lat.p99;
-            rw->p999 = lat.p999;
-            if (!sluice)
-                ceil = rw;
-            else if (ceil != NULL && ceil->p99 > 0)
-                rw->ratio = rw->p99 / ceil->p99;
-            if (lat.seen != lat.sent)
-                fprintf(stderr, "sluice-bench: %s: %lld of %lld acks seen\n", name,
-                        lat.seen, lat.sent);
-            progress(rw);
-            r = sl_bench_cmd(c, 0, "DEL %s", stream);
-            freeReplyObject(r);
+        for (sluice = 0; sluice < 2; sluice++) {
+            struct row *x = rw[sluice] = new_row("latency", samp[sluice][0].name, 1,
+                                                 samp[sluice][0].batch);
+            x->latency = 1;
+            x->ok = 1;
+            x->runs = R;
+            for (k = 0; k < R; k++) {
+                x->ok = x->ok && samp[sluice][k].ok;
+                x->n += samp[sluice][k].n;
+                v[k] = samp[sluice][k].rate;
+            }
+            x->rate = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].p50;
+            x->p50 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].p99;
+            x->p99 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].p999;
+            x->p999 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].max;
+            x->max = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].psi;
+            x->psi = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].side50;
+            x->side50 = median(v, R);
+            for (k = 0; k < R; k++)
+                v[k] = samp[sluice][k].side999;
+            x->side999 = median(v, R);
         }
+        for (k = 0; k < R; k++) {
+            rw[1]->pair[k] = samp[0][k].p999 > 0 ? samp[1][k].p999 / samp[0][k].p999 : 0;
+            v[k] = rw[1]->pair[k];
+        }
+        rw[1]->ratio = median(v, R);
+        for (k = 0; k < R; k++)
+            v[k] = samp[0][k].p99 > 0 ? samp[1][k].p99 / samp[0][k].p99 : 0;
+        rw[1]->ratio99 = median(v, R);
+        fprintf(stderr, "latency: %.0f/s: sluice p99.9 / ceiling p99.9, median of %d pair(s): "
+                "%.2f; of p99: %.2f\n", rates[i], R, rw[1]->ratio, rw[1]->ratio99);
     }
 }
 
 /* ---------------------------------------------------------------------
  * The table
  * ------------------------------------------------------------------ */
+
+/* Prints the latency rows again with their maximum and, for sluice, the
+ * p99.9 ratio of every pair of runs, when there are latency rows. */
+static void print_latency_table(void)
+{
+    int i, k, any = 0;
+
+    for (i = 0; i < nrows; i++) {
+        const struct row *rw = &rows[i];
+        char pairs[128] = "", ratio[48] = "(ceiling)";
+        size_t len = 0;
+
+        if (!rw->latency)
+            continue;
+        if (!any++)
+            printf("\n| latency row | runs | entries per run | p50 ms | p99 ms | p99.9 ms "
+                   "| max ms | XADD→XACK p50 ms | XADD→XACK p99.9 ms | CPU pressure "
+                   "| p99.9 vs ceiling, each pair | median (p99.9) | median (p99) |\n"
+                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- "
+                   "| ---: | ---: |\n");
+        for (k = 0; rw->ratio > 0 && k < rw->runs && len < sizeof(pairs); k++)
+            len += (size_t)snprintf(pairs + len, sizeof(pairs) - len, "%s%.2f",
+                                    k ? ", " : "", rw->pair[k]);
+        if (rw->ratio > 0)
+            snprintf(ratio, sizeof(ratio), "%.2f× | %.2f×", rw->ratio, rw->ratio99);
+        else
+            snprintf(ratio, sizeof(ratio), "(ceiling) | ");
+        printf("| %s%s | %d | %lld | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% | %s | %s |\n",
+               rw->name, rw->ok ? "" : " (FAILED)", rw->runs,
+               rw->runs > 0 ? rw->n / rw->runs : rw->n, rw->p50 / 1000, rw->p99 / 1000,
+               rw->p999 / 1000, rw->max / 1000, rw->side50 / 1000, rw->side999 / 1000, rw->psi,
+               pairs, ratio);
+    }
+}
 
 /* Prints every row as one Markdown table on stdout. */
 static void print_table(const struct opts *o)
@@ -812,7 +1076,7 @@ static void print_table(const struct opts *o)
             snprintf(p99, sizeof(p99), "%.3f", rw->p99 / 1000);
             snprintf(p999, sizeof(p999), "%.3f", rw->p999 / 1000);
             if (rw->ratio > 0)
-                snprintf(ratio, sizeof(ratio), "p99 %.2f×", rw->ratio);
+                snprintf(ratio, sizeof(ratio), "p99.9 %.2f×", rw->ratio);
             else
                 snprintf(ratio, sizeof(ratio), "(ceiling)");
         } else {
@@ -831,10 +1095,14 @@ static void print_table(const struct opts *o)
     printf("\nbatch 64 rows run sluice with no batch key (the default, which grows on a "
            "deep backlog); other batches are set explicitly. ");
     printf("vs ceiling: msgs/s of the row / msgs/s of the ceiling row with the same "
-           "processes in the same section; for latency rows, p99 of sluice / p99 of "
-           "the ceiling at the same rate (lower is better). Latency rows: msgs/s is "
-           "the offered rate achieved, entries the number sent. Webhook rows: deliveries/s "
-           "over the ideal concurrency / 0.05 s (the receiver's answer time).\n");
+           "processes in the same section; for latency rows, the median over the pairs of "
+           "runs of sluice's p99.9 / the ceiling's p99.9 at the same rate (lower is better). "
+           "Latency rows: msgs/s is the offered rate achieved, entries the number sent "
+           "over all runs, the percentiles medians over the runs. Flow rows: users are "
+           "user.created entries applied, orders go from order.created to paid. Webhook "
+           "rows: deliveries/s over the ideal concurrency / 0.05 s (the receiver's answer "
+           "time).\n");
+    print_latency_table();
     fflush(stdout);
 }
 
@@ -963,11 +1231,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sluice-bench [--n N] [--payment-n N] [--latency-secs S] [--repeat R]\n"
+            "                    [--latency-repeat L]\n"
             "                    [--only noop,payment,flow,aof,latency,scaling,webhook] [--batch B]\n"
             "                    [--keep] [--perf DIR] [--commandstats]\n"
             "  N defaults to $BENCH_N or 1000000; payment N to min(N, 200000);\n"
-            "  latency runs last 3 s each (1 s when N < 100000); B, sluice's tuned\n"
-            "  batch in the noop rows, defaults to 500 (the ceiling's COUNT).\n");
+            "  latency runs last 5 s each (1 s when N < 100000), L pairs of them per\n"
+            "  rate (default 3, 1 when N < 100000); B, sluice's tuned batch in the noop\n"
+            "  rows, defaults to 500 (the ceiling's COUNT).\n");
     exit(2);
 }
 
@@ -1008,6 +1278,8 @@ int main(int argc, char **argv)
             o.payment_n = positive(argv[++i]);
         else if (strcmp(argv[i], "--latency-secs") == 0 && i + 1 < argc)
             o.latency_secs = atof(argv[++i]);
+        else if (strcmp(argv[i], "--latency-repeat") == 0 && i + 1 < argc)
+            o.lat_repeat = (int)positive(argv[++i]);
         else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
             o.repeat = (int)positive(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
@@ -1023,12 +1295,14 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (o.n < 2 || o.repeat > 8 || o.batch > 10000)
+    if (o.n < 2 || o.repeat > 8 || o.lat_repeat > 8 || o.batch > 10000)
         usage();
     if (o.payment_n == 0)
         o.payment_n = o.n < 200000 ? o.n : 200000;
     if (o.latency_secs <= 0)
-        o.latency_secs = o.n < 100000 ? 1 : 3;
+        o.latency_secs = o.n < 100000 ? 1 : 5;
+    if (o.lat_repeat == 0)
+        o.lat_repeat = o.n < 100000 ? 1 : 3;
     signal(SIGPIPE, SIG_IGN);
 
     if (sl_bench_redis_start(&srv, 0) < 0)

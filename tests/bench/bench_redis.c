@@ -212,13 +212,35 @@ void sl_bench_create_users(redisContext *c, int users)
 
     for (u = 0; u < users; u++) {
         redisAppendCommand(c, "HSET user:u-%05d name user-%d email u%d@example.com "
-                           "balance_cents 100000000000", u, u, u);
+                           "balance_cents %lld", u, u, u, SL_BENCH_OPENING_CENTS);
         if (++queued == PIPE_DEPTH) {
             drain_replies(c, queued, NULL);
             queued = 0;
         }
     }
     drain_replies(c, queued, NULL);
+}
+
+/* Appends user.created entries with pipelined XADDs. */
+void sl_bench_prefill_users(redisContext *c, const char *stream, long long first,
+                            long long n, char *last_id)
+{
+    char data[256];
+    long long i, queued = 0;
+
+    for (i = first; i < first + n; i++) {
+        int len = snprintf(data, sizeof(data),
+                           "{\"user_id\":\"u-%05lld\",\"name\":\"user-%lld\","
+                           "\"email\":\"u%lld@example.com\",\"balance_cents\":%lld}",
+                           i, i, i, SL_BENCH_OPENING_CENTS);
+        redisAppendCommand(c, "XADD %s * type user.created data %b", stream,
+                           data, (size_t)len);
+        if (++queued == PIPE_DEPTH) {
+            drain_replies(c, queued, last_id);
+            queued = 0;
+        }
+    }
+    drain_replies(c, queued, last_id);
 }
 
 /* Appends payment.requested entries with pipelined XADDs. */
