@@ -1,12 +1,14 @@
 #!lua
 --@include lib
-local function effect(KEYS, ARGV) --@body
+local function effect(KEYS, ARGV, RUN) --@body
 end
 -- effect.lua -- the wrapper of every handler's effect script. The
 -- framework puts the handler's body where the first line says --@body
 -- (on line 3, so line N of a Redis error in an effect is line N-2 of the
 -- handler's body), making it a function over its own KEYS and ARGV (the
--- framework's come first and are stripped). It runs only while the entry
+-- framework's come first and are stripped), and RUN: a table that lives
+-- for one call and is shared by the entries of a run (nil for a single
+-- entry), where a body may remember what it has checked in this call. It runs only while the entry
 -- is still ours, and its result picks ack, retry or dead:
 -- {'retry', reason} or {'dead', 'code: detail'}, anything else acks.
 -- KEYS: stream attempts dead handler_keys...
@@ -53,13 +55,13 @@ if ARGV[7] == 'run' then
   local lay = {}
   for x in string.gmatch(ARGV[9], '%d+') do lay[#lay+1] = tonumber(x) end
   local own = own_range(ID, ARGV[8], #lay / 3 + 16)
-  local res, acks, ki, ai = {}, {}, 4, 11
+  local res, acks, ki, ai, run = {}, {}, 4, 11, {}
   for j = 1, #lay, 3 do
     local nk, na = lay[j], lay[j+1]
     local id, r = ARGV[ai], 0
     local p = own[id]
     if p then
-      local ok, v = pcall(effect, copy(KEYS, ki, nk), copy(ARGV, ai + 1, na))
+      local ok, v = pcall(effect, copy(KEYS, ki, nk), copy(ARGV, ai + 1, na), run)
       if not ok then
         if type(v) == 'table' then v = v.err end
         r = tostring(v)
