@@ -16,8 +16,9 @@
  *
  * A batch is handled entry by entry inside the reply callback; the
  * outcomes go out on the command connection pipelined in one write (one
- * XACK for all plain acks, one EVALSHA per entry that needs a script),
- * and the next read is already on its way meanwhile.
+ * XACK for all plain acks, one EVALSHA per run of consecutive entries
+ * with the same effect script, one per retry or dead letter), and the
+ * next read is already on its way meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -826,7 +827,8 @@ static int ackv_reserve(struct worker *w, size_t n)
 }
 
 /* Handles n entries of w->ents and sends their outcomes pipelined: one
- * EVALSHA per entry that needs a script, then one XACK for every entry
+ * EVALSHA per run of consecutive effects of one script (run_add) and per
+ * retry or dead letter, in stream order, then one XACK for every entry
  * that was simply done. The entries point into a reply that stays valid
  * until this returns. */
 static void handle_batch(struct worker *w, size_t n)

@@ -1,14 +1,17 @@
 #!lua
 --@include lib
-local function effect(KEYS, ARGV, RUN) --@body
+local function effect(KEYS, ARGV, ...) --@body
 end
 -- effect.lua -- the wrapper of every handler's effect script. The
 -- framework puts the handler's body where the first line says --@body
 -- (on line 3, so line N of a Redis error in an effect is line N-2 of the
 -- handler's body), making it a function over its own KEYS and ARGV (the
--- framework's come first and are stripped), and RUN: a table that lives
--- for one call and is shared by the entries of a run (nil for a single
--- entry), where a body may remember what it has checked in this call. It runs only while the entry
+-- framework's come first and are stripped); its first extra argument
+-- (`...`) is a table that lives for one call and is shared by the
+-- entries of a run (nothing for a single entry), where a body may
+-- remember what it has checked in this call. `...` rather than a named
+-- parameter keeps a body runnable by a plain EVAL too, where `...` is
+-- empty and a name would be an undefined global. It runs only while the entry
 -- is still ours, and its result picks ack, retry or dead:
 -- {'retry', reason} or {'dead', 'code: detail'}, anything else acks.
 -- KEYS: stream attempts dead handler_keys...

@@ -25,7 +25,8 @@
 --     type and, without BLOCK, returns nothing), for the streams a script
 --     writes but never reads. Fixed arguments rather than a list: building
 --     and unpacking a table per call cost more than the XREAD.
---     In a run (several entries committed in one call, RUN a table) a
+--     In a run (several entries committed in one call: RUN, the first
+--     extra argument effect.lua passes, is a table; nil otherwise) a
 --     key found to be a stream or absent is remembered in RUN and not
 --     asked again: the stream keys of these scripts are fixed names that
 --     no record key can equal, and the scripts only ever XADD to them, so
@@ -52,6 +53,7 @@
 --     digits cost Redis about 27,000 instructions per call, this about
 --     3,000. (No tonumber(): the scripts keep none, so that no double
 --     ever comes near money.)
+local RUN = ...
 local function wrong(key, want, err)
   if type(err.err) ~= 'string' or string.sub(err.err, 1, 9) ~= 'WRONGTYPE' then error(err) end
   return {'retry', 'wrong_key_type: ' .. key .. ' is a ' .. redis.call('TYPE', key)['ok'] .. ', expected a ' .. want}
