@@ -541,6 +541,8 @@ static void run_flush(struct worker *w, struct batch *b)
         if (id_less(hi, k[i].id))
             hi = k[i].id;
     }
+    /* At most 45 bytes per entry ("%d %d %lld" and a space), and lay
+     * holds 48 per entry of RUN_MAX: snprintf never cuts. */
     pos = 0;
     for (i = 0; i < run_n; i++)
         pos += (size_t)snprintf(u->lay + pos, sizeof(u->lay) - pos, "%s%d %d %lld",
