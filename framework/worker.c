@@ -16,8 +16,9 @@
  *
  * A batch is handled entry by entry inside the reply callback; the
  * outcomes go out on the command connection pipelined in one write (one
- * XACK for all plain acks, one EVALSHA per entry that needs a script),
- * and the next read is already on its way meanwhile.
+ * XACK for all plain acks, one EVALSHA per run of consecutive entries
+ * with the same effect script, one per retry or dead letter), and the
+ * next read is already on its way meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,17 @@
 #define INFLIGHT_TICK_MS 100      /* period of the in-flight timer (loop stamp, leases, timeouts), ms */
 #define BACKOFF_BASE_MS 100       /* first reconnect delay */
 #define BACKOFF_CAP_MS 5000       /* longest reconnect delay */
+/* A run (effect.lua's kind "run") commits consecutive effect entries of
+ * one batch in one script call. Its bounds keep one call short: Redis
+ * runs nothing else meanwhile, and 64 payments are about 2 ms of Redis
+ * CPU, while the fixed part a run shares (EVALSHA, the framework's
+ * arguments, the fence, the ack) is already down to a few percent of an
+ * entry's cost at that size. The value and byte bounds keep the command
+ * and effect.lua's tables small (unpack() takes a few thousand values);
+ * an entry that alone exceeds them is committed by itself. */
+#define RUN_MAX 64                /* entries of one run */
+#define RUN_VALUES_MAX 4000       /* handler keys and arguments of one run */
+#define RUN_BYTES_MAX (1 << 20)   /* bytes of handler keys and arguments of one run */
 
 /* One entry to handle, pointing into a reply that lives until the batch
  * is handled. */
@@ -79,8 +91,8 @@ struct batch {
     struct commit {
         struct batch *b;          /* back pointer */
         char id[SL_IDLEN];        /* entry ID */
-        int effect;               /* 1 for an effect script, 0 commit, -1 plain XACK */
-        int count;                /* plain XACK: IDs sent */
+        int effect;               /* 1 for an effect script, 2 the first entry of a run, 0 commit, -1 plain XACK */
+        int count;                /* plain XACK: IDs sent; a run: its entries (this and the next count - 1) */
         struct sl_ctx *ctx;       /* context holding the effect (effect 1), borrowed until sent */
         long long least_ms;       /* least delay of a retry (sl_ctx_retry_after), ms */
         char err[160];            /* retry/dead reason, cut, for the log */
@@ -156,6 +168,22 @@ struct worker {
     const char **ackv;            /* XACK stream group id... (reused) */
     size_t *acklen;               /* its lengths */
     size_t ackcap;                /* entries allocated in both */
+    struct run {                  /* effect entries of the batch in hand not sent yet */
+        struct commit *first;     /* the commit of its first entry (the rest follow it in b->c), NULL: none */
+        int n;                    /* entries */
+        int script;               /* their handler script */
+        char *buf;                /* their keys and arguments, each with its NUL (owned) */
+        size_t len, cap;          /* bytes used and allocated in buf */
+        struct run_val {          /* one key or argument in buf */
+            size_t off, len;      /* where, and its length without the NUL */
+        } *val;                   /* entries' keys and arguments in entry order (owned) */
+        size_t nval, valcap;      /* values used and allocated */
+        struct run_ent {          /* one entry */
+            int nkeys, nargs;     /* its keys and arguments (in val, keys first) */
+            long long least_ms;   /* least delay of a retry its effect asks for, ms */
+        } ent[RUN_MAX];
+        char lay[RUN_MAX * 48];   /* the layout argument being built */
+    } run;
     struct sl_slot local;         /* used when no supervisor gave a slot */
     /* Async handlers: entries in flight after `handle` returned SL_PENDING. */
     struct sl_ctx *inflight;      /* contexts in flight (list) */
@@ -250,12 +278,13 @@ static int group_lost(const redisReply *r)
     return strncmp(r->str, "NOGROUP", 7) == 0 || strncmp(r->str, "UNBLOCKED", 9) == 0;
 }
 
-/* Returns 1 when an error reply says Redis cannot run the command now
+/* Returns 1 when an error text (an error reply's, or one entry's in a
+ * run's reply) says Redis cannot run the command now
  * (docs/semantics.md: never the message's fault), 0 when the command itself
  * failed. Inside a script, Redis 7 passes a failing call's own error code
  * through ("WRONGTYPE ... script: ..."), so a handler's effect can fail
  * with codes other than ERR; only this list is transient. */
-static int transient(const redisReply *r)
+static int transient_text(const char *msg)
 {
     static const char *const codes[] = {
         "LOADING", "BUSY", "OOM", "MISCONF", "NOSCRIPT", "NOGROUP", "UNBLOCKED",
@@ -265,9 +294,15 @@ static int transient(const redisReply *r)
     int i;
 
     for (i = 0; codes[i] != NULL; i++)
-        if (strncmp(r->str, codes[i], strlen(codes[i])) == 0)
+        if (strncmp(msg, codes[i], strlen(codes[i])) == 0)
             return 1;
     return 0;
+}
+
+/* transient_text() of an error reply. */
+static int transient(const redisReply *r)
+{
+    return transient_text(r->str);
 }
 
 /* ------------------------------------------------------------------ */
@@ -347,6 +382,84 @@ static void batch_done(struct batch *b)
 static void send_commit(struct worker *w, struct batch *b, struct commit *k,
                         const char *kind, const char *err, int trim);
 
+/* Counts the integer result of one entry's commit script (SL_COMMIT_*)
+ * and logs what the operator should see. */
+static void commit_result(struct worker *w, const struct commit *k, long long res)
+{
+    switch (res) {
+    case SL_COMMIT_NOT_OWNER:
+        count(w, SL_C_DISCARDED, 1);
+        sl__log(SL_LOG_INFO, "commit_discarded", "id=%s reason=not_owner", k->id);
+        break;
+    case SL_COMMIT_ACKED:     count(w, SL_C_ACKED, 1); break;
+    case SL_COMMIT_RETRIED:   count(w, SL_C_RETRIED, 1); count(w, SL_C_FAILED, 1); break;
+    case SL_COMMIT_DEAD:
+        count(w, SL_C_DEAD, 1);
+        count(w, SL_C_FAILED, 1);
+        sl__log(SL_LOG_INFO, "dead_letter", "id=%s error=%s", k->id, sl__logq(k->err));
+        break;
+    default: break;
+    }
+}
+
+/* An entry's effect failed with error text msg (an error reply, or one
+ * entry's error in a run's reply). A code that says Redis cannot run the
+ * command now is never the entry's fault: the batch fails and the
+ * connection is reset (the entry, still pending, is handled again after
+ * recovery). Any other error is the effect's fault: a retry commit
+ * records it as a failed attempt. Returns 1 when it reset. */
+static int effect_error(struct worker *w, struct commit *k, const char *msg)
+{
+    struct batch *b = k->b;
+    char err[SL_ERRLEN];
+
+    if (transient_text(msg)) {
+        b->failed = 1;
+        sl__log(SL_LOG_WARN, "commit_refused", "id=%s error=%s", k->id, sl__logq(msg));
+        reset(w, msg);
+        return 1;
+    }
+    snprintf(err, sizeof(err), "effect_failed: %.400s", msg);
+    sl__log(SL_LOG_WARN, "effect_failed", "id=%s error=%s", k->id, sl__logq(msg));
+    k->effect = 0;
+    b->outstanding++;
+    send_commit(w, b, k, "retry", err, 0);
+    return 0;
+}
+
+/* The reply to a run (effect.lua's kind "run"): one result per entry,
+ * each counted and logged as the reply of that entry's own commit would
+ * be; an error reply of the whole call stands for every entry's. */
+static void run_reply(struct worker *w, struct commit *k, const redisReply *r)
+{
+    struct batch *b = k->b;
+    int i, n = k->count;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        for (i = 0; i < n; i++)
+            if (effect_error(w, &k[i], r->str))
+                return;
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n) {
+        b->failed = 1;
+        sl__log(SL_LOG_WARN, "commit_refused", "id=%s error=%s", k->id,
+                sl__logq("a run's reply is not one result per entry"));
+        reset(w, "bad reply to a run");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+
+        k[i].effect = 1;
+        if (e->type == REDIS_REPLY_INTEGER)
+            commit_result(w, &k[i], e->integer);
+        else if ((e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_ERROR ||
+                  e->type == REDIS_REPLY_STATUS) && effect_error(w, &k[i], e->str))
+            return;
+    }
+}
+
 /* Reply to one commit of a batch. A refused commit (OOM, LOADING, BUSY,
  * MISCONF, NOSCRIPT, a lost group) is never the entry's fault: the
  * connection is reset and the entry, still pending, is recovered and
@@ -362,14 +475,11 @@ static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
     (void)c;
     if (r == NULL) {
         b->failed = 1;
+    } else if (k->effect == 2) {
+        run_reply(w, k, r);
     } else if (r->type == REDIS_REPLY_ERROR) {
         if (k->effect == 1 && !transient(r)) {
-            char err[SL_ERRLEN];
-            snprintf(err, sizeof(err), "effect_failed: %.400s", r->str);
-            sl__log(SL_LOG_WARN, "effect_failed", "id=%s error=%s", k->id, sl__logq(r->str));
-            k->effect = 0;
-            b->outstanding++;
-            send_commit(w, b, k, "retry", err, 0);
+            effect_error(w, k, r->str);
         } else {
             b->failed = 1;
             sl__log(SL_LOG_WARN, "commit_refused", "id=%s error=%s",
@@ -377,23 +487,10 @@ static void on_commit(struct sl_conn *c, redisReply *r, void *priv)
             reset(w, r->str);
         }
     } else if (r->type == REDIS_REPLY_INTEGER) {
-        if (k->effect < 0) {
+        if (k->effect < 0)
             count(w, SL_C_ACKED, (uint64_t)r->integer);
-        } else {
-            switch (r->integer) {
-            case SL_COMMIT_NOT_OWNER: count(w, SL_C_DISCARDED, 1); break;
-            case SL_COMMIT_ACKED:     count(w, SL_C_ACKED, 1); break;
-            case SL_COMMIT_RETRIED:   count(w, SL_C_RETRIED, 1); count(w, SL_C_FAILED, 1); break;
-            case SL_COMMIT_DEAD:
-                count(w, SL_C_DEAD, 1);
-                count(w, SL_C_FAILED, 1);
-                sl__log(SL_LOG_INFO, "dead_letter", "id=%s error=%s", k->id, sl__logq(k->err));
-                break;
-            default: break;
-            }
-            if (r->integer == SL_COMMIT_NOT_OWNER)
-                sl__log(SL_LOG_INFO, "commit_discarded", "id=%s reason=not_owner", k->id);
-        }
+        else
+            commit_result(w, k, r->integer);
     }
     if (--b->outstanding == 0)
         batch_done(b);
@@ -442,6 +539,176 @@ static void send_commit(struct worker *w, struct batch *b, struct commit *k,
         if (--b->outstanding == 0)
             batch_done(b);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Runs: consecutive effect entries committed in one script call       */
+/* ------------------------------------------------------------------ */
+
+/* Returns 1 when stream ID a is lower than b ("ms-seq", both decimal). */
+static int id_less(const char *a, const char *b)
+{
+    unsigned long long ams, aseq = 0, bms, bseq = 0;
+    char *end;
+
+    ams = strtoull(a, &end, 10);
+    if (*end == '-')
+        aseq = strtoull(end + 1, NULL, 10);
+    bms = strtoull(b, &end, 10);
+    if (*end == '-')
+        bseq = strtoull(end + 1, NULL, 10);
+    return ams < bms || (ams == bms && aseq < bseq);
+}
+
+/* Sends the run in hand as one call of its effect script (effect.lua,
+ * kind "run") and empties it. Its commits get one reply (run_reply). */
+static void run_flush(struct worker *w, struct batch *b)
+{
+    struct run *u = &w->run;
+    struct commit *k = u->first;
+    const char *lo, *hi;
+    size_t total, nkeys, nargs, v, pos;
+    char nk[16];
+    int i, j, n, run_n;
+
+    if (k == NULL)
+        return;
+    u->first = NULL;
+    run_n = u->n;
+    u->n = 0;
+    /* The fence asks for the ID range of the run: a batch from a claim
+     * page need not be in ID order. */
+    lo = hi = k[0].id;
+    for (i = 1; i < run_n; i++) {
+        if (id_less(k[i].id, lo))
+            lo = k[i].id;
+        if (id_less(hi, k[i].id))
+            hi = k[i].id;
+    }
+    /* At most 45 bytes per entry ("%d %d %lld" and a space), and lay
+     * holds 48 per entry of RUN_MAX: snprintf never cuts. */
+    pos = 0;
+    for (i = 0; i < run_n; i++)
+        pos += (size_t)snprintf(u->lay + pos, sizeof(u->lay) - pos, "%s%d %d %lld",
+                                i > 0 ? " " : "", u->ent[i].nkeys, u->ent[i].nargs,
+                                u->ent[i].least_ms);
+    nkeys = SL_FW_KEYS;
+    for (i = 0; i < run_n; i++)
+        nkeys += (size_t)u->ent[i].nkeys;
+    nargs = SL_FW_ARGS + (size_t)run_n + (u->nval - (nkeys - SL_FW_KEYS));
+    total = nkeys + nargs;
+    if (argv_reserve(w, 3 + total) < 0) {
+        u->len = 0;
+        u->nval = 0;
+        b->failed = 1;
+        reset(w, "out of memory");
+        return;
+    }
+    /* Keys: the framework's, then each entry's; arguments: the
+     * framework's, then each entry's ID and its own. */
+    sl__commit_args_set(&w->ca, lo, "run", hi, 0);
+    w->ca.args[8] = u->lay;
+    for (i = 0; i < SL_FW_KEYS; i++) {
+        w->kav[i] = w->ca.keys[i];
+        w->kalen[i] = strlen(w->ca.keys[i]);
+    }
+    for (i = 0; i < SL_FW_ARGS; i++) {
+        w->kav[nkeys + (size_t)i] = w->ca.args[i];
+        w->kalen[nkeys + (size_t)i] = strlen(w->ca.args[i]);
+    }
+    {
+        size_t kp = SL_FW_KEYS, ap = nkeys + SL_FW_ARGS;
+
+        v = 0;
+        for (i = 0; i < run_n; i++) {
+            for (j = 0; j < u->ent[i].nkeys; j++, v++, kp++) {
+                w->kav[kp] = u->buf + u->val[v].off;
+                w->kalen[kp] = u->val[v].len;
+            }
+            w->kav[ap] = k[i].id;
+            w->kalen[ap++] = strlen(k[i].id);
+            for (j = 0; j < u->ent[i].nargs; j++, v++, ap++) {
+                w->kav[ap] = u->buf + u->val[v].off;
+                w->kalen[ap] = u->val[v].len;
+            }
+        }
+    }
+    n = sl__script_argv(w->eff[u->script], nk, (int)nkeys, w->kav, w->kalen, (int)nargs,
+                        w->kav + nkeys, w->kalen + nkeys, w->argv, w->argvlen);
+    u->len = 0;
+    u->nval = 0;
+    k->effect = 2;
+    k->count = run_n;
+    b->outstanding++;
+    if (sl__conn_command(w->cmd, on_commit, k, 0, n, w->argv, w->argvlen) < 0) {
+        b->failed = 1;
+        b->outstanding--;
+    }
+}
+
+/* Adds the effect declared on w->ctx for commit k (the next record of b
+ * after the run's) to the run in hand, copying its keys and arguments
+ * out of the context, which the next entry resets. A run is sent first
+ * when it is full or its script differs. Returns 0, or -1 when the entry
+ * is too large for a run (the caller sends it alone, run sent) or memory
+ * ran out (run sent). */
+static int run_add(struct worker *w, struct batch *b, struct commit *k)
+{
+    struct run *u = &w->run;
+    const struct sl_ctx *ctx = w->ctx;
+    size_t nv = (size_t)(ctx->nkeys + ctx->nargs), i;
+
+    if (u->first != NULL && (u->script != ctx->script || u->n == RUN_MAX ||
+                             u->nval + nv > RUN_VALUES_MAX || u->len + ctx->buflen > RUN_BYTES_MAX))
+        run_flush(w, b);
+    if (nv > RUN_VALUES_MAX || ctx->buflen > RUN_BYTES_MAX)
+        return -1;
+    if (u->len + ctx->buflen > u->cap) {
+        size_t cap = u->cap ? u->cap : 4096;
+        char *nb;
+
+        while (cap < u->len + ctx->buflen)
+            cap *= 2;
+        if ((nb = realloc(u->buf, cap)) == NULL) {
+            run_flush(w, b);
+            return -1;
+        }
+        u->buf = nb;
+        u->cap = cap;
+    }
+    if (u->nval + nv > u->valcap) {
+        size_t cap = u->valcap ? u->valcap : 256;
+        struct run_val *nval;
+
+        while (cap < u->nval + nv)
+            cap *= 2;
+        if ((nval = realloc(u->val, cap * sizeof(*nval))) == NULL) {
+            run_flush(w, b);
+            return -1;
+        }
+        u->val = nval;
+        u->valcap = cap;
+    }
+    /* The context keeps its keys then arguments in one buffer, each with
+     * its NUL: one copy, then their places. */
+    if (ctx->buflen > 0)
+        memcpy(u->buf + u->len, ctx->buf, ctx->buflen);
+    for (i = 0; i < nv; i++) {
+        u->val[u->nval + i].off = u->len + ctx->offs[i];
+        u->val[u->nval + i].len = ((i + 1 < nv) ? ctx->offs[i + 1] : ctx->buflen) - ctx->offs[i] - 1;
+    }
+    u->len += ctx->buflen;
+    u->nval += nv;
+    if (u->first == NULL) {
+        u->first = k;
+        u->script = ctx->script;
+    }
+    SL_ASSERT(k == u->first + u->n);
+    u->ent[u->n].nkeys = ctx->nkeys;
+    u->ent[u->n].nargs = ctx->nargs;
+    u->ent[u->n].least_ms = k->least_ms;
+    u->n++;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -606,7 +873,8 @@ static int ackv_reserve(struct worker *w, size_t n)
 }
 
 /* Handles n entries of w->ents and sends their outcomes pipelined: one
- * EVALSHA per entry that needs a script, then one XACK for every entry
+ * EVALSHA per run of consecutive effects of one script (run_add) and per
+ * retry or dead letter, in stream order, then one XACK for every entry
  * that was simply done. The entries point into a reply that stays valid
  * until this returns. */
 static void handle_batch(struct worker *w, size_t n)
@@ -702,12 +970,25 @@ static void handle_batch(struct worker *w, size_t n)
         k->ctx = w->ctx;
         copy_id(k->id, e->id);
         k->least_ms = w->ctx->retry_after_ms;
-        b->outstanding++;
-        if (d == SL_ACK) {
-            k->effect = w->ctx->script >= 0 ? 1 : 0;
+        if (d == SL_ACK && w->ctx->script >= 0) {
+            /* Consecutive effects of one script go in one call, in stream
+             * order (an order's creation and its payment result may sit
+             * in one batch); anything else sends the run first. */
+            k->effect = 1;
+            snprintf(k->err, sizeof(k->err), "see the dead-letter entry (decided by the effect)");
+            if (run_add(w, b, k) == 0)
+                continue;
+            b->outstanding++;
+            send_commit(w, b, k, "ack", "", 0);
+        } else if (d == SL_ACK) {
+            run_flush(w, b);
+            b->outstanding++;
+            k->effect = 0;
             snprintf(k->err, sizeof(k->err), "see the dead-letter entry (decided by the effect)");
             send_commit(w, b, k, "ack", "", 0);
         } else {
+            run_flush(w, b);
+            b->outstanding++;
             k->effect = 0;
             if (d == SL_DEAD)
                 sl__log(SL_LOG_DEBUG, "dead_letter_decided", "id=%s error=%s", k->id,
@@ -718,6 +999,7 @@ static void handle_batch(struct worker *w, size_t n)
             send_commit(w, b, k, d == SL_RETRY ? "retry" : "dead", w->ctx->err, trim);
         }
     }
+    run_flush(w, b);
     if (nplain > 0) {
         struct commit *p = &b->c[b->n++];
         p->b = b;
@@ -1902,6 +2184,8 @@ static void worker_free(struct worker *w)
     free(w->argv);
     free(w->argvlen);
     free(w->kav);
+    free(w->run.buf);
+    free(w->run.val);
     free(w->kalen);
     free(w->ackv);
     free(w->acklen);

@@ -10,9 +10,10 @@
  *       or payment.declined {payment_id, order_id, reason}.
  *
  * The decision depends on the balance, which only the script can read
- * atomically with the debit, so the handler passes the `data` of all
- * three possible follow-ups (built in C, where integers stay integers)
- * and the script picks one.
+ * atomically with the debit, so the handler passes the `data` of
+ * payment.succeeded (built in C, where integers stay integers) and the
+ * script adds the reason to it for a payment.declined (sorted keys:
+ * "reason" comes last).
  *
  * Idempotency: the fingerprint (a digest) in field fp of payment:<payment_id>.
  * The same request again acks with no effect and no second follow-up;
@@ -68,16 +69,8 @@ static const struct sl_rule payment_requested_fields[] = {
 #define PAYMENT_REQUESTED_NFIELDS \
     (sizeof payment_requested_fields / sizeof payment_requested_fields[0])
 
-/* Returns the `data` text of payment.declined for payment_id, order_id
- * and reason (all borrowed). New: free(); NULL when memory ran out. */
-static char *declined_data(const char *payment_id, const char *order_id, const char *reason)
-{
-    return schema_dumps(json_pack("{s:s, s:s, s:s}", "payment_id", payment_id,
-                                  "order_id", order_id, "reason", reason));
-}
-
 /* Validates a payment.requested event in data (borrowed) and declares its
- * effect with the three possible follow-ups. Returns SL_ACK with the
+ * effect with the data of its follow-up. Returns SL_ACK with the
  * effect declared, SL_DEAD with the validation error, or SL_RETRY when
  * memory ran out. */
 static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl_msg *msg,
@@ -87,8 +80,8 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     struct sl_value v[PAYMENT_REQUESTED_NFIELDS];
     char k_pay[SCHEMA_KEYLEN], k_user[SCHEMA_KEYLEN];
     char amount[24];
-    const char *keys[5], *args[10];
-    char *fp, *ok, *no_user, *no_funds;
+    const char *keys[5], *args[8];
+    char *fp, *ok;
     enum sl_disposition d = SL_ACK;
     int rc;
 
@@ -100,9 +93,7 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
                                       "amount_cents", (json_int_t)v[3].n,
                                       "currency", v[4].s));
     ok = schema_dumps(json_pack("{s:s, s:s}", "payment_id", v[0].s, "order_id", v[1].s));
-    no_user = declined_data(v[0].s, v[1].s, "unknown_user");
-    no_funds = declined_data(v[0].s, v[1].s, "insufficient_funds");
-    if (fp == NULL || ok == NULL || no_user == NULL || no_funds == NULL) {
+    if (fp == NULL || ok == NULL) {
         d = sl_ctx_fail(ctx, SL_RETRY, "out_of_memory", "payment.requested effect");
         goto cleanup;
     }
@@ -119,9 +110,7 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
     args[4] = amount;
     args[5] = v[4].s;
     args[6] = ok;
-    args[7] = no_user;
-    args[8] = no_funds;
-    args[9] = schema_retention(privdata);
+    args[7] = schema_retention(privdata);
     if ((rc = SCHEMA_EFFECT(ctx, &payment_requested_script, WORKERS_LUA_PAYMENT_REQUESTED,
                             keys, args)) != 0)
         d = schema_effect_failed(ctx, rc, "the payment.requested effect");
@@ -129,8 +118,6 @@ static enum sl_disposition payment_requested(struct sl_ctx *ctx, const struct sl
 cleanup:
     free(fp);
     free(ok);
-    free(no_user);
-    free(no_funds);
     return d;
 }
 

@@ -19,6 +19,8 @@
 -- of a few thousand values, so huge field lists are sent in one XADD only
 -- up to that limit: an entry with more fields than that has already been
 -- refused as too_large, which keeps type and data only.
+-- decide_at() is decide() for entry `id` with its own least delay and
+-- trim flag: effect.lua's runs decide many entries in one call.
 -- A dead letter's `attempts` is sluice's own count of failed attempts
 -- (from the hash above, plus the one that dead-lettered it when that was
 -- an attempt), beside `deliveries`, Redis's count of reads and claims.
@@ -79,18 +81,20 @@ local function retry(id, why, deliveries, max, first, cap, least)
   redis.call('HSET', A, id, n .. ':' .. string.format('%d', now_ms() + d) .. ':' .. why)
   return 2
 end
-local function decide(kind, err, p)
+local function decide_at(id, kind, err, p, least, trim)
   if kind == 'retry' then
-    return retry(ID, err, p[4], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
-                 tonumber(ARGV[10]))
+    return retry(id, err, p[4], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), least)
   end
   if kind == 'dead' then
-    local n = parse_att(redis.call('HGET', A, ID))
+    local n = parse_att(redis.call('HGET', A, id))
     local code = string.match(err, '^[^:]*')
     if code ~= 'max_deliveries_exceeded' and code ~= 'expired' then n = n + 1 end
-    dead(ID, err, p[4], ARGV[9], n)
+    dead(id, err, p[4], trim, n)
     return 3
   end
-  finish(ID)
+  finish(id)
   return 1
+end
+local function decide(kind, err, p)
+  return decide_at(ID, kind, err, p, tonumber(ARGV[10]), ARGV[9])
 end

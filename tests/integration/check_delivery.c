@@ -932,6 +932,179 @@ START_TEST(test_delivery_effect_error_is_failed_attempt)
 }
 END_TEST
 
+/* Lets the single probe worker of stream s grow its reads: 15 effect
+ * entries (its first read takes one entry, and each read after a fast
+ * batch twice as many), applied before this returns; probe:order is
+ * cleared afterwards. The worker is then blocked on a read of several
+ * entries, so entries added in one go by xadd_together() reach it in
+ * one batch. */
+static void warm_up(void)
+{
+    char id[64];
+    int i;
+
+    for (i = 0; i < 15; i++)
+        xadd(id, "s", "t", "{\"effect\":true}");
+    SL_TEST_ASSERT_EVENTUALLY(10000, applied(id) == 1);
+    SL_TEST_ASSERT_EVENTUALLY(5000, pending("s", "g") == 0);
+    freeReplyObject(sl_test_cmd(rc, "DEL probe:order"));
+}
+
+/* Adds n entries of type t with the given data to stream s in one
+ * script, so that a reader blocked on s gets them all in one reply; their
+ * IDs go to ids (64 bytes each). */
+static void xadd_together(char (*ids)[64], int n, const char *const *data)
+{
+    const char *argv[16];
+    redisReply *r;
+    int i, k = 0;
+
+    ck_assert_int_le(n, 10);
+    argv[k++] = "EVAL";
+    argv[k++] = "local r = {} for i = 1, #ARGV do "
+                "r[i] = redis.call('XADD', KEYS[1], '*', 'type', 't', 'data', ARGV[i]) end return r";
+    argv[k++] = "1";
+    argv[k++] = "s";
+    for (i = 0; i < n; i++)
+        argv[k++] = data[i];
+    r = redisCommandArgv(rc, k, argv, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, n);
+    for (i = 0; i < n; i++)
+        snprintf(ids[i], 64, "%s", r->element[i]->str);
+    freeReplyObject(r);
+}
+
+/* Consecutive effect entries of one batch are committed in one script
+ * call (a run). One whose effect fails inside Redis (its INCR meets a
+ * list) must not take the others down with it: they are applied exactly
+ * once and acked, in stream order, while it alone is retried and
+ * dead-lettered; the entry dead-lettered by its handler in the middle of
+ * the batch splits the run without changing the order. Without the
+ * per-entry pcall the whole call would fail after the first entry's
+ * writes, and every entry of the run would be retried (the first one
+ * applied twice). */
+START_TEST(test_delivery_run_one_effect_error)
+{
+    char ids[6][64];
+    const char *order[4];
+    long long since = wall_ms();
+    redisReply *orig, *r;
+    int i;
+
+    static const char *const data[6] = {
+        "{\"effect\":true}", "{\"effect\":true,\"trace\":true}", "{\"effect\":true}",
+        "{\"dead\":\"probe_dead\"}", "{\"effect\":true}", "{\"effect\":true}"
+    };
+
+    write_config(", \"max_deliveries\": 3",
+                 "{ \"handler\": \"probe\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 1 }");
+    pool_start();
+    warm_up();
+    /* The effect of the second entry will meet a list: its key is the
+     * entry's ID, known only once added, so the list is made from the
+     * script that adds them (after the XADDs, before any read). */
+    {
+        const char *argv[10];
+        redisReply *r;
+        int k = 0;
+
+        argv[k++] = "EVAL";
+        argv[k++] = "local r = {} for i = 1, #ARGV do "
+                    "r[i] = redis.call('XADD', KEYS[1], '*', 'type', 't', 'data', ARGV[i]) end "
+                    "redis.call('RPUSH', 'probe:count:' .. r[2], 'not-a-counter') return r";
+        argv[k++] = "1";
+        argv[k++] = "s";
+        for (i = 0; i < 6; i++)
+            argv[k++] = data[i];
+        r = redisCommandArgv(rc, k, argv, NULL);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+        for (i = 0; i < 6; i++)
+            snprintf(ids[i], 64, "%s", r->element[i]->str);
+        freeReplyObject(r);
+    }
+    orig = entry("s", ids[1]);
+    SL_TEST_ASSERT_EVENTUALLY(10000, dead_len("s") == 2);
+    SL_TEST_ASSERT_EVENTUALLY(5000, pending("s", "g") == 0);
+
+    order[0] = ids[0];
+    order[1] = ids[2];
+    order[2] = ids[4];
+    order[3] = ids[5];
+    for (i = 0; i < 4; i++)
+        ck_assert_int_eq(applied(order[i]), 1);
+    r = sl_test_cmd(rc, "LRANGE probe:order 0 -1");
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, 4);
+    for (i = 0; i < 4; i++)
+        ck_assert_str_eq(r->element[i]->str, order[i]);
+    freeReplyObject(r);
+    assert_dead("s", ids[1], fields_of(orig), 0, "max_deliveries_exceeded: effect_failed: WRONGTYPE",
+                since);
+    ck_assert_int_eq(ncalls(ids[1]), 3);
+    ck_assert_int_eq(log_count("event=effect_failed", ids[1]), 3);
+    ck_assert_int_eq(log_count("event=effect_failed", NULL), 3);
+    ck_assert_int_eq(sl_test_int(rc, "LLEN probe:count:%s", ids[1]), 1);
+    ck_assert_int_eq(sl_test_int(rc, "EXISTS probe:by:%s", ids[1]), 0);
+    ck_assert_int_eq(attempts_len("s", "g"), 0);
+    ck_assert_int_eq(log_count("event=commit_refused", NULL), 0);
+    ck_assert_int_eq(log_count("event=commit_discarded", NULL), 0);
+    freeReplyObject(orig);
+}
+END_TEST
+
+/* The fence of a run: of three effect entries read in one batch, the
+ * first is claimed by another consumer while the handler still works on
+ * the second (the run is sent after the batch). The commit skips that
+ * one (commit_discarded) and applies the other two; the claimed entry,
+ * left by a consumer without a heartbeat, is reclaimed later and
+ * applied then: once in all. A run that applied every entry without
+ * asking whose it is would apply it twice. */
+START_TEST(test_delivery_run_fence_skips_reclaimed)
+{
+    char a[64], b[64], c[64], data[128];
+    redisReply *r;
+
+    write_config(", \"handler_timeout_ms\": 30000",
+                 "{ \"handler\": \"probe\", \"stream\": \"s\", \"group\": \"g\", \"processes\": 1 }");
+    snprintf(data, sizeof data, "{\"sleep_ms\":%lld,\"effect\":true,\"trace\":true}", slow(1500));
+    pool_start();
+    warm_up();
+    {
+        const char *d[3] = { "{\"effect\":true}", data, "{\"effect\":true}" };
+        char ids[3][64];
+
+        xadd_together(ids, 3, d);
+        snprintf(a, sizeof a, "%s", ids[0]);
+        snprintf(b, sizeof b, "%s", ids[1]);
+        snprintf(c, sizeof c, "%s", ids[2]);
+    }
+    SL_TEST_ASSERT_EVENTUALLY(10000, ncalls(b) == 1);
+    r = sl_test_cmd(rc, "XCLAIM s g other 0 %s", a);
+    ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r->elements, 1);
+    freeReplyObject(r);
+
+    SL_TEST_ASSERT_EVENTUALLY(10000, log_count("event=commit_discarded", a) == 1);
+    ck_assert_int_eq(applied(b), 1);
+    ck_assert_int_eq(applied(c), 1);
+    /* Reclaimed from "other" and applied, once. */
+    SL_TEST_ASSERT_EVENTUALLY(10000, applied(a) == 1);
+    SL_TEST_ASSERT_EVENTUALLY(5000, pending("s", "g") == 0);
+    ck_assert_int_eq(applied(a), 1);
+    ck_assert_int_eq(sl_test_int(rc, "LLEN probe:by:%s", a), 1);
+    {
+        char *first = sl_test_str(rc, "LINDEX probe:order 0");
+        ck_assert_str_eq(first, b);
+        free(first);
+    }
+    ck_assert_int_eq(log_count("event=commit_discarded", NULL), 1);
+    ck_assert_int_eq(dead_len("s"), 0);
+}
+END_TEST
+
 /* A worker whose connections are killed ten times while it holds a valid
  * entry (each time in the middle of the handler, so the commit is lost)
  * still processes it: applied exactly once, never dead-lettered, no
@@ -1744,6 +1917,7 @@ Suite *delivery_suite(void)
     tcase_add_test(tc, test_delivery_slow_handler_not_reclaimed);
     tcase_add_test(tc, test_delivery_handler_timeout_dead_letters);
     tcase_add_test(tc, test_delivery_fencing_discards_stalled_commit);
+    tcase_add_test(tc, test_delivery_run_fence_skips_reclaimed);
     tcase_add_test(tc, test_delivery_deleted_while_pending);
     suite_add_tcase(s, tc);
 
@@ -1751,6 +1925,7 @@ Suite *delivery_suite(void)
     tcase_add_test(tc, test_delivery_retry_backoff_grows);
     tcase_add_test(tc, test_delivery_crash_no_head_of_line_block);
     tcase_add_test(tc, test_delivery_effect_error_is_failed_attempt);
+    tcase_add_test(tc, test_delivery_run_one_effect_error);
     tcase_add_test(tc, test_delivery_connection_killed_ten_times);
     tcase_add_test(tc, test_delivery_backstop_after_invisible_deaths);
     suite_add_tcase(s, tc);

@@ -982,6 +982,51 @@ START_TEST(test_flow_out_of_order)
 }
 END_TEST
 
+/* The order worker commits consecutive effects of one script in one call
+ * (a run), and an order's creation and its payment result can sit in one
+ * batch: they must be applied in stream order. Twenty orders, each
+ * created and then paid, in groups of two (created a, created b, result
+ * a, result b), are all in the stream before the worker starts, so its
+ * growing reads (1, 2, 4... entries) hold both and runs of both scripts.
+ * With max_deliveries 1, a result applied before its order (a retry,
+ * order_not_found) would be dead-lettered at once. */
+START_TEST(test_flow_batch_keeps_stream_order)
+{
+    struct pool_opts o = { 0, 1, 0, 1, 64, "none" };
+    char ids[2][32], key[64], data[160];
+    int g, j;
+
+    for (g = 0; g < 10; g++) {
+        for (j = 0; j < 2; j++) {
+            snprintf(ids[j], sizeof ids[j], "o-g%d%c", g, "ab"[j]);
+            ck_assert_int_eq(sl_test_int(rc, "HSET payment:%s order_id %s user_id u-9 "
+                                             "amount_cents 250 currency EUR status succeeded",
+                                         ids[j], ids[j]), 5);
+        }
+        for (j = 0; j < 2; j++) {
+            snprintf(data, sizeof data, "{'order_id':'%s','user_id':'u-9','amount_cents':250,"
+                     "'currency':'EUR'}", ids[j]);
+            xadd("orders", "order.created", data);
+        }
+        for (j = 0; j < 2; j++) {
+            snprintf(data, sizeof data, "{'payment_id':'%s','order_id':'%s'}", ids[j], ids[j]);
+            xadd("orders", "payment.succeeded", data);
+        }
+    }
+    pool_start(&o);
+    for (g = 0; g < 10; g++)
+        for (j = 0; j < 2; j++) {
+            snprintf(key, sizeof key, "order:o-g%d%c", g, "ab"[j]);
+            wait_hash(key, "status", "paid");
+        }
+    wait_quiet(FLOW_QUIET_MS);
+    ck_assert_int_eq(xlen("orders:dead"), 0);
+    ck_assert_int_eq(pending("orders", "order-workers"), 0);
+    ck_assert_int_eq(xlen("payments"), 20);
+    pool_stop();
+}
+END_TEST
+
 /* A forged payment result (anyone can XADD to orders) never decides an
  * order: while o-f waits for its payment (no payment worker yet), a
  * payment.succeeded for it, under its own payment_id or another, is
@@ -1760,6 +1805,7 @@ Suite *flow_suite(void)
     tcase_add_test(tc, test_flow_conflicting_duplicates);
     tcase_add_test(tc, test_flow_concurrent_orders);
     tcase_add_test(tc, test_flow_out_of_order);
+    tcase_add_test(tc, test_flow_batch_keeps_stream_order);
     tcase_add_test(tc, test_flow_forged_payment_results);
     tcase_add_test(tc, test_flow_check_tool);
     tcase_add_test(tc, test_flow_live_check_under_load);
