@@ -77,9 +77,10 @@ static unsigned crc16(const char *buf, size_t len)
     return crc;
 }
 
-/* Hashes the tag (between the first '{' and the next '}', when not
- * empty) or the whole key, as Redis does. */
-int sl__cluster_keyslot(const char *key, size_t len)
+/* Finds the hash tag of a key: the text between the first '{' and the
+ * next '}', when not empty. Returns 1 with *off and *taglen set, or 0
+ * when the key has none. */
+int sl__cluster_tag(const char *key, size_t len, size_t *off, size_t *taglen)
 {
     size_t s, e;
 
@@ -88,9 +89,22 @@ int sl__cluster_keyslot(const char *key, size_t len)
     if (s < len) {
         for (e = s + 1; e < len && key[e] != '}'; e++)
             ;
-        if (e < len && e != s + 1)
-            return (int)(crc16(key + s + 1, e - s - 1) & (SL_CLUSTER_SLOTS - 1));
+        if (e < len && e != s + 1) {
+            *off = s + 1;
+            *taglen = e - s - 1;
+            return 1;
+        }
     }
+    return 0;
+}
+
+/* Hashes the tag or the whole key, as Redis does. */
+int sl__cluster_keyslot(const char *key, size_t len)
+{
+    size_t off, n;
+
+    if (sl__cluster_tag(key, len, &off, &n))
+        return (int)(crc16(key + off, n) & (SL_CLUSTER_SLOTS - 1));
     return (int)(crc16(key, len) & (SL_CLUSTER_SLOTS - 1));
 }
 
@@ -271,12 +285,13 @@ static void retry_later(struct req *q, redisReply *r, const char *why)
 }
 
 /* Parses "MOVED 3999 127.0.0.1:6381" / "ASK ..." (the word already
- * checked): the slot and the node of the address. Returns 0 or -1. */
-static int parse_redirect(struct sl_cluster *cl, const char *s, int *slot, int *node)
+ * checked): the slot, and the host (borrowed from s, hostlen bytes; empty
+ * means the node that answered) and port of the address. Returns 0 or -1. */
+int sl__cluster_redirect(const char *s, int *slot, const char **host, size_t *hostlen, int *port)
 {
     const char *sp = strchr(s, ' '), *addr, *colon;
     char *end;
-    long v, port;
+    long v, pv;
 
     if (sp == NULL)
         return -1;
@@ -287,12 +302,27 @@ static int parse_redirect(struct sl_cluster *cl, const char *s, int *slot, int *
     colon = strrchr(addr, ':');
     if (colon == NULL)
         return -1;
-    port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1)
+    pv = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || pv <= 0 || pv > 65535)
         return -1;
     *slot = (int)v;
+    *host = addr;
+    *hostlen = (size_t)(colon - addr);
+    *port = (int)pv;
+    return 0;
+}
+
+/* A redirect's slot and the node of its address. Returns 0 or -1. */
+static int parse_redirect(struct sl_cluster *cl, const char *s, int *slot, int *node)
+{
+    const char *host;
+    size_t hostlen;
+    int port;
+
+    if (sl__cluster_redirect(s, slot, &host, &hostlen, &port) != 0)
+        return -1;
     /* An empty host ("MOVED 1 :6380") means: the node that answered. */
-    *node = node_get(cl, addr, (size_t)(colon - addr), (int)port);
+    *node = node_get(cl, host, hostlen, port);
     return *node < 0 ? -1 : 0;
 }
 
@@ -580,6 +610,33 @@ static int reply_int(const redisReply *r, long long *v)
     return -1;
 }
 
+/* Reads one range of a CLUSTER SLOTS reply: its first and last slot and
+ * its master's host (borrowed from e; "" or "?" when the node does not
+ * know its own address: the node asked) and port. Returns 0 or -1 when e
+ * is not a range. */
+int sl__cluster_slots_range(const redisReply *e, int *lo, int *hi, const char **host,
+                            size_t *hostlen, int *port)
+{
+    const redisReply *m;
+    long long l, h, pv;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
+        || reply_int(e->element[0], &l) != 0 || reply_int(e->element[1], &h) != 0
+        || l < 0 || h >= SL_CLUSTER_SLOTS || l > h)
+        return -1;
+    m = e->element[2];
+    if (m->type != REDIS_REPLY_ARRAY || m->elements < 2
+        || m->element[0]->type != REDIS_REPLY_STRING || reply_int(m->element[1], &pv) != 0
+        || pv <= 0 || pv > 65535)
+        return -1;
+    *lo = (int)l;
+    *hi = (int)h;
+    *host = m->element[0]->str;
+    *hostlen = m->element[0]->len;
+    *port = (int)pv;
+    return 0;
+}
+
 /* Applies a CLUSTER SLOTS reply from node `asked`: every range's master
  * becomes the node of its slots; slots in no range are unknown. Returns
  * 0, or -1 when the reply is not a slot map (the old map stays). */
@@ -596,29 +653,19 @@ static int apply_slots(struct sl_cluster *cl, const redisReply *r, int asked)
     for (i = 0; i < SL_CLUSTER_SLOTS; i++)
         map[i] = -1;
     for (i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i], *m;
-        long long lo, hi, port, s;
         const char *host;
         size_t hostlen;
-        int idx;
+        int lo, hi, port, s, idx;
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
-            || reply_int(e->element[0], &lo) != 0 || reply_int(e->element[1], &hi) != 0
-            || lo < 0 || hi >= SL_CLUSTER_SLOTS || lo > hi)
+        if (sl__cluster_slots_range(r->element[i], &lo, &hi, &host, &hostlen, &port) != 0)
             goto bad;
-        m = e->element[2];
-        if (m->type != REDIS_REPLY_ARRAY || m->elements < 2
-            || m->element[0]->type != REDIS_REPLY_STRING || reply_int(m->element[1], &port) != 0)
-            goto bad;
-        host = m->element[0]->str;
-        hostlen = m->element[0]->len;
         /* "" or "?": the node does not know its own address; it is the
          * one we asked. */
         if (hostlen == 0 || (hostlen == 1 && host[0] == '?')) {
             host = cl->nodes[asked]->host;
             hostlen = strlen(host);
         }
-        idx = node_get(cl, host, hostlen, (int)port);
+        idx = node_get(cl, host, hostlen, port);
         if (idx < 0)
             goto bad;
         for (s = lo; s <= hi; s++)
@@ -713,41 +760,69 @@ void sl__cluster_refresh(struct sl_cluster *cl)
  * Life cycle
  * ------------------------------------------------------------------------ */
 
+/* Parses seed number i of "host:port,host:port" (brackets around an
+ * IPv6 host dropped): 0 with host and port set, 1 when there is no seed
+ * i, or -1 with the reason in err. */
+int sl__cluster_seed(const char *seeds, int i, char *host, size_t hostlen, int *port,
+                     char *err, size_t errlen)
+{
+    const char *p = seeds, *end, *colon, *h;
+    char *pe;
+    size_t n, hl;
+    long v;
+
+    for (; i > 0 && *p != '\0'; i--) {
+        end = strchr(p, ',');
+        p = end != NULL ? end + 1 : p + strlen(p);
+    }
+    if (*p == '\0')
+        return 1;
+    end = strchr(p, ',');
+    if (end == NULL)
+        end = p + strlen(p);
+    n = (size_t)(end - p);
+    for (colon = end; colon > p && colon[-1] != ':'; colon--)
+        ;
+    colon = colon > p ? colon - 1 : NULL;
+    if (colon == NULL || colon == p) {
+        snprintf(err, errlen, "cluster node \"%.*s\": expected host:port", (int)(n > 80 ? 80 : n), p);
+        return -1;
+    }
+    v = strtol(colon + 1, &pe, 10);
+    if (pe != end || v <= 0 || v > 65535) {
+        snprintf(err, errlen, "cluster node \"%.*s\": bad port", (int)(n > 80 ? 80 : n), p);
+        return -1;
+    }
+    /* "[::1]:7000": the brackets are not part of the address. */
+    h = p;
+    hl = (size_t)(colon - p);
+    if (*p == '[' && hl >= 2 && colon[-1] == ']') {
+        h = p + 1;
+        hl -= 2;
+    }
+    if (hl >= hostlen) {
+        snprintf(err, errlen, "cluster node \"%.*s\": host too long", (int)(n > 80 ? 80 : n), p);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return 0;
+}
+
 /* Parses "host:port,host:port" into seed nodes. */
 static int add_seeds(struct sl_cluster *cl, const char *seeds, char *err, size_t errlen)
 {
-    const char *p = seeds;
+    char host[256];
+    int i, port, rc;
 
-    while (*p != '\0') {
-        const char *end = strchr(p, ','), *colon;
-        char *pe;
-        size_t n;
-        long port;
-
-        if (end == NULL)
-            end = p + strlen(p);
-        n = (size_t)(end - p);
-        for (colon = end; colon > p && colon[-1] != ':'; colon--)
-            ;
-        colon = colon > p ? colon - 1 : NULL;
-        if (colon == NULL || colon == p) {
-            snprintf(err, errlen, "cluster node \"%.*s\": expected host:port", (int)(n > 80 ? 80 : n), p);
+    for (i = 0; (rc = sl__cluster_seed(seeds, i, host, sizeof(host), &port, err, errlen)) == 0; i++)
+        if (node_get(cl, host, strlen(host), port) < 0) {
+            snprintf(err, errlen, "cluster node \"%.80s\": cannot add", host);
             return -1;
         }
-        port = strtol(colon + 1, &pe, 10);
-        if (pe != end || port <= 0 || port > 65535) {
-            snprintf(err, errlen, "cluster node \"%.*s\": bad port", (int)(n > 80 ? 80 : n), p);
-            return -1;
-        }
-        /* "[::1]:7000": the brackets are not part of the address. */
-        if (*p == '[' && colon - p >= 2 && colon[-1] == ']'
-            ? node_get(cl, p + 1, (size_t)(colon - p - 2), (int)port) < 0
-            : node_get(cl, p, (size_t)(colon - p), (int)port) < 0) {
-            snprintf(err, errlen, "cluster node \"%.*s\": cannot add", (int)(n > 80 ? 80 : n), p);
-            return -1;
-        }
-        p = *end == ',' ? end + 1 : end;
-    }
+    if (rc < 0)
+        return -1;
     if (cl->nnodes == 0) {
         snprintf(err, errlen, "no cluster node given");
         return -1;

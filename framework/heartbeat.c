@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "heartbeat.h"
+#include "cluster.h"
 
 #define MAX_FIELDS 16             /* fields one sl__hb_walk() call may ask for */
 
@@ -13,6 +14,46 @@
 int sl__hb_key(char *buf, size_t size, const char *consumer)
 {
     return snprintf(buf, size, "%s%s", SL_HB_PREFIX, consumer);
+}
+
+/* The hash tag of stream, for the cluster names: its length, *tag set
+ * (borrowed from stream). A stream without one (refused by the
+ * configuration in cluster mode) gives its whole name, so the key is at
+ * least well formed. */
+static int stream_tag(const char *stream, const char **tag)
+{
+    size_t off, n;
+
+    if (sl__cluster_tag(stream, strlen(stream), &off, &n)) {
+        *tag = stream + off;
+        return (int)n;
+    }
+    *tag = stream;
+    return (int)strlen(stream);
+}
+
+/* Writes the heartbeat key of consumer, which works on stream. */
+int sl__hb_key_of(char *buf, size_t size, int cluster, const char *stream, const char *consumer)
+{
+    const char *tag;
+    int n;
+
+    if (!cluster)
+        return sl__hb_key(buf, size, consumer);
+    n = stream_tag(stream, &tag);
+    return snprintf(buf, size, "sluice:{%.*s}:worker:%s", n, tag, consumer);
+}
+
+/* Writes the registry key of the workers of stream. */
+int sl__hb_registry(char *buf, size_t size, int cluster, const char *stream)
+{
+    const char *tag;
+    int n;
+
+    if (!cluster)
+        return snprintf(buf, size, "%s", SL_HB_REGISTRY);
+    n = stream_tag(stream, &tag);
+    return snprintf(buf, size, "sluice:{%.*s}:workers", n, tag);
 }
 
 /* Writes "sluice:rate:<stream>:<group>". */
@@ -36,14 +77,15 @@ long long sl__hb_ttl_ms(long long heartbeat_ms)
 }
 
 /* Fills the HSET, PEXPIRE and ZADD of one beat (see heartbeat.h). */
-void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *host,
+void sl__hb_fill(struct sl_hb *b, int cluster, const char *consumer, long pid, const char *host,
                  const char *handler, const char *stream, const char *group,
                  long long heartbeat_ms, int full, uint64_t started_ms,
                  uint64_t processed, uint64_t failed)
 {
     int n = 0;
 
-    sl__hb_key(b->key, sizeof(b->key), consumer);
+    sl__hb_key_of(b->key, sizeof(b->key), cluster, stream, consumer);
+    sl__hb_registry(b->registry, sizeof(b->registry), cluster, stream);
     snprintf(b->pid, sizeof(b->pid), "%ld", pid);
     snprintf(b->ttl, sizeof(b->ttl), "%lld", sl__hb_ttl_ms(heartbeat_ms));
     snprintf(b->expiry, sizeof(b->expiry), "%llu",
@@ -79,7 +121,7 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
     b->pexpire[1] = b->key;
     b->pexpire[2] = b->ttl;
     b->zadd[0] = "ZADD";
-    b->zadd[1] = SL_HB_REGISTRY;
+    b->zadd[1] = b->registry;
     b->zadd[2] = b->expiry;
     b->zadd[3] = consumer;
 }
