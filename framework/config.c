@@ -21,7 +21,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster.h"
 #include "internal.h"
 
 #define DEFAULT_URL     "redis://127.0.0.1:6379/0"
@@ -779,30 +778,6 @@ err:
     return NULL;
 }
 
-/* On a Redis Cluster every key a worker's scripts touch must share the
- * slot of its stream, and sluice names a stream's own keys (dead letters,
- * attempts, counts, heartbeats) with the stream's hash tag: so a stream
- * without one cannot run there. Returns 1 with the reason in err when a
- * worker's stream has no tag, else 0 (always 0 standalone). */
-static int cluster_untagged(const struct sl_config *cfg, const char *path, char *err,
-                            size_t errlen)
-{
-    size_t i, off, n;
-
-    for (i = 0; cfg->cluster_nodes != NULL && i < cfg->nworkers; i++) {
-        const char *s = cfg->workers[i].stream;
-
-        if (!sl__cluster_tag(s, strlen(s), &off, &n)) {
-            sl__put_err(err, errlen, "%s: workers[%zu].stream \"%s\": on a Redis Cluster "
-                        "(redis.cluster_nodes) a stream needs a hash tag, such as "
-                        "\"%s:{0}\" or \"{%s}\", so that its keys share one slot",
-                        path, i, s, s, s);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Loads and checks `path` (see internal.h). A missing file is fine when
  * must_exist is 0 (the built-in defaults are returned, path NULL); any
  * other problem returns NULL with a message in err. New. */
@@ -854,8 +829,6 @@ struct sl_config *sl__config_load(const char *path, int must_exist,
         sl__put_err(err, errlen, "%s: out of memory", path);
         goto err;
     }
-    if (cluster_untagged(cfg, path, err, errlen))
-        goto err;
     cfg->path = strdup(path);
     if (cfg->path == NULL) {
         sl__put_err(err, errlen, "%s: out of memory", path);
