@@ -785,7 +785,8 @@ int sl__cluster_seed(const char *seeds, int i, char *host, size_t hostlen, int *
         ;
     colon = colon > p ? colon - 1 : NULL;
     if (colon == NULL || colon == p) {
-        snprintf(err, errlen, "cluster node \"%.*s\": expected host:port", (int)(n > 80 ? 80 : n), p);
+        snprintf(err, errlen, "cluster node \"%.*s\": expected host:port",
+                 (int)(n > 80 ? 80 : n), p);
         return -1;
     }
     v = strtol(colon + 1, &pe, 10);

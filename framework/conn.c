@@ -13,7 +13,7 @@
  * SLOTS on the last hint or the next seed, then that master) and is ready
  * only once the master it reached says it serves the slot. Any answer
  * meaning "not here, not now" (MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
- * LOADING, UNBLOCKED, READONLY) is handed to the caller as a lost
+ * LOADING, UNBLOCKED, READONLY, MASTERDOWN) is handed to the caller as a lost
  * connection: the command did not run (or a blocked read ended), and the
  * owner's reconnect path, which recovers its own pending entries and
  * whose commits are fenced, is the one place that recovers from it.
@@ -519,16 +519,6 @@ int sl__conn_pin(struct sl_conn *c, const char *seeds, int slot)
     c->pin_hint[0] = '\0';
     c->url.db = 0;
     return 0;
-}
-
-/* Tells the node a pinned connection is on ("host:port" into buf), or
- * "" when not connected. */
-void sl__conn_addr(const struct sl_conn *c, char *buf, size_t size)
-{
-    if (c->link == NULL)
-        snprintf(buf, size, "%s", "");
-    else
-        snprintf(buf, size, "%s:%d", c->url.host, c->url.port);
 }
 
 /* Starts connecting. The outcome arrives as on_ready or on_lost. Returns

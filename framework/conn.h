@@ -24,7 +24,6 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
 int sl__conn_connect(struct sl_conn *c);
 /* Pins c to the master of a cluster hash slot (conn.c). */
 int sl__conn_pin(struct sl_conn *c, const char *seeds, int slot);
-void sl__conn_addr(const struct sl_conn *c, char *buf, size_t size);
 int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                      long long timeout_ms, int argc, const char **argv,
                      const size_t *argvlen);

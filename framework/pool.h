@@ -175,6 +175,7 @@ void sl__pool_child_cleanup(struct sl_pool *p);
  * connection is down (cb never runs). */
 int sl__pool_async_start(struct sl_pool *p);
 int sl__pool_async_ready(const struct sl_pool *p);
+int sl__pool_async_inflight(const struct sl_pool *p);
 void sl__pool_async_free(struct sl_pool *p);
 void sl__pool_async_child_close(struct sl_pool *p);
 int sl__pool_send(struct sl_pool *p, sl_conn_cb *cb, void *arg, int argc, const char **argv);

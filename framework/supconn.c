@@ -227,6 +227,18 @@ int sl__pool_async_ready(const struct sl_pool *p)
     return p->ac != NULL && sl__conn_ready(p->ac);
 }
 
+/* The replies the supervisor's connections (those up) still await. */
+int sl__pool_async_inflight(const struct sl_pool *p)
+{
+    int n = p->ac != NULL && sl__conn_ready(p->ac) ? sl__conn_inflight(p->ac) : 0;
+    size_t i;
+
+    for (i = 0; i < p->npins; i++)
+        if (sl__conn_ready(p->pins[i]->c))
+            n += sl__conn_inflight(p->pins[i]->c);
+    return n;
+}
+
 /* Closes and frees the asynchronous connection (pending callbacks get a
  * NULL reply). */
 void sl__pool_async_free(struct sl_pool *p)

@@ -1518,8 +1518,7 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
         !sl__conn_ready(w->cmd))
         return;
     sl__hb_fill(&b, w->cfg->cluster_nodes != NULL, w->consumer, (long)getpid(), w->host,
-                w->h->name, w->wc->stream,
-                w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
+                w->h->name, w->wc->stream, w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
                 sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
                 sl__slot_counter(w->slot, SL_C_FAILED, 0));
     sl__hb_entry(&b, NULL, 0);      /* a timer runs between batches: nothing in hand */
