@@ -605,9 +605,7 @@ void sl__pool_housekeeping(struct sl_pool *p, uint64_t now)
     if (now < p->next_housekeeping || p->stopping)
         return;
     p->next_housekeeping = now + (uint64_t)every;
-    /* On a cluster the janitor's one connection would reach one master
-     * only: it is not run there yet (docs/cluster.md). */
-    if (p->cfg->cluster_nodes == NULL && sl__janitor_start(p) < 0)
+    if (sl__janitor_start(p) < 0)
         sl__log(SL_LOG_WARN, "janitor_failed", "error=%s", sl__logq("out of memory"));
     if (!sl__pool_async_ready(p))
         return;

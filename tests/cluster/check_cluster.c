@@ -592,24 +592,31 @@ static int live_master(int slot)
     return -1;
 }
 
-/* Writes the configuration of t: the rig's seeds, the defaults, and
- * `workers` (elements of "workers"; NULL: one probe worker with two
+/* Names t after its tag: its stream "orders:{<tag>}" and that slot. */
+static void pool_names(struct pooltest *t, const char *tag)
+{
+    memset(t, 0, sizeof(*t));
+    t->tag = tag;
+    snprintf(t->stream, sizeof(t->stream), "orders:{%s}", tag);
+    t->slot = sl__cluster_keyslot(t->stream, strlen(t->stream));
+}
+
+/* Names t (pool_names) and writes its configuration in a directory of
+ * its own: the rig's seeds, the defaults with `overrides` (NULL: none),
+ * and `workers` (elements of "workers"; NULL: one probe worker with two
  * processes on t's stream). */
-static void pool_config(struct pooltest *t, const char *tag, const char *workers)
+static void pool_config(struct pooltest *t, const char *tag, const char *overrides,
+                        const char *workers)
 {
     char url[64], redis[512], wk[512], *p;
     const char *s;
-    struct sl_test_config c = { url, redis, NULL, NULL, NULL, NULL };
+    struct sl_test_config c = { url, redis, NULL, overrides, NULL, NULL };
 
+    pool_names(t, tag);
     t->dir = sl_test_tmpdir();
     ck_assert(t->dir != NULL);
     snprintf(t->cfg, sizeof(t->cfg), "%s/sluice.json", t->dir);
     snprintf(t->log, sizeof(t->log), "%s/pool.log", t->dir);
-    t->tag = tag;
-    snprintf(t->stream, sizeof(t->stream), "orders:{%s}", tag);
-    t->slot = sl__cluster_keyslot(t->stream, strlen(t->stream));
-    t->pid = 0;
-    t->nids = 0;
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d", rig.node[0].port);
     /* "h:p,h:p" -> "cluster_nodes": ["h:p", "h:p"] */
     p = redis + snprintf(redis, sizeof(redis), "\"cluster_nodes\": [\"");
@@ -752,7 +759,7 @@ START_TEST(test_pool_drains)
     int m;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp1", NULL);
+    pool_config(&t, "cp1", NULL, NULL);
     m = live_master(t.slot);
     ck_assert(m >= 0);
     pool_add(&t, m, 300, 0);
@@ -786,7 +793,7 @@ START_TEST(test_pool_failover)
     long long done;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp2", NULL);
+    pool_config(&t, "cp2", NULL, NULL);
     m = live_master(t.slot);
     ck_assert(m >= 0);
     replica = sl_test_cluster_replica_of(&rig, m);
@@ -817,7 +824,7 @@ START_TEST(test_pool_slot_moved)
     long long deadline;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp3", NULL);
+    pool_config(&t, "cp3", NULL, NULL);
     from = live_master(t.slot);
     ck_assert(from >= 0);
     to = other_master(from);
@@ -865,6 +872,71 @@ START_TEST(test_pool_slot_moved)
 }
 END_TEST
 
+/* 1 when the pool's log says a consumer "ghost" was removed twice. */
+static int ghosts_gone(void *arg)
+{
+    const struct pooltest *t = arg;
+
+    return sl_test_log_count(t->log, "consumer=ghost") >= 2;
+}
+
+/* Two workers on streams served by two masters: the supervisor and the
+ * workers reach each stream's master (both drained, effects once), and
+ * the janitor, moving its connection from one master to the other, takes
+ * each group's rate sample and removes a consumer of each group that has
+ * no heartbeat and nothing pending. (Short heartbeat and idle settings:
+ * the janitor's threshold is ten heartbeats at least.) */
+START_TEST(test_pool_two_masters_janitor)
+{
+    struct pooltest a, b;
+    char workers[600], tag[16];
+    int ma, mb = -1, i;
+    redisContext *c;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    pool_names(&a, "cp6");
+    ma = live_master(a.slot);
+    ck_assert(ma >= 0);
+    /* A second tag on another master. */
+    for (i = 0; i < 100 && mb < 0; i++) {
+        snprintf(tag, sizeof(tag), "cq%d", i);
+        pool_names(&b, tag);
+        if (live_master(b.slot) != ma)
+            mb = live_master(b.slot);
+    }
+    ck_assert(mb >= 0);
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", a.stream, b.stream);
+    pool_config(&a, "cp6", "\"heartbeat_ms\": 100, \"reclaim_idle_ms\": 500, "
+                "\"reclaim_interval_ms\": 200", workers);
+    snprintf(b.log, sizeof(b.log), "%s", a.log);
+    /* The groups, each with a consumer nobody runs. */
+    node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
+    node_ok_cmd(ma, "XGROUP CREATECONSUMER %s g ghost", a.stream);
+    node_ok_cmd(mb, "XGROUP CREATE %s g 0 MKSTREAM", b.stream);
+    node_ok_cmd(mb, "XGROUP CREATECONSUMER %s g ghost", b.stream);
+    pool_add(&a, ma, 100, 0);
+    pool_add(&b, mb, 100, 0);
+    pool_start(&a, 2);
+    pool_check_once(&a, 100);
+    pool_check_once(&b, 100);
+    if (!sl_test_wait_for(30000, ghosts_gone, &a)) {
+        sl_test_log_tail(a.log, 40);
+        ck_abort_msg("the janitor did not remove both ghosts");
+    }
+    for (i = 0; i < 2; i++) {
+        const struct pooltest *t = i == 0 ? &a : &b;
+
+        c = sl_test_cluster_connect(&rig, i == 0 ? ma : mb);
+        ck_assert(c != NULL && !c->err);
+        SL_TEST_ASSERT_EVENTUALLY(30000, sl_test_int(c, "EXISTS sluice:rate:%s:g", t->stream) == 1);
+        redisFree(c);
+    }
+    pool_end(&a);
+}
+END_TEST
+
 /* A stream without a hash tag cannot keep its keys in one slot: `sluice
  * run` refuses the configuration (exit 2) and says why. */
 START_TEST(test_pool_untagged_refused)
@@ -873,7 +945,7 @@ START_TEST(test_pool_untagged_refused)
     int status = 0;
     char *log;
 
-    pool_config(&t, "cp4", "{\"handler\": \"probe\", \"stream\": \"plain\", \"group\": \"g\"}");
+    pool_config(&t, "cp4", NULL, "{\"handler\": \"probe\", \"stream\": \"plain\", \"group\": \"g\"}");
     t.pid = sl_test_pool_spawn(t.cfg, t.log);
     ck_assert(t.pid > 0);
     ck_assert(sl_test_wait_exit(t.pid, 20000, &status));
@@ -904,7 +976,7 @@ START_TEST(test_pool_master_killed)
     long long before, after;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp5", NULL);
+    pool_config(&t, "cp5", NULL, NULL);
     m = live_master(t.slot);
     ck_assert(m >= 0);
     replica = sl_test_cluster_replica_of(&rig, m);
@@ -969,6 +1041,7 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_pool_drains);
     tcase_add_test(tc, test_pool_failover);
     tcase_add_test(tc, test_pool_slot_moved);
+    tcase_add_test(tc, test_pool_two_masters_janitor);
     tcase_add_test(tc, test_pool_master_killed);  /* last: leaves a master dead */
     suite_add_tcase(s, tc);
     return s;
