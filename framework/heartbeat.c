@@ -164,14 +164,24 @@ void sl__hb_entry_json(json_t *o, const redisReply *busy, const redisReply *entr
 int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg)
 {
-    char key[SL_HB_KEYLEN];
-    const char *list[] = { "ZRANGE", SL_HB_REGISTRY, "0", "-1" };
+    return sl__hb_walk_of(c, 0, "", fields, nfields, run, visit, arg);
+}
+
+/* The walk over the registry of stream's workers (see heartbeat.h). */
+int sl__hb_walk_of(struct sl_sync *c, int cluster, const char *stream,
+                   const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
+                   void *arg)
+{
+    char key[SL_HB_KEYLEN], reg[SL_HB_KEYLEN];
+    const char *list[] = { "ZRANGE", reg, "0", "-1" };
     const char *hm[2 + MAX_FIELDS];
     redisReply *r;
     size_t i;
     int k;
 
     SL_ASSERT(nfields > 0 && nfields <= MAX_FIELDS);
+    if ((size_t)sl__hb_registry(reg, sizeof(reg), cluster, stream) >= sizeof(reg))
+        return -2;
     hm[0] = "HMGET";
     hm[1] = key;
     for (k = 0; k < nfields; k++)
@@ -189,7 +199,7 @@ int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
         int stop;
 
         if (m->type != REDIS_REPLY_STRING || (size_t)m->len != strlen(m->str) ||
-            (size_t)sl__hb_key(key, sizeof(key), m->str) >= sizeof(key))
+            (size_t)sl__hb_key_of(key, sizeof(key), cluster, stream, m->str) >= sizeof(key))
             continue;       /* not a name a C string can pass, or too long for a key */
         if ((h = run(c, 2 + nfields, hm, arg)) == NULL)
             continue;       /* reported; a broken connection fails the caller's next command */

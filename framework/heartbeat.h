@@ -136,4 +136,13 @@ typedef int sl_hb_visit(const char *consumer, size_t len, const redisReply *fiel
 int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg);
 
+/* The same over the registry of the workers of `stream` (sl__hb_registry:
+ * with cluster 1, the registry of the stream's hash tag, and heartbeat
+ * keys named by sl__hb_key_of). On a cluster, c must reach the master of
+ * the stream's slot, and a reader of every worker walks once per distinct
+ * tag of the configured streams. sl__hb_walk() is this with cluster 0. */
+int sl__hb_walk_of(struct sl_sync *c, int cluster, const char *stream,
+                   const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
+                   void *arg);
+
 #endif /* SL_HEARTBEAT_H */
