@@ -937,6 +937,43 @@ START_TEST(test_pool_two_masters_janitor)
 }
 END_TEST
 
+/* The stream's master frozen (SIGSTOP) mid-drain, longer than the node
+ * timeout: nothing answers the workers until their reads' and commands'
+ * deadlines, the replica is promoted meanwhile, and the workers go on
+ * there; when the old master wakes up it becomes a replica, and what it
+ * may still have run of the workers' last commands is discarded with its
+ * data. Every effect is applied once, as the new master counts. */
+START_TEST(test_pool_master_frozen)
+{
+    struct pooltest t;
+    int m, replica;
+    long long done, t0;
+    pid_t pid;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    pool_config(&t, "cp7", NULL, NULL);
+    m = live_master(t.slot);
+    ck_assert(m >= 0);
+    replica = sl_test_cluster_replica_of(&rig, m);
+    ck_assert(replica >= 0);
+    pid = sl_test_redis_pid(&rig.node[m]);
+    ck_assert(pid > 0);
+    pool_add(&t, m, 600, 5);
+    pool_start(&t, 2);
+    SL_TEST_ASSERT_EVENTUALLY(30000, (done = pool_applied(&t)) >= 50);
+    ck_assert_msg(done < 600, "drained before the freeze (%lld): nothing was tested", done);
+    t0 = sl_test_now_ms();
+    sl_test_kill(pid, SIGSTOP);
+    SL_TEST_ASSERT_EVENTUALLY(60000, sl_test_cluster_master_of(&rig, replica, t.slot) == replica);
+    sl_test_kill(pid, SIGCONT);
+    pool_check_once(&t, 600);
+    fprintf(stderr, "test_pool_master_frozen: drained %lld ms after the freeze\n",
+            sl_test_now_ms() - t0);
+    pool_end(&t);
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+}
+END_TEST
+
 /* A stream without a hash tag cannot keep its keys in one slot: `sluice
  * run` refuses the configuration (exit 2) and says why. */
 START_TEST(test_pool_untagged_refused)
@@ -1045,6 +1082,7 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_pool_failover);
     tcase_add_test(tc, test_pool_slot_moved);
     tcase_add_test(tc, test_pool_two_masters_janitor);
+    tcase_add_test(tc, test_pool_master_frozen);
     tcase_add_test(tc, test_pool_master_killed);  /* last: leaves a master dead */
     suite_add_tcase(s, tc);
     return s;
