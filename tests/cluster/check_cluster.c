@@ -937,10 +937,18 @@ START_TEST(test_pool_two_masters_janitor)
 }
 END_TEST
 
+/* 1 when the pool's log says a reply timed out twice (both workers). */
+static int timed_out(void *arg)
+{
+    const struct pooltest *t = arg;
+
+    return sl_test_log_count(t->log, "timed out") >= 2;
+}
+
 /* The stream's master frozen (SIGSTOP) mid-drain, longer than the node
  * timeout: nothing answers the workers until their reads' and commands'
  * deadlines, the replica is promoted meanwhile, and the workers go on
- * there; when the old master wakes up it becomes a replica, and what it
+ * there (the master is kept frozen until both gave up on it); when the old master wakes up it becomes a replica, and what it
  * may still have run of the workers' last commands is discarded with its
  * data. Every effect is applied once, as the new master counts. */
 START_TEST(test_pool_master_frozen)
@@ -965,6 +973,13 @@ START_TEST(test_pool_master_frozen)
     t0 = sl_test_now_ms();
     sl_test_kill(pid, SIGSTOP);
     SL_TEST_ASSERT_EVENTUALLY(60000, sl_test_cluster_master_of(&rig, replica, t.slot) == replica);
+    /* Frozen until the workers gave up on it by their own deadlines (a
+     * read's BLOCK plus the command timeout at most), not woken first. */
+    if (!sl_test_wait_for(60000, timed_out, &t)) {
+        sl_test_kill(pid, SIGCONT);
+        sl_test_log_tail(t.log, 40);
+        ck_abort_msg("no worker gave up on the frozen master");
+    }
     sl_test_kill(pid, SIGCONT);
     pool_check_once(&t, 600);
     fprintf(stderr, "test_pool_master_frozen: drained %lld ms after the freeze\n",
