@@ -1,7 +1,8 @@
-/* cluster.h -- the Redis Cluster router (cluster.c): hash slots, a slot
- * map from CLUSTER SLOTS, one connection of conn.c per master, and the
- * redirects and transient errors of a cluster handled in one place.
- * Shared by framework files only.
+/* cluster.h -- the Redis Cluster router (cluster.c): a slot map from
+ * CLUSTER SLOTS, one connection of conn.c per master, and the redirects
+ * and transient errors of a cluster handled in one place; and the hash
+ * slots, tags and parsers it shares with conn.c's pinned connections
+ * (keyslot.c). Shared by framework files only.
  */
 #ifndef SL_CLUSTER_H
 #define SL_CLUSTER_H
