@@ -207,7 +207,7 @@ test-cluster: test-deps
 	@$(MAKE) --no-print-directory test-cluster-run
 
 test-cluster-run: $(CLUSTER_BIN) $(TEST_BIN)
-	$(CLUSTER_BIN)
+	SLUICE_BIN=$(abspath $(TEST_BIN)) $(CLUSTER_BIN)
 
 $(SOAK_BIN): $(SOAK_OBJ) $(SUP_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHK_LIBS) $(PKG_LIBS)

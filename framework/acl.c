@@ -87,6 +87,23 @@ static void add_literal_key(struct rules *keys, const char *name)
     add(keys, buf);
 }
 
+/* Adds the key pattern "~<prefix>*", the prefix taken literally. */
+static void add_prefix_key(struct rules *keys, const char *prefix)
+{
+    char buf[RULE_LEN];
+    size_t n = 0;
+
+    buf[n++] = '~';
+    for (; *prefix != '\0' && n + 4 < sizeof(buf); prefix++) {
+        if (strchr("*?[]\\", *prefix) != NULL)
+            buf[n++] = '\\';
+        buf[n++] = *prefix;
+    }
+    buf[n++] = '*';
+    buf[n] = '\0';
+    add(keys, buf);
+}
+
 /* Reads one quoted Lua string literal at *pp (after blanks) into buf,
  * lower case. Returns 0 and advances *pp, or -1 when there is none. */
 static int lua_literal(const char **pp, char *buf, size_t size)
@@ -165,6 +182,11 @@ int sl__acl(const struct sl_config *cfg, const struct sl_handler *const *registr
         add(&cmds, fw_commands[i]);
     for (i = 0; i < SL_NSCRIPTS; i++)
         unknown += scan_lua(&cmds, sl__script((int)i)->src);
+    if (cfg->cluster_nodes != NULL) {
+        /* The slot map, and the one-off redirect of a slot mid-migration. */
+        add(&cmds, "cluster|slots");
+        add(&cmds, "asking");
+    }
     add(&keys, "~" SL_HB_PREFIX "*");
     add(&keys, "~" SL_HB_REGISTRY);
     add(&keys, "~" SL_RATE_PREFIX "*");
@@ -182,6 +204,13 @@ int sl__acl(const struct sl_config *cfg, const struct sl_handler *const *registr
         add_literal_key(&keys, buf);
         sl__attempts_key(buf, sizeof(buf), wc->stream, wc->group);
         add_literal_key(&keys, buf);
+        if (cfg->cluster_nodes != NULL) {
+            /* The heartbeats of a cluster carry the stream's tag. */
+            sl__hb_registry(buf, sizeof(buf), 1, wc->stream);
+            add_literal_key(&keys, buf);
+            sl__hb_key_of(buf, sizeof(buf), 1, wc->stream, "");
+            add_prefix_key(&keys, buf);
+        }
         if (h == NULL)
             continue;
         for (j = 0; h->scripts != NULL && h->scripts[j] != NULL; j++) {

@@ -636,13 +636,7 @@ int sl_main(int argc, char **argv, const struct sl_handler *const *registry)
          * ./config/sluice.json again, falling back to the defaults. */
         if (a.npos != 1)
             rc = usage_error_for(spec, "run takes no arguments, got \"%s\"", a.pos[1]);
-        else if (cfg->cluster_nodes != NULL) {
-            /* The cluster router exists; the pool does not use it yet, and
-             * running it against one node of a cluster would be wrong. */
-            fprintf(stderr, "sluice: redis.cluster_nodes: the pool does not run on a "
-                    "Redis Cluster yet (see docs/cluster.md)\n");
-            rc = 2;
-        } else
+        else
             rc = sl__pool_run(cfg, path != NULL ? path : DEFAULT_CONFIG, path != NULL,
                               a.redis, a.workers, a.metrics, registry);
     } else if (strcmp(cmd, "acl") == 0) {

@@ -47,69 +47,6 @@
 #define REFRESH_EVERY_MS 30000    /* the periodic map read */
 
 /* ------------------------------------------------------------------------
- * Hash slots
- * ------------------------------------------------------------------------ */
-
-/* CRC16-XMODEM (polynomial 0x1021, initial value 0) with a byte table
- * built on first use (the same table every time, so two threads racing
- * to build it write the same values). */
-static unsigned crc16(const char *buf, size_t len)
-{
-    static unsigned short table[256];
-    static int built;
-    unsigned crc = 0;
-    size_t i;
-
-    if (!built) {
-        unsigned v;
-        int b;
-
-        for (i = 0; i < 256; i++) {
-            v = (unsigned)i << 8;
-            for (b = 0; b < 8; b++)
-                v = (v & 0x8000) ? ((v << 1) ^ 0x1021) & 0xffff : (v << 1) & 0xffff;
-            table[i] = (unsigned short)v;
-        }
-        built = 1;
-    }
-    for (i = 0; i < len; i++)
-        crc = ((crc << 8) & 0xffff) ^ table[((crc >> 8) ^ (unsigned char)buf[i]) & 0xff];
-    return crc;
-}
-
-/* Hashes the tag (between the first '{' and the next '}', when not
- * empty) or the whole key, as Redis does. */
-int sl__cluster_keyslot(const char *key, size_t len)
-{
-    size_t s, e;
-
-    for (s = 0; s < len && key[s] != '{'; s++)
-        ;
-    if (s < len) {
-        for (e = s + 1; e < len && key[e] != '}'; e++)
-            ;
-        if (e < len && e != s + 1)
-            return (int)(crc16(key + s + 1, e - s - 1) & (SL_CLUSTER_SLOTS - 1));
-    }
-    return (int)(crc16(key, len) & (SL_CLUSTER_SLOTS - 1));
-}
-
-/* The slot all keys share, -1 for none, -2 for a mixed set. */
-int sl__cluster_keys_slot(int nkeys, const char *const *keys, const size_t *lens)
-{
-    int i, slot = -1;
-
-    for (i = 0; i < nkeys; i++) {
-        int s = sl__cluster_keyslot(keys[i], lens ? lens[i] : strlen(keys[i]));
-
-        if (slot >= 0 && s != slot)
-            return -2;
-        slot = s;
-    }
-    return slot;
-}
-
-/* ------------------------------------------------------------------------
  * The router's state
  * ------------------------------------------------------------------------ */
 
@@ -271,29 +208,17 @@ static void retry_later(struct req *q, redisReply *r, const char *why)
     evtimer_add(q->timer, &tv);
 }
 
-/* Parses "MOVED 3999 127.0.0.1:6381" / "ASK ..." (the word already
- * checked): the slot and the node of the address. Returns 0 or -1. */
+/* A redirect's slot and the node of its address. Returns 0 or -1. */
 static int parse_redirect(struct sl_cluster *cl, const char *s, int *slot, int *node)
 {
-    const char *sp = strchr(s, ' '), *addr, *colon;
-    char *end;
-    long v, port;
+    const char *host;
+    size_t hostlen;
+    int port;
 
-    if (sp == NULL)
+    if (sl__cluster_redirect(s, slot, &host, &hostlen, &port) != 0)
         return -1;
-    v = strtol(sp + 1, &end, 10);
-    if (end == sp + 1 || *end != ' ' || v < 0 || v >= SL_CLUSTER_SLOTS)
-        return -1;
-    addr = end + 1;
-    colon = strrchr(addr, ':');
-    if (colon == NULL)
-        return -1;
-    port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1)
-        return -1;
-    *slot = (int)v;
     /* An empty host ("MOVED 1 :6380") means: the node that answered. */
-    *node = node_get(cl, addr, (size_t)(colon - addr), (int)port);
+    *node = node_get(cl, host, hostlen, port);
     return *node < 0 ? -1 : 0;
 }
 
@@ -583,22 +508,6 @@ int sl__cluster_command_keys(struct sl_cluster *cl, int first_key, int nkeys, in
  * The slot map
  * ------------------------------------------------------------------------ */
 
-/* An integer element (7.0.x sent some as strings: both are read). */
-static int reply_int(const redisReply *r, long long *v)
-{
-    char *end;
-
-    if (r->type == REDIS_REPLY_INTEGER) {
-        *v = r->integer;
-        return 0;
-    }
-    if (r->type == REDIS_REPLY_STRING && r->len > 0) {
-        *v = strtoll(r->str, &end, 10);
-        return *end == '\0' ? 0 : -1;
-    }
-    return -1;
-}
-
 /* Applies a CLUSTER SLOTS reply from node `asked`: every range's master
  * becomes the node of its slots; slots in no range are unknown. Returns
  * 0, or -1 when the reply is not a slot map (the old map stays). */
@@ -615,29 +524,19 @@ static int apply_slots(struct sl_cluster *cl, const redisReply *r, int asked)
     for (i = 0; i < SL_CLUSTER_SLOTS; i++)
         map[i] = -1;
     for (i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i], *m;
-        long long lo, hi, port, s;
         const char *host;
         size_t hostlen;
-        int idx;
+        int lo, hi, port, s, idx;
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3
-            || reply_int(e->element[0], &lo) != 0 || reply_int(e->element[1], &hi) != 0
-            || lo < 0 || hi >= SL_CLUSTER_SLOTS || lo > hi)
+        if (sl__cluster_slots_range(r->element[i], &lo, &hi, &host, &hostlen, &port) != 0)
             goto bad;
-        m = e->element[2];
-        if (m->type != REDIS_REPLY_ARRAY || m->elements < 2
-            || m->element[0]->type != REDIS_REPLY_STRING || reply_int(m->element[1], &port) != 0)
-            goto bad;
-        host = m->element[0]->str;
-        hostlen = m->element[0]->len;
         /* "" or "?": the node does not know its own address; it is the
          * one we asked. */
         if (hostlen == 0 || (hostlen == 1 && host[0] == '?')) {
             host = cl->nodes[asked]->host;
             hostlen = strlen(host);
         }
-        idx = node_get(cl, host, hostlen, (int)port);
+        idx = node_get(cl, host, hostlen, port);
         if (idx < 0)
             goto bad;
         for (s = lo; s <= hi; s++)
@@ -744,38 +643,16 @@ void sl__cluster_refresh(struct sl_cluster *cl)
 /* Parses "host:port,host:port" into seed nodes. */
 static int add_seeds(struct sl_cluster *cl, const char *seeds, char *err, size_t errlen)
 {
-    const char *p = seeds;
+    char host[256];
+    int i, port, rc;
 
-    while (*p != '\0') {
-        const char *end = strchr(p, ','), *colon;
-        char *pe;
-        size_t n;
-        long port;
-
-        if (end == NULL)
-            end = p + strlen(p);
-        n = (size_t)(end - p);
-        for (colon = end; colon > p && colon[-1] != ':'; colon--)
-            ;
-        colon = colon > p ? colon - 1 : NULL;
-        if (colon == NULL || colon == p) {
-            snprintf(err, errlen, "cluster node \"%.*s\": expected host:port", (int)(n > 80 ? 80 : n), p);
+    for (i = 0; (rc = sl__cluster_seed(seeds, i, host, sizeof(host), &port, err, errlen)) == 0; i++)
+        if (node_get(cl, host, strlen(host), port) < 0) {
+            snprintf(err, errlen, "cluster node \"%.80s\": cannot add", host);
             return -1;
         }
-        port = strtol(colon + 1, &pe, 10);
-        if (pe != end || port <= 0 || port > 65535) {
-            snprintf(err, errlen, "cluster node \"%.*s\": bad port", (int)(n > 80 ? 80 : n), p);
-            return -1;
-        }
-        /* "[::1]:7000": the brackets are not part of the address. */
-        if (*p == '[' && colon - p >= 2 && colon[-1] == ']'
-            ? node_get(cl, p + 1, (size_t)(colon - p - 2), (int)port) < 0
-            : node_get(cl, p, (size_t)(colon - p), (int)port) < 0) {
-            snprintf(err, errlen, "cluster node \"%.*s\": cannot add", (int)(n > 80 ? 80 : n), p);
-            return -1;
-        }
-        p = *end == ',' ? end + 1 : end;
-    }
+    if (rc < 0)
+        return -1;
     if (cl->nnodes == 0) {
         snprintf(err, errlen, "no cluster node given");
         return -1;

@@ -1,7 +1,8 @@
-/* cluster.h -- the Redis Cluster router (cluster.c): hash slots, a slot
- * map from CLUSTER SLOTS, one connection of conn.c per master, and the
- * redirects and transient errors of a cluster handled in one place.
- * Shared by framework files only.
+/* cluster.h -- the Redis Cluster router (cluster.c): a slot map from
+ * CLUSTER SLOTS, one connection of conn.c per master, and the redirects
+ * and transient errors of a cluster handled in one place; and the hash
+ * slots, tags and parsers it shares with conn.c's pinned connections
+ * (keyslot.c). Shared by framework files only.
  */
 #ifndef SL_CLUSTER_H
 #define SL_CLUSTER_H
@@ -15,6 +16,10 @@ struct sl_cluster;
 
 #define SL_CLUSTER_SLOTS 16384
 
+/* The hash tag of a key (the text between its first '{' and the next
+ * '}', when not empty): 1 with its offset and length, or 0 when none. */
+int sl__cluster_tag(const char *key, size_t len, size_t *off, size_t *taglen);
+
 /* The hash slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole
  * key when it has none, modulo 16384. */
 int sl__cluster_keyslot(const char *key, size_t len);
@@ -22,6 +27,23 @@ int sl__cluster_keyslot(const char *key, size_t len);
 /* The one slot shared by nkeys keys (lens may be NULL for C strings):
  * the slot, -1 when nkeys is 0, or -2 when they do not all share one. */
 int sl__cluster_keys_slot(int nkeys, const char *const *keys, const size_t *lens);
+
+/* Parses seed number i (from 0) of "host:port,host:port" (an IPv6 host
+ * in brackets, which are dropped): 0 with host and port set, 1 when there
+ * is no seed i, or -1 with the reason in err. */
+int sl__cluster_seed(const char *seeds, int i, char *host, size_t hostlen, int *port,
+                     char *err, size_t errlen);
+
+/* Parses the text of a "MOVED slot host:port" or "ASK ..." error: the
+ * slot, and host (borrowed from s, hostlen bytes, empty meaning the node
+ * that answered) and port. Returns 0 or -1. */
+int sl__cluster_redirect(const char *s, int *slot, const char **host, size_t *hostlen, int *port);
+
+/* Reads element e of a CLUSTER SLOTS reply: its slots lo..hi and their
+ * master's host (borrowed from e, hostlen bytes; "" or "?" means the node
+ * asked) and port. Returns 0, or -1 when e is not a slot range. */
+int sl__cluster_slots_range(const redisReply *e, int *lo, int *hi, const char **host,
+                            size_t *hostlen, int *port);
 
 /* A reply callback. r is the final reply (freed when the callback
  * returns), or NULL with why saying what went wrong ("connection lost:

@@ -7,6 +7,16 @@
  * NULL reply, and the owner is told the connection was lost. The owner is
  * always told from a deferred event, never from inside a reply callback,
  * so it may close, free and reconnect freely.
+ *
+ * A connection may be pinned to a hash slot of a Redis Cluster
+ * (sl__conn_pin): connecting then finds the slot's master first (CLUSTER
+ * SLOTS on the last hint or the next seed, then that master) and is ready
+ * only once the master it reached says it serves the slot. Any answer
+ * meaning "not here, not now" (MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
+ * LOADING, UNBLOCKED, READONLY, MASTERDOWN) is handed to the caller as a lost
+ * connection: the command did not run (or a blocked read ended), and the
+ * owner's reconnect path, which recovers its own pending entries and
+ * whose commits are fenced, is the one place that recovers from it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +28,9 @@
 #include "internal.h"
 #include "conn.h"
 #include "link.h"
+#include "cluster.h"
+
+#define PIN_HOPS 3                /* nodes one pinned connect may try in turn */
 
 /* One outstanding command. Recycled through a free list so that the hot
  * path does not allocate. */
@@ -52,11 +65,21 @@ struct sl_conn {
     sl_conn_event *on_lost;       /* called once when it is lost */
     void *arg;                    /* argument of both */
     struct cmd *free_cmds;        /* recycled command records */
+    char *pin_seeds;              /* cluster seeds "h:p,h:p" (owned), NULL: not pinned */
+    int pin_slot;                 /* the slot whose master we want, -1: not pinned */
+    int pin_seed_next;            /* seed the next connect without a hint asks */
+    int pin_hops;                 /* nodes tried by this connect */
+    int pin_verified;             /* this link reached the slot's master */
+    char pin_hint[256];           /* node to try first (a MOVED, a map), "" when none */
+    int pin_hint_port;
+    struct event *pin_ev;         /* deferred connect to the next node */
     char name[16];                /* "reader", "cmd": for logs */
     char errstr[160];             /* why it was lost */
 };
 
 static void notify_lost(struct sl_conn *c, const char *why);
+static void on_pin_slots(struct sl_conn *c, redisReply *r, void *priv);
+static int connect_link(struct sl_conn *c);
 
 /* Returns a command record, from the free list when possible. */
 static struct cmd *cmd_get(struct sl_conn *c)
@@ -122,6 +145,50 @@ static void fail_pending(struct sl_conn *c)
     }
 }
 
+/* 1 when error reply r starts with word followed by a space or its end. */
+static int is_error(const redisReply *r, const char *word)
+{
+    size_t n = strlen(word);
+
+    return r->type == REDIS_REPLY_ERROR && r->len >= n && memcmp(r->str, word, n) == 0
+           && (r->len == n || r->str[n] == ' ');
+}
+
+/* On a pinned connection: 1 when r says the slot is not served here or
+ * not now, after recording why as the reason the connection is lost
+ * (and a MOVED or ASK address as the node to try first); 0 for any
+ * other reply. */
+static int pin_refused(struct sl_conn *c, const redisReply *r)
+{
+    static const char *const words[] = { "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN",
+                                         "LOADING", "UNBLOCKED", "READONLY", "MASTERDOWN" };
+    char buf[200];
+    size_t i;
+
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (i = 0; i < SL_NELEM(words); i++)
+        if (is_error(r, words[i]))
+            break;
+    if (i == SL_NELEM(words))
+        return 0;
+    if (i <= 1) {
+        const char *host;
+        size_t hostlen;
+        int slot, port;
+
+        if (sl__cluster_redirect(r->str, &slot, &host, &hostlen, &port) == 0 && hostlen > 0
+            && hostlen < sizeof(c->pin_hint)) {
+            memcpy(c->pin_hint, host, hostlen);
+            c->pin_hint[hostlen] = '\0';
+            c->pin_hint_port = port;
+        }
+    }
+    snprintf(buf, sizeof(buf), "cluster: slot %d: %.150s", c->pin_slot, r->str);
+    notify_lost(c, buf);
+    return 1;
+}
+
 /* The link's reply callback: the reply belongs to the oldest command
  * (Redis answers in order). Accounts for it, keeps the deadline honest,
  * then hands it to the owner, and frees it unless the owner takes it. */
@@ -147,6 +214,15 @@ static void on_reply(struct sl_link *l, redisReply *r, void *arg)
     take = k->take;
     c->inflight--;
     cmd_put(c, k);
+    if (c->pin_slot >= 0 && !c->closing && pin_refused(c, r)) {
+        /* Not run here (or a blocked read ended): as if the link had
+         * dropped before the reply, for this command and every later one. */
+        if (cb != NULL)
+            cb(c, NULL, priv);
+        freeReplyObject(r);
+        sl__conn_close(c);
+        return;
+    }
     if (!c->closing)
         arm(c, c->command_timeout_ms);
     if (cb != NULL)
@@ -189,11 +265,84 @@ static void notify_lost(struct sl_conn *c, const char *why)
     event_active(c->lost_ev, EV_TIMEOUT, 0);
 }
 
+/* The deferred connect to the node the map named. */
+static void on_pin_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct sl_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->link == NULL)
+        (void)connect_link(c);
+}
+
+/* Reply to CLUSTER SLOTS on a pinned connection: ready when this node is
+ * the slot's master, else on to the master it names (a few hops at
+ * most), else lost, the next attempt starting from another seed. */
+static void on_pin_slots(struct sl_conn *c, redisReply *r, void *priv)
+{
+    const char *host = NULL;
+    size_t hostlen = 0, i;
+    int lo, hi, port = 0, found = 0;
+    char buf[200];
+
+    (void)priv;
+    if (r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(buf, sizeof(buf), "cluster: CLUSTER SLOTS on %.60s:%d: %.100s", c->url.host,
+                 c->url.port, r->str);
+        notify_lost(c, buf);
+        return;
+    }
+    for (i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++)
+        if (sl__cluster_slots_range(r->element[i], &lo, &hi, &host, &hostlen, &port) == 0
+            && lo <= c->pin_slot && c->pin_slot <= hi)
+            found = 1;
+    if (!found) {
+        snprintf(buf, sizeof(buf), "cluster: %.60s:%d knows no master for slot %d",
+                 c->url.host, c->url.port, c->pin_slot);
+        notify_lost(c, buf);
+        return;
+    }
+    /* "" or "?": the node does not know its own address; it is this one. */
+    if (hostlen == 0 || (hostlen == 1 && host[0] == '?') ||
+        (port == c->url.port && hostlen == strlen(c->url.host) &&
+         memcmp(host, c->url.host, hostlen) == 0)) {
+        c->pin_verified = 1;
+        c->ready = 1;
+        arm(c, c->command_timeout_ms);
+        if (c->on_ready != NULL)
+            c->on_ready(c, c->arg);
+        return;
+    }
+    if (++c->pin_hops >= PIN_HOPS || hostlen >= sizeof(c->pin_hint)) {
+        snprintf(buf, sizeof(buf), "cluster: slot %d: no master found in %d hops",
+                 c->pin_slot, PIN_HOPS);
+        notify_lost(c, buf);
+        return;
+    }
+    memcpy(c->pin_hint, host, hostlen);
+    c->pin_hint[hostlen] = '\0';
+    c->pin_hint_port = port;
+    sl__conn_close(c);
+    c->closing = 0;
+    event_active(c->pin_ev, EV_TIMEOUT, 0);
+}
+
 /* Marks one setup reply received; the last one makes the connection
  * ready. */
 static void setup_done(struct sl_conn *c)
 {
-    if (--c->setup_pending == 0) {
+    if (--c->setup_pending == 0 && c->pin_slot >= 0 && !c->pin_verified) {
+        static const char *const argv[] = { "CLUSTER", "SLOTS" };
+
+        /* Pinned: ready only once this node says it is the slot's master. */
+        if (sl__conn_command(c, on_pin_slots, NULL, 0, 2, (const char **)argv, NULL) != 0)
+            notify_lost(c, "cluster: cannot send CLUSTER SLOTS");
+        return;
+    }
+    if (c->setup_pending == 0) {
         c->ready = 1;
         arm(c, c->command_timeout_ms);
         if (c->on_ready != NULL)
@@ -315,7 +464,9 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
     c->deadline = evtimer_new(base, on_deadline, c);
     c->lost_ev = event_new(base, -1, 0, on_lost_ev, c);
     c->setup_ev = event_new(base, -1, 0, on_setup_ev, c);
-    if (c->deadline == NULL || c->lost_ev == NULL || c->setup_ev == NULL
+    c->pin_ev = event_new(base, -1, 0, on_pin_ev, c);
+    c->pin_slot = -1;
+    if (c->deadline == NULL || c->lost_ev == NULL || c->setup_ev == NULL || c->pin_ev == NULL
         || sl__tls_copy(&c->tls, &cfg->tls) != 0
         || (cfg->password_file != NULL && (c->password_file = strdup(cfg->password_file)) == NULL)) {
         sl__conn_free(c);
@@ -324,9 +475,62 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
     return c;
 }
 
+/* Sets the address a pinned connect goes to: the hint (a MOVED's or the
+ * map's, used once), else the next seed in turn, so that a dead node is
+ * not asked twice in a row. A new attempt (not a hop) starts counting
+ * hops. Returns 0 or -1 with the reason in err. */
+static int pin_target(struct sl_conn *c, char *err, size_t errlen)
+{
+    int rc;
+
+    event_del(c->pin_ev);
+    c->pin_verified = 0;
+    if (c->pin_hint[0] != '\0') {
+        snprintf(c->url.host, sizeof(c->url.host), "%s", c->pin_hint);
+        c->url.port = c->pin_hint_port;
+        c->pin_hint[0] = '\0';
+        return 0;
+    }
+    rc = sl__cluster_seed(c->pin_seeds, c->pin_seed_next++, c->url.host, sizeof(c->url.host),
+                          &c->url.port, err, errlen);
+    if (rc == 1) {
+        c->pin_seed_next = 1;
+        rc = sl__cluster_seed(c->pin_seeds, 0, c->url.host, sizeof(c->url.host),
+                              &c->url.port, err, errlen);
+    }
+    if (rc == 1)
+        snprintf(err, errlen, "cluster: no seed node");
+    return rc == 0 ? 0 : -1;
+}
+
+/* Pins c to the master of `slot` of the cluster whose seeds are `seeds`
+ * ("h:p,h:p", copied): see the top of this file. Call before connecting.
+ * Returns 0, or -1 (out of memory, bad slot). */
+int sl__conn_pin(struct sl_conn *c, const char *seeds, int slot)
+{
+    char *copy;
+
+    if (slot < 0 || slot >= SL_CLUSTER_SLOTS || (copy = strdup(seeds)) == NULL)
+        return -1;
+    free(c->pin_seeds);
+    c->pin_seeds = copy;
+    c->pin_slot = slot;
+    c->pin_seed_next = 0;
+    c->pin_hint[0] = '\0';
+    c->url.db = 0;
+    return 0;
+}
+
 /* Starts connecting. The outcome arrives as on_ready or on_lost. Returns
  * 0, or -1 when even the attempt could not start (on_lost follows). */
 int sl__conn_connect(struct sl_conn *c)
+{
+    c->pin_hops = 0;
+    return connect_link(c);
+}
+
+/* Opens the link (to the pinned slot's next candidate when pinned). */
+static int connect_link(struct sl_conn *c)
 {
     char buf[sizeof(c->errstr)];
 
@@ -334,6 +538,10 @@ int sl__conn_connect(struct sl_conn *c)
     c->closing = 0;
     c->ready = 0;
     c->errstr[0] = '\0';
+    if (c->pin_slot >= 0 && pin_target(c, buf, sizeof(buf)) != 0) {
+        notify_lost(c, buf);
+        return -1;
+    }
     c->link = sl__link_new(c->base, &c->url, &c->tls, on_reply, on_state, c, buf, sizeof(buf));
     if (c->link == NULL) {
         notify_lost(c, buf);
@@ -460,6 +668,7 @@ void sl__conn_close(struct sl_conn *c)
     event_del(c->deadline);
     c->due_us = 0;
     event_del(c->setup_ev);
+    event_del(c->pin_ev);
     if (l == NULL)
         return;
     c->closing = 1;
@@ -553,6 +762,9 @@ void sl__conn_free(struct sl_conn *c)
         event_free(c->lost_ev);
     if (c->setup_ev)
         event_free(c->setup_ev);
+    if (c->pin_ev)
+        event_free(c->pin_ev);
+    free(c->pin_seeds);
     free(c->password_file);
     sl__tls_clear(&c->tls);
     memset(&c->url, 0, sizeof(c->url));

@@ -22,6 +22,8 @@ struct sl_conn *sl__conn_new(struct event_base *base, const char *name,
                              sl_conn_event *on_ready, sl_conn_event *on_lost,
                              void *arg);
 int sl__conn_connect(struct sl_conn *c);
+/* Pins c to the master of a cluster hash slot (conn.c). */
+int sl__conn_pin(struct sl_conn *c, const char *seeds, int slot);
 int sl__conn_command(struct sl_conn *c, sl_conn_cb *cb, void *priv,
                      long long timeout_ms, int argc, const char **argv,
                      const size_t *argvlen);

@@ -225,7 +225,8 @@ static int worker_alive(struct sl_sync *c, const struct sl_config *cfg, size_t i
             snprintf(consumer, sizeof(consumer), "%s:%s:%zu.%d", host, wc->handler, i, j);
         else
             snprintf(consumer, sizeof(consumer), "%s:%s:%d", host, wc->handler, j);
-        sl__hb_key(keys[j], sizeof(keys[j]), consumer);
+        sl__hb_key_of(keys[j], sizeof(keys[j]), cfg->cluster_nodes != NULL, wc->stream,
+                      consumer);
         argv[j + 1] = keys[j];
     }
     r = sl__sync_argv(c, n + 1, argv, NULL);

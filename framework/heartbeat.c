@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "heartbeat.h"
+#include "cluster.h"
 
 #define MAX_FIELDS 16             /* fields one sl__hb_walk() call may ask for */
 
@@ -13,6 +14,46 @@
 int sl__hb_key(char *buf, size_t size, const char *consumer)
 {
     return snprintf(buf, size, "%s%s", SL_HB_PREFIX, consumer);
+}
+
+/* The hash tag of stream, for the cluster names: its length, *tag set
+ * (borrowed from stream). A stream without one (refused by the
+ * configuration in cluster mode) gives its whole name, so the key is at
+ * least well formed. */
+static int stream_tag(const char *stream, const char **tag)
+{
+    size_t off, n;
+
+    if (sl__cluster_tag(stream, strlen(stream), &off, &n)) {
+        *tag = stream + off;
+        return (int)n;
+    }
+    *tag = stream;
+    return (int)strlen(stream);
+}
+
+/* Writes the heartbeat key of consumer, which works on stream. */
+int sl__hb_key_of(char *buf, size_t size, int cluster, const char *stream, const char *consumer)
+{
+    const char *tag;
+    int n;
+
+    if (!cluster)
+        return sl__hb_key(buf, size, consumer);
+    n = stream_tag(stream, &tag);
+    return snprintf(buf, size, "sluice:{%.*s}:worker:%s", n, tag, consumer);
+}
+
+/* Writes the registry key of the workers of stream. */
+int sl__hb_registry(char *buf, size_t size, int cluster, const char *stream)
+{
+    const char *tag;
+    int n;
+
+    if (!cluster)
+        return snprintf(buf, size, "%s", SL_HB_REGISTRY);
+    n = stream_tag(stream, &tag);
+    return snprintf(buf, size, "sluice:{%.*s}:workers", n, tag);
 }
 
 /* Writes "sluice:rate:<stream>:<group>". */
@@ -36,14 +77,15 @@ long long sl__hb_ttl_ms(long long heartbeat_ms)
 }
 
 /* Fills the HSET, PEXPIRE and ZADD of one beat (see heartbeat.h). */
-void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *host,
+void sl__hb_fill(struct sl_hb *b, int cluster, const char *consumer, long pid, const char *host,
                  const char *handler, const char *stream, const char *group,
                  long long heartbeat_ms, int full, uint64_t started_ms,
                  uint64_t processed, uint64_t failed)
 {
     int n = 0;
 
-    sl__hb_key(b->key, sizeof(b->key), consumer);
+    sl__hb_key_of(b->key, sizeof(b->key), cluster, stream, consumer);
+    sl__hb_registry(b->registry, sizeof(b->registry), cluster, stream);
     snprintf(b->pid, sizeof(b->pid), "%ld", pid);
     snprintf(b->ttl, sizeof(b->ttl), "%lld", sl__hb_ttl_ms(heartbeat_ms));
     snprintf(b->expiry, sizeof(b->expiry), "%llu",
@@ -79,7 +121,7 @@ void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *ho
     b->pexpire[1] = b->key;
     b->pexpire[2] = b->ttl;
     b->zadd[0] = "ZADD";
-    b->zadd[1] = SL_HB_REGISTRY;
+    b->zadd[1] = b->registry;
     b->zadd[2] = b->expiry;
     b->zadd[3] = consumer;
 }
@@ -122,14 +164,24 @@ void sl__hb_entry_json(json_t *o, const redisReply *busy, const redisReply *entr
 int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg)
 {
-    char key[SL_HB_KEYLEN];
-    const char *list[] = { "ZRANGE", SL_HB_REGISTRY, "0", "-1" };
+    return sl__hb_walk_of(c, 0, "", fields, nfields, run, visit, arg);
+}
+
+/* The walk over the registry of stream's workers (see heartbeat.h). */
+int sl__hb_walk_of(struct sl_sync *c, int cluster, const char *stream,
+                   const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
+                   void *arg)
+{
+    char key[SL_HB_KEYLEN], reg[SL_HB_KEYLEN];
+    const char *list[] = { "ZRANGE", reg, "0", "-1" };
     const char *hm[2 + MAX_FIELDS];
     redisReply *r;
     size_t i;
     int k;
 
     SL_ASSERT(nfields > 0 && nfields <= MAX_FIELDS);
+    if ((size_t)sl__hb_registry(reg, sizeof(reg), cluster, stream) >= sizeof(reg))
+        return -2;
     hm[0] = "HMGET";
     hm[1] = key;
     for (k = 0; k < nfields; k++)
@@ -147,7 +199,7 @@ int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
         int stop;
 
         if (m->type != REDIS_REPLY_STRING || (size_t)m->len != strlen(m->str) ||
-            (size_t)sl__hb_key(key, sizeof(key), m->str) >= sizeof(key))
+            (size_t)sl__hb_key_of(key, sizeof(key), cluster, stream, m->str) >= sizeof(key))
             continue;       /* not a name a C string can pass, or too long for a key */
         if ((h = run(c, 2 + nfields, hm, arg)) == NULL)
             continue;       /* reported; a broken connection fails the caller's next command */

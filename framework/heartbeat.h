@@ -13,7 +13,15 @@
  * key of the database, and blocks Redis while it does, to find a handful.
  * release.lua removes the name with the key; a name whose worker died
  * stays until the supervisor's janitor drops it, SL_HB_STALE_MS after its
- * expiry (readers skip it meanwhile: its key is gone). */
+ * expiry (readers skip it meanwhile: its key is gone).
+ *
+ * On a Redis Cluster every key a script touches must share one hash slot,
+ * and release.lua takes the heartbeat key and the registry together,
+ * beside the worker's stream. So in cluster mode both carry the hash tag
+ * of the worker's stream: "sluice:{<tag>}:worker:<consumer>" and one
+ * registry per tag, "sluice:{<tag>}:workers" (a stream "orders:{p0}" has
+ * the tag "p0"). sl__hb_key_of() and sl__hb_registry() are the one place
+ * that names them; standalone names stay as above. */
 #ifndef SL_HEARTBEAT_H
 #define SL_HEARTBEAT_H
 
@@ -46,6 +54,17 @@ int sl__rate_key(char *buf, size_t size, const char *stream, const char *group);
  * needed (cut to fit like snprintf). */
 int sl__hb_key(char *buf, size_t size, const char *consumer);
 
+/* Writes the heartbeat key of `consumer`, a worker of `stream`: the
+ * standalone name, or with cluster 1 "sluice:{<stream's tag>}:worker:
+ * <consumer>". Returns the length it needed (cut to fit like snprintf). */
+int sl__hb_key_of(char *buf, size_t size, int cluster, const char *stream, const char *consumer);
+
+/* Writes the registry key of the workers of `stream`: SL_HB_REGISTRY, or
+ * with cluster 1 "sluice:{<stream's tag>}:workers" (one per tag: a
+ * reader of a cluster walks the registry of each configured stream's
+ * tag). Returns the length it needed (cut to fit like snprintf). */
+int sl__hb_registry(char *buf, size_t size, int cluster, const char *stream);
+
 /* Returns the consumer name inside a heartbeat key (borrowed from key),
  * or NULL when key is not one. */
 const char *sl__hb_consumer(const char *key);
@@ -57,6 +76,7 @@ long long sl__hb_ttl_ms(long long heartbeat_ms);
 /* What a heartbeat says. Counters and times are sent as text. */
 struct sl_hb {
     char key[SL_HB_KEYLEN];       /* the heartbeat key */
+    char registry[SL_HB_KEYLEN];  /* the registry key */
     char pid[24];                 /* process id */
     char started[24];             /* process start, ms since the epoch */
     char beat[24];                /* this beat, ms since the epoch */
@@ -72,11 +92,12 @@ struct sl_hb {
 };
 
 /* Fills b for one beat of `consumer` (pid, host, handler, stream and
- * group borrowed until the commands are sent): the HSET, the PEXPIRE and
+ * group borrowed until the commands are sent; cluster 1 names the keys
+ * with the stream's hash tag, see above): the HSET, the PEXPIRE and
  * the ZADD into the registry, sent in that order. `full` (the worker's
  * own beat) adds started_at, last_beat, processed and failed; the
  * supervisor's keep-alive sets the identity fields only. */
-void sl__hb_fill(struct sl_hb *b, const char *consumer, long pid, const char *host,
+void sl__hb_fill(struct sl_hb *b, int cluster, const char *consumer, long pid, const char *host,
                  const char *handler, const char *stream, const char *group,
                  long long heartbeat_ms, int full, uint64_t started_ms,
                  uint64_t processed, uint64_t failed);
@@ -114,5 +135,14 @@ typedef int sl_hb_visit(const char *consumer, size_t len, const redisReply *fiel
  * runner); -2 when it gave an unexpected reply (not reported). */
 int sl__hb_walk(struct sl_sync *c, const char *const *fields, int nfields,
                 sl_hb_run *run, sl_hb_visit *visit, void *arg);
+
+/* The same over the registry of the workers of `stream` (sl__hb_registry:
+ * with cluster 1, the registry of the stream's hash tag, and heartbeat
+ * keys named by sl__hb_key_of). On a cluster, c must reach the master of
+ * the stream's slot, and a reader of every worker walks once per distinct
+ * tag of the configured streams. sl__hb_walk() is this with cluster 0. */
+int sl__hb_walk_of(struct sl_sync *c, int cluster, const char *stream,
+                   const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
+                   void *arg);
 
 #endif /* SL_HEARTBEAT_H */

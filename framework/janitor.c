@@ -2,6 +2,13 @@
  * pending, in slices, on a connection of its own (see struct
  * sl_janitor), with janitor.lua; and, on the same connection, adds each
  * group's rate sample (rate.lua) every housekeeping period.
+ *
+ * On a Redis Cluster each group's keys (its stream, its heartbeats, its
+ * rate samples, its registry) live on the master of the stream's slot:
+ * the connection is pinned (conn.c) to the slot of the group at hand,
+ * and moved to the next group's slot when that differs. A group's rate
+ * sample and its registry's stale names are then handled as the pass
+ * reaches the group; fingerprint expiry (one global key) is not run.
  */
 #include <errno.h>
 #include <signal.h>
@@ -10,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include "cluster.h"
 #include "conn.h"
 #include "internal.h"
 #include "pool.h"
@@ -44,6 +52,7 @@ struct sl_janitor {
     int connecting;               /* connect started, neither ready nor lost yet */
     int closing;                  /* being freed: callbacks only return */
     int busy;                     /* a command is in flight */
+    int slot;                     /* cluster: the slot conn is pinned to, -1 none */
     struct event *step_ev;        /* runs the next step in a turn of its own */
     struct jan_group *groups;     /* the current pass's groups (owned), NULL between passes */
     size_t ngroups, cur;          /* how many; the one being worked on */
@@ -58,6 +67,7 @@ struct sl_janitor {
 };
 
 static void jan_step(struct sl_janitor *j);
+static void jan_group_extras(struct sl_janitor *j, const struct jan_group *g);
 
 /* Frees the entries of the current list from `done` to `upto`. */
 static void jan_free_entries(struct sl_janitor *j, size_t upto)
@@ -239,7 +249,8 @@ static void jan_pick(struct sl_janitor *j, const struct jan_group *g)
         /* A name whose heartbeat key would not fit is kept: its
          * heartbeat could not be checked. */
         if (name != NULL && pending == 0 && idle > g->idle_ms &&
-            strlen(name) < sizeof(j->keys[0]) - sizeof(SL_HB_PREFIX)) {
+            (size_t)sl__hb_key_of(NULL, 0, j->p->cfg->cluster_nodes != NULL, g->stream, name)
+                < sizeof(j->keys[0])) {
             j->cand[j->ncand] = name;
             j->cand_idle[j->ncand] = idle;
             j->ncand++;
@@ -264,7 +275,8 @@ static int jan_send_slice(struct sl_janitor *j, const struct jan_group *g)
      * group, then the candidates in the same order (janitor.lua). */
     ka[nkeys++] = g->stream;
     for (i = 0; i < j->ncand; i++) {
-        sl__hb_key(j->keys[i], sizeof(j->keys[i]), j->cand[i]);
+        sl__hb_key_of(j->keys[i], sizeof(j->keys[i]), j->p->cfg->cluster_nodes != NULL,
+                      g->stream, j->cand[i]);
         ka[nkeys++] = j->keys[i];
     }
     ka[nkeys] = g->group;
@@ -293,6 +305,24 @@ static void jan_step(struct sl_janitor *j)
         return;
     }
     g = &j->groups[j->cur];
+    if (j->list == NULL && j->p->cfg->cluster_nodes != NULL) {
+        int slot = sl__cluster_keyslot(g->stream, strlen(g->stream));
+
+        if (slot != j->slot) {
+            /* Another master's group: move the connection there; its
+             * ready (and the script load) bring the next step. */
+            sl__conn_close(j->conn);
+            if (sl__conn_pin(j->conn, j->p->cfg->cluster_nodes, slot) != 0) {
+                jan_end_pass(j);
+                return;
+            }
+            j->slot = slot;
+            j->connecting = 1;
+            sl__conn_connect(j->conn);
+            return;
+        }
+        jan_group_extras(j, g);
+    }
     if (j->list == NULL) {
         const char *argv[] = { "XINFO", "CONSUMERS", g->stream, g->group };
         if (sl__conn_command(j->conn, jan_on_consumers, j, 0, 4, argv, NULL) < 0) {
@@ -363,33 +393,41 @@ static void jan_on_rate(struct sl_conn *c, redisReply *r, void *arg)
         sl__log(SL_LOG_DEBUG, "housekeeping_failed", "error=%s", sl__logq(r->str));
 }
 
-/* Sends one rate.lua call per configured stream and group, pipelined on
- * the janitor's connection, without waiting for the replies: the
- * supervisor's loop never blocks on them. The script is sent whole
- * (EVAL): a few hundred bytes every period spares the NOSCRIPT dance. */
-static void jan_sample_rates(struct sl_janitor *j)
+/* Sends rate.lua for one stream and group, its reply not waited for.
+ * The script is sent whole (EVAL): a few hundred bytes every period
+ * spares the NOSCRIPT dance. Returns 0, or -1 when it could not be sent. */
+static int jan_sample_rate(struct sl_janitor *j, const char *stream, const char *group)
 {
-    const struct sl_config *cfg = j->p->cfg;
     const struct sl_lua *l = sl__script(SL_SCRIPT_RATE);
     char key[600], ckey[600], tkey[600], gap[24], maxlen[24];
-    size_t i, k;
+    const char *argv[] = { "EVAL", l->src, "4", key, stream, ckey, tkey, group, gap, maxlen };
 
     snprintf(gap, sizeof(gap), "%d", SL_RATE_GAP_MS);
     snprintf(maxlen, sizeof(maxlen), "%d", SL_RATE_MAXLEN);
+    if ((size_t)sl__rate_key(key, sizeof(key), stream, group) >= sizeof(key) ||
+        (size_t)sl__tc_key(ckey, sizeof(ckey), stream, group) >= sizeof(ckey) ||
+        (size_t)sl__tc_types_key(tkey, sizeof(tkey), stream, group) >= sizeof(tkey))
+        return 0;
+    return sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0
+           ? -1 : 0;
+}
+
+/* Sends one rate.lua call per configured stream and group, pipelined on
+ * the janitor's connection, without waiting for the replies: the
+ * supervisor's loop never blocks on them. */
+static void jan_sample_rates(struct sl_janitor *j)
+{
+    const struct sl_config *cfg = j->p->cfg;
+    size_t i, k;
+
     for (i = 0; i < cfg->nworkers; i++) {
         const struct sl_worker_conf *wc = &cfg->workers[i];
-        const char *argv[] = { "EVAL", l->src, "4", key, wc->stream, ckey, tkey, wc->group, gap,
-                               maxlen };
 
         for (k = 0; k < i; k++)
             if (strcmp(cfg->workers[k].stream, wc->stream) == 0 &&
                 strcmp(cfg->workers[k].group, wc->group) == 0)
                 break;
-        if (k < i || (size_t)sl__rate_key(key, sizeof(key), wc->stream, wc->group) >= sizeof(key) ||
-            (size_t)sl__tc_key(ckey, sizeof(ckey), wc->stream, wc->group) >= sizeof(ckey) ||
-            (size_t)sl__tc_types_key(tkey, sizeof(tkey), wc->stream, wc->group) >= sizeof(tkey))
-            continue;
-        if (sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL) < 0)
+        if (k == i && jan_sample_rate(j, wc->stream, wc->group) < 0)
             return;
     }
 }
@@ -423,16 +461,35 @@ static void jan_expire(struct sl_janitor *j)
     }
 }
 
-/* Drops the registry's names that expired SL_HB_STALE_MS ago (workers
- * that died without a graceful stop), so that names of hosts gone for
- * good (containers) do not pile up when nobody runs `stats`. */
-static void jan_drop_stale(struct sl_janitor *j)
+/* Drops the names of registry `reg` that expired SL_HB_STALE_MS ago
+ * (workers that died without a graceful stop), so that names of hosts
+ * gone for good (containers) do not pile up when nobody runs `stats`. */
+static void jan_drop_stale_in(struct sl_janitor *j, const char *reg)
 {
     char stale[32];
-    const char *argv[] = { "ZREMRANGEBYSCORE", SL_HB_REGISTRY, "-inf", stale };
+    const char *argv[] = { "ZREMRANGEBYSCORE", reg, "-inf", stale };
 
     snprintf(stale, sizeof(stale), "(%llu", (unsigned long long)(sl__wall_ms() - SL_HB_STALE_MS));
     sl__conn_command(j->conn, jan_on_rate, j, 0, (int)SL_NELEM(argv), argv, NULL);
+}
+
+/* The same for the one registry of a server. */
+static void jan_drop_stale(struct sl_janitor *j)
+{
+    jan_drop_stale_in(j, SL_HB_REGISTRY);
+}
+
+/* Cluster: what the janitor does per period for group g, sent as the
+ * pass reaches it on the connection pinned to its slot: its rate sample
+ * and the stale names of its tag's registry. */
+static void jan_group_extras(struct sl_janitor *j, const struct jan_group *g)
+{
+    char reg[SL_HB_KEYLEN];
+
+    if (j->p->stopping || jan_sample_rate(j, g->stream, g->group) < 0)
+        return;
+    if ((size_t)sl__hb_registry(reg, sizeof(reg), 1, g->stream) < sizeof(reg))
+        jan_drop_stale_in(j, reg);
 }
 
 /* Starts a janitor pass over every configured group, unless the last one
@@ -449,6 +506,7 @@ int sl__janitor_start(struct sl_pool *p)
         if (j == NULL)
             return -1;
         j->p = p;
+        j->slot = -1;
         j->step_ev = event_new(p->base, -1, 0, jan_on_step, j);
         if (j->step_ev == NULL) {
             free(j);
@@ -456,7 +514,9 @@ int sl__janitor_start(struct sl_pool *p)
         }
         p->janitor = j;
     }
-    if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping) {
+    /* On a cluster these go per group, on the pass (jan_group_extras). */
+    if (j->conn != NULL && sl__conn_ready(j->conn) && !p->stopping &&
+        p->cfg->cluster_nodes == NULL) {
         jan_sample_rates(j);
         jan_expire(j);
         jan_drop_stale(j);
@@ -491,8 +551,17 @@ int sl__janitor_start(struct sl_pool *p)
             return -1;
         }
     }
-    if (j->conn == NULL)
+    if (j->conn == NULL) {
         j->conn = sl__conn_new(p->base, "janitor", p->cfg, jan_on_ready, jan_on_lost, j);
+        /* Cluster: pinned to the first group's slot to begin with. */
+        if (j->conn != NULL && p->cfg->cluster_nodes != NULL && j->ngroups > 0) {
+            j->slot = sl__cluster_keyslot(j->groups[0].stream, strlen(j->groups[0].stream));
+            if (sl__conn_pin(j->conn, p->cfg->cluster_nodes, j->slot) != 0) {
+                sl__conn_free(j->conn);
+                j->conn = NULL;
+            }
+        }
+    }
     if (j->conn == NULL) {
         jan_end_pass(j);
         return -1;

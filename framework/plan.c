@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cluster.h"
 #include "internal.h"
 #include "pool.h"
 
@@ -33,8 +34,23 @@ int sl__pool_plan(struct sl_pool *p, struct sl_config *cfg, struct sl_child **ou
     size_t i, n = 0, k = 0;
     int j;
 
-    for (i = 0; i < cfg->nworkers; i++)
+    for (i = 0; i < cfg->nworkers; i++) {
+        const char *st = cfg->workers[i].stream;
+        size_t off, tl;
+
+        /* On a Redis Cluster every key of a worker's scripts must share
+         * its stream's slot, and sluice names the stream's own keys
+         * (dead letters, attempts, counts, heartbeats) with the stream's
+         * hash tag: a stream without one cannot run there. */
+        if (cfg->cluster_nodes != NULL && cfg->workers[i].processes > 0 &&
+            !sl__cluster_tag(st, strlen(st), &off, &tl)) {
+            snprintf(err, errlen, "workers[%zu].stream \"%s\": on a Redis Cluster "
+                     "(redis.cluster_nodes) a stream needs a hash tag, such as \"%s:{0}\" "
+                     "or \"{%s}\", so that its keys share one slot", i, st, st, st);
+            return -1;
+        }
         n += (size_t)cfg->workers[i].processes;
+    }
     if (n > SL_MAX_CHILDREN) {
         snprintf(err, errlen, "%zu processes in all: at most %d", n, SL_MAX_CHILDREN);
         return -1;

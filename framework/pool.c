@@ -280,11 +280,13 @@ static int record_failure(struct sl_pool *p, struct sl_child *ch)
  * the key to expire, so nothing waits for the reply. */
 static void release_beat(struct sl_pool *p, struct sl_child *ch, pid_t pid)
 {
-    char key[SL_HB_KEYLEN], spid[24];
-    const char *keys[] = { key, SL_HB_REGISTRY };
+    char key[SL_HB_KEYLEN], reg[SL_HB_KEYLEN], spid[24];
+    const char *keys[] = { key, reg };
     const char *args[] = { spid, p->host, ch->consumer };
+    int cluster = ch->cfg->cluster_nodes != NULL;
 
-    sl__hb_key(key, sizeof(key), ch->consumer);
+    sl__hb_key_of(key, sizeof(key), cluster, ch->wc->stream, ch->consumer);
+    sl__hb_registry(reg, sizeof(reg), cluster, ch->wc->stream);
     snprintf(spid, sizeof(spid), "%ld", (long)pid);
     (void)sl__pool_send_script(p, SL_SCRIPT_RELEASE, (int)SL_NELEM(keys), keys,
                                (int)SL_NELEM(args), args, NULL, NULL);
@@ -494,8 +496,8 @@ static void keep_beat(struct sl_pool *p, struct sl_child *ch, uint64_t now)
         (v.cur_id[0] == '\0' && v.first_id[0] == '\0'))
         return;
     ch->last_beat_ms = now;
-    sl__hb_fill(&b, ch->consumer, (long)ch->pid, p->host, ch->h->name, ch->wc->stream,
-                ch->wc->group, t->heartbeat_ms, 0, 0, 0, 0);
+    sl__hb_fill(&b, ch->cfg->cluster_nodes != NULL, ch->consumer, (long)ch->pid, p->host,
+                ch->h->name, ch->wc->stream, ch->wc->group, t->heartbeat_ms, 0, 0, 0, 0);
     snprintf(beat, sizeof(beat), "%llu", (unsigned long long)sl__wall_ms());
     SL_ASSERT(b.nhset + 2 <= (int)SL_NELEM(b.hset));
     if (!child_stopped(ch->pid)) {
@@ -669,8 +671,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
          * second at most: then stop. */
         if (p->drain_until == 0)
             p->drain_until = now + DRAIN_MS;
-        if (p->ac != NULL && sl__conn_ready(p->ac) && sl__conn_inflight(p->ac) > 0 &&
-            now < p->drain_until)
+        if (sl__pool_async_inflight(p) > 0 && now < p->drain_until)
             return;
         event_base_loopbreak(p->base);
         return;

@@ -109,6 +109,8 @@ struct sl_snapshot {
     const struct sl_config *web_cfg; /* the configuration web_state was made for (compared only) */
 };
 
+struct sl_supc_pin;
+
 struct sl_pool {
     struct sl_config *cfg;        /* current configuration (owned after a reload) */
     struct sl_config *cfg_caller; /* the one sl__pool_run was given (borrowed: never freed here) */
@@ -125,6 +127,9 @@ struct sl_pool {
     struct event *ac_retry;       /* its reconnect backoff timer */
     int ac_fails;                 /* its consecutive failed connects */
     int ac_loaded[32];            /* per SL_SCRIPT_*: SCRIPT LOAD sent on this connection */
+    int ac_slot;                  /* cluster: the hash slot ac is pinned to; -1 standalone */
+    struct sl_supc_pin **pins;    /* cluster: one more connection per other slot (supconn.c) */
+    size_t npins;
 
     struct sl_slot *slots;        /* MAP_SHARED array of slots */
     size_t next_slot;             /* next free slot index (wraps) */
@@ -170,6 +175,7 @@ void sl__pool_child_cleanup(struct sl_pool *p);
  * connection is down (cb never runs). */
 int sl__pool_async_start(struct sl_pool *p);
 int sl__pool_async_ready(const struct sl_pool *p);
+int sl__pool_async_inflight(const struct sl_pool *p);
 void sl__pool_async_free(struct sl_pool *p);
 void sl__pool_async_child_close(struct sl_pool *p);
 int sl__pool_send(struct sl_pool *p, sl_conn_cb *cb, void *arg, int argc, const char **argv);

@@ -42,7 +42,8 @@ static int check_name(struct sl_pool *p, struct sl_child *ch, const redisReply *
     uint64_t until, now;
     long pid;
 
-    sl__hb_key(key, sizeof(key), ch->consumer);
+    sl__hb_key_of(key, sizeof(key), ch->cfg->cluster_nodes != NULL, ch->wc->stream,
+                  ch->consumer);
     if (r == NULL)
         return -1;              /* Redis went away: try again next tick */
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0) {
@@ -215,7 +216,8 @@ void sl__pool_try_start(struct sl_pool *p)
         const char *hmget[] = { "HMGET", key, "host", "pid", "last_beat" };
         const char *pttl[] = { "PTTL", key };
 
-        sl__hb_key(key, sizeof(key), p->children[i].consumer);
+        sl__hb_key_of(key, sizeof(key), p->children[i].cfg->cluster_nodes != NULL,
+                      p->children[i].wc->stream, p->children[i].consumer);
         if (check_send(p, 2 * i, 5, hmget) != 0 || check_send(p, 2 * i + 1, 2, pttl) != 0) {
             /* The connection broke: this round is void, the next tick
              * tries again (late replies are dropped by their round). */

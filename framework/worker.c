@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include "internal.h"
 #include "conn.h"
+#include "cluster.h"
 #include "slot.h"
 #include "heartbeat.h"
 #include "scripts.h"
@@ -1835,8 +1836,8 @@ static int send_beat(struct worker *w, sl_conn_cb *cb, void *priv)
 {
     struct sl_hb b;
 
-    sl__hb_fill(&b, w->consumer, (long)getpid(), w->host, w->h->name, w->wc->stream,
-                w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
+    sl__hb_fill(&b, w->cfg->cluster_nodes != NULL, w->consumer, (long)getpid(), w->host,
+                w->h->name, w->wc->stream, w->wc->group, w->t->heartbeat_ms, 1, w->started_wall_ms,
                 sl__slot_counter(w->slot, SL_C_PROCESSED, 0),
                 sl__slot_counter(w->slot, SL_C_FAILED, 0));
     sl__hb_entry(&b, NULL, 0);      /* sent between batches: nothing in hand */
@@ -2047,15 +2048,16 @@ static void on_released(struct sl_conn *c, redisReply *r, void *priv)
  * sent. */
 static int release_beat(struct worker *w)
 {
-    char key[SL_HB_KEYLEN], pid[24], nk[16];
-    const char *keys[] = { key, SL_HB_REGISTRY };
+    char key[SL_HB_KEYLEN], reg[SL_HB_KEYLEN], pid[24], nk[16];
+    const char *keys[] = { key, reg };
     const char *args[] = { pid, w->host, w->consumer };
     const char *argv[3 + SL_NELEM(keys) + SL_NELEM(args)];
     size_t argvlen[SL_NELEM(argv)];
     int argc;
 
     sl__tc_flush(w->tc, w->cmd, 1);   /* the last counts, before the exit */
-    sl__hb_key(key, sizeof(key), w->consumer);
+    sl__hb_key_of(key, sizeof(key), w->cfg->cluster_nodes != NULL, w->wc->stream, w->consumer);
+    sl__hb_registry(reg, sizeof(reg), w->cfg->cluster_nodes != NULL, w->wc->stream);
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     argc = sl__script_argv(sl__script(SL_SCRIPT_RELEASE), nk, (int)SL_NELEM(keys), keys, NULL,
                            (int)SL_NELEM(args), args, NULL, argv, argvlen);
@@ -2273,6 +2275,17 @@ int sl__worker_run(const struct sl_config *cfg, const struct sl_worker_conf *wc,
     sl__tc_init(w->tc, wc->stream, wc->group);
     w->rd = sl__conn_new(w->base, "reader", cfg, on_ready, on_lost, w);
     w->cmd = sl__conn_new(w->base, "cmd", cfg, on_ready, on_lost, w);
+    /* On a cluster both connections go to the master of the stream's
+     * slot, which holds every key the worker's scripts touch (one hash
+     * tag); anything else that master answers (MOVED, a failover's
+     * UNBLOCKED) is a lost connection, recovered like any other. */
+    if (cfg->cluster_nodes != NULL && w->rd != NULL && w->cmd != NULL) {
+        int slot = sl__cluster_keyslot(wc->stream, strlen(wc->stream));
+
+        if (sl__conn_pin(w->rd, cfg->cluster_nodes, slot) != 0 ||
+            sl__conn_pin(w->cmd, cfg->cluster_nodes, slot) != 0)
+            goto out;
+    }
     w->reconnect_ev = evtimer_new(w->base, on_reconnect, w);
     w->reset_ev = event_new(w->base, -1, 0, on_reset_ev, w);
     w->sig_ev = event_new(w->base, sig_pipe[0], EV_READ | EV_PERSIST, on_signal_pipe, w);

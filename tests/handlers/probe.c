@@ -8,7 +8,10 @@
  *   "effect": true  declare an effect that INCRs probe:count:<id>
  *                   RPUSHes the consumer name to probe:by:<id> and
  *                   the ID to probe:order, so a test sees exactly how
- *                   often, by whom and in which order it was applied. */
+ *                   often, by whom and in which order it was applied;
+ *   "effect": "T"   the same with the keys tagged for a Redis Cluster:
+ *                   probe:{T}:count:<id>, probe:{T}:by:<id>,
+ *                   probe:{T}:order (T the stream's hash tag). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,12 +83,20 @@ static enum sl_disposition probe_handle(struct sl_ctx *ctx, const struct sl_msg 
             return sl_ctx_fail(ctx, SL_DEAD, "probe_retry_after", "refused");
         return sl_ctx_fail(ctx, SL_RETRY, "probe_retry", "attempt %d", msg->attempts + 1);
     }
-    if (json_is_true(json_object_get(msg->data, "effect"))) {
-        char k1[128], k2[128];
-        const char *keys[] = { k1, k2, "probe:order" };
+    v = json_object_get(msg->data, "effect");
+    if (json_is_true(v) || json_is_string(v)) {
+        char k1[160], k2[160], k3[160];
+        const char *keys[] = { k1, k2, k3 };
         const char *args[] = { privdata, msg->id };
-        snprintf(k1, sizeof(k1), "probe:count:%s", msg->id);
-        snprintf(k2, sizeof(k2), "probe:by:%s", msg->id);
+        if (json_is_string(v)) {
+            snprintf(k1, sizeof(k1), "probe:{%.40s}:count:%s", json_string_value(v), msg->id);
+            snprintf(k2, sizeof(k2), "probe:{%.40s}:by:%s", json_string_value(v), msg->id);
+            snprintf(k3, sizeof(k3), "probe:{%.40s}:order", json_string_value(v));
+        } else {
+            snprintf(k1, sizeof(k1), "probe:count:%s", msg->id);
+            snprintf(k2, sizeof(k2), "probe:by:%s", msg->id);
+            snprintf(k3, sizeof(k3), "probe:order");
+        }
         _Static_assert(sizeof(keys) / sizeof(keys[0]) == TEST_LUA_PROBE_EFFECT_NKEYS &&
                        sizeof(args) / sizeof(args[0]) == TEST_LUA_PROBE_EFFECT_NARGS,
                        "the counts of probe_effect.lua's header");

@@ -223,9 +223,10 @@ START_TEST(test_cli_config_named_missing_file_is_an_error)
 }
 END_TEST
 
-/* A configuration naming cluster seeds: `sluice run` refuses it (exit 2,
- * saying why) instead of running the pool against the standalone URL. */
-START_TEST(test_cli_run_refuses_cluster_nodes)
+/* A configuration naming cluster seeds with a worker whose stream has no
+ * hash tag: `sluice run` refuses it (exit 2, naming the worker and
+ * saying why), since the stream's keys could not share one slot. */
+START_TEST(test_cli_run_refuses_cluster_untagged)
 {
     char path[PATH_MAX + 64];
     const char *args[] = { "run", "-c", path, NULL };
@@ -236,7 +237,8 @@ START_TEST(test_cli_run_refuses_cluster_nodes)
         "  \"workers\": [ { \"handler\": \"noop\", \"stream\": \"s\", \"group\": \"g\" } ],\n"
         "  \"metrics\": { \"listen\": null } }\n", srv.url), 0);
     ASSERT_CLI(2, args);
-    ck_assert(out_has("redis.cluster_nodes: the pool does not run on a Redis Cluster yet"));
+    ck_assert(out_has("workers[0].stream \"s\": on a Redis Cluster (redis.cluster_nodes) "
+                      "a stream needs a hash tag"));
 }
 END_TEST
 
@@ -975,7 +977,7 @@ Suite *cli_suite(void)
     tcase_add_test(config, test_cli_config_flag_beats_env_beats_cwd);
     tcase_add_test(config, test_cli_config_cwd_file_is_read);
     tcase_add_test(config, test_cli_config_named_missing_file_is_an_error);
-    tcase_add_test(config, test_cli_run_refuses_cluster_nodes);
+    tcase_add_test(config, test_cli_run_refuses_cluster_untagged);
     tcase_add_test(config, test_cli_config_builtin_defaults_when_no_file);
     tcase_add_test(config, test_cli_config_run_uses_sluice_config);
     suite_add_tcase(s, config);

@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "cluster.h"
 #include "scripts.h"
+#include "heartbeat.h"
 
 /* Known slots and the hash-tag rule. */
 START_TEST(test_keyslot_values)
@@ -80,6 +81,33 @@ START_TEST(test_script_argv_checks)
 }
 END_TEST
 
+/* The heartbeat names: standalone as always; on a cluster tagged with
+ * the stream's hash tag, so that a heartbeat, its registry and the stream
+ * share one slot (release.lua and janitor.lua take them together). */
+START_TEST(test_heartbeat_names)
+{
+    char k[SL_HB_KEYLEN], reg[SL_HB_KEYLEN];
+    const char *keys[3];
+
+    sl__hb_key_of(k, sizeof(k), 0, "orders:{p0}", "h:probe:0");
+    ck_assert_str_eq(k, "sluice:worker:h:probe:0");
+    sl__hb_registry(reg, sizeof(reg), 0, "orders:{p0}");
+    ck_assert_str_eq(reg, "sluice:workers");
+    sl__hb_key_of(k, sizeof(k), 1, "orders:{p0}", "h:probe:0");
+    ck_assert_str_eq(k, "sluice:{p0}:worker:h:probe:0");
+    sl__hb_registry(reg, sizeof(reg), 1, "orders:{p0}");
+    ck_assert_str_eq(reg, "sluice:{p0}:workers");
+    keys[0] = "orders:{p0}";
+    keys[1] = k;
+    keys[2] = reg;
+    ck_assert_int_eq(sl__cluster_keys_slot(3, keys, NULL), sl__cluster_keyslot("p0", 2));
+    /* The tag is the text of the first {...}, as Redis hashes it. */
+    sl__hb_key_of(k, sizeof(k), 1, "{o}{p}", "c");
+    ck_assert_str_eq(k, "sluice:{o}:worker:c");
+    ck_assert_int_eq(sl__cluster_keyslot(k, strlen(k)), sl__cluster_keyslot("{o}{p}", 6));
+}
+END_TEST
+
 /* The suite. */
 Suite *slots_suite(void)
 {
@@ -89,6 +117,7 @@ Suite *slots_suite(void)
     tcase_add_test(tc, test_keyslot_values);
     tcase_add_test(tc, test_script_slots);
     tcase_add_test(tc, test_script_argv_checks);
+    tcase_add_test(tc, test_heartbeat_names);
     suite_add_tcase(s, tc);
     return s;
 }
