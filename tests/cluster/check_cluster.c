@@ -1490,6 +1490,8 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_sync_ops_across_masters);
     tcase_add_test(tc, test_sync_lost_reply_not_resent);
     tcase_add_test(tc, test_sync_ask_and_moved);         /* last: moves a slot */
+    suite_add_tcase(s, tc);
+
     /* The pool gets a cluster of its own: the router's tests leave one
      * master dead. */
     tc = tcase_create("pool");
