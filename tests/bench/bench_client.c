@@ -180,6 +180,17 @@ static void arg(struct child *ch, size_t i, const char *s)
     ch->argvlen[i] = strlen(s);
 }
 
+/* Writes everything appended so far to the socket. */
+static void flush_out(struct child *ch)
+{
+    int done = 0;
+
+    do {
+        if (redisBufferWrite(ch->c, &done) != REDIS_OK)
+            sl_bench_die("child %s: write: %s", ch->consumer, ch->c->errstr);
+    } while (!done);
+}
+
 /* Sends the run in hand as one call of its effect script, laid out as
  * framework/worker.c's run_flush() lays it out (effect.lua, kind "run"):
  * keys are the framework's three, then each entry's own; arguments the
@@ -242,6 +253,10 @@ static void run_flush(struct child *ch)
     if (ap != 3 + nkeys + nargs)
         sl_bench_die("run layout: %zu arguments, expected %zu", ap, 3 + nkeys + nargs);
     redisAppendCommandArgv(ch->c, (int)ap, ch->argv, ch->argvlen);
+    /* Out at once: Redis runs this run while the handler works on the
+     * next entries of the batch, so a 500-entry batch does not keep Redis
+     * idle for its whole handler time. */
+    flush_out(ch);
     ch->calls++;
     u->n = 0;
     u->len = 0;
@@ -408,17 +423,6 @@ static void collect(struct child *ch, size_t n)
             ch->done += r->integer;
         freeReplyObject(r);
     }
-}
-
-/* Writes everything appended so far to the socket. */
-static void flush_out(struct child *ch)
-{
-    int done = 0;
-
-    do {
-        if (redisBufferWrite(ch->c, &done) != REDIS_OK)
-            sl_bench_die("child %s: write: %s", ch->consumer, ch->c->errstr);
-    } while (!done);
 }
 
 /* The loop the issue prescribes: each round trip carries the previous
