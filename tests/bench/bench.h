@@ -148,12 +148,12 @@ int sl_bench_proc_read(pid_t pid, struct sl_bench_proc *p);
  * ------------------------------------------------------------------ */
 
 #define SL_BENCH_MODE_NOOP    0   /* XREADGROUP + XACK only */
-#define SL_BENCH_MODE_PAYMENT 1   /* the payment worker's script per entry */
+#define SL_BENCH_MODE_PAYMENT 1   /* the payment worker's script, one call per run of entries */
 #define SL_BENCH_MODE_BLOCK   2   /* like NOOP, but BLOCKing until stopped */
 #define SL_BENCH_MODE_AHEAD   3   /* like NOOP, reading one batch ahead */
-#define SL_BENCH_MODE_FLOW_ORDER   4 /* the order worker's scripts per entry, BLOCKing until stopped */
-#define SL_BENCH_MODE_FLOW_PAYMENT 5 /* the payment worker's script per entry, BLOCKing until stopped */
-#define SL_BENCH_MODE_FLOW_USER    6 /* the user worker's scripts per entry, BLOCKing until stopped */
+#define SL_BENCH_MODE_FLOW_ORDER   4 /* the order worker's scripts in runs, BLOCKing until stopped */
+#define SL_BENCH_MODE_FLOW_PAYMENT 5 /* the payment worker's script in runs, BLOCKing until stopped */
+#define SL_BENCH_MODE_FLOW_USER    6 /* the user worker's scripts in runs, BLOCKing until stopped */
 
 /* A running set of ceiling children. */
 struct sl_bench_clients {

@@ -11,9 +11,12 @@
  *            issue's ceiling);
  *   ahead:   the same commands, but the read of batch k+1 goes out before
  *            batch k is acked (shown for information);
- *   payment: the payment worker's own effect script per entry
+ *   payment: the payment worker's own effect script
  *            (sl__script_effect_source() of payment_handler.scripts[0],
  *            fenced, with the framework's keys and arguments) as EVALSHA,
+ *            committing each run of consecutive entries of one read that
+ *            declared the same script in one call (effect.lua's kind
+ *            "run", at most RUN_MAX entries), as the worker does, and
  *            reading one batch ahead so that the client's work overlaps
  *            Redis's (without it a single sluice process, which overlaps
  *            them too, beat this "ceiling"). The script's arguments come
@@ -64,6 +67,29 @@ static void on_term(int sig)
     child_stop = 1;
 }
 
+/* A run's bounds, the worker's (framework/worker.c RUN_MAX and
+ * friends, which are static there): a run longer than sluice's would
+ * make the ceiling cheaper than anything sluice can do for a reason
+ * that is not the framework's overhead. */
+#define RUN_MAX 64                /* entries of one run */
+#define RUN_VALUES_MAX 4000       /* handler keys and arguments of one run */
+#define RUN_BYTES_MAX (1 << 20)   /* bytes of handler keys and arguments of one run */
+
+/* The effects of a run not sent yet: each entry's ID, its handler keys
+ * and arguments, copied out of the context (which the next entry resets). */
+struct run {
+    int n;                        /* entries in the run */
+    int script;                   /* their effect script (index into esha) */
+    const char *id[RUN_MAX];      /* entry IDs, borrowed from the read reply */
+    size_t idlen[RUN_MAX];        /* their lengths */
+    int nkeys[RUN_MAX], nargs[RUN_MAX]; /* each entry's handler keys and arguments */
+    char *buf;                    /* the values, each followed by a NUL */
+    size_t len, cap;              /* bytes used and allocated in buf */
+    size_t *off, *vlen;           /* each value's offset in buf and length */
+    size_t nval, valcap;          /* values used and allocated */
+    char lay[RUN_MAX * 48];       /* the layout argument: "nk na 0" per entry */
+};
+
 /* What one child needs while it runs. */
 struct child {
     redisContext *c;              /* its only connection */
@@ -79,6 +105,8 @@ struct child {
     const char **argv;            /* payment: EVALSHA argument vector */
     size_t *argvlen;              /* its lengths */
     size_t argcap;                /* entries allocated in both */
+    struct run run;               /* payment, flow: the run in hand */
+    size_t calls;                 /* payment, flow: script calls sent for the batch in hand */
 };
 
 /* Appends XREADGROUP ... >, with BLOCK 100 when `block`. */
@@ -152,17 +180,102 @@ static void arg(struct child *ch, size_t i, const char *s)
     ch->argvlen[i] = strlen(s);
 }
 
-/* Appends the effect script of one entry: parses its data, lets the
- * handler (payment, order or user) declare the effect, and sends the declared
- * keys and arguments behind the framework's, as the worker does. */
-static void append_effect(struct child *ch, const redisReply *e)
+/* Writes everything appended so far to the socket. */
+static void flush_out(struct child *ch)
+{
+    int done = 0;
+
+    do {
+        if (redisBufferWrite(ch->c, &done) != REDIS_OK)
+            sl_bench_die("child %s: write: %s", ch->consumer, ch->c->errstr);
+    } while (!done);
+}
+
+/* Sends the run in hand as one call of its effect script, laid out as
+ * framework/worker.c's run_flush() lays it out (effect.lua, kind "run"):
+ * keys are the framework's three, then each entry's own; arguments the
+ * framework's ten (the ID range in ID and error, the layout in trim),
+ * then each entry's ID followed by its own arguments. Empties the run. */
+static void run_flush(struct child *ch)
+{
+    struct run *u = &ch->run;
+    size_t nkeys = SL_FW_KEYS, nargs, n = 0, kp, ap, v = 0, pos = 0;
+    char nk[16], hi[64];
+    int i, j;
+
+    if (u->n == 0)
+        return;
+    for (i = 0; i < u->n; i++) {
+        nkeys += (size_t)u->nkeys[i];
+        /* At most 45 bytes per entry: snprintf never cuts. */
+        pos += (size_t)snprintf(u->lay + pos, sizeof(u->lay) - pos, "%s%d %d 0",
+                                i > 0 ? " " : "", u->nkeys[i], u->nargs[i]);
+    }
+    nargs = SL_FW_ARGS + (size_t)u->n + (u->nval - (nkeys - SL_FW_KEYS));
+    args_reserve(ch, 3 + nkeys + nargs);
+    /* Entries of one XREADGROUP ... > come in ID order: the range is
+     * the first ID to the last. */
+    snprintf(hi, sizeof(hi), "%.*s", (int)u->idlen[u->n - 1], u->id[u->n - 1]);
+    snprintf(nk, sizeof(nk), "%zu", nkeys);
+    arg(ch, n++, "EVALSHA");
+    arg(ch, n++, ch->esha[u->script]);
+    arg(ch, n++, nk);
+    arg(ch, n++, ch->stream);
+    arg(ch, n++, ch->akey);
+    arg(ch, n++, ch->dkey);
+    kp = n;
+    ap = n + (nkeys - SL_FW_KEYS);
+    n = ap;
+    arg(ch, n++, ch->group);
+    arg(ch, n++, ch->consumer);
+    ch->argv[n] = u->id[0];
+    ch->argvlen[n++] = u->idlen[0];
+    arg(ch, n++, "5");
+    arg(ch, n++, "1000");
+    arg(ch, n++, "60000");
+    arg(ch, n++, "run");
+    arg(ch, n++, hi);
+    arg(ch, n++, u->lay);
+    arg(ch, n++, "0");
+    ap = n;
+    for (i = 0; i < u->n; i++) {
+        for (j = 0; j < u->nkeys[i]; j++, v++, kp++) {
+            ch->argv[kp] = u->buf + u->off[v];
+            ch->argvlen[kp] = u->vlen[v];
+        }
+        ch->argv[ap] = u->id[i];
+        ch->argvlen[ap++] = u->idlen[i];
+        for (j = 0; j < u->nargs[i]; j++, v++, ap++) {
+            ch->argv[ap] = u->buf + u->off[v];
+            ch->argvlen[ap] = u->vlen[v];
+        }
+    }
+    if (ap != 3 + nkeys + nargs)
+        sl_bench_die("run layout: %zu arguments, expected %zu", ap, 3 + nkeys + nargs);
+    redisAppendCommandArgv(ch->c, (int)ap, ch->argv, ch->argvlen);
+    /* Out at once: Redis runs this run while the handler works on the
+     * next entries of the batch, so a 500-entry batch does not keep Redis
+     * idle for its whole handler time. */
+    flush_out(ch);
+    ch->calls++;
+    u->n = 0;
+    u->len = 0;
+    u->nval = 0;
+}
+
+/* Parses one entry, lets the handler (payment, order or user) declare
+ * its effect, and adds it to the run in hand, sending the run first
+ * when the script differs or a bound would be passed, as the worker
+ * does. The entry's ID stays borrowed from the read reply, which lives
+ * until the run is sent. */
+static void add_effect(struct child *ch, const redisReply *e)
 {
     const redisReply *id = e->element[0], *f = e->element[1];
+    struct run *u = &ch->run;
     struct sl_msg msg;
     json_t *data = NULL;
     const char *type = NULL;
-    char nk[16];
-    size_t i, n = 0;
+    size_t i, nv, bytes = 0;
     int k;
 
     memset(&msg, 0, sizeof(msg));
@@ -189,31 +302,51 @@ static void append_effect(struct child *ch, const redisReply *e)
         sl_bench_die("%s entry %s: handler refused it: %s", ch->h->name, id->str, ch->ctx->err);
     json_decref(data);
 
-    args_reserve(ch, 3 + SL_FW_KEYS + SL_FW_ARGS +
-                 (size_t)(ch->ctx->nkeys + ch->ctx->nargs));
-    snprintf(nk, sizeof(nk), "%d", SL_FW_KEYS + ch->ctx->nkeys);
-    arg(ch, n++, "EVALSHA");
-    arg(ch, n++, ch->esha[ch->ctx->script]);
-    arg(ch, n++, nk);
-    arg(ch, n++, ch->stream);
-    arg(ch, n++, ch->akey);
-    arg(ch, n++, ch->dkey);
-    for (k = 0; k < ch->ctx->nkeys; k++, n++)
-        ch->argv[n] = sl__ctx_effect_arg(ch->ctx, k, &ch->argvlen[n]);
-    arg(ch, n++, ch->group);
-    arg(ch, n++, ch->consumer);
-    ch->argv[n] = id->str;
-    ch->argvlen[n++] = (size_t)id->len;
-    arg(ch, n++, "5");
-    arg(ch, n++, "1000");
-    arg(ch, n++, "60000");
-    arg(ch, n++, "ack");
-    arg(ch, n++, "");
-    arg(ch, n++, "0");
-    arg(ch, n++, "0");
-    for (k = 0; k < ch->ctx->nargs; k++, n++)
-        ch->argv[n] = sl__ctx_effect_arg(ch->ctx, ch->ctx->nkeys + k, &ch->argvlen[n]);
-    redisAppendCommandArgv(ch->c, (int)n, ch->argv, ch->argvlen);
+    nv = (size_t)(ch->ctx->nkeys + ch->ctx->nargs);
+    for (k = 0; k < (int)nv; k++) {
+        size_t len;
+        (void)sl__ctx_effect_arg(ch->ctx, k, &len);
+        bytes += len + 1;
+    }
+    if (nv > RUN_VALUES_MAX || bytes > RUN_BYTES_MAX)
+        sl_bench_die("%s entry %s: an effect too large for a run", ch->h->name, id->str);
+    if (u->n > 0 && (u->script != ch->ctx->script || u->n == RUN_MAX ||
+                     u->nval + nv > RUN_VALUES_MAX || u->len + bytes > RUN_BYTES_MAX))
+        run_flush(ch);
+    if (u->len + bytes > u->cap) {
+        size_t cap = u->cap ? u->cap : 4096;
+        while (cap < u->len + bytes)
+            cap *= 2;
+        if ((u->buf = realloc(u->buf, cap)) == NULL)
+            sl_bench_die("out of memory");
+        u->cap = cap;
+    }
+    if (u->nval + nv > u->valcap) {
+        size_t cap = u->valcap ? u->valcap : 256;
+        while (cap < u->nval + nv)
+            cap *= 2;
+        u->off = realloc(u->off, cap * sizeof(*u->off));
+        u->vlen = realloc(u->vlen, cap * sizeof(*u->vlen));
+        if (u->off == NULL || u->vlen == NULL)
+            sl_bench_die("out of memory");
+        u->valcap = cap;
+    }
+    for (k = 0; k < (int)nv; k++) {
+        size_t len;
+        const char *s = sl__ctx_effect_arg(ch->ctx, k, &len);
+
+        memcpy(u->buf + u->len, s, len);
+        u->buf[u->len + len] = '\0';
+        u->off[u->nval] = u->len;
+        u->vlen[u->nval++] = len;
+        u->len += len + 1;
+    }
+    u->script = ch->ctx->script;
+    u->id[u->n] = id->str;
+    u->idlen[u->n] = (size_t)id->len;
+    u->nkeys[u->n] = ch->ctx->nkeys;
+    u->nargs[u->n] = ch->ctx->nargs;
+    u->n++;
 }
 
 /* Reads one reply; dies on a lost connection or an error reply. */
@@ -255,7 +388,7 @@ static void effect_setup(struct child *ch)
 }
 
 /* Appends the commits of one batch: one XACK for all its entries, or
- * the payment script per entry. Returns the number of replies owed. */
+ * one effect script call per run. Returns the number of replies owed. */
 static size_t append_commits(struct child *ch, const redisReply *list)
 {
     size_t i;
@@ -264,35 +397,32 @@ static size_t append_commits(struct child *ch, const redisReply *list)
         append_ack(ch, list);
         return 1;
     }
+    ch->calls = 0;
     for (i = 0; i < list->elements; i++)
-        append_effect(ch, list->element[i]);
-    return list->elements;
+        add_effect(ch, list->element[i]);
+    run_flush(ch);
+    return ch->calls;
 }
 
-/* Reads n commit replies and counts the entries they acked. */
+/* Reads n commit replies and counts the entries they acked: a plain
+ * XACK's count, or each entry of a run's reply that says 1 (acked; 0 is
+ * an entry no longer ours, a string an effect that failed). */
 static void collect(struct child *ch, size_t n)
 {
-    size_t i;
+    size_t i, j;
 
     for (i = 0; i < n; i++) {
         redisReply *r = get_reply(ch, "ack");
-        if (ch->h != NULL)
-            ch->done += r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        else if (r->type == REDIS_REPLY_INTEGER)
+        if (ch->h != NULL) {
+            if (r->type != REDIS_REPLY_ARRAY)
+                sl_bench_die("child %s: a run's reply is not an array", ch->consumer);
+            for (j = 0; j < r->elements; j++)
+                ch->done += r->element[j]->type == REDIS_REPLY_INTEGER &&
+                            r->element[j]->integer == 1;
+        } else if (r->type == REDIS_REPLY_INTEGER)
             ch->done += r->integer;
         freeReplyObject(r);
     }
-}
-
-/* Writes everything appended so far to the socket. */
-static void flush_out(struct child *ch)
-{
-    int done = 0;
-
-    do {
-        if (redisBufferWrite(ch->c, &done) != REDIS_OK)
-            sl_bench_die("child %s: write: %s", ch->consumer, ch->c->errstr);
-    } while (!done);
 }
 
 /* The loop the issue prescribes: each round trip carries the previous
@@ -406,6 +536,9 @@ int sl_bench_child_main(int argc, char **argv)
     sl__ctx_free(ch.ctx);
     free(ch.argv);
     free(ch.argvlen);
+    free(ch.run.buf);
+    free(ch.run.off);
+    free(ch.run.vlen);
     redisFree(ch.c);
     return 0;
 }
