@@ -103,7 +103,7 @@ async function main() {
   redis('XGROUP', 'CREATE', 'load', 'lg', '$', 'MKSTREAM');
   const now = Date.now();
   for (let k = 10; k >= 0; k--)
-    redis('XADD', 'sluice:rate:orders:g1', (now - k * 60000) + '-0', 'added', String(1000 - k * 60),
+    redis('XADD', 'sluice:rate:orders:g1', (now + 60000 - k * 60000) + '-0', 'added', String(1000 - k * 60),
       'read', String(900 - k * 50), 'pending', '5', 'lag', '10');
   const dead = (data, error) => redis('XADD', 'orders:dead', '*', 'type', 'order.created', 'data', data,
     'error', error, 'source_id', '1-1', 'deliveries', '5', 'consumer', 'h-echo-0', 'failed_at', String(now));
@@ -115,7 +115,10 @@ async function main() {
   const cfg = path.join(tmp, 'sluice.json');
   fs.writeFileSync(cfg, JSON.stringify({
     redis: { url: 'redis://127.0.0.1:' + redisPort },
-    workers: [{ handler: 'echo', stream: 'orders', group: 'g1' },
+    // orders is not trimmed: its three entries, read and acked at once,
+    // would otherwise be gone at the pool's next housekeeping (every 5 s),
+    // before a slow browser's first look at the overview's length.
+    workers: [{ handler: 'echo', stream: 'orders', group: 'g1', trim: 'none' },
       { handler: 'echo', stream: 'load', group: 'lg' },
       { handler: 'probe', stream: 'slow', group: 'sg' }],
     metrics: { listen: '127.0.0.1:0', dashboard: true },
