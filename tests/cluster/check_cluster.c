@@ -1331,6 +1331,138 @@ START_TEST(test_pool_two_masters_janitor)
 }
 END_TEST
 
+/* What the operators' views of a pool on two masters are polled for. */
+struct opsview {
+    const char *dir;              /* the pool's directory, config.json in it */
+    const char *sa, *sb;          /* its two streams, on two masters */
+    long long want;               /* entries each stream's worker processed */
+    char *out;                    /* the last command's output (owned) */
+};
+
+/* Runs `sluice <args>` (NULL-terminated) on v's configuration, keeping
+ * its output in v->out. Returns the parsed --json output (new), or NULL
+ * when it failed or printed no JSON. */
+static json_t *ops_json(struct opsview *v, const char *const *args)
+{
+    int rc = ops_cli(v->dir, args);
+
+    free(v->out);
+    v->out = ops_out(v->dir);
+    return rc == 0 ? json_loads(v->out, 0, NULL) : NULL;
+}
+
+/* 1 when `sluice workers --json` lists the one worker of each stream. */
+static int workers_both(void *arg)
+{
+    static const char *const args[] = { "workers", "--json", NULL };
+    struct opsview *v = arg;
+    json_t *doc = ops_json(v, args);
+    size_t i;
+    int na = 0, nb = 0;
+
+    for (i = 0; i < json_array_size(doc); i++) {
+        const char *st = json_string_value(json_object_get(json_array_get(doc, i), "stream"));
+
+        na += st != NULL && !strcmp(st, v->sa);
+        nb += st != NULL && !strcmp(st, v->sb);
+    }
+    json_decref(doc);
+    return na == 1 && nb == 1;
+}
+
+/* 1 when `sluice stats --json` shows, on each stream's row, the
+ * processed count its worker's heartbeat reports. */
+static int stats_both(void *arg)
+{
+    static const char *const args[] = { "stats", "--json", NULL };
+    struct opsview *v = arg;
+    json_t *doc = ops_json(v, args);
+    size_t i;
+    int na = 0, nb = 0;
+
+    for (i = 0; i < json_array_size(doc); i++) {
+        json_t *o = json_array_get(doc, i);
+        const char *st = json_string_value(json_object_get(o, "stream"));
+        long long p = json_integer_value(json_object_get(o, "processed"));
+
+        na += st != NULL && !strcmp(st, v->sa) && p == v->want;
+        nb += st != NULL && !strcmp(st, v->sb) && p == v->want;
+    }
+    json_decref(doc);
+    return na == 1 && nb == 1;
+}
+
+/* The operators' views of a pool (the defaults) on two streams on two
+ * masters, seeded with one node: `sluice workers` lists the workers of
+ * both (their heartbeats and registries carry each stream's tag, on its
+ * own master), `sluice stats` adds each one's processed count to its
+ * stream's row, and `sluice health --metrics none` finds each worker's
+ * heartbeat on its master: healthy while the pool runs, unhealthy naming
+ * the worker once it stopped. */
+START_TEST(test_ops_views_two_masters)
+{
+    static const char *const health[] = { "health", "--metrics", "none", NULL };
+    struct pooltest a, b;
+    struct opsview v;
+    char workers[600], tag[16], path[PATH_MAX];
+    int ma, mb = -1, i, rc;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    pool_names(&a, "cv7");
+    ma = live_master(a.slot);
+    ck_assert(ma >= 0);
+    for (i = 0; i < 100 && mb < 0; i++) {
+        snprintf(tag, sizeof(tag), "cw%d", i);
+        pool_names(&b, tag);
+        if (live_master(b.slot) != ma)
+            mb = live_master(b.slot);
+    }
+    ck_assert(mb >= 0);
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", a.stream, b.stream);
+    pool_config(&a, "cv7", NULL, workers);
+    snprintf(b.log, sizeof(b.log), "%s", a.log);
+    snprintf(path, sizeof(path), "%s/config.json", a.dir);
+    ck_assert(symlink(a.cfg, path) == 0);
+    node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
+    node_ok_cmd(mb, "XGROUP CREATE %s g 0 MKSTREAM", b.stream);
+    pool_add(&a, ma, 50, 0);
+    pool_add(&b, mb, 50, 0);
+    pool_start(&a, 2);
+    pool_check_once(&a, 50);
+    pool_check_once(&b, 50);
+
+    memset(&v, 0, sizeof(v));
+    v.dir = a.dir;
+    v.sa = a.stream;
+    v.sb = b.stream;
+    v.want = 50;
+    if (!sl_test_wait_for(30000, workers_both, &v))
+        ck_abort_msg("sluice workers did not list one worker of %s and one of %s:\n%s",
+                     a.stream, b.stream, v.out);
+    if (!sl_test_wait_for(60000, stats_both, &v))
+        ck_abort_msg("sluice stats did not show 50 processed on %s and on %s:\n%s",
+                     a.stream, b.stream, v.out);
+    rc = ops_cli(a.dir, health);
+    free(v.out);
+    v.out = ops_out(a.dir);
+    ck_assert_msg(rc == 0 && strstr(v.out, "healthy") != NULL,
+                  "sluice health exited %d:\n%s", rc, v.out);
+
+    /* Stopped gracefully, the workers delete their heartbeats. */
+    sl_test_pool_kill(&a.pid, 10000);
+    rc = ops_cli(a.dir, health);
+    free(v.out);
+    v.out = ops_out(a.dir);
+    ck_assert_msg(rc == 1 && strstr(v.out, "no live heartbeat") != NULL &&
+                  strstr(v.out, a.stream) != NULL,
+                  "sluice health after the stop exited %d:\n%s", rc, v.out);
+    free(v.out);
+    pool_end(&a);
+}
+END_TEST
+
 /* 1 when the pool's log says a reply timed out twice (both workers). */
 static int timed_out(void *arg)
 {
@@ -1490,6 +1622,15 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_sync_ops_across_masters);
     tcase_add_test(tc, test_sync_lost_reply_not_resent);
     tcase_add_test(tc, test_sync_ask_and_moved);         /* last: moves a slot */
+    suite_add_tcase(s, tc);
+
+    /* The operators' commands over a pool on two masters. */
+    tc = tcase_create("ops");
+    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_set_timeout(tc, 240.0 * sl_test_slow_factor());
+    tcase_add_test(tc, test_ops_views_two_masters);
+    suite_add_tcase(s, tc);
+
     /* The pool gets a cluster of its own: the router's tests leave one
      * master dead. */
     tc = tcase_create("pool");
