@@ -1612,7 +1612,9 @@ static int web_group_beat(void *arg)
  * goes): /api/workers lists the workers of both, the group page finds
  * the heartbeat of that stream's consumer, and replaying a dead letter
  * of that stream moves it back (its script loaded and run on the
- * stream's master). */
+ * stream's master). b's worker comes first in the file, so the last
+ * command of the workers' walk went to a's master: a replay that went
+ * where the previous command did would load its script there. */
 START_TEST(test_ops_dashboard_two_masters)
 {
     struct pooltest a, b;
@@ -1641,7 +1643,7 @@ START_TEST(test_ops_dashboard_two_masters)
     ck_assert(ma >= 0 && mb >= 0);
     snprintf(workers, sizeof(workers),
              "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", a.stream, b.stream);
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", b.stream, a.stream);
     pool_config(&a, tagA, NULL, workers);
     node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
     node_ok_cmd(mb, "XGROUP CREATE %s g 0 MKSTREAM", b.stream);
