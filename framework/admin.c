@@ -1259,7 +1259,10 @@ static int cmd_workers(const struct sl_args *a, struct sl_sync **cp, const struc
         json_decref(doc);
         return 1;
     }
-    switch (sl__hb_walk(*cp, worker_cols, (int)SL_NELEM(worker_cols), worker_cmd, worker_seen, doc)) {
+    /* On a cluster: the registry of each configured stream's tag, on its
+     * master. */
+    switch (sl__hb_walk_cfg(*cp, cfg, worker_cols, (int)SL_NELEM(worker_cols), worker_cmd,
+                            worker_seen, doc)) {
     case 0:
         break;
     case -2:

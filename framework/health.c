@@ -229,6 +229,10 @@ static int worker_alive(struct sl_sync *c, const struct sl_config *cfg, size_t i
                       consumer);
         argv[j + 1] = keys[j];
     }
+    /* On a cluster the keys carry the stream's hash tag: they live on
+     * the stream's master, so the EXISTS goes there (a read: safe to
+     * send again). */
+    sl__sync_route(c, wc->stream, 1);
     r = sl__sync_argv(c, n + 1, argv, NULL);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         fprintf(stderr, "sluice: unhealthy: redis: %s\n",

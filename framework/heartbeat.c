@@ -214,3 +214,60 @@ int sl__hb_walk_of(struct sl_sync *c, int cluster, const char *stream,
     freeReplyObject(r);
     return 0;
 }
+
+/* The runner of a cluster walk: the caller's, with each command routed
+ * first to the master of the key it names. */
+struct walk_route {
+    sl_hb_run *run;               /* the caller's runner */
+    sl_hb_visit *visit;           /* the caller's visitor */
+    void *arg;                    /* their argument */
+};
+
+/* Routes one command of the walk by its key (the registry, a heartbeat:
+ * always argv[1]), then runs it through the caller's runner. */
+static redisReply *route_run(struct sl_sync *c, int argc, const char **argv, void *arg)
+{
+    struct walk_route *w = arg;
+
+    sl__sync_route(c, argc > 1 ? argv[1] : NULL, 1);
+    return w->run(c, argc, argv, w->arg);
+}
+
+/* Hands one heartbeat to the caller's visitor. */
+static int route_visit(const char *consumer, size_t len, const redisReply *fields, void *arg)
+{
+    struct walk_route *w = arg;
+
+    return w->visit(consumer, len, fields, w->arg);
+}
+
+/* The walk over every configured worker's registry (see heartbeat.h). */
+int sl__hb_walk_cfg(struct sl_sync *c, const struct sl_config *cfg,
+                    const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
+                    void *arg)
+{
+    struct walk_route w;
+    size_t i, j;
+    int rc = 0;
+
+    if (cfg->cluster_nodes == NULL)
+        return sl__hb_walk(c, fields, nfields, run, visit, arg);
+    w.run = run;
+    w.visit = visit;
+    w.arg = arg;
+    for (i = 0; i < cfg->nworkers && rc == 0; i++) {
+        char reg[SL_HB_KEYLEN], prev[SL_HB_KEYLEN];
+        int seen = 0;
+
+        /* Streams that share a tag share a registry: walk it once. */
+        sl__hb_registry(reg, sizeof(reg), 1, cfg->workers[i].stream);
+        for (j = 0; j < i && !seen; j++) {
+            sl__hb_registry(prev, sizeof(prev), 1, cfg->workers[j].stream);
+            seen = strcmp(prev, reg) == 0;
+        }
+        if (!seen)
+            rc = sl__hb_walk_of(c, 1, cfg->workers[i].stream, fields, nfields, route_run,
+                                route_visit, &w);
+    }
+    return rc;
+}

@@ -145,4 +145,16 @@ int sl__hb_walk_of(struct sl_sync *c, int cluster, const char *stream,
                    const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
                    void *arg);
 
+/* Visits every live heartbeat of the workers `cfg` configures, on c:
+ * on a single Redis (cfg->cluster_nodes NULL) the one registry, as
+ * sl__hb_walk(); on a cluster the registry of each distinct hash tag of
+ * the configured streams, once per tag, with every command routed to the
+ * master of the key it names (sl__sync_route, safe to resend: reads).
+ * A worker that is not configured in cfg is not seen on a cluster, since
+ * nothing names its tag. Returns what sl__hb_walk() does; on a cluster
+ * the first failure ends the walk. */
+int sl__hb_walk_cfg(struct sl_sync *c, const struct sl_config *cfg,
+                    const char *const *fields, int nfields, sl_hb_run *run, sl_hb_visit *visit,
+                    void *arg);
+
 #endif /* SL_HEARTBEAT_H */

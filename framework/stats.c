@@ -179,12 +179,14 @@ static int beat_seen(const char *consumer, size_t len, const redisReply *h, void
 }
 
 /* Reads every heartbeat into s->beats and adds each processed counter to
- * its row. Returns 0, or -1 when Redis failed. */
-static int sample_beats(struct sl_sync *c, struct sample *s)
+ * its row. On a cluster the heartbeats live beside the streams, one
+ * registry per hash tag, so it reads each configured stream's on that
+ * stream's master. Returns 0, or -1 when Redis failed. */
+static int sample_beats(struct sl_sync *c, const struct sl_config *cfg, struct sample *s)
 {
     static const char *const fields[] = { "stream", "group", "processed", "started_at" };
 
-    return sl__hb_walk(c, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
+    return sl__hb_walk_cfg(c, cfg, fields, (int)SL_NELEM(fields), beat_cmd, beat_seen, s) == 0 ? 0 : -1;
 }
 
 /* Reads the per-type counters out of a flat name/value reply (HGETALL,
@@ -348,7 +350,7 @@ static int sample(struct sl_sync *c, const struct sl_config *cfg, struct sample 
         freeReplyObject(groups);
         freeReplyObject(info);
     }
-    return sample_beats(c, s);
+    return sample_beats(c, cfg, s);
 }
 
 /* Returns the number of field `name` in a stream entry's flat field

@@ -279,13 +279,14 @@ static struct sl_sync *conn(struct sl_web *w, char *err, size_t errlen)
 static json_t *overview(struct sl_web *w, char *err, size_t errlen)
 {
     uint64_t now = sl__now_ms();
-    struct sl_web_io io = { NULL, NULL };
+    struct sl_web_io io = { NULL, NULL, NULL };
     json_t *doc;
 
     if (w->ov != NULL && now - w->ov_at < WEB_SNAP_MS)
         return w->ov;
     if ((io.sync = conn(w, err, errlen)) == NULL)
         return NULL;
+    io.cfg = w->cfg;
     if ((doc = sl__web_overview(w->st, &io, err, errlen)) == NULL)
         return NULL;
     json_decref(w->ov);
@@ -335,10 +336,16 @@ static void read_path(struct sl_web *w, struct evhttp_request *req, const char *
         return;
     }
     if (strcmp(path, "/api/workers") == 0) {
-        struct sl_web_io io = { NULL, NULL };
+        struct sl_web_io io = { NULL, NULL, NULL };
         io.sync = c;
+        io.cfg = w->cfg;
         reply_doc(req, sl__web_workers(&io, err, sizeof(err)), err);
-    } else if (strcmp(path, "/api/group") == 0) {
+        return;
+    }
+    /* Every key read below is the stream's or carries its hash tag: on a
+     * cluster they live on the stream's master. Reads: safe to resend. */
+    sl__sync_route(c, stream, 1);
+    if (strcmp(path, "/api/group") == 0) {
         s = param(q, "group");
         if (s == NULL || *s == '\0' || strlen(s) > SL_NAME_MAX)
             reply_err(req, 400, "Bad Request", "group: expected a group name");
@@ -403,6 +410,11 @@ static void write_path(struct sl_web *w, struct evhttp_request *req, const char 
         json_decref(j);
         return;
     }
+    /* Replay and purge run scripts on the stream and its dead letters:
+     * on a cluster the script is loaded and run on the stream's master
+     * (loaded on one master and run on another it would be unknown
+     * there). A move is never sent twice after a lost connection. */
+    sl__sync_route(c, stream, 0);
     if (strcmp(path, "/api/dead/replay") == 0) {
         if (id == NULL)
             reply_err(req, 400, "Bad Request", "id: expected an entry ID");
@@ -795,7 +807,7 @@ static void read_run(struct sl_web_read *rd)
 {
     struct sl_pool *p = rd->p;
     struct sl_snapshot *s = &p->snap;
-    struct sl_web_io io = { NULL, NULL };
+    struct sl_web_io io = { NULL, NULL, NULL };
     char err[sizeof(s->web_err)] = "";
     json_t *ov, *wk;
 

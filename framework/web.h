@@ -71,6 +71,10 @@ struct sl_web_replay {
 struct sl_web_io {
     struct sl_sync *sync;
     struct sl_web_replay *rp;
+    /* The configuration whose streams name the heartbeat registries on a
+     * cluster, one per hash tag (borrowed; only read with sync): NULL
+     * walks the one registry of a single Redis. */
+    const struct sl_config *cfg;
 };
 
 /* Starts one run of rp; frees what it holds and empties it. */

@@ -621,6 +621,10 @@ static int io_walk(struct sl_web_io *io, const char *const *fields, int nfields,
     h.io = io;
     h.visit = visit;
     h.arg = arg;
+    /* On a cluster (a synchronous connection with the configuration):
+     * the registry of each configured stream's hash tag, on its master. */
+    if (io->rp == NULL && io->cfg != NULL)
+        return sl__hb_walk_cfg(io->sync, io->cfg, fields, nfields, hb_run, hb_visit, &h);
     return sl__hb_walk(io->sync, fields, nfields, hb_run, hb_visit, &h);
 }
 
@@ -1188,8 +1192,9 @@ json_t *sl__web_group(struct sl_sync *c, const char *stream, const char *group, 
             continue;
         json_object_set_new(o, "inactive_ms", kv(e, "inactive") != NULL ?
                             json_integer(kv_int(e, "inactive", -1)) : json_null());
-        /* Its heartbeat, read by key: no walk for one name. */
-        sl__hb_key(hkey, sizeof(hkey), name->str);
+        /* Its heartbeat, read by key: no walk for one name (on a
+         * cluster the name carries the stream's tag, beside it). */
+        sl__hb_key_of(hkey, sizeof(hkey), c->cl != NULL, stream, name->str);
         hb = sl__sync_cmd(c, "HMGET %s last_beat pid host", hkey);
         if (hb == NULL) {
             json_decref(o);

@@ -36,6 +36,7 @@
 #include "cluster_rig.h"
 #include "config.h"
 #include "sut.h"
+#include "http.h"
 
 static struct sl_test_cluster rig;
 
@@ -1331,6 +1332,360 @@ START_TEST(test_pool_two_masters_janitor)
 }
 END_TEST
 
+/* What the operators' views of a pool on two masters are polled for. */
+struct opsview {
+    const char *dir;              /* the pool's directory, config.json in it */
+    const char *sa, *sb;          /* its two streams, on two masters */
+    long long want;               /* entries each stream's worker processed */
+    char *out;                    /* the last command's output (owned) */
+};
+
+/* Runs `sluice <args>` (NULL-terminated) on v's configuration, keeping
+ * its output in v->out. Returns the parsed --json output (new), or NULL
+ * when it failed or printed no JSON. */
+static json_t *ops_json(struct opsview *v, const char *const *args)
+{
+    int rc = ops_cli(v->dir, args);
+
+    free(v->out);
+    v->out = ops_out(v->dir);
+    return rc == 0 ? json_loads(v->out, 0, NULL) : NULL;
+}
+
+/* 1 when `sluice workers --json` lists the one worker of each stream. */
+static int workers_both(void *arg)
+{
+    static const char *const args[] = { "workers", "--json", NULL };
+    struct opsview *v = arg;
+    json_t *doc = ops_json(v, args);
+    size_t i;
+    int na = 0, nb = 0;
+
+    for (i = 0; i < json_array_size(doc); i++) {
+        const char *st = json_string_value(json_object_get(json_array_get(doc, i), "stream"));
+
+        na += st != NULL && !strcmp(st, v->sa);
+        nb += st != NULL && !strcmp(st, v->sb);
+    }
+    json_decref(doc);
+    return na == 1 && nb == 1;
+}
+
+/* 1 when `sluice stats --json` shows, on each stream's row, the
+ * processed count its worker's heartbeat reports. */
+static int stats_both(void *arg)
+{
+    static const char *const args[] = { "stats", "--json", NULL };
+    struct opsview *v = arg;
+    json_t *doc = ops_json(v, args);
+    size_t i;
+    int na = 0, nb = 0;
+
+    for (i = 0; i < json_array_size(doc); i++) {
+        json_t *o = json_array_get(doc, i);
+        const char *st = json_string_value(json_object_get(o, "stream"));
+        long long p = json_integer_value(json_object_get(o, "processed"));
+
+        na += st != NULL && !strcmp(st, v->sa) && p == v->want;
+        nb += st != NULL && !strcmp(st, v->sb) && p == v->want;
+    }
+    json_decref(doc);
+    return na == 1 && nb == 1;
+}
+
+/* The operators' views of a pool (the defaults) on two streams on two
+ * masters, seeded with one node: `sluice workers` lists the workers of
+ * both (their heartbeats and registries carry each stream's tag, on its
+ * own master), `sluice stats` adds each one's processed count to its
+ * stream's row, and `sluice health --metrics none` finds each worker's
+ * heartbeat on its master: healthy while the pool runs, unhealthy naming
+ * the worker once it stopped. */
+START_TEST(test_ops_views_two_masters)
+{
+    static const char *const health[] = { "health", "--metrics", "none", NULL };
+    struct pooltest a, b;
+    struct opsview v;
+    char workers[600], tag[16], path[PATH_MAX];
+    int ma, mb = -1, i, rc;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    pool_names(&a, "cv7");
+    ma = live_master(a.slot);
+    ck_assert(ma >= 0);
+    for (i = 0; i < 100 && mb < 0; i++) {
+        snprintf(tag, sizeof(tag), "cw%d", i);
+        pool_names(&b, tag);
+        if (live_master(b.slot) != ma)
+            mb = live_master(b.slot);
+    }
+    ck_assert(mb >= 0);
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", a.stream, b.stream);
+    pool_config(&a, "cv7", NULL, workers);
+    snprintf(b.log, sizeof(b.log), "%s", a.log);
+    snprintf(path, sizeof(path), "%s/config.json", a.dir);
+    ck_assert(symlink(a.cfg, path) == 0);
+    node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
+    node_ok_cmd(mb, "XGROUP CREATE %s g 0 MKSTREAM", b.stream);
+    pool_add(&a, ma, 50, 0);
+    pool_add(&b, mb, 50, 0);
+    pool_start(&a, 2);
+    pool_check_once(&a, 50);
+    pool_check_once(&b, 50);
+
+    memset(&v, 0, sizeof(v));
+    v.dir = a.dir;
+    v.sa = a.stream;
+    v.sb = b.stream;
+    v.want = 50;
+    if (!sl_test_wait_for(30000, workers_both, &v))
+        ck_abort_msg("sluice workers did not list one worker of %s and one of %s:\n%s",
+                     a.stream, b.stream, v.out);
+    if (!sl_test_wait_for(60000, stats_both, &v))
+        ck_abort_msg("sluice stats did not show 50 processed on %s and on %s:\n%s",
+                     a.stream, b.stream, v.out);
+    rc = ops_cli(a.dir, health);
+    free(v.out);
+    v.out = ops_out(a.dir);
+    ck_assert_msg(rc == 0 && strstr(v.out, "healthy") != NULL,
+                  "sluice health exited %d:\n%s", rc, v.out);
+
+    /* Stopped gracefully, the workers delete their heartbeats. */
+    sl_test_pool_kill(&a.pid, 10000);
+    rc = ops_cli(a.dir, health);
+    free(v.out);
+    v.out = ops_out(a.dir);
+    ck_assert_msg(rc == 1 && strstr(v.out, "no live heartbeat") != NULL &&
+                  strstr(v.out, a.stream) != NULL,
+                  "sluice health after the stop exited %d:\n%s", rc, v.out);
+    free(v.out);
+    pool_end(&a);
+}
+END_TEST
+
+/* A running `sluice web` of a test. */
+struct webtest {
+    pid_t pid;                    /* its process */
+    int port;                     /* where it listens */
+    char log[PATH_MAX];           /* its output */
+    char csrf[80];                /* the page's write token */
+    char *body;                   /* the last answer's body (owned) */
+};
+
+/* Starts `sluice web --allow-writes` on cfg (the port chosen by the
+ * kernel, read from its log line) and reads the page's write token. */
+static void web_start(struct webtest *w, const char *cfg, const char *dir)
+{
+    const char *argv[] = { sl_test_bin(), "web", "-c", cfg, "--listen", "127.0.0.1:0",
+                           "--allow-writes", NULL };
+    static const char mark[] = "event=web_listening addr=127.0.0.1:";
+    long long dl = sl_test_deadline(20000);
+    struct sl_test_http h;
+    const char *m;
+
+    memset(w, 0, sizeof(*w));
+    snprintf(w->log, sizeof(w->log), "%s/web.log", dir);
+    w->pid = sl_test_spawn(argv, w->log);
+    ck_assert_int_gt(w->pid, 0);
+    while (w->port <= 0) {
+        char *t = sl_test_read_file(w->log);
+
+        if (t != NULL && (m = strstr(t, mark)) != NULL)
+            w->port = atoi(m + strlen(mark));
+        free(t);
+        if (w->port > 0)
+            break;
+        ck_assert_msg(sl_test_pid_alive(w->pid), "sluice web exited; see %s", w->log);
+        ck_assert_msg(sl_test_tick(dl), "sluice web did not listen in time");
+    }
+    h = sl_test_http_get(w->port, "/");
+    ck_assert_int_eq(h.status, 200);
+    m = strstr(h.body, "name=\"sluice-csrf\" content=\"");
+    ck_assert_ptr_nonnull(m);
+    m += strlen("name=\"sluice-csrf\" content=\"");
+    ck_assert_int_eq((int)strcspn(m, "\""), 64);
+    memcpy(w->csrf, m, 64);
+    w->csrf[64] = '\0';
+    sl_test_http_free(&h);
+}
+
+/* GETs path; returns its status, the body kept in w->body. */
+static int web_get(struct webtest *w, const char *path)
+{
+    struct sl_test_http h = sl_test_http_get(w->port, path);
+    int st = h.status;
+
+    free(w->body);
+    w->body = h.body;
+    h.body = NULL;
+    sl_test_http_free(&h);
+    return st;
+}
+
+/* POSTs the JSON body to path as the page would (same origin, with the
+ * token); returns the status, the answer's body in w->body. */
+static int web_post(struct webtest *w, const char *path, const char *body)
+{
+    char req[2048];
+    struct sl_test_http h;
+    int n, st;
+
+    n = snprintf(req, sizeof(req), "POST %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
+                 "Sec-Fetch-Site: same-origin\r\nX-Sluice-Token: %s\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 path, w->port, w->csrf, strlen(body), body);
+    ck_assert(n > 0 && (size_t)n < sizeof(req));
+    h = sl_test_http_request(w->port, req, (size_t)n, 0);
+    st = h.status;
+    free(w->body);
+    w->body = h.body;
+    h.body = NULL;
+    sl_test_http_free(&h);
+    return st;
+}
+
+/* Stops the web server and frees what w holds. */
+static void web_stop(struct webtest *w)
+{
+    int status;
+
+    if (w->pid > 0) {
+        kill(w->pid, SIGTERM);
+        if (!sl_test_wait_exit(w->pid, 10000, &status)) {
+            kill(w->pid, SIGKILL);
+            sl_test_wait_exit(w->pid, 10000, &status);
+        }
+        w->pid = 0;
+    }
+    free(w->body);
+    w->body = NULL;
+}
+
+/* What /api/workers is polled for: one worker of each of two streams. */
+struct webview {
+    struct webtest *w;
+    const char *sa, *sb;          /* the streams */
+    const char *path;             /* a group page's path */
+};
+
+/* 1 when /api/workers lists the one worker of each stream. */
+static int web_workers_both(void *arg)
+{
+    struct webview *v = arg;
+    json_t *doc;
+    size_t i;
+    int na = 0, nb = 0;
+
+    if (web_get(v->w, "/api/workers") != 200)
+        return 0;
+    doc = json_loads(v->w->body, 0, NULL);
+    for (i = 0; i < json_array_size(doc); i++) {
+        const char *st = json_string_value(json_object_get(json_array_get(doc, i), "stream"));
+
+        na += st != NULL && !strcmp(st, v->sa);
+        nb += st != NULL && !strcmp(st, v->sb);
+    }
+    json_decref(doc);
+    return na == 1 && nb == 1;
+}
+
+/* 1 when the group page v->path shows one consumer, with its beat. */
+static int web_group_beat(void *arg)
+{
+    struct webview *v = arg;
+    json_t *doc, *cons;
+    int ok;
+
+    if (web_get(v->w, v->path) != 200)
+        return 0;
+    doc = json_loads(v->w->body, 0, NULL);
+    cons = json_object_get(doc, "consumers");
+    ok = json_array_size(cons) == 1 &&
+         json_is_integer(json_object_get(json_array_get(cons, 0), "beat_age_ms"));
+    json_decref(doc);
+    return ok;
+}
+
+/* The dashboard (`sluice web`) of a pool on two streams on two masters,
+ * one of them not the master of slot 0 (where a command nobody routed
+ * goes): /api/workers lists the workers of both, the group page finds
+ * the heartbeat of that stream's consumer, and replaying a dead letter
+ * of that stream moves it back (its script loaded and run on the
+ * stream's master). b's worker comes first in the file, so the last
+ * command of the workers' walk went to a's master: a replay that went
+ * where the previous command did would load its script there. */
+START_TEST(test_ops_dashboard_two_masters)
+{
+    struct pooltest a, b;
+    struct webtest w;
+    struct webview v;
+    char workers[600], tagA[16], tagB[16], path[300], body[300], id[64];
+    int m0, ma = -1, mb = -1, i;
+    redisContext *c;
+    redisReply *r;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    m0 = live_master(0);
+    ck_assert(m0 >= 0);
+    for (i = 0; i < 100 && mb < 0; i++) {
+        snprintf(tagB, sizeof(tagB), "db%d", i);
+        pool_names(&b, tagB);
+        if (live_master(b.slot) != m0)
+            mb = live_master(b.slot);
+    }
+    for (i = 0; i < 100 && ma < 0; i++) {
+        snprintf(tagA, sizeof(tagA), "da%d", i);
+        pool_names(&a, tagA);
+        if (live_master(a.slot) != mb)
+            ma = live_master(a.slot);
+    }
+    ck_assert(ma >= 0 && mb >= 0);
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", b.stream, a.stream);
+    pool_config(&a, tagA, NULL, workers);
+    node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
+    node_ok_cmd(mb, "XGROUP CREATE %s g 0 MKSTREAM", b.stream);
+    /* A dead letter of b's stream, as a worker would have left it. */
+    c = sl_test_cluster_connect(&rig, mb);
+    ck_assert(c != NULL && !c->err);
+    snprintf(body, sizeof(body), "{\"effect\": \"%s\", \"sleep_ms\": 0}", tagB);
+    r = redisCommand(c, "XADD %s:dead * type probe data %s error %s source_id 1-0 deliveries 5 "
+                     "consumer c failed_at 1700000000000", b.stream, body, "handler_failed: x");
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+    snprintf(id, sizeof(id), "%s", r->str);
+    freeReplyObject(r);
+    /* An entry for b's worker: a consumer shows in its group once it
+     * has read one. */
+    pool_add(&b, mb, 1, 0);
+    pool_start(&a, 2);
+    web_start(&w, a.cfg, a.dir);
+
+    v.w = &w;
+    v.sa = a.stream;
+    v.sb = b.stream;
+    if (!sl_test_wait_for(30000, web_workers_both, &v))
+        ck_abort_msg("/api/workers did not list one worker of %s and one of %s:\n%s",
+                     a.stream, b.stream, w.body != NULL ? w.body : "(no answer)");
+    /* The group page of b's stream: its consumer (there once the worker
+     * read) and that one's beat. */
+    snprintf(path, sizeof(path), "/api/group?stream=orders:%%7B%s%%7D&group=g", tagB);
+    v.path = path;
+    if (!sl_test_wait_for(30000, web_group_beat, &v))
+        ck_abort_msg("GET %s: no consumer with a heartbeat:\n%s", path,
+                     w.body != NULL ? w.body : "(no answer)");
+    /* Replay b's dead letter through the dashboard. */
+    snprintf(body, sizeof(body), "{\"stream\":\"%s\",\"id\":\"%s\"}", b.stream, id);
+    ck_assert_msg(web_post(&w, "/api/dead/replay", body) == 200, "replay: %s", w.body);
+    ck_assert_int_eq(sl_test_int(c, "XLEN %s:dead", b.stream), 0);
+    SL_TEST_ASSERT_EVENTUALLY(30000, sl_test_int(c, "LLEN probe:{%s}:order", tagB) == 2);
+    redisFree(c);
+    web_stop(&w);
+    pool_end(&a);
+}
+END_TEST
+
 /* 1 when the pool's log says a reply timed out twice (both workers). */
 static int timed_out(void *arg)
 {
@@ -1490,6 +1845,14 @@ static Suite *cluster_suite(void)
     tcase_add_test(tc, test_sync_ops_across_masters);
     tcase_add_test(tc, test_sync_lost_reply_not_resent);
     tcase_add_test(tc, test_sync_ask_and_moved);         /* last: moves a slot */
+    suite_add_tcase(s, tc);
+
+    /* The operators' commands over a pool on two masters. */
+    tc = tcase_create("ops");
+    tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
+    tcase_set_timeout(tc, 240.0 * sl_test_slow_factor());
+    tcase_add_test(tc, test_ops_views_two_masters);
+    tcase_add_test(tc, test_ops_dashboard_two_masters);
     suite_add_tcase(s, tc);
 
     /* The pool gets a cluster of its own: the router's tests leave one
