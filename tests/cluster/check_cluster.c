@@ -1177,6 +1177,29 @@ START_TEST(test_pool_drains)
 }
 END_TEST
 
+/* The start of a fault test: a pool on tag's stream (two probe
+ * processes, defaults), 600 entries of 5 ms each added on the stream's
+ * master, and a wait until 50 or more, but not all, are applied, so
+ * that the fault (`what`) strikes mid-drain. Sets *m to the stream's
+ * master and *replica to its replica; returns the entries applied. */
+static long long pool_mid_drain(struct pooltest *t, const char *tag, const char *what, int *m,
+                                int *replica)
+{
+    long long done;
+
+    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
+    pool_config(t, tag, NULL, NULL);
+    *m = live_master(t->slot);
+    ck_assert(*m >= 0);
+    *replica = sl_test_cluster_replica_of(&rig, *m);
+    ck_assert(*replica >= 0);
+    pool_add(t, *m, 600, 5);
+    pool_start(t, 2);
+    SL_TEST_ASSERT_EVENTUALLY(30000, (done = pool_applied(t)) >= 50);
+    ck_assert_msg(done < 600, "drained before the %s (%lld): nothing was tested", what, done);
+    return done;
+}
+
 /* A CLUSTER FAILOVER of the stream's master mid-drain: the workers'
  * reads end (UNBLOCKED, then a closed connection), they find the new
  * master, re-read their own pending entries there and go on. A manual
@@ -1185,18 +1208,8 @@ START_TEST(test_pool_failover)
 {
     struct pooltest t;
     int m, replica;
-    long long done;
 
-    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp2", NULL, NULL);
-    m = live_master(t.slot);
-    ck_assert(m >= 0);
-    replica = sl_test_cluster_replica_of(&rig, m);
-    ck_assert(replica >= 0);
-    pool_add(&t, m, 600, 5);
-    pool_start(&t, 2);
-    SL_TEST_ASSERT_EVENTUALLY(30000, (done = pool_applied(&t)) >= 50);
-    ck_assert_msg(done < 600, "drained before the failover (%lld): nothing was tested", done);
+    (void)pool_mid_drain(&t, "cp2", "failover", &m, &replica);
     node_ok_cmd(replica, "CLUSTER FAILOVER");
     SL_TEST_ASSERT_EVENTUALLY(30000, live_master(t.slot) == replica);
     pool_check_once(&t, 600);
@@ -1267,6 +1280,40 @@ START_TEST(test_pool_slot_moved)
 }
 END_TEST
 
+/* Names t after the first tag "<prefix>N" (N from 0) whose slot a live
+ * master other than `not` serves (-1: any), and returns that master. */
+static int names_off(struct pooltest *t, const char *prefix, char *tag, size_t size, int not)
+{
+    int i, m;
+
+    for (i = 0; i < 100; i++) {
+        snprintf(tag, size, "%s%d", prefix, i);
+        pool_names(t, tag);
+        if ((m = live_master(t->slot)) >= 0 && m != not)
+            return m;
+    }
+    ck_abort_msg("no tag %s* off master %d", prefix, not);
+    return -1;
+}
+
+/* Writes into a's directory the configuration of one pool of two probe
+ * workers, on first's stream then second's (a and b in some order), with
+ * the defaults `overrides` (NULL: none); b logs where a does. Names a
+ * again after `tag` (pool_config), so a's tag must be that. */
+static void two_probe_config(struct pooltest *a, struct pooltest *b, const char *tag,
+                             const char *overrides, const struct pooltest *first,
+                             const struct pooltest *second)
+{
+    char workers[600];
+
+    snprintf(workers, sizeof(workers),
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
+             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}",
+             first->stream, second->stream);
+    pool_config(a, tag, overrides, workers);
+    snprintf(b->log, sizeof(b->log), "%s", a->log);
+}
+
 /* 1 when the pool's log says a consumer "ghost" was removed twice. */
 static int ghosts_gone(void *arg)
 {
@@ -1284,28 +1331,17 @@ static int ghosts_gone(void *arg)
 START_TEST(test_pool_two_masters_janitor)
 {
     struct pooltest a, b;
-    char workers[600], tag[16];
-    int ma, mb = -1, i;
+    char tag[16];
+    int ma, mb, i;
     redisContext *c;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
     pool_names(&a, "cp6");
     ma = live_master(a.slot);
     ck_assert(ma >= 0);
-    /* A second tag on another master. */
-    for (i = 0; i < 100 && mb < 0; i++) {
-        snprintf(tag, sizeof(tag), "cq%d", i);
-        pool_names(&b, tag);
-        if (live_master(b.slot) != ma)
-            mb = live_master(b.slot);
-    }
-    ck_assert(mb >= 0);
-    snprintf(workers, sizeof(workers),
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", a.stream, b.stream);
-    pool_config(&a, "cp6", "\"heartbeat_ms\": 100, \"reclaim_idle_ms\": 500, "
-                "\"reclaim_interval_ms\": 200", workers);
-    snprintf(b.log, sizeof(b.log), "%s", a.log);
+    mb = names_off(&b, "cq", tag, sizeof(tag), ma);     /* a second tag on another master */
+    two_probe_config(&a, &b, "cp6", "\"heartbeat_ms\": 100, \"reclaim_idle_ms\": 500, "
+                     "\"reclaim_interval_ms\": 200", &a, &b);
     /* The groups, each with a consumer nobody runs. */
     node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
     node_ok_cmd(ma, "XGROUP CREATECONSUMER %s g ghost", a.stream);
@@ -1352,23 +1388,31 @@ static json_t *ops_json(struct opsview *v, const char *const *args)
     return rc == 0 ? json_loads(v->out, 0, NULL) : NULL;
 }
 
-/* 1 when `sluice workers --json` lists the one worker of each stream. */
-static int workers_both(void *arg)
+/* 1 when the JSON array doc (taken: freed here) lists exactly one
+ * worker of stream sa and one of sb. */
+static int one_worker_each(json_t *doc, const char *sa, const char *sb)
 {
-    static const char *const args[] = { "workers", "--json", NULL };
-    struct opsview *v = arg;
-    json_t *doc = ops_json(v, args);
     size_t i;
     int na = 0, nb = 0;
 
     for (i = 0; i < json_array_size(doc); i++) {
         const char *st = json_string_value(json_object_get(json_array_get(doc, i), "stream"));
 
-        na += st != NULL && !strcmp(st, v->sa);
-        nb += st != NULL && !strcmp(st, v->sb);
+        na += st != NULL && !strcmp(st, sa);
+        nb += st != NULL && !strcmp(st, sb);
     }
     json_decref(doc);
     return na == 1 && nb == 1;
+}
+
+/* 1 when `sluice workers --json` lists the one worker of each stream. */
+static int workers_both(void *arg)
+{
+    static const char *const args[] = { "workers", "--json", NULL };
+    struct opsview *v = arg;
+    json_t *doc = ops_json(v, args);
+
+    return one_worker_each(doc, v->sa, v->sb);
 }
 
 /* 1 when `sluice stats --json` shows, on each stream's row, the
@@ -1405,25 +1449,15 @@ START_TEST(test_ops_views_two_masters)
     static const char *const health[] = { "health", "--metrics", "none", NULL };
     struct pooltest a, b;
     struct opsview v;
-    char workers[600], tag[16], path[PATH_MAX];
-    int ma, mb = -1, i, rc;
+    char tag[16], path[PATH_MAX];
+    int ma, mb, rc;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
     pool_names(&a, "cv7");
     ma = live_master(a.slot);
     ck_assert(ma >= 0);
-    for (i = 0; i < 100 && mb < 0; i++) {
-        snprintf(tag, sizeof(tag), "cw%d", i);
-        pool_names(&b, tag);
-        if (live_master(b.slot) != ma)
-            mb = live_master(b.slot);
-    }
-    ck_assert(mb >= 0);
-    snprintf(workers, sizeof(workers),
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", a.stream, b.stream);
-    pool_config(&a, "cv7", NULL, workers);
-    snprintf(b.log, sizeof(b.log), "%s", a.log);
+    mb = names_off(&b, "cw", tag, sizeof(tag), ma);
+    two_probe_config(&a, &b, "cv7", NULL, &a, &b);
     snprintf(path, sizeof(path), "%s/config.json", a.dir);
     ck_assert(symlink(a.cfg, path) == 0);
     node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
@@ -1574,20 +1608,11 @@ static int web_workers_both(void *arg)
 {
     struct webview *v = arg;
     json_t *doc;
-    size_t i;
-    int na = 0, nb = 0;
 
     if (web_get(v->w, "/api/workers") != 200)
         return 0;
     doc = json_loads(v->w->body, 0, NULL);
-    for (i = 0; i < json_array_size(doc); i++) {
-        const char *st = json_string_value(json_object_get(json_array_get(doc, i), "stream"));
-
-        na += st != NULL && !strcmp(st, v->sa);
-        nb += st != NULL && !strcmp(st, v->sb);
-    }
-    json_decref(doc);
-    return na == 1 && nb == 1;
+    return one_worker_each(doc, v->sa, v->sb);
 }
 
 /* 1 when the group page v->path shows one consumer, with its beat. */
@@ -1620,31 +1645,17 @@ START_TEST(test_ops_dashboard_two_masters)
     struct pooltest a, b;
     struct webtest w;
     struct webview v;
-    char workers[600], tagA[16], tagB[16], path[300], body[300], id[64];
-    int m0, ma = -1, mb = -1, i;
+    char tagA[16], tagB[16], path[300], body[300], id[64];
+    int m0, ma, mb;
     redisContext *c;
     redisReply *r;
 
     ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
     m0 = live_master(0);
     ck_assert(m0 >= 0);
-    for (i = 0; i < 100 && mb < 0; i++) {
-        snprintf(tagB, sizeof(tagB), "db%d", i);
-        pool_names(&b, tagB);
-        if (live_master(b.slot) != m0)
-            mb = live_master(b.slot);
-    }
-    for (i = 0; i < 100 && ma < 0; i++) {
-        snprintf(tagA, sizeof(tagA), "da%d", i);
-        pool_names(&a, tagA);
-        if (live_master(a.slot) != mb)
-            ma = live_master(a.slot);
-    }
-    ck_assert(ma >= 0 && mb >= 0);
-    snprintf(workers, sizeof(workers),
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"},\n"
-             "{\"handler\": \"probe\", \"stream\": \"%s\", \"group\": \"g\"}", b.stream, a.stream);
-    pool_config(&a, tagA, NULL, workers);
+    mb = names_off(&b, "db", tagB, sizeof(tagB), m0);
+    ma = names_off(&a, "da", tagA, sizeof(tagA), mb);
+    two_probe_config(&a, &b, tagA, NULL, &b, &a);
     node_ok_cmd(ma, "XGROUP CREATE %s g 0 MKSTREAM", a.stream);
     node_ok_cmd(mb, "XGROUP CREATE %s g 0 MKSTREAM", b.stream);
     /* A dead letter of b's stream, as a worker would have left it. */
@@ -1704,21 +1715,12 @@ START_TEST(test_pool_master_frozen)
 {
     struct pooltest t;
     int m, replica;
-    long long done, t0;
+    long long t0;
     pid_t pid;
 
-    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp7", NULL, NULL);
-    m = live_master(t.slot);
-    ck_assert(m >= 0);
-    replica = sl_test_cluster_replica_of(&rig, m);
-    ck_assert(replica >= 0);
+    (void)pool_mid_drain(&t, "cp7", "freeze", &m, &replica);
     pid = sl_test_redis_pid(&rig.node[m]);
     ck_assert(pid > 0);
-    pool_add(&t, m, 600, 5);
-    pool_start(&t, 2);
-    SL_TEST_ASSERT_EVENTUALLY(30000, (done = pool_applied(&t)) >= 50);
-    ck_assert_msg(done < 600, "drained before the freeze (%lld): nothing was tested", done);
     t0 = sl_test_now_ms();
     sl_test_kill(pid, SIGSTOP);
     SL_TEST_ASSERT_EVENTUALLY(60000, sl_test_cluster_master_of(&rig, replica, t.slot) == replica);
@@ -1776,16 +1778,7 @@ START_TEST(test_pool_master_killed)
     int m, replica;
     long long before, after, t0, t1;
 
-    ck_assert(sl_test_cluster_wait_ok(&rig, 60000));
-    pool_config(&t, "cp5", NULL, NULL);
-    m = live_master(t.slot);
-    ck_assert(m >= 0);
-    replica = sl_test_cluster_replica_of(&rig, m);
-    ck_assert(replica >= 0);
-    pool_add(&t, m, 600, 5);
-    pool_start(&t, 2);
-    SL_TEST_ASSERT_EVENTUALLY(30000, (before = pool_applied(&t)) >= 50);
-    ck_assert_msg(before < 600, "drained before the kill (%lld): nothing was tested", before);
+    before = pool_mid_drain(&t, "cp5", "kill", &m, &replica);
     t0 = sl_test_now_ms();
     sl_test_redis_kill(&rig.node[m]);
     SL_TEST_ASSERT_EVENTUALLY(60000, live_master(t.slot) == replica);
