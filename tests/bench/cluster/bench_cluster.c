@@ -1,12 +1,13 @@
 /* bench_cluster.c -- `sluice-bench-cluster`: the no-op drain on one
  * redis-server and on a Redis Cluster of 1, 2 and 3 masters, in one run.
  *
- *   sluice-bench-cluster [--entries N] [--streams S] [--keep]
+ *   sluice-bench-cluster [--entries N] [--streams S] [--rounds R] [--keep]
  *
  * Every row drains the same work: S tagged streams `bench:{pK}` (S a
  * multiple of 6, default 12) holding N no-op entries between them (plus
  * one release entry each), through one `sluice run` pool of the noop
- * handler with the defaults a user gets and one worker process per
+ * handler with the defaults a user gets (but trim "none", see
+ * write_config()) and one worker process per
  * stream (S processes: a worker consumes one stream, so that is the
  * fewest that drains them all). The cluster rows give the pool the
  * masters as `redis.cluster_nodes`; the cluster has masters only, no
@@ -25,6 +26,11 @@
  * whole against an even split, its CPU. The cluster rows' Redis CPU per
  * message (summed over the masters) is compared with the standalone
  * row's.
+ *
+ * The four rows run R times (default 5), every other round in reverse
+ * order; the table shows each row's median drain time and the median of
+ * each server's CPU, and one line lists each round's CPU ratios, because
+ * a shared two-core machine moves single runs by tens of percent.
  *
  * Only counts are checked: every group must have delivered its stream's
  * last entry, have nothing pending, and no entry may be dead-lettered.
@@ -57,6 +63,7 @@
 #define ENTRY_LEN   150           /* bytes of each entry's data, as `make bench` */
 #define READY_MS    60000         /* the pool's readers all blocked */
 #define CLUSTER_MS  60000         /* a new cluster reports itself whole */
+#define MAX_ROUNDS  9             /* --rounds at most */
 
 /* The servers of one row: one standalone server or a cluster's masters. */
 struct rig {
@@ -79,7 +86,8 @@ struct result {
 };
 
 static int nstreams = 12;
-static long long nentries = 24000;
+static long long nentries = 240000;
+static int rounds = 5;
 static int keep;
 static char stream_name[MAX_STREAMS][32];
 static int stream_slot[MAX_STREAMS];
@@ -445,7 +453,7 @@ static int run_row(const char *name, int n, int cluster, struct result *res)
     memset(res, 0, sizeof(*res));
     snprintf(res->name, sizeof(res->name), "%s", name);
     res->n = n;
-    fprintf(stderr, "sluice-bench-cluster: %s: starting %d server%s\n", name, n,
+    fprintf(stderr, "%s: starting %d server%s\n", name, n,
             n > 1 ? "s" : "");
     rig_start(&g, n, cluster);
 
@@ -566,27 +574,31 @@ static void print_table(const struct result *rows, int nrows)
     double base = rows[0].total > 0 ? (double)cpu_sum(&rows[0]) / (double)rows[0].total : 0;
     int k, i;
 
-    printf("%-11s %-6s %7s %8s %9s %7s %8s %9s %9s %9s\n", "run", "master", "streams",
-           "entries", "msgs/s", "share", "vs even", "cpu ms", "us/msg", "vs stand.");
+    printf("%-11s %-6s %7s %8s %9s %7s %8s %9s %9s %8s %9s\n", "run", "master", "streams",
+           "entries", "msgs/s", "share", "vs even", "cpu ms", "cpu share", "us/msg",
+           "vs stand.");
     for (k = 0; k < nrows; k++) {
         const struct result *r = &rows[k];
         double per = r->total > 0 ? (double)cpu_sum(r) / (double)r->total : 0;
 
-        printf("%-11s %-6s %7d %8lld %9.0f %7s %8s %9.1f %9.2f %8.2fx\n", r->name, "all",
+        printf("%-11s %-6s %7d %8lld %9.0f %7s %8s %9.1f %9s %8.2f %8.2fx\n", r->name, "all",
                nstreams, r->total, r->secs > 0 ? (double)r->total / r->secs : 0, "100%", "",
-               (double)cpu_sum(r) / 1000.0, per, base > 0 ? per / base : 0);
+               (double)cpu_sum(r) / 1000.0, "100%", per, base > 0 ? per / base : 0);
         if (r->n < 2)
             continue;
         for (i = 0; i < r->n; i++) {
             double share = r->total > 0 ? (double)r->entries[i] / (double)r->total : 0;
-            char m[8], sh[16], dev[16];
+            double cshare = cpu_sum(r) > 0 ? (double)r->cpu_us[i] / (double)cpu_sum(r) : 0;
+            char m[8], sh[16], dev[16], csh[24];
 
             snprintf(m, sizeof(m), "%d", i);
             snprintf(sh, sizeof(sh), "%.1f%%", share * 100);
             snprintf(dev, sizeof(dev), "%+.1f%%", (share * r->n - 1) * 100);
-            printf("%-11s %-6s %7d %8lld %9s %7s %8s %9.1f %9.2f %9s\n", "", m,
+            snprintf(csh, sizeof(csh), "%.1f%% %+.0f%%", cshare * 100, (cshare * r->n - 1) * 100);
+            printf("%-11s %-6s %7d %8lld %9s %7s %8s %9.1f %9s %8.2f %9s\n", "", m,
                    r->streams[i], r->entries[i], "", sh, dev, (double)r->cpu_us[i] / 1000.0,
-                   r->entries[i] > 0 ? (double)r->cpu_us[i] / (double)r->entries[i] : 0, "");
+                   csh, r->entries[i] > 0 ? (double)r->cpu_us[i] / (double)r->entries[i] : 0,
+                   "");
         }
     }
 }
@@ -611,17 +623,56 @@ static void print_header(void)
            "masters only\n", nentries - nentries % nstreams, nstreams, nstreams, nstreams);
 }
 
-/* Options, the four rows, the table. Exits 1 when a count was wrong. */
+/* Sorts doubles (qsort). */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n values (n <= MAX_ROUNDS); v is reordered. */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Folds the rounds of each row into one result: the median of the
+ * drain time and of each server's CPU over the rounds (the counts are
+ * the same in every round that passed its check). */
+static void fold(struct result all[][4], int rounds, struct result *out)
+{
+    double v[MAX_ROUNDS];
+    int k, i, r;
+
+    for (k = 0; k < 4; k++) {
+        out[k] = all[0][k];
+        for (r = 0; r < rounds; r++)
+            v[r] = all[r][k].secs;
+        out[k].secs = median(v, rounds);
+        for (i = 0; i < out[k].n; i++) {
+            for (r = 0; r < rounds; r++)
+                v[r] = (double)all[r][k].cpu_us[i];
+            out[k].cpu_us[i] = (long long)median(v, rounds);
+        }
+    }
+}
+
+/* Options, the rounds of four rows, the table. Exits 1 when a count was
+ * wrong. */
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
         { "entries", required_argument, NULL, 'n' },
         { "streams", required_argument, NULL, 's' },
+        { "rounds", required_argument, NULL, 'r' },
         { "keep", no_argument, NULL, 'k' },
         { NULL, 0, NULL, 0 },
     };
+    static struct result all[MAX_ROUNDS][4];
     struct result rows[4];
-    int opt, errors = 0, k;
+    int opt, errors = 0, k, r;
 
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
@@ -631,31 +682,55 @@ int main(int argc, char **argv)
         case 's':
             nstreams = atoi(optarg);
             break;
+        case 'r':
+            rounds = atoi(optarg);
+            break;
         case 'k':
             keep = 1;
             break;
         default:
-            fprintf(stderr, "usage: %s [--entries N] [--streams S] [--keep]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--entries N] [--streams S] [--rounds R] [--keep]\n",
+                    argv[0]);
             return 2;
         }
     }
-    if (nstreams < 6 || nstreams > MAX_STREAMS || nstreams % 6 != 0 || nentries < nstreams) {
+    if (nstreams < 6 || nstreams > MAX_STREAMS || nstreams % 6 != 0 || nentries < nstreams
+        || rounds < 1 || rounds > MAX_ROUNDS) {
         fprintf(stderr, "%s: --streams must be a multiple of 6 up to %d, --entries at "
-                "least --streams\n", argv[0], MAX_STREAMS);
+                "least --streams, --rounds 1 to %d\n", argv[0], MAX_STREAMS, MAX_ROUNDS);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     pick_streams();
     print_header();
     fflush(stdout);
-    errors += run_row("standalone", 1, 0, &rows[0]);
-    for (k = 1; k <= MAX_NODES; k++) {
-        char name[24];
+    for (r = 0; r < rounds; r++) {
+        /* Odd rounds run the rows backwards, so that a drift of the
+         * machine's load does not always favour the same row. */
+        for (k = 0; k < 4; k++) {
+            int row = r % 2 ? 3 - k : k;
+            char name[24];
 
-        snprintf(name, sizeof(name), "cluster-%d", k);
-        errors += run_row(name, k, 1, &rows[k]);
+            if (row == 0)
+                snprintf(name, sizeof(name), "standalone");
+            else
+                snprintf(name, sizeof(name), "cluster-%d", row);
+            fprintf(stderr, "sluice-bench-cluster: round %d of %d: ", r + 1, rounds);
+            errors += run_row(name, row ? row : 1, row > 0, &all[r][row]);
+        }
     }
+    fold(all, rounds, rows);
     print_table(rows, 4);
+    printf("each round's cluster Redis CPU per message / standalone's:");
+    for (r = 0; r < rounds; r++) {
+        double base = (double)cpu_sum(&all[r][0]) / (double)(all[r][0].total ? all[r][0].total : 1);
+
+        printf("  round %d:", r + 1);
+        for (k = 1; k < 4; k++)
+            printf(" %.2fx", base > 0 ? (double)cpu_sum(&all[r][k])
+                   / (double)(all[r][k].total ? all[r][k].total : 1) / base : 0);
+    }
+    printf("\n");
     if (errors > 0) {
         printf("FAILED: %d stream%s not fully acked (see above)\n", errors,
                errors > 1 ? "s" : "");
