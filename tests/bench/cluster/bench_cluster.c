@@ -32,8 +32,10 @@
  * each server's CPU, and one line lists each round's CPU ratios, because
  * a shared two-core machine moves single runs by tens of percent.
  *
- * Only counts are checked: every group must have delivered its stream's
- * last entry, have nothing pending, and no entry may be dead-lettered.
+ * Only counts are checked: every stream must hold the entries added to
+ * it (the pool does not trim), its group must have delivered the
+ * stream's last entry and have nothing pending, and no entry may be
+ * dead-lettered.
  * A wrong count exits 1; speed and balance are reported, never judged.
  *
  * The payment flow has no cluster key layout yet, so it is not here.
@@ -81,6 +83,7 @@ struct result {
     long long entries[MAX_NODES]; /* entries of each server's streams */
     int streams[MAX_NODES];       /* streams on each server */
     long long cpu_us[MAX_NODES];  /* each server's CPU over the drain */
+    long long cpu_all;            /* all servers' CPU over the drain */
     long long total;              /* entries drained */
     double secs;                  /* release to drained */
 };
@@ -503,8 +506,10 @@ static int run_row(const char *name, int n, int cluster, struct result *res)
         if (left > 0)
             sl_bench_pause_ms(10);
     }
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         res->cpu_us[i] = server_cpu(g.ctx[i]) - cpu0[i];
+        res->cpu_all += res->cpu_us[i];
+    }
     if (!pool_stop(pool)) {
         fprintf(stderr, "sluice-bench-cluster: %s: sluice run did not stop cleanly\n", name);
         dump_log(dir);
@@ -519,16 +524,31 @@ static int run_row(const char *name, int n, int cluster, struct result *res)
         redisReply *r;
         long long dead;
 
+        char tail[SL_BENCH_IDLEN] = "";
+        long long len;
+
         sl_bench_group_state(c, stream_name[s], GROUP, &st);
         r = sl_bench_cmd(c, 0, "XLEN %s:dead", stream_name[s]);
         dead = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
         freeReplyObject(r);
-        if (!st.found || st.pending != 0 || strcmp(st.last_delivered, last[s]) != 0
-            || dead != 0) {
+        r = sl_bench_cmd(c, 0, "XLEN %s", stream_name[s]);
+        len = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+        /* The stream's own last entry, not the one we remember adding:
+         * an entry that came from elsewhere must be acked too. */
+        r = sl_bench_cmd(c, 0, "XREVRANGE %s + - COUNT 1", stream_name[s]);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1
+            && r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements > 0
+            && r->element[0]->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(tail, sizeof(tail), "%s", r->element[0]->element[0]->str);
+        freeReplyObject(r);
+        if (!st.found || st.pending != 0 || strcmp(st.last_delivered, tail) != 0
+            || strcmp(tail, last[s]) != 0 || len != per + 1 || dead != 0) {
             fprintf(stderr, "sluice-bench-cluster: %s: %s: group %s, pending %lld, last "
-                    "delivered %s of %s, %lld dead letters\n", name, stream_name[s],
-                    st.found ? "found" : "missing", st.pending, st.last_delivered, last[s],
-                    dead);
+                    "delivered %s, stream's last entry %s (ours %s), %lld entries of %lld, "
+                    "%lld dead letters\n", name, stream_name[s],
+                    st.found ? "found" : "missing", st.pending, st.last_delivered, tail,
+                    last[s], len, per + 1, dead);
             errors++;
             continue;
         }
@@ -559,6 +579,13 @@ static int run_row(const char *name, int n, int cluster, struct result *res)
 /* The sum of a row's server CPU, us. */
 static long long cpu_sum(const struct result *r)
 {
+    return r->cpu_all;
+}
+
+/* The sum of the (median) CPU of a row's servers, us: what each
+ * server's share of the CPU is taken of. */
+static long long cpu_parts(const struct result *r)
+{
     long long sum = 0;
     int i;
 
@@ -588,7 +615,7 @@ static void print_table(const struct result *rows, int nrows)
             continue;
         for (i = 0; i < r->n; i++) {
             double share = r->total > 0 ? (double)r->entries[i] / (double)r->total : 0;
-            double cshare = cpu_sum(r) > 0 ? (double)r->cpu_us[i] / (double)cpu_sum(r) : 0;
+            double cshare = cpu_parts(r) > 0 ? (double)r->cpu_us[i] / (double)cpu_parts(r) : 0;
             char m[8], sh[16], dev[16], csh[24];
 
             snprintf(m, sizeof(m), "%d", i);
@@ -638,9 +665,10 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Folds the rounds of each row into one result: the median of the
- * drain time and of each server's CPU over the rounds (the counts are
- * the same in every round that passed its check). */
+/* Folds the rounds of each row into one result: the median over the
+ * rounds of the drain time, of the servers' summed CPU and of each
+ * server's CPU (the counts are the same in every round that passed its
+ * check). */
 static void fold(struct result all[][4], int rounds, struct result *out)
 {
     double v[MAX_ROUNDS];
@@ -651,6 +679,9 @@ static void fold(struct result all[][4], int rounds, struct result *out)
         for (r = 0; r < rounds; r++)
             v[r] = all[r][k].secs;
         out[k].secs = median(v, rounds);
+        for (r = 0; r < rounds; r++)
+            v[r] = (double)all[r][k].cpu_all;
+        out[k].cpu_all = (long long)median(v, rounds);
         for (i = 0; i < out[k].n; i++) {
             for (r = 0; r < rounds; r++)
                 v[r] = (double)all[r][k].cpu_us[i];
