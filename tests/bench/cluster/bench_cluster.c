@@ -616,7 +616,7 @@ static void print_table(const struct result *rows, int nrows)
         for (i = 0; i < r->n; i++) {
             double share = r->total > 0 ? (double)r->entries[i] / (double)r->total : 0;
             double cshare = cpu_parts(r) > 0 ? (double)r->cpu_us[i] / (double)cpu_parts(r) : 0;
-            char m[8], sh[16], dev[16], csh[24];
+            char m[16], sh[32], dev[32], csh[48];
 
             snprintf(m, sizeof(m), "%d", i);
             snprintf(sh, sizeof(sh), "%.1f%%", share * 100);
