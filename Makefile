@@ -7,6 +7,7 @@
 #   make asan       the whole test suite under ASan+UBSan (build/asan/)
 #   make valgrind   the whole test suite under valgrind memcheck (build/valgrind/)
 #   make bench      the benchmark table
+#   make bench-cluster  the no-op drain on 1, 2 and 3 cluster masters
 #   make bench-peers  sluice beside BullMQ, Sidekiq and a redis-py loop
 #   make bench-web    the dashboard with 1,000 streams and 1,000,000 dead letters
 #   make browser-test the dashboard in headless chromium (part of make test)
@@ -310,6 +311,21 @@ bench: deps
 
 bench-run: $(BIN) $(BENCH_BIN) $(RECV_BIN)
 	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_BIN) $(BENCH_ARGS)
+
+# The no-op drain on one redis-server and on clusters of 1, 2 and 3
+# masters (docs/cluster.md, "Benchmark"). Not part of `make test` nor of
+# .ci/run: it reports, and fails only on a wrong count.
+BENCH_CLUSTER_BIN := $(BUILD)/sluice-bench-cluster
+.PHONY: bench-cluster bench-cluster-run
+$(BENCH_CLUSTER_BIN): $(BUILD)/tests/bench/cluster/bench_cluster.o $(BUILD)/tests/bench/bench_redis.o \
+		$(BUILD)/tests/support/server.o $(BUILD)/tests/support/config.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+bench-cluster: deps
+	@$(MAKE) --no-print-directory bench-cluster-run
+
+bench-cluster-run: $(BIN) $(BENCH_CLUSTER_BIN)
+	SLUICE_BIN=$(abspath $(BIN)) $(BENCH_CLUSTER_BIN) $(BENCH_CLUSTER_ARGS)
 
 # The dashboard at scale: 1,000 streams and a 1,000,000-entry dead-letter
 # stream; the overview's answer time and the memory of `sluice web`,
