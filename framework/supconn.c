@@ -62,23 +62,37 @@ static void async_ready(struct sl_conn *c, void *arg)
     p->ac_fails = 0;
 }
 
-/* The connection is gone: reconnect after a backoff, logged once per
- * doubling of attempts. */
-static void async_lost(struct sl_conn *c, void *arg)
+/* A connection of the supervisor is gone: closes it and arms `retry`
+ * after a backoff from 200 ms to 5 s, counting the attempt in *fails and
+ * logging it once per doubling of attempts (slot >= 0: a pinned
+ * connection's slot, named in the log). */
+static void lost_backoff(struct sl_conn *c, int *fails, struct event *retry, int slot)
 {
-    struct sl_pool *p = arg;
     struct timeval tv;
     long long ms;
 
-    if (p->ac_fails == 0 || (p->ac_fails & (p->ac_fails - 1)) == 0)
-        sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", p->ac_fails + 1,
-                sl__logq(sl__conn_error(c)));
+    if (*fails == 0 || (*fails & (*fails - 1)) == 0) {
+        if (slot >= 0)
+            sl__log(SL_LOG_WARN, "redis_unavailable", "slot=%d attempt=%d error=%s", slot,
+                    *fails + 1, sl__logq(sl__conn_error(c)));
+        else
+            sl__log(SL_LOG_WARN, "redis_unavailable", "attempt=%d error=%s", *fails + 1,
+                    sl__logq(sl__conn_error(c)));
+    }
     sl__conn_close(c);
-    p->ac_fails++;
-    ms = sl__backoff_ms(200, 5000, p->ac_fails);
+    (*fails)++;
+    ms = sl__backoff_ms(200, 5000, *fails);
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
-    event_add(p->ac_retry, &tv);
+    event_add(retry, &tv);
+}
+
+/* The connection is gone: reconnect after a backoff. */
+static void async_lost(struct sl_conn *c, void *arg)
+{
+    struct sl_pool *p = arg;
+
+    lost_backoff(c, &p->ac_fails, p->ac_retry, -1);
 }
 
 /* The backoff passed: connect again. */
@@ -106,23 +120,12 @@ static void pin_ready(struct sl_conn *c, void *arg)
     k->fails = 0;
 }
 
-/* A pinned connection is gone: reconnect after a backoff (logged once
- * per doubling of attempts). */
+/* A pinned connection is gone: reconnect after a backoff. */
 static void pin_lost(struct sl_conn *c, void *arg)
 {
     struct sl_supc_pin *k = arg;
-    struct timeval tv;
-    long long ms;
 
-    if (k->fails == 0 || (k->fails & (k->fails - 1)) == 0)
-        sl__log(SL_LOG_WARN, "redis_unavailable", "slot=%d attempt=%d error=%s", k->slot,
-                k->fails + 1, sl__logq(sl__conn_error(c)));
-    sl__conn_close(c);
-    k->fails++;
-    ms = sl__backoff_ms(200, 5000, k->fails);
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    event_add(k->retry, &tv);
+    lost_backoff(c, &k->fails, k->retry, k->slot);
 }
 
 /* A pinned connection's backoff passed: connect again. */
